@@ -1,0 +1,82 @@
+// Choosing the tensor backend. Order: tfjs-node-gpu, tfjs-node (native TensorFlow, optional
+// dependencies that need internet to install), then the embedded wasm (SIMD) backend, then plain cpu.
+// Force one with `initBackend({ backend })` or the ABLITERATE_BACKEND environment variable.
+import * as tf from "@tensorflow/tfjs-core";
+
+export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendInfo {
+  /** The project's name for it (`node-gpu`, `node`, `wasm`, `cpu`). */
+  name: BackendName;
+  /** tfjs's registered backend name (`tensorflow`, `wasm`, `cpu`). */
+  tfjsBackend: string;
+  /** Where the arithmetic runs, in words. */
+  device: string;
+  tfjsVersion: string;
+  /** Why faster backends were skipped, for a notebook's first cell. */
+  skipped: string[];
+}
+
+let active: BackendInfo | undefined;
+
+async function tryLoad(name: BackendName): Promise<{ device: string } | string> {
+  try {
+    switch (name) {
+      case "node-gpu":
+        // @ts-ignore: optional dependency, absent where it could not be installed
+        await import("@tensorflow/tfjs-node-gpu");
+        if (!(await tf.setBackend("tensorflow"))) return "tensorflow backend did not initialise";
+        return { device: "GPU via libtensorflow (CUDA)" };
+      case "node":
+        // @ts-ignore: optional dependency, absent where it could not be installed
+        await import("@tensorflow/tfjs-node");
+        if (!(await tf.setBackend("tensorflow"))) return "tensorflow backend did not initialise";
+        return { device: "CPU via libtensorflow (multi-threaded)" };
+      case "wasm": {
+        await import("@tensorflow/tfjs-backend-wasm");
+        if (!(await tf.setBackend("wasm"))) return "wasm backend did not initialise";
+        return { device: "CPU via WebAssembly SIMD (one thread in Node, 4 GB heap)" };
+      }
+      case "cpu":
+        await import("@tensorflow/tfjs-backend-cpu");
+        if (!(await tf.setBackend("cpu"))) return "cpu backend did not initialise";
+        return { device: "CPU via plain JavaScript (slow)" };
+    }
+  } catch (error) {
+    return (error as Error).message.split("\n")[0];
+  }
+}
+
+/**
+ * Select and initialise the tensor backend once. Without `backend`, ABLITERATE_BACKEND is read,
+ * then the first backend in BACKENDS order that loads is used.
+ */
+export async function initBackend(options: { backend?: BackendName } = {}): Promise<BackendInfo> {
+  const forced = options.backend ?? (process.env.ABLITERATE_BACKEND as BackendName | undefined) ?? undefined;
+  if (forced !== undefined && !(BACKENDS as readonly string[]).includes(forced)) {
+    throw new Error(`unknown backend "${forced}" (from ${options.backend ? "the backend option" : "ABLITERATE_BACKEND"}); choose one of ${BACKENDS.join(", ")}`);
+  }
+  if (active && (forced === undefined || forced === active.name)) return active;
+  const candidates = forced ? [forced] : [...BACKENDS];
+  const skipped: string[] = [];
+  for (const name of candidates) {
+    const result = await tryLoad(name);
+    if (typeof result === "string") {
+      skipped.push(`${name}: ${result}`);
+      continue;
+    }
+    await tf.ready();
+    active = { name, tfjsBackend: tf.getBackend(), device: result.device, tfjsVersion: tf.version_core, skipped };
+    return active;
+  }
+  throw new Error(`no tensor backend could be initialised:\n  ${skipped.join("\n  ")}`);
+}
+
+/** The active backend; initialises the default one on first use. */
+export async function backendInfo(): Promise<BackendInfo> {
+  return active ?? initBackend();
+}
+
+/** Bytes the wasm backend can address: its heap is 32-bit. */
+export const WASM_HEAP_LIMIT_BYTES = 4 * 1024 ** 3;

@@ -1,0 +1,11 @@
+// The public API: notebooks, the CLI and tests import from here, as a user would.
+export { initBackend, backendInfo, BACKENDS, type BackendInfo, type BackendName } from "./backend.ts";
+export { loadConfig, parseConfig, ConfigError, SUPPORTED_MODEL_TYPES, type ModelConfig } from "./config.ts";
+export { CheckpointWeights, CheckpointError } from "./checkpoint.ts";
+export { SafetensorsFile, SafetensorsError, readHeader } from "./safetensors/read.ts";
+export { writeSafetensors, writeCheckpointWeights, planShards, floatTensor, type TensorToWrite } from "./safetensors/write.ts";
+export { decodeToFloat32, encodeFromFloat32, type FloatDtype } from "./safetensors/dtype.ts";
+export { actName, hookNames, parseHookName, BLOCK_HOOKS, RESID_HOOKS, type HookFn, type FwdHook, type HookPoint, type NameFilter, type ResidHook } from "./hooks.ts";
+export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } from "./tokenizer.ts";
+export { loadModel, HookedModel, ActivationCache, type TokensInput, type GenerateOptions, type Generation } from "./model.ts";
+export { makeRng, argmax } from "./sampling.ts";

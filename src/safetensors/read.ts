@@ -1,0 +1,156 @@
+// Reading safetensors files one tensor at a time, by offset from an open file handle,
+// so that a multi-gigabyte shard is never read whole into memory.
+// Format: 8-byte little-endian header length N, N bytes of JSON header, then the data region.
+import { open, type FileHandle } from "node:fs/promises";
+import { DTYPE_BYTES, decodeToFloat32, isFloatDtype } from "./dtype.ts";
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** Byte range inside the data region (after the header). */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** Absolute byte offset of the data region in the file. */
+  dataStart: number;
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+}
+
+/** Maximum header size accepted, as in the Rust reference implementation (100 MB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+export class SafetensorsError extends Error {
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = "SafetensorsError";
+  }
+}
+
+/** Parse and validate the header of an open safetensors file. */
+export async function readHeader(handle: FileHandle, file: string): Promise<SafetensorsHeader> {
+  const { size } = await handle.stat();
+  if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file`);
+  const lengthBytes = Buffer.alloc(8);
+  await handle.read(lengthBytes, 0, 8, 0);
+  const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+  if (headerLength > size - 8) {
+    throw new SafetensorsError(file, `header length ${headerLength} runs past the end of the file (${size} bytes); the file is truncated or not a safetensors file`);
+  }
+  if (headerLength > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLength} exceeds ${MAX_HEADER_BYTES} bytes`);
+  const headerBytes = Buffer.alloc(headerLength);
+  await handle.read(headerBytes, 0, headerLength, 8);
+  let json: unknown;
+  try {
+    json = JSON.parse(headerBytes.toString("utf8"));
+  } catch (error) {
+    throw new SafetensorsError(file, `header is not valid JSON (${(error as Error).message})`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new SafetensorsError(file, "header is not a JSON object");
+
+  const dataStart = 8 + headerLength;
+  const dataSize = size - dataStart;
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      metadata = entry as Record<string, string>;
+      continue;
+    }
+    tensors.set(name, parseEntry(file, name, entry, dataSize));
+  }
+  checkNoOverlap(file, [...tensors.values()]);
+  return { dataStart, tensors, metadata };
+}
+
+function parseEntry(file: string, name: string, entry: unknown, dataSize: number): TensorInfo {
+  const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof e !== "object" || e === null) throw new SafetensorsError(file, `tensor ${name}: header entry is not an object`);
+  if (typeof e.dtype !== "string" || !(e.dtype in DTYPE_BYTES)) {
+    throw new SafetensorsError(file, `tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`);
+  }
+  if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new SafetensorsError(file, `tensor ${name}: shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
+  }
+  const offsets = e.data_offsets;
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+    throw new SafetensorsError(file, `tensor ${name}: data_offsets ${JSON.stringify(offsets)} is not [begin, end]`);
+  }
+  const [begin, end] = offsets as [number, number];
+  const expected = (e.shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
+  if (end < begin || end - begin !== expected) {
+    throw new SafetensorsError(file, `tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${e.dtype} ${JSON.stringify(e.shape)} needs ${expected}`);
+  }
+  if (end > dataSize) {
+    throw new SafetensorsError(file, `tensor ${name}: data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes); the file is truncated`);
+  }
+  return { name, dtype: e.dtype, shape: e.shape as number[], begin, end };
+}
+
+function checkNoOverlap(file: string, infos: TensorInfo[]): void {
+  const sorted = [...infos].sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1];
+    const cur = sorted[i];
+    if (cur.begin < prev.end) {
+      throw new SafetensorsError(file, `tensors ${prev.name} [${prev.begin}, ${prev.end}] and ${cur.name} [${cur.begin}, ${cur.end}] overlap`);
+    }
+  }
+}
+
+/** An open safetensors file: the header is parsed once, tensors are read on demand. */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly header: SafetensorsHeader,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+    } catch (error) {
+      throw new SafetensorsError(path, `cannot open (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    try {
+      return new SafetensorsFile(path, handle, await readHeader(handle, path));
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  get names(): string[] {
+    return [...this.header.tensors.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.header.tensors.get(name);
+    if (!info) throw new SafetensorsError(this.path, `no tensor named ${name}`);
+    return info;
+  }
+
+  /** The tensor's raw bytes, exactly as stored. */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const info = this.info(name);
+    const bytes = new Uint8Array(info.end - info.begin);
+    const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin);
+    if (bytesRead !== bytes.length) throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
+    return bytes;
+  }
+
+  /** The tensor decoded to float32 (F32, F16 and BF16 only). */
+  async readFloat32(name: string): Promise<Float32Array> {
+    const info = this.info(name);
+    if (!isFloatDtype(info.dtype)) throw new SafetensorsError(this.path, `tensor ${name}: dtype ${info.dtype} cannot be read as float32 (F32, F16, BF16 can)`);
+    return decodeToFloat32(await this.readBytes(name), info.dtype);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}

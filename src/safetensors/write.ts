@@ -1,0 +1,119 @@
+// Writing safetensors files and sharded checkpoints. Tensors are produced one at a time by
+// callbacks, so writing a large checkpoint needs memory for one tensor, not for the model.
+import { open, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "./dtype.ts";
+
+export interface TensorToWrite {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** Returns exactly `byteLength(dtype, shape)` bytes, little-endian. */
+  bytes: () => Promise<Uint8Array> | Uint8Array;
+}
+
+export function byteLength(dtype: string, shape: number[]): number {
+  const perElement = DTYPE_BYTES[dtype];
+  if (perElement === undefined) throw new Error(`unknown safetensors dtype ${dtype}`);
+  return shape.reduce((a, b) => a * b, 1) * perElement;
+}
+
+/** A float32 tensor to be stored as `dtype` (rounded to nearest even for F16 and BF16). */
+export function floatTensor(name: string, values: Float32Array, shape: number[], dtype: FloatDtype = "F32"): TensorToWrite {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== values.length) throw new Error(`${name}: ${values.length} values do not fill shape [${shape.join(", ")}] (${count})`);
+  return { name, dtype, shape, bytes: () => encodeFromFloat32(values, dtype) };
+}
+
+/** The JSON header, padded with spaces so the data region starts on an 8-byte boundary. */
+export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    if (t.name === "__metadata__") throw new Error(`tensor name __metadata__ is reserved`);
+    if (t.name in header) throw new Error(`tensor ${t.name} appears twice`);
+    const size = byteLength(t.dtype, t.shape);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    offset += size;
+  }
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  const padded = Math.ceil(json.length / 8) * 8;
+  return Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+}
+
+/** Write one safetensors file, streaming each tensor's bytes after the header. */
+export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
+  const header = encodeHeader(tensors, metadata);
+  const handle = await open(path, "wx");
+  try {
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length));
+    let position = 0;
+    const put = async (bytes: Uint8Array) => {
+      await handle.write(bytes, 0, bytes.length, position);
+      position += bytes.length;
+    };
+    await put(length);
+    await put(header);
+    for (const t of tensors) {
+      const bytes = await t.bytes();
+      const expected = byteLength(t.dtype, t.shape);
+      if (bytes.length !== expected) throw new Error(`${path}: tensor ${t.name} produced ${bytes.length} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
+      await put(bytes);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface ShardPlan {
+  file: string;
+  tensors: TensorToWrite[];
+}
+
+/** Group tensors, in order, into shards of at most `maxShardBytes` (a larger tensor gets a shard of its own). */
+export function planShards(tensors: TensorToWrite[], maxShardBytes: number): ShardPlan[] {
+  const groups: TensorToWrite[][] = [];
+  let current: TensorToWrite[] = [];
+  let size = 0;
+  for (const t of tensors) {
+    const bytes = byteLength(t.dtype, t.shape);
+    if (current.length > 0 && size + bytes > maxShardBytes) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(t);
+    size += bytes;
+  }
+  if (current.length > 0 || groups.length === 0) groups.push(current);
+  if (groups.length === 1) return [{ file: "model.safetensors", tensors: groups[0] }];
+  const n = String(groups.length).padStart(5, "0");
+  return groups.map((g, i) => ({ file: `model-${String(i + 1).padStart(5, "0")}-of-${n}.safetensors`, tensors: g }));
+}
+
+/**
+ * Write a checkpoint's weights into `dir` as Hugging Face does: one `model.safetensors`, or
+ * shards named `model-0000i-of-0000n.safetensors` with `model.safetensors.index.json`.
+ * `shards` may be given to keep a source checkpoint's layout.
+ */
+export async function writeCheckpointWeights(
+  dir: string,
+  shards: ShardPlan[],
+  metadata: Record<string, string> = { format: "pt" },
+): Promise<void> {
+  for (const shard of shards) await writeSafetensors(join(dir, shard.file), shard.tensors, metadata);
+  if (shards.length > 1) {
+    const weightMap: Record<string, string> = {};
+    let totalSize = 0;
+    for (const shard of shards) {
+      for (const t of shard.tensors) {
+        weightMap[t.name] = shard.file;
+        totalSize += byteLength(t.dtype, t.shape);
+      }
+    }
+    const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
+    await writeFile(join(dir, "model.safetensors.index.json"), JSON.stringify(index, null, 2) + "\n");
+  }
+}
