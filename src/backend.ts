@@ -2,6 +2,9 @@
 // dependencies that need internet to install), then the embedded wasm (SIMD) backend, then plain cpu.
 // Force one with `initBackend({ backend })` or the ABLITERATE_BACKEND environment variable.
 import * as tf from "@tensorflow/tfjs-core";
+// tfjs-core alone registers no gradient functions; the union package registers them all (in a registry
+// shared through a global), so that the forward pass is differentiable.
+import "@tensorflow/tfjs";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];

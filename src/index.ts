@@ -9,3 +9,4 @@ export { actName, hookNames, parseHookName, BLOCK_HOOKS, RESID_HOOKS, type HookF
 export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } from "./tokenizer.ts";
 export { loadModel, HookedModel, ActivationCache, type TokensInput, type GenerateOptions, type Generation } from "./model.ts";
 export { makeRng, argmax } from "./sampling.ts";
+export { directionAblationHooks, activationAdditionHooks, projectOut, normalize, checkDirection } from "./interventions.ts";

@@ -132,7 +132,7 @@ export class Decoder {
     const { cos, sin } = ropeTables(this.invFreq, inputs.positionIds); // [batch, 1, pos, head_dim] each
 
     let resid = tidy(() => {
-      const embed = tf.gather(this.p("model.embed_tokens.weight"), inputs.inputIds) as tf.Tensor3D; // [batch, pos, d_model]
+      const embed = embedTokens(this.p("model.embed_tokens.weight") as tf.Tensor2D, inputs.inputIds); // [batch, pos, d_model]
       const scale = this.arch.embedScale(this.config);
       return hook(actName("embed"), undefined, scale === 1 ? embed : tf.mul(embed, scale));
     });
@@ -164,4 +164,24 @@ export class Decoder {
     }
     return logits;
   }
+}
+
+/**
+ * Embedding lookup, E[ids]. Its gradient is written as a one-hot matMul because the wasm backend
+ * lacks the UnsortedSegmentSum kernel that gather's built-in gradient needs.
+ */
+function embedTokens(embedding: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
+  const lookup = tf.customGrad(((table: tf.Tensor2D, tokens: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    save([tokens]);
+    const [batch, pos] = (tokens as tf.Tensor2D).shape;
+    const value = tf.reshape(tf.gather(table, tf.reshape(tokens, [-1])), [batch, pos, (table as tf.Tensor2D).shape[1]]); // [batch, pos, d_model]
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [vocab, dModel] = (table as tf.Tensor2D).shape;
+      const oneHot = tf.oneHot(tf.reshape(saved[0], [-1]) as tf.Tensor1D, vocab); // [batch * pos, vocab]
+      const dTable = tf.matMul(oneHot.toFloat(), tf.reshape(dy, [-1, dModel]) as tf.Tensor2D, true, false); // [vocab, d_model]
+      return [dTable, tf.zerosLike(saved[0])];
+    };
+    return { value, gradFunc };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return lookup(embedding, ids) as tf.Tensor3D;
 }

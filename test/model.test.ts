@@ -1,0 +1,188 @@
+// The engine against float64 reference outputs of an independent implementation, for every architecture.
+import assert from "node:assert/strict";
+import { describe, it, before, after } from "node:test";
+import * as tf from "@tensorflow/tfjs-core";
+import { actName, activationAdditionHooks, directionAblationHooks, loadModel, type HookedModel } from "../src/index.ts";
+import { assertClose, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
+
+async function lastLogits(model: HookedModel, seqs: number[][], fwdHooks = [] as Parameters<HookedModel["forward"]>[1] extends infer O ? O extends { fwdHooks?: infer H } ? H : never : never): Promise<number[][]> {
+  const logits = model.forward(seqs, { logits: "last", fwdHooks });
+  const values = (await logits.array()) as number[][][];
+  logits.dispose();
+  return values.map((row) => row[0]);
+}
+
+for (const arch of REFERENCE_ARCHS) {
+  describe(`${arch} matches the reference implementation`, () => {
+    const ref = reference(arch);
+    let model: HookedModel;
+    before(async () => {
+      model = await loadModel(modelDir(arch));
+    });
+    after(() => model.dispose());
+
+    it("last-position logits of a left-padded batch", async () => {
+      assertClose(await lastLogits(model, ref.seqs), ref.last_logits, LOGIT_TOLERANCE, "last_logits");
+    });
+
+    it("full-sequence logits of sequence 0 inside the padded batch", async () => {
+      const logits = model.forward(ref.seqs);
+      const all = (await logits.array()) as number[][][];
+      logits.dispose();
+      const padding = all[0].length - ref.seqs[0].length;
+      assertClose(all[0].slice(padding), ref.seq0_logits, LOGIT_TOLERANCE, "seq0_logits");
+    });
+
+    it("a padded sequence gives the same logits as the sequence alone", async () => {
+      for (let i = 0; i < ref.seqs.length; i++) {
+        const alone = await lastLogits(model, [ref.seqs[i]]);
+        assertClose(alone[0], ref.alone_last_logits[i], LOGIT_TOLERANCE, `alone_last_logits[${i}]`);
+      }
+    });
+
+    it("resid_pre, attn_out, resid_mid, mlp_out and resid_post at the last position", async () => {
+      const { logits, cache } = model.runWithCache(ref.seqs, { positions: [-1] });
+      logits.dispose();
+      for (const [name, expected] of Object.entries(ref.resid_last)) {
+        const act = cache.get(name);
+        assert.deepEqual(act.shape, [ref.seqs.length, 1, model.dModel], name);
+        assertClose(((await act.array()) as number[][][]).map((r) => r[0]), expected, LOGIT_TOLERANCE, name);
+      }
+      cache.dispose();
+    });
+
+    it("direction-ablation hooks give the reference's ablated logits", async () => {
+      const ablation = directionAblationHooks(ref.direction, model.nLayers);
+      assertClose(await lastLogits(model, ref.seqs, ablation.fwdHooks), ref.ablated_last_logits, LOGIT_TOLERANCE, "ablated_last_logits");
+      ablation.dispose();
+    });
+
+    it("activation addition at layer 1 gives the reference's logits", async () => {
+      const addition = activationAdditionHooks(ref.direction, 1, 1.5);
+      assertClose(await lastLogits(model, ref.seqs, addition.fwdHooks), ref.actadd_l1_last_logits, LOGIT_TOLERANCE, "actadd_l1_last_logits");
+      addition.dispose();
+    });
+
+    it("greedy continuation with the KV cache", async () => {
+      const { tokens } = await model.generate([ref.seqs[0]], { maxNewTokens: ref.greedy.length, stopTokens: [] });
+      for (let i = 0; i < ref.greedy.length; i++) {
+        if (ref.greedy_margins[i] < 1e-3) break; // a near-tie may go either way; later steps then differ
+        assert.equal(tokens[0][i], ref.greedy[i], `greedy token ${i}`);
+      }
+    });
+
+    it("the KV cache gives the logits of a full recomputation", async () => {
+      // Generate on the padded batch, then recompute each sequence + its tokens from scratch.
+      const { tokens } = await model.generate(ref.seqs, { maxNewTokens: 4, stopTokens: [] });
+      const extended = ref.seqs.map((s, i) => [...s, ...tokens[i].slice(0, 3)]);
+      const cachedStep = await model.generate(extended, { maxNewTokens: 1, stopTokens: [] });
+      assert.deepEqual(cachedStep.tokens.map((t) => t[0]), tokens.map((t) => t[3]));
+    });
+
+    for (const variant of ["bf16", "f16"] as const) {
+      it(`loads ${variant} weights`, async () => {
+        const m = await loadModel(modelDir(arch, variant));
+        assertClose(await lastLogits(m, ref.seqs), variant === "bf16" ? ref.bf16_last_logits : ref.f16_last_logits, LOGIT_TOLERANCE, `${variant}_last_logits`);
+        m.dispose();
+      });
+    }
+
+    it("loads a sharded checkpoint", async () => {
+      const m = await loadModel(modelDir(arch, "sharded"));
+      assertClose(await lastLogits(m, ref.seqs), ref.last_logits, LOGIT_TOLERANCE, "sharded last_logits");
+      m.dispose();
+    });
+  });
+}
+
+describe("HookedModel", () => {
+  let model: HookedModel;
+  const ref = reference("llama");
+  before(async () => {
+    model = await loadModel(modelDir("llama"));
+  });
+  after(() => model.dispose());
+
+  it("releases every tensor it creates in forward, runWithHooks and generate", async () => {
+    const ablation = directionAblationHooks(ref.direction, model.nLayers);
+    // warm up once: backends may allocate lazily on the first call
+    model.forward(ref.seqs).dispose();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      model.forward(ref.seqs).dispose();
+      model.runWithHooks(ref.seqs, { fwdHooks: ablation.fwdHooks }).dispose();
+      const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: (n) => n.endsWith("resid_pre"), positions: [-1] });
+      logits.dispose();
+      cache.dispose();
+      await model.generate(ref.seqs, { maxNewTokens: 3, fwdHooks: ablation.fwdHooks });
+    }
+    assert.equal(tf.memory().numTensors, before);
+    ablation.dispose();
+  });
+
+  it("a hook's replacement changes what flows on", async () => {
+    const zeroed = model.runWithHooks(ref.seqs, { logits: "last", fwdHooks: [[actName("normalized"), (x) => tf.zerosLike(x)]] });
+    const values = await zeroed.data();
+    zeroed.dispose();
+    assert.ok(values.every((v) => v === 0), "zeroing the final normalised stream must zero the logits");
+  });
+
+  it("runWithCache keeps only the requested hook points and positions", () => {
+    const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: [actName("resid_post", 2), actName("embed")], positions: [-2, -1] });
+    assert.deepEqual(cache.names.sort(), ["blocks.2.hook_resid_post", "hook_embed"]);
+    assert.deepEqual(cache.get("hook_embed").shape, [3, 2, 64]);
+    assert.deepEqual(logits.shape, [3, 12, 300]);
+    assert.throws(() => cache.get("blocks.0.hook_resid_pre"), /holds no activation "blocks.0.hook_resid_pre"/);
+    logits.dispose();
+    cache.dispose();
+  });
+
+  it("rejects unknown hook names, bad shapes from hooks, bad positions and out-of-vocabulary ids", () => {
+    assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [["blocks.0.hook_resid_pr", (x) => x]] }), /unknown hook point "blocks.0.hook_resid_pr"/);
+    assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 9), (x) => x]] }), /unknown hook point "blocks.9.hook_resid_pre"/);
+    assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.slice(x, 0, 1)]] }), /hook on blocks.0.hook_resid_pre returned shape \[1,12,64\], expected \[3,12,64\]/);
+    assert.throws(() => model.runWithCache(ref.seqs, { positions: [12] }), /position 12 is outside the sequence of length 12/);
+    assert.throws(() => model.forward([[1, 300]]), /token id 300 is outside the vocabulary \[0, 300\)/);
+    assert.throws(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1]] }), /attentionMask must have the shape of inputIds/);
+  });
+
+  it("is differentiable: tfjs gradients match finite differences", async () => {
+    const names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight", "model.embed_tokens.weight"];
+    const original = { ...model.params };
+    const loss = () => tf.tidy(() => tf.mean(tf.square(model.forward(ref.seqs, { logits: "last" }))) as tf.Scalar);
+    const variables = names.map((n) => tf.variable(original[n], true, `grad_test_${n}`));
+    try {
+      names.forEach((n, i) => (model.decoder.params[n] = variables[i]));
+      const { grads, value } = tf.variableGrads(loss, variables);
+      value.dispose();
+      for (const [i, n] of names.entries()) {
+        const g = grads[variables[i].name];
+        assert.ok(g, `no gradient for ${n}`);
+        const gv = await g.data();
+        // Central difference at the element with the largest gradient.
+        let k = 0;
+        for (let j = 1; j < gv.length; j++) if (Math.abs(gv[j]) > Math.abs(gv[k])) k = j;
+        const eps = 1e-2;
+        const base = await original[n].data();
+        const at = (delta: number) => {
+          const changed = Float32Array.from(base);
+          changed[k] += delta;
+          const t = tf.tensor(changed, original[n].shape);
+          model.decoder.params[n] = t;
+          const v = loss();
+          const out = v.dataSync()[0];
+          v.dispose();
+          t.dispose();
+          return out;
+        };
+        const numeric = (at(eps) - at(-eps)) / (2 * eps);
+        model.decoder.params[n] = variables[i];
+        assert.ok(Math.abs(numeric - gv[k]) <= 2e-2 * Math.abs(gv[k]) + 1e-4, `${n}[${k}]: gradient ${gv[k]}, finite difference ${numeric}`);
+      }
+      tf.dispose(Object.values(grads));
+    } finally {
+      Object.assign(model.decoder.params, original);
+      variables.forEach((v) => v.dispose());
+    }
+  });
+});
