@@ -1,0 +1,107 @@
+// Loading checkpoint folders: every kind of bad input gives a clear error naming the file and tensor.
+import assert from "node:assert/strict";
+import { cp, mkdtemp, readFile, rm, writeFile, unlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it, before, after } from "node:test";
+import { backendInfo, initBackend, loadModel, parseConfig, actName, hookNames } from "../src/index.ts";
+import { writeSafetensors } from "../src/safetensors/write.ts";
+import { SafetensorsFile } from "../src/safetensors/read.ts";
+import { modelDir } from "./helpers/reference.ts";
+
+let work: string;
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "abliterate-load-"));
+});
+after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function copyModel(name: string): Promise<string> {
+  const dir = join(work, name);
+  await cp(modelDir("llama"), dir, { recursive: true });
+  return dir;
+}
+
+/** Rewrite model.safetensors with one tensor changed (or dropped, with `replace` returning null). */
+async function editWeights(dir: string, name: string, replace: (shape: number[]) => { shape: number[] } | null): Promise<void> {
+  const path = join(dir, "model.safetensors");
+  const st = await SafetensorsFile.open(path);
+  const tensors = [];
+  for (const n of st.names) {
+    const info = st.info(n);
+    const bytes = await st.readBytes(n);
+    if (n !== name) tensors.push({ name: n, dtype: info.dtype, shape: info.shape, bytes: () => bytes });
+    else {
+      const r = replace(info.shape);
+      if (r) tensors.push({ name: n, dtype: info.dtype, shape: r.shape, bytes: () => bytes });
+    }
+  }
+  await st.close();
+  await unlink(path);
+  await writeSafetensors(path, tensors);
+}
+
+describe("loadModel bad input", () => {
+  it("a folder without config.json", async () => {
+    await assert.rejects(loadModel(join(work, "nowhere")), /nowhere\/config.json: cannot read config.json \(ENOENT\); is .* a Hugging Face checkpoint folder\?/);
+  });
+  it("an unsupported model_type names it and lists the supported ones", async () => {
+    const dir = await copyModel("gpt2");
+    const config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
+    await writeFile(join(dir, "config.json"), JSON.stringify({ ...config, model_type: "gpt2" }));
+    await assert.rejects(loadModel(dir), /config.json: model_type "gpt2" is not supported \(supported: llama, mistral, qwen2, gemma\)/);
+  });
+  it("a config field of the wrong type", () => {
+    assert.throws(() => parseConfig({ model_type: "llama", hidden_size: "64" }, "x/config.json"), /x\/config.json: hidden_size: .*number/);
+  });
+  it("a tensor whose shape disagrees with config.json", async () => {
+    const dir = await copyModel("transposed");
+    await editWeights(dir, "model.layers.1.mlp.down_proj.weight", () => ({ shape: [160, 64] }));
+    await assert.rejects(loadModel(dir), /model.safetensors: model.layers.1.mlp.down_proj.weight: expected \[64, 160\] from config.json, got \[160, 64\]/);
+  });
+  it("a missing tensor", async () => {
+    const dir = await copyModel("missing");
+    await editWeights(dir, "model.layers.2.self_attn.o_proj.weight", () => null);
+    await assert.rejects(loadModel(dir), /missing tensor model.layers.2.self_attn.o_proj.weight \(expected by config.json, model_type llama\)/);
+  });
+  it("a folder with no weights", async () => {
+    const dir = await copyModel("noweights");
+    await unlink(join(dir, "model.safetensors"));
+    await assert.rejects(loadModel(dir), /no model.safetensors or model.safetensors.index.json/);
+  });
+  it("a truncated weights file", async () => {
+    const dir = await copyModel("truncated");
+    const bytes = await readFile(join(dir, "model.safetensors"));
+    await writeFile(join(dir, "model.safetensors"), bytes.subarray(0, bytes.length - 100));
+    await assert.rejects(loadModel(dir), /model.safetensors: tensor .*: data_offsets .* run past the end of the data/);
+  });
+  it("a model without tokenizer files loads, and says so when the tokenizer is used", async () => {
+    const model = await loadModel(modelDir("llama"));
+    assert.equal(model.hasTokenizer, false);
+    assert.throws(() => model.tokenizer, /tokenizer.json: cannot read tokenizer.json \(ENOENT\); a model folder needs tokenizer.json and tokenizer_config.json/);
+    assert.throws(() => model.tokenizeInstructions(["Hi"]), /cannot read tokenizer.json/);
+    model.dispose();
+  });
+});
+
+describe("backend", () => {
+  it("reports the active backend and device", async () => {
+    const info = await backendInfo();
+    assert.ok(["node-gpu", "node", "wasm", "cpu"].includes(info.name));
+    assert.ok(info.device.length > 0);
+  });
+  it("rejects an unknown backend name", async () => {
+    await assert.rejects(initBackend({ backend: "tpu" as never }), /unknown backend "tpu" \(from the backend option\); choose one of node-gpu, node, wasm, cpu/);
+  });
+});
+
+describe("hook names", () => {
+  it("follow TransformerLens", () => {
+    assert.equal(actName("resid_pre", 3), "blocks.3.hook_resid_pre");
+    assert.equal(actName("embed"), "hook_embed");
+    assert.equal(actName("normalized"), "ln_final.hook_normalized");
+    assert.equal(hookNames(2).length, 1 + 2 * 5 + 1);
+    assert.throws(() => actName("resid_post"), /needs a layer index/);
+  });
+});

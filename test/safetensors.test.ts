@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile, cp, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it, before, after } from "node:test";
+import {
+  CheckpointWeights, decodeToFloat32, encodeFromFloat32, floatTensor, planShards, SafetensorsFile, writeCheckpointWeights, writeSafetensors,
+} from "../src/index.ts";
+import { encodeHeader } from "../src/safetensors/write.ts";
+import { modelDir } from "./helpers/reference.ts";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "abliterate-st-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A safetensors file from a raw header object and data bytes. */
+async function rawFile(name: string, header: unknown, data: Uint8Array, lengthOverride?: number): Promise<string> {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(lengthOverride ?? json.length));
+  const path = join(dir, name);
+  await writeFile(path, Buffer.concat([length, json, data]));
+  return path;
+}
+
+describe("dtype conversion", () => {
+  it("decodes hand-checked F16 and BF16 bit patterns", () => {
+    // F16: 1.0 = 0x3c00, -2.0 = 0xc000, 65504 = 0x7bff, smallest subnormal = 0x0001
+    const f16 = new Uint8Array(new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001, 0x7c00]).buffer);
+    assert.deepEqual([...decodeToFloat32(f16, "F16")], [1, -2, 65504, 2 ** -24, Infinity]);
+    // BF16: 1.0 = 0x3f80, -0.5 = 0xbf00, 3.140625 = 0x4049
+    const bf16 = new Uint8Array(new Uint16Array([0x3f80, 0xbf00, 0x4049]).buffer);
+    assert.deepEqual([...decodeToFloat32(bf16, "BF16")], [1, -0.5, 3.140625]);
+  });
+
+  it("rounds to nearest, ties to even", () => {
+    // BF16 keeps 8 significant bits: 1 + 2^-8 is halfway between 1 and 1 + 2^-7 -> even (1).
+    // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6 -> even (1 + 2^-6).
+    const bf = decodeToFloat32(encodeFromFloat32(new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -16]), "BF16"), "BF16");
+    assert.deepEqual([...bf], [1, 1 + 2 ** -6, 1 + 2 ** -7]);
+    // F16 keeps 11 significant bits: 1 + 2^-11 -> 1; 1 + 3 * 2^-11 -> 1 + 2^-9.
+    const h = decodeToFloat32(encodeFromFloat32(new Float32Array([1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 2 ** -25, 3 * 2 ** -25]), "F16"), "F16");
+    assert.deepEqual([...h], [1, 1 + 2 ** -9, Infinity, 0, 2 ** -23]);
+  });
+
+  it("round-trips every F16 and BF16 value exactly", () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    for (const dtype of ["F16", "BF16"] as const) {
+      const bytes = new Uint8Array(all.buffer);
+      const again = encodeFromFloat32(decodeToFloat32(bytes, dtype), dtype);
+      const a = new Uint16Array(again.buffer);
+      for (let i = 0; i < 65536; i++) {
+        const isNaN = Number.isNaN(decodeToFloat32(bytes.subarray(2 * i, 2 * i + 2), dtype)[0]);
+        if (!isNaN) assert.equal(a[i], i, `${dtype} 0x${i.toString(16)}`);
+      }
+    }
+  });
+});
+
+describe("writer and reader", () => {
+  it("round-trips F32, F16 and BF16 tensors with metadata and an 8-byte aligned header", async () => {
+    const values = new Float32Array([0, 1.5, -2.25, 3.75, 1e-3, -7]);
+    const path = join(dir, "roundtrip.safetensors");
+    await writeSafetensors(path, [
+      floatTensor("a", values, [2, 3], "F32"),
+      floatTensor("b", values, [6], "F16"),
+      floatTensor("c", values, [3, 2], "BF16"),
+    ], { format: "pt", note: "hello" });
+    const raw = await readFile(path);
+    assert.equal(Number(raw.readBigUInt64LE(0)) % 8, 0);
+    const st = await SafetensorsFile.open(path);
+    assert.deepEqual(st.header.metadata, { format: "pt", note: "hello" });
+    assert.deepEqual(st.info("a").shape, [2, 3]);
+    assert.deepEqual([...(await st.readFloat32("a"))], [...values]);
+    assert.deepEqual([...(await st.readFloat32("b"))], [0, 1.5, -2.25, 3.75, decodeToFloat32(encodeFromFloat32(new Float32Array([1e-3]), "F16"), "F16")[0], -7]);
+    assert.equal(st.info("c").dtype, "BF16");
+    await st.close();
+  });
+
+  it("copies any dtype byte for byte", async () => {
+    const bytes = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]);
+    const path = join(dir, "int.safetensors");
+    await writeSafetensors(path, [{ name: "ids", dtype: "I64", shape: [2], bytes: () => bytes }]);
+    const st = await SafetensorsFile.open(path);
+    assert.deepEqual(await st.readBytes("ids"), bytes);
+    await assert.rejects(st.readFloat32("ids"), /tensor ids: dtype I64 cannot be read as float32/);
+    await st.close();
+  });
+
+  it("plans shards by size and writes an index that the checkpoint reader follows", async () => {
+    const t = (name: string, n: number) => floatTensor(name, new Float32Array(n).fill(n), [n]);
+    const tensors = [t("x", 10), t("y", 10), t("z", 30), t("w", 5)];
+    const plan = planShards(tensors, 100); // 40 + 40 bytes fit in 100; z (120) stands alone; w follows
+    assert.deepEqual(plan.map((s) => s.tensors.map((x) => x.name)), [["x", "y"], ["z"], ["w"]]);
+    assert.deepEqual(plan.map((s) => s.file), ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"]);
+    const out = join(dir, "sharded");
+    await (await import("node:fs/promises")).mkdir(out);
+    await writeCheckpointWeights(out, plan);
+    const index = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8"));
+    assert.equal(index.metadata.total_size, 55 * 4);
+    assert.equal(index.weight_map.z, "model-00002-of-00003.safetensors");
+    const ckpt = await CheckpointWeights.open(out);
+    assert.deepEqual([...(await ckpt.readFloat32("w"))], [5, 5, 5, 5, 5]);
+    await ckpt.close();
+    assert.deepEqual(planShards(tensors, 1e9).map((s) => s.file), ["model.safetensors"]);
+  });
+
+  it("refuses to overwrite an existing file", async () => {
+    const path = join(dir, "exists.safetensors");
+    await writeFile(path, "keep me");
+    await assert.rejects(writeSafetensors(path, [floatTensor("a", new Float32Array(1), [1])]), /EEXIST/);
+    assert.equal(await readFile(path, "utf8"), "keep me");
+  });
+
+  it("rejects a tensor whose values do not fill its shape, and duplicate names", () => {
+    assert.throws(() => floatTensor("a", new Float32Array(5), [2, 3]), /a: 5 values do not fill shape \[2, 3\] \(6\)/);
+    assert.throws(() => encodeHeader([floatTensor("a", new Float32Array(1), [1]), floatTensor("a", new Float32Array(1), [1])]), /tensor a appears twice/);
+  });
+});
+
+describe("bad safetensors files give errors naming the file and tensor", () => {
+  const f32 = (n: number) => new Uint8Array(n * 4);
+  it("a truncated file", async () => {
+    const path = join(dir, "tiny.safetensors");
+    await writeFile(path, Buffer.from([1, 2, 3]));
+    await assert.rejects(SafetensorsFile.open(path), new RegExp(`${path}: file is 3 bytes, shorter than the 8-byte header length`));
+  });
+  it("a header length past the end", async () => {
+    const path = await rawFile("longheader.safetensors", {}, new Uint8Array(0), 1000);
+    await assert.rejects(SafetensorsFile.open(path), /longheader.safetensors: header length 1000 runs past the end of the file/);
+  });
+  it("a header that is not JSON", async () => {
+    const path = join(dir, "notjson.safetensors");
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(4n);
+    await writeFile(path, Buffer.concat([length, Buffer.from("{abc")]));
+    await assert.rejects(SafetensorsFile.open(path), /notjson.safetensors: header is not valid JSON/);
+  });
+  it("data that ends before a tensor does", async () => {
+    const path = await rawFile("short.safetensors", { w: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32(2));
+    await assert.rejects(SafetensorsFile.open(path), /short.safetensors: tensor w: data_offsets \[0, 16\] run past the end of the data \(8 bytes\); the file is truncated/);
+  });
+  it("overlapping offsets", async () => {
+    const path = await rawFile("overlap.safetensors", {
+      a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+      b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+    }, f32(3));
+    await assert.rejects(SafetensorsFile.open(path), /overlap.safetensors: tensors a \[0, 8\] and b \[4, 12\] overlap/);
+  });
+  it("offsets that disagree with the shape", async () => {
+    const path = await rawFile("size.safetensors", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, f32(3));
+    await assert.rejects(SafetensorsFile.open(path), /size.safetensors: tensor a: data_offsets \[0, 8\] hold 8 bytes, but F32 \[3\] needs 12/);
+  });
+  it("an unknown dtype", async () => {
+    const path = await rawFile("dtype.safetensors", { a: { dtype: "F128", shape: [1], data_offsets: [0, 16] } }, f32(4));
+    await assert.rejects(SafetensorsFile.open(path), /dtype.safetensors: tensor a: unknown dtype "F128"/);
+  });
+  it("a missing tensor", async () => {
+    const path = await rawFile("one.safetensors", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32(1));
+    const st = await SafetensorsFile.open(path);
+    await assert.rejects(st.readFloat32("b"), /one.safetensors: no tensor named b/);
+    await st.close();
+  });
+  it("a file that shrinks after it was opened", async () => {
+    const path = await rawFile("shrinks.safetensors", { a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32(4));
+    const st = await SafetensorsFile.open(path);
+    const full = await readFile(path);
+    await writeFile(path, full.subarray(0, full.length - 8));
+    await assert.rejects(st.readBytes("a"), /shrinks.safetensors: tensor a: read 8 of 16 bytes; the file changed or is truncated/);
+    await st.close();
+  });
+  it("an index that points at the wrong shard", async () => {
+    const copy = join(dir, "badindex");
+    await cp(modelDir("llama", "sharded"), copy, { recursive: true });
+    const indexPath = join(copy, "model.safetensors.index.json");
+    const index = JSON.parse(await readFile(indexPath, "utf8"));
+    const [first, second] = (await readdir(copy)).filter((f) => f.endsWith(".safetensors")).sort();
+    index.weight_map["model.norm.weight"] = index.weight_map["model.norm.weight"] === first ? second : first;
+    await writeFile(indexPath, JSON.stringify(index));
+    await assert.rejects(CheckpointWeights.open(copy), /weight_map puts model.norm.weight in model-0000[12]-of-00002.safetensors, but it is in/);
+  });
+});
