@@ -1,0 +1,64 @@
+// Random-weight checkpoints of any supported shape, for benchmarks and tests that need a model
+// bigger than the reference fixtures.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseConfig, type ModelConfig } from "../config.ts";
+import { expectedTensors } from "../models/architecture.ts";
+import { architectureFor } from "../models/index.ts";
+import { makeRng } from "../sampling.ts";
+import type { FloatDtype } from "../safetensors/dtype.ts";
+import { floatTensor, planShards, writeCheckpointWeights } from "../safetensors/write.ts";
+
+export const SMOLLM2_135M_SHAPES = {
+  model_type: "llama",
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_hidden_layers: 30,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  vocab_size: 49152,
+  rms_norm_eps: 1e-5,
+  rope_theta: 100000,
+  max_position_embeddings: 8192,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  pad_token_id: 2,
+};
+
+/** Write config.json and random weights (normal, std `scale`) into `dir`. Returns the parsed config. */
+export async function writeRandomCheckpoint(
+  dir: string,
+  configJson: Record<string, unknown>,
+  options: { dtype?: FloatDtype; seed?: number; scale?: number; maxShardBytes?: number } = {},
+): Promise<ModelConfig> {
+  const config = parseConfig(configJson);
+  const rng = makeRng(options.seed ?? 1);
+  const scale = options.scale ?? 0.02;
+  const dtype = options.dtype ?? "F32";
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "config.json"), JSON.stringify({ ...configJson, torch_dtype: dtype === "F32" ? "float32" : dtype === "BF16" ? "bfloat16" : "float16" }, null, 2));
+  const tensors = expectedTensors(architectureFor(config), config).map((e) => {
+    const count = e.shape.reduce((a, b) => a * b, 1);
+    const isNorm = e.shape.length === 1 && e.key.endsWith("norm.weight");
+    return {
+      ...floatTensor(e.key, new Float32Array(0), [0], dtype),
+      shape: e.shape,
+      // Values are produced when the tensor is written, so memory holds one tensor at a time.
+      bytes: () => {
+        const values = new Float32Array(count);
+        for (let i = 0; i < count; i++) values[i] = isNorm ? 1 : scale * gaussian(rng);
+        return floatTensor(e.key, values, e.shape, dtype).bytes();
+      },
+    };
+  });
+  await writeCheckpointWeights(dir, planShards(tensors, options.maxShardBytes ?? Infinity));
+  return config;
+}
+
+function gaussian(rng: () => number): number {
+  // Box-Muller
+  const u = 1 - rng();
+  const v = rng();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
