@@ -10,3 +10,10 @@ export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } 
 export { loadModel, HookedModel, ActivationCache, type TokensInput, type GenerateOptions, type Generation } from "./model.ts";
 export { makeRng, argmax } from "./sampling.ts";
 export { directionAblationHooks, activationAdditionHooks, projectOut, normalize, checkDirection } from "./interventions.ts";
+export { collectMeanActivations, toBatch, type MeanActivations, type CollectOptions } from "./pipeline/activations.ts";
+export { computeDirections, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction } from "./pipeline/directions.ts";
+export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, REFUSAL_OPENINGS } from "./pipeline/scores.ts";
+export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl } from "./pipeline/evaluate.ts";
+export { scoreCandidates, rankByMeanAbs, type CandidateScores, type Selection } from "./pipeline/select.ts";
+export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";
+export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./pipeline/export.ts";

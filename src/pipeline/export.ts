@@ -1,0 +1,155 @@
+// Stages 6 and 8: write an abliterated Hugging Face checkpoint. The source is read one tensor at a
+// time: tensors that are not edited are copied byte for byte, edited ones are orthogonalised and
+// written back in their source dtype, in the source's shard layout. The export is written to a
+// temporary folder beside the output and renamed at the end, so an interrupted export leaves
+// nothing that looks complete; the source folder is never written to.
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
+import { CheckpointWeights, INDEX_FILE } from "../checkpoint.ts";
+import { loadConfig, tiedEmbeddings } from "../config.ts";
+import { decodeToFloat32, encodeFromFloat32, isFloatDtype } from "../safetensors/dtype.ts";
+import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
+import { checkDirection, normalize } from "../interventions.ts";
+import { checkOrthogonalizeOptions, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./orthogonalize.ts";
+
+export interface ExportOptions extends OrthogonalizeOptions {
+  /** Replace a non-empty output folder. */
+  force?: boolean;
+  /** Called after each tensor with bytes done and total. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Extra key-values recorded in the export's `abliterate.json`. */
+  provenance?: Record<string, unknown>;
+}
+
+export interface ExportResult {
+  outDir: string;
+  edited: string[];
+  copied: number;
+  untied: boolean;
+  bytesWritten: number;
+}
+
+export class ExportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ExportError";
+  }
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+async function isNonEmptyDir(path: string): Promise<boolean> {
+  try {
+    return (await readdir(path)).length > 0;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") throw new ExportError(`${path}: exists and is not a folder`);
+    throw error;
+  }
+}
+
+/** Snapshot of the source's files, to detect a source that changes during the export. */
+async function fingerprint(dir: string, files: string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const f of files) {
+    const s = await stat(join(dir, f));
+    parts.push(`${f}:${s.size}:${s.mtimeMs}`);
+  }
+  return parts.join("|");
+}
+
+/** Orthogonalise the checkpoint in `sourceDir` against `direction` and write it to `outDir`. */
+export async function exportAbliterated(sourceDir: string, outDir: string, direction: ArrayLike<number>, options: ExportOptions = {}): Promise<ExportResult> {
+  const source = resolve(sourceDir);
+  const out = resolve(outDir);
+  if (isInside(out, source)) throw new ExportError(`output folder ${out} is ${out === source ? "the source folder" : "inside the source folder " + source}; choose a folder outside it, the source is never written to`);
+  if (isInside(source, out)) throw new ExportError(`output folder ${out} contains the source folder ${source}; choose another`);
+  if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
+
+  const config = await loadConfig(source);
+  const unit = normalize(checkDirection(direction, config.hidden_size, "direction"));
+  checkOrthogonalizeOptions(options, config.num_hidden_layers);
+  const weights = await CheckpointWeights.open(source);
+  const tied = tiedEmbeddings(config);
+  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+  const edited: string[] = [];
+  let copied = 0;
+  let bytesWritten = 0;
+  try {
+    const before = await fingerprint(source, weights.files);
+    await mkdir(tmp, { recursive: true });
+    const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
+    const weightMap: Record<string, string> = {};
+    for (const file of weights.files) {
+      const tensors: TensorToWrite[] = [];
+      for (const name of weights.namesIn(file)) {
+        if (tied && name === "lm_head.weight") continue; // a tied checkpoint's stored copy is replaced below
+        const info = weights.info(name);
+        const kind = residualWriterKind(name, config.num_hidden_layers, options);
+        const produce = async () => {
+          const raw = await weights.readBytes(name);
+          options.onProgress?.((bytesWritten += raw.length), totalBytes);
+          if (!kind) return raw;
+          if (!isFloatDtype(info.dtype)) throw new ExportError(`${join(source, file)}: ${name} has dtype ${info.dtype}, which cannot be orthogonalised`);
+          return encodeFromFloat32(orthogonalizeTensor(kind, decodeToFloat32(raw, info.dtype), info.shape, unit, options.scale ?? 1), info.dtype);
+        };
+        tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
+        if (kind) edited.push(name);
+        else copied++;
+        weightMap[name] = file;
+        if (tied && name === "model.embed_tokens.weight") {
+          // Untie: the unembedding keeps the original embedding, so the edited model's logits equal the hooks'.
+          tensors.push({ name: "lm_head.weight", dtype: info.dtype, shape: info.shape, bytes: () => weights.readBytes(name) });
+          weightMap["lm_head.weight"] = file;
+        }
+      }
+      await writeSafetensors(join(tmp, file), tensors, weights.shardMetadata(file));
+    }
+    if (weights.files.length > 1 || (await exists(join(source, INDEX_FILE)))) {
+      const index = JSON.parse(await readFile(join(source, INDEX_FILE), "utf8"));
+      let total = 0;
+      for (const file of weights.files) for (const n of weights.namesIn(file)) total += weights.info(n).end - weights.info(n).begin;
+      if (tied && !weights.has("lm_head.weight")) total += weights.info("model.embed_tokens.weight").end - weights.info("model.embed_tokens.weight").begin;
+      index.metadata = { ...(index.metadata ?? {}), total_size: total };
+      index.weight_map = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => a.localeCompare(b)));
+      await writeFile(join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + "\n");
+    }
+    // Every other file of the folder (config, tokenizer, generation config, licence...) is copied.
+    for (const entry of await readdir(source, { withFileTypes: true })) {
+      if (!entry.isFile() || entry.name.endsWith(".safetensors") || entry.name === INDEX_FILE) continue;
+      if (entry.name === "config.json" && tied) {
+        const json = JSON.parse(await readFile(join(source, "config.json"), "utf8"));
+        await writeFile(join(tmp, "config.json"), JSON.stringify({ ...json, tie_word_embeddings: false }, null, 2) + "\n");
+      } else await copyFile(join(source, entry.name), join(tmp, entry.name));
+    }
+    await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, untied: tied, ...options.provenance }, null, 2) + "\n");
+    if ((await fingerprint(source, weights.files)) !== before) throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
+    if (await isNonEmptyDir(out)) {
+      const old = `${tmp}.old`;
+      await rename(out, old);
+      await rename(tmp, out);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rm(out, { recursive: true, force: true }); // an empty folder
+      await rename(tmp, out);
+    }
+  } catch (error) {
+    await rm(tmp, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await weights.close();
+  }
+  return { outDir: out, edited, copied, untied: tied, bytesWritten };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

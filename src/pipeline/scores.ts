@@ -1,0 +1,61 @@
+// Scores of the paper's automatic selection (Arditi et al. 2024, appendix C): the refusal score
+// log p - log(1 - p), with p the probability of the refusal tokens at the last position, and the
+// KL divergence between next-token distributions.
+import type * as tf from "@tensorflow/tfjs-core";
+import type { ChatTokenizer } from "../tokenizer.ts";
+
+/** log-softmax of one row, in float64. */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  const logZ = max + Math.log(sum);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - logZ;
+  return out;
+}
+
+/** log p - log(1 - p) for p the summed probability of `refusalTokens`. */
+export function refusalScore(logits: ArrayLike<number>, refusalTokens: readonly number[]): number {
+  if (refusalTokens.length === 0) throw new Error("refusalScore: no refusal tokens");
+  const logp = logSoftmax(logits);
+  let p = 0;
+  for (const t of refusalTokens) {
+    if (t < 0 || t >= logits.length) throw new Error(`refusal token ${t} is outside the vocabulary of ${logits.length}`);
+    p += Math.exp(logp[t]);
+  }
+  // p can be far below float32's epsilon (scores near -30 are common): no clamping beyond float64's range.
+  if (p >= 1) return Infinity;
+  return Math.log(Math.max(p, Number.MIN_VALUE)) - Math.log1p(-p);
+}
+
+/** KL(p || q) for next-token distributions given by logits. */
+export function klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>): number {
+  const lp = logSoftmax(logitsP);
+  const lq = logSoftmax(logitsQ);
+  let kl = 0;
+  for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]) * (lp[i] - lq[i]);
+  return Math.max(kl, 0);
+}
+
+/** Rows of a [batch, 1, d_vocab] last-position logits tensor. */
+export function lastRows(logits: tf.Tensor): Float32Array[] {
+  const [batch, pos, vocab] = logits.shape;
+  const values = logits.dataSync() as Float32Array;
+  return Array.from({ length: batch }, (_, b) => values.subarray((b * pos + pos - 1) * vocab, (b * pos + pos) * vocab));
+}
+
+/** First tokens of the usual refusal openings ("I", "As"), as the paper uses for Llama and Qwen. */
+export const REFUSAL_OPENINGS = ["I", "As"];
+
+/** The refusal tokens of a tokenizer: the first token of each refusal opening. */
+export function refusalTokensFor(tokenizer: ChatTokenizer, openings: readonly string[] = REFUSAL_OPENINGS): number[] {
+  const ids = new Set<number>();
+  for (const text of openings) {
+    const encoded = tokenizer.encode(text);
+    if (encoded.length === 0) throw new Error(`refusal opening "${text}" encodes to no tokens`);
+    ids.add(encoded[0]);
+  }
+  return [...ids];
+}
