@@ -4,6 +4,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { headDim, numKvHeads, type ModelConfig } from "../config.ts";
 import { actName } from "../hooks.ts";
 import { layerKey, type Architecture } from "./architecture.ts";
+import { matMul } from "./matmul.ts";
 import { applyRope, inverseFrequencies, ropeTables } from "./rope.ts";
 
 /** Weights by checkpoint key. Linear weights are held transposed, [in_features, out_features]. */
@@ -67,7 +68,7 @@ export class Decoder {
   private linear(x: tf.Tensor3D, key: string): tf.Tensor3D {
     const [batch, pos, inF] = x.shape;
     const w = this.p(`${key}.weight`) as tf.Tensor2D; // [in, out]
-    let y: tf.Tensor2D = tf.matMul(tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D, w); // [batch * pos, out]
+    let y: tf.Tensor2D = matMul(tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D, w); // [batch * pos, out]
     const bias = this.params[`${key}.bias`];
     if (bias) y = tf.add(y, bias);
     return tf.reshape(y, [batch, pos, w.shape[1]]);
@@ -107,13 +108,13 @@ export class Decoder {
     }
     const keys = k.shape[2];
     // Grouped-query attention: each kv head serves `group` query heads.
-    const qGrouped = tf.reshape(q, [batch * this.nKvHeads, group * pos, this.dHead]); // [batch * kv_heads, group * pos, head_dim]
-    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [batch * this.nKvHeads, this.dHead, keys]); // [batch * kv_heads, head_dim, keys]
-    const scores = tf.reshape(tf.matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]); // [batch, heads, pos, keys]
+    const qGrouped = tf.reshape<tf.Rank.R3>(q, [batch * this.nKvHeads, group * pos, this.dHead]); // [batch * kv_heads, group * pos, head_dim]
+    const kT = tf.reshape<tf.Rank.R3>(tf.transpose(k, [0, 1, 3, 2]), [batch * this.nKvHeads, this.dHead, keys]); // [batch * kv_heads, head_dim, keys]
+    const scores = tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]); // [batch, heads, pos, keys]
     const scaled = tf.add(tf.mul(scores, 1 / Math.sqrt(this.dHead)), inputs.maskBias);
     const pattern = tf.softmax(scaled, -1); // [batch, heads, pos, keys]
-    const patternGrouped = tf.reshape(pattern, [batch * this.nKvHeads, group * pos, keys]);
-    const z = tf.matMul(patternGrouped, tf.reshape(v, [batch * this.nKvHeads, keys, this.dHead])); // [batch * kv_heads, group * pos, head_dim]
+    const patternGrouped = tf.reshape<tf.Rank.R3>(pattern, [batch * this.nKvHeads, group * pos, keys]);
+    const z = matMul(patternGrouped, tf.reshape<tf.Rank.R3>(v, [batch * this.nKvHeads, keys, this.dHead])); // [batch * kv_heads, group * pos, head_dim]
     const merged = tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [batch, pos, this.nHeads * this.dHead]) as tf.Tensor3D; // [batch, pos, heads * head_dim]
     return this.linear(merged, layerKey(l, "self_attn.o_proj")); // [batch, pos, d_model]
   }
@@ -155,7 +156,7 @@ export class Decoder {
       const normed = hook(actName("normalized"), undefined, this.rmsNorm(finalResid, "model.norm.weight"));
       const unembed = this.p("lm_head.weight"); // [d_model, d_vocab]; a transposed copy of the embedding when tied
       const [b, p, d] = normed.shape;
-      return tf.reshape(tf.matMul(tf.reshape(normed, [b * p, d]) as tf.Tensor2D, unembed as tf.Tensor2D), [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
+      return tf.reshape(matMul(tf.reshape(normed, [b * p, d]) as tf.Tensor2D, unembed as tf.Tensor2D), [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
     });
     if (options.tidyLayers) {
       resid.dispose();
@@ -178,7 +179,7 @@ function embedTokens(embedding: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [vocab, dModel] = (table as tf.Tensor2D).shape;
       const oneHot = tf.oneHot(tf.reshape(saved[0], [-1]) as tf.Tensor1D, vocab); // [batch * pos, vocab]
-      const dTable = tf.matMul(oneHot.toFloat(), tf.reshape(dy, [-1, dModel]) as tf.Tensor2D, true, false); // [vocab, d_model]
+      const dTable = tf.matMul(tf.transpose(oneHot.toFloat()), tf.reshape(dy, [-1, dModel]) as tf.Tensor2D); // [vocab, d_model]
       return [dTable, tf.zerosLike(saved[0])];
     };
     return { value, gradFunc };
