@@ -1,0 +1,238 @@
+// The `abliterate` command line: `run` for the whole method, one subcommand per stage.
+import { Command, InvalidArgumentError } from "commander";
+import { initBackend, type BackendName } from "../backend.ts";
+import { loadInstructions } from "../data/instructions.ts";
+import { directionAblationHooks } from "../interventions.ts";
+import { loadModel } from "../model.ts";
+import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
+import { collectMeanActivations } from "../pipeline/activations.ts";
+import { computeDirections, directionKey, loadDirections, saveDirections, type Direction } from "../pipeline/directions.ts";
+import { DEFAULT_REFUSAL_SUBSTRINGS, generateCompletions, isRefusal, lastPositionLogits, meanKl } from "../pipeline/evaluate.ts";
+import { exportAbliterated } from "../pipeline/export.ts";
+import { runPipeline } from "../pipeline/run.ts";
+import { refusalTokensFor } from "../pipeline/scores.ts";
+import { scoreCandidates } from "../pipeline/select.ts";
+import { progressReporter } from "./progress.ts";
+
+const int = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+  return n;
+};
+const fraction = (value: string) => {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`must be between 0 and 1, got "${value}"`);
+  return n;
+};
+const layerRange = (value: string): [number, number] => {
+  const m = /^(\d+):(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected FIRST:LAST (inclusive), e.g. 2:5, got "${value}"`);
+  return [Number(m[1]), Number(m[2])];
+};
+const positionList = (value: string) =>
+  value.split(",").map((p) => {
+    const n = Number(p);
+    if (!Number.isInteger(n) || n >= 0) throw new InvalidArgumentError(`positions count from the end: negative integers such as -1 or -3,-2,-1; got "${value}"`);
+    return n;
+  });
+
+interface Common {
+  model: string;
+  backend?: BackendName;
+  json?: boolean;
+  batchSize: number;
+  column?: string;
+}
+
+const program = new Command()
+  .name("abliterate")
+  .description("Find the refusal direction of a chat model and project it out of the weights (Arditi et al. 2024; Labonne 2024).")
+  .showHelpAfterError();
+
+function common(cmd: Command): Command {
+  return cmd
+    .option("-m, --model <dir>", "Hugging Face checkpoint folder (default: the embedded demo model)", DEMO_MODEL_DIR)
+    .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)")
+    .option("--batch-size <n>", "prompts per forward pass", int("--batch-size"), 16)
+    .option("--column <name>", "column or field holding the instruction in data files (default: text, instruction, prompt or goal)")
+    .option("--json", "print the result as JSON on stdout, for scripts");
+}
+
+async function prepare(opts: Common) {
+  await initBackend({ backend: opts.backend });
+  return progressReporter(!opts.json && process.stderr.isTTY === true);
+}
+
+function print(opts: { json?: boolean }, human: string, json: unknown): void {
+  if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + "\n");
+  else console.log(human);
+}
+
+function pickDirection(directions: Direction[], key: string | undefined, file: string): Direction {
+  if (!key) {
+    if (directions.length === 1) return directions[0];
+    throw new Error(`${file} holds ${directions.length} directions; choose one with --key (e.g. ${directionKey(directions[0])})`);
+  }
+  const found = directions.find((d) => directionKey(d) === key);
+  if (!found) throw new Error(`${file} has no direction ${key} (it has ${directions.slice(0, 4).map(directionKey).join(", ")}${directions.length > 4 ? ", ..." : ""})`);
+  return found;
+}
+
+common(program.command("run"))
+  .description("the whole pipeline: collect, directions, select, evaluate, orthogonalise, export, verify; writes a report")
+  .option("-o, --out <dir>", "output folder (model/, directions.safetensors, report.json, report.html)", "out")
+  .option("--harmful-train <file>").option("--harmless-train <file>")
+  .option("--harmful-val <file>").option("--harmless-val <file>")
+  .option("--harmful-test <file>").option("--harmless-test <file>")
+  .option("--n-train <n>", "instructions per set for the directions", int("--n-train"), 256)
+  .option("--n-val <n>", "instructions per set for the selection", int("--n-val"), 32)
+  .option("--n-test <n>", "instructions per set for evaluation", int("--n-test"), 64)
+  .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
+  .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
+  .option("--positions <list>", "positions from the end, e.g. -1 or -4,-3,-2,-1", positionList)
+  .option("-f, --force", "replace a non-empty output model folder")
+  .action(async (opts) => {
+    const bar = await prepare(opts);
+    const started = performance.now();
+    const report = await runPipeline({
+      model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
+      harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
+      nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, positions: opts.positions, force: opts.force,
+      onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
+    });
+    bar.stop();
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    print(opts, [
+      `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
+      `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
+      `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
+      `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}`,
+      `exported ${report.exportDir}; max |logit diff| vs hooks ${report.verify.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${report.verify.sameGreedyAnswers}`,
+      `report: ${opts.out}/report.html, ${opts.out}/report.json`,
+      `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    ].join("\n"), report);
+  });
+
+common(program.command("directions"))
+  .description("mean(harmful) - mean(harmless) for every layer and resid hook; saved as safetensors")
+  .option("--harmful <file>", "harmful instructions", dataFile("harmful", "train"))
+  .option("--harmless <file>", "harmless instructions", dataFile("harmless", "train"))
+  .option("-n, --n <n>", "instructions per set", int("--n"), 256)
+  .option("--positions <list>", "positions from the end", positionList, [-1])
+  .option("--projected", "orthogonalise each direction against the harmless mean")
+  .requiredOption("-o, --out <file>", "output .safetensors file")
+  .action(async (opts) => {
+    const bar = await prepare(opts);
+    const model = await loadModel(opts.model);
+    const harmful = await loadInstructions(opts.harmful, { column: opts.column, limit: opts.n });
+    const harmless = await loadInstructions(opts.harmless, { column: opts.column, limit: opts.n });
+    const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, `${k} tokens`) });
+    const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, `${k} tokens`) });
+    const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
+    await saveDirections(opts.out, directions, { model: opts.model });
+    bar.stop();
+    const rows = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, position: d.position, norm: d.norm }));
+    print(opts, [`wrote ${directions.length} directions to ${opts.out}`, ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`)].join("\n"), rows);
+    model.dispose();
+  });
+
+common(program.command("select"))
+  .description("the paper's selection: bypass, induce and KL scores for every direction; the lowest bypass that passes the filters wins")
+  .requiredOption("-d, --directions <file>", "directions .safetensors from `directions`")
+  .option("--harmful <file>", "harmful validation instructions", dataFile("harmful", "validation"))
+  .option("--harmless <file>", "harmless validation instructions", dataFile("harmless", "validation"))
+  .option("-n, --n <n>", "instructions per set", int("--n"), 32)
+  .option("--refusal-tokens <ids>", "comma-separated token ids (default: first tokens of \"I\" and \"As\")")
+  .action(async (opts) => {
+    const bar = await prepare(opts);
+    const model = await loadModel(opts.model);
+    const directions = (await loadDirections(opts.directions)).filter((d) => d.norm > 0);
+    const refusalTokens = opts.refusalTokens ? String(opts.refusalTokens).split(",").map(Number) : refusalTokensFor(model.tokenizer);
+    const harmful = await loadInstructions(opts.harmful, { column: opts.column, limit: opts.n });
+    const harmless = await loadInstructions(opts.harmless, { column: opts.column, limit: opts.n });
+    const selection = scoreCandidates(model, directions, harmful, harmless, { refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
+    bar.stop();
+    const rows = selection.candidates.map((c) => ({ key: c.key, bypass: c.bypass, induce: c.induce, kl: c.kl, discarded: c.discarded ?? null }));
+    print(opts, [
+      `baseline refusal score: harmful ${selection.baseline.harmfulRefusalScore.toFixed(2)}, harmless ${selection.baseline.harmlessRefusalScore.toFixed(2)}`,
+      ...rows.map((r) => `${r.key.padEnd(32)} bypass ${r.bypass.toFixed(2).padStart(7)} induce ${r.induce.toFixed(2).padStart(7)} KL ${r.kl.toFixed(4)} ${r.discarded ? `(discarded: ${r.discarded})` : ""}`),
+      `chosen: ${selection.chosen?.key ?? "none passed the filters"}`,
+    ].join("\n"), { baseline: selection.baseline, candidates: rows, chosen: selection.chosen?.key ?? null, refusalTokens });
+    model.dispose();
+  });
+
+common(program.command("apply"))
+  .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
+  .requiredOption("-d, --directions <file>", "directions .safetensors")
+  .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
+  .requiredOption("-o, --out <dir>", "output checkpoint folder")
+  .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
+  .option("--skip-embedding", "leave the token embedding unchanged")
+  .option("--scale <s>", "fraction of the component to remove", fraction, 1)
+  .option("-f, --force", "replace a non-empty output folder")
+  .action(async (opts) => {
+    const bar = progressReporter(!opts.json && process.stderr.isTTY === true);
+    const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
+    const started = performance.now();
+    const result = await exportAbliterated(opts.model, opts.out, direction.unit, {
+      layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, force: opts.force,
+      provenance: { direction: directionKey(direction), directionsFile: opts.directions },
+      onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
+    });
+    bar.stop();
+    const seconds = (performance.now() - started) / 1000;
+    print(opts, `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`, { ...result, seconds });
+  });
+
+common(program.command("eval"))
+  .description("refusal rate (substring metric) on harmful and harmless instructions, optionally KL against a reference model")
+  .option("--harmful <file>", "harmful instructions", dataFile("harmful", "test"))
+  .option("--harmless <file>", "harmless instructions", dataFile("harmless", "test"))
+  .option("-n, --n <n>", "instructions per set", int("--n"), 64)
+  .option("--reference <dir>", "original model, for KL(reference || model) on the harmless instructions")
+  .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
+  .action(async (opts) => {
+    const bar = await prepare(opts);
+    const model = await loadModel(opts.model);
+    const result: Record<string, unknown> = {};
+    for (const kind of ["harmful", "harmless"] as const) {
+      const instructions = await loadInstructions(opts[kind], { column: opts.column, limit: opts.n });
+      const completions = await generateCompletions(model, instructions, { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, onProgress: (d, t) => bar.update(`generations (${kind})`, d, t) });
+      result[`${kind}RefusalRate`] = completions.filter((c) => isRefusal(c, DEFAULT_REFUSAL_SUBSTRINGS)).length / completions.length;
+      result[`${kind}Samples`] = instructions.slice(0, 3).map((instruction, i) => ({ instruction, completion: completions[i] }));
+      if (kind === "harmless" && opts.reference) {
+        const reference = await loadModel(opts.reference);
+        result.harmlessKl = meanKl(lastPositionLogits(reference, instructions, { batchSize: opts.batchSize }), lastPositionLogits(model, instructions, { batchSize: opts.batchSize }));
+        reference.dispose();
+      }
+    }
+    bar.stop();
+    const pct = (x: unknown) => `${(100 * (x as number)).toFixed(1)}%`;
+    print(opts, [`harmful refusal rate: ${pct(result.harmfulRefusalRate)}`, `harmless refusal rate: ${pct(result.harmlessRefusalRate)}`, ...(result.harmlessKl !== undefined ? [`harmless KL: ${(result.harmlessKl as number).toFixed(4)}`] : [])].join("\n"), result);
+    model.dispose();
+  });
+
+common(program.command("generate"))
+  .description("chat-template instructions and generate answers, optionally with a direction ablated")
+  .argument("<instructions...>", "one or more instructions")
+  .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 48)
+  .option("-d, --directions <file>", "ablate a direction from this file at every layer and position")
+  .option("-k, --key <key>", "which direction in the file")
+  .option("--temperature <t>", "0 is greedy", Number, 0)
+  .option("--seed <n>", "sampling seed", Number, 0)
+  .action(async (instructions: string[], opts) => {
+    await prepare(opts);
+    const model = await loadModel(opts.model);
+    const ablation = opts.directions ? directionAblationHooks(pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit, model.nLayers) : undefined;
+    const { texts } = await model.generate(model.tokenizeInstructions(instructions), { maxNewTokens: opts.maxNewTokens, fwdHooks: ablation?.fwdHooks, temperature: opts.temperature, seed: opts.seed });
+    ablation?.dispose();
+    print(opts, instructions.map((q, i) => `> ${q}\n${texts[i]}`).join("\n\n"), instructions.map((instruction, i) => ({ instruction, completion: texts[i] })));
+    model.dispose();
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  console.error(`abliterate: ${(error as Error).message}`);
+  process.exitCode = 1;
+}

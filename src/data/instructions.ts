@@ -1,0 +1,109 @@
+// Instruction lists from local files: .json (an array of strings or of objects), .jsonl, .csv,
+// .txt (one instruction a line) and .parquet (via hyparquet). Objects are read at a column or field
+// named by the caller, by default `text`, else `instruction`, else `prompt`, else `goal`.
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
+
+export const DEFAULT_COLUMNS = ["text", "instruction", "prompt", "goal"];
+
+export class DatasetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DatasetError";
+  }
+}
+
+export interface LoadInstructionsOptions {
+  /** Column or field holding the instruction (default: the first of text, instruction, prompt, goal present). */
+  column?: string;
+  /** Keep at most this many (the first ones). */
+  limit?: number;
+}
+
+export async function loadInstructions(path: string, options: LoadInstructionsOptions = {}): Promise<string[]> {
+  const ext = extname(path).toLowerCase();
+  let rows: unknown[];
+  try {
+    if (ext === ".parquet") rows = await parquetReadObjects({ file: await asyncBufferFromFile(path) });
+    else {
+      const text = await readFile(path, "utf8");
+      if (ext === ".txt") rows = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+      else if (ext === ".jsonl") rows = text.split(/\r?\n/).filter((l) => l.trim().length > 0).map((line, i) => parseJson(line, `${path}:${i + 1}`));
+      else if (ext === ".json") {
+        const json = parseJson(text, path);
+        rows = Array.isArray(json) ? json : Array.isArray((json as { data?: unknown }).data) ? (json as { data: unknown[] }).data : [];
+        if (!Array.isArray(json) && rows.length === 0) throw new DatasetError(`${path}: expected a JSON array of instructions (or {"data": [...]})`);
+      } else if (ext === ".csv") rows = parseCsv(text, path);
+      else throw new DatasetError(`${path}: unsupported file type "${ext}" (supported: .json, .jsonl, .csv, .txt, .parquet)`);
+    }
+  } catch (error) {
+    if (error instanceof DatasetError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DatasetError(`${path}: cannot read instructions (${code ?? (error as Error).message})`);
+  }
+  const instructions = rows.map((row, i) => pick(row, options.column, path, i));
+  if (instructions.length === 0) throw new DatasetError(`${path}: holds no instructions`);
+  return options.limit === undefined ? instructions : instructions.slice(0, options.limit);
+}
+
+function parseJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new DatasetError(`${where}: not valid JSON (${(error as Error).message})`);
+  }
+}
+
+function pick(row: unknown, column: string | undefined, path: string, index: number): string {
+  if (typeof row === "string") {
+    if (column) throw new DatasetError(`${path}: rows are plain strings, so there is no column "${column}"`);
+    return row;
+  }
+  if (typeof row !== "object" || row === null) throw new DatasetError(`${path}: row ${index + 1} is neither a string nor an object`);
+  const record = row as Record<string, unknown>;
+  const name = column ?? DEFAULT_COLUMNS.find((c) => typeof record[c] === "string");
+  if (name === undefined || !(name in record)) {
+    throw new DatasetError(`${path}: row ${index + 1} has no column "${column ?? DEFAULT_COLUMNS.join('", "')}" (columns: ${Object.keys(record).join(", ")})`);
+  }
+  const value = record[name];
+  if (typeof value !== "string" || value.trim() === "") throw new DatasetError(`${path}: row ${index + 1}, column "${name}" is not a non-empty string`);
+  return value;
+}
+
+/** RFC 4180 CSV (quoted fields, doubled quotes, newlines inside quotes) with a header row. */
+export function parseCsv(text: string, where = "csv"): Record<string, string>[] {
+  const records: string[][] = [];
+  let field = "";
+  let record: string[] = [];
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"' && field === "") quoted = true;
+    else if (c === ",") {
+      record.push(field);
+      field = "";
+    } else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      record.push(field);
+      field = "";
+      if (record.some((f) => f !== "")) records.push(record);
+      record = [];
+    } else field += c;
+  }
+  if (quoted) throw new DatasetError(`${where}: a quoted field is not closed`);
+  record.push(field);
+  if (record.some((f) => f !== "")) records.push(record);
+  if (records.length === 0) return [];
+  const [header, ...rest] = records;
+  return rest.map((r, n) => {
+    if (r.length !== header.length) throw new DatasetError(`${where}: line ${n + 2} has ${r.length} fields, the header has ${header.length}`);
+    return Object.fromEntries(header.map((h, i) => [h, r[i]]));
+  });
+}

@@ -1,0 +1,22 @@
+// Locations inside the package: the embedded demo model and the project's instruction sets.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("cannot find the abliterate package root");
+    dir = parent;
+  }
+  return dir;
+}
+
+export const PACKAGE_ROOT = packageRoot();
+/** The embedded demo model, trained by `npm run demo:train`. */
+export const DEMO_MODEL_DIR = join(PACKAGE_ROOT, "models", "demo");
+export const DATA_DIR = join(PACKAGE_ROOT, "data");
+
+/** The project's instruction set of one kind and split. */
+export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test") => join(DATA_DIR, kind, `${split}.jsonl`);

@@ -1,0 +1,50 @@
+// report.html: the run's figures and tables in one self-contained page (plotly.js inlined, no CDN).
+import { readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import type { RunReport } from "../pipeline/run.ts";
+import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
+
+const require = createRequire(import.meta.url);
+
+export async function plotlyScript(): Promise<string> {
+  return readFile(require.resolve("plotly.js-dist-min"), "utf8");
+}
+
+const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+/** JSON safe inside a <script> element. */
+export const scriptJson = (x: unknown) => JSON.stringify(x).replace(/</g, "\\u003c");
+
+export function reportFigures(report: RunReport): Record<string, Figure> {
+  return {
+    norms: directionNormsFigure(report.directions, report.chosen.position),
+    cosine: cosineHeatmapFigure(report.cosine.layers, report.cosine.matrix, report.cosine.hook),
+    selection: selectionScoresFigure(report.selection.candidates),
+    candidates: candidateRefusalFigure(report.candidates, report.before.harmfulRefusalRate),
+    beforeAfter: beforeAfterFigure(report.before, report.after),
+    projections: projectionFigure(report.projections.harmful, report.projections.harmless, report.chosen.key),
+  };
+}
+
+export async function writeReportHtml(path: string, report: RunReport): Promise<void> {
+  const figures = reportFigures(report);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const rows = report.samples.map((s) => `<tr><td>${escape(s.instruction)}</td><td>${escape(s.before)}</td><td>${escape(s.after)}</td></tr>`).join("\n");
+  const html = `<!doctype html>
+<html><head><meta charset="utf-8"><title>abliterate report: ${escape(report.model)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}.plot{margin:1em 0}</style>
+<script>${await plotlyScript()}</script></head><body>
+<h1>Abliteration report</h1>
+<p>Model <code>${escape(report.model)}</code> (${report.nLayers} layers, d_model ${report.dModel}); backend ${escape(report.backend)}; ${report.seconds.toFixed(0)} s.</p>
+<p>Chosen direction <b>${escape(report.chosen.key)}</b>. Harmful refusal ${pct(report.before.harmfulRefusalRate)} → ${pct(report.after.harmfulRefusalRate)};
+harmless refusal ${pct(report.before.harmlessRefusalRate)} → ${pct(report.after.harmlessRefusalRate)}; harmless KL ${report.after.harmlessKl.toFixed(4)}.
+Exported model: <code>${escape(report.exportDir)}</code>, max |logit difference| against the ablation hooks ${report.verify.maxAbsLogitDiff.toExponential(2)} on ${report.verify.prompts} prompts.</p>
+${Object.keys(figures).map((id) => `<div class="plot" id="${id}"></div>`).join("\n")}
+<h2>Sample completions (harmful test prompts)</h2>
+<table><tr><th>instruction</th><th>before</th><th>after</th></tr>
+${rows}</table>
+<script>const figures = ${scriptJson(figures)};
+for (const [id, f] of Object.entries(figures)) Plotly.newPlot(id, f.data, f.layout, {responsive: true});</script>
+</body></html>
+`;
+  await writeFile(path, html);
+}
