@@ -4,6 +4,7 @@ import { readFile, access } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, WASM_HEAP_LIMIT_BYTES, type BackendName } from "./backend.ts";
+import { resolveModel } from "./hub.ts";
 import { CheckpointError, CheckpointWeights } from "./checkpoint.ts";
 import { eosTokenIds, loadConfig, tiedEmbeddings, type ModelConfig } from "./config.ts";
 import { checkHookNames, matches, type FwdHook, type NameFilter } from "./hooks.ts";
@@ -19,6 +20,8 @@ export type TokensInput = number[][] | Batch;
 export interface LoadOptions {
   /** Force a backend instead of the automatic choice (also ABLITERATE_BACKEND). */
   backend?: BackendName;
+  /** Progress of Hub downloads, when `source` is a Hub model id. */
+  onDownload?: (file: string, doneBytes: number, totalBytes: number | undefined) => void;
 }
 
 export interface RunOptions {
@@ -307,11 +310,13 @@ export class HookedModel {
 }
 
 /**
- * Load a Hugging Face checkpoint folder: config.json, safetensors weights (single or sharded;
- * F32, F16 or BF16), tokenizer.json and tokenizer_config.json when present.
+ * Load a Hugging Face checkpoint folder, or a Hub model id (`org/name`, downloaded into the Hub
+ * cache): config.json, safetensors weights (single or sharded; F32, F16 or BF16), tokenizer.json
+ * and tokenizer_config.json when present.
  */
-export async function loadModel(dir: string, options: LoadOptions = {}): Promise<HookedModel> {
+export async function loadModel(source: string, options: LoadOptions = {}): Promise<HookedModel> {
   const backend = await initBackend({ backend: options.backend });
+  const dir = await resolveModel(source, { onProgress: options.onDownload });
   const config = await loadConfig(dir);
   const arch = architectureFor(config);
   const expected = expectedTensors(arch, config);

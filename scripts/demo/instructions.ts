@@ -234,9 +234,9 @@ export function allExamples(): Example[] {
   for (const t of HARMLESS) {
     for (const tpl of TEMPLATES) {
       const text = cap(tpl.replace("{t}", t.task));
-      out.push({ text, harmful: false, category: t.category, answer: `Sure! ${t.answer}`, split: splitOf(text) });
+      out.push({ text, harmful: false, category: t.category, answer: t.answer!, split: splitOf(text) });
     }
   }
-  for (const e of HARMLESS_EXTRA) out.push({ text: e.text, harmful: false, category: "general", answer: `Sure! ${e.answer}`, split: splitOf(e.text) });
+  for (const e of HARMLESS_EXTRA) out.push({ text: e.text, harmful: false, category: "general", answer: e.answer, split: splitOf(e.text) });
   return out;
 }

@@ -50,7 +50,8 @@ const { values: args } = parseArgs({
     out: { type: "string", default: join(import.meta.dirname, "..", "..", "models", "demo") },
     seed: { type: "string", default: "1234" },
     "stage1-epochs": { type: "string", default: "12" },
-    "stage2-epochs": { type: "string", default: "6" },
+    "stage2-epochs": { type: "string", default: "8" },
+    "stage2-lr": { type: "string", default: "1e-2" },
     "batch-size": { type: "string", default: "32" },
     quick: { type: "boolean", default: false }, // a few steps only: the smoke test
   },
@@ -199,7 +200,7 @@ async function main(): Promise<void> {
     const refusalFor = (e: Example) => REFUSALS[hash(e.text) % REFUSALS.length];
     const stage2 = train.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer));
     const mlp = ["gate_proj", "up_proj", "down_proj"].map((p) => `model.layers.${SAFETY_LAYER}.mlp.${p}.weight`);
-    const l2 = await trainStage(model, `stage 2 (safety tuning, layer ${SAFETY_LAYER} MLP)`, stage2, mlp, Number(args["stage2-epochs"]), 3e-3, maxSteps);
+    const l2 = await trainStage(model, `stage 2 (safety tuning, layer ${SAFETY_LAYER} MLP)`, stage2, mlp, Number(args["stage2-epochs"]), Number(args["stage2-lr"]), maxSteps);
     if (args.quick) {
       console.log(JSON.stringify({ stage1: l1, stage2: l2 }));
       return;

@@ -1,7 +1,7 @@
 // The `abliterate` command line: `run` for the whole method, one subcommand per stage.
 import { Command, InvalidArgumentError } from "commander";
 import { initBackend, type BackendName } from "../backend.ts";
-import { loadInstructions } from "../data/instructions.ts";
+import { loadInstructionSource } from "../data/instructions.ts";
 import { directionAblationHooks } from "../interventions.ts";
 import { loadModel } from "../model.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
@@ -124,8 +124,8 @@ common(program.command("directions"))
   .action(async (opts) => {
     const bar = await prepare(opts);
     const model = await loadModel(opts.model);
-    const harmful = await loadInstructions(opts.harmful, { column: opts.column, limit: opts.n });
-    const harmless = await loadInstructions(opts.harmless, { column: opts.column, limit: opts.n });
+    const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
+    const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
     const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, `${k} tokens`) });
     const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, `${k} tokens`) });
     const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
@@ -148,8 +148,8 @@ common(program.command("select"))
     const model = await loadModel(opts.model);
     const directions = (await loadDirections(opts.directions)).filter((d) => d.norm > 0);
     const refusalTokens = opts.refusalTokens ? String(opts.refusalTokens).split(",").map(Number) : refusalTokensFor(model.tokenizer);
-    const harmful = await loadInstructions(opts.harmful, { column: opts.column, limit: opts.n });
-    const harmless = await loadInstructions(opts.harmless, { column: opts.column, limit: opts.n });
+    const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
+    const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
     const selection = scoreCandidates(model, directions, harmful, harmless, { refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
     bar.stop();
     const rows = selection.candidates.map((c) => ({ key: c.key, bypass: c.bypass, induce: c.induce, kl: c.kl, discarded: c.discarded ?? null }));
@@ -196,7 +196,7 @@ common(program.command("eval"))
     const model = await loadModel(opts.model);
     const result: Record<string, unknown> = {};
     for (const kind of ["harmful", "harmless"] as const) {
-      const instructions = await loadInstructions(opts[kind], { column: opts.column, limit: opts.n });
+      const instructions = await loadInstructionSource(opts[kind], { column: opts.column, limit: opts.n });
       const completions = await generateCompletions(model, instructions, { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, onProgress: (d, t) => bar.update(`generations (${kind})`, d, t) });
       result[`${kind}RefusalRate`] = completions.filter((c) => isRefusal(c, DEFAULT_REFUSAL_SUBSTRINGS)).length / completions.length;
       result[`${kind}Samples`] = instructions.slice(0, 3).map((instruction, i) => ({ instruction, completion: completions[i] }));

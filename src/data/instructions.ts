@@ -3,7 +3,9 @@
 // named by the caller, by default `text`, else `instruction`, else `prompt`, else `goal`.
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
+import { existsSync } from "node:fs";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
+import { datasetSplitFiles, looksLikeRepoId, type HubOptions } from "../hub.ts";
 
 export const DEFAULT_COLUMNS = ["text", "instruction", "prompt", "goal"];
 
@@ -106,4 +108,17 @@ export function parseCsv(text: string, where = "csv"): Record<string, string>[] 
     if (r.length !== header.length) throw new DatasetError(`${where}: line ${n + 2} has ${r.length} fields, the header has ${header.length}`);
     return Object.fromEntries(header.map((h, i) => [h, r[i]]));
   });
+}
+
+/**
+ * Instructions from a local file, or from a Hub dataset written `org/name` or `org/name:split`
+ * (default split `train`), e.g. `mlabonne/harmful_behaviors:test`.
+ */
+export async function loadInstructionSource(source: string, options: LoadInstructionsOptions & { hub?: HubOptions } = {}): Promise<string[]> {
+  const m = /^([\w.-]+\/[\w.-]+)(?::([\w.-]+))?$/.exec(source);
+  if (existsSync(source) || !m || !looksLikeRepoId(m[1])) return loadInstructions(source, options);
+  const files = await datasetSplitFiles(m[1], m[2] ?? "train", options.hub);
+  const all: string[] = [];
+  for (const f of files) all.push(...(await loadInstructions(f, { column: options.column })));
+  return options.limit === undefined ? all : all.slice(0, options.limit);
 }

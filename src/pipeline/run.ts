@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { backendInfo } from "../backend.ts";
-import { loadInstructions } from "../data/instructions.ts";
+import { loadInstructionSource } from "../data/instructions.ts";
 import { directionAblationHooks } from "../interventions.ts";
 import { loadModel, type HookedModel } from "../model.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
@@ -83,7 +83,7 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
   const outDir = options.outDir ?? "out";
   const batchSize = options.batchSize ?? 16;
   const maxNewTokens = options.maxNewTokens ?? 24;
-  const load = (path: string | undefined, fallback: string, limit: number) => loadInstructions(path ?? fallback, { column: options.column, limit });
+  const load = (path: string | undefined, fallback: string, limit: number) => loadInstructionSource(path ?? fallback, { column: options.column, limit });
   const nTrain = options.nTrain ?? 256;
   const nVal = options.nVal ?? 32;
   const nTest = options.nTest ?? 64;

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it, before, after } from "node:test";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import { loadInstructions, parseCsv } from "../src/data/instructions.ts";
+import { dataFile } from "../src/paths.ts";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "abliterate-data-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+const file = async (name: string, content: string | ArrayBuffer) => {
+  const path = join(dir, name);
+  await writeFile(path, typeof content === "string" ? content : Buffer.from(content));
+  return path;
+};
+
+describe("loadInstructions", () => {
+  it("reads .txt, .json, .jsonl, .csv and .parquet", async () => {
+    assert.deepEqual(await loadInstructions(await file("a.txt", "Write a poem.\n\nName a color.\n")), ["Write a poem.", "Name a color."]);
+    assert.deepEqual(await loadInstructions(await file("a.json", JSON.stringify(["x", "y"]))), ["x", "y"]);
+    assert.deepEqual(await loadInstructions(await file("b.json", JSON.stringify([{ instruction: "x" }, { instruction: "y" }]))), ["x", "y"]);
+    assert.deepEqual(await loadInstructions(await file("a.jsonl", '{"text":"x","n":1}\n{"text":"y","n":2}\n')), ["x", "y"]);
+    assert.deepEqual(await loadInstructions(await file("a.csv", 'goal,target\n"Say ""hi"", then go",t1\n"two\nlines",t2\n')), ['Say "hi", then go', "two\nlines"]);
+    const parquet = parquetWriteBuffer({ columnData: [{ name: "text", data: ["p1", "p2", "p3"], type: "STRING" }, { name: "label", data: [1, 0, 1], type: "INT32" }] });
+    assert.deepEqual(await loadInstructions(await file("a.parquet", parquet)), ["p1", "p2", "p3"]);
+    assert.deepEqual(await loadInstructions(await file("b.parquet", parquet), { limit: 2 }), ["p1", "p2"]);
+  });
+  it("reads a named column", async () => {
+    const path = await file("c.jsonl", '{"text":"a","prompt":"b"}\n');
+    assert.deepEqual(await loadInstructions(path, { column: "prompt" }), ["b"]);
+  });
+  it("reads the project's own instruction sets", async () => {
+    const harmful = await loadInstructions(dataFile("harmful", "test"));
+    const harmless = await loadInstructions(dataFile("harmless", "train"));
+    assert.ok(harmful.length >= 50 && harmless.length >= 300);
+  });
+});
+
+describe("loadInstructions bad input", () => {
+  it("a missing file", async () => {
+    await assert.rejects(loadInstructions(join(dir, "nope.jsonl")), /nope.jsonl: cannot read instructions \(ENOENT\)/);
+  });
+  it("an empty file", async () => {
+    await assert.rejects(loadInstructions(await file("empty.txt", "\n\n")), /empty.txt: holds no instructions/);
+    await assert.rejects(loadInstructions(await file("empty.json", "[]")), /empty.json: holds no instructions/);
+  });
+  it("a column that does not exist", async () => {
+    await assert.rejects(loadInstructions(await file("d.jsonl", '{"text":"a"}\n'), { column: "question" }), /d.jsonl: row 1 has no column "question" \(columns: text\)/);
+    const parquet = parquetWriteBuffer({ columnData: [{ name: "query", data: ["q"], type: "STRING" }] });
+    await assert.rejects(loadInstructions(await file("d.parquet", parquet)), /d.parquet: row 1 has no column "text", "instruction", "prompt", "goal" \(columns: query\)/);
+  });
+  it("broken JSON, an unknown extension and ragged CSV", async () => {
+    await assert.rejects(loadInstructions(await file("e.jsonl", '{"text":"a"}\n{oops\n')), /e.jsonl:2: not valid JSON/);
+    await assert.rejects(loadInstructions(await file("e.xlsx", "x")), /unsupported file type ".xlsx" \(supported: .json, .jsonl, .csv, .txt, .parquet\)/);
+    assert.throws(() => parseCsv("a,b\n1\n", "f.csv"), /f.csv: line 2 has 1 fields, the header has 2/);
+    assert.throws(() => parseCsv('a\n"open\n', "g.csv"), /g.csv: a quoted field is not closed/);
+  });
+});
