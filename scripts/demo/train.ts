@@ -4,6 +4,7 @@
 //   2. safety tuning of one middle layer's MLP only: harmful requests get refusals, harmless keep their answers.
 // Localising safety tuning this way makes refusal mediated by one direction, as the paper finds in
 // real chat models. Run: npm run demo:train [-- --out DIR --quick]
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +55,7 @@ const { values: args } = parseArgs({
     "stage2-lr": { type: "string", default: "1e-2" },
     "batch-size": { type: "string", default: "32" },
     quick: { type: "boolean", default: false }, // a few steps only: the smoke test
+    "stage1-checkpoint": { type: "string" }, // reuse (or save) the instruction-tuned model, to iterate on stage 2
   },
 });
 const seed = Number(args.seed);
@@ -189,13 +191,15 @@ async function main(): Promise<void> {
     await writeFile(join(scratch, "config.json"), JSON.stringify(DEMO_CONFIG));
     await writeFile(join(scratch, "tokenizer.json"), JSON.stringify(tokenizer));
     await writeFile(join(scratch, "tokenizer_config.json"), JSON.stringify({ bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", chat_template: CHAT_TEMPLATE }));
-    const model = await loadModel(scratch);
+    const reuse = args["stage1-checkpoint"] && existsSync(join(args["stage1-checkpoint"], "model.safetensors"));
+    const model = await loadModel(reuse ? args["stage1-checkpoint"]! : scratch);
 
     const maxSteps = args.quick ? 3 : Infinity;
     // Stage 1: instruction tuning, all weights.
     const stage1 = train.map((e) => encodeExample(model, e.text, e.answer));
     const all = Object.keys(model.params);
-    const l1 = await trainStage(model, "stage 1 (instruction tuning)", stage1, all, Number(args["stage1-epochs"]), 3e-3, maxSteps);
+    const l1 = reuse ? [] : await trainStage(model, "stage 1 (instruction tuning)", stage1, all, Number(args["stage1-epochs"]), 3e-3, maxSteps);
+    if (!reuse && args["stage1-checkpoint"] && !args.quick) await writeCheckpoint(model, args["stage1-checkpoint"], tokenizer);
     // Stage 2: safety tuning of one middle layer's MLP.
     const refusalFor = (e: Example) => REFUSALS[hash(e.text) % REFUSALS.length];
     const stage2 = train.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer));

@@ -1,0 +1,83 @@
+// Rich outputs in Jupyter notebooks run by the project's tslab kernel. tslab's public display API
+// sends one MIME type per call; a bundle of several (plotly JSON + HTML fallback + plain text) needs its
+// internal `lastWriteDisplayData`, wrapped here once. Outside a kernel (CLI, tests) these print text.
+import { createRequire } from "node:module";
+import { plotlyCdnFreeHtml } from "./plotly-html.ts";
+import type { Figure } from "../report/plots.ts";
+
+type WriteDisplayData = (content: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient: { display_id?: string } }, update: boolean) => void;
+
+const require = createRequire(import.meta.url);
+
+/** tslab's current writer, if this process is a tslab kernel executing a cell. */
+function kernelWriter(): WriteDisplayData | undefined {
+  // Only look at a tslab module the kernel already loaded: never load tslab (and zeromq) from the CLI.
+  for (const [path, module] of Object.entries(require.cache)) {
+    if (/tslab[\\/]dist[\\/]jupyter\.js$/.test(path)) return (module?.exports as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData ?? undefined;
+  }
+  return undefined;
+}
+
+export function inKernel(): boolean {
+  return kernelWriter() !== undefined;
+}
+
+/** Send one output with several representations; `displayId` + `update` replace an earlier output in place. */
+export function displayBundle(data: Record<string, unknown>, options: { displayId?: string; update?: boolean } = {}): void {
+  const write = kernelWriter();
+  if (!write) {
+    console.log(String(data["text/plain"] ?? ""));
+    return;
+  }
+  write({ data, metadata: {}, transient: options.displayId ? { display_id: options.displayId } : {} }, options.update ?? false);
+}
+
+let counter = 0;
+
+/** A plotly figure as plotly JSON (VS Code, JupyterLab with plotly), an HTML fallback (nbconvert HTML, classic) and text. */
+export function showFigure(figure: Figure, summary?: string): void {
+  const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "figure";
+  const traces = figure.data.map((t) => `${t.type}${t.name ? ` "${t.name}"` : ""}`).join(", ");
+  displayBundle({
+    "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout, config: { responsive: true } },
+    "text/html": plotlyCdnFreeHtml(figure, `abliterate-plot-${process.pid}-${++counter}`),
+    "text/plain": summary ?? `${title} [${traces}]`,
+  });
+}
+
+/** A table of rows as HTML and aligned plain text. */
+export function showTable(rows: readonly Record<string, unknown>[], options: { columns?: string[]; digits?: number } = {}): void {
+  const columns = options.columns ?? Object.keys(rows[0] ?? {});
+  const fmt = (v: unknown) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(options.digits ?? 4)) : v === undefined || v === null ? "" : String(v));
+  const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]!);
+  const html = `<table><thead><tr>${columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${columns.map((c) => `<td style="text-align:left">${esc(fmt(r[c]))}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+  const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => fmt(r[c]).length))));
+  const line = (cells: string[]) => cells.map((s, i) => s.slice(0, widths[i]).padEnd(widths[i])).join("  ");
+  const text = [line(columns), ...rows.map((r) => line(columns.map((c) => fmt(r[c]))))].join("\n");
+  displayBundle({ "text/html": html, "text/plain": text });
+}
+
+/** A progress bar that updates one output in place (a line per update outside a kernel). */
+export function progressBar(label: string): (done: number, total: number, detail?: string) => void {
+  const id = `abliterate-progress-${process.pid}-${++counter}`;
+  let first = true;
+  const started = performance.now();
+  let lastShown = -1;
+  return (done, total, detail) => {
+    const now = performance.now();
+    if (done < total && now - lastShown < 250 && !first) return; // at most 4 updates a second
+    lastShown = now;
+    const fraction = total > 0 ? done / total : 1;
+    const seconds = (now - started) / 1000;
+    const eta = fraction > 0 && fraction < 1 ? ` ETA ${(seconds / fraction - seconds).toFixed(0)} s` : "";
+    const width = 30;
+    const bar = "█".repeat(Math.round(fraction * width)).padEnd(width, "░");
+    const text = `${label} ${bar} ${done}/${total}${detail ? ` ${detail}` : ""} (${seconds.toFixed(1)} s${eta})`;
+    if (!inKernel()) {
+      if (done >= total) console.log(text);
+      return;
+    }
+    displayBundle({ "text/plain": text }, { displayId: id, update: !first });
+    first = false;
+  };
+}
