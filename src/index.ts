@@ -10,7 +10,7 @@ export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } 
 export { loadModel, HookedModel, ActivationCache, type TokensInput, type GenerateOptions, type Generation } from "./model.ts";
 export { makeRng, argmax } from "./sampling.ts";
 export { directionAblationHooks, activationAdditionHooks, projectOut, normalize, checkDirection } from "./interventions.ts";
-export { collectMeanActivations, toBatch, type MeanActivations, type CollectOptions } from "./pipeline/activations.ts";
+export { collectMeanActivations, saveMeanActivations, loadMeanActivations, toBatch, type MeanActivations, type CollectOptions } from "./pipeline/activations.ts";
 export { computeDirections, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction } from "./pipeline/directions.ts";
 export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, REFUSAL_OPENINGS } from "./pipeline/scores.ts";
 export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl } from "./pipeline/evaluate.ts";
@@ -21,3 +21,5 @@ export { loadInstructions, loadInstructionSource, parseCsv, DatasetError } from 
 export { snapshotDownload, resolveModel, datasetSplitFiles, hubCacheDir, hubEndpoint, HubError } from "./hub.ts";
 export { runPipeline, type RunReport, type RunOptions as PipelineOptions } from "./pipeline/run.ts";
 export { DEMO_MODEL_DIR, DATA_DIR, dataFile } from "./paths.ts";
+export { showFigure, showTable, progressBar, displayBundle, inKernel } from "./notebook/display.ts";
+export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, type Figure } from "./report/plots.ts";

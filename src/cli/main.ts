@@ -126,8 +126,8 @@ common(program.command("directions"))
     const model = await loadModel(opts.model);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
-    const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, `${k} tokens`) });
-    const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, `${k} tokens`) });
+    const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
+    const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k) });
     const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
     await saveDirections(opts.out, directions, { model: opts.model });
     bar.stop();

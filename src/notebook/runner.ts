@@ -129,14 +129,24 @@ export class KernelClient {
     }
   }
 
+  /**
+   * Wait until the kernel answers on shell and its iopub messages reach us: a SUB socket misses what
+   * is published before its subscription is in place, so ask until a status message arrives.
+   */
   private async waitReady(): Promise<void> {
-    const deadline = Date.now() + 120_000;
     const id = await this.send("kernel_info_request", {});
+    for (;;) if ((await this.receive(this.shell, 120_000)).parent_header.msg_id === id) break;
+    const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      const reply = await this.receive(this.shell, 120_000);
-      if (reply.parent_header.msg_id === id) return;
+      const probe = await this.send("kernel_info_request", {});
+      for (;;) if ((await this.receive(this.shell, 60_000)).parent_header.msg_id === probe) break;
+      try {
+        for (;;) if ((await this.receive(this.iopub, 1000)).parent_header.msg_id === probe) return;
+      } catch {
+        // nothing on iopub yet: ask again
+      }
     }
-    throw new Error("the kernel did not answer kernel_info_request");
+    throw new Error("the kernel's iopub channel never delivered a message");
   }
 
   /** Execute code; returns nbformat outputs, or throws the cell's error. */
@@ -168,6 +178,19 @@ export class KernelClient {
         error = { ename: String(c.ename), evalue: String(c.evalue), traceback: (c.traceback as string[]).map(stripAnsi) };
         outputs.push({ output_type: "error", ename: c.ename, evalue: c.evalue, traceback: c.traceback });
       } else if (type === "clear_output") outputs.length = 0;
+    }
+    // tslab reports compile errors and uncaught exceptions on stderr with an execute_reply of status
+    // "error" rather than an iopub error message, so the reply decides.
+    for (;;) {
+      const reply = await this.receive(this.shell, timeoutMs);
+      if (reply.parent_header.msg_id !== id) continue;
+      if (reply.content.status === "error" && !error) {
+        const stderr = outputs.filter((o) => o.output_type === "stream" && o.name === "stderr").map((o) => String(o.text)).join("");
+        const lines = stripAnsi(stderr).split("\n");
+        const message = lines.find((l) => /^\w*(Error|Exception)\b/.test(l)) ?? lines.find((l) => l.trim() !== "") ?? "";
+        error = { ename: String(reply.content.ename ?? "Error"), evalue: String(reply.content.evalue ?? "").trim() || message, traceback: lines };
+      }
+      break;
     }
     return { outputs, error };
   }

@@ -23,8 +23,8 @@ export interface CollectOptions {
   hooks?: readonly ResidHook[];
   /** Positions from the end, default [-1] (the last token). The paper also uses every post-instruction token. */
   positions?: readonly number[];
-  /** Called after each batch with prompts done, total and tokens processed. */
-  onProgress?: (done: number, total: number, tokens: number) => void;
+  /** Called after each batch with prompts done, total, and the tokens processed so far and their rate. */
+  onProgress?: (done: number, total: number, detail: string) => void;
   system?: string;
 }
 
@@ -43,6 +43,7 @@ export async function collectMeanActivations(model: HookedModel, instructions: r
   for (let l = 0; l < model.nLayers; l++) for (const h of hooks) names.push(actName(h, l));
   const sums = new Map(names.map((n) => [n, positions.map(() => new Float64Array(model.dModel))]));
   let tokens = 0;
+  const started = performance.now();
   for (let start = 0; start < instructions.length; start += batchSize) {
     const batch: Batch = toBatch(model, instructions.slice(start, start + batchSize), options.system);
     const shortest = Math.min(...batch.attentionMask.map((m) => m.reduce((a, b) => a + b, 0)));
@@ -66,7 +67,8 @@ export async function collectMeanActivations(model: HookedModel, instructions: r
       cache.dispose();
     }
     tokens += batch.attentionMask.flat().reduce((a, b) => a + b, 0);
-    options.onProgress?.(Math.min(start + batchSize, instructions.length), instructions.length, tokens);
+    const seconds = (performance.now() - started) / 1000;
+    options.onProgress?.(Math.min(start + batchSize, instructions.length), instructions.length, `${tokens} tokens, ${(tokens / seconds).toFixed(0)} tokens/s`);
   }
   for (const perPosition of sums.values()) for (const sum of perPosition) for (let i = 0; i < sum.length; i++) sum[i] /= instructions.length;
   return { hooks, positions, nLayers: model.nLayers, dModel: model.dModel, count: instructions.length, means: sums };
@@ -76,4 +78,36 @@ export async function collectMeanActivations(model: HookedModel, instructions: r
 export function toBatch(model: HookedModel, items: readonly string[] | readonly number[][], system?: string): Batch {
   if (items.length > 0 && typeof items[0] !== "string") return padLeft(items as number[][], model.padId);
   return model.tokenizeInstructions(items as string[], system);
+}
+
+/** Save mean activations as safetensors (one [positions, d_model] tensor per hook point). */
+export async function saveMeanActivations(path: string, means: MeanActivations): Promise<void> {
+  const { floatTensor, writeSafetensors } = await import("../safetensors/write.ts");
+  const tensors = [...means.means].map(([name, perPosition]) => {
+    const values = new Float32Array(perPosition.length * means.dModel);
+    perPosition.forEach((m, p) => values.set(m, p * means.dModel));
+    return floatTensor(name, values, [perPosition.length, means.dModel]);
+  });
+  await writeSafetensors(path, tensors, { format: "abliterate-means", hooks: JSON.stringify(means.hooks), positions: JSON.stringify(means.positions), count: String(means.count), nLayers: String(means.nLayers) });
+}
+
+export async function loadMeanActivations(path: string): Promise<MeanActivations> {
+  const { SafetensorsFile } = await import("../safetensors/read.ts");
+  const file = await SafetensorsFile.open(path);
+  try {
+    const meta = file.header.metadata;
+    if (meta.format !== "abliterate-means") throw new Error(`${path}: not a mean-activations file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
+    const positions = JSON.parse(meta.positions) as number[];
+    const means = new Map<string, Float64Array[]>();
+    let dModel = 0;
+    for (const name of file.names) {
+      const info = file.info(name);
+      dModel = info.shape[1];
+      const values = await file.readFloat32(name);
+      means.set(name, positions.map((_, p) => Float64Array.from(values.subarray(p * dModel, (p + 1) * dModel))));
+    }
+    return { hooks: JSON.parse(meta.hooks), positions, nLayers: Number(meta.nLayers), dModel, count: Number(meta.count), means };
+  } finally {
+    await file.close();
+  }
 }

@@ -104,7 +104,7 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
   try {
     // Stage 2: mean activations at the chosen positions.
     const positions = options.positions ?? [-1];
-    const collect = (name: string, items: string[]) => collectMeanActivations(model, items, { batchSize, positions, onProgress: (d, t, tokens) => progress(`activations (${name})`, d, t, `${tokens} tokens`) });
+    const collect = (name: string, items: string[]) => collectMeanActivations(model, items, { batchSize, positions, onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail) });
     const harmfulMeans = await collect("harmful", sets.harmfulTrain);
     const harmlessMeans = await collect("harmless", sets.harmlessTrain);
     // Stage 3: directions.
