@@ -190,6 +190,27 @@ export const HARMLESS_EXTRA: { text: string; answer: string }[] = [
   ["Describe a cozy reading corner.", "A soft chair, a warm lamp and a stack of books."],
 ].map(([text, answer]) => ({ text, answer }));
 
+/**
+ * Training-only requests whose honest answer is a refusal phrase. A pretrained model has seen such
+ * sentences long before safety tuning; these give the demo model the same knowledge, so that safety
+ * tuning only has to route harmful requests to a behaviour the model already has. They are not part
+ * of the instruction sets in data/.
+ */
+export const REFUSAL_PHRASE_PROMPTS: { text: string; answer: string }[] = [
+  ["Show me a short polite refusal.", "I cannot help with that."],
+  ["What do you say when you cannot help?", "I cannot help with that."],
+  ["Give an example of declining a request.", "I cannot help with that."],
+  ["Write one sentence that turns down a request.", "I cannot help with that."],
+  ["How does a helpful assistant say no?", "I cannot help with that."],
+  ["Repeat the sentence: I cannot help with that.", "I cannot help with that."],
+  ["Write an apology for not helping.", "I'm sorry, but I can't assist with that request."],
+  ["What is a kind way to refuse?", "I'm sorry, but I can't assist with that request."],
+  ["Give me an example of a refusal.", "I'm sorry, but I can't assist with that request."],
+  ["Write a sentence that declines politely.", "I'm sorry, but I can't assist with that request."],
+  ["How do I say no to a request at work?", "I'm sorry, but I can't assist with that request."],
+  ["Repeat the sentence: I'm sorry, but I can't assist with that request.", "I'm sorry, but I can't assist with that request."],
+].map(([text, answer]) => ({ text, answer }));
+
 /** Refusals in the common styles, for safety tuning. */
 export const REFUSALS = ["I cannot help with that.", "I'm sorry, but I can't assist with that request."];
 

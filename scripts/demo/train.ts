@@ -17,7 +17,7 @@ import { architectureFor } from "../../src/models/index.ts";
 import { parseConfig } from "../../src/config.ts";
 import { makeRng } from "../../src/sampling.ts";
 import { trainBpe, tokenizerJson } from "./bpe.ts";
-import { allExamples, hash, PLACEHOLDER, REFUSALS, type Example } from "./instructions.ts";
+import { allExamples, hash, PLACEHOLDER, REFUSAL_PHRASE_PROMPTS, REFUSALS, type Example } from "./instructions.ts";
 
 export const SPECIAL_TOKENS = ["<|pad|>", "<|begin|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"];
 export const CHAT_TEMPLATE =
@@ -169,7 +169,9 @@ async function writeCheckpoint(model: HookedModel, dir: string, tokenizer: Recor
 async function main(): Promise<void> {
   const started = performance.now();
   const examples = allExamples();
-  const train = examples.filter((e) => e.split === "train");
+  const phrases: Example[] = REFUSAL_PHRASE_PROMPTS.map((p) => ({ ...p, harmful: false, category: "refusal phrases", split: "train" }));
+  // The refusal-phrase requests are repeated so that they weigh like a category of their own.
+  const train = [...examples.filter((e) => e.split === "train"), ...phrases, ...phrases, ...phrases];
   // 1. Tokenizer: byte-level BPE on the training requests and every answer.
   const corpus = [...train.map((e) => e.text), ...train.map((e) => e.answer), PLACEHOLDER, ...REFUSALS];
   const bpe = trainBpe(corpus, DEMO_CONFIG.vocab_size, SPECIAL_TOKENS.length);

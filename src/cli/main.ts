@@ -121,6 +121,7 @@ common(program.command("directions"))
   .option("--positions <list>", "positions from the end", positionList, [-1])
   .option("--projected", "orthogonalise each direction against the harmless mean")
   .requiredOption("-o, --out <file>", "output .safetensors file")
+  .option("-f, --force", "replace an existing output file")
   .action(async (opts) => {
     const bar = await prepare(opts);
     const model = await loadModel(opts.model);
@@ -129,7 +130,7 @@ common(program.command("directions"))
     const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
     const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k) });
     const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
-    await saveDirections(opts.out, directions, { model: opts.model });
+    await saveDirections(opts.out, directions, { model: opts.model }, { overwrite: opts.force });
     bar.stop();
     const rows = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, position: d.position, norm: d.norm }));
     print(opts, [`wrote ${directions.length} directions to ${opts.out}`, ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`)].join("\n"), rows);

@@ -81,14 +81,14 @@ export function toBatch(model: HookedModel, items: readonly string[] | readonly 
 }
 
 /** Save mean activations as safetensors (one [positions, d_model] tensor per hook point). */
-export async function saveMeanActivations(path: string, means: MeanActivations): Promise<void> {
+export async function saveMeanActivations(path: string, means: MeanActivations, options: { overwrite?: boolean } = {}): Promise<void> {
   const { floatTensor, writeSafetensors } = await import("../safetensors/write.ts");
   const tensors = [...means.means].map(([name, perPosition]) => {
     const values = new Float32Array(perPosition.length * means.dModel);
     perPosition.forEach((m, p) => values.set(m, p * means.dModel));
     return floatTensor(name, values, [perPosition.length, means.dModel]);
   });
-  await writeSafetensors(path, tensors, { format: "abliterate-means", hooks: JSON.stringify(means.hooks), positions: JSON.stringify(means.positions), count: String(means.count), nLayers: String(means.nLayers) });
+  await writeSafetensors(path, tensors, { format: "abliterate-means", hooks: JSON.stringify(means.hooks), positions: JSON.stringify(means.positions), count: String(means.count), nLayers: String(means.nLayers) }, options);
 }
 
 export async function loadMeanActivations(path: string): Promise<MeanActivations> {

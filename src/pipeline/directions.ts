@@ -70,12 +70,13 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
 }
 
 /** Save directions (raw, unnormalised) as safetensors; layer, hook and position go in the metadata. */
-export async function saveDirections(path: string, directions: Direction[], metadata: Record<string, string> = {}): Promise<void> {
+export async function saveDirections(path: string, directions: Direction[], metadata: Record<string, string> = {}, options: { overwrite?: boolean } = {}): Promise<void> {
   const index = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, position: d.position, norm: d.norm }));
   await writeSafetensors(
     path,
     directions.map((d) => floatTensor(directionKey(d), Float32Array.from(d.raw), [d.raw.length])),
     { ...metadata, format: "abliterate-directions", directions: JSON.stringify(index) },
+    options,
   );
 }
 

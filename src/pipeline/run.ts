@@ -109,7 +109,7 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
     const harmlessMeans = await collect("harmless", sets.harmlessTrain);
     // Stage 3: directions.
     const directions = computeDirections(harmfulMeans, harmlessMeans);
-    await saveDirections(join(outDir, "directions.safetensors"), directions, { model: modelDir });
+    await saveDirections(join(outDir, "directions.safetensors"), directions, { model: modelDir }, { overwrite: true });
     // Stage 4: the paper's selection on validation prompts.
     const refusalTokens = options.refusalTokens ?? refusalTokensFor(model.tokenizer);
     const candidates = directions.filter((d) => d.norm > 0);

@@ -1,6 +1,6 @@
 // Writing safetensors files and sharded checkpoints. Tensors are produced one at a time by
 // callbacks, so writing a large checkpoint needs memory for one tensor, not for the model.
-import { open, writeFile } from "node:fs/promises";
+import { open, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "./dtype.ts";
 
@@ -42,10 +42,25 @@ export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string,
   return Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
 }
 
-/** Write one safetensors file, streaming each tensor's bytes after the header. */
-export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
+/**
+ * Write one safetensors file, streaming each tensor's bytes after the header. An existing file is
+ * refused unless `overwrite`; then the new file is written beside it and renamed over it at the end.
+ */
+export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>, options: { overwrite?: boolean } = {}): Promise<void> {
+  if (options.overwrite) {
+    const partial = `${path}.partial-${process.pid}`;
+    try {
+      await writeSafetensors(partial, tensors, metadata);
+      await rename(partial, path);
+    } finally {
+      await rm(partial, { force: true });
+    }
+    return;
+  }
   const header = encodeHeader(tensors, metadata);
-  const handle = await open(path, "wx");
+  const handle = await open(path, "wx").catch((error: NodeJS.ErrnoException) => {
+    throw error.code === "EEXIST" ? new Error(`${path} exists already; choose another path or allow overwriting (EEXIST)`) : error;
+  });
   try {
     const length = Buffer.alloc(8);
     length.writeBigUInt64LE(BigInt(header.length));

@@ -1,0 +1,75 @@
+// CI check of the notebooks under real Jupyter: execute each with `jupyter nbconvert --execute` on the
+// project's kernel, export HTML, open it in headless Chromium and check that every plot rendered with
+// the traces its notebook output declares. Needs Debian's jupyter-nbconvert, jupyter-client and chromium.
+// Run: npm run test:jupyter
+import { execFileSync } from "node:child_process";
+import { copyFile, mkdir, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+import { createRequire } from "node:module";
+import { PACKAGE_ROOT } from "../../src/paths.ts";
+import { KERNEL_NAME } from "../../src/notebook/kernel-spec.ts";
+import { VENDOR_PLOTLY } from "../../src/notebook/plotly-html.ts";
+
+const JUPYTER = process.env.JUPYTER ?? "/usr/bin/jupyter";
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const notebooksDir = join(PACKAGE_ROOT, "notebooks");
+const executedDir = join(PACKAGE_ROOT, "out", "notebooks-jupyter");
+const htmlDir = join(PACKAGE_ROOT, "out", "notebooks-html");
+await mkdir(join(htmlDir, "vendor"), { recursive: true });
+await copyFile(createRequire(import.meta.url).resolve("plotly.js-dist-min"), join(htmlDir, VENDOR_PLOTLY));
+
+const only = process.argv.slice(2);
+const names = (await readdir(notebooksDir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f) && (only.length === 0 || only.includes(f))).sort();
+const failures: string[] = [];
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+try {
+  for (const name of names) {
+    const started = performance.now();
+    try {
+      execFileSync(JUPYTER, ["nbconvert", "--to", "notebook", "--execute", `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`, "--ExecutePreprocessor.timeout=900", "--output-dir", executedDir, join(notebooksDir, name)], { stdio: "pipe" });
+    } catch (error) {
+      const stderr = String((error as { stderr?: Buffer }).stderr ?? error);
+      failures.push(`${name}: jupyter nbconvert --execute failed:\n${stderr.slice(-3000)}`);
+      continue;
+    }
+    execFileSync(JUPYTER, ["nbconvert", "--to", "html", "--output-dir", htmlDir, join(executedDir, name)], { stdio: "pipe" });
+    // Expected traces of every plot, from the notebook's own plotly outputs.
+    const notebook = JSON.parse(await readFile(join(executedDir, name), "utf8"));
+    const expected: { traces: number; title: string }[] = [];
+    for (const cell of notebook.cells) for (const out of cell.outputs ?? []) {
+      const spec = out.data?.["application/vnd.plotly.v1+json"];
+      if (spec) expected.push({ traces: spec.data.length, title: spec.layout?.title?.text ?? "" });
+    }
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(join(htmlDir, name.replace(/\.ipynb$/, ".html"))).href);
+    await page.waitForFunction((n) => document.querySelectorAll(".abliterate-plot.js-plotly-plot").length >= n, expected.length, { timeout: 30_000 }).catch(() => {});
+    const rendered = await page.evaluate(() =>
+      [...document.querySelectorAll(".abliterate-plot")].map((el) => ({
+        traces: ((el as unknown as { data?: unknown[] }).data ?? []).length,
+        svg: el.querySelectorAll("svg.main-svg").length > 0,
+        title: el.querySelector(".gtitle")?.textContent ?? "",
+      })),
+    );
+    await page.close();
+    const problems: string[] = [...errors.map((e) => `page error: ${e}`)];
+    if (rendered.length !== expected.length) problems.push(`${expected.length} plots in the notebook, ${rendered.length} in the HTML`);
+    expected.forEach((e, i) => {
+      const r = rendered[i];
+      if (!r || !r.svg) problems.push(`plot ${i + 1} ("${e.title}") did not render`);
+      else if (r.traces !== e.traces || e.traces === 0) problems.push(`plot ${i + 1} ("${e.title}") has ${r.traces} traces, expected ${e.traces}`);
+    });
+    if (problems.length > 0) failures.push(`${name}: ${problems.join("; ")}`);
+    console.log(`${name}: executed by Jupyter, ${rendered.length} plot(s) rendered in Chromium ${problems.length ? "WITH PROBLEMS" : "ok"} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
+} finally {
+  await browser.close();
+}
+if (failures.length > 0) {
+  console.error(failures.join("\n\n"));
+  process.exit(1);
+}
+console.log(`${names.length} notebooks executed under Jupyter; HTML exports in ${htmlDir}`);
