@@ -53,6 +53,7 @@ const { values: args } = parseArgs({
     "stage1-epochs": { type: "string", default: "12" },
     "stage2-epochs": { type: "string", default: "8" },
     "stage2-lr": { type: "string", default: "1e-2" },
+    "stage2-rank": { type: "string", default: "1" },
     "batch-size": { type: "string", default: "32" },
     quick: { type: "boolean", default: false }, // a few steps only: the smoke test
     "stage1-checkpoint": { type: "string" }, // reuse (or save) the instruction-tuned model, to iterate on stage 2
@@ -104,13 +105,57 @@ function batchLoss(model: HookedModel, batch: { ids: number[]; lossFrom: number 
   });
 }
 
-async function trainStage(model: HookedModel, name: string, data: { ids: number[]; lossFrom: number }[], trainable: string[], epochs: number, learningRate: number, maxSteps = Infinity): Promise<number[]> {
-  const variables = trainable.map((key) => {
-    const v = tf.variable(model.params[key], true, `${name}/${key}`);
+/** What a training stage updates, and how the model's weights are computed from it. */
+interface Trainable {
+  variables: tf.Variable[];
+  /** Called inside the gradient tape before each forward pass. */
+  bind(): void;
+  /** Leaves plain tensors in the model when the stage ends. */
+  finish(): void;
+}
+
+/** Train these weights as they are. */
+function fullWeights(model: HookedModel, keys: string[]): Trainable {
+  const variables = keys.map((key) => {
+    const v = tf.variable(model.params[key], true, `full/${key}`);
     model.params[key].dispose();
     model.params[key] = v;
     return v;
   });
+  return {
+    variables,
+    bind: () => {},
+    finish: () => keys.forEach((key, i) => {
+      model.params[key] = tf.clone(variables[i]);
+      variables[i].dispose();
+    }),
+  };
+}
+
+/**
+ * A low-rank update W + B A of one weight (held as [in, out]): with rank 1 the layer can add only one
+ * new direction to what it writes, which keeps the safety behaviour mediated by a single direction.
+ */
+function lowRankUpdate(model: HookedModel, key: string, rank: number): Trainable {
+  const base = model.params[key] as tf.Tensor2D; // [in, out]
+  const [inF, outF] = base.shape;
+  const b = tf.variable(tf.tensor2d(Float32Array.from({ length: inF * rank }, () => 0.02 * (2 * rng() - 1) * Math.sqrt(3)), [inF, rank]), true, `lowrank/${key}/B`); // [in, rank]
+  const a = tf.variable(tf.zeros([rank, outF]), true, `lowrank/${key}/A`); // [rank, out]; zero, so training starts from the given model
+  return {
+    variables: [b, a],
+    bind: () => {
+      model.params[key] = tf.add(base, tf.matMul(b, a));
+    },
+    finish: () => {
+      model.params[key] = tf.tidy(() => tf.add(base, tf.matMul(b, a)));
+      base.dispose();
+      b.dispose();
+      a.dispose();
+    },
+  };
+}
+
+async function trainStage(model: HookedModel, name: string, data: { ids: number[]; lossFrom: number }[], trainable: Trainable, epochs: number, learningRate: number, maxSteps = Infinity): Promise<number[]> {
   const optimizer = tf.train.adam(learningRate);
   const batchSize = Number(args["batch-size"]);
   const losses: number[] = [];
@@ -128,7 +173,10 @@ async function trainStage(model: HookedModel, name: string, data: { ids: number[
     }
     for (const batch of shuffled(batches)) {
       if (step++ >= maxSteps) break;
-      const loss = optimizer.minimize(() => batchLoss(model, batch), true, variables) as tf.Scalar;
+      const loss = optimizer.minimize(() => {
+        trainable.bind();
+        return batchLoss(model, batch);
+      }, true, trainable.variables) as tf.Scalar;
       const value = (await loss.data())[0];
       loss.dispose();
       losses.push(value);
@@ -138,11 +186,7 @@ async function trainStage(model: HookedModel, name: string, data: { ids: number[
     console.log(`${name} epoch ${epoch + 1}/${epochs}: loss ${(sum / count).toFixed(4)} (${((performance.now() - start) / 1000).toFixed(0)} s)`);
   }
   optimizer.dispose();
-  // Back to plain tensors, so the model is an ordinary loaded model again.
-  for (const [i, key] of trainable.entries()) {
-    model.params[key] = tf.clone(variables[i]);
-    variables[i].dispose();
-  }
+  trainable.finish();
   return losses;
 }
 
@@ -196,17 +240,20 @@ async function main(): Promise<void> {
     const reuse = args["stage1-checkpoint"] && existsSync(join(args["stage1-checkpoint"], "model.safetensors"));
     const model = await loadModel(reuse ? args["stage1-checkpoint"]! : scratch);
 
-    const maxSteps = args.quick ? 3 : Infinity;
+    const maxSteps = args.quick ? 5 : Infinity;
     // Stage 1: instruction tuning, all weights.
     const stage1 = train.map((e) => encodeExample(model, e.text, e.answer));
     const all = Object.keys(model.params);
-    const l1 = reuse ? [] : await trainStage(model, "stage 1 (instruction tuning)", stage1, all, Number(args["stage1-epochs"]), 3e-3, maxSteps);
+    const l1 = reuse ? [] : await trainStage(model, "stage 1 (instruction tuning)", stage1, fullWeights(model, all), Number(args["stage1-epochs"]), 3e-3, maxSteps);
     if (!reuse && args["stage1-checkpoint"] && !args.quick) await writeCheckpoint(model, args["stage1-checkpoint"], tokenizer);
-    // Stage 2: safety tuning of one middle layer's MLP.
+    // Stage 2: safety tuning of one middle layer's MLP only: a rank-r update of its output matrix
+    // (rank 0: the whole MLP).
     const refusalFor = (e: Example) => REFUSALS[hash(e.text) % REFUSALS.length];
     const stage2 = train.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer));
+    const rank = Number(args["stage2-rank"]);
     const mlp = ["gate_proj", "up_proj", "down_proj"].map((p) => `model.layers.${SAFETY_LAYER}.mlp.${p}.weight`);
-    const l2 = await trainStage(model, `stage 2 (safety tuning, layer ${SAFETY_LAYER} MLP)`, stage2, mlp, Number(args["stage2-epochs"]), Number(args["stage2-lr"]), maxSteps);
+    const safety = rank > 0 ? lowRankUpdate(model, `model.layers.${SAFETY_LAYER}.mlp.down_proj.weight`, rank) : fullWeights(model, mlp);
+    const l2 = await trainStage(model, `stage 2 (safety tuning, layer ${SAFETY_LAYER} MLP${rank > 0 ? `, rank ${rank}` : ""})`, stage2, safety, Number(args["stage2-epochs"]), Number(args["stage2-lr"]), maxSteps);
     if (args.quick) {
       console.log(JSON.stringify({ stage1: l1, stage2: l2 }));
       return;
