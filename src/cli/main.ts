@@ -4,6 +4,7 @@ import { initBackend, type BackendName } from "../backend.ts";
 import { loadInstructionSource } from "../data/instructions.ts";
 import { directionAblationHooks } from "../interventions.ts";
 import { loadModel } from "../model.ts";
+import { resolveModel } from "../hub.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import { collectMeanActivations } from "../pipeline/activations.ts";
 import { computeDirections, directionKey, loadDirections, saveDirections, type Direction } from "../pipeline/directions.ts";
@@ -61,6 +62,11 @@ function common(cmd: Command): Command {
 async function prepare(opts: Common) {
   await initBackend({ backend: opts.backend });
   return progressReporter(!opts.json && process.stderr.isTTY === true);
+}
+
+/** Load a model folder or Hub id, showing download progress. */
+function openModel(source: string, bar: ReturnType<typeof progressReporter>) {
+  return loadModel(source, { onDownload: (file, done, total) => bar.update(`download ${file}`, done, total ?? done) });
 }
 
 function print(opts: { json?: boolean }, human: string, json: unknown): void {
@@ -124,7 +130,7 @@ common(program.command("directions"))
   .option("-f, --force", "replace an existing output file")
   .action(async (opts) => {
     const bar = await prepare(opts);
-    const model = await loadModel(opts.model);
+    const model = await openModel(opts.model, bar);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
     const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
@@ -146,7 +152,7 @@ common(program.command("select"))
   .option("--refusal-tokens <ids>", "comma-separated token ids (default: first tokens of \"I\" and \"As\")")
   .action(async (opts) => {
     const bar = await prepare(opts);
-    const model = await loadModel(opts.model);
+    const model = await openModel(opts.model, bar);
     const directions = (await loadDirections(opts.directions)).filter((d) => d.norm > 0);
     const refusalTokens = opts.refusalTokens ? String(opts.refusalTokens).split(",").map(Number) : refusalTokensFor(model.tokenizer);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
@@ -174,8 +180,9 @@ common(program.command("apply"))
   .action(async (opts) => {
     const bar = progressReporter(!opts.json && process.stderr.isTTY === true);
     const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
+    const source = await resolveModel(opts.model, { onProgress: (file, done, total) => bar.update(`download ${file}`, done, total ?? done) });
     const started = performance.now();
-    const result = await exportAbliterated(opts.model, opts.out, direction.unit, {
+    const result = await exportAbliterated(source, opts.out, direction.unit, {
       layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, force: opts.force,
       provenance: { direction: directionKey(direction), directionsFile: opts.directions },
       onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
@@ -194,7 +201,7 @@ common(program.command("eval"))
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
   .action(async (opts) => {
     const bar = await prepare(opts);
-    const model = await loadModel(opts.model);
+    const model = await openModel(opts.model, bar);
     const result: Record<string, unknown> = {};
     for (const kind of ["harmful", "harmless"] as const) {
       const instructions = await loadInstructionSource(opts[kind], { column: opts.column, limit: opts.n });
@@ -202,7 +209,7 @@ common(program.command("eval"))
       result[`${kind}RefusalRate`] = completions.filter((c) => isRefusal(c, DEFAULT_REFUSAL_SUBSTRINGS)).length / completions.length;
       result[`${kind}Samples`] = instructions.slice(0, 3).map((instruction, i) => ({ instruction, completion: completions[i] }));
       if (kind === "harmless" && opts.reference) {
-        const reference = await loadModel(opts.reference);
+        const reference = await openModel(opts.reference, bar);
         result.harmlessKl = meanKl(lastPositionLogits(reference, instructions, { batchSize: opts.batchSize }), lastPositionLogits(model, instructions, { batchSize: opts.batchSize }));
         reference.dispose();
       }
@@ -222,8 +229,8 @@ common(program.command("generate"))
   .option("--temperature <t>", "0 is greedy", Number, 0)
   .option("--seed <n>", "sampling seed", Number, 0)
   .action(async (instructions: string[], opts) => {
-    await prepare(opts);
-    const model = await loadModel(opts.model);
+    const bar = await prepare(opts);
+    const model = await openModel(opts.model, bar);
     const ablation = opts.directions ? directionAblationHooks(pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit, model.nLayers) : undefined;
     const { texts } = await model.generate(model.tokenizeInstructions(instructions), { maxNewTokens: opts.maxNewTokens, fwdHooks: ablation?.fwdHooks, temperature: opts.temperature, seed: opts.seed });
     ablation?.dispose();

@@ -7,6 +7,7 @@ import { backendInfo } from "../backend.ts";
 import { loadInstructionSource } from "../data/instructions.ts";
 import { directionAblationHooks } from "../interventions.ts";
 import { loadModel, type HookedModel } from "../model.ts";
+import { resolveModel } from "../hub.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { computeDirections, cosineSimilarity, directionKey, saveDirections, type Direction } from "./directions.ts";
@@ -79,7 +80,7 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
   const started = performance.now();
   const log = options.log ?? (() => {});
   const progress = options.onProgress ?? (() => {});
-  const modelDir = options.model ?? DEMO_MODEL_DIR;
+  const modelDir = await resolveModel(options.model ?? DEMO_MODEL_DIR, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) });
   const outDir = options.outDir ?? "out";
   const batchSize = options.batchSize ?? 16;
   const maxNewTokens = options.maxNewTokens ?? 24;

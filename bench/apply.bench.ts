@@ -1,0 +1,47 @@
+// `apply` benchmark: orthogonalise and export a multi-GB random bf16 checkpoint (TinyLlama-1.1B's
+// shapes, 2.2 GB in two shards), reported as MB/s next to a plain copy of the same files, with peak memory.
+// Run: npm run bench:apply
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir, cpus } from "node:os";
+import { join } from "node:path";
+import { exportAbliterated } from "../src/index.ts";
+import { writeRandomCheckpoint } from "../src/testing/random-checkpoint.ts";
+
+const TINYLLAMA_SHAPES = {
+  model_type: "llama", hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
+  num_key_value_heads: 4, vocab_size: 32000, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false,
+  bos_token_id: 1, eos_token_id: 2,
+};
+
+let peakRss = 0;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+const root = await mkdtemp(join(tmpdir(), "abliterate-apply-bench-"));
+try {
+  const source = join(root, "source");
+  let started = performance.now();
+  await writeRandomCheckpoint(source, TINYLLAMA_SHAPES, { dtype: "BF16", maxShardBytes: 1.2e9 });
+  const files = (await readdir(source)).filter((f) => f.endsWith(".safetensors"));
+  let bytes = 0;
+  for (const f of files) bytes += (await stat(join(source, f))).size;
+  console.log(`random bf16 checkpoint: ${(bytes / 1e9).toFixed(2)} GB in ${files.length} shards, written in ${((performance.now() - started) / 1000).toFixed(0)} s (${cpus().length} cores, ${cpus()[0]?.model})`);
+
+  const copyDir = join(root, "copy");
+  await mkdir(copyDir);
+  started = performance.now();
+  for (const f of files) await copyFile(join(source, f), join(copyDir, f));
+  const copySeconds = (performance.now() - started) / 1000;
+  await rm(copyDir, { recursive: true });
+
+  const direction = Float32Array.from({ length: TINYLLAMA_SHAPES.hidden_size }, (_, i) => Math.sin(i + 1));
+  peakRss = process.memoryUsage().rss;
+  const rssBefore = peakRss;
+  started = performance.now();
+  const result = await exportAbliterated(source, join(root, "abliterated"), direction);
+  const applySeconds = (performance.now() - started) / 1000;
+  console.log(`plain copy of the shards: ${(bytes / 1e6 / copySeconds).toFixed(0)} MB/s (${copySeconds.toFixed(1)} s)`);
+  console.log(`apply (orthogonalise ${result.edited.length} tensors, copy ${result.copied}): ${(bytes / 1e6 / applySeconds).toFixed(0)} MB/s (${applySeconds.toFixed(1)} s)`);
+  console.log(`peak RSS during apply: ${(peakRss / 1e6).toFixed(0)} MB (${((peakRss - rssBefore) / 1e6).toFixed(0)} MB above the process before it)`);
+} finally {
+  clearInterval(sampler);
+  await rm(root, { recursive: true, force: true });
+}

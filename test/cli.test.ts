@@ -1,0 +1,63 @@
+// The abliterate command, as a user runs it.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, it, before, after } from "node:test";
+import { PACKAGE_ROOT } from "../src/paths.ts";
+
+const run = promisify(execFile);
+const bin = join(PACKAGE_ROOT, "bin", "abliterate.js");
+const cli = (...args: string[]) => run(process.execPath, [bin, ...args], { cwd: PACKAGE_ROOT, timeout: 300_000 });
+async function cliFails(...args: string[]): Promise<string> {
+  try {
+    await cli(...args);
+  } catch (error) {
+    return String((error as { stderr?: string }).stderr);
+  }
+  throw new Error(`abliterate ${args.join(" ")} succeeded`);
+}
+
+describe("abliterate CLI", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "abliterate-cli-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("--help lists every subcommand", async () => {
+    const { stdout } = await cli("--help");
+    for (const sub of ["run", "directions", "select", "apply", "eval", "generate"]) assert.match(stdout, new RegExp(`\\b${sub}\\b`));
+    const { stdout: apply } = await cli("apply", "--help");
+    assert.match(apply, /--skip-embedding/);
+  });
+
+  it("directions, select and apply chain through files, with --json output", async () => {
+    const dirs = join(dir, "dirs.safetensors");
+    const { stdout } = await cli("directions", "-n", "32", "-o", dirs, "--json");
+    const rows = JSON.parse(stdout) as { key: string; norm: number }[];
+    assert.equal(rows.length, 6 * 3);
+    const selection = JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--json")).stdout) as { chosen: string | null; candidates: unknown[] };
+    assert.equal(selection.candidates.length, rows.filter((r) => r.norm > 0).length);
+    const key = rows.find((r) => r.key.startsWith("blocks.2.hook_resid_post"))!.key;
+    const out = join(dir, "abliterated");
+    const applied = JSON.parse((await cli("apply", "-d", dirs, "-k", key, "-o", out, "--json")).stdout) as { edited: string[]; copied: number };
+    assert.equal(applied.edited.length, 1 + 2 * 6);
+    assert.ok((await readdir(out)).includes("model.safetensors"));
+    const generated = JSON.parse((await cli("generate", "--model", out, "--json", "--max-new-tokens", "8", "Name three primary colors.")).stdout);
+    assert.equal(generated.length, 1);
+    assert.equal(typeof generated[0].completion, "string");
+  });
+
+  it("bad arguments give clear errors and exit non-zero", async () => {
+    assert.match(await cliFails("apply", "-d", "nope.safetensors", "-o", join(dir, "x")), /nope.safetensors: cannot open \(ENOENT\)/);
+    assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--scale", "2"), /--scale.*must be between 0 and 1, got "2"/);
+    assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--layers", "3-5"), /expected FIRST:LAST/);
+    assert.match(await cliFails("directions", "-o", join(dir, "d.safetensors"), "--harmful", join(dir, "missing.jsonl")), /missing.jsonl: cannot read instructions \(ENOENT\)/);
+    assert.match(await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")), /no-model\/config.json: cannot read config.json/);
+  });
+});
