@@ -157,7 +157,6 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
       const harmlessKl = meanKl(lastPositionLogits(model, sets.harmlessTest, { batchSize }), lastPositionLogits(abliterated, sets.harmlessTest, { batchSize }));
       // Where harmful and harmless activations fall along the chosen direction, at its own hook point.
       const projections = { harmful: await projectionsOn(model, sets.harmfulTest, chosen, batchSize), harmless: await projectionsOn(model, sets.harmlessTest, chosen, batchSize) };
-      const hooks = [...new Set(directions.map((d) => d.hook))];
       const layers = [...new Set(directions.map((d) => d.layer))];
       const chosenHookDirs = layers.map((l) => directions.find((d) => d.layer === l && d.hook === chosen.hook && d.position === chosen.position)!);
       const report: RunReport = {
@@ -185,10 +184,8 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
         exportDir,
         seconds: (performance.now() - started) / 1000,
       };
-      void hooks;
       await writeFile(join(outDir, "report.json"), JSON.stringify(report, null, 2) + "\n");
       await writeReportHtml(join(outDir, "report.html"), report);
-      log(`refusal on harmful test prompts: ${pct(report.before.harmfulRefusalRate)} before, ${pct(report.after.harmfulRefusalRate)} after; harmless: ${pct(report.before.harmlessRefusalRate)} before, ${pct(report.after.harmlessRefusalRate)} after; harmless KL ${harmlessKl.toFixed(4)}`);
       return report;
     } finally {
       abliterated.dispose();
