@@ -108,6 +108,10 @@ export class CheckpointWeights {
     return this.shard(name).readBytes(name);
   }
 
+  readRange(name: string, start: number, end: number): Promise<Uint8Array> {
+    return this.shard(name).readRange(name, start, end);
+  }
+
   readFloat32(name: string): Promise<Float32Array> {
     return this.shard(name).readFloat32(name);
   }

@@ -201,3 +201,31 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
     await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "s"), ref.direction, { layers: [1, 3] }), /layer range \[1, 3\] is not within \[0, 2\]/);
   });
 });
+
+describe("streaming orthogonalisation", () => {
+  it("gives the same bytes piece by piece as the whole tensor at once, for every kind and dtype", async () => {
+    const { orthogonalizeStream, orthogonalizeTensor } = await import("../src/pipeline/orthogonalize.ts");
+    const { encodeFromFloat32, decodeToFloat32 } = await import("../src/safetensors/dtype.ts");
+    const d = 8;
+    const unit = Float64Array.from({ length: d }, (_, i) => Math.cos(i) / Math.sqrt([...Array(d)].reduce((s, _, j) => s + Math.cos(j) ** 2, 0)));
+    for (const [kind, shape] of [["embedding", [13, d]], ["weight", [d, 11]], ["bias", [d]]] as const) {
+      for (const dtype of ["F32", "BF16", "F16"] as const) {
+        const count = shape.reduce((a: number, b: number) => a * b, 1);
+        const stored = encodeFromFloat32(Float32Array.from({ length: count }, (_, i) => Math.sin(i * 0.7)), dtype);
+        const whole = encodeFromFloat32(orthogonalizeTensor(kind, decodeToFloat32(stored, dtype), shape, unit, 0.75), dtype);
+        const pieces: Uint8Array[] = [];
+        for await (const p of orthogonalizeStream(kind, dtype, shape, unit, 0.75, async (s, e) => stored.slice(s, e), 40)) pieces.push(p);
+        assert.ok(pieces.length > 1 || kind === "bias", `${kind} ${dtype} streamed in one piece`);
+        assert.deepEqual(Buffer.concat(pieces), Buffer.from(whole), `${kind} ${dtype}`);
+      }
+    }
+  });
+  it("the writer rejects a stream of the wrong length", async () => {
+    const { writeSafetensors } = await import("../src/safetensors/write.ts");
+    const path = join(work, "short-stream.safetensors");
+    async function* twoBytes() {
+      yield new Uint8Array(2);
+    }
+    await assert.rejects(writeSafetensors(path, [{ name: "t", dtype: "F32", shape: [1], bytes: twoBytes }]), /tensor t produced 2 bytes, expected 4 for F32 \[1\]/);
+  });
+});

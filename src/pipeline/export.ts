@@ -7,10 +7,10 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { CheckpointWeights, INDEX_FILE } from "../checkpoint.ts";
 import { loadConfig, tiedEmbeddings } from "../config.ts";
-import { decodeToFloat32, encodeFromFloat32, isFloatDtype } from "../safetensors/dtype.ts";
+import { isFloatDtype, type FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { checkDirection, normalize } from "../interventions.ts";
-import { checkOrthogonalizeOptions, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -26,6 +26,7 @@ export interface ExportResult {
   edited: string[];
   copied: number;
   untied: boolean;
+  /** Bytes of the source checkpoint processed. */
   bytesWritten: number;
 }
 
@@ -89,13 +90,21 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
         if (tied && name === "lm_head.weight") continue; // a tied checkpoint's stored copy is replaced below
         const info = weights.info(name);
         const kind = residualWriterKind(name, config.num_hidden_layers, options);
-        const produce = async () => {
-          const raw = await weights.readBytes(name);
-          options.onProgress?.((bytesWritten += raw.length), totalBytes);
-          if (!kind) return raw;
-          if (!isFloatDtype(info.dtype)) throw new ExportError(`${join(source, file)}: ${name} has dtype ${info.dtype}, which cannot be orthogonalised`);
-          return encodeFromFloat32(orthogonalizeTensor(kind, decodeToFloat32(raw, info.dtype), info.shape, unit, options.scale ?? 1), info.dtype);
-        };
+        const size = info.end - info.begin;
+        if (kind && !isFloatDtype(info.dtype)) throw new ExportError(`${join(source, file)}: ${name} has dtype ${info.dtype}, which cannot be orthogonalised`);
+        const dtype = info.dtype as FloatDtype;
+        // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
+        const produce = kind
+          ? () => orthogonalizeStream(kind, dtype, info.shape, unit, options.scale ?? 1, async (start, end) => {
+              const raw = await weights.readRange(name, start, end);
+              options.onProgress?.((bytesWritten += raw.length / (kind === "weight" ? 2 : 1)), totalBytes);
+              return raw;
+            })
+          : async () => {
+              const raw = await weights.readBytes(name);
+              options.onProgress?.((bytesWritten += size), totalBytes);
+              return raw;
+            };
         tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
         if (kind) edited.push(name);
         else copied++;

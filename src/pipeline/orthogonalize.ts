@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { HookedModel } from "../model.ts";
 import { normalize } from "../interventions.ts";
+import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 
 export interface OrthogonalizeOptions {
   /** Layers whose o_proj and down_proj are edited, [first, last] inclusive (default: all). */
@@ -105,4 +106,58 @@ export function orthogonalizeModel(model: HookedModel, direction: ArrayLike<numb
     unit.dispose();
   }
   return edited;
+}
+
+/** Pieces of at most this many bytes are decoded at a time when streaming a stored tensor. */
+export const STREAM_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Orthogonalise a stored tensor piece by piece, so memory holds a few MB of it at a time whatever its
+ * size: `read(start, end)` returns raw bytes of the stored tensor, and encoded pieces of the result
+ * are yielded in order, in the same dtype. A weight W [d_model, in] takes two passes: r^T W, then the rows.
+ */
+export async function* orthogonalizeStream(
+  kind: WriterKind,
+  dtype: FloatDtype,
+  shape: readonly number[],
+  unit: ArrayLike<number>,
+  scale: number,
+  read: (start: number, end: number) => Promise<Uint8Array>,
+  chunkBytes = STREAM_CHUNK_BYTES,
+): AsyncGenerator<Uint8Array> {
+  const d = unit.length;
+  const count = shape.reduce((a, b) => a * b, 1);
+  const rowLength = kind === "weight" ? shape[1] : d;
+  if (kind === "weight" && (shape.length !== 2 || shape[0] !== d)) throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
+  if (kind !== "weight" && shape[shape.length - 1] !== d) throw new Error(`${kind} of shape [${shape}] does not end in d_model ${d}`);
+  const rows = count / rowLength;
+  const rowBytes = rowLength * DTYPE_BYTES[dtype];
+  const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
+  const chunks = async function* () {
+    for (let row = 0; row < rows; row += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, rows - row);
+      yield { row, n, values: decodeToFloat32(await read(row * rowBytes, (row + n) * rowBytes), dtype) };
+    }
+  };
+  if (kind !== "weight") {
+    for await (const { n, values } of chunks()) yield encodeFromFloat32(orthogonalizeTensor(kind, values, [n, d], unit, scale), dtype);
+    return;
+  }
+  const c = new Float64Array(rowLength); // r^T W
+  for await (const { row, n, values } of chunks()) {
+    for (let i = 0; i < n; i++) {
+      const ri = unit[row + i];
+      const o = i * rowLength;
+      for (let j = 0; j < rowLength; j++) c[j] += ri * values[o + j];
+    }
+  }
+  for await (const { row, n, values } of chunks()) {
+    const out = new Float32Array(values.length);
+    for (let i = 0; i < n; i++) {
+      const ri = scale * unit[row + i];
+      const o = i * rowLength;
+      for (let j = 0; j < rowLength; j++) out[o + j] = values[o + j] - ri * c[j];
+    }
+    yield encodeFromFloat32(out, dtype);
+  }
 }

@@ -137,8 +137,16 @@ export class SafetensorsFile {
   /** The tensor's raw bytes, exactly as stored. */
   async readBytes(name: string): Promise<Uint8Array> {
     const info = this.info(name);
-    const bytes = new Uint8Array(info.end - info.begin);
-    const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin);
+    return this.readRange(name, 0, info.end - info.begin);
+  }
+
+  /** Bytes [start, end) of the tensor's data, for streaming a large tensor in pieces. */
+  async readRange(name: string, start: number, end: number): Promise<Uint8Array> {
+    const info = this.info(name);
+    const size = info.end - info.begin;
+    if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
+    const bytes = new Uint8Array(end - start);
+    const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin + start);
     if (bytesRead !== bytes.length) throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
     return bytes;
   }

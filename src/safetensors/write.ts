@@ -8,8 +8,11 @@ export interface TensorToWrite {
   name: string;
   dtype: string;
   shape: number[];
-  /** Returns exactly `byteLength(dtype, shape)` bytes, little-endian. */
-  bytes: () => Promise<Uint8Array> | Uint8Array;
+  /**
+   * The tensor's `byteLength(dtype, shape)` bytes, little-endian: all at once, or as an async
+   * iterable of consecutive pieces (a large tensor is then never held whole).
+   */
+  bytes: () => Promise<Uint8Array> | Uint8Array | AsyncIterable<Uint8Array>;
 }
 
 export function byteLength(dtype: string, shape: number[]): number {
@@ -72,10 +75,16 @@ export async function writeSafetensors(path: string, tensors: TensorToWrite[], m
     await put(length);
     await put(header);
     for (const t of tensors) {
-      const bytes = await t.bytes();
+      const produced = await t.bytes();
       const expected = byteLength(t.dtype, t.shape);
-      if (bytes.length !== expected) throw new Error(`${path}: tensor ${t.name} produced ${bytes.length} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
-      await put(bytes);
+      let written = 0;
+      const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
+      for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
+        if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
+        await put(piece);
+        written += piece.length;
+      }
+      if (written !== expected) throw mismatch(String(written));
     }
   } finally {
     await handle.close();
