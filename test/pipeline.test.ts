@@ -208,9 +208,9 @@ describe("streaming orthogonalisation", () => {
     const { encodeFromFloat32, decodeToFloat32 } = await import("../src/safetensors/dtype.ts");
     const d = 8;
     const unit = Float64Array.from({ length: d }, (_, i) => Math.cos(i) / Math.sqrt([...Array(d)].reduce((s, _, j) => s + Math.cos(j) ** 2, 0)));
-    for (const [kind, shape] of [["embedding", [13, d]], ["weight", [d, 11]], ["bias", [d]]] as const) {
+    for (const [kind, shape] of [["embedding", [13, d]], ["weight", [d, 11]], ["bias", [d]]] as [("embedding" | "weight" | "bias"), number[]][]) {
       for (const dtype of ["F32", "BF16", "F16"] as const) {
-        const count = shape.reduce((a: number, b: number) => a * b, 1);
+        const count = (shape as readonly number[]).reduce((a, b) => a * b, 1);
         const stored = encodeFromFloat32(Float32Array.from({ length: count }, (_, i) => Math.sin(i * 0.7)), dtype);
         const whole = encodeFromFloat32(orthogonalizeTensor(kind, decodeToFloat32(stored, dtype), shape, unit, 0.75), dtype);
         const pieces: Uint8Array[] = [];

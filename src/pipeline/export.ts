@@ -10,7 +10,7 @@ import { loadConfig, tiedEmbeddings } from "../config.ts";
 import { isFloatDtype, type FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { checkDirection, normalize } from "../interventions.ts";
-import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -100,10 +100,12 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
               options.onProgress?.((bytesWritten += raw.length / (kind === "weight" ? 2 : 1)), totalBytes);
               return raw;
             })
-          : async () => {
-              const raw = await weights.readBytes(name);
-              options.onProgress?.((bytesWritten += size), totalBytes);
-              return raw;
+          : async function* () {
+              for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) {
+                const raw = await weights.readRange(name, start, Math.min(size, start + STREAM_CHUNK_BYTES));
+                options.onProgress?.((bytesWritten += raw.length), totalBytes);
+                yield raw;
+              }
             };
         tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
         if (kind) edited.push(name);
@@ -111,7 +113,13 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
         weightMap[name] = file;
         if (tied && name === "model.embed_tokens.weight") {
           // Untie: the unembedding keeps the original embedding, so the edited model's logits equal the hooks'.
-          tensors.push({ name: "lm_head.weight", dtype: info.dtype, shape: info.shape, bytes: () => weights.readBytes(name) });
+          const size = info.end - info.begin;
+          tensors.push({
+            name: "lm_head.weight", dtype: info.dtype, shape: info.shape,
+            bytes: async function* () {
+              for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) yield weights.readRange(name, start, Math.min(size, start + STREAM_CHUNK_BYTES));
+            },
+          });
           weightMap["lm_head.weight"] = file;
         }
       }
