@@ -320,14 +320,15 @@ export async function loadModel(source: string, options: LoadOptions = {}): Prom
   const config = await loadConfig(dir);
   const arch = architectureFor(config);
   const expected = expectedTensors(arch, config);
+  // Every weight is held as float32 (a tied unembedding adds a transposed copy of the embedding).
+  const bytes = expected.reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 4), 0) + (tiedEmbeddings(config) ? 4 * config.vocab_size * config.hidden_size : 0);
+  if (backend.name === "wasm" && bytes > WASM_HEAP_LIMIT_BYTES * 0.8) {
+    throw new CheckpointError(`${dir}: the model needs about ${(bytes / 1024 ** 3).toFixed(1)} GB as float32, more than the wasm backend's 4 GB heap can hold; use a machine where @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node installs, or a smaller model`);
+  }
   const weights = await CheckpointWeights.open(dir);
   const params: Params = {};
   try {
     checkTensorSet(weights, expected.map((e) => e.key), config);
-    const bytes = expected.reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 4), 0) * (tiedEmbeddings(config) ? 1.5 : 1);
-    if (backend.name === "wasm" && bytes > WASM_HEAP_LIMIT_BYTES * 0.8) {
-      throw new CheckpointError(`${dir}: the model needs about ${(bytes / 1024 ** 3).toFixed(1)} GB as float32, more than the wasm backend's 4 GB heap can hold; use a GPU machine with @tensorflow/tfjs-node-gpu, or a smaller model`);
-    }
     for (const e of expected) {
       const info = weights.info(e.key);
       if (!tf.util.arraysEqual(info.shape, e.shape)) {

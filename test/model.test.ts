@@ -186,3 +186,18 @@ describe("HookedModel", () => {
     }
   });
 });
+
+describe("sampling", () => {
+  it("is reproducible with a seed, varies across seeds, and topK 1 is greedy", async () => {
+    const model = await loadModel(modelDir("llama"));
+    const ref = reference("llama");
+    const sample = async (options: Parameters<HookedModel["generate"]>[1]) => (await model.generate([ref.seqs[0]], { maxNewTokens: 12, stopTokens: [], ...options })).tokens[0];
+    const a = await sample({ temperature: 1.5, seed: 7 });
+    assert.deepEqual(await sample({ temperature: 1.5, seed: 7 }), a);
+    const others = await Promise.all([1, 2, 3].map((seed) => sample({ temperature: 1.5, seed })));
+    assert.ok(others.some((o) => o.join() !== a.join()), "different seeds gave the same 12 tokens four times");
+    assert.deepEqual(await sample({ temperature: 1.5, topK: 1, seed: 3 }), await sample({}));
+    assert.deepEqual(await sample({ temperature: 1, topP: 1e-9, seed: 5 }), await sample({}));
+    model.dispose();
+  });
+});

@@ -123,6 +123,27 @@ for (const arch of REFERENCE_ARCHS) {
   });
 }
 
+describe("projected directions", () => {
+  it("are orthogonal to the harmless mean and keep the rest of the difference", async () => {
+    const model = await loadModel(modelDir("llama"));
+    const ref = reference("llama");
+    const harmful = await collectMeanActivations(model, ref.harmful);
+    const harmless = await collectMeanActivations(model, ref.harmless);
+    const plain = computeDirections(harmful, harmless);
+    const projected = computeDirections(harmful, harmless, { projectOutHarmlessMean: true });
+    for (const [i, d] of projected.entries()) {
+      const m = harmless.means.get(actName(d.hook, d.layer))![0];
+      const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, x, j) => s + x * b[j], 0);
+      assert.ok(Math.abs(dot(d.raw, m)) < 1e-9 * Math.sqrt(dot(m, m)) * (d.norm + 1), `${d.hook} ${d.layer} not orthogonal to the harmless mean`);
+      // raw = projected + c * m for some c: the residual of plain - projected is parallel to m.
+      const diff = Array.from(plain[i].raw, (x, j) => x - d.raw[j]);
+      const c = dot(diff, m) / dot(m, m);
+      assert.ok(diff.every((x, j) => Math.abs(x - c * m[j]) < 1e-9), "projection removed more than the harmless-mean component");
+    }
+    model.dispose();
+  });
+});
+
 describe("directions files", () => {
   it("save and load with layer, hook and position in the metadata", async () => {
     const model = await loadModel(modelDir("llama"));
@@ -131,9 +152,18 @@ describe("directions files", () => {
     assert.equal(directions.length, 3 * 3 * 2);
     const path = join(work, "directions.safetensors");
     await saveDirections(path, directions, { model: "llama" });
+    await assert.rejects(saveDirections(path, directions), /directions.safetensors exists already/);
+    await saveDirections(path, directions, {}, { overwrite: true });
     const loaded = await loadDirections(path);
     assert.deepEqual(loaded.map((d) => [d.layer, d.hook, d.position]), directions.map((d) => [d.layer, d.hook, d.position]));
     assertClose(loaded[5].raw, directions[5].raw, 1e-6, "raw direction");
+    const { saveMeanActivations, loadMeanActivations } = await import("../src/index.ts");
+    const means = await collectMeanActivations(model, ref.harmful, { positions: [-2, -1] });
+    await saveMeanActivations(join(work, "means.safetensors"), means);
+    const back = await loadMeanActivations(join(work, "means.safetensors"));
+    assert.deepEqual([back.positions, back.hooks, back.count, back.nLayers, back.dModel], [[-2, -1], ["resid_pre", "resid_mid", "resid_post"], 6, 3, 64]);
+    assertClose(back.means.get("blocks.1.hook_resid_mid")![1], means.means.get("blocks.1.hook_resid_mid")![1], 1e-5, "saved means");
+    await assert.rejects(loadDirections(join(work, "means.safetensors")), /not a directions file written by abliterate/);
     model.dispose();
   });
 });

@@ -96,6 +96,8 @@ common(program.command("run"))
   .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
   .option("--positions <list>", "positions from the end, e.g. -1 or -4,-3,-2,-1", positionList)
+  .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: first tokens of \"I\" and \"As\")")
+  .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)")
   .option("-f, --force", "replace a non-empty output model folder")
   .action(async (opts) => {
     const bar = await prepare(opts);
@@ -104,6 +106,8 @@ common(program.command("run"))
       model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
       harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
       nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, positions: opts.positions, force: opts.force,
+      refusalTokens: opts.refusalTokens ? String(opts.refusalTokens).split(",").map(Number) : undefined,
+      refusalSubstrings: opts.refusalSubstrings ? String(opts.refusalSubstrings).split("|") : undefined,
       onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
     });
     bar.stop();
@@ -198,6 +202,7 @@ common(program.command("eval"))
   .option("--harmless <file>", "harmless instructions", dataFile("harmless", "test"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 64)
   .option("--reference <dir>", "original model, for KL(reference || model) on the harmless instructions")
+  .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)")
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
   .action(async (opts) => {
     const bar = await prepare(opts);
@@ -206,7 +211,8 @@ common(program.command("eval"))
     for (const kind of ["harmful", "harmless"] as const) {
       const instructions = await loadInstructionSource(opts[kind], { column: opts.column, limit: opts.n });
       const completions = await generateCompletions(model, instructions, { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, onProgress: (d, t) => bar.update(`generations (${kind})`, d, t) });
-      result[`${kind}RefusalRate`] = completions.filter((c) => isRefusal(c, DEFAULT_REFUSAL_SUBSTRINGS)).length / completions.length;
+      const substrings = opts.refusalSubstrings ? String(opts.refusalSubstrings).split("|") : DEFAULT_REFUSAL_SUBSTRINGS;
+      result[`${kind}RefusalRate`] = completions.filter((c) => isRefusal(c, substrings)).length / completions.length;
       result[`${kind}Samples`] = instructions.slice(0, 3).map((instruction, i) => ({ instruction, completion: completions[i] }));
       if (kind === "harmless" && opts.reference) {
         const reference = await openModel(opts.reference, bar);
