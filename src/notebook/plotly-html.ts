@@ -1,6 +1,8 @@
-// The HTML fallback of a figure: a div and a script that draws it with plotly.js, loaded from the
-// page if present, else from `vendor/plotly.min.js` beside the notebook (copied there by
-// `npm run kernel:install` and `npm run notebooks`; never committed, never fetched from a CDN).
+// The HTML fallback of a figure: a div and a script that draws it with plotly.js, taken from the page
+// if it has one, else loaded from `vendor/plotly.min.js` beside the notebook (copied there by
+// `npm run kernel:install` and `npm run notebooks`; never committed, never fetched from a CDN). That file
+// is reached relative to the page (an nbconvert HTML export saved in notebooks/) or, inside Jupyter,
+// through the server's /files/ route to the notebook's folder.
 import type { Figure } from "../report/plots.ts";
 
 export const VENDOR_PLOTLY = "vendor/plotly.min.js";
@@ -15,10 +17,21 @@ export function plotlyCdnFreeHtml(figure: Figure, id: string): string {
   var pending = window.__abliteratePlotly = window.__abliteratePlotly || [];
   pending.push(draw);
   if (pending.length > 1) return;
-  var s = document.createElement("script");
-  s.src = "${VENDOR_PLOTLY}";
-  s.onload = function () { pending.splice(0).forEach(function (f) { f(); }); };
-  s.onerror = function () { document.getElementById("${id}").textContent = "plotly.js not found at ${VENDOR_PLOTLY}: run npm run kernel:install"; };
-  document.head.appendChild(s);
+  var candidates = ["${VENDOR_PLOTLY}"];
+  try {
+    var config = document.getElementById("jupyter-config-data");
+    var base = config ? JSON.parse(config.textContent).baseUrl || "/" : "/";
+    var m = window.location.pathname.match(/\\/(?:lab\\/tree|doc\\/tree|tree|notebooks)\\/(.*\\/)?[^\\/]*$/);
+    if (m) candidates.push(base.replace(/\\/?$/, "/") + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}");
+  } catch (e) {}
+  function load(i) {
+    if (i >= candidates.length) { document.getElementById("${id}").textContent = "plotly.js not found (tried " + candidates.join(", ") + "): run npm run kernel:install"; return; }
+    var s = document.createElement("script");
+    s.src = candidates[i];
+    s.onload = function () { pending.splice(0).forEach(function (f) { f(); }); };
+    s.onerror = function () { load(i + 1); };
+    document.head.appendChild(s);
+  }
+  load(0);
 })();</script>`;
 }
