@@ -17,6 +17,7 @@ export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions
 export { scoreCandidates, rankByMeanAbs, type CandidateScores, type Selection } from "./pipeline/select.ts";
 export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";
 export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./pipeline/export.ts";
+export { verifyExport, type Verification } from "./pipeline/verify.ts";
 export { loadInstructions, loadInstructionSource, parseCsv, DatasetError } from "./data/instructions.ts";
 export { snapshotDownload, resolveModel, datasetSplitFiles, hubCacheDir, hubEndpoint, HubError } from "./hub.ts";
 export { runPipeline, type RunReport, type RunOptions as PipelineOptions } from "./pipeline/run.ts";

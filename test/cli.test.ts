@@ -45,8 +45,9 @@ describe("abliterate CLI", () => {
     assert.equal(selection.candidates.length, rows.filter((r) => r.norm > 0).length);
     const key = rows.find((r) => r.key.startsWith("blocks.2.hook_resid_post"))!.key;
     const out = join(dir, "abliterated");
-    const applied = JSON.parse((await cli("apply", "-d", dirs, "-k", key, "-o", out, "--json")).stdout) as { edited: string[]; copied: number };
+    const applied = JSON.parse((await cli("apply", "-d", dirs, "-k", key, "-o", out, "--verify", "--json")).stdout) as { edited: string[]; copied: number; verification: { maxAbsLogitDiff: number; sameGreedyAnswers: boolean } };
     assert.equal(applied.edited.length, 1 + 2 * 6);
+    assert.ok(applied.verification.maxAbsLogitDiff < 1e-3 && applied.verification.sameGreedyAnswers, JSON.stringify(applied.verification));
     assert.ok((await readdir(out)).includes("model.safetensors"));
     const generated = JSON.parse((await cli("generate", "--model", out, "--json", "--max-new-tokens", "8", "Name three primary colors.")).stdout);
     assert.equal(generated.length, 1);

@@ -11,6 +11,7 @@ import { computeDirections, directionKey, loadDirections, saveDirections, type D
 import { DEFAULT_REFUSAL_SUBSTRINGS, generateCompletions, isRefusal, lastPositionLogits, meanKl } from "../pipeline/evaluate.ts";
 import { exportAbliterated } from "../pipeline/export.ts";
 import { runPipeline } from "../pipeline/run.ts";
+import { verifyExport, type Verification } from "../pipeline/verify.ts";
 import { refusalTokensFor } from "../pipeline/scores.ts";
 import { scoreCandidates } from "../pipeline/select.ts";
 import { progressReporter } from "./progress.ts";
@@ -180,6 +181,7 @@ common(program.command("apply"))
   .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
   .option("--skip-embedding", "leave the token embedding unchanged")
   .option("--scale <s>", "fraction of the component to remove", fraction, 1)
+  .option("--verify", "reload the export and compare it with the source under the ablation hooks (the model must fit in memory)")
   .option("-f, --force", "replace a non-empty output folder")
   .action(async (opts) => {
     const bar = progressReporter(!opts.json && process.stderr.isTTY === true);
@@ -193,7 +195,20 @@ common(program.command("apply"))
     });
     bar.stop();
     const seconds = (performance.now() - started) / 1000;
-    print(opts, `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`, { ...result, seconds });
+    let verification: Verification | undefined;
+    if (opts.verify) {
+      await initBackend({ backend: opts.backend });
+      const [original, exported] = [await loadModel(source), await loadModel(result.outDir)];
+      const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+      verification = await verifyExport(original, exported, direction.unit, prompts);
+      original.dispose();
+      exported.dispose();
+    }
+    print(opts, [
+      `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`,
+      ...(verification ? [`verified on ${verification.prompts} prompts: max |logit diff| vs hooks ${verification.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${verification.sameGreedyAnswers}`] : []),
+    ].join("\n"), { ...result, seconds, verification });
+    if (verification && !(verification.maxAbsLogitDiff < 1e-2 && verification.sameGreedyAnswers)) process.exitCode = 1;
   });
 
 common(program.command("eval"))

@@ -16,6 +16,7 @@ import { exportAbliterated } from "./export.ts";
 import { refusalTokensFor } from "./scores.ts";
 import { scoreCandidates, type CandidateScores } from "./select.ts";
 import { writeReportHtml } from "../report/html.ts";
+import { verifyExport } from "./verify.ts";
 
 export interface RunOptions {
   model?: string;
@@ -143,17 +144,10 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
     await exportAbliterated(modelDir, exportDir, chosen.unit, { force: options.force, provenance: { direction: directionKey(chosen) }, onProgress: (d, t) => progress("export", d, t) });
     const abliterated = await loadModel(exportDir);
     try {
-      const ablation = directionAblationHooks(chosen.unit, model.nLayers);
       const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
-      const hooked = lastPositionLogits(model, verifyPrompts, { fwdHooks: ablation.fwdHooks, batchSize });
-      const exported = lastPositionLogits(abliterated, verifyPrompts, { batchSize });
-      let maxAbsLogitDiff = 0;
-      hooked.forEach((row, i) => row.forEach((v, j) => (maxAbsLogitDiff = Math.max(maxAbsLogitDiff, Math.abs(v - exported[i][j])))));
-      const hookedAnswers = await generateCompletions(model, verifyPrompts, { fwdHooks: ablation.fwdHooks, maxNewTokens, batchSize });
-      ablation.dispose();
+      const verify = await verifyExport(model, abliterated, chosen.unit, verifyPrompts, { maxNewTokens, batchSize });
       const afterHarmful = await generateCompletions(abliterated, sets.harmfulTest, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (after, harmful)", d, t) });
       const afterHarmless = await generateCompletions(abliterated, sets.harmlessTest, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (after, harmless)", d, t) });
-      const exportedAnswers = [...afterHarmful.slice(0, 4), ...afterHarmless.slice(0, 4)];
       const harmlessKl = meanKl(lastPositionLogits(model, sets.harmlessTest, { batchSize }), lastPositionLogits(abliterated, sets.harmlessTest, { batchSize }));
       // Where harmful and harmless activations fall along the chosen direction, at its own hook point.
       const projections = { harmful: await projectionsOn(model, sets.harmfulTest, chosen, batchSize), harmless: await projectionsOn(model, sets.harmlessTest, chosen, batchSize) };
@@ -179,7 +173,7 @@ export async function runPipeline(options: RunOptions = {}): Promise<RunReport> 
         before: { harmfulRefusalRate: rate(beforeHarmful), harmlessRefusalRate: rate(beforeHarmless) },
         after: { harmfulRefusalRate: rate(afterHarmful), harmlessRefusalRate: rate(afterHarmless), harmlessKl },
         projections,
-        verify: { maxAbsLogitDiff, prompts: verifyPrompts.length, sameGreedyAnswers: hookedAnswers.every((a, i) => a === exportedAnswers[i]) },
+        verify,
         samples: sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: beforeHarmful[i], after: afterHarmful[i] })),
         exportDir,
         seconds: (performance.now() - started) / 1000,
