@@ -26,10 +26,13 @@ export function plotlyCdnFreeHtml(figure: Figure, id: string): string {
   } catch (e) {}
   function load(i) {
     if (i >= candidates.length) { document.getElementById("${id}").textContent = "plotly.js not found (tried " + candidates.join(", ") + "): run npm run kernel:install"; return; }
+    // The classic notebook has require.js, which would capture plotly.js as an AMD module.
+    var define = window.define;
+    window.define = undefined;
     var s = document.createElement("script");
     s.src = candidates[i];
-    s.onload = function () { pending.splice(0).forEach(function (f) { f(); }); };
-    s.onerror = function () { load(i + 1); };
+    s.onload = function () { window.define = define; pending.splice(0).forEach(function (f) { f(); }); };
+    s.onerror = function () { window.define = define; load(i + 1); };
     document.head.appendChild(s);
   }
   load(0);
