@@ -1,8 +1,9 @@
 // The weights of a Hugging Face checkpoint folder: one `model.safetensors`, or shards listed in
 // `model.safetensors.index.json`. Tensors are read one at a time, by name, from whichever shard holds them.
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsError, SafetensorsFile, type TensorInfo } from "./safetensors/read.ts";
+import { exists } from "./files.ts";
 
 export const INDEX_FILE = "model.safetensors.index.json";
 export const SINGLE_FILE = "model.safetensors";
@@ -118,15 +119,6 @@ export class CheckpointWeights {
 
   async close(): Promise<void> {
     for (const h of this.handles.values()) await h.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

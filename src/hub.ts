@@ -11,11 +11,12 @@
 // so a branch name could never be resolved offline.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { exists } from "./files.ts";
 
 export type RepoType = "model" | "dataset";
 
@@ -50,15 +51,6 @@ export function looksLikeRepoId(source: string): boolean {
 
 const repoFolder = (type: RepoType, repo: string) => `${type}s--${repo.replace(/\//g, "--")}`;
 const isCommit = (rev: string) => /^[0-9a-f]{40}$/.test(rev);
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function authHeaders(): Record<string, string> {
   const token = process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;

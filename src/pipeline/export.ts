@@ -11,6 +11,7 @@ import { isFloatDtype, type FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { checkDirection, normalize } from "../interventions.ts";
 import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { exists } from "../files.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -160,13 +161,4 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
     await weights.close();
   }
   return { outDir: out, edited, copied, untied: tied, bytesWritten };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
