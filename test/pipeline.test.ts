@@ -10,7 +10,7 @@ import {
   lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, saveDirections, CheckpointWeights,
   type HookedModel,
 } from "../src/index.ts";
-import { assertClose, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS, type ReferenceArch } from "./helpers/reference.ts";
+import { assertClose, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 let work: string;
 before(async () => {

@@ -75,7 +75,6 @@ export interface RunReport {
   seconds: number;
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 export async function runPipeline(options: RunOptions = {}): Promise<RunReport> {
   const started = performance.now();
