@@ -1,14 +1,12 @@
 // Registers the project's Jupyter kernel ("TypeScript (abliterate)") for the current user, and copies
 // plotly.js beside the notebooks for their HTML plot fallback.
 // Run: npm run kernel:install [-- --prefix DIR]   (DIR/share/jupyter/kernels, like `jupyter kernelspec install --prefix`)
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { kernelSpec, KERNEL_NAME } from "../src/notebook/kernel-spec.ts";
-import { VENDOR_PLOTLY } from "../src/notebook/plotly-html.ts";
-import { PACKAGE_ROOT } from "../src/paths.ts";
+import { vendorPlotly } from "../src/notebook/vendor.ts";
 
 /** Jupyter's per-user data folder (JUPYTER_DATA_DIR, else the platform's default). */
 function userKernelsDir(): string {
@@ -16,14 +14,6 @@ function userKernelsDir(): string {
   if (process.platform === "darwin") return join(homedir(), "Library", "Jupyter", "kernels");
   if (process.platform === "win32") return join(process.env.APPDATA ?? homedir(), "jupyter", "kernels");
   return join(process.env.XDG_DATA_HOME ?? join(homedir(), ".local", "share"), "jupyter", "kernels");
-}
-
-/** notebooks/vendor/plotly.min.js, from the plotly.js-dist-min package (ignored by git). */
-export async function vendorPlotly(): Promise<string> {
-  const target = join(PACKAGE_ROOT, "notebooks", VENDOR_PLOTLY);
-  await mkdir(join(target, ".."), { recursive: true });
-  await copyFile(createRequire(import.meta.url).resolve("plotly.js-dist-min"), target);
-  return target;
 }
 
 const { values } = parseArgs({ options: { prefix: { type: "string" } } });

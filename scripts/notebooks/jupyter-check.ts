@@ -3,22 +3,20 @@
 // the traces its notebook output declares. Needs Debian's jupyter-nbconvert, jupyter-client and chromium.
 // Run: npm run test:jupyter
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, readdir, readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
-import { createRequire } from "node:module";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { KERNEL_NAME } from "../../src/notebook/kernel-spec.ts";
-import { VENDOR_PLOTLY } from "../../src/notebook/plotly-html.ts";
+import { vendorPlotly } from "../../src/notebook/vendor.ts";
 
 const JUPYTER = process.env.JUPYTER ?? "/usr/bin/jupyter";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const notebooksDir = join(PACKAGE_ROOT, "notebooks");
 const executedDir = join(PACKAGE_ROOT, "out", "notebooks-jupyter");
 const htmlDir = join(PACKAGE_ROOT, "out", "notebooks-html");
-await mkdir(join(htmlDir, "vendor"), { recursive: true });
-await copyFile(createRequire(import.meta.url).resolve("plotly.js-dist-min"), join(htmlDir, VENDOR_PLOTLY));
+await vendorPlotly(htmlDir);
 
 const only = process.argv.slice(2);
 const names = (await readdir(notebooksDir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f) && (only.length === 0 || only.includes(f))).sort();

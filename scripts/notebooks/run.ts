@@ -6,11 +6,13 @@ import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { runNotebook, CellError } from "../../src/notebook/runner.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
+import { vendorPlotly } from "../../src/notebook/vendor.ts";
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { write: { type: "boolean", default: false }, out: { type: "string", default: join(PACKAGE_ROOT, "out", "notebooks") } } });
 const dir = join(PACKAGE_ROOT, "notebooks");
 const notebooks = positionals.length > 0 ? positionals : (await readdir(dir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort().map((f) => join(dir, f));
 await mkdir(values.out!, { recursive: true });
+await vendorPlotly(); // for the plots' HTML fallback when the notebooks are opened afterwards
 for (const path of notebooks) {
   const started = performance.now();
   process.stdout.write(`${basename(path)} ... `);
