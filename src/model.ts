@@ -27,6 +27,11 @@ export interface LoadOptions {
 export interface RunOptions {
   /** Hooks for this run only: [name or filter, fn]. */
   fwdHooks?: readonly FwdHook[];
+  /**
+   * 1 on real tokens, 0 on padding, when `tokens` is an already padded rectangle of ids (as
+   * TransformerLens takes it); without it, rows of different lengths are padded on the left for you.
+   */
+  attentionMask?: number[][];
 }
 
 export interface CacheOptions extends RunOptions {
@@ -138,13 +143,15 @@ export class HookedModel {
     return this.tokenizer.encodeBatch(texts, this.padId);
   }
 
-  private toBatch(tokens: TokensInput): Batch {
-    if (Array.isArray(tokens)) return padLeft(tokens, this.padId);
-    const { inputIds, attentionMask } = tokens;
+  private toBatch(tokens: TokensInput, mask?: number[][]): Batch {
+    if (Array.isArray(tokens) && !mask) return padLeft(tokens, this.padId);
+    if (!Array.isArray(tokens) && mask) throw new Error("attentionMask is given twice: in the batch and as an option");
+    const { inputIds, attentionMask } = Array.isArray(tokens) ? { inputIds: tokens, attentionMask: mask! } : tokens;
     if (inputIds.length !== attentionMask.length || inputIds.some((row, i) => row.length !== attentionMask[i].length)) {
       throw new Error(`attentionMask must have the shape of inputIds [${inputIds.length}, ${inputIds[0]?.length}]`);
     }
-    return tokens;
+    if (inputIds.some((row) => row.length !== inputIds[0].length)) throw new Error("with an attentionMask, every row of inputIds must have the same length (pad them)");
+    return { inputIds, attentionMask };
   }
 
   private checkIds(batch: Batch): void {
@@ -226,7 +233,7 @@ export class HookedModel {
 
   /** Logits [batch, pos, d_vocab]. The caller disposes them. */
   forward(tokens: TokensInput, options: RunOptions & { logits?: "all" | "last" } = {}): tf.Tensor3D {
-    return this.run(this.toBatch(tokens), { fwdHooks: options.fwdHooks, logits: options.logits ?? "all" });
+    return this.run(this.toBatch(tokens, options.attentionMask), { fwdHooks: options.fwdHooks, logits: options.logits ?? "all" });
   }
 
   /** TransformerLens's run_with_hooks: hooks are active for this call only. */
@@ -236,7 +243,7 @@ export class HookedModel {
 
   /** Logits and the activations at the chosen hook points and positions. The caller disposes both. */
   runWithCache(tokens: TokensInput, options: CacheOptions = {}): { logits: tf.Tensor3D; cache: ActivationCache } {
-    const batch = this.toBatch(tokens);
+    const batch = this.toBatch(tokens, options.attentionMask);
     const length = batch.inputIds[0].length;
     const positions = options.positions?.map((p) => {
       const index = p < 0 ? length + p : p;
@@ -269,7 +276,7 @@ export class HookedModel {
    * Greedy by default; `temperature` > 0 samples (with `topK` / `topP`, reproducible with `seed`).
    */
   async generate(tokens: TokensInput, options: GenerateOptions = {}): Promise<Generation> {
-    const batch = this.toBatch(tokens);
+    const batch = this.toBatch(tokens, options.attentionMask);
     const rows = batch.inputIds.length;
     const maxNewTokens = options.maxNewTokens ?? 64;
     const stop = new Set(options.stopTokens ?? this.stopTokens);

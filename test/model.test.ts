@@ -120,6 +120,17 @@ describe("HookedModel", () => {
     ablation.dispose();
   });
 
+  it("takes a padded rectangle with an attentionMask option, as TransformerLens does", async () => {
+    const length = Math.max(...ref.seqs.map((s) => s.length));
+    const inputIds = ref.seqs.map((s) => [...new Array(length - s.length).fill(0), ...s]);
+    const attentionMask = ref.seqs.map((s) => [...new Array(length - s.length).fill(0), ...new Array(s.length).fill(1)]);
+    const a = model.forward(inputIds, { attentionMask, logits: "last" });
+    const b = model.forward(ref.seqs, { logits: "last" });
+    assert.deepEqual(await a.data(), await b.data());
+    a.dispose();
+    b.dispose();
+  });
+
   it("a hook's replacement changes what flows on", async () => {
     const zeroed = model.runWithHooks(ref.seqs, { logits: "last", fwdHooks: [[actName("normalized"), (x) => tf.zerosLike(x)]] });
     const values = await zeroed.data();
@@ -144,6 +155,8 @@ describe("HookedModel", () => {
     assert.throws(() => model.runWithCache(ref.seqs, { positions: [12] }), /position 12 is outside the sequence of length 12/);
     assert.throws(() => model.forward([[1, 300]]), /token id 300 is outside the vocabulary \[0, 300\)/);
     assert.throws(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1]] }), /attentionMask must have the shape of inputIds/);
+    assert.throws(() => model.forward([[1, 2], [3, 4]], { attentionMask: [[1, 1]] }), /attentionMask must have the shape of inputIds \[2, 2\]/);
+    assert.throws(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1, 1]] }, { attentionMask: [[1, 1]] }), /attentionMask is given twice/);
   });
 
   it("is differentiable: tfjs gradients match finite differences", async () => {
