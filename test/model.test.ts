@@ -3,14 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it, before, after } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { actName, activationAdditionHooks, directionAblationHooks, loadModel, type HookedModel } from "../src/index.ts";
-import { assertClose, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
-
-async function lastLogits(model: HookedModel, seqs: number[][], fwdHooks = [] as Parameters<HookedModel["forward"]>[1] extends infer O ? O extends { fwdHooks?: infer H } ? H : never : never): Promise<number[][]> {
-  const logits = model.forward(seqs, { logits: "last", fwdHooks });
-  const values = (await logits.array()) as number[][][];
-  logits.dispose();
-  return values.map((row) => row[0]);
-}
+import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 for (const arch of REFERENCE_ARCHS) {
   describe(`${arch} matches the reference implementation`, () => {

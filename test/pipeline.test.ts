@@ -10,7 +10,7 @@ import {
   lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, saveDirections, CheckpointWeights,
   type HookedModel,
 } from "../src/index.ts";
-import { assertClose, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
+import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 let work: string;
 before(async () => {
@@ -19,10 +19,6 @@ before(async () => {
 after(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-async function lastLogits(model: HookedModel, seqs: number[][]): Promise<number[][]> {
-  return lastPositionLogits(model, seqs, { batchSize: seqs.length }).map((r) => [...r]);
-}
 
 async function sha(path: string, tensor: string): Promise<string> {
   const w = await CheckpointWeights.open(path);

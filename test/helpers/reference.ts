@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
+import type { FwdHook, HookedModel } from "../../src/index.ts";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 export const REFERENCE_ARCHS = ["llama", "llama31", "mistral", "qwen2", "gemma"] as const;
@@ -71,3 +72,11 @@ export function assertClose(actual: ArrayLike<number> | number[][], expected: Ar
 }
 
 export const LOGIT_TOLERANCE = 1e-3;
+
+/** Last-position logits of token sequences (left-padded into one batch), as nested arrays. */
+export async function lastLogits(model: HookedModel, seqs: number[][], fwdHooks: readonly FwdHook[] = []): Promise<number[][]> {
+  const logits = model.forward(seqs, { logits: "last", fwdHooks });
+  const values = (await logits.array()) as number[][][];
+  logits.dispose();
+  return values.map((row) => row[0]);
+}
