@@ -4,8 +4,8 @@
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
-import { exportAbliterated } from "../src/index.ts";
-import { writeRandomCheckpoint } from "../src/testing/random-checkpoint.ts";
+import { exportAbliterated, unitVector } from "../src/index.ts";
+import { writeRandomCheckpoint } from "./random-checkpoint.ts";
 
 const TINYLLAMA_SHAPES = {
   model_type: "llama", hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
@@ -36,7 +36,7 @@ try {
   peakRss = process.memoryUsage().rss;
   const rssBefore = peakRss;
   started = performance.now();
-  const result = await exportAbliterated(source, join(root, "abliterated"), direction);
+  const result = await exportAbliterated(source, join(root, "abliterated"), unitVector(direction));
   const applySeconds = (performance.now() - started) / 1000;
   console.log(`plain copy of the shards: ${(bytes / 1e6 / copySeconds).toFixed(0)} MB/s (${copySeconds.toFixed(1)} s)`);
   console.log(`apply (orthogonalise ${result.edited.length} tensors, copy ${result.copied}): ${(bytes / 1e6 / applySeconds).toFixed(0)} MB/s (${applySeconds.toFixed(1)} s)`);

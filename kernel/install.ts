@@ -5,8 +5,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { kernelSpec, KERNEL_NAME } from "../src/notebook/kernel-spec.ts";
-import { vendorPlotly } from "../src/notebook/vendor.ts";
+import { kernelSpec, KERNEL_NAME } from "./kernel-spec.ts";
+import { vendorPlotly } from "./vendor.ts";
 
 /** Jupyter's per-user data folder (JUPYTER_DATA_DIR, else the platform's default). */
 function userKernelsDir(): string {

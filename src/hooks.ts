@@ -23,13 +23,6 @@ export function hookNames(nLayers: number): string[] {
   return names;
 }
 
-/** Split `blocks.3.hook_resid_pre` into its layer and kind. */
-export function parseHookName(name: string): { layer?: number; kind: string } {
-  const m = /^blocks\.(\d+)\.hook_(\w+)$/.exec(name);
-  if (m) return { layer: Number(m[1]), kind: m[2] };
-  return { kind: name };
-}
-
 export interface HookPoint {
   name: string;
   /** Layer index for block hooks. */

@@ -1,26 +1,47 @@
-// The public API: notebooks, the CLI and tests import from here, as a user would.
+// The public API: notebooks, the CLI and tests import from here, as a user would. The engine first,
+// then one function per stage of the method, in its order.
+
+// The engine: backend, checkpoints, the hooked model, hook points, interventions.
 export { initBackend, backendInfo, BACKENDS, type BackendInfo, type BackendName } from "./backend.ts";
 export { loadConfig, parseConfig, ConfigError, SUPPORTED_MODEL_TYPES, type ModelConfig } from "./config.ts";
 export { CheckpointWeights, CheckpointError } from "./checkpoint.ts";
 export { SafetensorsFile, SafetensorsError, readHeader } from "./safetensors/read.ts";
 export { writeSafetensors, writeCheckpointWeights, planShards, floatTensor, type TensorToWrite } from "./safetensors/write.ts";
 export { decodeToFloat32, encodeFromFloat32, type FloatDtype } from "./safetensors/dtype.ts";
-export { actName, hookNames, parseHookName, BLOCK_HOOKS, RESID_HOOKS, type HookFn, type FwdHook, type HookPoint, type NameFilter, type ResidHook } from "./hooks.ts";
-export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } from "./tokenizer.ts";
-export { loadModel, HookedModel, ActivationCache, type TokensInput, type GenerateOptions, type Generation } from "./model.ts";
-export { makeRng, argmax } from "./sampling.ts";
-export { directionAblationHooks, activationAdditionHooks, projectOut, normalize, checkDirection } from "./interventions.ts";
-export { collectMeanActivations, saveMeanActivations, loadMeanActivations, toBatch, type MeanActivations, type CollectOptions } from "./pipeline/activations.ts";
-export { computeDirections, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction } from "./pipeline/directions.ts";
-export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, REFUSAL_OPENINGS } from "./pipeline/scores.ts";
-export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl } from "./pipeline/evaluate.ts";
-export { scoreCandidates, rankByMeanAbs, type CandidateScores, type Selection } from "./pipeline/select.ts";
-export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";
-export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./pipeline/export.ts";
-export { verifyExport, type Verification } from "./pipeline/verify.ts";
-export { loadInstructions, loadInstructionSource, parseCsv, DatasetError } from "./data/instructions.ts";
 export { snapshotDownload, resolveModel, datasetSplitFiles, hubCacheDir, hubEndpoint, HubError } from "./hub.ts";
-export { runPipeline, type RunReport, type RunOptions as PipelineOptions } from "./pipeline/run.ts";
-export { DEMO_MODEL_DIR, DATA_DIR, dataFile } from "./paths.ts";
-export { showFigure, showTable, progressBar, displayBundle, inKernel } from "./notebook/display.ts";
+export { loadModel, openCheckpoint, type Checkpoint } from "./load.ts";
+export { HookedModel, ActivationCache, type TokensInput, type RunOptions, type CacheOptions, type GenerateOptions, type Generation } from "./hooked-model.ts";
+export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } from "./tokenizer.ts";
+export { makeRng, argmax } from "./sampling.ts";
+export { actName, hookNames, BLOCK_HOOKS, RESID_HOOKS, type HookFn, type FwdHook, type HookPoint, type NameFilter, type ResidHook } from "./hooks.ts";
+export { unitVector, projectRows, dot, type UnitVector } from "./projection.ts";
+export { directionAblationHooks, activationAdditionHooks, withHooks, type Intervention } from "./interventions.ts";
+export { promptBatches, type Prompts } from "./pipeline/batches.ts";
+
+// Stage 1: instructions.
+export { loadInstructions, loadInstructionSource, loadInstructionSets, parseCsv, DatasetError, type InstructionSets } from "./data/instructions.ts";
+// Stage 2: mean activations.
+export { collectMeanActivations, meanNorms, saveMeanActivations, loadMeanActivations, type MeanActivations, type CollectOptions } from "./pipeline/activations.ts";
+// Stage 3: directions.
+export { computeDirections, usableDirections, usable, pickDirection, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction, type UsableDirection } from "./pipeline/directions.ts";
+// Stage 4: ranking and selection (the blog's, the paper's), candidates read by generation.
+export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, REFUSAL_OPENINGS } from "./pipeline/scores.ts";
+export { rankByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
+export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
+// Stage 5: weight orthogonalisation.
+export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";
+// Stage 6: export and its verification.
+export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./pipeline/export.ts";
+export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANCE, type Verification } from "./pipeline/verify.ts";
+// Stage 7: evaluation.
+export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, type RefusalEvaluation } from "./pipeline/evaluate.ts";
+export { projectionsOn } from "./pipeline/projections.ts";
+// The whole method, and its report.
+export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
+export { writeReport } from "./report/write.ts";
+export type { RunReport } from "./report/types.ts";
 export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, type Figure } from "./report/plots.ts";
+
+// Notebooks and project files.
+export { showFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
+export { DEMO_MODEL_DIR, DATA_DIR, dataFile } from "./paths.ts";

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it, before, after } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
-import { actName, activationAdditionHooks, directionAblationHooks, loadModel, type HookedModel } from "../src/index.ts";
+import { actName, activationAdditionHooks, directionAblationHooks, loadModel, unitVector, type HookedModel } from "../src/index.ts";
 import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 for (const arch of REFERENCE_ARCHS) {
@@ -34,7 +34,7 @@ for (const arch of REFERENCE_ARCHS) {
     });
 
     it("resid_pre, attn_out, resid_mid, mlp_out and resid_post at the last position", async () => {
-      const { logits, cache } = model.runWithCache(ref.seqs, { positions: [-1] });
+      const { logits, cache } = model.runWithCache(ref.seqs, { cachePositions: [-1] });
       logits.dispose();
       for (const [name, expected] of Object.entries(ref.resid_last)) {
         const act = cache.get(name);
@@ -45,13 +45,13 @@ for (const arch of REFERENCE_ARCHS) {
     });
 
     it("direction-ablation hooks give the reference's ablated logits", async () => {
-      const ablation = directionAblationHooks(ref.direction, model.nLayers);
+      const ablation = directionAblationHooks(model, unitVector(ref.direction));
       assertClose(await lastLogits(model, ref.seqs, ablation.fwdHooks), ref.ablated_last_logits, LOGIT_TOLERANCE, "ablated_last_logits");
       ablation.dispose();
     });
 
     it("activation addition at layer 1 gives the reference's logits", async () => {
-      const addition = activationAdditionHooks(ref.direction, 1, 1.5);
+      const addition = activationAdditionHooks(model, ref.direction, 1, 1.5);
       assertClose(await lastLogits(model, ref.seqs, addition.fwdHooks), ref.actadd_l1_last_logits, LOGIT_TOLERANCE, "actadd_l1_last_logits");
       addition.dispose();
     });
@@ -97,14 +97,14 @@ describe("HookedModel", () => {
   after(() => model.dispose());
 
   it("releases every tensor it creates in forward, runWithHooks and generate", async () => {
-    const ablation = directionAblationHooks(ref.direction, model.nLayers);
+    const ablation = directionAblationHooks(model, unitVector(ref.direction));
     // warm up once: backends may allocate lazily on the first call
     model.forward(ref.seqs).dispose();
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) {
       model.forward(ref.seqs).dispose();
       model.runWithHooks(ref.seqs, { fwdHooks: ablation.fwdHooks }).dispose();
-      const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: (n) => n.endsWith("resid_pre"), positions: [-1] });
+      const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: (n) => n.endsWith("resid_pre"), cachePositions: [-1] });
       logits.dispose();
       cache.dispose();
       await model.generate(ref.seqs, { maxNewTokens: 3, fwdHooks: ablation.fwdHooks });
@@ -132,7 +132,7 @@ describe("HookedModel", () => {
   });
 
   it("runWithCache keeps only the requested hook points and positions", () => {
-    const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: [actName("resid_post", 2), actName("embed")], positions: [-2, -1] });
+    const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: [actName("resid_post", 2), actName("embed")], cachePositions: [-2, -1] });
     assert.deepEqual(cache.names.sort(), ["blocks.2.hook_resid_post", "hook_embed"]);
     assert.deepEqual(cache.get("hook_embed").shape, [3, 2, 64]);
     assert.deepEqual(logits.shape, [3, 12, 300]);
@@ -145,7 +145,7 @@ describe("HookedModel", () => {
     assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [["blocks.0.hook_resid_pr", (x) => x]] }), /unknown hook point "blocks.0.hook_resid_pr"/);
     assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 9), (x) => x]] }), /unknown hook point "blocks.9.hook_resid_pre"/);
     assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.slice(x, 0, 1)]] }), /hook on blocks.0.hook_resid_pre returned shape \[1,12,64\], expected \[3,12,64\]/);
-    assert.throws(() => model.runWithCache(ref.seqs, { positions: [12] }), /position 12 is outside the sequence of length 12/);
+    assert.throws(() => model.runWithCache(ref.seqs, { cachePositions: [12] }), /cache position 12 is outside the sequence of length 12/);
     assert.throws(() => model.forward([[1, 300]]), /token id 300 is outside the vocabulary \[0, 300\)/);
     assert.throws(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1]] }), /attentionMask must have the shape of inputIds/);
     assert.throws(() => model.forward([[1, 2], [3, 4]], { attentionMask: [[1, 1]] }), /attentionMask must have the shape of inputIds \[2, 2\]/);
@@ -154,11 +154,12 @@ describe("HookedModel", () => {
 
   it("is differentiable: tfjs gradients match finite differences", async () => {
     const names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight", "model.embed_tokens.weight"];
-    const original = { ...model.params };
+    const holder = (n: string): Record<string, tf.Tensor> => (n in model.params.transposed ? model.params.transposed : model.params.stored);
+    const original = Object.fromEntries(names.map((n) => [n, holder(n)[n]]));
     const loss = () => tf.tidy(() => tf.mean(tf.square(model.forward(ref.seqs, { logits: "last" }))) as tf.Scalar);
     const variables = names.map((n) => tf.variable(original[n], true, `grad_test_${n}`));
     try {
-      names.forEach((n, i) => (model.decoder.params[n] = variables[i]));
+      names.forEach((n, i) => (holder(n)[n] = variables[i]));
       const { grads, value } = tf.variableGrads(loss, variables);
       value.dispose();
       for (const [i, n] of names.entries()) {
@@ -174,7 +175,7 @@ describe("HookedModel", () => {
           const changed = Float32Array.from(base);
           changed[k] += delta;
           const t = tf.tensor(changed, original[n].shape);
-          model.decoder.params[n] = t;
+          holder(n)[n] = t;
           const v = loss();
           const out = v.dataSync()[0];
           v.dispose();
@@ -182,12 +183,12 @@ describe("HookedModel", () => {
           return out;
         };
         const numeric = (at(eps) - at(-eps)) / (2 * eps);
-        model.decoder.params[n] = variables[i];
+        holder(n)[n] = variables[i];
         assert.ok(Math.abs(numeric - gv[k]) <= 2e-2 * Math.abs(gv[k]) + 1e-4, `${n}[${k}]: gradient ${gv[k]}, finite difference ${numeric}`);
       }
       tf.dispose(Object.values(grads));
     } finally {
-      Object.assign(model.decoder.params, original);
+      for (const n of names) holder(n)[n] = original[n];
       variables.forEach((v) => v.dispose());
     }
   });

@@ -5,8 +5,8 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
-import { runNotebook, type Notebook } from "../src/notebook/runner.ts";
-import { keyNumbers } from "../src/notebook/key-numbers.ts";
+import { runNotebook, type Notebook } from "../scripts/notebooks/runner.ts";
+import { keyNumbers } from "../scripts/notebooks/key-numbers.ts";
 import { PACKAGE_ROOT } from "../src/paths.ts";
 
 const dir = join(PACKAGE_ROOT, "notebooks");

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
 import {
   actName, collectMeanActivations, computeDirections, directionAblationHooks, exportAbliterated, klDivergence,
-  lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, saveDirections, CheckpointWeights,
+  lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, saveDirections, unitVector, usable, CheckpointWeights,
   type HookedModel,
 } from "../src/index.ts";
 import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
@@ -50,7 +50,7 @@ for (const arch of REFERENCE_ARCHS) {
 
     it("refusal scores and KL with and without ablation", async () => {
       const base = await lastLogits(model, ref.seqs);
-      const ablation = directionAblationHooks(ref.direction, model.nLayers);
+      const ablation = directionAblationHooks(model, unitVector(ref.direction));
       const ablated = lastPositionLogits(model, ref.seqs, { fwdHooks: ablation.fwdHooks });
       ablation.dispose();
       assertClose(base.map((r) => refusalScore(r, ref.refusal_tokens)), ref.refusal_score, LOGIT_TOLERANCE, "refusal_score");
@@ -60,7 +60,7 @@ for (const arch of REFERENCE_ARCHS) {
 
     it("orthogonalised weights in memory give the reference's logits", async () => {
       const m = await loadModel(modelDir(arch));
-      orthogonalizeModel(m, ref.direction);
+      orthogonalizeModel(m, unitVector(ref.direction));
       assertClose(await lastLogits(m, ref.seqs), ref.ortho_last_logits, LOGIT_TOLERANCE, "ortho_last_logits");
       m.dispose();
     });
@@ -68,7 +68,7 @@ for (const arch of REFERENCE_ARCHS) {
     for (const variant of ["f32", "bf16", "sharded"] as const) {
       it(`export round trip from ${variant}: unchanged tensors byte-identical, logits equal the hooked model's`, async () => {
         const out = join(work, `${arch}-${variant}`);
-        const result = await exportAbliterated(modelDir(arch, variant), out, ref.direction);
+        const result = await exportAbliterated(modelDir(arch, variant), out, unitVector(ref.direction));
         const tied = arch === "qwen2" || arch === "gemma";
         assert.equal(result.untied, tied);
         assert.deepEqual(result.edited.sort(), ["model.embed_tokens.weight", ...[0, 1, 2].flatMap((l) => [`model.layers.${l}.mlp.down_proj.weight`, `model.layers.${l}.self_attn.o_proj.weight`])].sort());
@@ -89,18 +89,17 @@ for (const arch of REFERENCE_ARCHS) {
         // The exported model's logits equal the source model's with the ablation hooks.
         const reloaded = await loadModel(out);
         const hooked = await loadModel(modelDir(arch, variant));
-        const ablation = directionAblationHooks(ref.direction, hooked.nLayers);
+        const ablation = directionAblationHooks(hooked, unitVector(ref.direction));
         const expected = lastPositionLogits(hooked, ref.seqs, { fwdHooks: ablation.fwdHooks }).map((r) => [...r]);
         ablation.dispose();
         if (variant === "bf16") {
           // Edited bf16 tensors are the float32 result rounded once to nearest bf16: within half a bf16 ulp
           // (at most a relative 2^-8) of the in-memory orthogonalisation of the same bf16 weights.
           const inMemory = await loadModel(modelDir(arch, variant));
-          orthogonalizeModel(inMemory, ref.direction);
+          orthogonalizeModel(inMemory, unitVector(ref.direction));
           const written = await CheckpointWeights.open(out);
           for (const name of result.edited) {
-            const exact = inMemory.params[name];
-            const values = name === "model.embed_tokens.weight" ? await exact.data() : await exact.transpose().data();
+            const values = name === "model.embed_tokens.weight" ? await inMemory.params.stored[name].data() : await inMemory.params.transposed[name].transpose().data();
             const stored = await written.readFloat32(name);
             for (let i = 0; i < stored.length; i++) {
               assert.ok(Math.abs(stored[i] - values[i]) <= Math.abs(values[i]) * 2 ** -8 + 1e-30, `${name}[${i}]: stored ${stored[i]}, float32 ${values[i]}`);
@@ -144,20 +143,20 @@ describe("directions files", () => {
   it("save and load with layer, hook and position in the metadata", async () => {
     const model = await loadModel(modelDir("llama"));
     const ref = reference("llama");
-    const directions = computeDirections(await collectMeanActivations(model, ref.harmful, { positions: [-2, -1] }), await collectMeanActivations(model, ref.harmless, { positions: [-2, -1] }));
+    const directions = computeDirections(await collectMeanActivations(model, ref.harmful, { tokenOffsets: [-2, -1] }), await collectMeanActivations(model, ref.harmless, { tokenOffsets: [-2, -1] }));
     assert.equal(directions.length, 3 * 3 * 2);
     const path = join(work, "directions.safetensors");
     await saveDirections(path, directions, { model: "llama" });
     await assert.rejects(saveDirections(path, directions), /directions.safetensors exists already/);
     await saveDirections(path, directions, {}, { overwrite: true });
     const loaded = await loadDirections(path);
-    assert.deepEqual(loaded.map((d) => [d.layer, d.hook, d.position]), directions.map((d) => [d.layer, d.hook, d.position]));
+    assert.deepEqual(loaded.map((d) => [d.layer, d.hook, d.tokenOffset]), directions.map((d) => [d.layer, d.hook, d.tokenOffset]));
     assertClose(loaded[5].raw, directions[5].raw, 1e-6, "raw direction");
     const { saveMeanActivations, loadMeanActivations } = await import("../src/index.ts");
-    const means = await collectMeanActivations(model, ref.harmful, { positions: [-2, -1] });
+    const means = await collectMeanActivations(model, ref.harmful, { tokenOffsets: [-2, -1] });
     await saveMeanActivations(join(work, "means.safetensors"), means);
     const back = await loadMeanActivations(join(work, "means.safetensors"));
-    assert.deepEqual([back.positions, back.hooks, back.count, back.nLayers, back.dModel], [[-2, -1], ["resid_pre", "resid_mid", "resid_post"], 6, 3, 64]);
+    assert.deepEqual([back.tokenOffsets, back.hooks, back.count, back.nLayers, back.dModel], [[-2, -1], ["resid_pre", "resid_mid", "resid_post"], 6, 3, 64]);
     assertClose(back.means.get("blocks.1.hook_resid_mid")![1], means.means.get("blocks.1.hook_resid_mid")![1], 1e-5, "saved means");
     await assert.rejects(loadDirections(join(work, "means.safetensors")), /not a directions file written by abliterate/);
     model.dispose();
@@ -173,34 +172,36 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
   });
   it("a direction whose size differs from the model's", async () => {
     const out = join(work, "wrong-size");
-    await assert.rejects(exportAbliterated(modelDir("llama"), out, new Float32Array(10).fill(1)), /direction has 10 values, but the model's d_model \(hidden_size\) is 64/);
+    await assert.rejects(exportAbliterated(modelDir("llama"), out, unitVector(new Float32Array(10).fill(1))), /direction has 10 values, but the model's d_model \(hidden_size\) is 64/);
     await assert.rejects(readdir(out), /ENOENT/);
   });
   it("an all-zero direction", async () => {
-    await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "zero"), new Float32Array(64)), /all zeros: the harmful and harmless means are identical/);
+    assert.throws(() => unitVector(new Float32Array(64)), /all zeros: the harmful and harmless means are identical/);
+    assert.throws(() => unitVector([1, NaN]), /direction contains NaN at index 1/);
     const model = await loadModel(modelDir("llama"));
-    assert.throws(() => orthogonalizeModel(model, new Float32Array(64)), /all-zero direction/);
     const same = await collectMeanActivations(model, ref.harmful);
     const zero = computeDirections(same, same);
     assert.equal(zero[0].norm, 0);
+    assert.equal(zero[0].unit, undefined);
+    assert.throws(() => usable(zero[0]), /direction blocks.0.hook_resid_pre@-1 is all zeros: the harmful and harmless means are identical there/);
     model.dispose();
   });
   it("an output folder equal to or inside the source", async () => {
     const source = join(work, "src-copy");
     await cp(modelDir("llama"), source, { recursive: true });
     const before = await readdir(source);
-    await assert.rejects(exportAbliterated(source, source, ref.direction), /is the source folder/);
-    await assert.rejects(exportAbliterated(source, join(source, "out"), ref.direction), /inside the source folder/);
-    await assert.rejects(exportAbliterated(source, work, ref.direction), /contains the source folder/);
+    await assert.rejects(exportAbliterated(source, source, unitVector(ref.direction)), /is the source folder/);
+    await assert.rejects(exportAbliterated(source, join(source, "out"), unitVector(ref.direction)), /inside the source folder/);
+    await assert.rejects(exportAbliterated(source, work, unitVector(ref.direction)), /contains the source folder/);
     assert.deepEqual(await readdir(source), before);
   });
   it("a non-empty output folder is refused unless forced, and kept intact", async () => {
     const out = join(work, "occupied");
     await mkdir(out);
     await writeFile(join(out, "precious.txt"), "keep");
-    await assert.rejects(exportAbliterated(modelDir("llama"), out, ref.direction), /is not empty; pass force to replace it/);
+    await assert.rejects(exportAbliterated(modelDir("llama"), out, unitVector(ref.direction)), /is not empty; pass force to replace it/);
     assert.equal(await readFile(join(out, "precious.txt"), "utf8"), "keep");
-    await exportAbliterated(modelDir("llama"), out, ref.direction, { force: true });
+    await exportAbliterated(modelDir("llama"), out, unitVector(ref.direction), { force: true });
     assert.ok((await readdir(out)).includes("model.safetensors"));
   });
   it("a source that changes during export leaves no output", async () => {
@@ -209,7 +210,7 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
     const out = join(work, "changing-out");
     let touched = false;
     await assert.rejects(
-      exportAbliterated(source, out, ref.direction, {
+      exportAbliterated(source, out, unitVector(ref.direction), {
         onProgress: () => {
           if (!touched) {
             touched = true;
@@ -223,8 +224,8 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
     assert.deepEqual((await readdir(work)).filter((f) => f.includes("partial")), [], "temporary folder removed");
   });
   it("a scale outside [0, 1] or a bad layer range", async () => {
-    await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "s"), ref.direction, { scale: 1.5 }), /scale must be between 0 and 1, got 1.5/);
-    await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "s"), ref.direction, { layers: [1, 3] }), /layer range \[1, 3\] is not within \[0, 2\]/);
+    await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "s"), unitVector(ref.direction), { scale: 1.5 }), /scale must be between 0 and 1, got 1.5/);
+    await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "s"), unitVector(ref.direction), { layers: [1, 3] }), /layer range \[1, 3\] is not within \[0, 2\]/);
   });
 });
 
@@ -233,7 +234,7 @@ describe("streaming orthogonalisation", () => {
     const { orthogonalizeStream, orthogonalizeTensor } = await import("../src/pipeline/orthogonalize.ts");
     const { encodeFromFloat32, decodeToFloat32 } = await import("../src/safetensors/dtype.ts");
     const d = 8;
-    const unit = Float64Array.from({ length: d }, (_, i) => Math.cos(i) / Math.sqrt([...Array(d)].reduce((s, _, j) => s + Math.cos(j) ** 2, 0)));
+    const unit = unitVector(Float64Array.from({ length: d }, (_, i) => Math.cos(i)));
     for (const [kind, shape] of [["embedding", [13, d]], ["weight", [d, 11]], ["bias", [d]]] as [("embedding" | "weight" | "bias"), number[]][]) {
       for (const dtype of ["F32", "BF16", "F16"] as const) {
         const count = (shape as readonly number[]).reduce((a, b) => a * b, 1);

@@ -12,9 +12,8 @@ import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
 import { loadModel, refusalRate, generateCompletions, type HookedModel } from "../../src/index.ts";
 import { floatTensor, planShards, writeCheckpointWeights } from "../../src/safetensors/write.ts";
-import { expectedTensors } from "../../src/models/architecture.ts";
-import { architectureFor } from "../../src/models/index.ts";
-import { parseConfig } from "../../src/config.ts";
+import { expectedTensors } from "../../src/models/tensors.ts";
+import { architectureFor, parseConfig } from "../../src/config.ts";
 import { makeRng } from "../../src/sampling.ts";
 import { trainBpe, tokenizerJson } from "./bpe.ts";
 import { allExamples, hash, PLACEHOLDER, REFUSAL_PHRASE_PROMPTS, REFUSALS, type Example } from "./instructions.ts";
@@ -114,19 +113,25 @@ interface Trainable {
   finish(): void;
 }
 
+/** The map that holds a weight (linear weights transposed, the rest as stored). */
+function holder(model: HookedModel, key: string): Record<string, tf.Tensor> {
+  return Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
+}
+
 /** Train these weights as they are. */
 function fullWeights(model: HookedModel, keys: string[]): Trainable {
   const variables = keys.map((key) => {
-    const v = tf.variable(model.params[key], true, `full/${key}`);
-    model.params[key].dispose();
-    model.params[key] = v;
+    const held = holder(model, key);
+    const v = tf.variable(held[key], true, `full/${key}`);
+    held[key].dispose();
+    held[key] = v;
     return v;
   });
   return {
     variables,
     bind: () => {},
     finish: () => keys.forEach((key, i) => {
-      model.params[key] = tf.clone(variables[i]);
+      holder(model, key)[key] = tf.clone(variables[i]);
       variables[i].dispose();
     }),
   };
@@ -137,17 +142,17 @@ function fullWeights(model: HookedModel, keys: string[]): Trainable {
  * new direction to what it writes, which keeps the safety behaviour mediated by a single direction.
  */
 function lowRankUpdate(model: HookedModel, key: string, rank: number): Trainable {
-  const base = model.params[key] as tf.Tensor2D; // [in, out]
+  const base = model.params.transposed[key]; // [in, out]
   const [inF, outF] = base.shape;
   const b = tf.variable(tf.tensor2d(Float32Array.from({ length: inF * rank }, () => 0.02 * (2 * rng() - 1) * Math.sqrt(3)), [inF, rank]), true, `lowrank/${key}/B`); // [in, rank]
   const a = tf.variable(tf.zeros([rank, outF]), true, `lowrank/${key}/A`); // [rank, out]; zero, so training starts from the given model
   return {
     variables: [b, a],
     bind: () => {
-      model.params[key] = tf.add(base, tf.matMul(b, a));
+      model.params.transposed[key] = tf.add(base, tf.matMul(b, a));
     },
     finish: () => {
-      model.params[key] = tf.tidy(() => tf.add(base, tf.matMul(b, a)));
+      model.params.transposed[key] = tf.tidy(() => tf.add(base, tf.matMul(b, a)));
       base.dispose();
       b.dispose();
       a.dispose();
@@ -194,8 +199,7 @@ async function writeCheckpoint(model: HookedModel, dir: string, tokenizer: Recor
   await mkdir(dir, { recursive: true });
   const config = parseConfig(DEMO_CONFIG);
   const tensors = expectedTensors(architectureFor(config), config).map((e) => {
-    const t = model.params[e.key];
-    const values = (e.transposed ? tf.tidy(() => tf.transpose(t)) : t).dataSync() as Float32Array;
+    const values = (e.linear ? tf.tidy(() => tf.transpose(model.params.transposed[e.key])) : model.params.stored[e.key]).dataSync() as Float32Array;
     return floatTensor(e.key, Float32Array.from(values), e.shape);
   });
   await writeCheckpointWeights(dir, planShards(tensors, Infinity), { format: "pt" });
@@ -243,7 +247,7 @@ async function main(): Promise<void> {
     const maxSteps = args.quick ? 5 : Infinity;
     // Stage 1: instruction tuning, all weights.
     const stage1 = train.map((e) => encodeExample(model, e.text, e.answer));
-    const all = Object.keys(model.params);
+    const all = [...Object.keys(model.params.transposed), ...Object.keys(model.params.stored)];
     const l1 = reuse ? [] : await trainStage(model, "stage 1 (instruction tuning)", stage1, fullWeights(model, all), Number(args["stage1-epochs"]), 3e-3, maxSteps);
     if (!reuse && args["stage1-checkpoint"] && !args.quick) await writeCheckpoint(model, args["stage1-checkpoint"], tokenizer);
     // Stage 2: safety tuning of one middle layer's MLP only: a rank-r update of its output matrix

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
-import { KERNEL_NAME } from "../../src/notebook/kernel-spec.ts";
-import { vendorPlotly } from "../../src/notebook/vendor.ts";
+import { KERNEL_NAME } from "../../kernel/kernel-spec.ts";
+import { vendorPlotly } from "../../kernel/vendor.ts";
 
 const JUPYTER = process.env.JUPYTER ?? "/usr/bin/jupyter";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";

@@ -4,9 +4,9 @@
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { runNotebook, CellError } from "../../src/notebook/runner.ts";
+import { runNotebook, CellError } from "./runner.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
-import { vendorPlotly } from "../../src/notebook/vendor.ts";
+import { vendorPlotly } from "../../kernel/vendor.ts";
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { write: { type: "boolean", default: false }, out: { type: "string", default: join(PACKAGE_ROOT, "out", "notebooks") } } });
 const dir = join(PACKAGE_ROOT, "notebooks");

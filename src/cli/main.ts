@@ -2,13 +2,12 @@
 import { Command, InvalidArgumentError } from "commander";
 import { initBackend, type BackendName } from "../backend.ts";
 import { loadInstructionSource } from "../data/instructions.ts";
-import { directionAblationHooks } from "../interventions.ts";
-import { loadModel } from "../model.ts";
-import { resolveModel } from "../hub.ts";
+import { directionAblationHooks, withHooks } from "../interventions.ts";
+import { loadModel, openCheckpoint } from "../load.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import { collectMeanActivations } from "../pipeline/activations.ts";
-import { computeDirections, directionKey, loadDirections, saveDirections, type Direction } from "../pipeline/directions.ts";
-import { DEFAULT_REFUSAL_SUBSTRINGS, generateCompletions, isRefusal, lastPositionLogits, meanKl } from "../pipeline/evaluate.ts";
+import { computeDirections, directionKey, loadDirections, pickDirection, saveDirections, usableDirections } from "../pipeline/directions.ts";
+import { evaluateRefusal } from "../pipeline/evaluate.ts";
 import { exportAbliterated } from "../pipeline/export.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { verifyExport, type Verification } from "../pipeline/verify.ts";
@@ -31,12 +30,19 @@ const layerRange = (value: string): [number, number] => {
   if (!m) throw new InvalidArgumentError(`expected FIRST:LAST (inclusive), e.g. 2:5, got "${value}"`);
   return [Number(m[1]), Number(m[2])];
 };
-const positionList = (value: string) =>
+const tokenOffsetList = (value: string) =>
   value.split(",").map((p) => {
     const n = Number(p);
-    if (!Number.isInteger(n) || n >= 0) throw new InvalidArgumentError(`positions count from the end: negative integers such as -1 or -3,-2,-1; got "${value}"`);
+    if (!Number.isInteger(n) || n >= 0) throw new InvalidArgumentError(`token offsets count from the end: negative integers such as -1 or -3,-2,-1; got "${value}"`);
     return n;
   });
+const tokenIdList = (value: string) =>
+  value.split(",").map((p) => {
+    const n = Number(p);
+    if (p.trim() === "" || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected comma-separated token ids (non-negative integers), got "${value}"`);
+    return n;
+  });
+const substringList = (value: string) => value.split("|");
 
 interface Common {
   model: string;
@@ -65,24 +71,16 @@ async function prepare(opts: Common) {
   return progressReporter(!opts.json && process.stderr.isTTY === true);
 }
 
+const download = (bar: ReturnType<typeof progressReporter>) => (file: string, done: number, total: number | undefined) => bar.update(`download ${file}`, done, total ?? done);
+
 /** Load a model folder or Hub id, showing download progress. */
 function openModel(source: string, bar: ReturnType<typeof progressReporter>) {
-  return loadModel(source, { onDownload: (file, done, total) => bar.update(`download ${file}`, done, total ?? done) });
+  return loadModel(source, { onDownload: download(bar) });
 }
 
 function print(opts: { json?: boolean }, human: string, json: unknown): void {
   if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + "\n");
   else console.log(human);
-}
-
-function pickDirection(directions: Direction[], key: string | undefined, file: string): Direction {
-  if (!key) {
-    if (directions.length === 1) return directions[0];
-    throw new Error(`${file} holds ${directions.length} directions; choose one with --key (e.g. ${directionKey(directions[0])})`);
-  }
-  const found = directions.find((d) => directionKey(d) === key);
-  if (!found) throw new Error(`${file} has no direction ${key} (it has ${directions.slice(0, 4).map(directionKey).join(", ")}${directions.length > 4 ? ", ..." : ""})`);
-  return found;
 }
 
 common(program.command("run"))
@@ -96,9 +94,9 @@ common(program.command("run"))
   .option("--n-test <n>", "instructions per set for evaluation", int("--n-test"), 64)
   .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
-  .option("--positions <list>", "positions from the end, e.g. -1 or -4,-3,-2,-1", positionList)
-  .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: first tokens of \"I\" and \"As\")")
-  .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)")
+  .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
+  .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: first tokens of \"I\" and \"As\")", tokenIdList)
+  .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
   .option("-f, --force", "replace a non-empty output model folder")
   .action(async (opts) => {
     const bar = await prepare(opts);
@@ -106,9 +104,8 @@ common(program.command("run"))
     const report = await runPipeline({
       model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
       harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
-      nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, positions: opts.positions, force: opts.force,
-      refusalTokens: opts.refusalTokens ? String(opts.refusalTokens).split(",").map(Number) : undefined,
-      refusalSubstrings: opts.refusalSubstrings ? String(opts.refusalSubstrings).split("|") : undefined,
+      nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, tokenOffsets: opts.tokenOffsets, force: opts.force,
+      refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings,
       onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
     });
     bar.stop();
@@ -129,7 +126,7 @@ common(program.command("directions"))
   .option("--harmful <file>", "harmful instructions", dataFile("harmful", "train"))
   .option("--harmless <file>", "harmless instructions", dataFile("harmless", "train"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 256)
-  .option("--positions <list>", "positions from the end", positionList, [-1])
+  .option("--token-offsets <list>", "token offsets from the end of the prompt", tokenOffsetList, [-1])
   .option("--projected", "orthogonalise each direction against the harmless mean")
   .requiredOption("-o, --out <file>", "output .safetensors file")
   .option("-f, --force", "replace an existing output file")
@@ -138,12 +135,12 @@ common(program.command("directions"))
     const model = await openModel(opts.model, bar);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
-    const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
-    const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, positions: opts.positions, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k) });
+    const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, tokenOffsets: opts.tokenOffsets, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
+    const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, tokenOffsets: opts.tokenOffsets, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k) });
     const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
     await saveDirections(opts.out, directions, { model: opts.model }, { overwrite: opts.force });
     bar.stop();
-    const rows = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, position: d.position, norm: d.norm }));
+    const rows = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm }));
     print(opts, [`wrote ${directions.length} directions to ${opts.out}`, ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`)].join("\n"), rows);
     model.dispose();
   });
@@ -154,12 +151,12 @@ common(program.command("select"))
   .option("--harmful <file>", "harmful validation instructions", dataFile("harmful", "validation"))
   .option("--harmless <file>", "harmless validation instructions", dataFile("harmless", "validation"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 32)
-  .option("--refusal-tokens <ids>", "comma-separated token ids (default: first tokens of \"I\" and \"As\")")
+  .option("--refusal-tokens <ids>", "comma-separated token ids (default: first tokens of \"I\" and \"As\")", tokenIdList)
   .action(async (opts) => {
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
-    const directions = (await loadDirections(opts.directions)).filter((d) => d.norm > 0);
-    const refusalTokens = opts.refusalTokens ? String(opts.refusalTokens).split(",").map(Number) : refusalTokensFor(model.tokenizer);
+    const directions = usableDirections(await loadDirections(opts.directions));
+    const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model.tokenizer);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
     const selection = scoreCandidates(model, directions, harmful, harmless, { refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
@@ -186,29 +183,34 @@ common(program.command("apply"))
   .action(async (opts) => {
     const bar = progressReporter(!opts.json && process.stderr.isTTY === true);
     const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
-    const source = await resolveModel(opts.model, { onProgress: (file, done, total) => bar.update(`download ${file}`, done, total ?? done) });
+    const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
     const started = performance.now();
-    const result = await exportAbliterated(source, opts.out, direction.unit, {
-      layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, force: opts.force,
-      provenance: { direction: directionKey(direction), directionsFile: opts.directions },
-      onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
-    });
-    bar.stop();
-    const seconds = (performance.now() - started) / 1000;
     let verification: Verification | undefined;
-    if (opts.verify) {
-      await initBackend({ backend: opts.backend });
-      const [original, exported] = [await loadModel(source), await loadModel(result.outDir)];
-      const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
-      verification = await verifyExport(original, exported, direction.unit, prompts);
-      original.dispose();
-      exported.dispose();
+    let result;
+    try {
+      result = await exportAbliterated(checkpoint, opts.out, direction.unit, {
+        layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, force: opts.force,
+        provenance: { direction: directionKey(direction), directionsFile: opts.directions },
+        onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
+      });
+      bar.stop();
+      if (opts.verify) {
+        await initBackend({ backend: opts.backend });
+        const [original, exported] = [await loadModel(checkpoint), await loadModel(result.outDir)];
+        const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+        verification = await verifyExport(original, exported, direction.unit, prompts);
+        original.dispose();
+        exported.dispose();
+      }
+    } finally {
+      await checkpoint.close();
     }
+    const seconds = (performance.now() - started) / 1000;
     print(opts, [
       `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`,
       ...(verification ? [`verified on ${verification.prompts} prompts: max |logit diff| vs hooks ${verification.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${verification.sameGreedyAnswers}`] : []),
     ].join("\n"), { ...result, seconds, verification });
-    if (verification && !(verification.maxAbsLogitDiff < 1e-2 && verification.sameGreedyAnswers)) process.exitCode = 1;
+    if (verification && !verification.passed) process.exitCode = 1;
   });
 
 common(program.command("eval"))
@@ -217,28 +219,21 @@ common(program.command("eval"))
   .option("--harmless <file>", "harmless instructions", dataFile("harmless", "test"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 64)
   .option("--reference <dir>", "original model, for KL(reference || model) on the harmless instructions")
-  .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)")
+  .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
   .action(async (opts) => {
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
-    const result: Record<string, unknown> = {};
-    for (const kind of ["harmful", "harmless"] as const) {
-      const instructions = await loadInstructionSource(opts[kind], { column: opts.column, limit: opts.n });
-      const completions = await generateCompletions(model, instructions, { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, onProgress: (d, t) => bar.update(`generations (${kind})`, d, t) });
-      const substrings = opts.refusalSubstrings ? String(opts.refusalSubstrings).split("|") : DEFAULT_REFUSAL_SUBSTRINGS;
-      result[`${kind}RefusalRate`] = completions.filter((c) => isRefusal(c, substrings)).length / completions.length;
-      result[`${kind}Samples`] = instructions.slice(0, 3).map((instruction, i) => ({ instruction, completion: completions[i] }));
-      if (kind === "harmless" && opts.reference) {
-        const reference = await openModel(opts.reference, bar);
-        result.harmlessKl = meanKl(lastPositionLogits(reference, instructions, { batchSize: opts.batchSize }), lastPositionLogits(model, instructions, { batchSize: opts.batchSize }));
-        reference.dispose();
-      }
-    }
+    const reference = opts.reference ? await openModel(opts.reference, bar) : undefined;
+    const sets = { harmful: await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n }), harmless: await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n }) };
+    const evaluation = await evaluateRefusal(model, sets, { reference, batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, refusalSubstrings: opts.refusalSubstrings, onProgress: bar.update });
     bar.stop();
-    const pct = (x: unknown) => `${(100 * (x as number)).toFixed(1)}%`;
-    print(opts, [`harmful refusal rate: ${pct(result.harmfulRefusalRate)}`, `harmless refusal rate: ${pct(result.harmlessRefusalRate)}`, ...(result.harmlessKl !== undefined ? [`harmless KL: ${(result.harmlessKl as number).toFixed(4)}`] : [])].join("\n"), result);
+    const samples = (kind: "harmful" | "harmless") => sets[kind].slice(0, 3).map((instruction, i) => ({ instruction, completion: evaluation.completions[kind][i] }));
+    const result = { harmfulRefusalRate: evaluation.harmfulRefusalRate, harmlessRefusalRate: evaluation.harmlessRefusalRate, harmlessKl: evaluation.harmlessKl, harmfulSamples: samples("harmful"), harmlessSamples: samples("harmless") };
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    print(opts, [`harmful refusal rate: ${pct(result.harmfulRefusalRate)}`, `harmless refusal rate: ${pct(result.harmlessRefusalRate)}`, ...(result.harmlessKl !== undefined ? [`harmless KL: ${result.harmlessKl.toFixed(4)}`] : [])].join("\n"), result);
     model.dispose();
+    reference?.dispose();
   });
 
 common(program.command("generate"))
@@ -252,9 +247,8 @@ common(program.command("generate"))
   .action(async (instructions: string[], opts) => {
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
-    const ablation = opts.directions ? directionAblationHooks(pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit, model.nLayers) : undefined;
-    const { texts } = await model.generate(model.tokenizeInstructions(instructions), { maxNewTokens: opts.maxNewTokens, fwdHooks: ablation?.fwdHooks, temperature: opts.temperature, seed: opts.seed });
-    ablation?.dispose();
+    const ablation = opts.directions ? directionAblationHooks(model, pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit) : { fwdHooks: [], dispose: () => {} };
+    const { texts } = await withHooks(ablation, (fwdHooks) => model.generate(model.tokenizeInstructions(instructions), { maxNewTokens: opts.maxNewTokens, fwdHooks, temperature: opts.temperature, seed: opts.seed }));
     print(opts, instructions.map((q, i) => `> ${q}\n${texts[i]}`).join("\n\n"), instructions.map((instruction, i) => ({ instruction, completion: texts[i] })));
     model.dispose();
   });

@@ -6,6 +6,7 @@ import { extname } from "node:path";
 import { existsSync } from "node:fs";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { datasetSplitFiles, looksLikeRepoId, type HubOptions } from "../hub.ts";
+import { dataFile } from "../paths.ts";
 
 export const DEFAULT_COLUMNS = ["text", "instruction", "prompt", "goal"];
 
@@ -121,4 +122,36 @@ export async function loadInstructionSource(source: string, options: LoadInstruc
   const all: string[] = [];
   for (const f of files) all.push(...(await loadInstructions(f, { column: options.column })));
   return options.limit === undefined ? all : all.slice(0, options.limit);
+}
+
+export const SPLITS = ["train", "validation", "test"] as const;
+export type Split = (typeof SPLITS)[number];
+
+/** The six instruction sets of a run: harmful and harmless, for directions, selection and evaluation. */
+export interface InstructionSets {
+  harmfulTrain: string[];
+  harmlessTrain: string[];
+  harmfulVal: string[];
+  harmlessVal: string[];
+  harmfulTest: string[];
+  harmlessTest: string[];
+}
+
+export type InstructionSetSources = Partial<Record<keyof InstructionSets, string>>;
+
+/**
+ * Stage 1: load the six sets, each from a file or Hub dataset (default: the project's own sets in data/),
+ * keeping the first `nTrain`, `nVal` and `nTest` of each.
+ */
+export async function loadInstructionSets(sources: InstructionSetSources, options: { column?: string; nTrain: number; nVal: number; nTest: number }): Promise<InstructionSets> {
+  const load = async (name: keyof InstructionSets, kind: "harmful" | "harmless", split: Split, limit: number) =>
+    loadInstructionSource(sources[name] ?? dataFile(kind, split), { column: options.column, limit });
+  return {
+    harmfulTrain: await load("harmfulTrain", "harmful", "train", options.nTrain),
+    harmlessTrain: await load("harmlessTrain", "harmless", "train", options.nTrain),
+    harmfulVal: await load("harmfulVal", "harmful", "validation", options.nVal),
+    harmlessVal: await load("harmlessVal", "harmless", "validation", options.nVal),
+    harmfulTest: await load("harmfulTest", "harmful", "test", options.nTest),
+    harmlessTest: await load("harmlessTest", "harmless", "test", options.nTest),
+  };
 }

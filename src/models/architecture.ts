@@ -1,57 +1,47 @@
-// What differs between the supported architectures: which tensors a checkpoint holds, with which
-// shapes, and three small numeric choices. The forward pass itself is one, in decoder.ts.
+// What differs between the supported architectures, as data: which tensors a checkpoint holds and
+// under which names, and the few numeric choices of the forward pass. The forward pass itself is one,
+// in decoder.ts; models/registry.ts maps each config.json model_type to one of these.
 import type * as tf from "@tensorflow/tfjs-core";
-import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "../config.ts";
+import type { ModelConfig } from "../config.ts";
 
-export interface ExpectedTensor {
-  /** The checkpoint's own key, e.g. `model.layers.3.mlp.down_proj.weight`. */
-  key: string;
-  /** Shape as stored in the checkpoint (PyTorch's [out_features, in_features] for linear weights). */
-  shape: number[];
-  /** Linear weights are held transposed in memory ([in, out]) so matMul needs no transposeB. */
-  transposed: boolean;
-}
+export type Activation = (x: tf.Tensor) => tf.Tensor;
 
 export interface Architecture {
-  modelTypes: readonly string[];
-  /** Multiply token embeddings by this (Gemma: sqrt(hidden_size)). */
-  embedScale(config: ModelConfig): number;
+  /** config.json's model_type. */
+  modelType: string;
+  /** Defaults of Hugging Face's config class for the fields a config.json may leave out. */
+  configDefaults: Record<string, unknown>;
+  /** The language model's config sits in `text_config` (a multimodal checkpoint). */
+  textConfig?: boolean;
+  /** Prefix of every text-model tensor name (multimodal checkpoints nest the language model). */
+  keyPrefix: string;
+  /** MLP activations by the names config.json may give (hidden_act / hidden_activation). */
+  activations: Readonly<Record<string, Activation>>;
+  /** Token embeddings are multiplied by sqrt(hidden_size) (Gemma). */
+  scaleEmbeddings: boolean;
   /** RMSNorm computes `x / rms(x) * (normOffset + w)` (Gemma stores w - 1). */
-  normOffset: number;
-  /** The MLP's gate activation. */
-  activation(x: tf.Tensor): tf.Tensor;
-  /** Whether q, k, v (and o) projections carry biases. */
+  normOffset: 0 | 1;
+  /** Whether q, k, v and o projections carry biases. */
   qkvBias(config: ModelConfig): boolean;
   oBias(config: ModelConfig): boolean;
+  /** RMSNorm over each head of q and k before RoPE (Qwen3, Gemma 3). */
+  qkNorm: boolean;
+  /**
+   * Four norms per layer (Gemma 2/3): the attention and MLP outputs are normalised before the residual
+   * add (`post_attention_layernorm`, `post_feedforward_layernorm`), the MLP input by `pre_feedforward_layernorm`.
+   */
+  sandwichNorms: boolean;
+  /** q, k, v in one `qkv_proj` and gate, up in one `gate_up_proj` (Phi-3). */
+  fusedProjections: boolean;
+  /** Whether `layer` uses sliding-window attention when config.json has no `layer_types`. */
+  slidingLayer(config: ModelConfig, layer: number): boolean;
+  /** RoPE base of sliding-window layers, used there without rope_scaling (Gemma 3); else rope_theta everywhere. */
+  localRopeBase?(config: ModelConfig): number;
+  /** Attention scores are multiplied by this (1 / sqrt(head_dim) unless the config says otherwise). */
+  attentionScale(config: ModelConfig): number;
+  /** Further checks of config.json; throw a ConfigError naming `source`. */
+  checkConfig?(config: ModelConfig, source: string): void;
 }
 
+/** Residual-stream keys of layer `l`, as the checkpoint names them (before the architecture's prefix). */
 export const layerKey = (l: number, rest: string) => `model.layers.${l}.${rest}`;
-
-/** Every tensor the checkpoint must hold, with its stored shape, read from config.json alone. */
-export function expectedTensors(arch: Architecture, config: ModelConfig): ExpectedTensor[] {
-  const d = config.hidden_size;
-  const dMlp = config.intermediate_size;
-  const qDim = config.num_attention_heads * headDim(config);
-  const kvDim = numKvHeads(config) * headDim(config);
-  const mlpBias = config.mlp_bias ?? false;
-  const out: ExpectedTensor[] = [];
-  const linear = (key: string, outF: number, inF: number, bias: boolean) => {
-    out.push({ key: `${key}.weight`, shape: [outF, inF], transposed: true });
-    if (bias) out.push({ key: `${key}.bias`, shape: [outF], transposed: false });
-  };
-  out.push({ key: "model.embed_tokens.weight", shape: [config.vocab_size, d], transposed: false });
-  for (let l = 0; l < config.num_hidden_layers; l++) {
-    out.push({ key: layerKey(l, "input_layernorm.weight"), shape: [d], transposed: false });
-    linear(layerKey(l, "self_attn.q_proj"), qDim, d, arch.qkvBias(config));
-    linear(layerKey(l, "self_attn.k_proj"), kvDim, d, arch.qkvBias(config));
-    linear(layerKey(l, "self_attn.v_proj"), kvDim, d, arch.qkvBias(config));
-    linear(layerKey(l, "self_attn.o_proj"), d, qDim, arch.oBias(config));
-    out.push({ key: layerKey(l, "post_attention_layernorm.weight"), shape: [d], transposed: false });
-    linear(layerKey(l, "mlp.gate_proj"), dMlp, d, mlpBias);
-    linear(layerKey(l, "mlp.up_proj"), dMlp, d, mlpBias);
-    linear(layerKey(l, "mlp.down_proj"), d, dMlp, mlpBias);
-  }
-  out.push({ key: "model.norm.weight", shape: [d], transposed: false });
-  if (!tiedEmbeddings(config)) linear("lm_head", config.vocab_size, d, false);
-  return out;
-}

@@ -1,14 +1,21 @@
-// The forward pass of a Llama-family decoder, read top to bottom like llama2.c's forward().
-// Every supported architecture runs through here; architecture.ts says what differs.
+// The forward pass of every supported decoder, read top to bottom like llama2.c's forward():
+// embed, then per layer attention and MLP each added to the residual stream, then the final norm and
+// the unembedding. architecture.ts says what differs between the architectures.
 import * as tf from "@tensorflow/tfjs-core";
-import { headDim, numKvHeads, type ModelConfig } from "../config.ts";
+import { activationName, headDim, numKvHeads, type ModelConfig } from "../config.ts";
 import { actName } from "../hooks.ts";
 import { layerKey, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";
-import { applyRope, inverseFrequencies, ropeTables } from "./rope.ts";
+import { applyRope, ropeFor, ropeTables, type Rope } from "./rope.ts";
+import { roleKeys } from "./tensors.ts";
 
-/** Weights by checkpoint key. Linear weights are held transposed, [in_features, out_features]. */
-export type Params = Record<string, tf.Tensor>;
+/** The weights, by checkpoint key, in two layouts that the type keeps apart. */
+export interface Params {
+  /** Linear weights held transposed, [in_features, out_features], so that x @ W needs no transposeB. */
+  transposed: Record<string, tf.Tensor2D>;
+  /** Every other weight as the checkpoint stores it: embedding and lm_head [vocab, d_model], norms, biases. */
+  stored: Record<string, tf.Tensor>;
+}
 
 /** Keys and values of past positions, per layer: [batch, kv_heads, past, head_dim]. */
 export interface KvCache {
@@ -20,21 +27,29 @@ export interface KvCache {
 export type HookRunner = (name: string, layer: number | undefined, activation: tf.Tensor) => tf.Tensor;
 
 export interface DecoderInputs {
-  inputIds: tf.Tensor2D; // [batch, pos] int32
-  /** Position of each token in its own sequence (padding excluded): [batch][pos]. */
-  positionIds: number[][];
-  /** 0 where a query may attend a key, a large negative number where not: [batch, 1, pos, past + pos]. */
-  maskBias: tf.Tensor4D;
+  /** Token ids of this call, [batch][pos]. */
+  inputIds: number[][];
+  /** 1 on real tokens, 0 on padding, over the cached positions then this call's: [batch][past + pos]. */
+  attentionMask: number[][];
 }
 
 export interface DecoderOptions {
   runHook: HookRunner;
   /** Updated in place when given: each layer's keys and values grow by `pos`. */
   kvCache?: KvCache;
-  /** Compute logits at every position, or only at the last (generation, selection). */
+  /** Compute logits at every position, or only at the last (generation, scores). */
   logits: "all" | "last";
   /** Free each layer's intermediates as soon as it is done (off while recording gradients). */
   tidyLayers: boolean;
+}
+
+/** Added to the attention scores of keys a query may not see. */
+const MASKED = -1e9;
+
+/** What one layer's attention needs: its RoPE and its window (Infinity: every earlier key). */
+interface LayerAttention {
+  rope: Rope;
+  window: number;
 }
 
 export class Decoder {
@@ -43,7 +58,9 @@ export class Decoder {
   readonly nHeads: number;
   readonly nKvHeads: number;
   readonly dHead: number;
-  private readonly invFreq: Float64Array;
+  private readonly layers: LayerAttention[];
+  private readonly activation: (x: tf.Tensor) => tf.Tensor;
+  private readonly keys: ReturnType<typeof roleKeys>;
 
   constructor(
     readonly config: ModelConfig,
@@ -55,45 +72,69 @@ export class Decoder {
     this.nHeads = config.num_attention_heads;
     this.nKvHeads = numKvHeads(config);
     this.dHead = headDim(config);
-    this.invFreq = inverseFrequencies(config);
+    this.activation = arch.activations[activationName(config)];
+    this.keys = roleKeys(arch);
+    const global = ropeFor(config);
+    const local = arch.localRopeBase ? ropeFor(config, { theta: arch.localRopeBase(config) }) : global;
+    this.layers = Array.from({ length: this.nLayers }, (_, l) => {
+      const sliding = config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l);
+      const window = sliding && config.sliding_window != null ? config.sliding_window : Infinity;
+      return { rope: sliding ? local : global, window };
+    });
   }
 
-  private p(key: string): tf.Tensor {
-    const t = this.params[key];
-    if (!t) throw new Error(`missing weight ${key}`);
+  private key(rest: string): string {
+    return this.arch.keyPrefix + rest;
+  }
+
+  private stored(rest: string): tf.Tensor {
+    const t = this.params.stored[this.key(rest)];
+    if (!t) throw new Error(`missing weight ${this.key(rest)}`);
     return t;
   }
 
   /** x @ W (+ b) for x [batch, pos, in] and W held as [in, out]. */
-  private linear(x: tf.Tensor3D, key: string): tf.Tensor3D {
+  private linear(x: tf.Tensor3D, rest: string): tf.Tensor3D {
     const [batch, pos, inF] = x.shape;
-    const w = this.p(`${key}.weight`) as tf.Tensor2D; // [in, out]
+    const w = this.params.transposed[this.key(`${rest}.weight`)]; // [in, out]
+    if (!w) throw new Error(`missing weight ${this.key(`${rest}.weight`)}`);
     let y: tf.Tensor2D = matMul(tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D, w); // [batch * pos, out]
-    const bias = this.params[`${key}.bias`];
+    const bias = this.params.stored[this.key(`${rest}.bias`)];
     if (bias) y = tf.add(y, bias);
     return tf.reshape(y, [batch, pos, w.shape[1]]);
   }
 
-  private rmsNorm(x: tf.Tensor3D, key: string): tf.Tensor3D {
-    const eps = this.config.rms_norm_eps;
-    const variance = tf.mean(tf.square(x), -1, true); // [batch, pos, 1]
-    const normed = tf.mul(x, tf.rsqrt(tf.add(variance, eps))); // [batch, pos, d_model]
-    const weight = this.arch.normOffset ? tf.add(this.p(key), this.arch.normOffset) : this.p(key); // [d_model]
-    return tf.mul(normed, weight);
+  /** x / rms(x) * (normOffset + w) over the last axis of x. */
+  private rmsNorm<T extends tf.Tensor>(x: T, rest: string): T {
+    const variance = tf.mean(tf.square(x), -1, true); // [..., 1]
+    const normed = tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rms_norm_eps))); // [..., width]
+    const w = this.stored(rest); // [width]
+    return tf.mul(normed, this.arch.normOffset ? tf.add(w, this.arch.normOffset) : w) as T;
   }
 
   /** [batch, pos, heads * head_dim] -> [batch, heads, pos, head_dim] */
-  private splitHeads(x: tf.Tensor3D, heads: number): tf.Tensor4D {
+  private splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
     const [batch, pos] = x.shape;
     return tf.transpose(tf.reshape(x, [batch, pos, heads, this.dHead]), [0, 2, 1, 3]);
   }
 
-  private attention(x: tf.Tensor3D, l: number, inputs: DecoderInputs, cos: tf.Tensor4D, sin: tf.Tensor4D, kvCache?: KvCache): tf.Tensor3D {
+  private attention(x: tf.Tensor3D, l: number, masks: Map<number, tf.Tensor4D>, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }, kvCache?: KvCache): tf.Tensor3D {
     const [batch, pos] = x.shape;
     const group = this.nHeads / this.nKvHeads;
-    const q = applyRope(this.splitHeads(this.linear(x, layerKey(l, "self_attn.q_proj")), this.nHeads), cos, sin); // [batch, heads, pos, head_dim]
-    let k = applyRope(this.splitHeads(this.linear(x, layerKey(l, "self_attn.k_proj")), this.nKvHeads), cos, sin); // [batch, kv_heads, pos, head_dim]
-    let v = this.splitHeads(this.linear(x, layerKey(l, "self_attn.v_proj")), this.nKvHeads); // [batch, kv_heads, pos, head_dim]
+    const qDim = this.nHeads * this.dHead;
+    const kvDim = this.nKvHeads * this.dHead;
+    const [qx, kx, vx] = this.arch.fusedProjections
+      ? tf.split(this.linear(x, layerKey(l, "self_attn.qkv_proj")), [qDim, kvDim, kvDim], 2) // [batch, pos, q | k | v]
+      : ["q_proj", "k_proj", "v_proj"].map((p) => this.linear(x, layerKey(l, `self_attn.${p}`)));
+    let q = this.splitHeads(qx, this.nHeads); // [batch, heads, pos, head_dim]
+    let k = this.splitHeads(kx, this.nKvHeads); // [batch, kv_heads, pos, head_dim]
+    let v = this.splitHeads(vx, this.nKvHeads); // [batch, kv_heads, pos, head_dim]
+    if (this.arch.qkNorm) {
+      q = this.rmsNorm(q, layerKey(l, "self_attn.q_norm.weight"));
+      k = this.rmsNorm(k, layerKey(l, "self_attn.k_norm.weight"));
+    }
+    q = applyRope(q, rope.cos, rope.sin);
+    k = applyRope(k, rope.cos, rope.sin);
     if (kvCache) {
       const pastK = kvCache.keys[l];
       const pastV = kvCache.values[l];
@@ -110,19 +151,22 @@ export class Decoder {
     // Grouped-query attention: each kv head serves `group` query heads.
     const qGrouped = tf.reshape<tf.Rank.R3>(q, [batch * this.nKvHeads, group * pos, this.dHead]); // [batch * kv_heads, group * pos, head_dim]
     const kT = tf.reshape<tf.Rank.R3>(tf.transpose(k, [0, 1, 3, 2]), [batch * this.nKvHeads, this.dHead, keys]); // [batch * kv_heads, head_dim, keys]
-    const scores = tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]); // [batch, heads, pos, keys]
-    const scaled = tf.add(tf.mul(scores, 1 / Math.sqrt(this.dHead)), inputs.maskBias);
-    const pattern = tf.softmax(scaled, -1); // [batch, heads, pos, keys]
+    let scores = tf.mul(tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]), this.arch.attentionScale(this.config)); // [batch, heads, pos, keys]
+    const cap = this.config.attn_logit_softcapping;
+    if (cap) scores = tf.mul(tf.tanh(tf.div(scores, cap)), cap);
+    const pattern = tf.softmax(tf.add(scores, masks.get(this.layers[l].window)!), -1); // [batch, heads, pos, keys]
     const patternGrouped = tf.reshape<tf.Rank.R3>(pattern, [batch * this.nKvHeads, group * pos, keys]);
     const z = matMul(patternGrouped, tf.reshape<tf.Rank.R3>(v, [batch * this.nKvHeads, keys, this.dHead])); // [batch * kv_heads, group * pos, head_dim]
-    const merged = tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [batch, pos, this.nHeads * this.dHead]) as tf.Tensor3D; // [batch, pos, heads * head_dim]
+    const merged = tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [batch, pos, qDim]) as tf.Tensor3D; // [batch, pos, heads * head_dim]
     return this.linear(merged, layerKey(l, "self_attn.o_proj")); // [batch, pos, d_model]
   }
 
   private mlp(x: tf.Tensor3D, l: number): tf.Tensor3D {
-    const gate = this.arch.activation(this.linear(x, layerKey(l, "mlp.gate_proj"))); // [batch, pos, d_mlp]
-    const up = this.linear(x, layerKey(l, "mlp.up_proj")); // [batch, pos, d_mlp]
-    return this.linear(tf.mul(gate, up) as tf.Tensor3D, layerKey(l, "mlp.down_proj")); // [batch, pos, d_model]
+    const dMlp = this.config.intermediate_size;
+    const [gate, up] = this.arch.fusedProjections
+      ? tf.split(this.linear(x, layerKey(l, "mlp.gate_up_proj")), [dMlp, dMlp], 2) // [batch, pos, d_mlp] each
+      : [this.linear(x, layerKey(l, "mlp.gate_proj")), this.linear(x, layerKey(l, "mlp.up_proj"))];
+    return this.linear(tf.mul(this.activation(gate), up) as tf.Tensor3D, layerKey(l, "mlp.down_proj")); // [batch, pos, d_model]
   }
 
   /** Logits [batch, pos, d_vocab] (pos is 1 with `logits: "last"`). */
@@ -130,41 +174,87 @@ export class Decoder {
     const { runHook, kvCache } = options;
     const hook = (name: string, layer: number | undefined, x: tf.Tensor3D) => runHook(name, layer, x) as tf.Tensor3D;
     const tidy = <T extends tf.Tensor>(fn: () => T): T => (options.tidyLayers ? tf.tidy(fn) : fn());
-    const { cos, sin } = ropeTables(this.invFreq, inputs.positionIds); // [batch, 1, pos, head_dim] each
-
-    let resid = tidy(() => {
-      const embed = embedTokens(this.p("model.embed_tokens.weight") as tf.Tensor2D, inputs.inputIds); // [batch, pos, d_model]
-      const scale = this.arch.embedScale(this.config);
-      return hook(actName("embed"), undefined, scale === 1 ? embed : tf.mul(embed, scale));
-    });
-    for (let l = 0; l < this.nLayers; l++) {
-      const next = tidy(() => {
-        const residPre = hook(actName("resid_pre", l), l, resid); // [batch, pos, d_model]
-        const attnIn = this.rmsNorm(residPre, layerKey(l, "input_layernorm.weight"));
-        const attnOut = hook(actName("attn_out", l), l, this.attention(attnIn, l, inputs, cos, sin, kvCache));
-        const residMid = hook(actName("resid_mid", l), l, tf.add(residPre, attnOut)); // [batch, pos, d_model]
-        const mlpIn = this.rmsNorm(residMid, layerKey(l, "post_attention_layernorm.weight"));
-        const mlpOut = hook(actName("mlp_out", l), l, this.mlp(mlpIn, l));
-        return hook(actName("resid_post", l), l, tf.add(residMid, mlpOut)); // [batch, pos, d_model]
+    const batchInputs = attentionInputs(inputs, new Set(this.layers.map((a) => a.window)));
+    const ropes = new Map([...new Set(this.layers.map((a) => a.rope))].map((r) => [r, ropeTables(r, batchInputs.positionIds)])); // [batch, 1, pos, rotary_dim] each
+    try {
+      let resid = tidy(() => {
+        const embed = embedTokens(this.stored("model.embed_tokens.weight") as tf.Tensor2D, batchInputs.inputIds); // [batch, pos, d_model]
+        // Gemma scales by sqrt(hidden_size) rounded to the model's dtype, as Hugging Face does.
+        return hook(actName("embed"), undefined, this.arch.scaleEmbeddings ? tf.mul(embed, Math.fround(Math.sqrt(this.dModel))) : embed);
       });
-      if (options.tidyLayers && next !== resid) resid.dispose();
-      resid = next;
+      for (let l = 0; l < this.nLayers; l++) {
+        const next = tidy(() => {
+          const residPre = hook(actName("resid_pre", l), l, resid); // [batch, pos, d_model]
+          let attnOut = this.attention(this.rmsNorm(residPre, layerKey(l, "input_layernorm.weight")), l, batchInputs.masks, ropes.get(this.layers[l].rope)!, kvCache);
+          if (this.arch.sandwichNorms) attnOut = this.rmsNorm(attnOut, layerKey(l, "post_attention_layernorm.weight"));
+          attnOut = hook(actName("attn_out", l), l, attnOut); // what attention adds to the residual stream
+          const residMid = hook(actName("resid_mid", l), l, tf.add(residPre, attnOut)); // [batch, pos, d_model]
+          let mlpOut = this.mlp(this.rmsNorm(residMid, layerKey(l, this.arch.sandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")), l);
+          if (this.arch.sandwichNorms) mlpOut = this.rmsNorm(mlpOut, layerKey(l, "post_feedforward_layernorm.weight"));
+          mlpOut = hook(actName("mlp_out", l), l, mlpOut);
+          return hook(actName("resid_post", l), l, tf.add(residMid, mlpOut)); // [batch, pos, d_model]
+        });
+        if (options.tidyLayers && next !== resid) resid.dispose();
+        resid = next;
+      }
+      const logits = tidy(() => {
+        const [batch, pos] = resid.shape;
+        const finalResid = options.logits === "last" ? tf.slice(resid, [0, pos - 1, 0], [batch, 1, this.dModel]) : resid; // [batch, pos', d_model]
+        const normed = hook(actName("normalized"), undefined, this.rmsNorm(finalResid, "model.norm.weight"));
+        const [b, p, d] = normed.shape;
+        // lm_head, or the embedding it is tied to, as stored [vocab, d_model]: E @ x^T, so no transposed copy is held.
+        const unembed = (this.params.stored[this.keys.unembedding] ?? this.stored("model.embed_tokens.weight")) as tf.Tensor2D;
+        const logitsT = matMul(unembed, tf.transpose(tf.reshape(normed, [b * p, d])) as tf.Tensor2D); // [d_vocab, batch * pos']
+        let out = tf.reshape(tf.transpose(logitsT), [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
+        const cap = this.config.final_logit_softcapping;
+        if (cap) out = tf.mul(tf.tanh(tf.div(out, cap)), cap);
+        return out;
+      });
+      if (options.tidyLayers) resid.dispose();
+      return logits;
+    } finally {
+      batchInputs.inputIds.dispose();
+      for (const m of batchInputs.masks.values()) m.dispose();
+      for (const { cos, sin } of ropes.values()) tf.dispose([cos, sin]);
     }
-    const logits = tidy(() => {
-      const [batch, pos] = resid.shape;
-      const finalResid = options.logits === "last" ? tf.slice(resid, [0, pos - 1, 0], [batch, 1, this.dModel]) : resid; // [batch, pos', d_model]
-      const normed = hook(actName("normalized"), undefined, this.rmsNorm(finalResid, "model.norm.weight"));
-      const unembed = this.p("lm_head.weight"); // [d_model, d_vocab]; a transposed copy of the embedding when tied
-      const [b, p, d] = normed.shape;
-      return tf.reshape(matMul(tf.reshape(normed, [b * p, d]) as tf.Tensor2D, unembed as tf.Tensor2D), [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
-    });
-    if (options.tidyLayers) {
-      resid.dispose();
-      cos.dispose();
-      sin.dispose();
-    }
-    return logits;
   }
+}
+
+/**
+ * Token ids as a tensor, the position id of each token in its own sequence (padding excluded, so a
+ * left-padded sequence sees the positions it would alone), and one additive attention mask
+ * [batch, 1, pos, past + pos] per window size: causal, blind to padding, and for a sliding window of w
+ * keys, blind to keys w or more positions back.
+ */
+export function attentionInputs(inputs: DecoderInputs, windows: ReadonlySet<number>): { inputIds: tf.Tensor2D; positionIds: number[][]; masks: Map<number, tf.Tensor4D> } {
+  const rows = inputs.inputIds.length;
+  const pos = inputs.inputIds[0].length;
+  const keys = inputs.attentionMask[0].length;
+  const past = keys - pos;
+  const positionIds = inputs.attentionMask.map((mask) => {
+    const ids: number[] = [];
+    let seen = 0;
+    for (let j = 0; j < keys; j++) {
+      if (mask[j]) seen++;
+      if (j >= past) ids.push(Math.max(seen - 1, 0));
+    }
+    return ids;
+  });
+  const masks = new Map<number, tf.Tensor4D>();
+  for (const window of windows) {
+    const bias = new Float32Array(rows * pos * keys);
+    for (let b = 0; b < rows; b++) {
+      for (let t = 0; t < pos; t++) {
+        const query = past + t;
+        for (let j = 0; j < keys; j++) {
+          const allowed = j <= query && query - j < window && inputs.attentionMask[b][j] === 1;
+          bias[(b * pos + t) * keys + j] = allowed ? 0 : MASKED;
+        }
+      }
+    }
+    masks.set(window, tf.tensor4d(bias, [rows, 1, pos, keys]));
+  }
+  return { inputIds: tf.tensor2d(inputs.inputIds, [rows, pos], "int32"), positionIds, masks };
 }
 
 /**

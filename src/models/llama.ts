@@ -1,13 +1,29 @@
-// Llama (and Llama 3.1 with `llama3` rope scaling), Mistral and Qwen2: the same decoder.
-// Mistral's sliding window never binds at the lengths this project runs; Qwen2 adds q/k/v biases.
-import * as tf from "@tensorflow/tfjs-core";
+// Llama (Llama 2, Llama 3 and 3.1 with `llama3` rope scaling, SmolLM, TinyLlama) and Mistral, which
+// differs only in its sliding window: the plain pre-norm decoder that every other file here varies.
+import type { ModelConfig } from "../config.ts";
+import { silu } from "./activations.ts";
 import type { Architecture } from "./architecture.ts";
 
 export const llama: Architecture = {
-  modelTypes: ["llama", "mistral", "qwen2"],
-  embedScale: () => 1,
+  modelType: "llama",
+  configDefaults: { rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, hidden_act: "silu" },
+  keyPrefix: "",
+  activations: { silu, swish: silu },
+  scaleEmbeddings: false,
   normOffset: 0,
-  activation: (x) => tf.mul(x, tf.sigmoid(x)), // SiLU
-  qkvBias: (c) => c.model_type === "qwen2" || (c.attention_bias ?? false),
-  oBias: (c) => c.model_type !== "qwen2" && (c.attention_bias ?? false),
+  qkvBias: (c) => c.attention_bias ?? false,
+  oBias: (c) => c.attention_bias ?? false,
+  qkNorm: false,
+  sandwichNorms: false,
+  fusedProjections: false,
+  slidingLayer: () => false,
+  attentionScale: (c: ModelConfig) => 1 / Math.sqrt(c.head_dim ?? c.hidden_size / c.num_attention_heads),
+};
+
+/** Mistral: Llama with every layer's attention limited to `sliding_window` keys when that is set. */
+export const mistral: Architecture = {
+  ...llama,
+  modelType: "mistral",
+  configDefaults: { ...llama.configDefaults, sliding_window: 4096 },
+  slidingLayer: (c) => c.sliding_window != null,
 };

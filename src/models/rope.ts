@@ -1,39 +1,74 @@
-// Rotary position embeddings, as Hugging Face computes them (rotate_half convention),
-// including Llama 3.1's `llama3` frequency scaling.
+// Rotary position embeddings as Hugging Face computes them (rotate_half convention): plain, `linear`
+// and Llama 3.1's `llama3` frequency scaling, Phi-3's `longrope` (short or long factors, chosen per
+// batch, and an attention factor on cos and sin), partial rotation (partial_rotary_factor), and Gemma 3's
+// separate base for its sliding-window layers.
 import * as tf from "@tensorflow/tfjs-core";
-import { headDim, type ModelConfig } from "../config.ts";
+import { rotaryDim, type ModelConfig } from "../config.ts";
 
-/** Inverse frequencies, [head_dim / 2], in float64. */
-export function inverseFrequencies(config: ModelConfig): Float64Array {
-  const dim = headDim(config);
-  const invFreq = new Float64Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) invFreq[i] = 1 / config.rope_theta ** ((2 * i) / dim);
+export interface Rope {
+  /** Dimensions of each head that are rotated (the first ones; the rest pass unchanged). */
+  rotaryDim: number;
+  /** Inverse frequencies [rotaryDim / 2], float64 (longrope: the short-context set). */
+  invFreq: Float64Array;
+  /** longrope: the frequencies used when a batch reaches past `after` positions. */
+  long?: { invFreq: Float64Array; after: number };
+  /** cos and sin are multiplied by this (longrope's attention factor; 1 otherwise). */
+  attentionFactor: number;
+}
+
+const baseFrequencies = (theta: number, dim: number) => Float64Array.from({ length: dim / 2 }, (_, i) => 1 / theta ** ((2 * i) / dim));
+
+/**
+ * The RoPE of one kind of layer: with `local`, Gemma 3's sliding-window layers (base
+ * rope_local_base_freq, no scaling); otherwise rope_theta with config.rope_scaling.
+ */
+export function ropeFor(config: ModelConfig, local?: { theta: number }): Rope {
+  const dim = rotaryDim(config);
+  if (local) return { rotaryDim: dim, invFreq: baseFrequencies(local.theta, dim), attentionFactor: 1 };
+  const invFreq = baseFrequencies(config.rope_theta, dim);
   const scaling = config.rope_scaling;
-  if (!scaling || (scaling.rope_type ?? scaling.type) !== "llama3") return invFreq;
+  const type = scaling ? (scaling.rope_type ?? scaling.type) : "default";
+  if (!scaling || type === "default") return { rotaryDim: dim, invFreq, attentionFactor: 1 };
+  if (type === "linear") return { rotaryDim: dim, invFreq: invFreq.map((f) => f / scaling.factor!), attentionFactor: 1 };
+  if (type === "longrope") {
+    // Phi-3 keeps the pretrained context in original_max_position_embeddings and derives the factor from it.
+    const original = config.original_max_position_embeddings ?? scaling.original_max_position_embeddings ?? config.max_position_embeddings ?? 4096;
+    const factor = config.original_max_position_embeddings ? (config.max_position_embeddings ?? original) / original : (scaling.factor ?? 1);
+    const attentionFactor = scaling.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)));
+    const scaled = (factors: number[]) => invFreq.map((f, i) => f / factors[i]);
+    return { rotaryDim: dim, invFreq: scaled(scaling.short_factor!), long: { invFreq: scaled(scaling.long_factor!), after: original }, attentionFactor };
+  }
+  // llama3: long wavelengths slowed down by `factor`, short ones kept, the band between interpolated.
   const factor = scaling.factor ?? 8;
   const lowFreqFactor = scaling.low_freq_factor ?? 1;
   const highFreqFactor = scaling.high_freq_factor ?? 4;
   const oldContext = scaling.original_max_position_embeddings ?? 8192;
   const lowFreqWavelen = oldContext / lowFreqFactor;
   const highFreqWavelen = oldContext / highFreqFactor;
-  for (let i = 0; i < invFreq.length; i++) {
-    const wavelen = (2 * Math.PI) / invFreq[i];
-    if (wavelen > lowFreqWavelen) invFreq[i] /= factor; // long wavelengths: slowed down fully
-    else if (wavelen >= highFreqWavelen) {
-      // medium wavelengths: interpolate between scaled and unscaled
+  return {
+    rotaryDim: dim,
+    attentionFactor: 1,
+    invFreq: invFreq.map((f) => {
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen > lowFreqWavelen) return f / factor;
+      if (wavelen < highFreqWavelen) return f;
       const smooth = (oldContext / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      invFreq[i] = (1 - smooth) * (invFreq[i] / factor) + smooth * invFreq[i];
-    }
-  }
-  return invFreq;
+      return (1 - smooth) * (f / factor) + smooth * f;
+    }),
+  };
 }
 
-/** cos and sin tables for given position ids ([batch][pos]), each [batch, 1, pos, head_dim]. */
-export function ropeTables(invFreq: Float64Array, positionIds: number[][]): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+/**
+ * cos and sin for position ids [batch][pos], each [batch, 1, pos, rotaryDim]. longrope takes its long
+ * factors for the whole batch when any position id reaches past the pretrained context, as Hugging Face does.
+ */
+export function ropeTables(rope: Rope, positionIds: number[][]): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   const batch = positionIds.length;
   const pos = positionIds[0]?.length ?? 0;
+  const longest = Math.max(0, ...positionIds.flat()) + 1;
+  const invFreq = rope.long && longest > rope.long.after ? rope.long.invFreq : rope.invFreq;
   const half = invFreq.length;
-  const dim = half * 2;
+  const dim = rope.rotaryDim;
   const cos = new Float32Array(batch * pos * dim);
   const sin = new Float32Array(batch * pos * dim);
   for (let b = 0; b < batch; b++) {
@@ -41,20 +76,23 @@ export function ropeTables(invFreq: Float64Array, positionIds: number[][]): { co
       const base = (b * pos + t) * dim;
       for (let i = 0; i < half; i++) {
         const angle = positionIds[b][t] * invFreq[i]; // float64, then rounded once
-        cos[base + i] = cos[base + half + i] = Math.cos(angle);
-        sin[base + i] = sin[base + half + i] = Math.sin(angle);
+        cos[base + i] = cos[base + half + i] = Math.cos(angle) * rope.attentionFactor;
+        sin[base + i] = sin[base + half + i] = Math.sin(angle) * rope.attentionFactor;
       }
     }
   }
   return { cos: tf.tensor4d(cos, [batch, 1, pos, dim]), sin: tf.tensor4d(sin, [batch, 1, pos, dim]) };
 }
 
-/** x * cos + rotate_half(x) * sin, for x [batch, heads, pos, head_dim]. */
+/** x * cos + rotate_half(x) * sin on the first rotaryDim dimensions of x [batch, heads, pos, head_dim]. */
 export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const half = x.shape[3] / 2;
-    const [x1, x2] = tf.split(x, [half, half], 3); // [batch, heads, pos, head_dim / 2] each
-    const rotated = tf.concat([tf.neg(x2), x1], 3); // [batch, heads, pos, head_dim]
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    const dim = cos.shape[3];
+    const headDim = x.shape[3];
+    const [rot, pass] = dim === headDim ? [x, undefined] : tf.split(x, [dim, headDim - dim], 3); // [batch, heads, pos, dim], [.., head_dim - dim]
+    const [x1, x2] = tf.split(rot, [dim / 2, dim / 2], 3); // [batch, heads, pos, dim / 2] each
+    const rotated = tf.concat([tf.neg(x2), x1], 3); // [batch, heads, pos, dim]
+    const out = tf.add(tf.mul(rot, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    return (pass ? tf.concat([out, pass], 3) : out) as tf.Tensor4D;
   });
 }

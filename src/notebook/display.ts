@@ -81,3 +81,12 @@ export function progressBar(label: string): (done: number, total: number, detail
     first = false;
   };
 }
+
+/** Progress of a stage function that reports several steps: one in-place bar per step name. */
+export function stepProgressBars(prefix = ""): (step: string, done: number, total: number, detail?: string) => void {
+  const bars = new Map<string, ReturnType<typeof progressBar>>();
+  return (step, done, total, detail) => {
+    if (!bars.has(step)) bars.set(step, progressBar(`${prefix}${step}`));
+    bars.get(step)!(done, total, detail);
+  };
+}

@@ -1,6 +1,7 @@
-// Stage 3: the refusal direction of each layer, hook point and position is
-// mean(harmful) - mean(harmless); its norm is what the per-layer plot shows.
+// Stage 3: the refusal direction of each layer, hook point and token offset is
+// mean(harmful) - mean(harmless), normalised once here; its norm is what the per-layer plot shows.
 import { actName, type ResidHook } from "../hooks.ts";
+import { dot, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
 import { SafetensorsFile } from "../safetensors/read.ts";
 import { floatTensor, writeSafetensors } from "../safetensors/write.ts";
 import type { MeanActivations } from "./activations.ts";
@@ -8,16 +9,19 @@ import type { MeanActivations } from "./activations.ts";
 export interface Direction {
   layer: number;
   hook: ResidHook;
-  /** Position from the end (-1: last token). */
-  position: number;
+  /** Token offset from the end of the prompt (-1: last token). */
+  tokenOffset: number;
   /** mean(harmful) - mean(harmless), unnormalised. */
   raw: Float64Array;
   norm: number;
-  /** raw / norm (all zeros when the means are identical; such a direction cannot be used). */
-  unit: Float64Array;
+  /** raw / norm; undefined when the means are identical (such a direction cannot be used). */
+  unit?: UnitVector;
 }
 
-export const directionKey = (d: Pick<Direction, "layer" | "hook" | "position">) => `${actName(d.hook, d.layer)}@${d.position}`;
+/** A direction that can be used: its means differ. */
+export type UsableDirection = Direction & { unit: UnitVector };
+
+export const directionKey = (d: Pick<Direction, "layer" | "hook" | "tokenOffset">) => `${actName(d.hook, d.layer)}@${d.tokenOffset}`;
 
 export interface DirectionOptions {
   /**
@@ -27,11 +31,16 @@ export interface DirectionOptions {
   projectOutHarmlessMean?: boolean;
 }
 
+function makeDirection(layer: number, hook: ResidHook, tokenOffset: number, raw: Float64Array): Direction {
+  const norm = Math.sqrt(dot(raw, raw));
+  return { layer, hook, tokenOffset, raw, norm, unit: norm > 0 && Number.isFinite(norm) ? unitVector(raw) : undefined };
+}
+
 export function computeDirections(harmful: MeanActivations, harmless: MeanActivations, options: DirectionOptions = {}): Direction[] {
   if (harmful.dModel !== harmless.dModel || harmful.nLayers !== harmless.nLayers) {
     throw new Error(`harmful activations are [${harmful.nLayers} layers, d_model ${harmful.dModel}] but harmless are [${harmless.nLayers}, ${harmless.dModel}]: were they collected with different models?`);
   }
-  if (harmful.positions.join() !== harmless.positions.join()) throw new Error(`harmful positions [${harmful.positions}] differ from harmless positions [${harmless.positions}]`);
+  if (harmful.tokenOffsets.join() !== harmless.tokenOffsets.join()) throw new Error(`harmful token offsets [${harmful.tokenOffsets}] differ from harmless token offsets [${harmless.tokenOffsets}]`);
   const out: Direction[] = [];
   for (let layer = 0; layer < harmful.nLayers; layer++) {
     for (const hook of harmful.hooks) {
@@ -39,29 +48,25 @@ export function computeDirections(harmful: MeanActivations, harmless: MeanActiva
       const a = harmful.means.get(name);
       const b = harmless.means.get(name);
       if (!a || !b) throw new Error(`no mean activations for ${name} in both sets`);
-      harmful.positions.forEach((position, p) => {
-        const raw = a[p].map((x, i) => x - b[p][i]);
-        if (options.projectOutHarmlessMean) {
-          const m = b[p];
-          const mm = dot(m, m);
-          if (mm > 0) {
-            const c = dot(raw, m) / mm;
-            for (let i = 0; i < raw.length; i++) raw[i] -= c * m[i];
-          }
-        }
-        const norm = Math.sqrt(dot(raw, raw));
-        const unit = norm > 0 ? raw.map((x) => x / norm) : new Float64Array(raw.length);
-        out.push({ layer, hook, position, raw, norm, unit });
+      harmful.tokenOffsets.forEach((tokenOffset, p) => {
+        let raw = a[p].map((x, i) => x - b[p][i]);
+        if (options.projectOutHarmlessMean && dot(b[p], b[p]) > 0) raw = projectRowsArray(raw, unitVector(b[p], `harmless mean at ${name}`));
+        out.push(makeDirection(layer, hook, tokenOffset, raw));
       });
     }
   }
   return out;
 }
 
-export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
+/** The directions that can be used (those whose means differ). */
+export function usableDirections(directions: readonly Direction[]): UsableDirection[] {
+  return directions.filter((d): d is UsableDirection => d.unit !== undefined);
+}
+
+/** The direction, checked usable: a clear error names it when its means were identical. */
+export function usable(direction: Direction): UsableDirection {
+  if (!direction.unit) throw new Error(`direction ${directionKey(direction)} is all zeros: the harmful and harmless means are identical there, so there is no direction to remove`);
+  return direction as UsableDirection;
 }
 
 export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -69,9 +74,9 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
   return n === 0 ? 0 : dot(a, b) / n;
 }
 
-/** Save directions (raw, unnormalised) as safetensors; layer, hook and position go in the metadata. */
+/** Save directions (raw, unnormalised) as safetensors; layer, hook and token offset go in the metadata. */
 export async function saveDirections(path: string, directions: Direction[], metadata: Record<string, string> = {}, options: { overwrite?: boolean } = {}): Promise<void> {
-  const index = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, position: d.position, norm: d.norm }));
+  const index = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm }));
   await writeSafetensors(
     path,
     directions.map((d) => floatTensor(directionKey(d), Float32Array.from(d.raw), [d.raw.length])),
@@ -85,15 +90,22 @@ export async function loadDirections(path: string): Promise<Direction[]> {
   try {
     const meta = file.header.metadata;
     if (meta.format !== "abliterate-directions" || !meta.directions) throw new Error(`${path}: not a directions file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
-    const index = JSON.parse(meta.directions) as { key: string; layer: number; hook: ResidHook; position: number }[];
+    const index = JSON.parse(meta.directions) as { key: string; layer: number; hook: ResidHook; tokenOffset: number }[];
     const out: Direction[] = [];
-    for (const entry of index) {
-      const raw = Float64Array.from(await file.readFloat32(entry.key));
-      const norm = Math.sqrt(dot(raw, raw));
-      out.push({ layer: entry.layer, hook: entry.hook, position: entry.position, raw, norm, unit: raw.map((x) => (norm > 0 ? x / norm : 0)) });
-    }
+    for (const entry of index) out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(await file.readFloat32(entry.key))));
     return out;
   } finally {
     await file.close();
   }
+}
+
+/** The direction saved under `key` (e.g. blocks.3.hook_resid_pre@-1) in a list; one alone needs no key. */
+export function pickDirection(directions: readonly Direction[], key: string | undefined, source: string): UsableDirection {
+  if (!key) {
+    if (directions.length === 1) return usable(directions[0]);
+    throw new Error(`${source} holds ${directions.length} directions; choose one with a key (e.g. ${directionKey(directions[0])})`);
+  }
+  const found = directions.find((d) => directionKey(d) === key);
+  if (!found) throw new Error(`${source} has no direction ${key} (it has ${directions.slice(0, 4).map(directionKey).join(", ")}${directions.length > 4 ? ", ..." : ""})`);
+  return usable(found);
 }

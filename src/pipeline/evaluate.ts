@@ -1,8 +1,8 @@
-// Stage 7 and candidate evaluation: greedy completions, the refusal-substring metric, and the
-// KL divergence on harmless prompts that an intervention causes.
+// Stage 7, and what every stage that reads the model's behaviour uses: greedy completions, the
+// refusal-substring metric, last-position logits and the KL divergence an intervention causes.
 import type { FwdHook } from "../hooks.ts";
-import type { HookedModel } from "../model.ts";
-import { toBatch } from "./activations.ts";
+import type { HookedModel } from "../hooked-model.ts";
+import { promptBatches, type Prompts } from "./batches.ts";
 import { klDivergence, lastRows } from "./scores.ts";
 
 /** The refusal substrings of the paper's and the blog's substring-matching metric. */
@@ -31,10 +31,8 @@ export interface CompletionOptions {
 
 /** Greedy completions of chat-templated instructions (the blog's get_generations). */
 export async function generateCompletions(model: HookedModel, instructions: readonly string[], options: CompletionOptions = {}): Promise<string[]> {
-  const batchSize = options.batchSize ?? 8;
   const out: string[] = [];
-  for (let start = 0; start < instructions.length; start += batchSize) {
-    const batch = model.tokenizeInstructions(instructions.slice(start, start + batchSize));
+  for (const { batch } of promptBatches(model, instructions, options.batchSize)) {
     const { texts } = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks });
     out.push(...texts);
     options.onProgress?.(out.length, instructions.length);
@@ -43,11 +41,9 @@ export async function generateCompletions(model: HookedModel, instructions: read
 }
 
 /** Last-position logits of chat-templated instructions (or token-id arrays), one Float32Array each. */
-export function lastPositionLogits(model: HookedModel, instructions: readonly string[] | readonly number[][], options: { fwdHooks?: readonly FwdHook[]; batchSize?: number } = {}): Float32Array[] {
-  const batchSize = options.batchSize ?? 8;
+export function lastPositionLogits(model: HookedModel, prompts: Prompts, options: { fwdHooks?: readonly FwdHook[]; batchSize?: number } = {}): Float32Array[] {
   const out: Float32Array[] = [];
-  for (let start = 0; start < instructions.length; start += batchSize) {
-    const batch = toBatch(model, instructions.slice(start, start + batchSize));
+  for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
     const logits = model.forward(batch, { logits: "last", fwdHooks: options.fwdHooks });
     out.push(...lastRows(logits).map((r) => Float32Array.from(r)));
     logits.dispose();
@@ -59,4 +55,39 @@ export function lastPositionLogits(model: HookedModel, instructions: readonly st
 export function meanKl(baseLogits: readonly Float32Array[], intervenedLogits: readonly Float32Array[]): number {
   if (baseLogits.length !== intervenedLogits.length || baseLogits.length === 0) throw new Error(`meanKl: ${baseLogits.length} base rows against ${intervenedLogits.length} intervened rows`);
   return baseLogits.reduce((sum, p, i) => sum + klDivergence(p, intervenedLogits[i]), 0) / baseLogits.length;
+}
+
+export interface RefusalEvaluation {
+  harmfulRefusalRate: number;
+  harmlessRefusalRate: number;
+  /** Mean KL(reference || model) on the harmless instructions' last position, when a reference was given. */
+  harmlessKl?: number;
+  completions: { harmful: string[]; harmless: string[] };
+}
+
+export interface EvaluationOptions extends Omit<CompletionOptions, "onProgress"> {
+  /** The model before abliteration, for the harmless KL. */
+  reference?: HookedModel;
+  refusalSubstrings?: readonly string[];
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+/**
+ * Stage 7: refusal rates of a model (substring metric, greedy completions) on harmful and harmless
+ * instructions, and its harmless KL divergence from a reference model.
+ */
+export async function evaluateRefusal(model: HookedModel, sets: { harmful: readonly string[]; harmless: readonly string[] }, options: EvaluationOptions = {}): Promise<RefusalEvaluation> {
+  const completions = { harmful: [] as string[], harmless: [] as string[] };
+  for (const kind of ["harmful", "harmless"] as const) {
+    completions[kind] = await generateCompletions(model, sets[kind], { ...options, onProgress: (d, t) => options.onProgress?.(`generations (${kind})`, d, t) });
+  }
+  const harmlessKl = options.reference
+    ? meanKl(lastPositionLogits(options.reference, sets.harmless, options), lastPositionLogits(model, sets.harmless, options))
+    : undefined;
+  return {
+    harmfulRefusalRate: refusalRate(completions.harmful, options.refusalSubstrings),
+    harmlessRefusalRate: refusalRate(completions.harmless, options.refusalSubstrings),
+    harmlessKl,
+    completions,
+  };
 }

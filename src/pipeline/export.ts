@@ -1,17 +1,19 @@
-// Stages 6 and 8: write an abliterated Hugging Face checkpoint. The source is read one tensor at a
+// Stage 6: write an abliterated Hugging Face checkpoint. The source is read one tensor at a
 // time: tensors that are not edited are copied byte for byte, edited ones are orthogonalised and
 // written back in their source dtype, in the source's shard layout. The export is written to a
 // temporary folder beside the output and renamed at the end, so an interrupted export leaves
 // nothing that looks complete; the source folder is never written to.
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
-import { CheckpointWeights, INDEX_FILE } from "../checkpoint.ts";
-import { loadConfig, tiedEmbeddings } from "../config.ts";
+import { INDEX_FILE } from "../checkpoint.ts";
+import { tiedEmbeddings } from "../config.ts";
+import { exists } from "../files.ts";
+import { openCheckpoint, type Checkpoint } from "../load.ts";
+import { roleKeys } from "../models/tensors.ts";
+import { checkWidth, type UnitVector } from "../projection.ts";
 import { isFloatDtype, type FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
-import { checkDirection, normalize } from "../interventions.ts";
 import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, type OrthogonalizeOptions } from "./orthogonalize.ts";
-import { exists } from "../files.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -63,24 +65,28 @@ async function fingerprint(dir: string, files: string[]): Promise<string> {
   return parts.join("|");
 }
 
-/** Orthogonalise the checkpoint in `sourceDir` against `direction` and write it to `outDir`. */
-export async function exportAbliterated(sourceDir: string, outDir: string, direction: ArrayLike<number>, options: ExportOptions = {}): Promise<ExportResult> {
-  const source = resolve(sourceDir);
+/**
+ * Orthogonalise a checkpoint (a folder, or one already opened, which is left open) against the unit
+ * direction and write it to `outDir`.
+ */
+export async function exportAbliterated(from: string | Checkpoint, outDir: string, unit: UnitVector, options: ExportOptions = {}): Promise<ExportResult> {
+  const source = resolve(typeof from === "string" ? from : from.dir);
   const out = resolve(outDir);
   if (isInside(out, source)) throw new ExportError(`output folder ${out} is ${out === source ? "the source folder" : "inside the source folder " + source}; choose a folder outside it, the source is never written to`);
   if (isInside(source, out)) throw new ExportError(`output folder ${out} contains the source folder ${source}; choose another`);
   if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
 
-  const config = await loadConfig(source);
-  const unit = normalize(checkDirection(direction, config.hidden_size, "direction"));
-  checkOrthogonalizeOptions(options, config.num_hidden_layers);
-  const weights = await CheckpointWeights.open(source);
+  const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
+  const { config, arch, weights } = checkpoint;
   const tied = tiedEmbeddings(config);
+  const keys = roleKeys(arch);
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
   const edited: string[] = [];
   let copied = 0;
   let bytesWritten = 0;
   try {
+    checkWidth(unit, config.hidden_size);
+    checkOrthogonalizeOptions(options, config.num_hidden_layers);
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
     const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
@@ -88,9 +94,9 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
     for (const file of weights.files) {
       const tensors: TensorToWrite[] = [];
       for (const name of weights.namesIn(file)) {
-        if (tied && name === "lm_head.weight") continue; // a tied checkpoint's stored copy is replaced below
+        if (tied && name === keys.unembedding) continue; // a tied checkpoint's stored copy is replaced below
         const info = weights.info(name);
-        const kind = residualWriterKind(name, config.num_hidden_layers, options);
+        const kind = residualWriterKind(name, arch, config.num_hidden_layers, options);
         const size = info.end - info.begin;
         if (kind && !isFloatDtype(info.dtype)) throw new ExportError(`${join(source, file)}: ${name} has dtype ${info.dtype}, which cannot be orthogonalised`);
         const dtype = info.dtype as FloatDtype;
@@ -112,16 +118,16 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
         if (kind) edited.push(name);
         else copied++;
         weightMap[name] = file;
-        if (tied && name === "model.embed_tokens.weight") {
+        if (tied && name === keys.embedding) {
           // Untie: the unembedding keeps the original embedding, so the edited model's logits equal the hooks'.
           const size = info.end - info.begin;
           tensors.push({
-            name: "lm_head.weight", dtype: info.dtype, shape: info.shape,
+            name: keys.unembedding, dtype: info.dtype, shape: info.shape,
             bytes: async function* () {
               for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) yield weights.readRange(name, start, Math.min(size, start + STREAM_CHUNK_BYTES));
             },
           });
-          weightMap["lm_head.weight"] = file;
+          weightMap[keys.unembedding] = file;
         }
       }
       await writeSafetensors(join(tmp, file), tensors, weights.shardMetadata(file));
@@ -130,7 +136,7 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
       const index = JSON.parse(await readFile(join(source, INDEX_FILE), "utf8"));
       let total = 0;
       for (const file of weights.files) for (const n of weights.namesIn(file)) total += weights.info(n).end - weights.info(n).begin;
-      if (tied && !weights.has("lm_head.weight")) total += weights.info("model.embed_tokens.weight").end - weights.info("model.embed_tokens.weight").begin;
+      if (tied && !weights.has(keys.unembedding)) total += weights.info(keys.embedding).end - weights.info(keys.embedding).begin;
       index.metadata = { ...(index.metadata ?? {}), total_size: total };
       index.weight_map = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => a.localeCompare(b)));
       await writeFile(join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + "\n");
@@ -140,7 +146,9 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
       if (!entry.isFile() || entry.name.endsWith(".safetensors") || entry.name === INDEX_FILE) continue;
       if (entry.name === "config.json" && tied) {
         const json = JSON.parse(await readFile(join(source, "config.json"), "utf8"));
-        await writeFile(join(tmp, "config.json"), JSON.stringify({ ...json, tie_word_embeddings: false }, null, 2) + "\n");
+        // A multimodal config keeps its language model's settings in text_config: untie there too.
+        const untied = { ...json, tie_word_embeddings: false, ...(arch.textConfig ? { text_config: { ...json.text_config, tie_word_embeddings: false } } : {}) };
+        await writeFile(join(tmp, "config.json"), JSON.stringify(untied, null, 2) + "\n");
       } else await copyFile(join(source, entry.name), join(tmp, entry.name));
     }
     await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, untied: tied, ...options.provenance }, null, 2) + "\n");
@@ -158,7 +166,7 @@ export async function exportAbliterated(sourceDir: string, outDir: string, direc
     await rm(tmp, { recursive: true, force: true });
     throw error;
   } finally {
-    await weights.close();
+    if (typeof from === "string") await checkpoint.close();
   }
   return { outDir: out, edited, copied, untied: tied, bytesWritten };
 }

@@ -1,12 +1,15 @@
 // Stage 5: make the ablation permanent. Every matrix that writes to the residual stream is
 // orthogonalised against the unit direction r, so nothing the model writes has a component along r:
-//   token embedding E [vocab, d_model]:        E <- E - (E r) r^T
-//   o_proj, down_proj W [d_model, in] (HF):    W <- W - r (r^T W)
-//   their biases b [d_model]:                  b <- b - (b . r) r
-// With `scale` s < 1 only a fraction s of the component is removed.
+//   token embedding E [vocab, d_model]:        E <- E - (E r) r^T        (row kernel)
+//   o_proj, down_proj W [d_model, in] (HF):    W <- W - r (r^T W)        (column kernel; the engine holds
+//                                                                        them transposed, [in, d_model]: row kernel)
+//   their biases b [d_model]:                  b <- b - (b . r) r        (row kernel)
+// With `scale` s < 1 only a fraction s of the component is removed. The kernels are in projection.ts.
 import * as tf from "@tensorflow/tfjs-core";
-import type { HookedModel } from "../model.ts";
-import { normalize } from "../interventions.ts";
+import type { HookedModel } from "../hooked-model.ts";
+import type { Architecture } from "../models/architecture.ts";
+import { roleKeys } from "../models/tensors.ts";
+import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRows, projectRowsArray, type UnitVector } from "../projection.ts";
 import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 
 export interface OrthogonalizeOptions {
@@ -18,12 +21,14 @@ export interface OrthogonalizeOptions {
   scale?: number;
 }
 
+/** How a tensor that writes to the residual stream is stored: rows of d_model, or a [d_model, in] matrix. */
 export type WriterKind = "embedding" | "weight" | "bias";
 
 /** Whether a checkpoint tensor writes to the residual stream and is to be edited, and how. */
-export function residualWriterKind(key: string, nLayers: number, options: OrthogonalizeOptions = {}): WriterKind | undefined {
-  if (key === "model.embed_tokens.weight") return options.skipEmbedding ? undefined : "embedding";
-  const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\.(weight|bias)$/.exec(key);
+export function residualWriterKind(key: string, arch: Architecture, nLayers: number, options: OrthogonalizeOptions = {}): WriterKind | undefined {
+  if (!key.startsWith(arch.keyPrefix)) return undefined;
+  if (key === roleKeys(arch).embedding) return options.skipEmbedding ? undefined : "embedding";
+  const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\.(weight|bias)$/.exec(key.slice(arch.keyPrefix.length));
   if (!m) return undefined;
   const layer = Number(m[1]);
   const [first, last] = options.layers ?? [0, nLayers - 1];
@@ -43,69 +48,48 @@ export function checkOrthogonalizeOptions(options: OrthogonalizeOptions, nLayers
 }
 
 /**
- * Orthogonalise one tensor, given as stored in a Hugging Face checkpoint (row-major float32),
- * against the unit direction. Computed in float64, rounded once.
+ * Orthogonalise a loaded model's weights in place and return the keys edited. A tied model is untied
+ * first: its unembedding keeps the original embedding, as the exported checkpoint will.
  */
-export function orthogonalizeTensor(kind: WriterKind, values: Float32Array, shape: readonly number[], unit: ArrayLike<number>, scale = 1): Float32Array {
-  const d = unit.length;
-  const out = new Float32Array(values.length);
-  if (kind === "embedding" || kind === "bias") {
-    // rows of length d_model: x <- x - s (x . r) r
-    const rowLength = shape[shape.length - 1];
-    if (rowLength !== d) throw new Error(`${kind} of shape [${shape}] does not end in d_model ${d}`);
-    for (let row = 0; row < values.length / d; row++) {
-      const o = row * d;
-      let c = 0;
-      for (let i = 0; i < d; i++) c += values[o + i] * unit[i];
-      c *= scale;
-      for (let i = 0; i < d; i++) out[o + i] = values[o + i] - c * unit[i];
+export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): string[] {
+  checkWidth(unit, model.dModel);
+  checkOrthogonalizeOptions(options, model.nLayers);
+  const keys = roleKeys(model.arch);
+  const { stored, transposed } = model.params;
+  if (!stored[keys.unembedding]) stored[keys.unembedding] = tf.clone(stored[keys.embedding]); // untie
+  const r = tf.tensor1d(Float32Array.from(unit)); // [d_model]
+  const edited: string[] = [];
+  try {
+    for (const held of [stored, transposed] as Record<string, tf.Tensor>[]) {
+      for (const key of Object.keys(held)) {
+        if (!residualWriterKind(key, model.arch, model.nLayers, options)) continue;
+        const old = held[key];
+        held[key] = projectRows(old, r, options.scale ?? 1); // every layout held here has rows of d_model
+        old.dispose();
+        edited.push(key);
+      }
     }
-    return out;
+  } finally {
+    r.dispose();
   }
-  // W [d_model, in]: W <- W - s r (r^T W)
-  const [rows, cols] = shape;
-  if (rows !== d || shape.length !== 2) throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
-  const c = new Float64Array(cols);
-  for (let i = 0; i < rows; i++) {
-    const ri = unit[i];
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) c[j] += ri * values[o + j];
-  }
-  for (let i = 0; i < rows; i++) {
-    const ri = scale * unit[i];
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) out[o + j] = values[o + j] - ri * c[j];
-  }
-  return out;
+  return edited;
 }
 
 /**
- * Orthogonalise a loaded model's weights in place (its params hold o_proj and down_proj transposed,
- * [in, d_model], so each is edited row by row like the embedding). A tied unembedding keeps the
- * original embedding, as the exported checkpoint will (it is untied on export).
+ * Orthogonalise one tensor as a Hugging Face checkpoint stores it (row-major values): the whole-tensor
+ * form of `orthogonalizeStream`.
  */
-export function orthogonalizeModel(model: HookedModel, direction: ArrayLike<number>, options: OrthogonalizeOptions = {}): string[] {
-  checkOrthogonalizeOptions(options, model.nLayers);
-  const unit = tf.tensor1d(normalize(direction));
-  const scale = options.scale ?? 1;
-  const edited: string[] = [];
-  try {
-    for (const key of Object.keys(model.params)) {
-      if (!residualWriterKind(key, model.nLayers, options)) continue;
-      const old = model.params[key];
-      model.params[key] = tf.tidy(() => {
-        const d = unit.shape[0];
-        const rows = tf.reshape(old, [-1, d]) as tf.Tensor2D; // [rows, d_model]
-        const c = tf.matMul(rows, tf.reshape(unit, [d, 1]) as tf.Tensor2D); // [rows, 1]
-        return tf.reshape(tf.sub(rows, tf.mul(tf.mul(c, scale), unit)), old.shape);
-      });
-      old.dispose();
-      edited.push(key);
-    }
-  } finally {
-    unit.dispose();
-  }
-  return edited;
+export function orthogonalizeTensor(kind: WriterKind, values: Float32Array, shape: readonly number[], unit: UnitVector, scale = 1): Float32Array {
+  checkShape(kind, shape, unit.length);
+  if (kind !== "weight") return projectRowsArray(values, unit, scale);
+  const c = new Float64Array(shape[1]);
+  accumulateColumnCoefficients(c, values, 0, unit);
+  return projectColumnsF32(values, 0, unit, c, scale);
+}
+
+function checkShape(kind: WriterKind, shape: readonly number[], d: number): void {
+  if (kind === "weight" && (shape.length !== 2 || shape[0] !== d)) throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
+  if (kind !== "weight" && shape[shape.length - 1] !== d) throw new Error(`${kind} of shape [${shape}] does not end in d_model ${d}`);
 }
 
 /** Pieces of at most this many bytes are decoded at a time when streaming a stored tensor. */
@@ -120,44 +104,28 @@ export async function* orthogonalizeStream(
   kind: WriterKind,
   dtype: FloatDtype,
   shape: readonly number[],
-  unit: ArrayLike<number>,
+  unit: UnitVector,
   scale: number,
   read: (start: number, end: number) => Promise<Uint8Array>,
   chunkBytes = STREAM_CHUNK_BYTES,
 ): AsyncGenerator<Uint8Array> {
   const d = unit.length;
-  const count = shape.reduce((a, b) => a * b, 1);
+  checkShape(kind, shape, d);
   const rowLength = kind === "weight" ? shape[1] : d;
-  if (kind === "weight" && (shape.length !== 2 || shape[0] !== d)) throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
-  if (kind !== "weight" && shape[shape.length - 1] !== d) throw new Error(`${kind} of shape [${shape}] does not end in d_model ${d}`);
-  const rows = count / rowLength;
+  const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
   const rowBytes = rowLength * DTYPE_BYTES[dtype];
   const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
   const chunks = async function* () {
     for (let row = 0; row < rows; row += rowsPerChunk) {
       const n = Math.min(rowsPerChunk, rows - row);
-      yield { row, n, values: decodeToFloat32(await read(row * rowBytes, (row + n) * rowBytes), dtype) };
+      yield { row, values: decodeToFloat32(await read(row * rowBytes, (row + n) * rowBytes), dtype) };
     }
   };
   if (kind !== "weight") {
-    for await (const { n, values } of chunks()) yield encodeFromFloat32(orthogonalizeTensor(kind, values, [n, d], unit, scale), dtype);
+    for await (const { values } of chunks()) yield encodeFromFloat32(projectRowsArray(values, unit, scale), dtype);
     return;
   }
   const c = new Float64Array(rowLength); // r^T W
-  for await (const { row, n, values } of chunks()) {
-    for (let i = 0; i < n; i++) {
-      const ri = unit[row + i];
-      const o = i * rowLength;
-      for (let j = 0; j < rowLength; j++) c[j] += ri * values[o + j];
-    }
-  }
-  for await (const { row, n, values } of chunks()) {
-    const out = new Float32Array(values.length);
-    for (let i = 0; i < n; i++) {
-      const ri = scale * unit[row + i];
-      const o = i * rowLength;
-      for (let j = 0; j < rowLength; j++) out[o + j] = values[o + j] - ri * c[j];
-    }
-    yield encodeFromFloat32(out, dtype);
-  }
+  for await (const { row, values } of chunks()) accumulateColumnCoefficients(c, values, row, unit);
+  for await (const { row, values } of chunks()) yield encodeFromFloat32(projectColumnsF32(values, row, unit, c, scale), dtype);
 }

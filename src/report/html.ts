@@ -1,7 +1,7 @@
 // report.html: the run's figures and tables in one self-contained page (plotly.js inlined, no CDN).
 import { readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import type { RunReport } from "../pipeline/run.ts";
+import type { RunReport } from "./types.ts";
 import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
 
 const require = createRequire(import.meta.url);
@@ -16,7 +16,7 @@ export const scriptJson = (x: unknown) => JSON.stringify(x).replace(/</g, "\\u00
 
 export function reportFigures(report: RunReport): Record<string, Figure> {
   return {
-    norms: directionNormsFigure(report.directions, report.chosen.position),
+    norms: directionNormsFigure(report.directions, report.chosen.tokenOffset),
     cosine: cosineHeatmapFigure(report.cosine.layers, report.cosine.matrix, report.cosine.hook),
     selection: selectionScoresFigure(report.selection.candidates),
     candidates: candidateRefusalFigure(report.candidates, report.before.harmfulRefusalRate),

@@ -16,12 +16,12 @@ const base = (title: string, x: string, y: string): Record<string, unknown> => (
 });
 
 /** The design card's plot: the norm of mean(harmful) - mean(harmless) by layer, one line per hook. */
-export function directionNormsFigure(directions: readonly { layer: number; hook: string; position: number; norm: number }[], position = -1): Figure {
+export function directionNormsFigure(directions: readonly { layer: number; hook: string; tokenOffset: number; norm: number }[], tokenOffset = -1): Figure {
   const data = RESID_HOOKS.filter((h) => directions.some((d) => d.hook === h)).map((hook) => {
-    const ds = directions.filter((d) => d.hook === hook && d.position === position).sort((a, b) => a.layer - b.layer);
+    const ds = directions.filter((d) => d.hook === hook && d.tokenOffset === tokenOffset).sort((a, b) => a.layer - b.layer);
     return { type: "scatter", mode: "lines+markers", name: hook, x: ds.map((d) => d.layer), y: ds.map((d) => d.norm) };
   });
-  return { data, layout: base(`Refusal direction norm by layer (position ${position})`, "layer", "‖mean(harmful) − mean(harmless)‖") };
+  return { data, layout: base(`Refusal direction norm by layer (token offset ${tokenOffset})`, "layer", "‖mean(harmful) − mean(harmless)‖") };
 }
 
 /** Cosine similarity between layers' directions (one hook point). */

@@ -2,12 +2,11 @@
 // bigger than the reference fixtures.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseConfig, type ModelConfig } from "../config.ts";
-import { expectedTensors } from "../models/architecture.ts";
-import { architectureFor } from "../models/index.ts";
-import { makeRng } from "../sampling.ts";
-import type { FloatDtype } from "../safetensors/dtype.ts";
-import { floatTensor, planShards, writeCheckpointWeights } from "../safetensors/write.ts";
+import { architectureFor, parseConfig, type ModelConfig } from "../src/config.ts";
+import { expectedTensors } from "../src/models/tensors.ts";
+import { makeRng } from "../src/sampling.ts";
+import type { FloatDtype } from "../src/safetensors/dtype.ts";
+import { floatTensor, planShards, writeCheckpointWeights } from "../src/safetensors/write.ts";
 
 export const SMOLLM2_135M_SHAPES = {
   model_type: "llama",

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { kernelSpec } from "./kernel-spec.ts";
+import { kernelSpec } from "../../kernel/kernel-spec.ts";
 
 
 

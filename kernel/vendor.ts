@@ -3,8 +3,8 @@
 import { copyFile, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { PACKAGE_ROOT } from "../paths.ts";
-import { VENDOR_PLOTLY } from "./plotly-html.ts";
+import { PACKAGE_ROOT } from "../src/paths.ts";
+import { VENDOR_PLOTLY } from "../src/notebook/plotly-html.ts";
 
 export async function vendorPlotly(notebooksDir = join(PACKAGE_ROOT, "notebooks")): Promise<string> {
   const target = join(notebooksDir, VENDOR_PLOTLY);

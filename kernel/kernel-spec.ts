@@ -2,7 +2,7 @@
 // by name (`from "abliterate"`) straight from its TypeScript sources.
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { PACKAGE_ROOT } from "../paths.ts";
+import { PACKAGE_ROOT } from "../src/paths.ts";
 
 export const KERNEL_NAME = "abliterate";
 export const KERNEL_DISPLAY_NAME = "TypeScript (abliterate)";

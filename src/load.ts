@@ -1,0 +1,122 @@
+// Opening a checkpoint (a folder or a Hub id) and loading it for the tensor backend. An opened
+// Checkpoint is what a run carries from stage to stage: its config, architecture and open weight files
+// are read once, by loading and by the export alike.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { backendInfo, initBackend, WASM_HEAP_LIMIT_BYTES, type BackendInfo, type BackendName } from "./backend.ts";
+import { resolveModel } from "./hub.ts";
+import { CheckpointError, CheckpointWeights } from "./checkpoint.ts";
+import { architectureFor, loadConfig, tiedEmbeddings, type ModelConfig } from "./config.ts";
+import { exists } from "./files.ts";
+import { HookedModel } from "./hooked-model.ts";
+import type { Architecture } from "./models/architecture.ts";
+import type { Params } from "./models/decoder.ts";
+import { expectedTensors, roleKeys } from "./models/tensors.ts";
+import { ChatTokenizer, TokenizerError } from "./tokenizer.ts";
+
+export interface Checkpoint {
+  /** The local folder (a Hub id resolves to its cached snapshot). */
+  dir: string;
+  config: ModelConfig;
+  arch: Architecture;
+  weights: CheckpointWeights;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Progress of Hub downloads, when `source` is a Hub model id. */
+  onDownload?: (file: string, doneBytes: number, totalBytes: number | undefined) => void;
+}
+
+export interface LoadOptions extends OpenOptions {
+  /** Initialise this backend instead of the automatic choice (also ABLITERATE_BACKEND). */
+  backend?: BackendName;
+}
+
+/** Open a checkpoint folder or Hub id: config.json parsed, weight files opened and indexed. Close it when done. */
+export async function openCheckpoint(source: string, options: OpenOptions & { check?: (config: ModelConfig, arch: Architecture, dir: string) => void } = {}): Promise<Checkpoint> {
+  const dir = await resolveModel(source, { onProgress: options.onDownload });
+  const config = await loadConfig(dir);
+  const arch = architectureFor(config);
+  options.check?.(config, arch, dir);
+  const weights = await CheckpointWeights.open(dir);
+  return { dir, config, arch, weights, close: () => weights.close() };
+}
+
+/** Fail before reading any weight when the model cannot fit the backend's memory. */
+function checkFits(backend: BackendInfo, config: ModelConfig, arch: Architecture, dir: string): void {
+  if (backend.name !== "wasm") return;
+  const expected = expectedTensors(arch, config);
+  // Every weight is held as float32; XNNPACK also keeps a packed copy of every linear weight.
+  const floats = (linearOnly: boolean) => expected.filter((e) => !linearOnly || e.linear).reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 1), 0);
+  const bytes = 4 * (floats(false) + floats(true));
+  if (bytes > WASM_HEAP_LIMIT_BYTES * 0.8) {
+    throw new CheckpointError(`${dir}: the model needs about ${(bytes / 1024 ** 3).toFixed(1)} GB as float32 (weights and the packed copies the wasm backend makes), more than the wasm backend's 4 GB heap can hold; use a machine where @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node installs, or a smaller model`);
+  }
+}
+
+/**
+ * Load a Hugging Face checkpoint folder, a Hub model id (`org/name`, downloaded into the Hub cache), or
+ * an opened Checkpoint (left open): config.json, safetensors weights (single or sharded; F32, F16 or
+ * BF16), tokenizer.json and tokenizer_config.json when present.
+ */
+export async function loadModel(source: string | Checkpoint, options: LoadOptions = {}): Promise<HookedModel> {
+  const backend = options.backend ? await initBackend({ backend: options.backend }) : await backendInfo();
+  const check = (config: ModelConfig, arch: Architecture, dir: string) => checkFits(backend, config, arch, dir);
+  if (typeof source !== "string") check(source.config, source.arch, source.dir);
+  const checkpoint = typeof source === "string" ? await openCheckpoint(source, { ...options, check }) : source;
+  const { dir, config, arch, weights } = checkpoint;
+  const params: Params = { transposed: {}, stored: {} };
+  try {
+    const expected = expectedTensors(arch, config);
+    checkTensorSet(weights, expected.map((e) => e.key), checkpoint);
+    for (const e of expected) {
+      const info = weights.info(e.key);
+      if (!tf.util.arraysEqual(info.shape, e.shape)) {
+        throw new CheckpointError(`${join(dir, info.file)}: ${e.key}: expected [${e.shape.join(", ")}] from config.json, got [${info.shape.join(", ")}]`);
+      }
+      const t = tf.tensor(await weights.readFloat32(e.key), e.shape, "float32");
+      if (e.linear) {
+        params.transposed[e.key] = tf.transpose(t as tf.Tensor2D); // [in, out]
+        t.dispose();
+      } else params.stored[e.key] = t;
+    }
+  } catch (error) {
+    tf.dispose([...Object.values(params.transposed), ...Object.values(params.stored)]);
+    throw error;
+  } finally {
+    if (typeof source === "string") await checkpoint.close();
+  }
+  let tokenizer: ChatTokenizer | TokenizerError;
+  try {
+    tokenizer = await ChatTokenizer.load(dir);
+  } catch (error) {
+    if (!(error instanceof TokenizerError)) throw error;
+    tokenizer = error;
+  }
+  return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir));
+}
+
+const IGNORED_KEYS = /rotary_emb\.inv_freq$/;
+
+/** The checkpoint's tensors must be exactly the architecture's (multimodal checkpoints: outside the text model's prefix, anything). */
+function checkTensorSet(weights: CheckpointWeights, expected: string[], { config, arch }: Checkpoint): void {
+  const wanted = new Set(expected);
+  for (const key of expected) {
+    if (!weights.has(key)) throw new CheckpointError(`${weights.dir}: missing tensor ${key} (expected by config.json, model_type ${config.model_type})`);
+  }
+  const tiedHead = tiedEmbeddings(config) ? roleKeys(arch).unembedding : undefined;
+  const extra = weights.names.filter((n) => n.startsWith(arch.keyPrefix) && !wanted.has(n) && !IGNORED_KEYS.test(n) && n !== tiedHead);
+  if (extra.length > 0) throw new CheckpointError(`${weights.dir}: unexpected tensors for model_type ${config.model_type}: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
+}
+
+async function readGenerationConfig(dir: string): Promise<Record<string, unknown>> {
+  const path = join(dir, "generation_config.json");
+  if (!(await exists(path))) return {};
+  try {
+    return JSON.parse(await readFile(path, "utf8"));
+  } catch (error) {
+    throw new CheckpointError(`${path}: not valid JSON (${(error as Error).message})`);
+  }
+}

@@ -1,0 +1,140 @@
+// The stage functions the CLI, runPipeline and the notebooks share, on the demo model and the llama
+// reference: hand-checkable answers and bad input.
+import assert from "node:assert/strict";
+import { describe, it, before, after } from "node:test";
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  chooseByGeneration, chosenCandidate, collectMeanActivations, computeDirections, DEMO_MODEL_DIR, directionAblationHooks,
+  evaluateCandidates, evaluateRefusal, generateCompletions, lastPositionLogits, loadInstructionSets, loadModel, maxAbsDifference, meanNorms,
+  orthogonalizeModel, pickDirection, projectionsOn, promptBatches, rankedCandidates, residualWriteComponent, unitVector, usableDirections,
+  withHooks, type CandidateEvaluation, type HookedModel, type Selection,
+} from "../src/index.ts";
+import { modelDir, reference } from "./helpers/reference.ts";
+
+describe("stage functions on the demo model", () => {
+  let model: HookedModel;
+  before(async () => {
+    model = await loadModel(DEMO_MODEL_DIR);
+  });
+  after(() => model.dispose());
+
+  it("loadInstructionSets keeps the first n of each of the six sets", async () => {
+    const sets = await loadInstructionSets({}, { nTrain: 3, nVal: 2, nTest: 1 });
+    assert.deepEqual(Object.values(sets).map((s) => s.length), [3, 3, 2, 2, 1, 1]);
+    await assert.rejects(loadInstructionSets({ harmfulTest: "no-such-file.jsonl" }, { nTrain: 1, nVal: 1, nTest: 1 }), /no-such-file.jsonl: cannot read instructions \(ENOENT\)/);
+  });
+
+  it("promptBatches pads each batch on the left and reports where it starts", () => {
+    const batches = [...promptBatches(model, [[5, 6, 7], [8], [9, 10]], 2)];
+    assert.deepEqual(batches.map((b) => b.start), [0, 2]);
+    assert.deepEqual(batches[0].batch.inputIds, [[5, 6, 7], [model.padId, model.padId, 8]]);
+    assert.deepEqual(batches[0].batch.attentionMask, [[1, 1, 1], [0, 0, 1]]);
+    assert.throws(() => [...promptBatches(model, [[1]], 0)], /batch size must be a positive integer, got 0/);
+  });
+
+  it("evaluateRefusal: the demo model refuses the harmful test prompts and answers the harmless ones; against itself KL is 0", async () => {
+    const sets = await loadInstructionSets({}, { nTrain: 1, nVal: 1, nTest: 8 });
+    const e = await evaluateRefusal(model, { harmful: sets.harmfulTest, harmless: sets.harmlessTest }, { reference: model, maxNewTokens: 12 });
+    assert.equal(e.harmfulRefusalRate, 1);
+    assert.equal(e.harmlessRefusalRate, 0);
+    assert.equal(e.harmlessKl, 0);
+    assert.equal(e.completions.harmful.length, 8);
+    await assert.rejects(evaluateRefusal(model, { harmful: [], harmless: ["Hi"] }), /refusalRate: no completions/);
+  });
+
+  it("evaluateCandidates ablates each direction, and chooseByGeneration picks the lowest refusal rate within the KL limit", async () => {
+    const sets = await loadInstructionSets({}, { nTrain: 32, nVal: 1, nTest: 4 });
+    const directions = computeDirections(await collectMeanActivations(model, sets.harmfulTrain), await collectMeanActivations(model, sets.harmlessTrain));
+    const layer2 = pickDirection(directions, "blocks.2.hook_resid_post@-1", "directions");
+    const layer0 = pickDirection(directions, "blocks.0.hook_resid_post@-1", "directions");
+    const evaluations = await evaluateCandidates(model, [layer0, layer2], { harmful: sets.harmfulTest, harmless: sets.harmlessTest, maxNewTokens: 12, samples: 2 });
+    assert.deepEqual(evaluations.map((e) => e.key), ["blocks.0.hook_resid_post@-1", "blocks.2.hook_resid_post@-1"]);
+    assert.equal(evaluations[1].refusalRate, 0, "the planted layer's direction removes refusal");
+    assert.equal(evaluations[1].samples.length, 2);
+    // The same figure by hand, with the hooks.
+    const completions = await withHooks(directionAblationHooks(model, layer2.unit), (fwdHooks) => generateCompletions(model, sets.harmfulTest, { fwdHooks, maxNewTokens: 12 }));
+    assert.deepEqual(evaluations[1].samples.map((s) => s.completion), completions.slice(0, 2));
+    const made = (key: string, refusalRate: number, kl: number): CandidateEvaluation => ({ key, layer: 0, hook: "resid_pre", refusalRate, kl, samples: [] });
+    assert.equal(chooseByGeneration([made("a", 0.5, 0.01), made("b", 0, 0.5), made("c", 0.5, 0.001)]).key, "c");
+    assert.equal(chooseByGeneration([made("b", 0, 0.5), made("d", 0.2, 0.3)]).key, "b", "with none under the limit, the lowest refusal rate");
+    assert.throws(() => chooseByGeneration([]), /no candidates were evaluated/);
+  });
+
+  it("projectionsOn: harmful prompts sit further along the planted layer's direction than harmless ones", async () => {
+    const sets = await loadInstructionSets({}, { nTrain: 32, nVal: 1, nTest: 6 });
+    const directions = computeDirections(await collectMeanActivations(model, sets.harmfulTrain), await collectMeanActivations(model, sets.harmlessTrain));
+    const d = pickDirection(directions, "blocks.2.hook_resid_post@-1", "directions");
+    const harmful = projectionsOn(model, sets.harmfulTest, d, { batchSize: 4 });
+    const harmless = projectionsOn(model, sets.harmlessTest, d);
+    assert.equal(harmful.length, 6);
+    assert.ok(Math.min(...harmful) > Math.max(...harmless), `harmful ${harmful} vs harmless ${harmless}`);
+  });
+});
+
+describe("stage functions on the llama reference", () => {
+  const ref = reference("llama");
+  let model: HookedModel;
+  before(async () => {
+    model = await loadModel(modelDir("llama"));
+  });
+  after(() => model.dispose());
+
+  it("meanNorms: the norm of each layer's mean, and an offset that was not recorded", async () => {
+    const means = await collectMeanActivations(model, ref.harmful, { tokenOffsets: [-2, -1] });
+    const norms = meanNorms(means, "resid_post", -2);
+    const m = means.means.get("blocks.1.hook_resid_post")![0];
+    assert.ok(Math.abs(norms[1] - Math.hypot(...m)) < 1e-12, `${norms[1]} vs ${Math.hypot(...m)}`);
+    assert.throws(() => meanNorms(means, "resid_post", -3), /token offset -3 was not recorded \(recorded: -2, -1\)/);
+  });
+
+  it("usableDirections, pickDirection: zero directions are left out, keys are checked", async () => {
+    const means = await collectMeanActivations(model, ref.harmful);
+    const same = computeDirections(means, means);
+    assert.deepEqual(usableDirections(same), []);
+    const directions = computeDirections(means, await collectMeanActivations(model, ref.harmless));
+    assert.equal(usableDirections(directions).length, 9);
+    assert.throws(() => pickDirection(directions, "blocks.7.hook_resid_pre@-1", "dirs.safetensors"), /dirs.safetensors has no direction blocks.7.hook_resid_pre@-1 \(it has blocks.0.hook_resid_pre@-1/);
+    assert.throws(() => pickDirection(directions, undefined, "dirs.safetensors"), /dirs.safetensors holds 9 directions; choose one with a key/);
+  });
+
+  it("chosenCandidate names the filters and the best candidates when none passed", () => {
+    const selection = {
+      candidates: [{ key: "a", bypass: 1, induce: -1, kl: 0.01, discarded: "induce score -1.00 < 0" }, { key: "b", bypass: -2, induce: 1, kl: 0.5, discarded: "KL 0.500 > 0.1" }],
+      baseline: { harmfulRefusalScore: 0, harmlessRefusalScore: 0 },
+      filters: { klThreshold: 0.1, induceThreshold: 0, pruneLayerFraction: 0.2 },
+    } as unknown as Selection;
+    assert.deepEqual(rankedCandidates(selection).map((c) => c.key), ["b", "a"]);
+    assert.throws(() => chosenCandidate(selection), /no candidate direction passed the selection filters \(KL <= 0.1, induce >= 0, layer in the first 80%\): b: KL 0.500 > 0.1; a: induce score -1.00 < 0/);
+  });
+
+  it("residualWriteComponent is near 1e-7 after orthogonalisation, not before", async () => {
+    const unit = unitVector(ref.direction);
+    const before = residualWriteComponent(model, unit, ref.seqs);
+    const edited = await loadModel(modelDir("llama"));
+    orthogonalizeModel(edited, unit);
+    const after = residualWriteComponent(edited, unit, ref.seqs);
+    edited.dispose();
+    assert.ok(before > 0.01, `before: ${before}`);
+    assert.ok(after < 1e-5, `after: ${after}`);
+    assert.throws(() => residualWriteComponent(model, unitVector([1, 0]), ref.seqs), /direction has 2 values, but the model's d_model \(hidden_size\) is 64/);
+  });
+
+  it("maxAbsDifference: the largest gap, NaN counts as infinite, shapes must agree", () => {
+    assert.equal(maxAbsDifference([[1, 2], [3, 4]], [[1, 2.5], [3, 3]]), 1);
+    assert.equal(maxAbsDifference([[1, NaN]], [[1, 2]]), Infinity);
+    assert.throws(() => maxAbsDifference([[1]], [[1], [2]]), /1 rows against 2/);
+    assert.throws(() => maxAbsDifference([[1]], [[1, 2]]), /row 0 has 1 values against 2/);
+  });
+
+  it("withHooks disposes the hooks' tensors after a synchronous or asynchronous run, and after an error", async () => {
+    const unit = unitVector(ref.direction);
+    const before = tf.memory().numTensors;
+    withHooks(directionAblationHooks(model, unit), (fwdHooks) => lastPositionLogits(model, ref.seqs, { fwdHooks }));
+    await withHooks(directionAblationHooks(model, unit), async (fwdHooks) => model.generate(ref.seqs, { fwdHooks, maxNewTokens: 2 }));
+    assert.throws(() => withHooks(directionAblationHooks(model, unit), () => { throw new Error("boom"); }), /boom/);
+    await assert.rejects(withHooks(directionAblationHooks(model, unit), async () => { throw new Error("late boom"); }), /late boom/);
+    assert.equal(tf.memory().numTensors, before);
+    assert.throws(() => directionAblationHooks(model, unitVector([1, 2])), /direction has 2 values, but the model's d_model \(hidden_size\) is 64/);
+  });
+});
+
