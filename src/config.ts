@@ -120,6 +120,7 @@ const ROPE_TYPES = ["default", "linear", "llama3", "longrope"];
 function checkRopeScaling(config: ModelConfig, source: string): void {
   const scaling = config.rope_scaling;
   if (!scaling) return;
+  if (scaling.type === "su") scaling.type = "longrope"; // Phi-3's first configs named longrope "su", as Hugging Face renames it
   const type = scaling.rope_type ?? scaling.type;
   if (type === undefined || !ROPE_TYPES.includes(type)) throw new ConfigError(`${source}: rope_scaling type "${type}" is not supported (supported: ${ROPE_TYPES.join(", ")})`);
   if (type === "linear" && scaling.factor === undefined) throw new ConfigError(`${source}: rope_scaling of type linear needs a factor`);

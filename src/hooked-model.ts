@@ -265,6 +265,12 @@ export class HookedModel {
     return { tokens: out, texts };
   }
 
+  /** An independent copy (weights cloned), e.g. to edit while keeping the original. */
+  clone(): HookedModel {
+    const copy = <T extends tf.Tensor>(held: Record<string, T>) => Object.fromEntries(Object.entries(held).map(([k, t]) => [k, tf.clone(t)])) as Record<string, T>;
+    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored) }, this.tokenizerOrError, this.generationConfig);
+  }
+
   dispose(): void {
     tf.dispose([...Object.values(this.params.transposed), ...Object.values(this.params.stored)]);
   }

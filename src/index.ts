@@ -25,7 +25,7 @@ export { collectMeanActivations, meanNorms, saveMeanActivations, loadMeanActivat
 // Stage 3: directions.
 export { computeDirections, usableDirections, usable, pickDirection, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction, type UsableDirection } from "./pipeline/directions.ts";
 // Stage 4: ranking and selection (the blog's, the paper's), candidates read by generation.
-export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, REFUSAL_OPENINGS } from "./pipeline/scores.ts";
+export { refusalScore, klDivergence, logSoftmax, refusalTokensFor } from "./pipeline/scores.ts";
 export { rankByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
 // Stage 5: weight orthogonalisation.

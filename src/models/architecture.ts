@@ -39,6 +39,11 @@ export interface Architecture {
   localRopeBase?(config: ModelConfig): number;
   /** Attention scores are multiplied by this (1 / sqrt(head_dim) unless the config says otherwise). */
   attentionScale(config: ModelConfig): number;
+  /**
+   * How this family's refusals begin, each a single token: the paper's refusal score sums their
+   * probabilities at the last position (Arditi et al.: "I" for Llama and Gemma, "I" and "As" for Qwen).
+   */
+  refusalOpenings: readonly string[];
   /** Further checks of config.json; throw a ConfigError naming `source`. */
   checkConfig?(config: ModelConfig, source: string): void;
 }

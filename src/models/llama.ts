@@ -18,6 +18,7 @@ export const llama: Architecture = {
   fusedProjections: false,
   slidingLayer: () => false,
   attentionScale: (c: ModelConfig) => 1 / Math.sqrt(c.head_dim ?? c.hidden_size / c.num_attention_heads),
+  refusalOpenings: ["I"],
 };
 
 /** Mistral: Llama with every layer's attention limited to `sliding_window` keys when that is set. */

@@ -10,4 +10,5 @@ export const qwen2: Architecture = {
   qkvBias: () => true,
   oBias: () => false,
   slidingLayer: (c, layer) => (c.use_sliding_window ?? false) && layer >= (c.max_window_layers ?? 0),
+  refusalOpenings: ["I", "As"],
 };

@@ -5,6 +5,7 @@
 // nothing that looks complete; the source folder is never written to.
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
+import { applyEdits, modify } from "jsonc-parser";
 import { INDEX_FILE } from "../checkpoint.ts";
 import { tiedEmbeddings } from "../config.ts";
 import { exists } from "../files.ts";
@@ -13,7 +14,7 @@ import { roleKeys } from "../models/tensors.ts";
 import { checkWidth, type UnitVector } from "../projection.ts";
 import { isFloatDtype, type FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
-import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -55,6 +56,19 @@ async function isNonEmptyDir(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * config.json with tie_word_embeddings set to false (also in text_config for a multimodal config), edited as
+ * text so that everything else keeps its exact form: a number written 15.0 stays 15.0, which strict
+ * loaders (Hugging Face transformers 5) require of float fields.
+ */
+export function untieConfig(text: string, textConfig: boolean): string {
+  let out = text;
+  for (const path of textConfig ? [["tie_word_embeddings"], ["text_config", "tie_word_embeddings"]] : [["tie_word_embeddings"]]) {
+    out = applyEdits(out, modify(out, path, false, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  }
+  return out;
+}
+
 /** Snapshot of the source's files, to detect a source that changes during the export. */
 async function fingerprint(dir: string, files: string[]): Promise<string> {
   const parts: string[] = [];
@@ -90,6 +104,14 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
     const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
+    // Sandwich-norm models: o_proj and down_proj are edited against directions their post-norms shape.
+    const postNorms = new Map<string, Float32Array>();
+    if (arch.sandwichNorms && !options.naive) for (const n of weights.names) if (/post_(attention|feedforward)_layernorm\.weight$/.test(n)) postNorms.set(n, await weights.readFloat32(n));
+    const postNorm = (key: string) => {
+      const w = postNorms.get(key);
+      if (!w) throw new ExportError(`${source}: missing tensor ${key}`);
+      return w;
+    };
     const weightMap: Record<string, string> = {};
     for (const file of weights.files) {
       const tensors: TensorToWrite[] = [];
@@ -102,7 +124,7 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
         const dtype = info.dtype as FloatDtype;
         // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
         const produce = kind
-          ? () => orthogonalizeStream(kind, dtype, info.shape, unit, options.scale ?? 1, async (start, end) => {
+          ? () => orthogonalizeStream(kind, dtype, info.shape, writerDirection(name, arch, unit, postNorm, options), options.scale ?? 1, async (start, end) => {
               const raw = await weights.readRange(name, start, end);
               options.onProgress?.((bytesWritten += raw.length / (kind === "weight" ? 2 : 1)), totalBytes);
               return raw;
@@ -145,13 +167,10 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
     for (const entry of await readdir(source, { withFileTypes: true })) {
       if (!entry.isFile() || entry.name.endsWith(".safetensors") || entry.name === INDEX_FILE) continue;
       if (entry.name === "config.json" && tied) {
-        const json = JSON.parse(await readFile(join(source, "config.json"), "utf8"));
-        // A multimodal config keeps its language model's settings in text_config: untie there too.
-        const untied = { ...json, tie_word_embeddings: false, ...(arch.textConfig ? { text_config: { ...json.text_config, tie_word_embeddings: false } } : {}) };
-        await writeFile(join(tmp, "config.json"), JSON.stringify(untied, null, 2) + "\n");
+        await writeFile(join(tmp, "config.json"), untieConfig(await readFile(join(source, "config.json"), "utf8"), arch.textConfig ?? false));
       } else await copyFile(join(source, entry.name), join(tmp, entry.name));
     }
-    await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, untied: tied, ...options.provenance }, null, 2) + "\n");
+    await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null, untied: tied, ...options.provenance }, null, 2) + "\n");
     if ((await fingerprint(source, weights.files)) !== before) throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
     if (await isNonEmptyDir(out)) {
       const old = `${tmp}.old`;

@@ -5,11 +5,16 @@
 //                                                                        them transposed, [in, d_model]: row kernel)
 //   their biases b [d_model]:                  b <- b - (b . r) r        (row kernel)
 // With `scale` s < 1 only a fraction s of the component is removed. The kernels are in projection.ts.
+// Sandwich-norm models (Gemma 2/3) normalise o_proj's and down_proj's output before the residual add:
+// postnorm(o) = o / rms(o) * (1 + w). Since rms only rescales, postnorm(o) is orthogonal to r exactly when
+// o is orthogonal to u = normalize((1 + w) * r), so those matrices are edited against u, per layer; the
+// naive edit (against r itself) stays available for comparison.
 import * as tf from "@tensorflow/tfjs-core";
 import type { HookedModel } from "../hooked-model.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { roleKeys } from "../models/tensors.ts";
-import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRows, projectRowsArray, type UnitVector } from "../projection.ts";
+import { layerKey } from "../models/architecture.ts";
+import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRows, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
 import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 
 export interface OrthogonalizeOptions {
@@ -19,7 +24,13 @@ export interface OrthogonalizeOptions {
   skipEmbedding?: boolean;
   /** Fraction of the component removed, between 0 and 1 (default 1). */
   scale?: number;
+  /** Sandwich-norm models: edit o_proj and down_proj against r itself, ignoring the post-norm that follows them (for comparison only). */
+  naive?: boolean;
 }
+
+/** Whether these options edit every residual writer fully (what the ablation hooks do). */
+export const isFullEdit = (options: OrthogonalizeOptions, nLayers: number) =>
+  !options.skipEmbedding && (options.scale ?? 1) === 1 && (!options.layers || (options.layers[0] === 0 && options.layers[1] === nLayers - 1));
 
 /** How a tensor that writes to the residual stream is stored: rows of d_model, or a [d_model, in] matrix. */
 export type WriterKind = "embedding" | "weight" | "bias";
@@ -34,6 +45,21 @@ export function residualWriterKind(key: string, arch: Architecture, nLayers: num
   const [first, last] = options.layers ?? [0, nLayers - 1];
   if (layer < first || layer > last) return undefined;
   return m[3] === "weight" ? "weight" : "bias";
+}
+
+/**
+ * The direction a residual writer is orthogonalised against: r, or on sandwich-norm models, for o_proj
+ * and down_proj, normalize((normOffset + w_post) * r) with w_post that layer's post-norm weight, which
+ * `postNorm(key)` reads (as stored, without the offset).
+ */
+export function writerDirection(key: string, arch: Architecture, unit: UnitVector, postNorm: (key: string) => ArrayLike<number>, options: OrthogonalizeOptions = {}): UnitVector {
+  if (!arch.sandwichNorms || options.naive) return unit;
+  const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\./.exec(key.slice(arch.keyPrefix.length));
+  if (!m) return unit;
+  const normKey = arch.keyPrefix + layerKey(Number(m[1]), m[2] === "self_attn.o_proj" ? "post_attention_layernorm.weight" : "post_feedforward_layernorm.weight");
+  const w = postNorm(normKey);
+  if (w.length !== unit.length) throw new Error(`${normKey} has ${w.length} values, but d_model is ${unit.length}`);
+  return unitVector(Float64Array.from(unit, (r, i) => (arch.normOffset + w[i]) * r), `the direction scaled by ${normKey}`);
 }
 
 export function checkOrthogonalizeOptions(options: OrthogonalizeOptions, nLayers: number): void {
@@ -57,20 +83,20 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
   const keys = roleKeys(model.arch);
   const { stored, transposed } = model.params;
   if (!stored[keys.unembedding]) stored[keys.unembedding] = tf.clone(stored[keys.embedding]); // untie
-  const r = tf.tensor1d(Float32Array.from(unit)); // [d_model]
+  const postNorm = (key: string) => {
+    if (!stored[key]) throw new Error(`missing weight ${key}`);
+    return stored[key].dataSync();
+  };
   const edited: string[] = [];
-  try {
-    for (const held of [stored, transposed] as Record<string, tf.Tensor>[]) {
-      for (const key of Object.keys(held)) {
-        if (!residualWriterKind(key, model.arch, model.nLayers, options)) continue;
-        const old = held[key];
-        held[key] = projectRows(old, r, options.scale ?? 1); // every layout held here has rows of d_model
-        old.dispose();
-        edited.push(key);
-      }
+  for (const held of [stored, transposed] as Record<string, tf.Tensor>[]) {
+    for (const key of Object.keys(held)) {
+      if (!residualWriterKind(key, model.arch, model.nLayers, options)) continue;
+      const r = tf.tensor1d(Float32Array.from(writerDirection(key, model.arch, unit, postNorm, options))); // [d_model]
+      const old = held[key];
+      held[key] = projectRows(old, r, options.scale ?? 1); // every layout held here has rows of d_model
+      tf.dispose([old, r]);
+      edited.push(key);
     }
-  } finally {
-    r.dispose();
   }
   return edited;
 }

@@ -15,7 +15,7 @@ import { evaluateRefusal } from "./evaluate.ts";
 import { exportAbliterated } from "./export.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
-import { chosenCandidate, rankedCandidates, scoreCandidates } from "./select.ts";
+import { chosenCandidate, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
 import { verifyExport } from "./verify.ts";
 
 export interface PipelineOptions extends InstructionSetSources {
@@ -34,6 +34,8 @@ export interface PipelineOptions extends InstructionSetSources {
   tokenOffsets?: number[];
   refusalTokens?: number[];
   refusalSubstrings?: string[];
+  /** The paper's selection filters (default KL <= 0.1, induce >= 0, layers in the first 80%). */
+  selectionFilters?: Partial<SelectionFilters>;
   force?: boolean;
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
@@ -66,9 +68,9 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       const directions = computeDirections(harmfulMeans, harmlessMeans);
       await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
       // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
-      const refusalTokens = options.refusalTokens ?? refusalTokensFor(model.tokenizer);
+      const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
       const candidates = usableDirections(directions);
-      const selection = scoreCandidates(model, candidates, sets.harmfulVal, sets.harmlessVal, { refusalTokens, batchSize, onProgress: (d, t) => progress("selection", d, t) });
+      const selection = scoreCandidates(model, candidates, sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, batchSize, onProgress: (d, t) => progress("selection", d, t) });
       const chosenScores = chosenCandidate(selection);
       const chosen = chosenScores.direction;
       log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)})`);

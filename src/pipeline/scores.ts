@@ -46,15 +46,19 @@ export function lastRows(logits: tf.Tensor): Float32Array[] {
   return Array.from({ length: batch }, (_, b) => values.subarray((b * pos + pos - 1) * vocab, (b * pos + pos) * vocab));
 }
 
-/** First tokens of the usual refusal openings ("I", "As"), as the paper uses for Llama and Qwen. */
-export const REFUSAL_OPENINGS = ["I", "As"];
-
-/** The refusal tokens of a tokenizer: the first token of each refusal opening. */
-export function refusalTokensFor(tokenizer: ChatTokenizer, openings: readonly string[] = REFUSAL_OPENINGS): number[] {
+/**
+ * The refusal tokens of a model: its family's refusal openings (model.arch.refusalOpenings, or the ones
+ * given), each of which must be a single token of its tokenizer.
+ */
+export function refusalTokensFor(model: { tokenizer: ChatTokenizer; arch: { refusalOpenings: readonly string[]; modelType: string } }, openings: readonly string[] = model.arch.refusalOpenings): number[] {
+  if (openings.length === 0) throw new Error("refusalTokensFor: no refusal openings were given");
   const ids = new Set<number>();
   for (const text of openings) {
-    const encoded = tokenizer.encode(text);
-    if (encoded.length === 0) throw new Error(`refusal opening "${text}" encodes to no tokens`);
+    const encoded = model.tokenizer.encode(text);
+    if (encoded.length !== 1) {
+      const pieces = encoded.map((id) => JSON.stringify(model.tokenizer.decode([id], { skipSpecialTokens: false }))).join(" + ");
+      throw new Error(`refusal opening ${JSON.stringify(text)} is ${encoded.length} tokens for this tokenizer (${pieces || "none"}), not one: choose openings that are single tokens, or give token ids (--refusal-tokens)`);
+    }
     ids.add(encoded[0]);
   }
   return [...ids];

@@ -1,24 +1,32 @@
-// Stage 6's check: the exported model against the source model with the direction ablated by hooks
-// (next-token logits and greedy answers on a few prompts), and what the exported model writes to the
-// residual stream along the direction.
+// Stage 6's check of an export, on a few prompts: its next-token logits and greedy answers against a
+// reference computed from the source, and what it writes to the residual stream along the direction.
+// The reference is the source under the ablation hooks where weight orthogonalisation and the hooks are
+// the same intervention (a full edit of a pre-norm model); otherwise (sandwich norms, where the post-norm
+// sees a different input; partial edits) it is the source orthogonalised in memory with the same options.
 import { actName } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { checkWidth, dot, type UnitVector } from "../projection.ts";
 import { promptBatches, type Prompts } from "./batches.ts";
 import { generateCompletions, lastPositionLogits } from "./evaluate.ts";
+import { isFullEdit, orthogonalizeModel, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
-/** Largest |logit difference| accepted between an export and the hooked source (float32 arithmetic). */
+/** Largest |logit difference| accepted between an export and its reference (float32 arithmetic). */
 export const VERIFY_TOLERANCE = 1e-3;
+/** Largest |r . w| / |w| accepted in what a fully orthogonalised model writes to the residual stream. */
+export const WRITE_COMPONENT_TOLERANCE = 1e-4;
 
 export interface Verification {
+  /** What the export was compared with. */
+  reference: "ablation hooks" | "in-memory orthogonalisation";
+  prompts: number;
   /** Largest |logit difference| at the last position over the prompts. */
   maxAbsLogitDiff: number;
-  prompts: number;
-  /** Whether greedy answers of the export equal those of the hooked source. */
+  /** Whether the export's greedy answers equal the reference's. */
   sameGreedyAnswers: boolean;
+  /** Full edits only: the largest |r . w| / |w| over every residual write of the export (should be ~1e-7). */
+  writeComponent?: number;
   tolerance: number;
-  /** maxAbsLogitDiff within the tolerance and the same greedy answers. */
   passed: boolean;
 }
 
@@ -36,18 +44,41 @@ export function maxAbsDifference(a: readonly ArrayLike<number>[], b: readonly Ar
   return max;
 }
 
-export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: readonly string[], options: { maxNewTokens?: number; batchSize?: number } = {}): Promise<Verification> {
+export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: readonly string[], options: { maxNewTokens?: number; batchSize?: number; orthogonalize?: OrthogonalizeOptions } = {}): Promise<Verification> {
   if (prompts.length === 0) throw new Error("verifyExport: no prompts");
   const batchSize = options.batchSize ?? 8;
   const maxNewTokens = options.maxNewTokens ?? 16;
-  const { hooked, hookedAnswers } = await withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
-    hooked: lastPositionLogits(source, prompts, { fwdHooks, batchSize }),
-    hookedAnswers: await generateCompletions(source, prompts, { fwdHooks, maxNewTokens, batchSize }),
-  }));
-  const maxAbsLogitDiff = maxAbsDifference(hooked, lastPositionLogits(exported, prompts, { batchSize }));
-  const exportedAnswers = await generateCompletions(exported, prompts, { maxNewTokens, batchSize });
-  const sameGreedyAnswers = hookedAnswers.every((a, i) => a === exportedAnswers[i]);
-  return { maxAbsLogitDiff, prompts: prompts.length, sameGreedyAnswers, tolerance: VERIFY_TOLERANCE, passed: maxAbsLogitDiff <= VERIFY_TOLERANCE && sameGreedyAnswers };
+  const edit = options.orthogonalize ?? {};
+  const full = isFullEdit(edit, source.nLayers);
+  const byHooks = full && !source.arch.sandwichNorms;
+  let expected: { logits: Float32Array[]; answers: string[] };
+  if (byHooks) {
+    expected = await withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
+      logits: lastPositionLogits(source, prompts, { fwdHooks, batchSize }),
+      answers: await generateCompletions(source, prompts, { fwdHooks, maxNewTokens, batchSize }),
+    }));
+  } else {
+    const edited = source.clone();
+    try {
+      orthogonalizeModel(edited, unit, edit);
+      expected = { logits: lastPositionLogits(edited, prompts, { batchSize }), answers: await generateCompletions(edited, prompts, { maxNewTokens, batchSize }) };
+    } finally {
+      edited.dispose();
+    }
+  }
+  const maxAbsLogitDiff = maxAbsDifference(expected.logits, lastPositionLogits(exported, prompts, { batchSize }));
+  const answers = await generateCompletions(exported, prompts, { maxNewTokens, batchSize });
+  const sameGreedyAnswers = expected.answers.every((a, i) => a === answers[i]);
+  const writeComponent = full && !edit.naive ? residualWriteComponent(exported, unit, prompts, { batchSize }) : undefined;
+  return {
+    reference: byHooks ? "ablation hooks" : "in-memory orthogonalisation",
+    prompts: prompts.length,
+    maxAbsLogitDiff,
+    sameGreedyAnswers,
+    writeComponent,
+    tolerance: VERIFY_TOLERANCE,
+    passed: maxAbsLogitDiff <= VERIFY_TOLERANCE && sameGreedyAnswers && (writeComponent === undefined || writeComponent <= WRITE_COMPONENT_TOLERANCE),
+  };
 }
 
 /**

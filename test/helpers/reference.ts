@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import type { FwdHook, HookedModel } from "../../src/index.ts";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
-export const REFERENCE_ARCHS = ["llama", "llama31", "mistral", "qwen2", "gemma"] as const;
+export const REFERENCE_ARCHS = ["llama", "llama31", "mistral", "qwen2", "gemma", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3"] as const;
+/** Architectures whose attention and MLP outputs pass through a norm before the residual add. */
+export const SANDWICH_ARCHS: readonly ReferenceArch[] = ["gemma2", "gemma3_text", "gemma3"];
 export type ReferenceArch = (typeof REFERENCE_ARCHS)[number];
 
 export interface Reference {
@@ -31,6 +33,16 @@ export interface Reference {
   ortho_last_logits: number[][];
   greedy: number[];
   greedy_margins: number[];
+  // Folders added later:
+  resid_write_v_component_max?: number;
+  naive_ortho_last_logits?: number[][];
+  naive_ortho_resid_write_v_component_max?: number;
+  long_seq?: number[];
+  long_last_logits?: number[][];
+  long_last_logits_short_factor?: number[][];
+  long_batch_last_logits?: number[][];
+  text_weight_prefix?: string;
+  non_text_tensors?: string[];
 }
 
 const cache = new Map<string, Reference>();
