@@ -1,5 +1,6 @@
-// Small file-system helpers shared by the loaders and the export.
-import { stat } from "node:fs/promises";
+// Small file-system helpers shared by the loaders, the downloads and the exports.
+import { mkdir, open, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 
 /** Whether a file or folder exists at `path`. */
 export async function exists(path: string): Promise<boolean> {
@@ -8,5 +9,97 @@ export async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Whether `child` is `parent` or lies inside it (paths compared as given). */
+export function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+/** The real path of `path`, or of its deepest existing ancestor joined with the rest (for paths not created yet). */
+export async function realPathOf(path: string): Promise<string> {
+  const absolute = resolve(path);
+  try {
+    return await realpath(absolute);
+  } catch {
+    const parent = dirname(absolute);
+    if (parent === absolute) return absolute;
+    return join(await realPathOf(parent), basename(absolute));
+  }
+}
+
+/** Whether `child` lies inside `parent` once every link in either is followed. */
+export async function isReallyInside(child: string, parent: string): Promise<boolean> {
+  return isInside(await realPathOf(child), await realPathOf(parent));
+}
+
+/**
+ * A relative path inside a repository or folder, as a server or an index gives it: no absolute part, no
+ * `..`, no backslash, no empty or `.` segment. Returns it, or throws naming `what`.
+ */
+export function checkRelativePath(path: unknown, what: string): string {
+  if (typeof path !== "string" || path === "") throw new Error(`${what}: ${JSON.stringify(path)} is not a file name`);
+  const bad = isAbsolute(path) || path.includes("\\") || path.includes("\0") || path.split("/").some((s) => s === "" || s === "." || s === "..");
+  if (bad) throw new Error(`${what}: ${JSON.stringify(path)} is not a plain relative path inside the folder (absolute, "..", "." or backslashes)`);
+  return path;
+}
+
+/** Write a file through a temporary name and rename it into place, so a crash never leaves a partial file there. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
+  try {
+    const handle = await open(tmp, "wx");
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** Whether a process with this id is running (on this machine). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Hold an exclusive lock file while `fn` runs. A lock left by a process that no longer runs is taken
+ * over; one held by a live process makes this wait up to `waitMs`, then fail with `busy()`'s message.
+ */
+export async function withLock<T>(lockPath: string, fn: () => Promise<T>, options: { waitMs?: number; busy?: (pid: number) => string } = {}): Promise<T> {
+  await mkdir(dirname(lockPath), { recursive: true });
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  for (;;) {
+    try {
+      const handle = await open(lockPath, "wx");
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const pid = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
+      if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) {
+        await rm(lockPath, { force: true }); // stale: its process is gone
+        continue;
+      }
+      if (Date.now() >= deadline) throw new Error(options.busy ? options.busy(pid) : `${lockPath} is held by process ${pid}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
   }
 }

@@ -3,20 +3,24 @@
 //   $HF_HUB_CACHE (default $HF_HOME/hub, default ~/.cache/huggingface/hub)
 //     models--org--name/ (datasets--org--name/)
 //       refs/main                      the commit a branch or tag points to
-//       blobs/<etag>                   file contents
+//       blobs/<etag>                   file contents, named by their hash (sha256 for LFS files, git's sha1 for others)
 //       snapshots/<commit>/<path>      symlinks to blobs
-// HF_HUB_OFFLINE=1 resolves everything from the cache and never touches the network; HF_ENDPOINT
-// replaces https://huggingface.co; HF_TOKEN is sent when set.
-// Written with fetch rather than @huggingface/hub because that library's cache writes no refs/,
-// so a branch name could never be resolved offline.
+// As huggingface_hub does: a file's metadata (commit, linked ETag and size) is read from the first,
+// unredirected answer; the body is fetched uncompressed into blobs/<etag>.incomplete (resumed when a partial
+// one is there), its size and hash checked, then renamed into place. Every value the server controls (commit,
+// ETag, file names) is validated, and nothing is written outside the cache folder.
+// HF_HUB_OFFLINE=1 resolves everything from the cache and never touches the network; HF_ENDPOINT replaces
+// https://huggingface.co; HF_TOKEN is sent when set; HF_HUB_DOWNLOAD_TIMEOUT sets the read timeout (seconds).
+// Written with fetch rather than @huggingface/hub because that library's cache writes no refs/, so a
+// branch name could never be resolved offline.
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { exists } from "./files.ts";
+import { Readable, Transform } from "node:stream";
+import { checkRelativePath, exists, isReallyInside, withLock } from "./files.ts";
 
 export type RepoType = "model" | "dataset";
 
@@ -31,6 +35,12 @@ export interface HubOptions {
   cacheDir?: string;
   /** Overrides HF_HUB_OFFLINE. */
   offline?: boolean;
+  /** Milliseconds to wait for a connection or for the next piece of a body (default HF_HUB_DOWNLOAD_TIMEOUT or 10 s). */
+  timeoutMs?: number;
+  /** Attempts after the first for server errors (5xx, 429) and broken connections (default 5). */
+  retries?: number;
+  /** First wait between attempts, doubled each time up to 8 s (default 1 s). */
+  retryBaseMs?: number;
 }
 
 export class HubError extends Error {
@@ -43,6 +53,7 @@ export class HubError extends Error {
 export const hubEndpoint = () => (process.env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, "");
 export const hubCacheDir = () => process.env.HF_HUB_CACHE ?? join(process.env.HF_HOME ?? join(homedir(), ".cache", "huggingface"), "hub");
 export const hubOffline = () => ["1", "true", "yes", "on"].includes((process.env.HF_HUB_OFFLINE ?? "").toLowerCase());
+const defaultTimeoutMs = () => 1000 * (Number(process.env.HF_HUB_DOWNLOAD_TIMEOUT) || 10);
 
 /** `org/name`: a Hub repository id rather than a local path. */
 export function looksLikeRepoId(source: string): boolean {
@@ -50,24 +61,58 @@ export function looksLikeRepoId(source: string): boolean {
 }
 
 const repoFolder = (type: RepoType, repo: string) => `${type}s--${repo.replace(/\//g, "--")}`;
-const isCommit = (rev: string) => /^[0-9a-f]{40}$/.test(rev);
+const COMMIT = /^[0-9a-f]{40}$/;
+/** A blob's name: git's sha1 of a regular file (40 hex) or the sha256 of an LFS file (64 hex). */
+const BLOB_HASH = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
 
 function authHeaders(): Record<string, string> {
   const token = process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
-async function fetchOk(url: string, what: string): Promise<Response> {
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: authHeaders(), redirect: "follow" });
-  } catch (error) {
-    throw new HubError(`${what}: cannot reach ${url} (${(error as Error).cause ?? (error as Error).message}); offline? set HF_HUB_OFFLINE=1 to use the cache only`);
+const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
+
+/**
+ * fetch with a timeout on the connection and on the headers, and retries with exponential backoff on
+ * server errors and broken connections. Bodies are asked for uncompressed, as huggingface_hub does.
+ */
+async function request(url: string, what: string, init: RequestInit & { headers?: Record<string, string> }, options: HubOptions): Promise<Response> {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs();
+  const retries = options.retries ?? 5;
+  for (let attempt = 0; ; attempt++) {
+    let failure: string;
+    try {
+      const response = await fetch(url, { ...init, headers: { "accept-encoding": "identity", ...authHeaders(), ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+      if (!RETRY_STATUS.has(response.status)) return response;
+      failure = `answered ${response.status} ${response.statusText}`;
+      await response.body?.cancel();
+    } catch (error) {
+      const e = error as Error & { cause?: { code?: string; message?: string } };
+      failure = e.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s (HF_HUB_DOWNLOAD_TIMEOUT)` : `cannot be reached (${e.cause?.code ?? e.cause?.message ?? e.message})`;
+    }
+    if (attempt >= retries) throw new HubError(`${what}: ${url} ${failure}, ${retries + 1} attempts; offline? set HF_HUB_OFFLINE=1 to use the cache only`);
+    await new Promise((r) => setTimeout(r, Math.min(8000, (options.retryBaseMs ?? 1000) * 2 ** attempt)));
   }
+}
+
+function checkStatus(response: Response, url: string, what: string): void {
   if (response.status === 401 || response.status === 403) throw new HubError(`${what}: ${url} answered ${response.status}; a gated or private repository needs HF_TOKEN`);
   if (response.status === 404) throw new HubError(`${what}: ${url} answered 404; check the repository id, type and revision`);
-  if (!response.ok) throw new HubError(`${what}: ${url} answered ${response.status} ${response.statusText}`);
-  return response;
+  if (!response.ok && !(response.status >= 300 && response.status < 400)) throw new HubError(`${what}: ${url} answered ${response.status} ${response.statusText}`);
+}
+
+async function readJson(response: Response, url: string): Promise<unknown> {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HubError(`${url}: the answer is not JSON (it begins ${JSON.stringify(text.slice(0, 40))}); is HF_ENDPOINT a Hugging Face Hub?`);
+  }
+}
+
+/** Fail unless `path` (once links are followed) lies inside the cache folder `root`. */
+async function confine(path: string, root: string, what: string): Promise<void> {
+  if (!(await isReallyInside(path, root))) throw new HubError(`${what}: ${path} lies outside the cache folder ${root}; refusing to write there`);
 }
 
 /**
@@ -75,69 +120,141 @@ async function fetchOk(url: string, what: string): Promise<Response> {
  * snapshot folder. With HF_HUB_OFFLINE=1, return the cached snapshot or fail saying what is missing.
  */
 export async function snapshotDownload(type: RepoType, repo: string, options: HubOptions = {}): Promise<string> {
+  if (!looksLikeRepoId(repo)) throw new HubError(`${JSON.stringify(repo)} is not a Hub repository id (org/name)`);
   const revision = options.revision ?? "main";
-  const storage = join(options.cacheDir ?? hubCacheDir(), repoFolder(type, repo));
+  const root = options.cacheDir ?? hubCacheDir();
+  const storage = join(root, repoFolder(type, repo));
   const offline = options.offline ?? hubOffline();
   if (offline) {
     const refPath = join(storage, "refs", revision);
-    const commit = isCommit(revision) ? revision : (await exists(refPath)) ? (await readFile(refPath, "utf8")).trim() : undefined;
+    const ref = COMMIT.test(revision) ? revision : (await exists(refPath)) ? (await readFile(refPath, "utf8")).trim() : undefined;
+    const commit = ref !== undefined && COMMIT.test(ref) ? ref : undefined;
     const snapshot = commit ? join(storage, "snapshots", commit) : undefined;
     if (!snapshot || !(await exists(snapshot))) throw new HubError(`${type} ${repo}@${revision} is not in the cache ${storage} and HF_HUB_OFFLINE=1 forbids downloading it`);
     return snapshot;
   }
   const endpoint = (options.endpoint ?? hubEndpoint()).replace(/\/+$/, "");
   const api = `${endpoint}/api/${type}s/${repo}/revision/${encodeURIComponent(revision)}`;
-  const info = (await (await fetchOk(api, `${type} ${repo}`)).json()) as { sha?: string; siblings?: { rfilename: string }[] };
-  if (!info.sha || !Array.isArray(info.siblings)) throw new HubError(`${api}: the answer has no sha or siblings`);
+  const answer = await request(api, `${type} ${repo}`, {}, options);
+  checkStatus(answer, api, `${type} ${repo}`);
+  const info = (await readJson(answer, api)) as { sha?: unknown; siblings?: { rfilename?: unknown }[] };
+  if (typeof info.sha !== "string" || !COMMIT.test(info.sha)) throw new HubError(`${api}: the answer's sha ${JSON.stringify(info.sha)} is not a 40-character hexadecimal commit id`);
+  if (!Array.isArray(info.siblings)) throw new HubError(`${api}: the answer has no list of files (siblings)`);
   const commit = info.sha;
   const snapshot = join(storage, "snapshots", commit);
-  const files = info.siblings.map((s) => s.rfilename).filter((f) => (options.filter ? options.filter(f) : true));
+  const listed = info.siblings.map((s) => {
+    try {
+      return checkRelativePath(s?.rfilename, `${api}: file name`);
+    } catch (error) {
+      throw new HubError((error as Error).message);
+    }
+  });
+  const files = listed.filter((f) => (options.filter ? options.filter(f) : true));
   if (files.length === 0) throw new HubError(`${type} ${repo}@${revision} has no files to download${options.filter ? " that match" : ""}`);
+  await mkdir(join(storage, "blobs"), { recursive: true });
+  await confine(storage, root, `${type} ${repo}`);
   const prefix = type === "dataset" ? "datasets/" : "";
   for (const file of files) {
-    const pointer = join(snapshot, file);
-    if (await exists(pointer)) continue;
     const url = `${endpoint}/${prefix}${repo}/resolve/${commit}/${file.split("/").map(encodeURIComponent).join("/")}`;
-    const response = await fetchOk(url, `${type} ${repo}: ${file}`);
-    const etag = (response.headers.get("x-linked-etag") ?? response.headers.get("etag") ?? "").replace(/^W\//, "").replace(/"/g, "");
-    const total = Number(response.headers.get("content-length")) || undefined;
-    await mkdir(join(storage, "blobs"), { recursive: true });
-    const incomplete = join(storage, "blobs", `download-${process.pid}-${Date.now()}.incomplete`);
-    const hash = createHash("sha256");
-    let done = 0;
-    const counted = Readable.fromWeb(response.body as never).map((chunk: Buffer) => {
-      done += chunk.length;
-      hash.update(chunk);
-      options.onProgress?.(file, done, total);
-      return chunk;
-    });
-    try {
-      await pipeline(counted, createWriteStream(incomplete));
-      if (total !== undefined && done !== total) throw new HubError(`${url}: received ${done} of ${total} bytes`);
-      const blob = join(storage, "blobs", etag || hash.digest("hex"));
-      await rename(incomplete, blob);
-      await mkdir(dirname(pointer), { recursive: true });
-      await rm(pointer, { force: true });
-      await symlink(relative(dirname(pointer), blob), pointer);
-    } finally {
-      await rm(incomplete, { force: true });
-    }
+    await downloadFile(url, `${type} ${repo}: ${file}`, join(snapshot, file), storage, file, options);
   }
-  if (!isCommit(revision)) {
-    await mkdir(join(storage, "refs", dirname(revision)), { recursive: true });
+  if (!COMMIT.test(revision)) {
+    await mkdir(dirname(join(storage, "refs", revision)), { recursive: true });
+    await confine(join(storage, "refs", revision), storage, `${type} ${repo}`);
     await writeFile(join(storage, "refs", revision), commit);
   }
   return snapshot;
 }
 
-/** The files a model needs: config, tokenizer, generation config, safetensors weights and index. */
-export const MODEL_FILES = (path: string) => /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|[^/]*\.safetensors)$/.test(path);
+/** The hash a blob is named by, of a file on disk: sha256 (64 hex) or git's blob sha1 (40 hex). */
+async function blobHash(path: string, kind: "sha256" | "git-sha1"): Promise<string> {
+  const hash = createHash(kind === "sha256" ? "sha256" : "sha1");
+  if (kind === "git-sha1") hash.update(`blob ${(await stat(path)).size}\0`);
+  await pipeline(createReadStream(path), new Transform({ transform: (chunk, _, done) => (hash.update(chunk), done()) }));
+  return hash.digest("hex");
+}
 
-/** A local model folder for `source`: the folder itself, or the cached Hub snapshot of `org/name`. */
+async function downloadFile(url: string, what: string, pointer: string, storage: string, file: string, options: HubOptions): Promise<void> {
+  await confine(pointer, storage, what);
+  if (await exists(pointer)) return;
+  // Metadata from the first answer, unredirected: a CDN redirect would lose X-Linked-Etag and X-Linked-Size.
+  let head = await request(url, what, { method: "HEAD", redirect: "manual" }, options);
+  let downloadUrl = url;
+  if (head.status >= 300 && head.status < 400) {
+    const location = head.headers.get("location");
+    if (!location) throw new HubError(`${what}: ${url} redirects without a Location`);
+    downloadUrl = new URL(location, url).href;
+    if (new URL(downloadUrl).host === new URL(url).host && !head.headers.get("x-linked-etag")) {
+      head = await request(downloadUrl, what, { method: "HEAD", redirect: "manual" }, options); // a renamed repository: same server
+    }
+  }
+  checkStatus(head, url, what);
+  const rawEtag = head.headers.get("x-linked-etag") ?? head.headers.get("etag") ?? "";
+  const etag = rawEtag.replace(/^W\//, "").replace(/"/g, "");
+  if (!BLOB_HASH.test(etag)) throw new HubError(`${what}: ${url} gave the ETag ${JSON.stringify(rawEtag)}, which is not a sha256 or git sha1 of the file; refusing to name a cache file after it`);
+  const sizeHeader = head.headers.get("x-linked-size") ?? head.headers.get("content-length");
+  const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
+  const blob = join(storage, "blobs", etag);
+  await confine(blob, storage, what);
+  await withLock(`${blob}.lock`, async () => {
+    if (await exists(blob)) return; // another file with the same content, or another process, got it
+    const incomplete = `${blob}.incomplete`;
+    const have = (await exists(incomplete)) ? (await stat(incomplete)).size : 0;
+    const response = await request(downloadUrl, what, { headers: have > 0 ? { range: `bytes=${have}-` } : {} }, options);
+    checkStatus(response, downloadUrl, what);
+    const resumed = response.status === 206 && have > 0;
+    let done = resumed ? have : 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _, next) {
+        done += chunk.length;
+        options.onProgress?.(file, done, size);
+        next(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(response.body as never), counted, createWriteStream(incomplete, { flags: resumed ? "a" : "w" }));
+    } catch (error) {
+      // The partial file stays for the next attempt to resume.
+      throw new HubError(`${what}: the download of ${downloadUrl} broke off after ${done} bytes (${(error as Error).message}); run again to resume it`);
+    }
+    if (size !== undefined && done !== size) {
+      await rm(incomplete, { force: true });
+      throw new HubError(`${what}: received ${done} of ${size} bytes from ${downloadUrl}; the partial file was removed, run again`);
+    }
+    const kind = etag.length === 64 ? "sha256" : "git-sha1";
+    const digest = await blobHash(incomplete, kind);
+    if (digest !== etag) {
+      await rm(incomplete, { force: true });
+      throw new HubError(`${what}: the file from ${downloadUrl} has ${kind} ${digest}, not the ${etag} the server announced; the download was discarded`);
+    }
+    await rename(incomplete, blob);
+  });
+  await mkdir(dirname(pointer), { recursive: true });
+  await rm(pointer, { force: true });
+  await symlink(relative(dirname(pointer), blob), pointer);
+}
+
+/** The files a model needs besides its weights: config, tokenizer, chat template, generation config, index. */
+const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|chat_template\.json|model\.safetensors\.index\.json)$/;
+
+/**
+ * A local model folder for `source`: the folder itself, or the cached Hub snapshot of `org/name`. From the
+ * Hub, only the config and tokenizer files and the weights the checkpoint itself names are downloaded
+ * (the shards of its index, or model.safetensors), not every *.safetensors of the repository.
+ */
 export async function resolveModel(source: string, options: HubOptions = {}): Promise<string> {
   if ((await exists(source)) || !looksLikeRepoId(source)) return source;
   try {
-    return await snapshotDownload("model", source, { filter: MODEL_FILES, ...options });
+    const snapshot = await snapshotDownload("model", source, { ...options, filter: (f) => MODEL_FILES.test(f) || f === "model.safetensors" });
+    if (options.offline ?? hubOffline()) return snapshot;
+    const indexPath = join(snapshot, "model.safetensors.index.json");
+    if (await exists(indexPath)) {
+      const index = JSON.parse(await readFile(indexPath, "utf8")) as { weight_map?: Record<string, unknown> };
+      const shards = new Set(Object.values(index.weight_map ?? {}).map((f) => checkRelativePath(f, `${indexPath}: weight_map`)));
+      const commit = relative(join(snapshot, ".."), snapshot);
+      if (shards.size > 0) await snapshotDownload("model", source, { ...options, revision: commit, filter: (f) => shards.has(f) });
+    }
+    return snapshot;
   } catch (error) {
     throw new HubError(`no local folder ${source}, and as a Hub model id: ${(error as Error).message}`);
   }
@@ -146,7 +263,7 @@ export async function resolveModel(source: string, options: HubOptions = {}): Pr
 /** Data files of one split of a Hub dataset (parquet, jsonl, json or csv whose path names the split). */
 export async function datasetSplitFiles(repo: string, split: string, options: HubOptions = {}): Promise<string[]> {
   const dataExt = /\.(parquet|jsonl|json|csv)$/;
-  const matchesSplit = (path: string) => dataExt.test(path) && new RegExp(`(^|[/_.-])${split}([/_.-]|$)`).test(path);
+  const matchesSplit = (path: string) => dataExt.test(path) && new RegExp(`(^|[/_.-])${split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}([/_.-]|$)`).test(path);
   const snapshot = await snapshotDownload("dataset", repo, { filter: matchesSplit, ...options });
   const files: string[] = [];
   const walk = async (dir: string) => {
