@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsError, SafetensorsFile, type TensorInfo } from "./safetensors/read.ts";
-import { exists } from "./files.ts";
+import { checkRelativePath, exists, isReallyInside } from "./files.ts";
 
 export const INDEX_FILE = "model.safetensors.index.json";
 export const SINGLE_FILE = "model.safetensors";
@@ -43,9 +43,20 @@ export class CheckpointWeights {
       } catch (error) {
         throw new CheckpointError(`${indexPath}: not valid JSON (${(error as Error).message})`);
       }
-      if (!index.weight_map || typeof index.weight_map !== "object") throw new CheckpointError(`${indexPath}: has no weight_map`);
-      declared = new Map(Object.entries(index.weight_map));
+      if (!index.weight_map || typeof index.weight_map !== "object" || Array.isArray(index.weight_map)) throw new CheckpointError(`${indexPath}: has no weight_map object`);
+      declared = new Map();
+      for (const [name, file] of Object.entries(index.weight_map)) {
+        try {
+          declared.set(name, checkRelativePath(file, `${indexPath}: weight_map["${name}"]`));
+        } catch (error) {
+          throw new CheckpointError((error as Error).message);
+        }
+      }
+      if (declared.size === 0) throw new CheckpointError(`${indexPath}: weight_map names no tensors`);
       files = [...new Set(declared.values())];
+      for (const file of files) {
+        if (!(await isReallyInside(join(dir, file), dir))) throw new CheckpointError(`${indexPath}: weight_map names ${file}, which lies outside ${dir} once links are followed`);
+      }
       indexMetadata = index.metadata;
     } else if (await exists(singlePath)) {
       files = [SINGLE_FILE];

@@ -163,6 +163,11 @@ export class HookedModel {
     logits: "all" | "last";
   }): tf.Tensor3D {
     this.checkIds(batch);
+    const length = (options.fullMask ?? batch.attentionMask)[0].length;
+    const context = this.config.max_position_embeddings;
+    if (context !== undefined && length > context) {
+      throw new Error(`a sequence of ${length} tokens is longer than the model's context of ${context} tokens (max_position_embeddings in config.json); shorten the prompt${options.kvCache ? " or generate fewer tokens" : ""}`);
+    }
     const hooks = options.fwdHooks ?? [];
     checkHookNames(hooks.map(([f]) => f), this.nLayers);
     return tf.tidy(() =>
@@ -241,7 +246,9 @@ export class HookedModel {
     const done = new Array<boolean>(rows).fill(false);
     try {
       let step: Batch = batch;
-      for (let i = 0; i < maxNewTokens && !done.every(Boolean); i++) {
+      // Generation stops at the model's context length.
+      const room = (this.config.max_position_embeddings ?? Infinity) - fullMask[0].length;
+      for (let i = 0; i < Math.min(maxNewTokens, room) && !done.every(Boolean); i++) {
         const logits = this.run(step, { fwdHooks: options.fwdHooks, kvCache, fullMask, logits: "last" }); // [batch, 1, d_vocab]
         const values = (await logits.data()) as Float32Array;
         logits.dispose();

@@ -13,6 +13,7 @@ import { HookedModel } from "./hooked-model.ts";
 import type { Architecture } from "./models/architecture.ts";
 import type { Params } from "./models/decoder.ts";
 import { expectedTensors, roleKeys } from "./models/tensors.ts";
+import { isFloatDtype } from "./safetensors/dtype.ts";
 import { ChatTokenizer, TokenizerError } from "./tokenizer.ts";
 
 export interface Checkpoint {
@@ -69,13 +70,8 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
   const { dir, config, arch, weights } = checkpoint;
   const params: Params = { transposed: {}, stored: {} };
   try {
-    const expected = expectedTensors(arch, config);
-    checkTensorSet(weights, expected.map((e) => e.key), checkpoint);
-    for (const e of expected) {
-      const info = weights.info(e.key);
-      if (!tf.util.arraysEqual(info.shape, e.shape)) {
-        throw new CheckpointError(`${join(dir, info.file)}: ${e.key}: expected [${e.shape.join(", ")}] from config.json, got [${info.shape.join(", ")}]`);
-      }
+    checkCheckpointTensors(checkpoint);
+    for (const e of expectedTensors(arch, config)) {
       const t = tf.tensor(await weights.readFloat32(e.key), e.shape, "float32");
       if (e.linear) {
         params.transposed[e.key] = tf.transpose(t as tf.Tensor2D); // [in, out]
@@ -100,15 +96,25 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
 
 const IGNORED_KEYS = /rotary_emb\.inv_freq$/;
 
-/** The checkpoint's tensors must be exactly the architecture's (multimodal checkpoints: outside the text model's prefix, anything). */
-function checkTensorSet(weights: CheckpointWeights, expected: string[], { config, arch }: Checkpoint): void {
-  const wanted = new Set(expected);
-  for (const key of expected) {
-    if (!weights.has(key)) throw new CheckpointError(`${weights.dir}: missing tensor ${key} (expected by config.json, model_type ${config.model_type})`);
+/**
+ * The checkpoint's tensors must be exactly the architecture's (outside a multimodal checkpoint's text
+ * prefix, anything), each with the shape config.json implies and a float dtype. Loading and the export
+ * both run this check.
+ */
+export function checkCheckpointTensors({ config, arch, weights, dir }: Pick<Checkpoint, "config" | "arch" | "weights" | "dir">, options: { tiedHeadStored?: boolean } = {}): void {
+  const expected = expectedTensors(arch, config);
+  const wanted = new Set(expected.map((e) => e.key));
+  for (const e of expected) {
+    if (!weights.has(e.key)) throw new CheckpointError(`${dir}: missing tensor ${e.key} (expected by config.json, model_type ${config.model_type})`);
+    const info = weights.info(e.key);
+    if (!tf.util.arraysEqual(info.shape, e.shape)) {
+      throw new CheckpointError(`${join(dir, info.file)}: ${e.key}: expected [${e.shape.join(", ")}] from config.json, got [${info.shape.join(", ")}]`);
+    }
+    if (!isFloatDtype(info.dtype)) throw new CheckpointError(`${join(dir, info.file)}: ${e.key} has dtype ${info.dtype}; only F32, F16 and BF16 weights can be loaded and edited`);
   }
-  const tiedHead = tiedEmbeddings(config) ? roleKeys(arch).unembedding : undefined;
+  const tiedHead = tiedEmbeddings(config) || options.tiedHeadStored ? roleKeys(arch).unembedding : undefined;
   const extra = weights.names.filter((n) => n.startsWith(arch.keyPrefix) && !wanted.has(n) && !IGNORED_KEYS.test(n) && n !== tiedHead);
-  if (extra.length > 0) throw new CheckpointError(`${weights.dir}: unexpected tensors for model_type ${config.model_type}: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
+  if (extra.length > 0) throw new CheckpointError(`${dir}: unexpected tensors for model_type ${config.model_type}: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
 }
 
 async function readGenerationConfig(dir: string): Promise<Record<string, unknown>> {

@@ -2,6 +2,9 @@
 // via @huggingface/jinja), with batch tokenisation that pads on the left as generation needs.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import { exists } from "./files.ts";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@huggingface/tokenizers";
 
@@ -27,20 +30,41 @@ export interface Batch {
 type SpecialToken = string | { content: string } | null | undefined;
 const tokenText = (t: SpecialToken) => (t == null ? undefined : typeof t === "string" ? t : t.content);
 
+/** Longest chat-templated prompt accepted, in characters: a template that writes more is broken or hostile. */
+const MAX_RENDERED_CHARS = 1_000_000;
+
 export class ChatTokenizer {
   private readonly template?: Template;
+  private readonly templateSource?: string;
+  /** The file the chat template came from, for error messages. */
+  readonly templateFile: string;
 
   constructor(
     readonly tokenizer: Tokenizer,
     readonly config: Record<string, unknown>,
     /** Where it was loaded from, for error messages. */
     readonly source: string,
+    /** A chat template from chat_template.jinja, used when tokenizer_config.json has none. */
+    separateTemplate?: { text: string; file: string },
   ) {
     const chatTemplate = config.chat_template;
-    if (typeof chatTemplate === "string") this.template = new Template(chatTemplate);
+    let text: string | undefined;
+    this.templateFile = join(source, "tokenizer_config.json");
+    if (typeof chatTemplate === "string") text = chatTemplate;
     else if (Array.isArray(chatTemplate)) {
       const main = chatTemplate.find((t: { name?: string }) => t.name === "default") ?? chatTemplate[0];
-      if (main?.template) this.template = new Template(main.template);
+      if (typeof main?.template === "string") text = main.template;
+    } else if (separateTemplate) {
+      text = separateTemplate.text;
+      this.templateFile = separateTemplate.file;
+    }
+    if (text !== undefined) {
+      this.templateSource = text;
+      try {
+        this.template = new Template(text);
+      } catch (error) {
+        throw new TokenizerError(`${this.templateFile}: the chat template does not parse (${(error as Error).message})`);
+      }
     }
   }
 
@@ -67,7 +91,21 @@ export class ChatTokenizer {
     } catch (error) {
       throw new TokenizerError(`${join(dir, "tokenizer.json")}: cannot build the tokenizer (${(error as Error).message})`);
     }
-    return new ChatTokenizer(tokenizer, tokenizerConfig, dir);
+    // Newer checkpoints keep the chat template in a file of its own.
+    const jinja = join(dir, "chat_template.jinja");
+    const separate = tokenizerConfig.chat_template === undefined && (await exists(jinja)) ? { text: await readFile(jinja, "utf8"), file: jinja } : undefined;
+    const chat = new ChatTokenizer(tokenizer, tokenizerConfig, dir, separate);
+    if (chat.templateSource !== undefined) await probeTemplate(chat.templateSource, chat.templateFile, chat.templateVariables());
+    return chat;
+  }
+
+  private templateVariables(): Record<string, string> {
+    return {
+      bos_token: this.specialToken("bos_token") ?? "",
+      eos_token: this.specialToken("eos_token") ?? "",
+      pad_token: this.specialToken("pad_token") ?? "",
+      unk_token: this.specialToken("unk_token") ?? "",
+    };
   }
 
   get hasChatTemplate(): boolean {
@@ -96,15 +134,10 @@ export class ChatTokenizer {
    * `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)` does.
    */
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
-    if (!this.template) throw new TokenizerError(`${this.source}/tokenizer_config.json: has no chat_template`);
-    return this.template.render({
-      messages,
-      add_generation_prompt: options.addGenerationPrompt ?? true,
-      bos_token: this.specialToken("bos_token") ?? "",
-      eos_token: this.specialToken("eos_token") ?? "",
-      pad_token: this.specialToken("pad_token") ?? "",
-      unk_token: this.specialToken("unk_token") ?? "",
-    });
+    if (!this.template) throw new TokenizerError(`${this.source}/tokenizer_config.json: has no chat_template (nor is there a chat_template.jinja)`);
+    const text = this.template.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? true, ...this.templateVariables() });
+    if (text.length > MAX_RENDERED_CHARS) throw new TokenizerError(`${this.templateFile}: the chat template wrote ${text.length} characters for one prompt, more than ${MAX_RENDERED_CHARS}`);
+    return text;
   }
 
   /** One user instruction in the chat format, ready for the assistant's reply. */
@@ -142,4 +175,41 @@ export function padLeft(sequences: number[][], padId: number): Batch {
     attentionMask.push([...new Array(pad).fill(0), ...new Array(s.length).fill(1)]);
   }
   return { inputIds, attentionMask };
+}
+
+/** Limits of the chat-template probe: Python's jinja2 sandbox bounds loops; here time and memory are bounded. */
+const PROBE_TIMEOUT_MS = 10_000;
+const PROBE_MEMORY_MB = 256;
+
+/**
+ * Render the chat template once, for a short conversation, in a worker thread with bounded time and memory,
+ * so that a template that loops for ever or fills memory fails here with its file named, instead of
+ * freezing or crashing the process later.
+ */
+async function probeTemplate(template: string, file: string, variables: Record<string, string>): Promise<void> {
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    try {
+      const { Template } = require(workerData.jinja);
+      const text = new Template(workerData.template).render({ messages: [{ role: "user", content: "Hello" }], add_generation_prompt: true, ...workerData.variables });
+      parentPort.postMessage({ length: text.length });
+    } catch (error) {
+      parentPort.postMessage({ error: String((error && error.message) || error) });
+    }`;
+  const worker = new Worker(code, { eval: true, workerData: { template, variables, jinja: createRequire(import.meta.url).resolve("@huggingface/jinja") }, resourceLimits: { maxOldGenerationSizeMb: PROBE_MEMORY_MB }, stdout: true, stderr: true });
+  const outcome = await new Promise<{ length?: number; error?: string }>((resolve) => {
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      resolve({ error: `it did not finish within ${PROBE_TIMEOUT_MS / 1000} s` });
+    }, PROBE_TIMEOUT_MS);
+    worker.once("message", (m) => (clearTimeout(timer), resolve(m)));
+    worker.once("error", (e) => (clearTimeout(timer), resolve({ error: (e as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY" ? `it used more than ${PROBE_MEMORY_MB} MB` : e.message })));
+  });
+  await worker.terminate();
+  if (outcome.error !== undefined) {
+    // A template may refuse this conversation on purpose (raise_exception): that is its right, not a hazard.
+    if (/^(it did not finish|it used more)/.test(outcome.error)) throw new TokenizerError(`${file}: rendering the chat template for a one-line conversation failed: ${outcome.error}; the template is broken or hostile`);
+    return;
+  }
+  if ((outcome.length ?? 0) > MAX_RENDERED_CHARS) throw new TokenizerError(`${file}: the chat template wrote ${outcome.length} characters for a one-line conversation, more than ${MAX_RENDERED_CHARS}`);
 }

@@ -56,7 +56,7 @@ describe("abliterate CLI", () => {
 
   it("bad arguments give clear errors and exit non-zero", async () => {
     assert.match(await cliFails("apply", "-d", "nope.safetensors", "-o", join(dir, "x")), /nope.safetensors: cannot open \(ENOENT\)/);
-    assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--scale", "2"), /--scale.*must be between 0 and 1, got "2"/);
+    assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--scale", "2"), /--scale.*must be a number between 0 and 1, got "2"/);
     assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--layers", "3-5"), /expected FIRST:LAST/);
     assert.match(await cliFails("directions", "-o", join(dir, "d.safetensors"), "--harmful", join(dir, "missing.jsonl")), /missing.jsonl: cannot read instructions \(ENOENT\)/);
     assert.match(await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")), /no-model\/config.json: cannot read config.json/);

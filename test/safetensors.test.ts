@@ -116,6 +116,21 @@ describe("writer and reader", () => {
     assert.equal(await readFile(path, "utf8"), "keep me");
   });
 
+  it("rejects names that shadow object properties twice, and non-string metadata", () => {
+    const t = (name: string) => floatTensor(name, new Float32Array(1), [1]);
+    assert.throws(() => encodeHeader([t("constructor"), t("constructor")]), /tensor constructor appears twice/);
+    assert.doesNotThrow(() => encodeHeader([t("constructor"), t("toString")]));
+    assert.throws(() => encodeHeader([t("a")], { n: 5 as unknown as string }), /metadata n must be a string/);
+  });
+  it("an interrupted write leaves no file behind", async () => {
+    const path = join(dir, "interrupted.safetensors");
+    async function* boom() {
+      yield new Uint8Array(4);
+      throw new Error("disk full");
+    }
+    await assert.rejects(writeSafetensors(path, [{ name: "a", dtype: "F32", shape: [2], bytes: boom }]), /disk full/);
+    assert.deepEqual((await readdir(dir)).filter((f) => f.includes("interrupted")), []);
+  });
   it("rejects a tensor whose values do not fill its shape, and duplicate names", () => {
     assert.throws(() => floatTensor("a", new Float32Array(5), [2, 3]), /a: 5 values do not fill shape \[2, 3\] \(6\)/);
     assert.throws(() => encodeHeader([floatTensor("a", new Float32Array(1), [1]), floatTensor("a", new Float32Array(1), [1])]), /tensor a appears twice/);
@@ -172,6 +187,36 @@ describe("bad safetensors files give errors naming the file and tensor", () => {
     await writeFile(path, full.subarray(0, full.length - 8));
     await assert.rejects(st.readBytes("a"), /shrinks.safetensors: tensor a: read 8 of 16 bytes; the file changed or is truncated/);
     await st.close();
+  });
+  it("a header length one byte short, which shifts every tensor by a byte", async () => {
+    const header = Buffer.from(JSON.stringify({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }));
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length - 1));
+    const path = join(dir, "shifted.safetensors");
+    await writeFile(path, Buffer.concat([length, header, f32(2)]));
+    await assert.rejects(SafetensorsFile.open(path), /shifted.safetensors: header is not valid JSON/);
+  });
+  it("trailing bytes after the data, and a gap between tensors", async () => {
+    const trailing = await rawFile("trailing.safetensors", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32(2));
+    await assert.rejects(SafetensorsFile.open(trailing), /trailing.safetensors: the tensors hold 4 bytes of data but the file has 8 after its header; .* trailing bytes/);
+    const gap = await rawFile("gap.safetensors", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, f32(3));
+    await assert.rejects(SafetensorsFile.open(gap), /gap.safetensors: tensor b starts at byte 8 of the data, leaving bytes \[4, 8\) that no tensor holds/);
+  });
+  it("a header that is not UTF-8, or does not start with {", async () => {
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(4n);
+    const bad = join(dir, "utf8.safetensors");
+    await writeFile(bad, Buffer.concat([length, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]));
+    await assert.rejects(SafetensorsFile.open(bad), /utf8.safetensors: header is not valid UTF-8/);
+    const list = join(dir, "list.safetensors");
+    await writeFile(list, Buffer.concat([length, Buffer.from("[]  ")]));
+    await assert.rejects(SafetensorsFile.open(list), /list.safetensors: header does not start with "\{"/);
+  });
+  it("__metadata__ that is not an object of strings", async () => {
+    const notObject = await rawFile("meta1.safetensors", { __metadata__: "text" }, new Uint8Array(0));
+    await assert.rejects(SafetensorsFile.open(notObject), /meta1.safetensors: __metadata__ is not an object of strings/);
+    const notString = await rawFile("meta2.safetensors", { __metadata__: { format: 5 } }, new Uint8Array(0));
+    await assert.rejects(SafetensorsFile.open(notString), /meta2.safetensors: __metadata__.format is not a string \(got 5\)/);
   });
   it("an index that points at the wrong shard", async () => {
     const copy = join(dir, "badindex");

@@ -13,6 +13,7 @@ import { runPipeline } from "../pipeline/run.ts";
 import { verifyExport, type Verification } from "../pipeline/verify.ts";
 import { refusalTokensFor } from "../pipeline/scores.ts";
 import { scoreCandidates } from "../pipeline/select.ts";
+import { exists } from "../files.ts";
 import { progressReporter } from "./progress.ts";
 
 const int = (name: string) => (value: string) => {
@@ -22,7 +23,17 @@ const int = (name: string) => (value: string) => {
 };
 const fraction = (value: string) => {
   const n = Number(value);
-  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`must be between 0 and 1, got "${value}"`);
+  if (value.trim() === "" || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`must be a number between 0 and 1, got "${value}"`);
+  return n;
+};
+const nonNegative = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number >= 0, got "${value}"`);
+  return n;
+};
+const seedValue = (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1) throw new InvalidArgumentError(`--seed must be an integer between 0 and 4294967295, got "${value}"`);
   return n;
 };
 const layerRange = (value: string): [number, number] => {
@@ -82,7 +93,7 @@ function common(cmd: Command): Command {
 
 async function prepare(opts: Common) {
   await initBackend({ backend: opts.backend });
-  return progressReporter(!opts.json && process.stderr.isTTY === true);
+  return progressReporter();
 }
 
 const download = (bar: ReturnType<typeof progressReporter>) => (file: string, done: number, total: number | undefined) => bar.update(`download ${file}`, done, total ?? done);
@@ -151,6 +162,7 @@ common(program.command("directions"))
   .requiredOption("-o, --out <file>", "output .safetensors file")
   .option("-f, --force", "replace an existing output file")
   .action(async (opts) => {
+    if (!opts.force && (await exists(opts.out))) throw new Error(`${opts.out} exists already; pass --force to replace it`);
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
@@ -202,7 +214,7 @@ common(program.command("apply"))
   .option("--verify", "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must fit in memory)")
   .option("-f, --force", "replace a non-empty output folder")
   .action(async (opts) => {
-    const bar = progressReporter(!opts.json && process.stderr.isTTY === true);
+    const bar = progressReporter();
     const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
     const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
     const started = performance.now();
@@ -212,6 +224,7 @@ common(program.command("apply"))
       result = await exportAbliterated(checkpoint, opts.out, direction.unit, {
         layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive, force: opts.force,
         provenance: { direction: directionKey(direction), directionsFile: opts.directions },
+        onNotice: (line) => console.error(line),
         onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
       });
       bar.stop();
@@ -263,8 +276,8 @@ common(program.command("generate"))
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 48)
   .option("-d, --directions <file>", "ablate a direction from this file at every layer and position")
   .option("-k, --key <key>", "which direction in the file")
-  .option("--temperature <t>", "0 is greedy", Number, 0)
-  .option("--seed <n>", "sampling seed", Number, 0)
+  .option("--temperature <t>", "0 is greedy", nonNegative("--temperature"), 0)
+  .option("--seed <n>", "sampling seed", seedValue, 0)
   .action(async (instructions: string[], opts) => {
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);

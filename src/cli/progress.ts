@@ -1,8 +1,18 @@
-// Progress bars for long CLI work (stderr), one bar per stage, with rate and ETA.
+// Progress of long CLI work, on stderr: a bar per stage on a terminal; elsewhere (a log file, a pipe, a
+// notebook's subprocess) a plain line every few seconds, so a long run is never silent.
 import cliProgress from "cli-progress";
 
-export function progressReporter(enabled: boolean): { update: (stage: string, done: number, total: number, detail?: string) => void; stop: () => void } {
-  if (!enabled) return { update: () => {}, stop: () => {} };
+export interface ProgressReporter {
+  update: (stage: string, done: number, total: number, detail?: string) => void;
+  stop: () => void;
+}
+
+export function progressReporter(options: { terminal?: boolean; intervalMs?: number; write?: (line: string) => void } = {}): ProgressReporter {
+  const terminal = options.terminal ?? process.stderr.isTTY === true;
+  return terminal ? barReporter() : lineReporter(options.intervalMs ?? 5000, options.write ?? ((line) => process.stderr.write(line + "\n")));
+}
+
+function barReporter(): ProgressReporter {
   let bar: cliProgress.SingleBar | undefined;
   let current = "";
   const stop = () => {
@@ -21,5 +31,29 @@ export function progressReporter(enabled: boolean): { update: (stage: string, do
       if (done >= total) stop();
     },
     stop,
+  };
+}
+
+/** One line when a stage starts, then at most one every `intervalMs`, and one when it ends: stage, done/total, rate, ETA. */
+export function lineReporter(intervalMs: number, write: (line: string) => void): ProgressReporter {
+  let stage = "";
+  let started = 0;
+  let last = 0;
+  return {
+    update(name, done, total, detail) {
+      const now = performance.now();
+      if (name !== stage) {
+        stage = name;
+        started = now;
+        last = -Infinity;
+      }
+      if (now - last < intervalMs && done < total) return;
+      last = now;
+      const seconds = (now - started) / 1000;
+      const rate = seconds > 0 ? done / seconds : 0;
+      const eta = rate > 0 && done < total ? `, ETA ${((total - done) / rate).toFixed(0)} s` : "";
+      write(`${name}: ${done}/${total}${detail ? ` (${detail})` : ""}, ${seconds.toFixed(0)} s${eta}`);
+    },
+    stop: () => {},
   };
 }

@@ -30,7 +30,7 @@ export async function loadInstructions(path: string, options: LoadInstructionsOp
   try {
     if (ext === ".parquet") rows = await parquetReadObjects({ file: await asyncBufferFromFile(path) });
     else {
-      const text = await readFile(path, "utf8");
+      const text = (await readFile(path, "utf8")).replace(/^\uFEFF/, ""); // a UTF-8 byte-order mark is not part of the first instruction
       if (ext === ".txt") rows = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
       else if (ext === ".jsonl") rows = text.split(/\r?\n/).filter((l) => l.trim().length > 0).map((line, i) => parseJson(line, `${path}:${i + 1}`));
       else if (ext === ".json") {
@@ -65,12 +65,13 @@ function pick(row: unknown, column: string | undefined, path: string, index: num
   }
   if (typeof row !== "object" || row === null) throw new DatasetError(`${path}: row ${index + 1} is neither a string nor an object`);
   const record = row as Record<string, unknown>;
-  const name = column ?? DEFAULT_COLUMNS.find((c) => typeof record[c] === "string");
-  if (name === undefined || !(name in record)) {
+  const name = column ?? DEFAULT_COLUMNS.find((c) => Object.hasOwn(record, c));
+  if (name === undefined || !Object.hasOwn(record, name)) {
     throw new DatasetError(`${path}: row ${index + 1} has no column "${column ?? DEFAULT_COLUMNS.join('", "')}" (columns: ${Object.keys(record).join(", ")})`);
   }
   const value = record[name];
-  if (typeof value !== "string" || value.trim() === "") throw new DatasetError(`${path}: row ${index + 1}, column "${name}" is not a non-empty string`);
+  if (typeof value !== "string") throw new DatasetError(`${path}: row ${index + 1}, column "${name}" is ${value === null ? "null" : `a ${Array.isArray(value) ? "list" : typeof value}`} (${JSON.stringify(value)?.slice(0, 40)}), not a string`);
+  if (value.trim() === "") throw new DatasetError(`${path}: row ${index + 1}, column "${name}" is an empty string`);
   return value;
 }
 

@@ -4,7 +4,15 @@ import { actName, type ResidHook } from "../hooks.ts";
 import { dot, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
 import { SafetensorsFile } from "../safetensors/read.ts";
 import { floatTensor, writeSafetensors } from "../safetensors/write.ts";
+import { z } from "zod";
 import type { MeanActivations } from "./activations.ts";
+
+const directionIndexSchema = z.array(z.object({
+  key: z.string(),
+  layer: z.number().int().nonnegative(),
+  hook: z.enum(["resid_pre", "resid_mid", "resid_post"]),
+  tokenOffset: z.number().int().negative(),
+}));
 
 export interface Direction {
   layer: number;
@@ -31,7 +39,9 @@ export interface DirectionOptions {
   projectOutHarmlessMean?: boolean;
 }
 
-function makeDirection(layer: number, hook: ResidHook, tokenOffset: number, raw: Float64Array): Direction {
+function makeDirection(layer: number, hook: ResidHook, tokenOffset: number, raw: Float64Array, source?: string): Direction {
+  const bad = raw.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new Error(`${source ? `${source}: ` : ""}direction ${directionKey({ layer, hook, tokenOffset })} contains ${raw[bad]} at index ${bad}${source ? "" : ": a mean activation overflowed"}`);
   const norm = Math.sqrt(dot(raw, raw));
   return { layer, hook, tokenOffset, raw, norm, unit: norm > 0 && Number.isFinite(norm) ? unitVector(raw) : undefined };
 }
@@ -90,9 +100,16 @@ export async function loadDirections(path: string): Promise<Direction[]> {
   try {
     const meta = file.header.metadata;
     if (meta.format !== "abliterate-directions" || !meta.directions) throw new Error(`${path}: not a directions file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
-    const index = JSON.parse(meta.directions) as { key: string; layer: number; hook: ResidHook; tokenOffset: number }[];
+    let json: unknown;
+    try {
+      json = JSON.parse(meta.directions);
+    } catch {
+      json = undefined;
+    }
+    const parsed = directionIndexSchema.safeParse(json);
+    if (!parsed.success) throw new Error(`${path}: metadata "directions" is not a list of directions ({key, layer, hook, tokenOffset}): ${parsed.error.issues[0]?.path.join(".") || "(root)"}: ${parsed.error.issues[0]?.message}`);
     const out: Direction[] = [];
-    for (const entry of index) out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(await file.readFloat32(entry.key))));
+    for (const entry of parsed.data) out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(await file.readFloat32(entry.key)), path));
     return out;
   } finally {
     await file.close();

@@ -1,18 +1,20 @@
 // Stage 6: write an abliterated Hugging Face checkpoint. The source is read one tensor at a
 // time: tensors that are not edited are copied byte for byte, edited ones are orthogonalised and
 // written back in their source dtype, in the source's shard layout. The export is written to a
-// temporary folder beside the output and renamed at the end, so an interrupted export leaves
-// nothing that looks complete; the source folder is never written to.
+// temporary folder beside the output, checked to load, and renamed into place only then, so an interrupted
+// or broken export leaves nothing that looks complete. The source folder is never written to, and no folder
+// that is, contains or lies inside it is ever replaced (paths compared once every link is followed).
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { applyEdits, modify } from "jsonc-parser";
 import { INDEX_FILE } from "../checkpoint.ts";
 import { tiedEmbeddings } from "../config.ts";
-import { exists } from "../files.ts";
-import { openCheckpoint, type Checkpoint } from "../load.ts";
+import { exists, isInside, processAlive, realPathOf, withLock } from "../files.ts";
+import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
+import { ChatTokenizer } from "../tokenizer.ts";
 import { roleKeys } from "../models/tensors.ts";
 import { checkWidth, type UnitVector } from "../projection.ts";
-import { isFloatDtype, type FloatDtype } from "../safetensors/dtype.ts";
+import type { FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
@@ -21,6 +23,8 @@ export interface ExportOptions extends OrthogonalizeOptions {
   force?: boolean;
   /** Called after each tensor with bytes done and total. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Told of what the export did besides writing (stale partial folders removed). */
+  onNotice?: (line: string) => void;
   /** Extra key-values recorded in the export's `abliterate.json`. */
   provenance?: Record<string, unknown>;
 }
@@ -39,11 +43,6 @@ export class ExportError extends Error {
     super(message);
     this.name = "ExportError";
   }
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
 async function isNonEmptyDir(path: string): Promise<boolean> {
@@ -79,17 +78,48 @@ async function fingerprint(dir: string, files: string[]): Promise<string> {
   return parts.join("|");
 }
 
+/** Files that hold weights in another format: a loader could pick them up instead of the edited ones. */
+const OTHER_WEIGHTS = /\.(bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|safetensors)$/;
+
+/** Where this export may write, checked before any work: the real paths of source and output kept apart. */
+export async function checkExportTarget(sourceDir: string, outDir: string, force = false): Promise<{ source: string; out: string }> {
+  const source = await realPathOf(sourceDir);
+  const out = await realPathOf(outDir);
+  if (isInside(out, source)) throw new ExportError(`output folder ${outDir} is ${out === source ? "the source folder" : "inside the source folder " + source}${out !== resolve(outDir) ? ` (through a link: ${out})` : ""}; choose a folder outside it, the source is never written to`);
+  if (isInside(source, out)) throw new ExportError(`output folder ${outDir} contains the source folder ${source}; choose another`);
+  if (!force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
+  return { source, out };
+}
+
+/** Partial folders of earlier exports to `out` whose process has died: removed, and their names returned. */
+async function removeStalePartials(out: string): Promise<string[]> {
+  const prefix = `.${basename(out)}.partial-`;
+  const removed: string[] = [];
+  for (const name of await readdir(dirname(out)).catch(() => [] as string[])) {
+    const m = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\d+)-\\d+(\\.old)?$`).exec(name);
+    if (m && !processAlive(Number(m[1]))) {
+      await rm(join(dirname(out), name), { recursive: true, force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
 /**
  * Orthogonalise a checkpoint (a folder, or one already opened, which is left open) against the unit
  * direction and write it to `outDir`.
  */
 export async function exportAbliterated(from: string | Checkpoint, outDir: string, unit: UnitVector, options: ExportOptions = {}): Promise<ExportResult> {
-  const source = resolve(typeof from === "string" ? from : from.dir);
-  const out = resolve(outDir);
-  if (isInside(out, source)) throw new ExportError(`output folder ${out} is ${out === source ? "the source folder" : "inside the source folder " + source}; choose a folder outside it, the source is never written to`);
-  if (isInside(source, out)) throw new ExportError(`output folder ${out} contains the source folder ${source}; choose another`);
-  if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
+  const { source, out } = await checkExportTarget(typeof from === "string" ? from : from.dir, outDir, options.force);
+  await mkdir(dirname(out), { recursive: true });
+  return withLock(join(dirname(out), `.${basename(out)}.lock`), () => exportLocked(from, source, out, unit, options), {
+    busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another folder`,
+  });
+}
 
+async function exportLocked(from: string | Checkpoint, source: string, out: string, unit: UnitVector, options: ExportOptions): Promise<ExportResult> {
+  if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
+  for (const name of await removeStalePartials(out)) options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
   const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
   const { config, arch, weights } = checkpoint;
   const tied = tiedEmbeddings(config);
@@ -101,6 +131,7 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
   try {
     checkWidth(unit, config.hidden_size);
     checkOrthogonalizeOptions(options, config.num_hidden_layers);
+    checkCheckpointTensors(checkpoint);
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
     const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
@@ -120,7 +151,6 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
         const info = weights.info(name);
         const kind = residualWriterKind(name, arch, config.num_hidden_layers, options);
         const size = info.end - info.begin;
-        if (kind && !isFloatDtype(info.dtype)) throw new ExportError(`${join(source, file)}: ${name} has dtype ${info.dtype}, which cannot be orthogonalised`);
         const dtype = info.dtype as FloatDtype;
         // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
         const produce = kind
@@ -163,15 +193,18 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
       index.weight_map = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => a.localeCompare(b)));
       await writeFile(join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + "\n");
     }
-    // Every other file of the folder (config, tokenizer, generation config, licence...) is copied.
+    // Every other file of the folder (config, tokenizer, generation config, licence...) is copied, its content
+    // where it is a link (a Hub snapshot links to blobs); weights in other formats are left out.
     for (const entry of await readdir(source, { withFileTypes: true })) {
-      if (!entry.isFile() || entry.name.endsWith(".safetensors") || entry.name === INDEX_FILE) continue;
-      if (entry.name === "config.json" && tied) {
-        await writeFile(join(tmp, "config.json"), untieConfig(await readFile(join(source, "config.json"), "utf8"), arch.textConfig ?? false));
-      } else await copyFile(join(source, entry.name), join(tmp, entry.name));
+      if (entry.name === INDEX_FILE || OTHER_WEIGHTS.test(entry.name) || entry.name.startsWith(".")) continue;
+      const path = join(source, entry.name);
+      if (!(await stat(path)).isFile()) continue;
+      if (entry.name === "config.json" && tied) await writeFile(join(tmp, "config.json"), untieConfig(await readFile(path, "utf8"), arch.textConfig ?? false));
+      else await copyFile(path, join(tmp, entry.name));
     }
     await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null, untied: tied, ...options.provenance }, null, 2) + "\n");
     if ((await fingerprint(source, weights.files)) !== before) throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
+    await checkLoadable(tmp, source, out);
     if (await isNonEmptyDir(out)) {
       const old = `${tmp}.old`;
       await rename(out, old);
@@ -188,4 +221,19 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
     if (typeof from === "string") await checkpoint.close();
   }
   return { outDir: out, edited, copied, untied: tied, bytesWritten };
+}
+
+/** The export must load as a checkpoint does: its config, its tensors, and its tokenizer when the source had one. */
+async function checkLoadable(tmp: string, source: string, out: string): Promise<void> {
+  try {
+    const written = await openCheckpoint(tmp);
+    try {
+      checkCheckpointTensors(written);
+    } finally {
+      await written.close();
+    }
+    if ((await exists(join(source, "tokenizer.json"))) || (await exists(join(source, "tokenizer_config.json")))) await ChatTokenizer.load(tmp);
+  } catch (error) {
+    throw new ExportError(`the export would not load (${(error as Error).message.replaceAll(tmp, out)}); nothing was written to ${out}`);
+  }
 }

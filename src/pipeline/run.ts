@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { backendInfo } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
 import { loadModel, openCheckpoint } from "../load.ts";
+import { resolveModel } from "../hub.ts";
 import { DEMO_MODEL_DIR } from "../paths.ts";
 import { writeReport } from "../report/write.ts";
 import type { RunReport } from "../report/types.ts";
@@ -12,7 +13,7 @@ import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
 import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type UsableDirection } from "./directions.ts";
 import { evaluateRefusal } from "./evaluate.ts";
-import { exportAbliterated } from "./export.ts";
+import { checkExportTarget, exportAbliterated } from "./export.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
 import { chosenCandidate, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
@@ -51,10 +52,14 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   const maxNewTokens = options.maxNewTokens ?? 24;
   const substrings = options.refusalSubstrings;
 
+  // Every output is checked before any work: a run that would fail at the export fails now.
+  const exportDir = join(outDir, "model");
+  const modelSource = await resolveModel(options.model ?? DEMO_MODEL_DIR, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) });
+  await checkExportTarget(modelSource, exportDir, options.force);
   // Stage 1: instructions.
   const sets = await loadInstructionSets(options, { column: options.column, nTrain: options.nTrain ?? 256, nVal: options.nVal ?? 32, nTest: options.nTest ?? 64 });
   await mkdir(outDir, { recursive: true });
-  const checkpoint = await openCheckpoint(options.model ?? DEMO_MODEL_DIR, { onDownload: (file, done, total) => progress(`download ${file}`, done, total ?? done) });
+  const checkpoint = await openCheckpoint(modelSource);
   try {
     const model = await loadModel(checkpoint);
     const backend = await backendInfo();
@@ -80,8 +85,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
       const before = await evaluateRefusal(model, test, { maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, before`, d, t) });
       // Stages 5 and 6: orthogonalise while exporting, reload the export, verify it against the hooks.
-      const exportDir = join(outDir, "model");
-      await exportAbliterated(checkpoint, exportDir, chosen.unit, { force: options.force, provenance: { direction: chosenScores.key }, onProgress: (d, t) => progress("export", d, t) });
+      await exportAbliterated(checkpoint, exportDir, chosen.unit, { force: options.force, provenance: { direction: chosenScores.key }, onProgress: (d, t) => progress("export", d, t), onNotice: log });
       const abliterated = await loadModel(exportDir);
       try {
         const verify = await verifyExport(model, abliterated, chosen.unit, [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)], { maxNewTokens, batchSize });

@@ -1,5 +1,6 @@
 // report.html: the run's figures and tables in one self-contained page (plotly.js inlined, no CDN).
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../files.ts";
 import { createRequire } from "node:module";
 import type { RunReport } from "./types.ts";
 import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
@@ -46,5 +47,5 @@ ${rows}</table>
 for (const [id, f] of Object.entries(figures)) Plotly.newPlot(id, f.data, f.layout, {responsive: true});</script>
 </body></html>
 `;
-  await writeFile(path, html);
+  await writeFileAtomic(path, html);
 }

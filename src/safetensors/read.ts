@@ -30,7 +30,13 @@ export class SafetensorsError extends Error {
   }
 }
 
-/** Parse and validate the header of an open safetensors file. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Parse and validate the header of an open safetensors file, as the reference Rust crate does: the header
+ * is UTF-8 JSON starting with `{`, `__metadata__` maps strings to strings, and the tensors' byte ranges tile
+ * the data region exactly, from 0 to its end, without gap, overlap or trailing bytes.
+ */
 export async function readHeader(handle: FileHandle, file: string): Promise<SafetensorsHeader> {
   const { size } = await handle.stat();
   if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file`);
@@ -43,9 +49,16 @@ export async function readHeader(handle: FileHandle, file: string): Promise<Safe
   if (headerLength > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLength} exceeds ${MAX_HEADER_BYTES} bytes`);
   const headerBytes = Buffer.alloc(headerLength);
   await handle.read(headerBytes, 0, headerLength, 8);
+  let text: string;
+  try {
+    text = utf8.decode(headerBytes);
+  } catch {
+    throw new SafetensorsError(file, "header is not valid UTF-8");
+  }
+  if (!text.startsWith("{")) throw new SafetensorsError(file, `header does not start with "{" (it starts ${JSON.stringify(text.slice(0, 8))}); the header length is wrong or this is not a safetensors file`);
   let json: unknown;
   try {
-    json = JSON.parse(headerBytes.toString("utf8"));
+    json = JSON.parse(text);
   } catch (error) {
     throw new SafetensorsError(file, `header is not valid JSON (${(error as Error).message})`);
   }
@@ -57,13 +70,19 @@ export async function readHeader(handle: FileHandle, file: string): Promise<Safe
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      metadata = entry as Record<string, string>;
+      metadata = parseMetadata(file, entry);
       continue;
     }
     tensors.set(name, parseEntry(file, name, entry, dataSize));
   }
-  checkNoOverlap(file, [...tensors.values()]);
+  checkTiling(file, [...tensors.values()], dataSize);
   return { dataStart, tensors, metadata };
+}
+
+function parseMetadata(file: string, entry: unknown): Record<string, string> {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw new SafetensorsError(file, `__metadata__ is not an object of strings (got ${JSON.stringify(entry)?.slice(0, 40)})`);
+  for (const [k, v] of Object.entries(entry)) if (typeof v !== "string") throw new SafetensorsError(file, `__metadata__.${k} is not a string (got ${JSON.stringify(v)?.slice(0, 40)})`);
+  return entry as Record<string, string>;
 }
 
 function parseEntry(file: string, name: string, entry: unknown, dataSize: number): TensorInfo {
@@ -90,15 +109,19 @@ function parseEntry(file: string, name: string, entry: unknown, dataSize: number
   return { name, dtype: e.dtype, shape: e.shape as number[], begin, end };
 }
 
-function checkNoOverlap(file: string, infos: TensorInfo[]): void {
-  const sorted = [...infos].sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1];
-    const cur = sorted[i];
-    if (cur.begin < prev.end) {
-      throw new SafetensorsError(file, `tensors ${prev.name} [${prev.begin}, ${prev.end}] and ${cur.name} [${cur.begin}, ${cur.end}] overlap`);
+/** The tensors' byte ranges, in order, must cover [0, dataSize) exactly. */
+function checkTiling(file: string, infos: TensorInfo[], dataSize: number): void {
+  const sorted = [...infos].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let end = 0;
+  for (const t of sorted) {
+    if (t.begin < end) {
+      const prev = sorted.find((p) => p !== t && p.end > t.begin && p.begin <= t.begin)!;
+      throw new SafetensorsError(file, `tensors ${prev.name} [${prev.begin}, ${prev.end}] and ${t.name} [${t.begin}, ${t.end}] overlap`);
     }
+    if (t.begin > end) throw new SafetensorsError(file, `tensor ${t.name} starts at byte ${t.begin} of the data, leaving bytes [${end}, ${t.begin}) that no tensor holds; the offsets are not contiguous`);
+    end = t.end;
   }
+  if (end !== dataSize) throw new SafetensorsError(file, `the tensors hold ${end} bytes of data but the file has ${dataSize} after its header; the header length or the offsets are wrong, or the file has trailing bytes`);
 }
 
 /** An open safetensors file: the header is parsed once, tensors are read on demand. */

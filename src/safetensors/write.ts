@@ -1,7 +1,8 @@
 // Writing safetensors files and sharded checkpoints. Tensors are produced one at a time by
 // callbacks, so writing a large checkpoint needs memory for one tensor, not for the model.
-import { open, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { link, open, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { exists } from "../files.ts";
 import { DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "./dtype.ts";
 
 export interface TensorToWrite {
@@ -31,11 +32,14 @@ export function floatTensor(name: string, values: Float32Array, shape: number[],
 /** The JSON header, padded with spaces so the data region starts on an 8-byte boundary. */
 export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string, string>): Buffer {
   const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  if (metadata && Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== "string") throw new Error(`metadata ${k} must be a string (safetensors metadata maps strings to strings), got ${JSON.stringify(v)}`);
+    header.__metadata__ = metadata;
+  }
   let offset = 0;
   for (const t of tensors) {
     if (t.name === "__metadata__") throw new Error(`tensor name __metadata__ is reserved`);
-    if (t.name in header) throw new Error(`tensor ${t.name} appears twice`);
+    if (Object.hasOwn(header, t.name)) throw new Error(`tensor ${t.name} appears twice`);
     const size = byteLength(t.dtype, t.shape);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
     offset += size;
@@ -46,48 +50,50 @@ export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string,
 }
 
 /**
- * Write one safetensors file, streaming each tensor's bytes after the header. An existing file is
- * refused unless `overwrite`; then the new file is written beside it and renamed over it at the end.
+ * Write one safetensors file, streaming each tensor's bytes after the header. The file is written under a
+ * temporary name and moved into place only once complete, so an interrupted write leaves nothing that
+ * looks whole. An existing file is refused unless `overwrite`.
  */
 export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>, options: { overwrite?: boolean } = {}): Promise<void> {
-  if (options.overwrite) {
-    const partial = `${path}.partial-${process.pid}`;
-    try {
-      await writeSafetensors(partial, tensors, metadata);
-      await rename(partial, path);
-    } finally {
-      await rm(partial, { force: true });
-    }
-    return;
-  }
   const header = encodeHeader(tensors, metadata);
-  const handle = await open(path, "wx").catch((error: NodeJS.ErrnoException) => {
-    throw error.code === "EEXIST" ? new Error(`${path} exists already; choose another path or allow overwriting (EEXIST)`) : error;
-  });
+  if (!options.overwrite && (await exists(path))) throw new Error(`${path} exists already; choose another path or allow overwriting (EEXIST)`);
+  const partial = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
   try {
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(header.length));
-    let position = 0;
-    const put = async (bytes: Uint8Array) => {
-      await handle.write(bytes, 0, bytes.length, position);
-      position += bytes.length;
-    };
-    await put(length);
-    await put(header);
-    for (const t of tensors) {
-      const produced = await t.bytes();
-      const expected = byteLength(t.dtype, t.shape);
-      let written = 0;
-      const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
-      for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
-        if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
-        await put(piece);
-        written += piece.length;
+    const handle = await open(partial, "wx");
+    try {
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(header.length));
+      let position = 0;
+      const put = async (bytes: Uint8Array) => {
+        await handle.write(bytes, 0, bytes.length, position);
+        position += bytes.length;
+      };
+      await put(length);
+      await put(header);
+      for (const t of tensors) {
+        const produced = await t.bytes();
+        const expected = byteLength(t.dtype, t.shape);
+        let written = 0;
+        const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
+        for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
+          if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
+          await put(piece);
+          written += piece.length;
+        }
+        if (written !== expected) throw mismatch(String(written));
       }
-      if (written !== expected) throw mismatch(String(written));
+    } finally {
+      await handle.close();
+    }
+    if (options.overwrite) await rename(partial, path);
+    else {
+      // link() publishes the file only if nothing is at `path`, atomically.
+      await link(partial, path).catch((error: NodeJS.ErrnoException) => {
+        throw error.code === "EEXIST" ? new Error(`${path} exists already; choose another path or allow overwriting (EEXIST)`) : error;
+      });
     }
   } finally {
-    await handle.close();
+    await rm(partial, { force: true });
   }
 }
 
