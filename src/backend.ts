@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core alone registers no gradient functions; the union package registers them all (in a registry
 // shared through a global), so that the forward pass is differentiable.
 import "@tensorflow/tfjs";
+import { enableBlas, type BlasInfo } from "./wasm-matmul.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -17,7 +18,9 @@ export interface BackendInfo {
   /** Where the arithmetic runs, in words. */
   device: string;
   tfjsVersion: string;
-  /** Why faster backends were skipped, for a notebook's first cell. */
+  /** The native BLAS library that runs matMul on the wasm backend, when one loaded. */
+  blas?: BlasInfo;
+  /** Why faster backends (or the native BLAS path) were not used: information, not errors. */
   skipped: string[];
 }
 
@@ -70,7 +73,15 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
       continue;
     }
     await tf.ready();
-    active = { name, tfjsBackend: tf.getBackend(), device: result.device, tfjsVersion: tf.version_core, skipped };
+    let device = result.device;
+    let blas: BlasInfo | undefined;
+    if (name === "wasm") {
+      const native = enableBlas();
+      blas = native.info;
+      if (blas) device = `CPU via WebAssembly SIMD, matMul by native BLAS (${blas.description}, ${blas.threads} threads)`;
+      else if (native.skipped) skipped.push(native.skipped);
+    }
+    active = { name, tfjsBackend: tf.getBackend(), device, tfjsVersion: tf.version_core, blas, skipped };
     return active;
   }
   throw new Error(`no tensor backend could be initialised:\n  ${skipped.join("\n  ")}`);
@@ -80,6 +91,3 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
 export async function backendInfo(): Promise<BackendInfo> {
   return active ?? initBackend();
 }
-
-/** Bytes the wasm backend can address: its heap is 32-bit. */
-export const WASM_HEAP_LIMIT_BYTES = 4 * 1024 ** 3;

@@ -3,6 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { eosTokenIds, type ModelConfig } from "./config.ts";
 import { checkHookNames, matches, type FwdHook, type NameFilter } from "./hooks.ts";
+import type { WeightPlan } from "./memory.ts";
 import type { Architecture } from "./models/architecture.ts";
 import { Decoder, type KvCache, type Params } from "./models/decoder.ts";
 import { ChatTokenizer, padLeft, TokenizerError, type Batch } from "./tokenizer.ts";
@@ -83,6 +84,8 @@ export class HookedModel {
     params: Params,
     private readonly tokenizerOrError: ChatTokenizer | TokenizerError,
     readonly generationConfig: Record<string, unknown>,
+    /** How the weights are held, and their bytes (see memory.ts). */
+    readonly weightPlan: WeightPlan = { layout: "transposed", weightBytes: 0, packedBytes: 0 },
   ) {
     this.decoder = new Decoder(config, arch, params);
   }
@@ -275,7 +278,7 @@ export class HookedModel {
   /** An independent copy (weights cloned), e.g. to edit while keeping the original. */
   clone(): HookedModel {
     const copy = <T extends tf.Tensor>(held: Record<string, T>) => Object.fromEntries(Object.entries(held).map(([k, t]) => [k, tf.clone(t)])) as Record<string, T>;
-    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored) }, this.tokenizerOrError, this.generationConfig);
+    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored) }, this.tokenizerOrError, this.generationConfig, this.weightPlan);
   }
 
   dispose(): void {

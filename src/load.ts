@@ -4,7 +4,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { backendInfo, initBackend, WASM_HEAP_LIMIT_BYTES, type BackendInfo, type BackendName } from "./backend.ts";
+import { backendInfo, initBackend, type BackendName } from "./backend.ts";
+import { checkMemory, planWeights } from "./memory.ts";
 import { resolveModel } from "./hub.ts";
 import { CheckpointError, CheckpointWeights } from "./checkpoint.ts";
 import { architectureFor, loadConfig, tiedEmbeddings, type ModelConfig } from "./config.ts";
@@ -45,18 +46,6 @@ export async function openCheckpoint(source: string, options: OpenOptions & { ch
   return { dir, config, arch, weights, close: () => weights.close() };
 }
 
-/** Fail before reading any weight when the model cannot fit the backend's memory. */
-function checkFits(backend: BackendInfo, config: ModelConfig, arch: Architecture, dir: string): void {
-  if (backend.name !== "wasm") return;
-  const expected = expectedTensors(arch, config);
-  // Every weight is held as float32; XNNPACK also keeps a packed copy of every linear weight.
-  const floats = (linearOnly: boolean) => expected.filter((e) => !linearOnly || e.linear).reduce((sum, e) => sum + e.shape.reduce((a, b) => a * b, 1), 0);
-  const bytes = 4 * (floats(false) + floats(true));
-  if (bytes > WASM_HEAP_LIMIT_BYTES * 0.8) {
-    throw new CheckpointError(`${dir}: the model needs about ${(bytes / 1024 ** 3).toFixed(1)} GB as float32 (weights and the packed copies the wasm backend makes), more than the wasm backend's 4 GB heap can hold; use a machine where @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node installs, or a smaller model`);
-  }
-}
-
 /**
  * Load a Hugging Face checkpoint folder, a Hub model id (`org/name`, downloaded into the Hub cache), or
  * an opened Checkpoint (left open): config.json, safetensors weights (single or sharded; F32, F16 or
@@ -64,16 +53,18 @@ function checkFits(backend: BackendInfo, config: ModelConfig, arch: Architecture
  */
 export async function loadModel(source: string | Checkpoint, options: LoadOptions = {}): Promise<HookedModel> {
   const backend = options.backend ? await initBackend({ backend: options.backend }) : await backendInfo();
-  const check = (config: ModelConfig, arch: Architecture, dir: string) => checkFits(backend, config, arch, dir);
+  // Before any weight is read: the model alone (one short prompt) must fit the backend's memory.
+  const check = (config: ModelConfig, arch: Architecture, dir: string) => checkMemory(dir, config, arch, planWeights(config, arch, backend), { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" }, backend);
   if (typeof source !== "string") check(source.config, source.arch, source.dir);
   const checkpoint = typeof source === "string" ? await openCheckpoint(source, { ...options, check }) : source;
   const { dir, config, arch, weights } = checkpoint;
+  const plan = planWeights(config, arch, backend);
   const params: Params = { transposed: {}, stored: {} };
   try {
     checkCheckpointTensors(checkpoint);
     for (const e of expectedTensors(arch, config)) {
       const t = tf.tensor(await weights.readFloat32(e.key), e.shape, "float32");
-      if (e.linear) {
+      if (e.linear && plan.layout === "transposed") {
         params.transposed[e.key] = tf.transpose(t as tf.Tensor2D); // [in, out]
         t.dispose();
       } else params.stored[e.key] = t;
@@ -91,7 +82,7 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
     if (!(error instanceof TokenizerError)) throw error;
     tokenizer = error;
   }
-  return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir));
+  return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir), plan);
 }
 
 const IGNORED_KEYS = /rotary_emb\.inv_freq$/;

@@ -52,6 +52,15 @@ export function projectRows(x: tf.Tensor, unit: tf.Tensor1D, scale = 1): tf.Tens
   });
 }
 
+/** Column kernel on tensors: W - s r (r^T W) for W [d_model, cols]. */
+export function projectColumns(w: tf.Tensor2D, unit: tf.Tensor1D, scale = 1): tf.Tensor2D {
+  return tf.tidy(() => {
+    const d = unit.shape[0];
+    const coefficients = tf.matMul(tf.reshape(unit, [1, d]) as tf.Tensor2D, w); // [1, cols]
+    return tf.sub(w, tf.matMul(tf.reshape(tf.mul(unit, scale), [d, 1]) as tf.Tensor2D, coefficients)); // [d_model, cols]
+  });
+}
+
 /** Row kernel on rows of length d_model held in an array (float32 or float64; accumulated in float64, rounded once). */
 export function projectRowsArray<T extends Float32Array | Float64Array>(values: T, unit: ArrayLike<number>, scale = 1): T {
   const d = unit.length;

@@ -81,7 +81,7 @@ describe("loadModel bad input", () => {
     await (await import("node:fs/promises")).mkdir(dir);
     const config = { model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256 };
     await writeFile(join(dir, "config.json"), JSON.stringify(config));
-    await assert.rejects(loadModel(dir, { backend: "wasm" }), /too-big: the model needs about 55.9 GB as float32 \(weights and the packed copies the wasm backend makes\), more than the wasm backend's 4 GB heap can hold/);
+    await assert.rejects(loadModel(dir, { backend: "wasm" }), /too-big: a batch of 1 prompt of up to 16 tokens needs about 37.4 GB \(weights 29.9 GB, activations 0.0 GB, with a quarter more for the allocator\), more than the 3.4 GB the wasm backend\'s 4 GB heap allows; even one prompt does not fit: use a smaller model, or a machine where @tensorflow\/tfjs-node installs/);
   });
   it("a model without tokenizer files loads, and says so when the tokenizer is used", async () => {
     const model = await loadModel(modelDir("llama"));

@@ -13,7 +13,10 @@ import { roleKeys } from "./tensors.ts";
 export interface Params {
   /** Linear weights held transposed, [in_features, out_features], so that x @ W needs no transposeB. */
   transposed: Record<string, tf.Tensor2D>;
-  /** Every other weight as the checkpoint stores it: embedding and lm_head [vocab, d_model], norms, biases. */
+  /**
+   * Every other weight as the checkpoint stores it: embedding and lm_head [vocab, d_model], norms, biases;
+   * and linear weights [out_features, in_features] when the memory plan holds them so (see memory.ts).
+   */
   stored: Record<string, tf.Tensor>;
 }
 
@@ -93,15 +96,19 @@ export class Decoder {
     return t;
   }
 
-  /** x @ W (+ b) for x [batch, pos, in] and W held as [in, out]. */
+  /** x @ W^T (+ b) for x [batch, pos, in] and W [out, in], held transposed or as stored. */
   private linear(x: tf.Tensor3D, rest: string): tf.Tensor3D {
     const [batch, pos, inF] = x.shape;
-    const w = this.params.transposed[this.key(`${rest}.weight`)]; // [in, out]
-    if (!w) throw new Error(`missing weight ${this.key(`${rest}.weight`)}`);
-    let y: tf.Tensor2D = matMul(tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D, w); // [batch * pos, out]
+    const key = this.key(`${rest}.weight`);
+    const rows = tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D; // [batch * pos, in]
+    const wT = this.params.transposed[key]; // [in, out]
+    const w = this.params.stored[key] as tf.Tensor2D | undefined; // [out, in]
+    if (!wT && !w) throw new Error(`missing weight ${key}`);
+    // As stored, (W @ x^T)^T: no packed copy of W on stock wasm, at the cost of speed.
+    let y: tf.Tensor2D = wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows))); // [batch * pos, out]
     const bias = this.params.stored[this.key(`${rest}.bias`)];
     if (bias) y = tf.add(y, bias);
-    return tf.reshape(y, [batch, pos, w.shape[1]]);
+    return tf.reshape(y, [batch, pos, y.shape[1]]);
   }
 
   /** x / rms(x) * (normOffset + w) over the last axis of x. */

@@ -68,6 +68,8 @@ export interface RefusalEvaluation {
 export interface EvaluationOptions extends Omit<CompletionOptions, "onProgress"> {
   /** The model before abliteration, for the harmless KL. */
   reference?: HookedModel;
+  /** Or its last-position logits on the harmless instructions, computed earlier (so it need not be in memory). */
+  referenceLogits?: readonly Float32Array[];
   refusalSubstrings?: readonly string[];
   onProgress?: (stage: string, done: number, total: number) => void;
 }
@@ -81,9 +83,8 @@ export async function evaluateRefusal(model: HookedModel, sets: { harmful: reado
   for (const kind of ["harmful", "harmless"] as const) {
     completions[kind] = await generateCompletions(model, sets[kind], { ...options, onProgress: (d, t) => options.onProgress?.(`generations (${kind})`, d, t) });
   }
-  const harmlessKl = options.reference
-    ? meanKl(lastPositionLogits(options.reference, sets.harmless, options), lastPositionLogits(model, sets.harmless, options))
-    : undefined;
+  const reference = options.referenceLogits ?? (options.reference ? lastPositionLogits(options.reference, sets.harmless, options) : undefined);
+  const harmlessKl = reference ? meanKl(reference, lastPositionLogits(model, sets.harmless, options)) : undefined;
   return {
     harmfulRefusalRate: refusalRate(completions.harmful, options.refusalSubstrings),
     harmlessRefusalRate: refusalRate(completions.harmless, options.refusalSubstrings),

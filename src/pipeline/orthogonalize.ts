@@ -14,7 +14,7 @@ import type { HookedModel } from "../hooked-model.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { roleKeys } from "../models/tensors.ts";
 import { layerKey } from "../models/architecture.ts";
-import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRows, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
+import { accumulateColumnCoefficients, checkWidth, projectColumns, projectColumnsF32, projectRows, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
 import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 
 export interface OrthogonalizeOptions {
@@ -91,9 +91,12 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
   for (const held of [stored, transposed] as Record<string, tf.Tensor>[]) {
     for (const key of Object.keys(held)) {
       if (!residualWriterKind(key, model.arch, model.nLayers, options)) continue;
+      const kind = residualWriterKind(key, model.arch, model.nLayers, options);
       const r = tf.tensor1d(Float32Array.from(writerDirection(key, model.arch, unit, postNorm, options))); // [d_model]
       const old = held[key];
-      held[key] = projectRows(old, r, options.scale ?? 1); // every layout held here has rows of d_model
+      // Transposed linear weights [in, d_model], the embedding and biases have rows of d_model; a linear
+      // weight held as stored, [d_model, in], has columns of it.
+      held[key] = kind === "weight" && held === stored ? projectColumns(old as tf.Tensor2D, r, options.scale ?? 1) : projectRows(old, r, options.scale ?? 1);
       tf.dispose([old, r]);
       edited.push(key);
     }

@@ -12,12 +12,13 @@ import type { RunReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
 import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type UsableDirection } from "./directions.ts";
-import { evaluateRefusal } from "./evaluate.ts";
+import { evaluateRefusal, lastPositionLogits } from "./evaluate.ts";
 import { checkExportTarget, exportAbliterated } from "./export.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
 import { chosenCandidate, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
-import { verifyExport } from "./verify.ts";
+import { compareExport, expectedExport } from "./verify.ts";
+import { checkMemory } from "../memory.ts";
 
 export interface PipelineOptions extends InstructionSetSources {
   /** A checkpoint folder or Hub id (default: the embedded demo model). */
@@ -61,10 +62,20 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   await mkdir(outDir, { recursive: true });
   const checkpoint = await openCheckpoint(modelSource);
   try {
+    // One model in memory at a time: everything that needs the original is computed before it is freed and
+    // the export is loaded.
     const model = await loadModel(checkpoint);
     const backend = await backendInfo();
-    log(`model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; backend ${backend.name}`);
+    log(`model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ${backend.device}${model.weightPlan.layout === "stored" ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)" : ""}`);
+    const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
+    const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
+    let stages: Omit<ReportInputs, "verify" | "after" | "seconds">;
+    let expectation: Awaited<ReturnType<typeof expectedExport>>;
+    let referenceLogits: Float32Array[];
     try {
+      // Before any work: the largest batch of the run must fit the backend's memory.
+      const promptTokens = Math.max(...Object.values(sets).flat().map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length));
+      checkMemory(checkpoint.dir, checkpoint.config, checkpoint.arch, model.weightPlan, { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last" }, backend);
       // Stage 2: mean activations at the chosen token offsets.
       const collect = (name: string, items: string[]) => collectMeanActivations(model, items, { batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail) });
       const harmfulMeans = await collect("harmful", sets.harmfulTrain);
@@ -74,34 +85,38 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
       // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
       const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
-      const candidates = usableDirections(directions);
-      const selection = scoreCandidates(model, candidates, sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, batchSize, onProgress: (d, t) => progress("selection", d, t) });
+      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, batchSize, onProgress: (d, t) => progress("selection", d, t) });
       const chosenScores = chosenCandidate(selection);
       const chosen = chosenScores.direction;
       log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)})`);
       const top = rankedCandidates(selection).filter((c) => !c.discarded).slice(0, options.topK ?? 3).map((c) => c.direction);
-      const evaluations = await evaluateCandidates(model, top, { harmful: sets.harmfulTest, harmless: sets.harmlessTest, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (d, t) => progress("candidate generations", d, t) });
-      // Stage 7, before: the original model.
-      const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
+      const evaluations = await evaluateCandidates(model, top, { ...test, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (d, t) => progress("candidate generations", d, t) });
+      // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
       const before = await evaluateRefusal(model, test, { maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, before`, d, t) });
-      // Stages 5 and 6: orthogonalise while exporting, reload the export, verify it against the hooks.
-      await exportAbliterated(checkpoint, exportDir, chosen.unit, { force: options.force, provenance: { direction: chosenScores.key }, onProgress: (d, t) => progress("export", d, t), onNotice: log });
-      const abliterated = await loadModel(exportDir);
-      try {
-        const verify = await verifyExport(model, abliterated, chosen.unit, [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)], { maxNewTokens, batchSize });
-        // Stage 7, after.
-        const after = await evaluateRefusal(abliterated, test, { reference: model, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t) });
-        const report = buildReport({ model: checkpoint.dir, backend, counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])), refusalTokens, directions, selection, evaluations, chosen, before, after, exportDir, verify,
-          projections: { harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }), harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }) },
-          samples: sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: before.completions.harmful[i], after: after.completions.harmful[i] })),
-          nLayers: model.nLayers, dModel: model.dModel, seconds: (performance.now() - started) / 1000 });
-        await writeReport(outDir, report);
-        return report;
-      } finally {
-        abliterated.dispose();
-      }
+      referenceLogits = lastPositionLogits(model, sets.harmlessTest, { batchSize });
+      stages = {
+        model: checkpoint.dir, backend, counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])), refusalTokens, directions, selection, evaluations, chosen, before, exportDir,
+        projections: { harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }), harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }) },
+        samples: [], nLayers: model.nLayers, dModel: model.dModel,
+      };
+      // Stage 6's reference, last: where it is the in-memory orthogonalisation, the original is spent on it.
+      expectation = await expectedExport(model, chosen.unit, verifyPrompts, { maxNewTokens, batchSize, inPlace: true });
     } finally {
       model.dispose();
+    }
+    // Stages 5 and 6: orthogonalise while exporting, reload the export, check it.
+    await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, { force: options.force, provenance: { direction: directionKey(stages.chosen) }, onProgress: (d, t) => progress("export", d, t), onNotice: log });
+    const abliterated = await loadModel(exportDir);
+    try {
+      const verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
+      // Stage 7, after.
+      const after = await evaluateRefusal(abliterated, test, { referenceLogits, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t) });
+      const report = buildReport({ ...stages, verify, after, seconds: (performance.now() - started) / 1000,
+        samples: sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] })) });
+      await writeReport(outDir, report);
+      return report;
+    } finally {
+      abliterated.dispose();
     }
   } finally {
     await checkpoint.close();

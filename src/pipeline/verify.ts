@@ -44,41 +44,74 @@ export function maxAbsDifference(a: readonly ArrayLike<number>[], b: readonly Ar
   return max;
 }
 
-export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: readonly string[], options: { maxNewTokens?: number; batchSize?: number; orthogonalize?: OrthogonalizeOptions } = {}): Promise<Verification> {
+/** What the export of a source model should compute on some prompts: the reference of `compareExport`. */
+export interface ExportExpectation {
+  reference: Verification["reference"];
+  prompts: readonly string[];
+  unit: UnitVector;
+  logits: Float32Array[];
+  answers: string[];
+  /** A full edit: nothing the export writes may point along the direction. */
+  checkWrites: boolean;
+}
+
+export interface VerifyOptions {
+  maxNewTokens?: number;
+  batchSize?: number;
+  /** The options the export was made with (a partial edit is compared with the same edit in memory). */
+  orthogonalize?: OrthogonalizeOptions;
+  /** Orthogonalise the source itself where that is the reference, instead of a copy: saves a copy of the weights, spends the source. */
+  inPlace?: boolean;
+}
+
+/**
+ * The source's side of the check: under the ablation hooks where weight orthogonalisation and the hooks are
+ * the same intervention (a full edit of a pre-norm model), otherwise orthogonalised in memory with the same options.
+ */
+export async function expectedExport(source: HookedModel, unit: UnitVector, prompts: readonly string[], options: VerifyOptions = {}): Promise<ExportExpectation> {
   if (prompts.length === 0) throw new Error("verifyExport: no prompts");
   const batchSize = options.batchSize ?? 8;
   const maxNewTokens = options.maxNewTokens ?? 16;
   const edit = options.orthogonalize ?? {};
   const full = isFullEdit(edit, source.nLayers);
-  const byHooks = full && !source.arch.sandwichNorms;
-  let expected: { logits: Float32Array[]; answers: string[] };
-  if (byHooks) {
-    expected = await withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
+  const checkWrites = full && !edit.naive;
+  if (full && !source.arch.sandwichNorms) {
+    return withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
+      reference: "ablation hooks" as const, prompts, unit, checkWrites,
       logits: lastPositionLogits(source, prompts, { fwdHooks, batchSize }),
       answers: await generateCompletions(source, prompts, { fwdHooks, maxNewTokens, batchSize }),
     }));
-  } else {
-    const edited = source.clone();
-    try {
-      orthogonalizeModel(edited, unit, edit);
-      expected = { logits: lastPositionLogits(edited, prompts, { batchSize }), answers: await generateCompletions(edited, prompts, { maxNewTokens, batchSize }) };
-    } finally {
-      edited.dispose();
-    }
   }
-  const maxAbsLogitDiff = maxAbsDifference(expected.logits, lastPositionLogits(exported, prompts, { batchSize }));
-  const answers = await generateCompletions(exported, prompts, { maxNewTokens, batchSize });
+  const edited = options.inPlace ? source : source.clone();
+  try {
+    orthogonalizeModel(edited, unit, edit);
+    return { reference: "in-memory orthogonalisation", prompts, unit, checkWrites, logits: lastPositionLogits(edited, prompts, { batchSize }), answers: await generateCompletions(edited, prompts, { maxNewTokens, batchSize }) };
+  } finally {
+    if (!options.inPlace) edited.dispose();
+  }
+}
+
+/** The export's side of the check, against an expectation computed from its source. */
+export async function compareExport(exported: HookedModel, expected: ExportExpectation, options: { maxNewTokens?: number; batchSize?: number } = {}): Promise<Verification> {
+  const batchSize = options.batchSize ?? 8;
+  const maxAbsLogitDiff = maxAbsDifference(expected.logits, lastPositionLogits(exported, expected.prompts, { batchSize }));
+  const answers = await generateCompletions(exported, expected.prompts, { maxNewTokens: options.maxNewTokens ?? 16, batchSize });
   const sameGreedyAnswers = expected.answers.every((a, i) => a === answers[i]);
-  const writeComponent = full && !edit.naive ? residualWriteComponent(exported, unit, prompts, { batchSize }) : undefined;
+  const writeComponent = expected.checkWrites ? residualWriteComponent(exported, expected.unit, expected.prompts, { batchSize }) : undefined;
   return {
-    reference: byHooks ? "ablation hooks" : "in-memory orthogonalisation",
-    prompts: prompts.length,
+    reference: expected.reference,
+    prompts: expected.prompts.length,
     maxAbsLogitDiff,
     sameGreedyAnswers,
     writeComponent,
     tolerance: VERIFY_TOLERANCE,
     passed: maxAbsLogitDiff <= VERIFY_TOLERANCE && sameGreedyAnswers && (writeComponent === undefined || writeComponent <= WRITE_COMPONENT_TOLERANCE),
   };
+}
+
+/** Both sides at once, for two models in memory (stage 6's check). */
+export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: readonly string[], options: Omit<VerifyOptions, "inPlace"> = {}): Promise<Verification> {
+  return compareExport(exported, await expectedExport(source, unit, prompts, options), options);
 }
 
 /**
