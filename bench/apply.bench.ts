@@ -6,12 +6,8 @@ import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { exportAbliterated, unitVector } from "../src/index.ts";
 import { writeRandomCheckpoint } from "./random-checkpoint.ts";
+import { TINYLLAMA_SHAPES } from "./shapes.ts";
 
-const TINYLLAMA_SHAPES = {
-  model_type: "llama", hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
-  num_key_value_heads: 4, vocab_size: 32000, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false,
-  bos_token_id: 1, eos_token_id: 2,
-};
 
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);

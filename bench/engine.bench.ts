@@ -6,7 +6,8 @@ import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, loadModel } from "../src/index.ts";
-import { SMOLLM2_135M_SHAPES, writeRandomCheckpoint } from "./random-checkpoint.ts";
+import { writeRandomCheckpoint } from "./random-checkpoint.ts";
+import { SMOLLM2_135M_SHAPES } from "./shapes.ts";
 
 const PREFILL_BATCH = 4;
 const PREFILL_LEN = 128;

@@ -8,22 +8,6 @@ import { makeRng } from "../src/sampling.ts";
 import type { FloatDtype } from "../src/safetensors/dtype.ts";
 import { floatTensor, planShards, writeCheckpointWeights } from "../src/safetensors/write.ts";
 
-export const SMOLLM2_135M_SHAPES = {
-  model_type: "llama",
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 30,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  vocab_size: 49152,
-  rms_norm_eps: 1e-5,
-  rope_theta: 100000,
-  max_position_embeddings: 8192,
-  tie_word_embeddings: true,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  pad_token_id: 2,
-};
 
 /** Write config.json and random weights (normal, std `scale`) into `dir`. Returns the parsed config. */
 export async function writeRandomCheckpoint(

@@ -91,3 +91,9 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
 export async function backendInfo(): Promise<BackendInfo> {
   return active ?? initBackend();
 }
+
+/** Bytes of the wasm backend's heap now (it only grows, so this is its peak), or undefined on other backends. */
+export function wasmHeapBytes(): number | undefined {
+  if (active?.name !== "wasm") return undefined;
+  return (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+}

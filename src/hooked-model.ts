@@ -86,6 +86,8 @@ export class HookedModel {
     readonly generationConfig: Record<string, unknown>,
     /** How the weights are held, and their bytes (see memory.ts). */
     readonly weightPlan: WeightPlan = { layout: "transposed", weightBytes: 0, packedBytes: 0 },
+    /** The dtype each weight has in the checkpoint (every weight is computed in float32). */
+    readonly storedDtypes: Readonly<Record<string, string>> = {},
   ) {
     this.decoder = new Decoder(config, arch, params);
   }
@@ -278,7 +280,7 @@ export class HookedModel {
   /** An independent copy (weights cloned), e.g. to edit while keeping the original. */
   clone(): HookedModel {
     const copy = <T extends tf.Tensor>(held: Record<string, T>) => Object.fromEntries(Object.entries(held).map(([k, t]) => [k, tf.clone(t)])) as Record<string, T>;
-    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored) }, this.tokenizerOrError, this.generationConfig, this.weightPlan);
+    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored) }, this.tokenizerOrError, this.generationConfig, this.weightPlan, this.storedDtypes);
   }
 
   dispose(): void {

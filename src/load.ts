@@ -60,8 +60,10 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
   const { dir, config, arch, weights } = checkpoint;
   const plan = planWeights(config, arch, backend);
   const params: Params = { transposed: {}, stored: {} };
+  let dtypes: Record<string, string> = {};
   try {
     checkCheckpointTensors(checkpoint);
+    dtypes = Object.fromEntries(expectedTensors(arch, config).map((e) => [e.key, weights.info(e.key).dtype]));
     for (const e of expectedTensors(arch, config)) {
       const t = tf.tensor(await weights.readFloat32(e.key), e.shape, "float32");
       if (e.linear && plan.layout === "transposed") {
@@ -82,7 +84,7 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
     if (!(error instanceof TokenizerError)) throw error;
     tokenizer = error;
   }
-  return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir), plan);
+  return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir), plan, dtypes);
 }
 
 const IGNORED_KEYS = /rotary_emb\.inv_freq$/;

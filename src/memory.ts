@@ -2,7 +2,7 @@
 // that a model that cannot fit fails at once with what would fit, instead of dying in a wasm trap minutes
 // later. The wasm backend addresses a 4 GB heap; on it the stock matMul (XNNPACK) also keeps a packed copy
 // of every weight it multiplies by, which the native BLAS path does not.
-import { headDim, numKvHeads, type ModelConfig } from "./config.ts";
+import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "./config.ts";
 import type { Architecture } from "./models/architecture.ts";
 import { expectedTensors } from "./models/tensors.ts";
 
@@ -43,6 +43,8 @@ export interface RunShape {
   newTokens: number;
   /** Logits computed at every position (training, full-sequence logits) or at the last only. */
   logits: "all" | "last";
+  /** The run unties a tied embedding (an edit in memory, an export): one more copy of it. */
+  untie?: boolean;
 }
 
 const gb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GB`;
@@ -84,8 +86,9 @@ export function estimateMemory(config: ModelConfig, arch: Architecture, plan: We
   const logits = 3 * logitRows * v; // E @ h^T, its transpose, and the copy read out
   const activationBytes = 4 * (layer + masks + logits);
   const kvCacheBytes = shape.newTokens > 0 ? 4 * 2 * config.num_hidden_layers * b * kv * hd * keys : 0;
+  const untiedBytes = shape.untie && tiedEmbeddings(config) ? 4 * v * d : 0;
   // The allocator's fragmentation: a quarter more than the tensors themselves.
-  const totalBytes = Math.ceil(1.25 * (plan.weightBytes + plan.packedBytes + activationBytes + kvCacheBytes));
+  const totalBytes = Math.ceil(1.25 * (plan.weightBytes + untiedBytes + plan.packedBytes + activationBytes + kvCacheBytes));
   return { ...plan, activationBytes, kvCacheBytes, totalBytes, budgetBytes: backend.name === "wasm" ? WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES : undefined };
 }
 

@@ -4,8 +4,8 @@
 //                  o_proj / down_proj as the engine holds them, transposed to [in, d_model]);
 //   column kernel: every column of W [d_model, in] as a Hugging Face checkpoint stores o_proj / down_proj,
 //                  W <- W - s r (r^T W), in two passes (r^T W, then the columns) so it can stream.
-// The inference-time hooks and the in-memory edit use the tensor form of the row kernel; the streamed
-// export uses the array forms. `s` (scale) is the fraction of the component removed.
+// The inference-time hooks use the tensor form of the row kernel; the in-memory edit and the streamed
+// export use the array forms. `s` (scale) is the fraction of the component removed.
 import * as tf from "@tensorflow/tfjs-core";
 
 /**
@@ -49,15 +49,6 @@ export function projectRows(x: tf.Tensor, unit: tf.Tensor1D, scale = 1): tf.Tens
     const rows = tf.reshape(x, [-1, d]) as tf.Tensor2D; // [rows, d_model]
     const coefficient = tf.matMul(rows, tf.reshape(unit, [d, 1]) as tf.Tensor2D); // [rows, 1]
     return tf.reshape(tf.sub(rows, tf.mul(scale === 1 ? coefficient : tf.mul(coefficient, scale), unit)), x.shape);
-  });
-}
-
-/** Column kernel on tensors: W - s r (r^T W) for W [d_model, cols]. */
-export function projectColumns(w: tf.Tensor2D, unit: tf.Tensor1D, scale = 1): tf.Tensor2D {
-  return tf.tidy(() => {
-    const d = unit.shape[0];
-    const coefficients = tf.matMul(tf.reshape(unit, [1, d]) as tf.Tensor2D, w); // [1, cols]
-    return tf.sub(w, tf.matMul(tf.reshape(tf.mul(unit, scale), [d, 1]) as tf.Tensor2D, coefficients)); // [d_model, cols]
   });
 }
 

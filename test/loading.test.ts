@@ -93,6 +93,15 @@ describe("loadModel bad input", () => {
 });
 
 describe("backend", () => {
+  it("takes the native BLAS path where a library is installed, and says why not where none is", async () => {
+    const info = await backendInfo();
+    if (info.name !== "wasm") return assert.equal(info.blas, undefined);
+    if (process.env.ABLITERATE_REQUIRE_BLAS === "1") assert.ok(info.blas, `CI installs libopenblas0-pthread, yet: ${info.skipped.join("; ")}`);
+    if (info.blas) assert.match(info.device, /matMul by native BLAS \(.+, \d+ threads\)/);
+    else assert.ok(info.skipped.some((s) => /^native BLAS: /.test(s)), info.skipped.join("; "));
+    const { enableBlas } = await import("../src/wasm-matmul.ts");
+    if (!info.blas) assert.match(enableBlas("/no/such/libblas.so").skipped!, /native BLAS: none usable \(\/no\/such\/libblas.so: .*\); install libopenblas0-pthread/);
+  });
   it("reports the active backend and device", async () => {
     const info = await backendInfo();
     assert.ok(["node-gpu", "node", "wasm", "cpu"].includes(info.name));

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
 import {
   actName, collectMeanActivations, computeDirections, directionAblationHooks, exportAbliterated, klDivergence,
-  lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, residualWriteComponent, saveDirections, unitVector, usable, CheckpointWeights,
+  lastPositionLogits, loadDirections, loadModel, orthogonalizeModel, refusalScore, residualWriteComponent, saveDirections, unitVector, usable, verifyExport, CheckpointWeights,
   type HookedModel,
 } from "../src/index.ts";
 import { writerDirection } from "../src/pipeline/orthogonalize.ts";
@@ -150,6 +150,10 @@ for (const arch of REFERENCE_ARCHS) {
           }
           await src.close();
           await written.close();
+          // The whole-model check of the export: against the same edit in memory, rounded to BF16 as stored.
+          const verification = await verifyExport(original, reloaded, unit, ref.seqs, { maxNewTokens: 4 });
+          assert.equal(verification.reference, "in-memory orthogonalisation, rounded to BF16");
+          assert.ok(verification.passed, JSON.stringify(verification));
         } else {
           assertClose(await lastLogits(reloaded, ref.seqs), ref.ortho_last_logits, LOGIT_TOLERANCE, "exported vs ortho_last_logits");
           if (!SANDWICH_ARCHS.includes(arch)) {

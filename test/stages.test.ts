@@ -138,3 +138,30 @@ describe("stage functions on the llama reference", () => {
   });
 });
 
+
+describe("the paper's selection, stopping early", () => {
+  it("chooses what the exhaustive selection chooses, with fewer passes, on the demo model and the llama reference", async () => {
+    const { loadInstructionSets, scoreCandidates, refusalTokensFor } = await import("../src/index.ts");
+    for (const dir of [DEMO_MODEL_DIR, modelDir("llama")]) {
+      const model = await loadModel(dir);
+      const ref = reference("llama");
+      const sets = dir === DEMO_MODEL_DIR ? await loadInstructionSets({}, { nTrain: 64, nVal: 8, nTest: 1 }) : undefined;
+      const [trainA, trainB, valA, valB] = sets ? [sets.harmfulTrain, sets.harmlessTrain, sets.harmfulVal, sets.harmlessVal] : [ref.harmful, ref.harmless, ref.harmful, ref.harmless];
+      const directions = usableDirections(computeDirections(await collectMeanActivations(model, trainA), await collectMeanActivations(model, trainB)));
+      const refusalTokens = sets ? refusalTokensFor(model) : ref.refusal_tokens;
+      // Filters open enough that the reference model (random weights) has a winner too.
+      const filters = sets ? {} : { klThreshold: 10, induceThreshold: -100 };
+      const full = scoreCandidates(model, directions, valA, valB, { ...filters, refusalTokens, exhaustive: true });
+      const fast = scoreCandidates(model, directions, valA, valB, { ...filters, refusalTokens });
+      assert.ok(full.chosen, `${dir}: nothing chosen`);
+      assert.equal(fast.chosen?.key, full.chosen.key, dir);
+      assert.equal(fast.chosen?.bypass, full.chosen.bypass);
+      assert.ok(fast.passes < full.passes, `${fast.passes} passes against ${full.passes}`);
+      assert.equal(full.passes, (valA.length + valB.length) + directions.filter((d) => d.layer < Math.floor(model.nLayers * 0.8)).length * (valA.length + 2 * valB.length));
+      const capped = scoreCandidates(model, directions, valA, valB, { ...filters, refusalTokens, maxCandidates: 2 });
+      assert.equal(capped.candidates.filter((c) => !Number.isNaN(c.bypass)).length, 2);
+      assert.throws(() => scoreCandidates(model, directions, valA, valB, { refusalTokens, maxCandidates: 0 }), /maxCandidates must be a positive integer, got 0/);
+      model.dispose();
+    }
+  });
+});

@@ -65,7 +65,9 @@ function selectionFilterOptions(cmd: Command): Command {
   return cmd
     .option("--kl-threshold <x>", "discard candidates whose harmless KL exceeds this", number("--kl-threshold"), 0.1)
     .option("--induce-threshold <x>", "discard candidates whose induce score is below this", number("--induce-threshold"), 0)
-    .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2);
+    .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2)
+    .option("--exhaustive", "score every candidate in full, as the paper does (default: stop once the best that pass are known; same choice)")
+    .option("--max-candidates <n>", "score at most this many candidates, those of largest norm", int("--max-candidates"));
 }
 const filtersOf = (opts: { klThreshold: number; induceThreshold: number; pruneLayers: number }) => ({ klThreshold: opts.klThreshold, induceThreshold: opts.induceThreshold, pruneLayerFraction: opts.pruneLayers });
 
@@ -103,6 +105,9 @@ function openModel(source: string, bar: ReturnType<typeof progressReporter>) {
   return loadModel(source, { onDownload: download(bar) });
 }
 
+/** A score, or "-" where it was not computed. */
+const fmt = (x: number, digits: number) => (Number.isNaN(x) ? "-" : x.toFixed(digits));
+
 function verificationLine(v: Verification): string {
   const writes = v.writeComponent !== undefined ? `, largest write along the direction ${v.writeComponent.toExponential(1)}` : "";
   return `verified on ${v.prompts} prompts against the ${v.reference}: max |logit diff| ${v.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${v.sameGreedyAnswers}${writes}${v.passed ? "" : " (FAILED)"}`;
@@ -135,7 +140,7 @@ selectionFilterOptions(common(program.command("run")))
       model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
       harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
       nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, tokenOffsets: opts.tokenOffsets, force: opts.force,
-      refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings, selectionFilters: filtersOf(opts),
+      refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings, selectionFilters: filtersOf(opts), exhaustiveSelection: opts.exhaustive, maxCandidates: opts.maxCandidates,
       onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
     });
     bar.stop();
@@ -191,14 +196,14 @@ selectionFilterOptions(common(program.command("select")))
     const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
-    const selection = scoreCandidates(model, directions, harmful, harmless, { ...filtersOf(opts), refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
+    const selection = scoreCandidates(model, directions, harmful, harmless, { ...filtersOf(opts), exhaustive: opts.exhaustive, maxCandidates: opts.maxCandidates, refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
     bar.stop();
     const rows = selection.candidates.map((c) => ({ key: c.key, bypass: c.bypass, induce: c.induce, kl: c.kl, discarded: c.discarded ?? null }));
     print(opts, [
       `baseline refusal score: harmful ${selection.baseline.harmfulRefusalScore.toFixed(2)}, harmless ${selection.baseline.harmlessRefusalScore.toFixed(2)}`,
-      ...rows.map((r) => `${r.key.padEnd(32)} bypass ${r.bypass.toFixed(2).padStart(7)} induce ${r.induce.toFixed(2).padStart(7)} KL ${r.kl.toFixed(4)} ${r.discarded ? `(discarded: ${r.discarded})` : ""}`),
-      `chosen: ${selection.chosen?.key ?? "none passed the filters"}`,
-    ].join("\n"), { baseline: selection.baseline, candidates: rows, chosen: selection.chosen?.key ?? null, refusalTokens });
+      ...rows.map((r) => `${r.key.padEnd(32)} bypass ${fmt(r.bypass, 2).padStart(7)} induce ${fmt(r.induce, 2).padStart(7)} KL ${fmt(r.kl, 4).padStart(6)} ${r.discarded ? `(discarded: ${r.discarded})` : ""}`),
+      `chosen: ${selection.chosen?.key ?? "none passed the filters"} (${selection.passes} prompt passes in ${selection.seconds.toFixed(1)} s${selection.exhaustive ? ", every candidate scored" : "; --exhaustive scores every candidate"})`,
+    ].join("\n"), { baseline: selection.baseline, candidates: rows, chosen: selection.chosen?.key ?? null, refusalTokens, passes: selection.passes, seconds: selection.seconds });
     model.dispose();
   });
 

@@ -29,8 +29,8 @@ export interface CompletionOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Greedy completions of chat-templated instructions (the blog's get_generations). */
-export async function generateCompletions(model: HookedModel, instructions: readonly string[], options: CompletionOptions = {}): Promise<string[]> {
+/** Greedy completions of chat-templated instructions, or of token-id prompts (the blog's get_generations). */
+export async function generateCompletions(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<string[]> {
   const out: string[] = [];
   for (const { batch } of promptBatches(model, instructions, options.batchSize)) {
     const { texts } = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks });

@@ -4,7 +4,8 @@
 //   o_proj, down_proj W [d_model, in] (HF):    W <- W - r (r^T W)        (column kernel; the engine holds
 //                                                                        them transposed, [in, d_model]: row kernel)
 //   their biases b [d_model]:                  b <- b - (b . r) r        (row kernel)
-// With `scale` s < 1 only a fraction s of the component is removed. The kernels are in projection.ts.
+// With `scale` s < 1 only a fraction s of the component is removed. The kernels are in projection.ts; the
+// in-memory edit and the streamed export run the same array kernels.
 // Sandwich-norm models (Gemma 2/3) normalise o_proj's and down_proj's output before the residual add:
 // postnorm(o) = o / rms(o) * (1 + w). Since rms only rescales, postnorm(o) is orthogonal to r exactly when
 // o is orthogonal to u = normalize((1 + w) * r), so those matrices are edited against u, per layer; the
@@ -14,7 +15,7 @@ import type { HookedModel } from "../hooked-model.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { roleKeys } from "../models/tensors.ts";
 import { layerKey } from "../models/architecture.ts";
-import { accumulateColumnCoefficients, checkWidth, projectColumns, projectColumnsF32, projectRows, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
+import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
 import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 
 export interface OrthogonalizeOptions {
@@ -74,32 +75,51 @@ export function checkOrthogonalizeOptions(options: OrthogonalizeOptions, nLayers
 }
 
 /**
+ * Replace a held weight by `edit` of its values. The old tensor is freed before the new one is made, so the
+ * backend never holds both: a 600 MB embedding is edited without 600 MB more of wasm heap.
+ */
+export function replaceHeld(model: HookedModel, key: string, edit: (values: Float32Array) => Float32Array): void {
+  const held: Record<string, tf.Tensor> = Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
+  const old = held[key];
+  if (!old) throw new Error(`missing weight ${key}`);
+  const values = old.dataSync() as Float32Array;
+  const shape = old.shape;
+  old.dispose();
+  held[key] = tf.tensor(edit(values), shape, "float32");
+}
+
+/**
  * Orthogonalise a loaded model's weights in place and return the keys edited. A tied model is untied
- * first: its unembedding keeps the original embedding, as the exported checkpoint will.
+ * first: its unembedding keeps the original embedding, as the exported checkpoint will. The edit runs the
+ * same array kernels as the streamed export (float64 accumulation, one rounding).
  */
 export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): string[] {
   checkWidth(unit, model.dModel);
   checkOrthogonalizeOptions(options, model.nLayers);
   const keys = roleKeys(model.arch);
   const { stored, transposed } = model.params;
-  if (!stored[keys.unembedding]) stored[keys.unembedding] = tf.clone(stored[keys.embedding]); // untie
+  if (!stored[keys.unembedding]) stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32"); // untie
   const postNorm = (key: string) => {
     if (!stored[key]) throw new Error(`missing weight ${key}`);
     return stored[key].dataSync();
   };
+  const scale = options.scale ?? 1;
   const edited: string[] = [];
-  for (const held of [stored, transposed] as Record<string, tf.Tensor>[]) {
-    for (const key of Object.keys(held)) {
-      if (!residualWriterKind(key, model.arch, model.nLayers, options)) continue;
-      const kind = residualWriterKind(key, model.arch, model.nLayers, options);
-      const r = tf.tensor1d(Float32Array.from(writerDirection(key, model.arch, unit, postNorm, options))); // [d_model]
-      const old = held[key];
-      // Transposed linear weights [in, d_model], the embedding and biases have rows of d_model; a linear
-      // weight held as stored, [d_model, in], has columns of it.
-      held[key] = kind === "weight" && held === stored ? projectColumns(old as tf.Tensor2D, r, options.scale ?? 1) : projectRows(old, r, options.scale ?? 1);
-      tf.dispose([old, r]);
-      edited.push(key);
-    }
+  for (const key of [...Object.keys(stored), ...Object.keys(transposed)]) {
+    const kind = residualWriterKind(key, model.arch, model.nLayers, options);
+    if (!kind) continue;
+    const r = writerDirection(key, model.arch, unit, postNorm, options);
+    // A linear weight held as stored, [d_model, in], has columns of d_model; transposed ones [in, d_model],
+    // the embedding and biases have rows of it.
+    if (kind === "weight" && Object.hasOwn(stored, key)) {
+      const cols = stored[key].shape[1]!;
+      replaceHeld(model, key, (w) => {
+        const c = new Float64Array(cols);
+        accumulateColumnCoefficients(c, w, 0, r);
+        return projectColumnsF32(w, 0, r, c, scale);
+      });
+    } else replaceHeld(model, key, (values) => projectRowsArray(values, r, scale));
+    edited.push(key);
   }
   return edited;
 }

@@ -2,7 +2,7 @@
 // the notebooks call the same stage functions one by one.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { backendInfo } from "../backend.ts";
+import { backendInfo, wasmHeapBytes } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
 import { loadModel, openCheckpoint } from "../load.ts";
 import { resolveModel } from "../hub.ts";
@@ -38,6 +38,10 @@ export interface PipelineOptions extends InstructionSetSources {
   refusalSubstrings?: string[];
   /** The paper's selection filters (default KL <= 0.1, induce >= 0, layers in the first 80%). */
   selectionFilters?: Partial<SelectionFilters>;
+  /** Score every candidate in full, as the paper does (default: stop once the best topK that pass are known). */
+  exhaustiveSelection?: boolean;
+  /** Score at most this many candidates, those of largest norm. */
+  maxCandidates?: number;
   force?: boolean;
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
@@ -75,7 +79,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     try {
       // Before any work: the largest batch of the run must fit the backend's memory.
       const promptTokens = Math.max(...Object.values(sets).flat().map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length));
-      checkMemory(checkpoint.dir, checkpoint.config, checkpoint.arch, model.weightPlan, { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last" }, backend);
+      const estimate = checkMemory(checkpoint.dir, checkpoint.config, checkpoint.arch, model.weightPlan, { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true }, backend);
       // Stage 2: mean activations at the chosen token offsets.
       const collect = (name: string, items: string[]) => collectMeanActivations(model, items, { batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail) });
       const harmfulMeans = await collect("harmful", sets.harmfulTrain);
@@ -85,10 +89,10 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
       // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
       const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
-      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, batchSize, onProgress: (d, t) => progress("selection", d, t) });
+      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, batchSize, keep: options.topK ?? 3, exhaustive: options.exhaustiveSelection, maxCandidates: options.maxCandidates, onProgress: (d, t) => progress("selection", d, t) });
       const chosenScores = chosenCandidate(selection);
       const chosen = chosenScores.direction;
-      log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)})`);
+      log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`);
       const top = rankedCandidates(selection).filter((c) => !c.discarded).slice(0, options.topK ?? 3).map((c) => c.direction);
       const evaluations = await evaluateCandidates(model, top, { ...test, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (d, t) => progress("candidate generations", d, t) });
       // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
@@ -97,7 +101,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       stages = {
         model: checkpoint.dir, backend, counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])), refusalTokens, directions, selection, evaluations, chosen, before, exportDir,
         projections: { harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }), harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }) },
-        samples: [], nLayers: model.nLayers, dModel: model.dModel,
+        samples: [], nLayers: model.nLayers, dModel: model.dModel, memory: { estimatedPeakBytes: estimate.totalBytes, weightLayout: model.weightPlan.layout },
       };
       // Stage 6's reference, last: where it is the in-memory orthogonalisation, the original is spent on it.
       expectation = await expectedExport(model, chosen.unit, verifyPrompts, { maxNewTokens, batchSize, inPlace: true });
@@ -111,7 +115,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       const verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
       // Stage 7, after.
       const after = await evaluateRefusal(abliterated, test, { referenceLogits, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t) });
-      const report = buildReport({ ...stages, verify, after, seconds: (performance.now() - started) / 1000,
+      const report = buildReport({ ...stages, verify, after, seconds: (performance.now() - started) / 1000, memory: { ...stages.memory, wasmHeapBytes: wasmHeapBytes() },
         samples: sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] })) });
       await writeReport(outDir, report);
       return report;
@@ -149,6 +153,9 @@ function buildReport(r: ReportInputs): RunReport {
     selection: {
       baseline: r.selection.baseline,
       filters: r.selection.filters,
+      passes: r.selection.passes,
+      seconds: r.selection.seconds,
+      exhaustive: r.selection.exhaustive,
       candidates: r.selection.candidates.map(({ direction, ...rest }) => ({ ...rest, layer: direction.layer, hook: direction.hook })),
       chosen: directionKey(r.chosen),
     },
@@ -160,6 +167,7 @@ function buildReport(r: ReportInputs): RunReport {
     verify: r.verify,
     samples: r.samples,
     exportDir: r.exportDir,
+    memory: r.memory,
     seconds: r.seconds,
   };
 }

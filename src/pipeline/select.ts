@@ -5,6 +5,11 @@
 //   KL score:     mean KL(base || ablated) of harmless next-token distributions.
 // Discard candidates with KL > 0.1, induce score < 0, or a layer in the last 20% of the model;
 // choose the lowest bypass score.
+// The same choice at a fraction of the paper's brute force (three passes per candidate per prompt): the layer
+// filter is applied before scoring, the unhooked baselines are computed once, every candidate gets its bypass
+// score, and KL and induce are computed in ascending order of bypass only until a candidate passes both:
+// no candidate after it can win. `exhaustive` scores every candidate in full, for the plots.
+import type { FwdHook } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { activationAdditionHooks, directionAblationHooks, withHooks } from "../interventions.ts";
 import type { Prompts } from "./batches.ts";
@@ -15,6 +20,7 @@ import { refusalScore } from "./scores.ts";
 export interface CandidateScores {
   key: string;
   direction: UsableDirection;
+  /** NaN where a score was not needed (see the discard reason). */
   bypass: number;
   induce: number;
   kl: number;
@@ -36,6 +42,12 @@ export const DEFAULT_SELECTION_FILTERS: SelectionFilters = { klThreshold: 0.1, i
 export interface SelectionOptions extends Partial<SelectionFilters> {
   refusalTokens: readonly number[];
   batchSize?: number;
+  /** Score every candidate in full (three passes per prompt each), as the paper does, instead of stopping early. */
+  exhaustive?: boolean;
+  /** Score at most this many candidates (those of largest norm), to cap the time selection takes. */
+  maxCandidates?: number;
+  /** How many candidates that pass the filters to find, best first, before stopping early (default 1). */
+  keep?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -45,6 +57,10 @@ export interface Selection {
   chosen?: CandidateScores;
   baseline: { harmfulRefusalScore: number; harmlessRefusalScore: number };
   filters: SelectionFilters;
+  /** Forward passes of one prompt each that the selection ran, and its wall time. */
+  passes: number;
+  seconds: number;
+  exhaustive: boolean;
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -57,6 +73,8 @@ export function rankByMeanAbs<D extends Direction>(directions: readonly D[]): D[
 
 export function scoreCandidates(model: HookedModel, candidates: readonly UsableDirection[], harmful: Prompts, harmless: Prompts, options: SelectionOptions): Selection {
   if (harmful.length === 0 || harmless.length === 0) throw new Error("selection needs harmful and harmless validation instructions");
+  if (options.maxCandidates !== undefined && !(Number.isInteger(options.maxCandidates) && options.maxCandidates > 0)) throw new Error(`maxCandidates must be a positive integer, got ${options.maxCandidates}`);
+  const started = performance.now();
   const filters: SelectionFilters = {
     klThreshold: options.klThreshold ?? DEFAULT_SELECTION_FILTERS.klThreshold,
     induceThreshold: options.induceThreshold ?? DEFAULT_SELECTION_FILTERS.induceThreshold,
@@ -64,30 +82,64 @@ export function scoreCandidates(model: HookedModel, candidates: readonly UsableD
   };
   const maxLayer = Math.floor(model.nLayers * (1 - filters.pruneLayerFraction));
   const batchSize = options.batchSize;
+  let passes = 0;
+  const logits = (prompts: Prompts, fwdHooks?: readonly FwdHook[]) => {
+    passes += prompts.length;
+    return lastPositionLogits(model, prompts, { fwdHooks, batchSize });
+  };
   const score = (rows: Float32Array[]) => mean(rows.map((r) => refusalScore(r, options.refusalTokens)));
-  const baseHarmless = lastPositionLogits(model, harmless, { batchSize });
-  const baseline = { harmfulRefusalScore: score(lastPositionLogits(model, harmful, { batchSize })), harmlessRefusalScore: score(baseHarmless) };
-  const scored: CandidateScores[] = [];
-  for (const [i, direction] of candidates.entries()) {
-    const { bypass, kl } = withHooks(directionAblationHooks(model, direction.unit), (fwdHooks) => ({
-      bypass: score(lastPositionLogits(model, harmful, { fwdHooks, batchSize })),
-      kl: meanKl(baseHarmless, lastPositionLogits(model, harmless, { fwdHooks, batchSize })),
-    }));
-    const induce = withHooks(activationAdditionHooks(model, direction.raw, direction.layer, 1, direction.hook), (fwdHooks) => score(lastPositionLogits(model, harmless, { fwdHooks, batchSize })));
-    let discarded: string | undefined;
-    if (direction.layer >= maxLayer) discarded = `layer ${direction.layer} is in the last ${Math.round(100 * filters.pruneLayerFraction)}% of the model`;
-    else if (!(kl <= filters.klThreshold)) discarded = `KL ${kl.toFixed(3)} > ${filters.klThreshold}`;
-    else if (!(induce >= filters.induceThreshold)) discarded = `induce score ${induce.toFixed(2)} < ${filters.induceThreshold}`;
-    scored.push({ key: directionKey(direction), direction, bypass, induce, kl, discarded });
-    options.onProgress?.(i + 1, candidates.length);
+  const baseHarmless = logits(harmless);
+  const baseline = { harmfulRefusalScore: score(logits(harmful)), harmlessRefusalScore: score(baseHarmless) };
+  const scores = new Map<UsableDirection, CandidateScores>();
+  const record = (direction: UsableDirection, discarded?: string) => {
+    const c: CandidateScores = { key: directionKey(direction), direction, bypass: NaN, induce: NaN, kl: NaN, discarded };
+    scores.set(direction, c);
+    return c;
+  };
+  // The layer filter first: those candidates are never scored.
+  const eligible: UsableDirection[] = [];
+  for (const d of candidates) {
+    if (d.layer >= maxLayer) record(d, `layer ${d.layer} is in the last ${Math.round(100 * filters.pruneLayerFraction)}% of the model`);
+    else eligible.push(d);
   }
-  const passing = scored.filter((c) => !c.discarded).sort((a, b) => a.bypass - b.bypass);
-  return { candidates: scored, chosen: passing[0], baseline, filters };
+  const capped = options.maxCandidates !== undefined && eligible.length > options.maxCandidates ? [...eligible].sort((a, b) => b.norm - a.norm).slice(0, options.maxCandidates) : eligible;
+  for (const d of eligible) if (!capped.includes(d)) record(d, `not scored: beyond the ${options.maxCandidates} candidates of largest norm (maxCandidates)`);
+  const steps = options.exhaustive ? 3 * capped.length : capped.length + 2 * Math.min(capped.length, options.keep ?? 1);
+  let done = 0;
+  const tick = () => options.onProgress?.(++done, Math.max(done, steps));
+  // Bypass of every candidate.
+  for (const d of capped) {
+    const c = record(d);
+    c.bypass = withHooks(directionAblationHooks(model, d.unit), (fwdHooks) => score(logits(harmful, fwdHooks)));
+    tick();
+  }
+  // KL and induce, in ascending order of bypass, until one passes both (or for every candidate when exhaustive).
+  const passed: CandidateScores[] = [];
+  for (const d of [...capped].sort((a, b) => scores.get(a)!.bypass - scores.get(b)!.bypass)) {
+    const c = scores.get(d)!;
+    if (passed.length >= (options.keep ?? 1) && !options.exhaustive) {
+      const last = passed[passed.length - 1];
+      c.discarded = `not needed: bypass ${c.bypass.toFixed(2)} is above ${last.key}'s ${last.bypass.toFixed(2)}, which passed`;
+      continue;
+    }
+    c.kl = withHooks(directionAblationHooks(model, d.unit), (fwdHooks) => meanKl(baseHarmless, logits(harmless, fwdHooks)));
+    tick();
+    const klFails = !(c.kl <= filters.klThreshold);
+    if (!klFails || options.exhaustive) {
+      c.induce = withHooks(activationAdditionHooks(model, d.raw, d.layer, 1, d.hook), (fwdHooks) => score(logits(harmless, fwdHooks)));
+      tick();
+    }
+    if (klFails) c.discarded = `KL ${c.kl.toFixed(3)} > ${filters.klThreshold}`;
+    else if (!(c.induce >= filters.induceThreshold)) c.discarded = `induce score ${c.induce.toFixed(2)} < ${filters.induceThreshold}`;
+    else passed.push(c);
+  }
+  return { candidates: candidates.map((d) => scores.get(d)!), chosen: passed[0], baseline, filters, passes, seconds: (performance.now() - started) / 1000, exhaustive: options.exhaustive ?? false };
 }
 
-/** Candidates best first: those that passed the filters by bypass score, then the discarded ones. */
+/** Candidates best first: those that passed the filters by bypass score, then the discarded ones (unscored last). */
 export function rankedCandidates(selection: Selection): CandidateScores[] {
-  return [...selection.candidates].sort((a, b) => Number(!!a.discarded) - Number(!!b.discarded) || a.bypass - b.bypass);
+  const bypass = (c: CandidateScores) => (Number.isNaN(c.bypass) ? Infinity : c.bypass);
+  return [...selection.candidates].sort((a, b) => Number(!!a.discarded) - Number(!!b.discarded) || bypass(a) - bypass(b));
 }
 
 /** The chosen candidate, or an error that states the filters and why the best candidates failed them. */

@@ -9,16 +9,21 @@ import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { checkWidth, dot, type UnitVector } from "../projection.ts";
 import { promptBatches, type Prompts } from "./batches.ts";
 import { generateCompletions, lastPositionLogits } from "./evaluate.ts";
-import { isFullEdit, orthogonalizeModel, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
+import { isFullEdit, orthogonalizeModel, replaceHeld, residualWriterKind, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
 /** Largest |logit difference| accepted between an export and its reference (float32 arithmetic). */
 export const VERIFY_TOLERANCE = 1e-3;
-/** Largest |r . w| / |w| accepted in what a fully orthogonalised model writes to the residual stream. */
-export const WRITE_COMPONENT_TOLERANCE = 1e-4;
+/**
+ * Largest |r . w| / |w| accepted in what a fully orthogonalised model writes to the residual stream: float32
+ * arithmetic leaves about 1e-7; an export in BF16 or F16 adds the rounding of its edited weights, at most a
+ * relative 2^-8 (BF16) or 2^-11 (F16) per element.
+ */
+export const WRITE_COMPONENT_TOLERANCE: Record<string, number> = { F32: 1e-4, BF16: 2 ** -8, F16: 2 ** -11 };
 
 export interface Verification {
   /** What the export was compared with. */
-  reference: "ablation hooks" | "in-memory orthogonalisation";
+  reference: "ablation hooks" | "in-memory orthogonalisation" | `in-memory orthogonalisation, rounded to ${string}`;
   prompts: number;
   /** Largest |logit difference| at the last position over the prompts. */
   maxAbsLogitDiff: number;
@@ -47,12 +52,13 @@ export function maxAbsDifference(a: readonly ArrayLike<number>[], b: readonly Ar
 /** What the export of a source model should compute on some prompts: the reference of `compareExport`. */
 export interface ExportExpectation {
   reference: Verification["reference"];
-  prompts: readonly string[];
+  prompts: Prompts;
   unit: UnitVector;
   logits: Float32Array[];
   answers: string[];
-  /** A full edit: nothing the export writes may point along the direction. */
+  /** A full edit: nothing the export writes may point along the direction (within this tolerance). */
   checkWrites: boolean;
+  writeTolerance: number;
 }
 
 export interface VerifyOptions {
@@ -68,24 +74,33 @@ export interface VerifyOptions {
  * The source's side of the check: under the ablation hooks where weight orthogonalisation and the hooks are
  * the same intervention (a full edit of a pre-norm model), otherwise orthogonalised in memory with the same options.
  */
-export async function expectedExport(source: HookedModel, unit: UnitVector, prompts: readonly string[], options: VerifyOptions = {}): Promise<ExportExpectation> {
+export async function expectedExport(source: HookedModel, unit: UnitVector, prompts: Prompts, options: VerifyOptions = {}): Promise<ExportExpectation> {
   if (prompts.length === 0) throw new Error("verifyExport: no prompts");
   const batchSize = options.batchSize ?? 8;
   const maxNewTokens = options.maxNewTokens ?? 16;
   const edit = options.orthogonalize ?? {};
   const full = isFullEdit(edit, source.nLayers);
   const checkWrites = full && !edit.naive;
-  if (full && !source.arch.sandwichNorms) {
+  // The export keeps each edited weight's dtype: a 16-bit checkpoint's edit is rounded, which the hooks are not.
+  const writers = Object.keys(source.storedDtypes).filter((k) => residualWriterKind(k, source.arch, source.nLayers, edit));
+  const rounded = [...new Set(writers.map((k) => source.storedDtypes[k]))].filter((d) => d !== "F32");
+  const writeTolerance = Math.max(...[...rounded, "F32"].map((d) => WRITE_COMPONENT_TOLERANCE[d] ?? WRITE_COMPONENT_TOLERANCE.BF16));
+  if (full && !source.arch.sandwichNorms && rounded.length === 0) {
     return withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
-      reference: "ablation hooks" as const, prompts, unit, checkWrites,
+      reference: "ablation hooks" as const, prompts, unit, checkWrites, writeTolerance,
       logits: lastPositionLogits(source, prompts, { fwdHooks, batchSize }),
       answers: await generateCompletions(source, prompts, { fwdHooks, maxNewTokens, batchSize }),
     }));
   }
   const edited = options.inPlace ? source : source.clone();
   try {
-    orthogonalizeModel(edited, unit, edit);
-    return { reference: "in-memory orthogonalisation", prompts, unit, checkWrites, logits: lastPositionLogits(edited, prompts, { batchSize }), answers: await generateCompletions(edited, prompts, { maxNewTokens, batchSize }) };
+    const changed = orthogonalizeModel(edited, unit, edit);
+    for (const key of changed) {
+      const dtype = source.storedDtypes[key];
+      if (dtype === "BF16" || dtype === "F16") replaceHeld(edited, key, (values) => decodeToFloat32(encodeFromFloat32(values, dtype), dtype));
+    }
+    const reference = rounded.length > 0 ? (`in-memory orthogonalisation, rounded to ${rounded.join(" and ")}` as const) : ("in-memory orthogonalisation" as const);
+    return { reference, prompts, unit, checkWrites, writeTolerance, logits: lastPositionLogits(edited, prompts, { batchSize }), answers: await generateCompletions(edited, prompts, { maxNewTokens, batchSize }) };
   } finally {
     if (!options.inPlace) edited.dispose();
   }
@@ -105,12 +120,12 @@ export async function compareExport(exported: HookedModel, expected: ExportExpec
     sameGreedyAnswers,
     writeComponent,
     tolerance: VERIFY_TOLERANCE,
-    passed: maxAbsLogitDiff <= VERIFY_TOLERANCE && sameGreedyAnswers && (writeComponent === undefined || writeComponent <= WRITE_COMPONENT_TOLERANCE),
+    passed: maxAbsLogitDiff <= VERIFY_TOLERANCE && sameGreedyAnswers && (writeComponent === undefined || writeComponent <= expected.writeTolerance),
   };
 }
 
 /** Both sides at once, for two models in memory (stage 6's check). */
-export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: readonly string[], options: Omit<VerifyOptions, "inPlace"> = {}): Promise<Verification> {
+export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: Prompts, options: Omit<VerifyOptions, "inPlace"> = {}): Promise<Verification> {
   return compareExport(exported, await expectedExport(source, unit, prompts, options), options);
 }
 

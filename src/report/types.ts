@@ -19,6 +19,10 @@ export interface RunReport {
     filters: SelectionFilters;
     candidates: (Omit<CandidateScores, "direction"> & { layer: number; hook: string })[];
     chosen: string;
+    /** Prompt passes and seconds the selection took, and whether it scored every candidate in full. */
+    passes: number;
+    seconds: number;
+    exhaustive: boolean;
   };
   /** The selection's best candidates, read by generation. */
   candidates: CandidateEvaluation[];
@@ -30,5 +34,7 @@ export interface RunReport {
   verify: Verification;
   samples: { instruction: string; before: string; after: string }[];
   exportDir: string;
+  /** The memory estimate checked before the run, and the wasm heap's size after it (its peak). */
+  memory: { estimatedPeakBytes: number; weightLayout: string; wasmHeapBytes?: number };
   seconds: number;
 }
