@@ -16,6 +16,7 @@ import { roleKeys } from "../models/tensors.ts";
 import { checkWidth, type UnitVector } from "../projection.ts";
 import type { FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
+import { EditPool, WORKER_TENSOR_BYTES } from "./edit-pool.ts";
 import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
@@ -78,6 +79,37 @@ async function fingerprint(dir: string, files: string[]): Promise<string> {
   return parts.join("|");
 }
 
+/** Stored bytes of edited tensors in flight to and from the workers at once (they hold about three times that). */
+const WORKER_BUDGET_BYTES = 256 * 1024 * 1024;
+
+/** A first-come, first-served budget of bytes: acquire before reading a tensor for a worker, release once written. */
+class ByteBudget {
+  private used = 0;
+  private readonly queue: { n: number; go: () => void }[] = [];
+  constructor(private readonly limit: number) {}
+
+  acquire(n: number): Promise<void> {
+    return new Promise((go) => {
+      this.queue.push({ n, go });
+      this.pump();
+    });
+  }
+
+  release(n: number): void {
+    this.used -= n;
+    this.pump();
+  }
+
+  private pump(): void {
+    // One at a time and in order; a tensor larger than the limit goes alone.
+    while (this.queue.length > 0 && (this.used === 0 || this.used + this.queue[0].n <= this.limit)) {
+      const { n, go } = this.queue.shift()!;
+      this.used += n;
+      go();
+    }
+  }
+}
+
 /** Files that hold weights in another format: a loader could pick them up instead of the edited ones. */
 const OTHER_WEIGHTS = /\.(bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|safetensors)$/;
 
@@ -128,6 +160,7 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
   const edited: string[] = [];
   let copied = 0;
   let bytesWritten = 0;
+  let pool: EditPool | undefined;
   try {
     checkWidth(unit, config.hidden_size);
     checkOrthogonalizeOptions(options, config.num_hidden_layers);
@@ -144,22 +177,43 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       return w;
     };
     const weightMap: Record<string, string> = {};
+    pool = new EditPool();
+    const budget = new ByteBudget(WORKER_BUDGET_BYTES);
+    // Every shard's tensors are planned first, so that edits start in order across shards, then written.
+    const shards: { file: string; tensors: TensorToWrite[] }[] = [];
     for (const file of weights.files) {
       const tensors: TensorToWrite[] = [];
+      shards.push({ file, tensors });
       for (const name of weights.namesIn(file)) {
         if (tied && name === keys.unembedding) continue; // a tied checkpoint's stored copy is replaced below
         const info = weights.info(name);
         const kind = residualWriterKind(name, arch, config.num_hidden_layers, options);
         const size = info.end - info.begin;
         const dtype = info.dtype as FloatDtype;
-        // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
-        const produce = kind
-          ? () => orthogonalizeStream(kind, dtype, info.shape, writerDirection(name, arch, unit, postNorm, options), options.scale ?? 1, async (start, end) => {
-              const raw = await weights.readRange(name, start, end);
-              options.onProgress?.((bytesWritten += raw.length / (kind === "weight" ? 2 : 1)), totalBytes);
-              return raw;
-            })
-          : async function* () {
+        // Unedited tensors are copied byte for byte. Edited ones are handed whole to a worker thread, started at
+        // once (within a byte budget, in order) so their arithmetic overlaps the copying; a tensor too large
+        // to hand over streams through the orthogonalisation here, a few MB at a time.
+        const direction = kind ? writerDirection(name, arch, unit, postNorm, options) : undefined;
+        let produce: TensorToWrite["bytes"];
+        const workers = pool;
+        if (kind && workers && size <= WORKER_TENSOR_BYTES) {
+          const result = budget.acquire(size).then(async () => workers.run(kind, dtype, info.shape, direction!, options.scale ?? 1, await weights.readRange(name, 0, size)));
+          result.catch(() => {}); // awaited when the writer reaches it
+          produce = async function* () {
+            try {
+              yield await result;
+              options.onProgress?.((bytesWritten += size), totalBytes);
+            } finally {
+              budget.release(size);
+            }
+          };
+        } else if (kind) {
+          produce = () => orthogonalizeStream(kind, dtype, info.shape, direction!, options.scale ?? 1, async (start, end) => {
+            const raw = await weights.readRange(name, start, end);
+            options.onProgress?.((bytesWritten += raw.length / (kind === "weight" ? 2 : 1)), totalBytes);
+            return raw;
+          });
+        } else produce = async function* () {
               for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) {
                 const raw = await weights.readRange(name, start, Math.min(size, start + STREAM_CHUNK_BYTES));
                 options.onProgress?.((bytesWritten += raw.length), totalBytes);
@@ -182,8 +236,8 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
           weightMap[keys.unembedding] = file;
         }
       }
-      await writeSafetensors(join(tmp, file), tensors, weights.shardMetadata(file));
     }
+    for (const { file, tensors } of shards) await writeSafetensors(join(tmp, file), tensors, weights.shardMetadata(file));
     if (weights.files.length > 1 || (await exists(join(source, INDEX_FILE)))) {
       const index = JSON.parse(await readFile(join(source, INDEX_FILE), "utf8"));
       let total = 0;
@@ -218,6 +272,7 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
     await rm(tmp, { recursive: true, force: true });
     throw error;
   } finally {
+    await pool?.close();
     if (typeof from === "string") await checkpoint.close();
   }
   return { outDir: out, edited, copied, untied: tied, bytesWritten };

@@ -157,6 +157,7 @@ export async function* orthogonalizeStream(
   scale: number,
   read: (start: number, end: number) => Promise<Uint8Array>,
   chunkBytes = STREAM_CHUNK_BYTES,
+  keepDecoded = false,
 ): AsyncGenerator<Uint8Array> {
   const d = unit.length;
   checkShape(kind, shape, d);
@@ -175,6 +176,11 @@ export async function* orthogonalizeStream(
     return;
   }
   const c = new Float64Array(rowLength); // r^T W
-  for await (const { row, values } of chunks()) accumulateColumnCoefficients(c, values, row, unit);
-  for await (const { row, values } of chunks()) yield encodeFromFloat32(projectColumnsF32(values, row, unit, c, scale), dtype);
+  // With `keepDecoded` (a tensor already in memory) the first pass's decoded pieces serve the second.
+  const kept: { row: number; values: Float32Array }[] = [];
+  for await (const piece of chunks()) {
+    accumulateColumnCoefficients(c, piece.values, piece.row, unit);
+    if (keepDecoded) kept.push(piece);
+  }
+  for await (const { row, values } of keepDecoded ? kept : chunks()) yield encodeFromFloat32(projectColumnsF32(values, row, unit, c, scale), dtype);
 }

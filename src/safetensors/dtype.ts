@@ -55,10 +55,29 @@ function floatToHalf(value: number): number {
   return sign | rounded; // a carry into the exponent is the correct rounding
 }
 
+/** Little-endian platforms (every one Node runs on today) can view the bytes directly. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The bytes as 16-bit words: a view when aligned, else a copy. */
+function words16(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  return new Uint16Array(bytes.slice().buffer);
+}
+
 /** Decode raw little-endian bytes of a float dtype into a new Float32Array. */
 export function decodeToFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
   const count = bytes.byteLength / DTYPE_BYTES[dtype];
   const out = new Float32Array(count);
+  if (LITTLE_ENDIAN && dtype === "F32") {
+    out.set(bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(bytes.slice().buffer));
+    return out;
+  }
+  if (LITTLE_ENDIAN && dtype === "BF16") {
+    const bits = new Uint32Array(out.buffer);
+    const words = words16(bytes);
+    for (let i = 0; i < count; i++) bits[i] = words[i] << 16;
+    return out;
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dtype === "F32") {
     for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
@@ -74,6 +93,20 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Ar
 /** Encode float32 values as little-endian bytes of `dtype`, rounding to nearest even. */
 export function encodeFromFloat32(values: Float32Array, dtype: FloatDtype): Uint8Array {
   const out = new Uint8Array(values.length * DTYPE_BYTES[dtype]);
+  if (LITTLE_ENDIAN && dtype === "F32") {
+    out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    return out;
+  }
+  if (LITTLE_ENDIAN && dtype === "BF16") {
+    const words = new Uint16Array(out.buffer);
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    for (let i = 0; i < values.length; i++) {
+      const x = bits[i];
+      // Round to nearest, ties to even; a NaN stays a NaN (its payload's top bit set).
+      words[i] = (x & 0x7f800000) === 0x7f800000 && x & 0x7fffff ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+    }
+    return out;
+  }
   const view = new DataView(out.buffer);
   if (dtype === "F32") {
     for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
