@@ -1,21 +1,40 @@
-// Engine benchmark: a random model with SmolLM2-135M's shapes. Prints prefill and decode speed,
-// peak memory, and the achieved GFLOP/s next to the raw matMul GFLOP/s of the same backend.
-// Run: npm run bench   (ABLITERATE_BACKEND=cpu|wasm|node|node-gpu to choose the backend)
+// Engine benchmark: random models with SmolLM2-135M's and Qwen2.5-0.5B's shapes, on the stock wasm kernels
+// and on the native BLAS path, side by side. For each: load time, prefill (tokens/s, GFLOP/s, and the share
+// of the raw matMul rate of the same kernels on the same shapes, measured in the same run), decode (tokens/s,
+// and the share of the memory-bandwidth limit: bytes of weights read per step over a measured memcpy rate),
+// peak RSS. Each path runs in a child process (the kernels are chosen once per process).
+// Run: npm run bench:engine   (ENGINE_BENCH_SHAPES=smollm2-135m,qwen2.5-0.5b)
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir, cpus } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, loadModel } from "../src/index.ts";
 import { writeRandomCheckpoint } from "./random-checkpoint.ts";
-import { SMOLLM2_135M_SHAPES } from "./shapes.ts";
+import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "./shapes.ts";
 
+const SHAPES: Record<string, Record<string, unknown> & { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number; vocab_size: number }> = {
+  "smollm2-135m": SMOLLM2_135M_SHAPES,
+  "qwen2.5-0.5b": QWEN25_05B_SHAPES,
+};
 const PREFILL_BATCH = 4;
 const PREFILL_LEN = 128;
-const DECODE_TOKENS = 32;
+const DECODE_TOKENS = 16;
 
-let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
-const mb = (b: number) => `${(b / 1024 ** 2).toFixed(0)} MB`;
+interface Result {
+  shape: string;
+  path: string;
+  device: string;
+  layout: string;
+  loadSeconds: number;
+  rawGflops: number;
+  prefillTokensPerSecond: number;
+  prefillGflops: number;
+  decode: { batch: number; tokensPerSecond: number; limitTokensPerSecond: number }[];
+  memcpyGBs: number;
+  peakRssMB: number;
+}
 
 async function time(fn: () => Promise<void> | void, repeats: number): Promise<number> {
   await fn(); // warm-up
@@ -24,63 +43,108 @@ async function time(fn: () => Promise<void> | void, repeats: number): Promise<nu
   return (performance.now() - start) / 1000 / repeats;
 }
 
-async function rawMatMulGflops(m: number, k: number, n: number): Promise<number> {
-  const a = tf.randomNormal([m, k]);
-  const b = tf.randomNormal([k, n]);
-  const seconds = await time(async () => {
-    const c = tf.matMul(a, b);
-    await c.data();
-    c.dispose();
-  }, 5);
-  a.dispose();
-  b.dispose();
-  return (2 * m * k * n) / seconds / 1e9;
+/**
+ * The same kernels on the model's MLP projection shapes, in the form the model's layout uses: x @ W for
+ * transposed weights, (W @ x^T)^T for weights held as stored. GFLOP/s for a prefill's rows.
+ */
+async function rawMatMulGflops(rows: number, d: number, dMlp: number, layout: string): Promise<number> {
+  const shapes: [number, number][] = [[d, dMlp], [dMlp, d]];
+  let flops = 0;
+  let seconds = 0;
+  for (const [k, n] of shapes) {
+    const a = tf.randomNormal([rows, k]);
+    const b = layout === "stored" ? tf.randomNormal([n, k]) : tf.randomNormal([k, n]);
+    seconds += await time(async () => {
+      const c = layout === "stored" ? tf.tidy(() => tf.transpose(tf.matMul(b as tf.Tensor2D, tf.transpose(a)))) : tf.matMul(a, b);
+      await c.data();
+      c.dispose();
+    }, 3);
+    flops += 2 * rows * k * n;
+    tf.dispose([a, b]);
+  }
+  return flops / seconds / 1e9;
 }
 
-const backend = await initBackend();
-console.log(`backend: ${backend.name} (${backend.device}); tfjs ${backend.tfjsVersion}; ${cpus().length} cores, ${cpus()[0]?.model}`);
-const dir = await mkdtemp(join(tmpdir(), "abliterate-bench-"));
-try {
-  const config = await writeRandomCheckpoint(dir, SMOLLM2_135M_SHAPES, { dtype: "BF16" });
-  let start = performance.now();
-  const model = await loadModel(dir);
-  console.log(`load: ${((performance.now() - start) / 1000).toFixed(1)} s for SmolLM2-135M shapes (bf16 on disk)`);
+function memcpyGBs(): number {
+  const src = Buffer.alloc(256 * 1024 * 1024, 1);
+  const dst = Buffer.alloc(src.length);
+  src.copy(dst); // warm-up, and the pages are touched
+  const start = performance.now();
+  for (let i = 0; i < 4; i++) src.copy(dst);
+  return (4 * src.length) / ((performance.now() - start) / 1000) / 1e9;
+}
 
-  const d = config.hidden_size;
-  const dMlp = config.intermediate_size;
-  const kvDim = (config.num_key_value_heads! * d) / config.num_attention_heads;
-  const tokens = PREFILL_BATCH * PREFILL_LEN;
-  const raw = await rawMatMulGflops(tokens, d, dMlp);
-  console.log(`raw matMul [${tokens}x${d}] @ [${d}x${dMlp}]: ${raw.toFixed(1)} GFLOP/s`);
-
-  // FLOPs of one prefill: projections and MLP per token, attention scores and mixing, lm_head at the last position.
-  const perTokenLayer = 2 * (d * d * 2 + d * kvDim * 2 + 3 * d * dMlp);
-  const attention = 2 * 2 * config.num_attention_heads * (d / config.num_attention_heads) * PREFILL_LEN * PREFILL_LEN * PREFILL_BATCH;
-  const prefillFlops = config.num_hidden_layers * (perTokenLayer * tokens + attention) + 2 * d * config.vocab_size * PREFILL_BATCH;
-
-  const rng = (i: number) => (i * 7919) % config.vocab_size;
-  const batch = Array.from({ length: PREFILL_BATCH }, (_, b) => Array.from({ length: PREFILL_LEN }, (_, t) => rng(b * PREFILL_LEN + t + 3)));
-  const prefillSeconds = await time(async () => {
-    const logits = model.forward(batch, { logits: "last" });
-    await logits.data();
-    logits.dispose();
-  }, 3);
-  const prefillGflops = prefillFlops / prefillSeconds / 1e9;
-  console.log(`prefill: ${PREFILL_BATCH}x${PREFILL_LEN} tokens in ${prefillSeconds.toFixed(2)} s = ${(tokens / prefillSeconds).toFixed(0)} tokens/s, ${prefillGflops.toFixed(1)} GFLOP/s (${((100 * prefillGflops) / raw).toFixed(0)}% of raw matMul)`);
-
-  for (const rows of [1, PREFILL_BATCH]) {
-    const prompt = batch.slice(0, rows).map((s) => s.slice(0, 16));
-    start = performance.now();
-    await model.generate(prompt, { maxNewTokens: 1, stopTokens: [] });
-    const prefillOnly = performance.now() - start;
-    start = performance.now();
-    await model.generate(prompt, { maxNewTokens: DECODE_TOKENS + 1, stopTokens: [] });
-    const decodeSeconds = (performance.now() - start - prefillOnly) / 1000;
-    console.log(`decode: batch ${rows}, ${DECODE_TOKENS} steps: ${((rows * DECODE_TOKENS) / decodeSeconds).toFixed(1)} tokens/s (${((1000 * decodeSeconds) / DECODE_TOKENS).toFixed(0)} ms per step)`);
+async function child(shapeName: string, path: string): Promise<void> {
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+  const backend = await initBackend({ backend: "wasm" });
+  const shape = SHAPES[shapeName];
+  const dir = await mkdtemp(join(tmpdir(), "abliterate-bench-"));
+  try {
+    const config = await writeRandomCheckpoint(dir, shape, { dtype: "BF16" });
+    let start = performance.now();
+    const model = await loadModel(dir);
+    const loadSeconds = (performance.now() - start) / 1000;
+    const d = config.hidden_size;
+    const dMlp = config.intermediate_size;
+    const kvDim = (config.num_key_value_heads! * d) / config.num_attention_heads;
+    const tokens = PREFILL_BATCH * PREFILL_LEN;
+    const raw = await rawMatMulGflops(tokens, d, dMlp, model.weightPlan.layout);
+    // FLOPs of one prefill: projections and MLP per token, attention scores and mixing, lm_head at the last position.
+    const perTokenLayer = 2 * (d * d * 2 + d * kvDim * 2 + 3 * d * dMlp);
+    const attention = 2 * 2 * config.num_attention_heads * (d / config.num_attention_heads) * PREFILL_LEN * PREFILL_LEN * PREFILL_BATCH;
+    const prefillFlops = config.num_hidden_layers * (perTokenLayer * tokens + attention) + 2 * d * config.vocab_size * PREFILL_BATCH;
+    const rng = (i: number) => (i * 7919) % config.vocab_size;
+    const batch = Array.from({ length: PREFILL_BATCH }, (_, b) => Array.from({ length: PREFILL_LEN }, (_, t) => rng(b * PREFILL_LEN + t + 3)));
+    const prefillSeconds = await time(async () => {
+      const logits = model.forward(batch, { logits: "last" });
+      await logits.data();
+      logits.dispose();
+    }, 1);
+    // Decode reads every weight once per step (XNNPACK reads its packed copies instead of the originals).
+    const bytesPerStep = model.weightPlan.weightBytes;
+    const copyRate = memcpyGBs();
+    const decode = [];
+    for (const rows of [1, PREFILL_BATCH]) {
+      const prompt = batch.slice(0, rows).map((s) => s.slice(0, 16));
+      start = performance.now();
+      await model.generate(prompt, { maxNewTokens: 1, stopTokens: [] });
+      const prefillOnly = performance.now() - start;
+      start = performance.now();
+      await model.generate(prompt, { maxNewTokens: DECODE_TOKENS + 1, stopTokens: [] });
+      const decodeSeconds = (performance.now() - start - prefillOnly) / 1000;
+      decode.push({ batch: rows, tokensPerSecond: (rows * DECODE_TOKENS) / decodeSeconds, limitTokensPerSecond: (rows * copyRate * 1e9) / bytesPerStep });
+    }
+    model.dispose();
+    const result: Result = {
+      shape: shapeName, path, device: backend.device, layout: model.weightPlan.layout, loadSeconds, rawGflops: raw,
+      prefillTokensPerSecond: tokens / prefillSeconds, prefillGflops: prefillFlops / prefillSeconds / 1e9, decode, memcpyGBs: copyRate, peakRssMB: peakRss / 1e6,
+    };
+    console.log(JSON.stringify(result));
+  } finally {
+    clearInterval(sampler);
+    await rm(dir, { recursive: true, force: true });
   }
-  console.log(`peak memory: RSS ${mb(peakRss)}; tensors held now ${mb(tf.memory().numBytes)}`);
-  model.dispose();
-} finally {
-  clearInterval(sampler);
-  await rm(dir, { recursive: true, force: true });
+}
+
+if (process.env.ENGINE_BENCH_CHILD) {
+  const [shape, path] = process.env.ENGINE_BENCH_CHILD.split(":");
+  await child(shape, path);
+} else {
+  const shapes = (process.env.ENGINE_BENCH_SHAPES ?? "smollm2-135m,qwen2.5-0.5b").split(",");
+  console.log(`${cpus().length} cores, ${cpus()[0]?.model}; prefill ${PREFILL_BATCH}x${PREFILL_LEN} tokens, decode ${DECODE_TOKENS} steps; bf16 checkpoints held as float32`);
+  for (const shape of shapes) {
+    for (const path of ["stock wasm", "native BLAS"]) {
+      const env = { ...process.env, ENGINE_BENCH_CHILD: `${shape}:${path}`, ABLITERATE_BLAS: path === "stock wasm" ? "off" : (process.env.ABLITERATE_BLAS ?? "") };
+      if (path === "native BLAS" && env.ABLITERATE_BLAS === "") delete (env as Record<string, string | undefined>).ABLITERATE_BLAS;
+      const out = execFileSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], { env, encoding: "utf8", maxBuffer: 1 << 24 });
+      const r = JSON.parse(out.trim().split("\n").pop()!) as Result;
+      if (path === "native BLAS" && !/native BLAS/.test(r.device)) {
+        console.log(`${shape}, native BLAS: not available here (${r.device})`);
+        continue;
+      }
+      const decode = r.decode.map((x) => `batch ${x.batch}: ${x.tokensPerSecond.toFixed(1)} tokens/s (${((100 * x.tokensPerSecond) / x.limitTokensPerSecond).toFixed(0)}% of the ${x.limitTokensPerSecond.toFixed(0)} tokens/s memcpy limit)`).join("; ");
+      console.log(`${shape}, ${path} (${r.layout} weights): load ${r.loadSeconds.toFixed(1)} s; raw matMul ${r.rawGflops.toFixed(1)} GFLOP/s; prefill ${r.prefillTokensPerSecond.toFixed(0)} tokens/s, ${r.prefillGflops.toFixed(1)} GFLOP/s = ${((100 * r.prefillGflops) / r.rawGflops).toFixed(0)}% of raw; decode ${decode}; memcpy ${r.memcpyGBs.toFixed(1)} GB/s; peak RSS ${r.peakRssMB.toFixed(0)} MB`);
+    }
+  }
 }
