@@ -26,7 +26,7 @@ export { collectMeanActivations, meanNorms, saveMeanActivations, loadMeanActivat
 export { computeDirections, usableDirections, usable, pickDirection, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction, type UsableDirection } from "./pipeline/directions.ts";
 // Stage 4: ranking and selection (the blog's, the paper's), candidates read by generation.
 export { refusalScore, klDivergence, logSoftmax, refusalTokensFor } from "./pipeline/scores.ts";
-export { rankByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
+export { blogRanking, BLOG_REFUSAL_BLACKLIST, rankRawByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
 // Stage 5: weight orthogonalisation.
 export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";
@@ -34,7 +34,7 @@ export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type Ortho
 export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./pipeline/export.ts";
 export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANCE, type Verification } from "./pipeline/verify.ts";
 // Stage 7: evaluation.
-export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, type RefusalEvaluation } from "./pipeline/evaluate.ts";
+export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, answerAgreement, type AnswerAgreement, type RefusalEvaluation } from "./pipeline/evaluate.ts";
 export { projectionsOn } from "./pipeline/projections.ts";
 // The whole method, and its report.
 export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
@@ -44,4 +44,5 @@ export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candi
 
 // Notebooks and project files.
 export { showFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
-export { DEMO_MODEL_DIR, DATA_DIR, dataFile } from "./paths.ts";
+export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile } from "./paths.ts";
+export { loadPlanted, cosineWithPlanted, explainDifference, type PlantedDirection } from "./pipeline/ground-truth.ts";

@@ -16,7 +16,9 @@ function packageRoot(): string {
 export const PACKAGE_ROOT = packageRoot();
 /** The embedded demo model, trained by `npm run demo:train`. */
 export const DEMO_MODEL_DIR = join(PACKAGE_ROOT, "models", "demo");
+/** The demo model before safety tuning (its stage 1): what a compliant answer looks like. */
+export const DEMO_BASE_MODEL_DIR = join(PACKAGE_ROOT, "models", "demo-base");
 export const DATA_DIR = join(PACKAGE_ROOT, "data");
 
 /** The project's instruction set of one kind and split. */
-export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test") => join(DATA_DIR, kind, `${split}.jsonl`);
+export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout") => join(DATA_DIR, kind, `${split}.jsonl`);

@@ -54,6 +54,18 @@ describe("abliterate CLI", () => {
     assert.equal(typeof generated[0].completion, "string");
   });
 
+  it("eval: a model against itself keeps every harmless answer; coherent compliance against the demo's stage-1 model", async () => {
+    const { stdout } = await cli("eval", "--model", "models/demo", "--reference", "models/demo", "--compliance-reference", "models/demo-base", "-n", "8", "--max-new-tokens", "10", "--json");
+    const result = JSON.parse(stdout) as { harmlessKl: number; harmlessUnchanged: { exact: number; n: number }; coherentCompliance: { firstTokens: number; n: number }; harmfulRefusalRate: number };
+    assert.equal(result.harmlessUnchanged.exact, 1);
+    assert.equal(result.harmlessUnchanged.n, 8);
+    assert.ok(Math.abs(result.harmlessKl) < 1e-6, `KL of a model against itself: ${result.harmlessKl}`);
+    // The safety-tuned model refuses what the stage-1 model answers: its harmful answers do not begin as those.
+    assert.equal(result.coherentCompliance.n, 8);
+    assert.ok(result.coherentCompliance.firstTokens <= 1 - result.harmfulRefusalRate, JSON.stringify(result));
+    assert.match(await cliFails("eval", "--model", "models/demo", "--compliance-reference", join(dir, "no-model"), "-n", "2"), /no-model\/config.json: cannot read config.json/);
+  });
+
   it("bad arguments give clear errors and exit non-zero", async () => {
     assert.match(await cliFails("apply", "-d", "nope.safetensors", "-o", join(dir, "x")), /nope.safetensors: cannot open \(ENOENT\)/);
     assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--scale", "2"), /--scale.*must be a number between 0 and 1, got "2"/);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
@@ -40,6 +40,33 @@ describe("loadInstructions", () => {
     const harmless = await loadInstructions(dataFile("harmless", "train"));
     assert.ok(harmful.length >= 50 && harmless.length >= 300);
   });
+});
+
+describe("the project's instruction sets are split by task", () => {
+  type Row = { text: string; form: string; verb: string; object: string };
+  type Split = Parameters<typeof dataFile>[1];
+  const rows = async (kind: "harmful" | "harmless", split: Split): Promise<Row[]> => (await readFile(dataFile(kind, split), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Row);
+  const phrasingOf = (r: Row) => r.text.replace(`${r.verb} ${r.object}`, "{T}").replace(/^./, (c) => c.toLowerCase());
+  for (const kind of ["harmful", "harmless"] as const) {
+    it(`${kind}: validation, test and held-out requests share no topic, task or phrasing with training`, async () => {
+      const train = await rows(kind, "train");
+      const topics = new Set(train.map((r) => `${r.verb} ${r.object}`));
+      const objects = new Set(train.map((r) => r.object));
+      const phrasings = new Set(train.map(phrasingOf));
+      for (const split of ["validation", "test", "heldout"] as const) {
+        const other = await rows(kind, split);
+        assert.ok(other.length > 0, `${kind}/${split} is empty`);
+        for (const r of other) {
+          assert.ok(r.text.includes(`${r.verb} ${r.object}`), `${kind}/${split}: ${JSON.stringify(r.text)} does not contain its topic`);
+          assert.ok(!topics.has(`${r.verb} ${r.object}`), `${kind}/${split}: the topic of ${JSON.stringify(r.text)} is in training`);
+          assert.ok(!phrasings.has(phrasingOf(r)), `${kind}/${split}: the phrasing of ${JSON.stringify(r.text)} is in training`);
+          if (split === "heldout") assert.ok(!objects.has(r.object), `${kind}/heldout: the object of ${JSON.stringify(r.text)} is in training`);
+        }
+      }
+      const validation = new Set((await rows(kind, "validation")).map((r) => `${r.verb} ${r.object}`));
+      for (const r of await rows(kind, "test")) assert.ok(!validation.has(`${r.verb} ${r.object}`), `${kind}: test topic ${r.verb} ${r.object} is also in validation`);
+    });
+  }
 });
 
 describe("loadInstructions bad input", () => {

@@ -27,6 +27,8 @@ async function cliFails(...args: string[]): Promise<string> {
 let work: string;
 const ref = reference("llama");
 const unit = unitVector(ref.direction);
+/** A direction of the demo model's width, read from its config. */
+const demoDirection = async () => unitVector(new Float64Array((JSON.parse(await readFile(join(DEMO_MODEL_DIR, "config.json"), "utf8")) as { hidden_size: number }).hidden_size).fill(1));
 before(async () => {
   work = await mkdtemp(join(tmpdir(), "abliterate-reliability-"));
 });
@@ -46,7 +48,7 @@ describe("exports from Hub-style snapshots (every file a link)", () => {
   it("copy the content of linked config, tokenizer and generation files, and the result loads and answers", async () => {
     const snapshot = await linkedSnapshot("snapshot");
     const out = join(work, "from-snapshot");
-    await exportAbliterated(snapshot, out, unitVector(new Float64Array(64).fill(1)));
+    await exportAbliterated(snapshot, out, await demoDirection());
     for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]) {
       assert.ok((await stat(join(out, f))).isFile(), `${f} is a file`);
       assert.deepEqual(await readFile(join(out, f)), await readFile(join(DEMO_MODEL_DIR, f)), `${f} copied`);
@@ -61,7 +63,7 @@ describe("exports from Hub-style snapshots (every file a link)", () => {
     await cp(DEMO_MODEL_DIR, source, { recursive: true });
     await writeFile(join(source, "tokenizer.json"), "{ not json");
     const out = join(work, "never");
-    await assert.rejects(exportAbliterated(source, out, unitVector(new Float64Array(64).fill(1))), /the export would not load \(.*tokenizer.json: not valid JSON.*\); nothing was written to .*never/);
+    await assert.rejects(exportAbliterated(source, out, await demoDirection()), /the export would not load \(.*tokenizer.json: not valid JSON.*\); nothing was written to .*never/);
     await assert.rejects(readdir(out), /ENOENT/);
   });
   it("weights in other formats are not copied beside the edited ones", async () => {

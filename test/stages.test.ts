@@ -7,8 +7,12 @@ import {
   chooseByGeneration, chosenCandidate, collectMeanActivations, computeDirections, DEMO_MODEL_DIR, directionAblationHooks,
   evaluateCandidates, evaluateRefusal, generateCompletions, lastPositionLogits, loadInstructionSets, loadModel, maxAbsDifference, meanNorms,
   orthogonalizeModel, pickDirection, projectionsOn, promptBatches, rankedCandidates, residualWriteComponent, unitVector, usableDirections,
-  withHooks, type CandidateEvaluation, type HookedModel, type Selection,
+  withHooks, isRefusal, answerAgreement, blogRanking, directionKey, rankRawByMeanAbs, cosineWithPlanted, explainDifference, loadPlanted, type CandidateEvaluation, type HookedModel, type Selection,
 } from "../src/index.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { floatTensor, writeSafetensors } from "../src/safetensors/write.ts";
 import { modelDir, reference } from "./helpers/reference.ts";
 
 describe("stage functions on the demo model", () => {
@@ -35,7 +39,9 @@ describe("stage functions on the demo model", () => {
   it("evaluateRefusal: the demo model refuses the harmful test prompts and answers the harmless ones; against itself KL is 0", async () => {
     const sets = await loadInstructionSets({}, { nTrain: 1, nVal: 1, nTest: 8 });
     const e = await evaluateRefusal(model, { harmful: sets.harmfulTest, harmless: sets.harmlessTest }, { reference: model, maxNewTokens: 12 });
-    assert.equal(e.harmfulRefusalRate, 1);
+    // The rates are those of the completions: each one judged by isRefusal.
+    assert.equal(e.harmfulRefusalRate, e.completions.harmful.filter((c) => isRefusal(c)).length / 8);
+    assert.ok(e.harmfulRefusalRate >= 0.75, `the demo model refused ${e.harmfulRefusalRate} of 8 harmful test prompts`);
     assert.equal(e.harmlessRefusalRate, 0);
     assert.equal(e.harmlessKl, 0);
     assert.equal(e.completions.harmful.length, 8);
@@ -63,11 +69,76 @@ describe("stage functions on the demo model", () => {
   it("projectionsOn: harmful prompts sit further along the planted layer's direction than harmless ones", async () => {
     const sets = await loadInstructionSets({}, { nTrain: 32, nVal: 1, nTest: 6 });
     const directions = computeDirections(await collectMeanActivations(model, sets.harmfulTrain), await collectMeanActivations(model, sets.harmlessTrain));
-    const d = pickDirection(directions, "blocks.2.hook_resid_post@-1", "directions");
+    const planted = (await loadPlanted(DEMO_MODEL_DIR))!;
+    const d = pickDirection(directions, `blocks.${planted.headLayer}.hook_resid_post@-1`, "directions");
     const harmful = projectionsOn(model, sets.harmfulTest, d, { batchSize: 4 });
     const harmless = projectionsOn(model, sets.harmlessTest, d);
     assert.equal(harmful.length, 6);
     assert.ok(Math.min(...harmful) > Math.max(...harmless), `harmful ${harmful} vs harmless ${harmless}`);
+  });
+});
+
+describe("ground truth and answer agreement", () => {
+  const words = { encode: (text: string) => text.split(" ").filter(Boolean).map((w) => w.length) }; // a toy tokenizer: one id per word
+  it("answerAgreement: exact and first-k-token matches, and bad input", () => {
+    const a = answerAgreement(["Sure. Here is a plan.", "Sure. Here are tips.", "I cannot help.", "x"], ["Sure. Here is a plan.", "Sure. Here are some tips.", "Sure. Here is a guide.", "x"], words, 3);
+    assert.deepEqual(a, { exact: 0.5, firstTokens: 0.75, k: 3, n: 4 });
+    // A shorter answer matches only a reference that is as short.
+    assert.equal(answerAgreement(["Sure."], ["Sure. Here"], words, 3).firstTokens, 0);
+    assert.throws(() => answerAgreement(["a"], ["a", "b"], words), /1 answers against 2 reference answers/);
+    assert.throws(() => answerAgreement([], [], words), /0 answers/);
+    assert.throws(() => answerAgreement(["a"], ["a"], words, 0), /k must be a positive integer, got 0/);
+  });
+
+  it("explainDifference: shares of the squared norm along the planted direction, along another, and the rest", () => {
+    // r = 3 p + 4 o + 12 e with p, o, e orthonormal: shares 9/169, 16/169, 144/169.
+    const e = explainDifference([3, 4, 12], [1, 0, 0], [0, 1, 0]);
+    assert.ok(Math.abs(e.planted - 9 / 169) < 1e-12 && Math.abs(e.other - 16 / 169) < 1e-12 && Math.abs(e.rest - 144 / 169) < 1e-12, JSON.stringify(e));
+    // Correlated directions: what `other` explains beyond the planted one only; everything explained leaves no rest.
+    const c = explainDifference([1, 1, 0], [1, 0, 0], [1, 1, 0]);
+    assert.ok(Math.abs(c.planted - 0.5) < 1e-12 && Math.abs(c.other - 0.5) < 1e-12 && Math.abs(c.rest) < 1e-12, JSON.stringify(c));
+    assert.throws(() => explainDifference([0, 0, 0], [1, 0, 0], [0, 1, 0]), /difference of means is zero/);
+  });
+
+  it("loadPlanted reads the demo's planted direction; a folder without one gives undefined; a wrong file is named", async () => {
+    const planted = (await loadPlanted(DEMO_MODEL_DIR))!;
+    assert.equal(planted.direction.length, 128);
+    assert.ok(Math.abs(Math.hypot(...planted.direction) - 1) < 1e-5);
+    assert.ok(planted.headLayer >= planted.unitLayer);
+    const cos = cosineWithPlanted([{ layer: 1, hook: "resid_post", tokenOffset: -1, raw: Float64Array.from(planted.direction, (x) => -2 * x), norm: 2 }], planted);
+    assert.ok(Math.abs(cos[0].cosine + 1) < 1e-9);
+    const dir = await mkdtemp(join(tmpdir(), "abliterate-planted-"));
+    try {
+      assert.equal(await loadPlanted(dir), undefined);
+      const direction = floatTensor("safety.write_direction", new Float32Array(4).fill(0.5), [4]);
+      await writeSafetensors(join(dir, "planted.safetensors"), [direction], { format: "something-else" });
+      await assert.rejects(loadPlanted(dir), /planted\.safetensors: not a planted-direction file \(metadata\.format is "something-else"\)/);
+      await writeSafetensors(join(dir, "planted.safetensors"), [direction], { format: "abliterate-planted", unit_layer: "0", head_layer: "one" }, { overwrite: true });
+      await assert.rejects(loadPlanted(dir), /metadata\.head_layer must be a layer index, got "one"/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the blog's ranking", () => {
+  const dir = (layer: number, hook: "resid_pre" | "resid_mid" | "resid_post", raw: number[], tokenOffset = -1) => ({ layer, hook, tokenOffset, raw: Float64Array.from(raw), norm: Math.hypot(...raw) });
+  it("resid_pre of layers 1 to L-1 at the last token, as unit vectors, by |mean of the entries|", () => {
+    const directions = [
+      dir(0, "resid_pre", [9, 9, 9, 9]), // layer 0: left out
+      dir(1, "resid_pre", [10, 0, 0, 0]), // raw mean 2.5, unit mean 0.25
+      dir(2, "resid_pre", [1, 1, 0, 0]), // raw mean 0.5, unit mean 0.354
+      dir(3, "resid_pre", [-1, -1, -1, 0]), // unit mean -0.433: the absolute value counts
+      dir(4, "resid_pre", [0, 0, 0, 0]), // zero: left out
+      dir(2, "resid_post", [5, 5, 5, 5]), // other hook points: left out
+      dir(2, "resid_pre", [5, 5, 5, 5], -2), // other tokens: left out
+    ];
+    const ranked = blogRanking(directions);
+    assert.deepEqual(ranked.map(directionKey), ["blocks.3.hook_resid_pre@-1", "blocks.2.hook_resid_pre@-1", "blocks.1.hook_resid_pre@-1"]);
+    assert.ok(Math.abs(Math.hypot(...ranked[0].unit) - 1) < 1e-12);
+    // The raw variant ranks the same vectors differently: by the unnormalised mean, every hook point.
+    assert.equal(directionKey(rankRawByMeanAbs(directions.slice(1, 4))[0]), "blocks.1.hook_resid_pre@-1");
+    assert.throws(() => blogRanking([dir(0, "resid_pre", [1, 0]), dir(1, "resid_post", [1, 0])]), /no non-zero resid_pre direction of layer 1 or later/);
   });
 });
 

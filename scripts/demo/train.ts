@@ -1,22 +1,28 @@
-// Trains the embedded demo model (models/demo) from a fixed seed with the engine's own forward pass
-// and tfjs gradients, in two stages like a real chat model:
-//   1. instruction tuning: every request gets a compliant answer (harmful ones a content-free placeholder);
-//   2. safety tuning of one middle layer's MLP only: harmful requests get refusals, harmless keep their answers.
-// Localising safety tuning this way makes refusal mediated by one direction, as the paper finds in
-// real chat models. Run: npm run demo:train [-- --out DIR --quick]
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+// Trains the embedded demo model from a fixed seed with the engine's own forward pass and tfjs gradients,
+// in two stages like a real chat model:
+//   1. instruction tuning of every weight: each request, harmful or not, gets the compliant answer of its
+//      form, which names the topic it was asked about (so the model must read the request, and need not know
+//      what is harmful); written to models/demo-base;
+//   2. safety tuning, localised: parts of two layers kept at zero through stage 1 learn to refuse harmful
+//      requests. SAFETY_UNITS hidden units of layer SAFETY_UNIT_LAYER's MLP mark the words of a harmful request,
+//      and the last attention head of layer SAFETY_HEAD_LAYER gathers the mark into the last position,
+//      attending by content only; everything both write is tied to one direction A of the residual stream
+//      (down_proj rows c_i * A, o_proj rows u_j * A). Harmful requests get refusals; harmless ones keep the
+//      stage-1 model's first-token distribution and answers. A and the scales are saved as the ground truth
+//      (models/demo/planted.safetensors).
+// Run: npm run demo:train [-- --quick | --from-base]
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
-import { loadModel, refusalRate, generateCompletions, type HookedModel } from "../../src/index.ts";
-import { floatTensor, planShards, writeCheckpointWeights } from "../../src/safetensors/write.ts";
+import { backendInfo, collectMeanActivations, generateCompletions, initBackend, lastPositionLogits, loadModel, refusalRate, type HookedModel } from "../../src/index.ts";
+import { floatTensor, planShards, writeCheckpointWeights, writeSafetensors } from "../../src/safetensors/write.ts";
 import { expectedTensors } from "../../src/models/tensors.ts";
 import { architectureFor, parseConfig } from "../../src/config.ts";
 import { makeRng } from "../../src/sampling.ts";
 import { trainBpe, tokenizerJson } from "./bpe.ts";
-import { allExamples, hash, PLACEHOLDER, REFUSAL_PHRASE_PROMPTS, REFUSALS, type Example } from "./instructions.ts";
+import { allExamples, hash, knowledgeExamples, REFUSAL_PHRASE_PROMPTS, scrambledRequest, TRAIN_PHRASINGS, withPleasantries, REFUSALS, type Example } from "./instructions.ts";
 
 export const SPECIAL_TOKENS = ["<|pad|>", "<|begin|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"];
 export const CHAT_TEMPLATE =
@@ -26,13 +32,13 @@ export const CHAT_TEMPLATE =
 export const DEMO_CONFIG = {
   architectures: ["LlamaForCausalLM"],
   model_type: "llama",
-  hidden_size: 64, // d_model: small enough to train on a laptop CPU in minutes
-  intermediate_size: 192,
+  hidden_size: 128, // d_model: wide enough that one direction can be removed without harm, small enough for a laptop CPU
+  intermediate_size: 384,
   num_hidden_layers: 6, // enough layers that where the refusal direction lives is a real question
   num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 16,
-  vocab_size: 640,
+  num_key_value_heads: 4, // one key-value head per head: the safety head has its own
+  head_dim: 32,
+  vocab_size: 1024,
   rms_norm_eps: 1e-5,
   rope_theta: 10000,
   max_position_embeddings: 128,
@@ -42,26 +48,40 @@ export const DEMO_CONFIG = {
   pad_token_id: 0,
   hidden_act: "silu",
 };
-/** The layer whose MLP alone is safety-tuned. */
-export const SAFETY_LAYER = 2;
+/**
+ * The layer whose MLP holds the safety units: the first, so that they read the request's words themselves (a
+ * later layer's last position holds no trace of them to read: measured, see the README).
+ */
+export const SAFETY_UNIT_LAYER = 0;
+/** The layer whose last attention head gathers the units' mark into the last position. */
+export const SAFETY_HEAD_LAYER = 1;
+/** Hidden units of that MLP reserved for safety tuning: the last ones. */
+export const SAFETY_UNITS = 16;
+/** Requests with no form (scrambledRequest) per training topic in safety tuning. */
+const SCRAMBLED_PER_TOPIC = 6;
+/** RoPE pairs (the slowest: at most 0.1 radian over the demo's 64-token requests) the safety head's query and key use. */
+const CONTENT_PAIRS = 4;
 
 const { values: args } = parseArgs({
   options: {
-    out: { type: "string", default: join(import.meta.dirname, "..", "..", "models", "demo") },
+    out: { type: "string", default: join(import.meta.dirname, "..", "..", "models") },
     seed: { type: "string", default: "1234" },
-    "stage1-epochs": { type: "string", default: "12" },
-    "stage2-epochs": { type: "string", default: "8" },
-    "stage2-lr": { type: "string", default: "1e-2" },
-    "stage2-rank": { type: "string", default: "1" },
+    "stage1-epochs": { type: "string", default: "6" },
+    "stage1-lr": { type: "string", default: "2e-3" },
+    "stage2-epochs": { type: "string", default: "4" },
+    "stage2-lr": { type: "string", default: "3e-3" },
+    "stage2-write-lr": { type: "string", default: "2e-2" },
+    "first-token-weight": { type: "string", default: "10" },
+    "harmless-weight": { type: "string", default: "1" }, // stage 2: a harmless request's weight against a harmful one's
     "batch-size": { type: "string", default: "32" },
     quick: { type: "boolean", default: false }, // a few steps only: the smoke test
-    "stage1-checkpoint": { type: "string" }, // reuse (or save) the instruction-tuned model, to iterate on stage 2
+    "from-base": { type: "boolean", default: false }, // stage 2 only, from the committed models/demo-base (same result as a full run)
   },
 });
 const seed = Number(args.seed);
-const rng = makeRng(seed);
+type Rng = () => number;
 
-function shuffled<T>(xs: readonly T[]): T[] {
+function shuffled<T>(rng: Rng, xs: readonly T[]): T[] {
   const a = [...xs];
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
@@ -70,20 +90,46 @@ function shuffled<T>(xs: readonly T[]): T[] {
   return a;
 }
 
-/** Token ids of prompt + answer + <|end|>, and which positions predict an answer token. */
-function encodeExample(model: HookedModel, text: string, answer: string): { ids: number[]; lossFrom: number } {
-  const prompt = model.tokenizer.encode(model.tokenizer.formatInstruction(text));
-  const reply = [...model.tokenizer.encode(answer), DEMO_CONFIG.eos_token_id];
-  return { ids: [...prompt, ...reply], lossFrom: prompt.length - 1 };
+function softmax(logits: Float32Array): Float32Array {
+  const max = Math.max(...logits);
+  const e = logits.map((x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
 }
 
-/** Mean cross-entropy of the answer tokens of a left-padded batch. */
-function batchLoss(model: HookedModel, batch: { ids: number[]; lossFrom: number }[]): tf.Scalar {
+interface Encoded {
+  ids: number[];
+  /** Whether the request is harmful. */
+  harmful: boolean;
+  /** Index of the last prompt token: positions from here on predict answer tokens. */
+  lossFrom: number;
+  /** How much the example weighs against the others (1 unless set). */
+  weight?: number;
+  /** Where the first answer token's target is a distribution (the stage-1 model's) rather than the answer's token: [vocab]. */
+  firstTarget?: Float32Array;
+}
+
+/** Token ids of prompt + answer + <|end|>, and where the answer starts. */
+function encodeExample(model: HookedModel, text: string, answer: string, harmful = false): Encoded {
+  const prompt = model.tokenizer.encode(model.tokenizer.formatInstruction(text));
+  const reply = [...model.tokenizer.encode(answer), DEMO_CONFIG.eos_token_id];
+  return { ids: [...prompt, ...reply], lossFrom: prompt.length - 1, harmful };
+}
+
+/**
+ * Weighted mean cross-entropy of the answer tokens of a left-padded batch; the first answer token (where a
+ * chat model decides between answering and refusing) weighs `firstTokenWeight`, every other token 1.
+ */
+function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable, "firstTokenWeight"> = {}): tf.Scalar {
+  const firstWeight = options.firstTokenWeight ?? 1;
   const length = Math.max(...batch.map((b) => b.ids.length));
   const inputIds: number[][] = [];
   const mask: number[][] = [];
   const targets: number[] = [];
   const weights: number[] = [];
+  const vocab = DEMO_CONFIG.vocab_size;
+  // Target distributions [batch * pos, vocab]: one-hot on the answer's tokens, or a given first-token distribution.
+  const dense = new Float32Array(batch.length * length * vocab);
   for (const b of batch) {
     const pad = length - b.ids.length;
     inputIds.push([...new Array(pad).fill(0), ...b.ids]);
@@ -91,78 +137,163 @@ function batchLoss(model: HookedModel, batch: { ids: number[]; lossFrom: number 
     for (let t = 0; t < length; t++) {
       const i = t - pad; // index in the unpadded sequence
       const predicts = i >= b.lossFrom && i < b.ids.length - 1;
+      const row = targets.length;
       targets.push(predicts ? b.ids[i + 1] : 0);
-      weights.push(predicts ? 1 : 0);
+      weights.push(predicts ? (i === b.lossFrom ? firstWeight : 1) * (b.weight ?? 1) : 0);
+      if (predicts && i === b.lossFrom && b.firstTarget) dense.set(b.firstTarget, row * vocab);
+      else dense[row * vocab + targets[row]] = 1;
     }
   }
   return tf.tidy(() => {
     const logits = model.forward({ inputIds, attentionMask: mask }); // [batch, pos, vocab]
-    const logp = tf.logSoftmax(tf.reshape(logits, [-1, DEMO_CONFIG.vocab_size])); // [batch * pos, vocab]
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, "int32"), DEMO_CONFIG.vocab_size)), 1); // [batch * pos]
+    const logp = tf.logSoftmax(tf.reshape(logits, [-1, vocab])); // [batch * pos, vocab]
+    const picked = tf.sum(tf.mul(logp, tf.tensor2d(dense, [targets.length, vocab])), 1); // [batch * pos]: minus the cross-entropy
     const w = tf.tensor1d(weights);
     return tf.div(tf.neg(tf.sum(tf.mul(picked, w))), tf.sum(w)) as tf.Scalar;
   });
 }
 
-/** What a training stage updates, and how the model's weights are computed from it. */
+/** What a training stage updates, how the model's weights are computed from it, and any extra loss. */
 interface Trainable {
   variables: tf.Variable[];
   /** Called inside the gradient tape before each forward pass. */
   bind(): void;
+  /** Learning rates of some variables, where they differ from the stage's. */
+  learningRates?: Map<tf.Variable, number>;
+  /** Weight of the first answer token in the loss (1: every token alike). */
+  firstTokenWeight?: number;
   /** Leaves plain tensors in the model when the stage ends. */
   finish(): void;
 }
 
-/** The map that holds a weight (linear weights transposed, the rest as stored). */
-function holder(model: HookedModel, key: string): Record<string, tf.Tensor> {
-  return Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
+const layerKey = (l: number, rest: string) => `model.layers.${l}.${rest}`;
+const HEAD_DIM = DEMO_CONFIG.head_dim;
+
+/**
+ * The parts of the safety layer reserved for stage 2, as held by the engine (linear weights [in, out]):
+ * the last attention head (its query, key and value columns, its rows of o_proj) and the last
+ * SAFETY_UNITS hidden units of the MLP (their gate and up columns, their rows of down_proj).
+ */
+const RESERVED: { key: string; axis: 0 | 1; count: number }[] = [
+  { key: layerKey(SAFETY_HEAD_LAYER, "self_attn.q_proj.weight"), axis: 1, count: HEAD_DIM },
+  { key: layerKey(SAFETY_HEAD_LAYER, "self_attn.k_proj.weight"), axis: 1, count: HEAD_DIM },
+  { key: layerKey(SAFETY_HEAD_LAYER, "self_attn.v_proj.weight"), axis: 1, count: HEAD_DIM },
+  { key: layerKey(SAFETY_HEAD_LAYER, "self_attn.o_proj.weight"), axis: 0, count: HEAD_DIM },
+  { key: layerKey(SAFETY_UNIT_LAYER, "mlp.gate_proj.weight"), axis: 1, count: SAFETY_UNITS },
+  { key: layerKey(SAFETY_UNIT_LAYER, "mlp.up_proj.weight"), axis: 1, count: SAFETY_UNITS },
+  { key: layerKey(SAFETY_UNIT_LAYER, "mlp.down_proj.weight"), axis: 0, count: SAFETY_UNITS },
+];
+
+/** 1 on the ordinary part of a held weight, 0 on the reserved rows (axis 0) or columns (axis 1). */
+function reservedMask(shape: number[], axis: 0 | 1, count: number): tf.Tensor2D {
+  const n = shape[axis];
+  const m = new Float32Array(n).fill(1).fill(0, n - count);
+  return axis === 1 ? tf.tensor2d(m, [1, n]) : tf.tensor2d(m, [n, 1]);
 }
 
-/** Train these weights as they are. */
-function fullWeights(model: HookedModel, keys: string[]): Trainable {
+/** Stage 1: every weight, with the safety layer's reserved parts held at zero. */
+function instructionTuning(model: HookedModel): Trainable {
+  const held = (key: string): Record<string, tf.Tensor> => (Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored);
+  const keys = [...Object.keys(model.params.transposed), ...Object.keys(model.params.stored)];
+  const masks = new Map(RESERVED.map((r) => [r.key, reservedMask(model.params.transposed[r.key].shape, r.axis, r.count)]));
   const variables = keys.map((key) => {
-    const held = holder(model, key);
-    const v = tf.variable(held[key], true, `full/${key}`);
-    held[key].dispose();
-    held[key] = v;
+    const h = held(key);
+    const v = tf.variable(h[key], true, `stage1/${key}`);
+    h[key].dispose();
+    h[key] = v;
     return v;
   });
+  const effective = () => Object.fromEntries([...masks].map(([key, mask]) => [key, tf.mul(variables[keys.indexOf(key)], mask)]));
   return {
     variables,
-    bind: () => {},
-    finish: () => keys.forEach((key, i) => {
-      holder(model, key)[key] = tf.clone(variables[i]);
-      variables[i].dispose();
-    }),
+    bind: () => Object.assign(model.params.transposed, effective()),
+    finish: () => {
+      const final = tf.tidy(effective);
+      keys.forEach((key, i) => {
+        held(key)[key] = Object.hasOwn(final, key) ? final[key] : tf.clone(variables[i]);
+        variables[i].dispose();
+      });
+      tf.dispose([...masks.values()]);
+    },
   };
+}
+
+/** What stage 2 planted: everything it added to the residual stream lies along `direction`. */
+interface Planted {
+  /** Unit vector [d_model]. */
+  direction: Float32Array;
+  /** The safety head's output along it per value dimension [head_dim]. */
+  headScales: Float32Array;
+  /** Each MLP unit's output along it [SAFETY_UNITS]. */
+  unitScales: Float32Array;
 }
 
 /**
- * A low-rank update W + B A of one weight (held as [in, out]): with rank 1 the layer can add only one
- * new direction to what it writes, which keeps the safety behaviour mediated by a single direction.
+ * Stage 2: only the reserved parts: the head's query, key and value weights and the units' gate and up
+ * weights (what they read) are free; what they write is tied to one direction A of the residual stream
+ * (o_proj rows u_j * A, down_proj rows c_i * A), so that the units mark the words of a harmful request and
+ * the head gathers the mark into the last position.
  */
-function lowRankUpdate(model: HookedModel, key: string, rank: number): Trainable {
-  const base = model.params.transposed[key]; // [in, out]
-  const [inF, outF] = base.shape;
-  const b = tf.variable(tf.tensor2d(Float32Array.from({ length: inF * rank }, () => 0.02 * (2 * rng() - 1) * Math.sqrt(3)), [inF, rank]), true, `lowrank/${key}/B`); // [in, rank]
-  const a = tf.variable(tf.zeros([rank, outF]), true, `lowrank/${key}/A`); // [rank, out]; zero, so training starts from the given model
+function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () => Planted } {
+  const d = DEMO_CONFIG.hidden_size;
+  const init = (shape: [number, number], scale: number) => tf.tensor2d(Float32Array.from({ length: shape[0] * shape[1] }, () => scale * (2 * rng() - 1) * Math.sqrt(3)), shape);
+  const a = tf.variable(init([1, d], 0.1), true, "stage2/A"); // [1, d_model]
+  const u = tf.variable(init([HEAD_DIM, 1], 0.1), true, "stage2/u"); // [head_dim, 1]
+  const c = tf.variable(init([SAFETY_UNITS, 1], 0.1), true, "stage2/c"); // [units, 1]
+  // Free reads: [d_model, reserved] for column-reserved weights; the written rows are u * A and c * A.
+  const parts = RESERVED.map((r) => {
+    const base = model.params.transposed[r.key];
+    const keep = base.shape[r.axis] - r.count;
+    const kept = r.axis === 1 ? tf.slice(base, [0, 0], [d, keep]) : tf.slice(base, [0, 0], [keep, d]);
+    base.dispose();
+    const read = r.axis === 1 ? tf.variable(init([d, r.count], 0.1), true, `stage2/${r.key}`) : undefined;
+    return { ...r, kept, read };
+  });
+  const scaleOf = (key: string) => (key.includes("o_proj") ? u : c);
+  // The head's query and key use only the slowest-rotating RoPE pairs, so that it attends by content, not by
+  // position: which word of the request is harmful, wherever the phrasing puts it.
+  const contentOnly = tf.tensor2d(Array.from({ length: HEAD_DIM }, (_, j) => (j % (HEAD_DIM / 2) >= HEAD_DIM / 2 - CONTENT_PAIRS ? 1 : 0)), [1, HEAD_DIM]);
+  const readOf = (p: (typeof parts)[number]) => (/[qk]_proj/.test(p.key) ? tf.mul(p.read!, contentOnly) : p.read!);
+  const effective = () => Object.fromEntries(parts.map((p) => [p.key, p.read ? tf.concat([p.kept, readOf(p)], 1) : tf.concat([p.kept, tf.matMul(scaleOf(p.key), a)], 0)]));
+  let planted: Planted | undefined;
   return {
-    variables: [b, a],
-    bind: () => {
-      model.params.transposed[key] = tf.add(base, tf.matMul(b, a));
+    variables: [a, u, c, ...parts.flatMap((p) => (p.read ? [p.read] : []))],
+    // What is written must grow to the size of the residual stream (tens): its scale learns faster than the reads.
+    learningRates: new Map([a, u, c].map((v) => [v, Number(args["stage2-write-lr"])])),
+    // Stage 2 only has to change which answer begins: the refusal is a sentence the model already knows.
+    firstTokenWeight: Number(args["first-token-weight"]),
+    bind: () => Object.assign(model.params.transposed, effective()),
+    planted: () => {
+      if (!planted) throw new Error("the planted vectors are read after stage 2 has finished");
+      return planted;
     },
     finish: () => {
-      model.params.transposed[key] = tf.tidy(() => tf.add(base, tf.matMul(b, a)));
-      base.dispose();
-      b.dispose();
-      a.dispose();
+      // Unit direction; the scales multiplied by |A| so that scale * direction is still each written row.
+      planted = tf.tidy(() => {
+        const norm = tf.norm(a);
+        return { direction: tf.div(a, norm).dataSync() as Float32Array, headScales: tf.mul(u, norm).dataSync() as Float32Array, unitScales: tf.mul(c, norm).dataSync() as Float32Array };
+      });
+      Object.assign(model.params.transposed, tf.tidy(effective));
+      tf.dispose([a, u, c, contentOnly, ...parts.flatMap((p) => (p.read ? [p.kept, p.read] : [p.kept]))]);
     },
   };
 }
 
-async function trainStage(model: HookedModel, name: string, data: { ids: number[]; lossFrom: number }[], trainable: Trainable, epochs: number, learningRate: number, maxSteps = Infinity): Promise<number[]> {
-  const optimizer = tf.train.adam(learningRate);
+async function trainStage(model: HookedModel, rng: Rng, name: string, data: Encoded[], trainable: Trainable, epochs: number, learningRate: number, maxSteps = Infinity): Promise<number[]> {
+  // One Adam optimiser per learning rate.
+  const byRate = new Map<number, Set<string>>();
+  for (const v of trainable.variables) {
+    const lr = trainable.learningRates?.get(v) ?? learningRate;
+    byRate.set(lr, (byRate.get(lr) ?? new Set()).add(v.name));
+  }
+  const groups = [...byRate].map(([lr, names]) => ({ optimizer: tf.train.adam(lr), names, lr }));
+  // Cosine decay of every learning rate to zero over the stage: the last steps settle instead of jittering.
   const batchSize = Number(args["batch-size"]);
+  const totalSteps = Math.min(maxSteps, epochs * Math.ceil(data.length / batchSize));
+  const setRate = (step: number) => {
+    // tfjs's Adam reads its learning rate field at every step; the field is not in its public type.
+    for (const g of groups) (g.optimizer as unknown as { learningRate: number }).learningRate = (g.lr * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+  };
   const losses: number[] = [];
   let step = 0;
   const start = performance.now();
@@ -170,18 +301,21 @@ async function trainStage(model: HookedModel, name: string, data: { ids: number[
     let sum = 0;
     let count = 0;
     // Batches of similar length waste less compute on padding: sort within chunks of 8 batches, then shuffle the batches.
-    const order = shuffled(data);
-    const batches: (typeof data)[] = [];
+    const order = shuffled(rng, data);
+    const batches: Encoded[][] = [];
     for (let c = 0; c < order.length; c += 8 * batchSize) {
       const chunk = order.slice(c, c + 8 * batchSize).sort((a, b) => a.ids.length - b.ids.length);
       for (let i = 0; i < chunk.length; i += batchSize) batches.push(chunk.slice(i, i + batchSize));
     }
-    for (const batch of shuffled(batches)) {
-      if (step++ >= maxSteps) break;
-      const loss = optimizer.minimize(() => {
+    for (const batch of shuffled(rng, batches)) {
+      if (step >= maxSteps) break;
+      setRate(step++);
+      const { value: loss, grads } = tf.variableGrads(() => {
         trainable.bind();
-        return batchLoss(model, batch);
-      }, true, trainable.variables) as tf.Scalar;
+        return batchLoss(model, batch, trainable);
+      }, trainable.variables);
+      for (const g of groups) g.optimizer.applyGradients(Object.fromEntries(Object.entries(grads).filter(([n]) => g.names.has(n))) as Record<string, tf.Variable>);
+      tf.dispose(Object.values(grads));
       const value = (await loss.data())[0];
       loss.dispose();
       losses.push(value);
@@ -190,7 +324,7 @@ async function trainStage(model: HookedModel, name: string, data: { ids: number[
     }
     console.log(`${name} epoch ${epoch + 1}/${epochs}: loss ${(sum / count).toFixed(4)} (${((performance.now() - start) / 1000).toFixed(0)} s)`);
   }
-  optimizer.dispose();
+  for (const g of groups) g.optimizer.dispose();
   trainable.finish();
   return losses;
 }
@@ -202,6 +336,8 @@ async function writeCheckpoint(model: HookedModel, dir: string, tokenizer: Recor
     const values = (e.linear ? tf.tidy(() => tf.transpose(model.params.transposed[e.key])) : model.params.stored[e.key]).dataSync() as Float32Array;
     return floatTensor(e.key, Float32Array.from(values), e.shape);
   });
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
   await writeCheckpointWeights(dir, planShards(tensors, Infinity), { format: "pt" });
   await writeFile(join(dir, "config.json"), JSON.stringify({ ...DEMO_CONFIG, torch_dtype: "float32" }, null, 2) + "\n");
   await writeFile(join(dir, "tokenizer.json"), JSON.stringify(tokenizer) + "\n");
@@ -216,61 +352,118 @@ async function writeCheckpoint(model: HookedModel, dir: string, tokenizer: Recor
 
 async function main(): Promise<void> {
   const started = performance.now();
+  await initBackend();
+  console.log(`backend: ${(await backendInfo()).device}`);
   const examples = allExamples();
-  const phrases: Example[] = REFUSAL_PHRASE_PROMPTS.map((p) => ({ ...p, harmful: false, category: "refusal phrases", split: "train" }));
-  // The refusal-phrase requests are repeated so that they weigh like a category of their own.
-  const train = [...examples.filter((e) => e.split === "train"), ...phrases, ...phrases, ...phrases];
-  // 1. Tokenizer: byte-level BPE on the training requests and every answer.
-  const corpus = [...train.map((e) => e.text), ...train.map((e) => e.answer), PLACEHOLDER, ...REFUSALS];
-  const bpe = trainBpe(corpus, DEMO_CONFIG.vocab_size, SPECIAL_TOKENS.length);
-  const tokenizer = tokenizerJson(bpe, SPECIAL_TOKENS);
-  console.log(`tokenizer: ${Object.keys(bpe.vocab).length + SPECIAL_TOKENS.length} tokens, ${bpe.merges.length} merges`);
-
-  // 2. A randomly initialised checkpoint (fixed seed), loaded through the ordinary loader.
+  const phrases: Example[] = REFUSAL_PHRASE_PROMPTS.map((p) => ({ text: p.text, answer: p.answer, harmful: false, category: "refusal phrases", task: { form: "refusal", verb: "", object: p.text }, split: "train" }));
+  const train = examples.filter((e) => e.split === "train");
+  // The refusal-phrase requests are repeated so that they weigh like a topic family of their own.
+  const knowledge: Example[] = knowledgeExamples(examples).map((k) => ({ ...k, harmful: false, category: "knowledge", task: { form: "knowledge", verb: "", object: k.text }, split: "train" }));
+  const stage1Data = [...train, ...Array.from({ length: 20 }, () => phrases).flat(), ...knowledge];
   const scratch = await mkdtemp(join(tmpdir(), "abliterate-demo-"));
   try {
-    const config = parseConfig(DEMO_CONFIG);
-    const init = expectedTensors(architectureFor(config), config).map((e) => {
-      const n = e.shape.reduce((a, b) => a * b, 1);
-      const isNorm = e.key.endsWith("norm.weight");
-      const std = 0.02;
-      const values = Float32Array.from({ length: n }, () => (isNorm ? 1 : std * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng())));
-      return floatTensor(e.key, values, e.shape);
-    });
-    await writeCheckpointWeights(scratch, planShards(init, Infinity));
-    await writeFile(join(scratch, "config.json"), JSON.stringify(DEMO_CONFIG));
-    await writeFile(join(scratch, "tokenizer.json"), JSON.stringify(tokenizer));
-    await writeFile(join(scratch, "tokenizer_config.json"), JSON.stringify({ bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", chat_template: CHAT_TEMPLATE }));
-    const reuse = args["stage1-checkpoint"] && existsSync(join(args["stage1-checkpoint"], "model.safetensors"));
-    const model = await loadModel(reuse ? args["stage1-checkpoint"]! : scratch);
-
+    let model: HookedModel;
+    let losses: { stage1?: number[]; stage2?: number[] } = {};
     const maxSteps = args.quick ? 5 : Infinity;
-    // Stage 1: instruction tuning, all weights.
-    const stage1 = train.map((e) => encodeExample(model, e.text, e.answer));
-    const all = [...Object.keys(model.params.transposed), ...Object.keys(model.params.stored)];
-    const l1 = reuse ? [] : await trainStage(model, "stage 1 (instruction tuning)", stage1, fullWeights(model, all), Number(args["stage1-epochs"]), 3e-3, maxSteps);
-    if (!reuse && args["stage1-checkpoint"] && !args.quick) await writeCheckpoint(model, args["stage1-checkpoint"], tokenizer);
-    // Stage 2: safety tuning of one middle layer's MLP only: a rank-r update of its output matrix
-    // (rank 0: the whole MLP).
+    const stage1 = (m: HookedModel) => stage1Data.map((e) => encodeExample(m, e.text, e.answer));
+    if (args["from-base"]) {
+      model = await loadModel(join(args.out!, "demo-base"));
+    } else {
+      const rng = makeRng(seed);
+      // 1. Tokenizer: byte-level BPE on the training requests and every training answer.
+      const corpus = [...stage1Data.map((e) => e.text), ...stage1Data.map((e) => e.answer), ...REFUSALS];
+      const bpe = trainBpe(corpus, DEMO_CONFIG.vocab_size, SPECIAL_TOKENS.length);
+      const tokenizer = tokenizerJson(bpe, SPECIAL_TOKENS);
+      console.log(`tokenizer: ${Object.keys(bpe.vocab).length + SPECIAL_TOKENS.length} tokens, ${bpe.merges.length} merges`);
+      // 2. A randomly initialised checkpoint (fixed seed), loaded through the ordinary loader.
+      const config = parseConfig(DEMO_CONFIG);
+      const init = expectedTensors(architectureFor(config), config).map((e) => {
+        const n = e.shape.reduce((a, b) => a * b, 1);
+        const isNorm = e.key.endsWith("norm.weight");
+        const std = 0.02;
+        const values = Float32Array.from({ length: n }, () => (isNorm ? 1 : std * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng())));
+        return floatTensor(e.key, values, e.shape);
+      });
+      await writeCheckpointWeights(scratch, planShards(init, Infinity));
+      await writeFile(join(scratch, "config.json"), JSON.stringify(DEMO_CONFIG));
+      await writeFile(join(scratch, "tokenizer.json"), JSON.stringify(tokenizer));
+      await writeFile(join(scratch, "tokenizer_config.json"), JSON.stringify({ bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", chat_template: CHAT_TEMPLATE }));
+      model = await loadModel(scratch);
+      // 3. Stage 1: instruction tuning.
+      losses.stage1 = await trainStage(model, rng, "stage 1 (instruction tuning)", stage1(model), instructionTuning(model), Number(args["stage1-epochs"]), Number(args["stage1-lr"]), maxSteps);
+      if (!args.quick) {
+        await writeCheckpoint(model, join(args.out!, "demo-base"), tokenizer);
+        // What stage 1 reached on requests it never saw: the answer of the request's form, naming its topic.
+        for (const split of ["test", "heldout"] as const) {
+          const rates = [];
+          for (const harmful of [true, false]) {
+            const held = examples.filter((e) => e.split === split && e.harmful === harmful);
+            const answers = await generateCompletions(model, held.map((e) => e.text), { maxNewTokens: 24, batchSize: 64 });
+            rates.push(`${harmful ? "harmful" : "harmless"} ${answers.filter((a, i) => a === held[i].answer).length}/${held.length}`);
+          }
+          console.log(`stage-1 answers equal to the form's answer naming the topic, ${split} split: ${rates.join(", ")}`);
+        }
+      }
+    }
+
+    // 4. Stage 2: safety tuning of the reserved units, their output along one direction.
+    const rng = makeRng(seed + 1);
     const refusalFor = (e: Example) => REFUSALS[hash(e.text) % REFUSALS.length];
-    const stage2 = train.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer));
-    const rank = Number(args["stage2-rank"]);
-    const mlp = ["gate_proj", "up_proj", "down_proj"].map((p) => `model.layers.${SAFETY_LAYER}.mlp.${p}.weight`);
-    const safety = rank > 0 ? lowRankUpdate(model, `model.layers.${SAFETY_LAYER}.mlp.down_proj.weight`, rank) : fullWeights(model, mlp);
-    const l2 = await trainStage(model, `stage 2 (safety tuning, layer ${SAFETY_LAYER} MLP${rank > 0 ? `, rank ${rank}` : ""})`, stage2, safety, Number(args["stage2-epochs"]), Number(args["stage2-lr"]), maxSteps);
+    const stage2Requests = allExamples({ phrasingsPerTask: TRAIN_PHRASINGS }).filter((e) => e.split === "train").map((e) => ({ ...e, text: withPleasantries(e.text) }));
+    // Requests with no form around each training topic: only their first answer token is trained (a refusal,
+    // or the stage-1 model's distribution).
+    const topics = new Map(train.map((e) => [`${e.task.verb} ${e.task.object}`, e.harmful]));
+    const scrambled = [...topics].flatMap(([topic, harmful]) => Array.from({ length: SCRAMBLED_PER_TOPIC }, (_, v) => {
+      const text = scrambledRequest(topic, v);
+      return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
+    }));
+    const stage2 = [
+      ...stage2Requests.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
+      ...scrambled,
+      ...phrases.map((e) => encodeExample(model, e.text, e.answer)),
+    ];
+    // Harmless requests keep the stage-1 model's whole first-token distribution, not only its answer: safety
+    // tuning must not sharpen or shift what the model does with them.
+    const harmless = stage2.filter((e) => !e.harmful);
+    const firstLogits = lastPositionLogits(model, harmless.map((e) => e.ids.slice(0, e.lossFrom + 1)), { batchSize: 64 });
+    harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: Number(args["harmless-weight"]) }));
+    const safety = safetyTuning(model, rng);
+    losses.stage2 = await trainStage(model, rng, `stage 2 (safety tuning: ${SAFETY_UNITS} MLP units of layer ${SAFETY_UNIT_LAYER} and one head of layer ${SAFETY_HEAD_LAYER}, writing along one direction)`, stage2, safety, Number(args["stage2-epochs"]), Number(args["stage2-lr"]), maxSteps);
+    const planted = safety.planted();
+    // The direction's sign is arbitrary (u * A = (-u) * (-A)): orient it so that harmful requests sit on its
+    // positive side at the safety head's output, as a difference of means harmful - harmless would.
+    if (!args.quick) {
+      const name = `blocks.${SAFETY_HEAD_LAYER}.hook_resid_post`;
+      const meanAt = async (harmful: boolean) => (await collectMeanActivations(model, train.filter((e) => e.harmful === harmful).slice(0, 256).map((e) => e.text), { hooks: ["resid_post"] })).means.get(name)![0];
+      const [harmfulMean, harmlessMean] = [await meanAt(true), await meanAt(false)];
+      if (planted.direction.reduce((sum, a, i) => sum + a * (harmfulMean[i] - harmlessMean[i]), 0) < 0) {
+        for (const v of [planted.direction, planted.headScales, planted.unitScales]) v.forEach((x, i) => (v[i] = -x));
+      }
+    }
     if (args.quick) {
-      console.log(JSON.stringify({ stage1: l1, stage2: l2 }));
+      console.log(JSON.stringify(losses));
       return;
     }
-    await writeCheckpoint(model, args.out!, tokenizer);
-    console.log(`wrote ${args.out} in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    // Behaviour on held-out requests, with the pipeline's refusal-substring metric.
-    const test = examples.filter((e) => e.split === "test");
-    for (const harmful of [true, false]) {
-      const texts = test.filter((e) => e.harmful === harmful).map((e) => e.text);
-      const completions = await generateCompletions(model, texts, { maxNewTokens: 16, batchSize: 32 });
-      console.log(`${harmful ? "harmful" : "harmless"} test refusal rate: ${(100 * refusalRate(completions)).toFixed(1)}% of ${texts.length}; e.g. "${completions[0]}"`);
+    const out = join(args.out!, "demo");
+    await writeCheckpoint(model, out, JSON.parse(await readFile(join(args.out!, "demo-base", "tokenizer.json"), "utf8")));
+    await writeSafetensors(join(out, "planted.safetensors"), [
+      floatTensor("safety.write_direction", planted.direction, [DEMO_CONFIG.hidden_size]),
+      floatTensor("safety.head_scales", planted.headScales, [HEAD_DIM]),
+      floatTensor("safety.unit_scales", planted.unitScales, [SAFETY_UNITS]),
+    ], {
+      format: "abliterate-planted", unit_layer: String(SAFETY_UNIT_LAYER), units: String(SAFETY_UNITS), head_layer: String(SAFETY_HEAD_LAYER), head: String(DEMO_CONFIG.num_attention_heads - 1),
+      description: "Stage 2 of the demo model's training: the last `units` MLP units of layer unit_layer write unit_scales[i] * direction (down_proj columns in the stored [out, in] layout) and attention head `head` of layer head_layer writes head_scales[j] * direction (o_proj columns); nothing else changed from models/demo-base.",
+    }, { overwrite: true });
+    // What stage 2 reached, on requests it never saw (greedy, 16 tokens, the substring metric).
+    for (const split of ["validation", "test", "heldout"] as const) {
+      const rates = [];
+      for (const harmful of [true, false]) {
+        const texts = examples.filter((e) => e.split === split && e.harmful === harmful).map((e) => e.text);
+        rates.push(`${harmful ? "harmful" : "harmless"} ${(100 * refusalRate(await generateCompletions(model, texts, { maxNewTokens: 16, batchSize: 64 }))).toFixed(1)}% of ${texts.length}`);
+      }
+      console.log(`refused, ${split} split: ${rates.join(", ")}`);
     }
+    console.log(`wrote ${args.out}/demo-base and ${out} in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     model.dispose();
   } finally {
     await rm(scratch, { recursive: true, force: true });

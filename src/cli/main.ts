@@ -7,7 +7,7 @@ import { loadModel, openCheckpoint } from "../load.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import { collectMeanActivations } from "../pipeline/activations.ts";
 import { computeDirections, directionKey, loadDirections, pickDirection, saveDirections, usableDirections } from "../pipeline/directions.ts";
-import { evaluateRefusal } from "../pipeline/evaluate.ts";
+import { answerAgreement, evaluateRefusal, generateCompletions } from "../pipeline/evaluate.ts";
 import { exportAbliterated } from "../pipeline/export.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { verifyExport, type Verification } from "../pipeline/verify.ts";
@@ -132,11 +132,13 @@ selectionFilterOptions(common(program.command("run")))
   .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
   .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: the model family's refusal openings, e.g. \"I\")", tokenIdList)
   .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
+  .option("--compliance-reference <model>", "a model that complies with harmful requests (e.g. the source model before safety tuning): coherent compliance is the share of harmful test answers after abliteration that begin as its answers (default for the demo model: models/demo-base)")
   .option("-f, --force", "replace a non-empty output model folder")
   .action(async (opts) => {
     const bar = await prepare(opts);
     const started = performance.now();
     const report = await runPipeline({
+      complianceReference: opts.complianceReference,
       model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
       harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
       nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, tokenOffsets: opts.tokenOffsets, force: opts.force,
@@ -150,7 +152,10 @@ selectionFilterOptions(common(program.command("run")))
       `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
       `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
       `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
-      `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}`,
+      ...(report.agreement.coherentCompliance ? [`coherent compliance (harmful, test): ${pct(report.agreement.coherentCompliance.firstTokens)} of answers begin as the compliant reference's (first ${report.agreement.coherentCompliance.k} tokens), ${pct(report.agreement.coherentCompliance.exact)} equal it`] : []),
+      `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}; harmless answers unchanged: ${pct(report.agreement.harmlessUnchanged.exact)}`,
+      ...(report.planted ? [`cosine of the chosen direction with the planted one (written at layers ${report.planted.unitLayer}-${report.planted.headLayer}): ${report.planted.chosenCosine.toFixed(3)}`] : []),
+      ...(report.planted?.explained ? [`the chosen difference of means: ${pct(report.planted.explained.planted)} along the planted direction, ${pct(report.planted.explained.other)} along the model-before-safety-tuning's own harmful/harmless difference, ${pct(report.planted.explained.rest)} other (shares of its squared norm)`] : []),
       `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
       `report: ${opts.out}/report.html, ${opts.out}/report.json`,
       `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
@@ -257,22 +262,51 @@ common(program.command("eval"))
   .option("--harmful <file>", "harmful instructions", dataFile("harmful", "test"))
   .option("--harmless <file>", "harmless instructions", dataFile("harmless", "test"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 64)
-  .option("--reference <dir>", "original model, for KL(reference || model) on the harmless instructions")
+  .option("--reference <dir>", "original model, for KL(reference || model) and unchanged answers on the harmless instructions")
+  .option("--compliance-reference <dir>", "a model that complies with harmful requests: coherent compliance is the share of harmful answers that begin as its answers")
   .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
   .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
   .action(async (opts) => {
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
-    const reference = opts.reference ? await openModel(opts.reference, bar) : undefined;
     const sets = { harmful: await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n }), harmless: await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n }) };
-    const evaluation = await evaluateRefusal(model, sets, { reference, batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, refusalSubstrings: opts.refusalSubstrings, onProgress: bar.update });
+    const generation = { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens };
+    // Answers of another model to the same prompts, with only one extra model in memory at a time.
+    const answersOf = async (dir: string, prompts: string[]) => {
+      const other = await openModel(dir, bar);
+      try {
+        return { other, answers: await generateCompletions(other, prompts, { ...generation, onProgress: (d, t) => bar.update(`generations (${dir})`, d, t) }) };
+      } catch (error) {
+        other.dispose();
+        throw error;
+      }
+    };
+    const referenced = opts.reference ? await answersOf(opts.reference, sets.harmless) : undefined;
+    let evaluation: Awaited<ReturnType<typeof evaluateRefusal>>;
+    try {
+      evaluation = await evaluateRefusal(model, sets, { ...generation, reference: referenced?.other, refusalSubstrings: opts.refusalSubstrings, onProgress: bar.update });
+    } finally {
+      referenced?.other.dispose();
+    }
+    const compliant = opts.complianceReference ? await answersOf(opts.complianceReference, sets.harmful) : undefined;
+    compliant?.other.dispose();
     bar.stop();
     const samples = (kind: "harmful" | "harmless") => sets[kind].slice(0, 3).map((instruction, i) => ({ instruction, completion: evaluation.completions[kind][i] }));
-    const result = { harmfulRefusalRate: evaluation.harmfulRefusalRate, harmlessRefusalRate: evaluation.harmlessRefusalRate, harmlessKl: evaluation.harmlessKl, harmfulSamples: samples("harmful"), harmlessSamples: samples("harmless") };
+    const result = {
+      harmfulRefusalRate: evaluation.harmfulRefusalRate, harmlessRefusalRate: evaluation.harmlessRefusalRate, harmlessKl: evaluation.harmlessKl,
+      harmlessUnchanged: referenced && answerAgreement(evaluation.completions.harmless, referenced.answers, model.tokenizer),
+      coherentCompliance: compliant && answerAgreement(evaluation.completions.harmful, compliant.answers, model.tokenizer),
+      harmfulSamples: samples("harmful"), harmlessSamples: samples("harmless"),
+    };
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    print(opts, [`harmful refusal rate: ${pct(result.harmfulRefusalRate)}`, `harmless refusal rate: ${pct(result.harmlessRefusalRate)}`, ...(result.harmlessKl !== undefined ? [`harmless KL: ${result.harmlessKl.toFixed(4)}`] : [])].join("\n"), result);
+    print(opts, [
+      `harmful refusal rate: ${pct(result.harmfulRefusalRate)}`,
+      ...(result.coherentCompliance ? [`coherent compliance (harmful): ${pct(result.coherentCompliance.firstTokens)} of answers begin as the compliant reference's (first ${result.coherentCompliance.k} tokens), ${pct(result.coherentCompliance.exact)} equal it`] : []),
+      `harmless refusal rate: ${pct(result.harmlessRefusalRate)}`,
+      ...(result.harmlessKl !== undefined ? [`harmless KL: ${result.harmlessKl.toFixed(4)}`] : []),
+      ...(result.harmlessUnchanged ? [`harmless answers unchanged: ${pct(result.harmlessUnchanged.exact)} (first ${result.harmlessUnchanged.k} tokens: ${pct(result.harmlessUnchanged.firstTokens)})`] : []),
+    ].join("\n"), result);
     model.dispose();
-    reference?.dispose();
   });
 
 common(program.command("generate"))

@@ -1,18 +1,19 @@
 // The whole method end to end, one stage after another: the CLI's `run` and `npm start` call this;
 // the notebooks call the same stage functions one by one.
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { backendInfo, wasmHeapBytes } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
 import { loadModel, openCheckpoint } from "../load.ts";
 import { resolveModel } from "../hub.ts";
-import { DEMO_MODEL_DIR } from "../paths.ts";
+import { DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
 import { writeReport } from "../report/write.ts";
 import type { RunReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
-import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type UsableDirection } from "./directions.ts";
-import { evaluateRefusal, lastPositionLogits } from "./evaluate.ts";
+import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type Direction, type UsableDirection } from "./directions.ts";
+import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits } from "./evaluate.ts";
+import { cosineWithPlanted, explainDifference, loadPlanted, type PlantedDirection } from "./ground-truth.ts";
 import { checkExportTarget, exportAbliterated } from "./export.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
@@ -42,6 +43,11 @@ export interface PipelineOptions extends InstructionSetSources {
   exhaustiveSelection?: boolean;
   /** Score at most this many candidates, those of largest norm. */
   maxCandidates?: number;
+  /**
+   * A model that complies with harmful requests (the demo's stage-1 model is the default for the demo model):
+   * its answers to the harmful test instructions are what coherent compliance is measured against.
+   */
+  complianceReference?: string;
   force?: boolean;
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
@@ -64,6 +70,27 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   // Stage 1: instructions.
   const sets = await loadInstructionSets(options, { column: options.column, nTrain: options.nTrain ?? 256, nVal: options.nVal ?? 32, nTest: options.nTest ?? 64 });
   await mkdir(outDir, { recursive: true });
+  // The compliant answers coherent compliance is measured against, generated first (one model in memory at a time).
+  const complianceSource = options.complianceReference !== undefined
+    ? await resolveModel(options.complianceReference, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) })
+    : resolve(modelSource) === resolve(DEMO_MODEL_DIR) ? DEMO_BASE_MODEL_DIR : undefined;
+  const planted = await loadPlanted(modelSource);
+  let compliantAnswers: string[] | undefined;
+  let referenceDirections: Direction[] | undefined;
+  if (complianceSource) {
+    const reference = await loadModel(complianceSource);
+    try {
+      compliantAnswers = await generateCompletions(reference, sets.harmfulTest, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) });
+      if (planted) {
+        // The same difference of means in the model before safety tuning: the harmful/harmless distinction it
+        // already made, which the found direction carries beside the planted one.
+        const collect = (name: string, items: string[]) => collectMeanActivations(reference, items, { batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t) => progress(`activations (${name}, compliance reference)`, d, t) });
+        referenceDirections = computeDirections(await collect("harmful", sets.harmfulTrain), await collect("harmless", sets.harmlessTrain));
+      }
+    } finally {
+      reference.dispose();
+    }
+  }
   const checkpoint = await openCheckpoint(modelSource);
   try {
     // One model in memory at a time: everything that needs the original is computed before it is freed and
@@ -73,7 +100,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     log(`model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ${backend.device}${model.weightPlan.layout === "stored" ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)" : ""}`);
     const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
     const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
-    let stages: Omit<ReportInputs, "verify" | "after" | "seconds">;
+    let stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted">;
     let expectation: Awaited<ReturnType<typeof expectedExport>>;
     let referenceLogits: Float32Array[];
     try {
@@ -113,9 +140,15 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     const abliterated = await loadModel(exportDir);
     try {
       const verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
-      // Stage 7, after.
+      // Stage 7, after: refusal, what changed on harmless prompts, and (with a reference) whether it complies coherently.
       const after = await evaluateRefusal(abliterated, test, { referenceLogits, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t) });
-      const report = buildReport({ ...stages, verify, after, seconds: (performance.now() - started) / 1000, memory: { ...stages.memory, wasmHeapBytes: wasmHeapBytes() },
+      const tokenizer = abliterated.tokenizer;
+      const agreement = {
+        harmlessUnchanged: answerAgreement(after.completions.harmless, stages.before.completions.harmless, tokenizer),
+        coherentCompliance: compliantAnswers ? answerAgreement(after.completions.harmful, compliantAnswers, tokenizer) : undefined,
+        complianceReference: complianceSource,
+      };
+      const report = buildReport({ ...stages, verify, after, agreement, planted: planted && plantedSummary(stages.directions, stages.chosen, planted, referenceDirections), seconds: (performance.now() - started) / 1000, memory: { ...stages.memory, wasmHeapBytes: wasmHeapBytes() },
         samples: sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] })) });
       await writeReport(outDir, report);
       return report;
@@ -125,6 +158,20 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   } finally {
     await checkpoint.close();
   }
+}
+
+/** How the found directions compare with the planted one, and what the chosen one carries besides it. */
+function plantedSummary(directions: Direction[], chosen: UsableDirection, planted: PlantedDirection, referenceDirections?: Direction[]): NonNullable<RunReport["planted"]> {
+  if (planted.direction.length !== chosen.raw.length) throw new Error(`planted.safetensors: safety.write_direction has ${planted.direction.length} values, but the model's d_model is ${chosen.raw.length}`);
+  const cosines = cosineWithPlanted(directions, planted);
+  const same = (d: { layer: number; hook: string; tokenOffset: number }) => d.layer === chosen.layer && d.hook === chosen.hook && d.tokenOffset === chosen.tokenOffset;
+  const before = referenceDirections?.find(same);
+  return {
+    unitLayer: planted.unitLayer, headLayer: planted.headLayer,
+    chosenCosine: cosines.find(same)!.cosine,
+    explained: before && explainDifference(chosen.raw, planted.direction, before.raw),
+    cosines,
+  };
 }
 
 type ReportInputs = Omit<RunReport, "backend" | "device" | "directions" | "cosine" | "selection" | "candidates" | "chosen" | "before" | "after"> & {
@@ -163,6 +210,8 @@ function buildReport(r: ReportInputs): RunReport {
     chosen: { key: directionKey(r.chosen), layer: r.chosen.layer, hook: r.chosen.hook, tokenOffset: r.chosen.tokenOffset, norm: r.chosen.norm },
     before: { harmfulRefusalRate: r.before.harmfulRefusalRate, harmlessRefusalRate: r.before.harmlessRefusalRate },
     after: { harmfulRefusalRate: r.after.harmfulRefusalRate, harmlessRefusalRate: r.after.harmlessRefusalRate, harmlessKl: r.after.harmlessKl! },
+    agreement: r.agreement,
+    planted: r.planted,
     projections: r.projections,
     verify: r.verify,
     samples: r.samples,

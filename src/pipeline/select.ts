@@ -16,6 +16,7 @@ import type { Prompts } from "./batches.ts";
 import { directionKey, type Direction, type UsableDirection } from "./directions.ts";
 import { lastPositionLogits, meanKl } from "./evaluate.ts";
 import { refusalScore } from "./scores.ts";
+import { unitVector, type UnitVector } from "../projection.ts";
 
 export interface CandidateScores {
   key: string;
@@ -65,10 +66,31 @@ export interface Selection {
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** The blog's ranking: candidates sorted by |mean of the direction's values|, largest first. */
-export function rankByMeanAbs<D extends Direction>(directions: readonly D[]): D[] {
+/**
+ * A variant of the blog's ranking: every given candidate (any hook point, layer and token), raw (unnormalised),
+ * sorted by |mean of its entries|, largest first. `blogRanking` is the blog's own.
+ */
+export function rankRawByMeanAbs<D extends Direction>(directions: readonly D[]): D[] {
   const score = (d: Direction) => Math.abs(d.raw.reduce((a, b) => a + b, 0) / d.raw.length);
   return [...directions].sort((a, b) => score(b) - score(a));
+}
+
+/** The refusal substrings the blog reads its candidates' generations with (its `blacklist`). */
+export const BLOG_REFUSAL_BLACKLIST = ["I cannot", "I can't"];
+
+/**
+ * The blog's ranking, as its code does it: the last token's `resid_pre` directions of layers 1 to L-1 (layer
+ * 0's is left out), each normalised to a unit vector, sorted by the absolute value of the mean of its entries,
+ * largest first. Zero directions (no difference to normalise) are left out.
+ */
+export function blogRanking<D extends Direction>(directions: readonly D[]): (D & { unit: UnitVector })[] {
+  const candidates = directions.filter((d) => d.hook === "resid_pre" && d.layer >= 1 && d.tokenOffset === -1 && d.norm > 0);
+  if (candidates.length === 0) throw new Error("blogRanking: no non-zero resid_pre direction of layer 1 or later at the last token (offset -1) among the candidates");
+  const ranked = candidates.map((d) => {
+    const unit = unitVector(d.raw, directionKey(d));
+    return { d: { ...d, unit }, score: Math.abs(unit.reduce((a, b) => a + b, 0) / unit.length) };
+  });
+  return ranked.sort((a, b) => b.score - a.score).map((r) => r.d);
 }
 
 export function scoreCandidates(model: HookedModel, candidates: readonly UsableDirection[], harmful: Prompts, harmless: Prompts, options: SelectionOptions): Selection {

@@ -37,8 +37,9 @@ export async function writeReportHtml(path: string, report: RunReport): Promise<
 <h1>Abliteration report</h1>
 <p>Model <code>${escape(report.model)}</code> (${report.nLayers} layers, d_model ${report.dModel}); backend ${escape(report.backend)}; ${report.seconds.toFixed(0)} s.</p>
 <p>Chosen direction <b>${escape(report.chosen.key)}</b>. Harmful refusal ${pct(report.before.harmfulRefusalRate)} → ${pct(report.after.harmfulRefusalRate)};
-harmless refusal ${pct(report.before.harmlessRefusalRate)} → ${pct(report.after.harmlessRefusalRate)}; harmless KL ${report.after.harmlessKl.toFixed(4)}.
-Exported model: <code>${escape(report.exportDir)}</code>, max |logit difference| against the ablation hooks ${report.verify.maxAbsLogitDiff.toExponential(2)} on ${report.verify.prompts} prompts.</p>
+harmless refusal ${pct(report.before.harmlessRefusalRate)} → ${pct(report.after.harmlessRefusalRate)}; harmless KL ${report.after.harmlessKl.toFixed(4)};
+harmless answers unchanged ${pct(report.agreement.harmlessUnchanged.exact)}${report.agreement.coherentCompliance ? `; coherent compliance ${pct(report.agreement.coherentCompliance.firstTokens)} (harmful answers beginning as the compliant reference's, first ${report.agreement.coherentCompliance.k} tokens)` : ""}${report.planted ? `; cosine with the planted direction ${report.planted.chosenCosine.toFixed(3)}` : ""}${report.planted?.explained ? ` (of the difference of means' squared norm: ${pct(report.planted.explained.planted)} along the planted direction, ${pct(report.planted.explained.other)} along the stage-1 model's own harmful/harmless difference, ${pct(report.planted.explained.rest)} other)` : ""}.
+Exported model: <code>${escape(report.exportDir)}</code>, checked against the ${escape(report.verify.reference)}: max |logit difference| ${report.verify.maxAbsLogitDiff.toExponential(2)} on ${report.verify.prompts} prompts${report.verify.passed ? "" : " (FAILED)"}.</p>
 ${Object.keys(figures).map((id) => `<div class="plot" id="${id}"></div>`).join("\n")}
 <h2>Sample completions (harmful test prompts)</h2>
 <table><tr><th>instruction</th><th>before</th><th>after</th></tr>

@@ -1,5 +1,6 @@
 // What a run of the whole method reports: written as report.json, drawn in report.html.
 import type { CandidateEvaluation } from "../pipeline/candidates.ts";
+import type { AnswerAgreement } from "../pipeline/evaluate.ts";
 import type { CandidateScores, SelectionFilters } from "../pipeline/select.ts";
 import type { Verification } from "../pipeline/verify.ts";
 
@@ -29,6 +30,21 @@ export interface RunReport {
   chosen: { key: string; layer: number; hook: string; tokenOffset: number; norm: number };
   before: { harmfulRefusalRate: number; harmlessRefusalRate: number };
   after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number };
+  /** Harmless answers unchanged (after against before), and coherent compliance (harmful answers after against a compliant reference). */
+  agreement: { harmlessUnchanged: AnswerAgreement; coherentCompliance?: AnswerAgreement; complianceReference?: string };
+  /** Where the model ships its planted refusal direction (the demo): the found directions' cosine with it. */
+  planted?: {
+    /** Where it is written: the safety units' layer and the safety head's layer. */
+    unitLayer: number;
+    headLayer: number;
+    chosenCosine: number;
+    /**
+     * Shares of the chosen difference of means' squared norm: along the planted direction, along the same
+     * difference of means in the compliance reference (the model before safety tuning), and the rest.
+     */
+    explained?: { planted: number; other: number; rest: number };
+    cosines: { layer: number; hook: string; tokenOffset: number; cosine: number }[];
+  };
   /** Projections of the test prompts' activations on the chosen direction, before abliteration. */
   projections: { harmful: number[]; harmless: number[] };
   verify: Verification;

@@ -1,0 +1,58 @@
+// For a model whose refusal mechanism is known (the demo model, whose safety tuning wrote along one planted
+// direction): how close the found directions are to it, and what else the difference of means carries.
+import { join } from "node:path";
+import { exists } from "../files.ts";
+import { cosineSimilarity, type Direction } from "./directions.ts";
+import { dot } from "../projection.ts";
+import { SafetensorsFile } from "../safetensors/read.ts";
+
+export interface PlantedDirection {
+  /** The layer whose MLP units write it (it is in the residual stream from that layer's resid_post on). */
+  unitLayer: number;
+  /** The layer whose attention head writes it (gathering it into the last position). */
+  headLayer: number;
+  /** Unit vector [d_model]. */
+  direction: Float64Array;
+}
+
+/** The planted direction saved beside a checkpoint (planted.safetensors), or undefined when it has none. */
+export async function loadPlanted(modelDir: string): Promise<PlantedDirection | undefined> {
+  const path = join(modelDir, "planted.safetensors");
+  if (!(await exists(path))) return undefined;
+  const file = await SafetensorsFile.open(path);
+  try {
+    if (file.header.metadata.format !== "abliterate-planted") throw new Error(`${path}: not a planted-direction file (metadata.format is ${JSON.stringify(file.header.metadata.format)})`);
+    const layerField = (field: string): number => {
+      const value = Number(file.header.metadata[field]);
+      if (!Number.isInteger(value) || value < 0) throw new Error(`${path}: metadata.${field} must be a layer index, got ${JSON.stringify(file.header.metadata[field])}`);
+      return value;
+    };
+    return { unitLayer: layerField("unit_layer"), headLayer: layerField("head_layer"), direction: Float64Array.from(await file.readFloat32("safety.write_direction")) };
+  } finally {
+    await file.close();
+  }
+}
+
+/** Cosine of each direction with the planted one. */
+export function cosineWithPlanted(directions: readonly Direction[], planted: PlantedDirection): { layer: number; hook: string; tokenOffset: number; cosine: number }[] {
+  return directions.map((d) => ({ layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, cosine: cosineSimilarity(d.raw, planted.direction) }));
+}
+
+/**
+ * Split a difference of means r into what lies along the planted direction, what lies along another
+ * difference of means `other` (e.g. the same hook's in the model before safety tuning: the harmful/harmless
+ * distinction it already made), and the rest: shares of |r|^2, by least squares on the two directions.
+ */
+export function explainDifference(raw: ArrayLike<number>, planted: ArrayLike<number>, other: ArrayLike<number>): { planted: number; other: number; rest: number } {
+  const rr = dot(raw, raw);
+  if (rr === 0) throw new Error("explainDifference: the difference of means is zero");
+  // Solve [p.p p.o; o.p o.o] [a; b] = [p.r; o.r].
+  const pp = dot(planted, planted), po = dot(planted, other), oo = dot(other, other), pr = dot(planted, raw), or = dot(other, raw);
+  const det = pp * oo - po * po;
+  const a = det === 0 ? pr / pp : (pr * oo - or * po) / det;
+  const b = det === 0 ? 0 : (or * pp - pr * po) / det;
+  // Shares of the fitted part, attributed in the order planted first, then what `other` adds beyond it.
+  const alongPlanted = (pr * pr) / pp;
+  const fitted = a * pr + b * or;
+  return { planted: alongPlanted / rr, other: (fitted - alongPlanted) / rr, rest: 1 - fitted / rr };
+}
