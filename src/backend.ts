@@ -50,6 +50,10 @@ async function tryLoad(name: BackendName): Promise<{ device: string } | string> 
         return { device: "CPU via plain JavaScript (slow)" };
     }
   } catch (error) {
+    // An optional package that is not installed is the usual case, not a failure: say so plainly.
+    if ((error as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && (name === "node" || name === "node-gpu")) {
+      return `not installed (${name === "node" ? "@tensorflow/tfjs-node" : "@tensorflow/tfjs-node-gpu"} is an optional dependency; its install downloads libtensorflow)`;
+    }
     return (error as Error).message.split("\n")[0];
   }
 }

@@ -44,5 +44,5 @@ export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candi
 
 // Notebooks and project files.
 export { showFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
-export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile } from "./paths.ts";
+export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export { loadPlanted, cosineWithPlanted, explainDifference, type PlantedDirection } from "./pipeline/ground-truth.ts";

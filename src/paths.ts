@@ -1,6 +1,6 @@
 // Locations inside the package: the embedded demo model and the project's instruction sets.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 function packageRoot(): string {
@@ -22,3 +22,13 @@ export const DATA_DIR = join(PACKAGE_ROOT, "data");
 
 /** The project's instruction set of one kind and split. */
 export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout") => join(DATA_DIR, kind, `${split}.jsonl`);
+
+/**
+ * A path for display: relative to the package root when it lies inside it ("models/demo"), else unchanged,
+ * so that printed outputs do not carry the machine's own folders.
+ */
+export function displayPath(path: string): string {
+  if (!isAbsolute(path)) return path;
+  const inside = relative(PACKAGE_ROOT, path);
+  return inside === "" ? "." : inside.startsWith("..") || isAbsolute(inside) ? path : inside.split(sep).join("/");
+}

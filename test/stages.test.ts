@@ -7,7 +7,7 @@ import {
   chooseByGeneration, chosenCandidate, collectMeanActivations, computeDirections, DEMO_MODEL_DIR, directionAblationHooks,
   evaluateCandidates, evaluateRefusal, generateCompletions, lastPositionLogits, loadInstructionSets, loadModel, maxAbsDifference, meanNorms,
   orthogonalizeModel, pickDirection, projectionsOn, promptBatches, rankedCandidates, residualWriteComponent, unitVector, usableDirections,
-  withHooks, isRefusal, answerAgreement, blogRanking, directionKey, rankRawByMeanAbs, cosineWithPlanted, explainDifference, loadPlanted, type CandidateEvaluation, type HookedModel, type Selection,
+  withHooks, displayPath, isRefusal, answerAgreement, blogRanking, directionKey, rankRawByMeanAbs, cosineWithPlanted, explainDifference, loadPlanted, type CandidateEvaluation, type HookedModel, type Selection,
 } from "../src/index.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -118,6 +118,15 @@ describe("ground truth and answer agreement", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("displayPath", () => {
+  it("shows a path inside the project relative to it, and any other path unchanged", () => {
+    assert.equal(displayPath(DEMO_MODEL_DIR), "models/demo");
+    assert.equal(displayPath(join(DEMO_MODEL_DIR, "..", "..")), ".");
+    assert.equal(displayPath("/somewhere/else"), "/somewhere/else");
+    assert.equal(displayPath("../out/run"), "../out/run");
   });
 });
 
