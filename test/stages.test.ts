@@ -60,6 +60,12 @@ describe("stage functions on the demo model", () => {
     // The same figure by hand, with the hooks.
     const completions = await withHooks(directionAblationHooks(model, layer2.unit), (fwdHooks) => generateCompletions(model, sets.harmfulTest, { fwdHooks, maxNewTokens: 12 }));
     assert.deepEqual(evaluations[1].samples.map((s) => s.completion), completions.slice(0, 2));
+    // Coherent compliance against given answers: 1 against its own answers, 0.5 when half of them differ from the start.
+    const reference = completions.map((c, i) => (i % 2 === 0 ? c : `Something else entirely. ${c}`));
+    const [measured] = await evaluateCandidates(model, [layer2], { harmful: sets.harmfulTest, harmless: sets.harmlessTest, maxNewTokens: 12, compliantAnswers: reference });
+    assert.equal(measured.coherentCompliance, 0.5);
+    assert.equal(evaluations[1].coherentCompliance, undefined);
+    await assert.rejects(evaluateCandidates(model, [layer2], { harmful: sets.harmfulTest, harmless: sets.harmlessTest, compliantAnswers: ["one"] }), /1 compliant answers for 4 harmful instructions/);
     const made = (key: string, refusalRate: number, kl: number): CandidateEvaluation => ({ key, layer: 0, hook: "resid_pre", refusalRate, kl, samples: [] });
     assert.equal(chooseByGeneration([made("a", 0.5, 0.01), made("b", 0, 0.5), made("c", 0.5, 0.001)]).key, "c");
     assert.equal(chooseByGeneration([made("b", 0, 0.5), made("d", 0.2, 0.3)]).key, "b", "with none under the limit, the lowest refusal rate");

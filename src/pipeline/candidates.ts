@@ -3,7 +3,7 @@
 import type { HookedModel } from "../hooked-model.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { directionKey, type UsableDirection } from "./directions.ts";
-import { generateCompletions, lastPositionLogits, meanKl, refusalRate } from "./evaluate.ts";
+import { answerAgreement, generateCompletions, lastPositionLogits, meanKl, refusalRate } from "./evaluate.ts";
 
 export interface CandidateEvaluation {
   key: string;
@@ -13,6 +13,8 @@ export interface CandidateEvaluation {
   refusalRate: number;
   /** Mean harmless KL(original || ablated) at the last position. */
   kl: number;
+  /** With `compliantAnswers`: the share of harmful answers whose first 8 tokens are the compliant reference's. */
+  coherentCompliance?: number;
   samples: { instruction: string; completion: string }[];
 }
 
@@ -24,11 +26,16 @@ export interface CandidateOptions {
   refusalSubstrings?: readonly string[];
   /** Completions kept per candidate (default 4). */
   samples?: number;
+  /** A compliant model's answers to the same harmful instructions: each candidate's coherent compliance is measured against them. */
+  compliantAnswers?: readonly string[];
   onProgress?: (done: number, total: number) => void;
 }
 
 export async function evaluateCandidates(model: HookedModel, candidates: readonly UsableDirection[], options: CandidateOptions): Promise<CandidateEvaluation[]> {
   const { batchSize, maxNewTokens } = options;
+  if (options.compliantAnswers && options.compliantAnswers.length !== options.harmful.length) {
+    throw new Error(`evaluateCandidates: ${options.compliantAnswers.length} compliant answers for ${options.harmful.length} harmful instructions`);
+  }
   const base = lastPositionLogits(model, options.harmless, { batchSize });
   const out: CandidateEvaluation[] = [];
   for (const [i, d] of candidates.entries()) {
@@ -40,6 +47,7 @@ export async function evaluateCandidates(model: HookedModel, candidates: readonl
         hook: d.hook,
         refusalRate: refusalRate(completions, options.refusalSubstrings),
         kl: meanKl(base, lastPositionLogits(model, options.harmless, { fwdHooks, batchSize })),
+        ...(options.compliantAnswers ? { coherentCompliance: answerAgreement(completions, options.compliantAnswers, model.tokenizer).firstTokens } : {}),
         samples: options.harmful.slice(0, options.samples ?? 4).map((instruction, j) => ({ instruction, completion: completions[j] })),
       };
     });

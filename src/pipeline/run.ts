@@ -121,7 +121,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       const chosen = chosenScores.direction;
       log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`);
       const top = rankedCandidates(selection).filter((c) => !c.discarded).slice(0, options.topK ?? 3).map((c) => c.direction);
-      const evaluations = await evaluateCandidates(model, top, { ...test, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (d, t) => progress("candidate generations", d, t) });
+      const evaluations = await evaluateCandidates(model, top, { ...test, maxNewTokens, batchSize, refusalSubstrings: substrings, compliantAnswers, onProgress: (d, t) => progress("candidate generations", d, t) });
       // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
       const before = await evaluateRefusal(model, test, { maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, before`, d, t) });
       referenceLogits = lastPositionLogits(model, sets.harmlessTest, { batchSize });

@@ -48,11 +48,14 @@ export function selectionScoresFigure(candidates: readonly { layer: number; hook
   };
 }
 
-/** Refusal rate under each evaluated candidate's ablation. */
-export function candidateRefusalFigure(candidates: readonly { key: string; refusalRate: number }[], baseline?: number): Figure {
+/** Refusal rate under each evaluated candidate's ablation, and its coherent compliance where measured. */
+export function candidateRefusalFigure(candidates: readonly { key: string; refusalRate: number; coherentCompliance?: number }[], baseline?: number): Figure {
   const data: Record<string, unknown>[] = [{ type: "bar", name: "refusal rate with ablation", x: candidates.map((c) => c.key), y: candidates.map((c) => c.refusalRate) }];
+  if (candidates.every((c) => c.coherentCompliance !== undefined)) {
+    data.push({ type: "bar", name: "coherent compliance with ablation", x: candidates.map((c) => c.key), y: candidates.map((c) => c.coherentCompliance) });
+  }
   if (baseline !== undefined) data.push({ type: "scatter", mode: "lines", name: "no intervention", x: candidates.map((c) => c.key), y: candidates.map(() => baseline), line: { dash: "dash" } });
-  return { data, layout: { ...base("Harmful refusal rate per candidate direction", "candidate", "refusal rate"), yaxis: { title: { text: "refusal rate" }, range: [0, 1] } } };
+  return { data, layout: { ...base("Harmful refusal rate per candidate direction", "candidate", "share of harmful requests"), yaxis: { title: { text: "share of harmful requests" }, range: [0, 1] } } };
 }
 
 /** Refusal rate before and after abliteration, harmful and harmless. */
