@@ -1,5 +1,5 @@
 // Small file-system helpers shared by the loaders, the downloads and the exports.
-import { mkdir, open, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { link, mkdir, open, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 
 /** Whether a file or folder exists at `path`. */
@@ -76,30 +76,56 @@ export function processAlive(pid: number): boolean {
 /**
  * Hold an exclusive lock file while `fn` runs. A lock left by a process that no longer runs is taken
  * over; one held by a live process makes this wait up to `waitMs`, then fail with `busy()`'s message.
+ * The lock appears with its process id already in it (written to a private file, then hard-linked into
+ * place, which fails if the lock exists), so a second process never reads a half-written lock as stale.
  */
 export async function withLock<T>(lockPath: string, fn: () => Promise<T>, options: { waitMs?: number; busy?: (pid: number) => string } = {}): Promise<T> {
   await mkdir(dirname(lockPath), { recursive: true });
   const deadline = Date.now() + (options.waitMs ?? 0);
-  for (;;) {
-    try {
-      const handle = await open(lockPath, "wx");
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  const mine = `${lockPath}.${process.pid}-${Math.random().toString(36).slice(2)}`;
+  await writeFile(mine, String(process.pid));
+  try {
+    for (;;) {
+      try {
+        await link(mine, lockPath);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
       const pid = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
       if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) {
-        await rm(lockPath, { force: true }); // stale: its process is gone
+        await takeStaleLock(lockPath);
         continue;
       }
       if (Date.now() >= deadline) throw new Error(options.busy ? options.busy(pid) : `${lockPath} is held by process ${pid}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  } finally {
+    await rm(mine, { force: true });
   }
   try {
     return await fn();
   } finally {
     await rm(lockPath, { force: true });
   }
+}
+
+/**
+ * Remove a lock whose process is gone. It is first renamed to a private name, so that of two
+ * processes taking over the same stale lock only one removes it; if what was renamed turns out to be a
+ * new lock taken meanwhile, it is linked back.
+ */
+async function takeStaleLock(lockPath: string): Promise<void> {
+  const aside = `${lockPath}.stale-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await rename(lockPath, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return; // someone else took it over
+    throw error;
+  }
+  const pid = Number((await readFile(aside, "utf8").catch(() => "")).trim());
+  if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+    await link(aside, lockPath).catch(() => undefined);
+  }
+  await rm(aside, { force: true });
 }

@@ -11,6 +11,7 @@ import {
   ChatTokenizer, computeDirections, exportAbliterated, loadDirections, loadInstructions, loadModel, saveDirections, unitVector, DEMO_MODEL_DIR, CheckpointWeights,
 } from "../src/index.ts";
 import { PACKAGE_ROOT } from "../src/paths.ts";
+import { withLock } from "../src/files.ts";
 import { modelDir, reference } from "./helpers/reference.ts";
 
 const run = promisify(execFile);
@@ -152,6 +153,26 @@ describe("interrupted and concurrent exports", () => {
     await exportAbliterated(modelDir("llama"), out, unit, { onNotice: (l) => notices.push(l) });
     await assert.rejects(stat(stale), /ENOENT/);
     assert.match(notices.join("\n"), /removed .*\.after-crash\.partial-999999999-1, left by an interrupted export/);
+  });
+  it("withLock: of many takers at once exactly one holds the lock; a dead process's lock is taken over", async () => {
+    const lock = join(work, "race", "x.lock");
+    for (let round = 0; round < 40; round++) {
+      let holders = 0;
+      // Takers start a few event-loop turns apart, so that some arrive while another is creating the lock.
+      const results = await Promise.allSettled(Array.from({ length: 12 }, async (_, i) => {
+        for (let turn = 0; turn < i % 4; turn++) await new Promise((r) => setImmediate(r));
+        return withLock(lock, async () => {
+          holders++;
+          await new Promise((r) => setTimeout(r, 20));
+        }, { busy: (pid) => `busy ${pid}` });
+      }));
+      assert.equal(holders, 1, `round ${round}: ${holders} holders`);
+      assert.equal(results.filter((r) => r.status === "rejected").length, 11);
+      for (const r of results) if (r.status === "rejected") assert.equal(String(r.reason), `Error: busy ${process.pid}`);
+    }
+    await writeFile(lock, "999999999");
+    assert.equal(await withLock(lock, async () => "taken over"), "taken over");
+    assert.deepEqual(await readdir(join(work, "race")), []);
   });
   it("two exports to the same folder at once: the second is refused while the first runs", async () => {
     const out = join(work, "contended");
