@@ -108,6 +108,11 @@ export class ChatTokenizer {
     };
   }
 
+  /** The chat template's text, as the model folder gives it. */
+  get chatTemplate(): string | undefined {
+    return this.templateSource;
+  }
+
   get hasChatTemplate(): boolean {
     return this.template !== undefined;
   }

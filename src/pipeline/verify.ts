@@ -5,6 +5,7 @@
 // sees a different input; partial edits) it is the source orthogonalised in memory with the same options.
 import { actName } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
+import type { FwdHook } from "../hooks.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { checkWidth, dot, type UnitVector } from "../projection.ts";
 import { promptBatches, type Prompts } from "./batches.ts";
@@ -56,6 +57,8 @@ export interface ExportExpectation {
   unit: UnitVector;
   logits: Float32Array[];
   answers: string[];
+  /** The answers' token ids (the stop token excluded). */
+  answerTokens: number[][];
   /** A full edit: nothing the export writes may point along the direction (within this tolerance). */
   checkWrites: boolean;
   writeTolerance: number;
@@ -89,7 +92,7 @@ export async function expectedExport(source: HookedModel, unit: UnitVector, prom
     return withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
       reference: "ablation hooks" as const, prompts, unit, checkWrites, writeTolerance,
       logits: lastPositionLogits(source, prompts, { fwdHooks, batchSize }),
-      answers: await generateCompletions(source, prompts, { fwdHooks, maxNewTokens, batchSize }),
+      ...(await greedyAnswers(source, prompts, { fwdHooks, maxNewTokens, batchSize })),
     }));
   }
   const edited = options.inPlace ? source : source.clone();
@@ -100,10 +103,22 @@ export async function expectedExport(source: HookedModel, unit: UnitVector, prom
       if (dtype === "BF16" || dtype === "F16") replaceHeld(edited, key, (values) => decodeToFloat32(encodeFromFloat32(values, dtype), dtype));
     }
     const reference = rounded.length > 0 ? (`in-memory orthogonalisation, rounded to ${rounded.join(" and ")}` as const) : ("in-memory orthogonalisation" as const);
-    return { reference, prompts, unit, checkWrites, writeTolerance, logits: lastPositionLogits(edited, prompts, { batchSize }), answers: await generateCompletions(edited, prompts, { maxNewTokens, batchSize }) };
+    return { reference, prompts, unit, checkWrites, writeTolerance, logits: lastPositionLogits(edited, prompts, { batchSize }), ...(await greedyAnswers(edited, prompts, { maxNewTokens, batchSize })) };
   } finally {
     if (!options.inPlace) edited.dispose();
   }
+}
+
+/** Greedy answers as text and as token ids. */
+export async function greedyAnswers(model: HookedModel, prompts: Prompts, options: { fwdHooks?: readonly FwdHook[]; maxNewTokens: number; batchSize: number }): Promise<{ answers: string[]; answerTokens: number[][] }> {
+  const answers: string[] = [];
+  const answerTokens: number[][] = [];
+  for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
+    const { texts, tokens } = await model.generate(batch, { maxNewTokens: options.maxNewTokens, fwdHooks: options.fwdHooks });
+    answers.push(...texts);
+    answerTokens.push(...tokens);
+  }
+  return { answers, answerTokens };
 }
 
 /** The export's side of the check, against an expectation computed from its source. */

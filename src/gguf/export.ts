@@ -1,0 +1,343 @@
+// Stage 6 for llama.cpp: write a checkpoint, abliterated or not, as one GGUF file that llama.cpp, Ollama and
+// LM Studio load. The conventions are those of llama.cpp's reference converter (convert_hf_to_gguf.py):
+// tensor names, q/k rows of llama and mistral permuted to llama.cpp's interleaved RoPE, Gemma's norm weights
+// stored as 1 + w, Phi-3's fused projections as they are, the tied output head left out, RoPE scaling as
+// metadata or factor tensors. Where llama.cpp fixes a value that the config may set otherwise (Gemma's
+// attention scale), the difference is folded into the weights so the file computes what the checkpoint does.
+// Tensors are read, orthogonalised when a direction is given, converted and written one at a time.
+import { rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { headDim, numKvHeads, rotaryDim, tiedEmbeddings, type ModelConfig } from "../config.ts";
+import { realPathOf, withLock } from "../files.ts";
+import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
+import type { Architecture } from "../models/architecture.ts";
+import { roleKeys } from "../models/tensors.ts";
+import { checkWidth, type UnitVector } from "../projection.ts";
+import { checkOrthogonalizeOptions, orthogonalizeTensor, residualWriterKind, writerDirection, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
+import { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./quantize.ts";
+import { ggufVocab } from "./vocab.ts";
+import { bool, f32, fitsType, str, u32, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from "./write.ts";
+
+export const GGUF_TYPES = ["f32", "f16", "bf16", "q8_0"] as const;
+export type GgufFileType = (typeof GGUF_TYPES)[number];
+
+/** general.file_type of each choice (llama.cpp's llama_ftype). */
+const FILE_TYPE: Record<GgufFileType, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
+const TENSOR_TYPE: Record<GgufFileType, GgmlType> = { f32: "F32", f16: "F16", q8_0: "Q8_0", bf16: "BF16" };
+
+export interface GgufExportOptions extends OrthogonalizeOptions {
+  /**
+   * Tensor type of the matrices (norms, biases and RoPE factors stay F32, as llama.cpp's converter keeps
+   * them): written here (f32, f16, bf16, q8_0), or a k-quant made by llama.cpp's own quantiser from a float
+   * file written first (q4_k_m...).
+   */
+  type?: GgufFileType | LlamaCppQuant;
+  /** Orthogonalise the residual writers against this unit direction (an abliterated GGUF); none: convert as it is. */
+  unit?: UnitVector;
+  /** Replace an existing file. */
+  force?: boolean;
+  /** Key-values recorded as `abliterate.*` metadata (direction key, source...). */
+  provenance?: Record<string, string | number | boolean>;
+  onProgress?: (doneTensors: number, totalTensors: number) => void;
+}
+
+export interface GgufExportResult {
+  file: string;
+  bytes: number;
+  tensors: number;
+  /** Residual writers orthogonalised. */
+  edited: string[];
+  /** What the file does differently from the checkpoint, or how it was adapted to llama.cpp, one line each. */
+  notes: string[];
+}
+
+export class GgufExportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GgufExportError";
+  }
+}
+
+/** llama.cpp's architecture for each supported model_type, and whether its q/k rows need llama.cpp's RoPE permutation. */
+const LLAMA_CPP_ARCH: Record<string, { name: string; permuteQK: boolean }> = {
+  llama: { name: "llama", permuteQK: true },
+  mistral: { name: "llama", permuteQK: true },
+  qwen2: { name: "qwen2", permuteQK: false },
+  qwen3: { name: "qwen3", permuteQK: false },
+  gemma: { name: "gemma", permuteQK: false },
+  gemma2: { name: "gemma2", permuteQK: false },
+  gemma3_text: { name: "gemma3", permuteQK: false },
+  gemma3: { name: "gemma3", permuteQK: false },
+  phi3: { name: "phi3", permuteQK: false },
+};
+
+/** A layer tensor's GGUF name (without `blk.N.`), by the checkpoint's name after `model.layers.N.`. */
+function layerTensorName(rest: string, arch: Architecture): string | undefined {
+  const m = /^(.*)\.(weight|bias)$/.exec(rest);
+  if (!m) return undefined;
+  const names: Record<string, string> = {
+    input_layernorm: "attn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.qkv_proj": "attn_qkv",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    // With sandwich norms Hugging Face's post_attention_layernorm follows attention; without, it precedes the MLP.
+    post_attention_layernorm: arch.sandwichNorms ? "post_attention_norm" : "ffn_norm",
+    pre_feedforward_layernorm: "ffn_norm",
+    post_feedforward_layernorm: "post_ffw_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.gate_up_proj": "ffn_up", // Phi-3: llama.cpp splits the fused [gate; up] itself
+    "mlp.down_proj": "ffn_down",
+  };
+  const name = names[m[1]];
+  return name && `${name}.${m[2]}`;
+}
+
+/** The GGUF name of a checkpoint tensor (its key without the architecture's prefix). */
+export function ggufTensorName(key: string, arch: Architecture): string {
+  const k = key.slice(arch.keyPrefix.length);
+  if (k === "model.embed_tokens.weight") return "token_embd.weight";
+  if (k === "model.norm.weight") return "output_norm.weight";
+  if (k === "lm_head.weight") return "output.weight";
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(k);
+  const name = m && layerTensorName(m[2], arch);
+  if (!m || !name) throw new GgufExportError(`tensor ${key} has no GGUF name for ${arch.modelType}`);
+  return `blk.${m[1]}.${name}`;
+}
+
+/**
+ * llama.cpp's interleaved RoPE for llama/mistral: within each head, the rows of the first and second halves
+ * (Hugging Face's rotate_half layout) are interleaved, as convert_hf_to_gguf.py's `permute` does.
+ */
+export function permuteRopeRows(values: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const out = new Float32Array(values.length);
+  const perHead = rows / heads;
+  const half = perHead / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let part = 0; part < 2; part++) {
+        const from = h * perHead + part * half + i;
+        const to = h * perHead + 2 * i + part;
+        out.set(values.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return out;
+}
+
+/** The attention scale llama.cpp uses for Gemma 2 / 3 (fixed by model size), as the divisor under the square root. */
+function llamaCppGemmaScaleDivisor(config: ModelConfig, gguf: string): number {
+  const is27B = gguf === "gemma2" ? config.num_hidden_layers === 46 : config.num_hidden_layers === 62;
+  return is27B ? config.hidden_size / config.num_attention_heads : headDim(config);
+}
+
+/** Sliding-window layers, as the engine decides them. */
+function slidingLayers(config: ModelConfig, arch: Architecture): boolean[] {
+  return Array.from({ length: config.num_hidden_layers }, (_, l) => (config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l)));
+}
+
+/** Architecture metadata (`{arch}.*`) as llama.cpp reads it. */
+function architectureMetadata(config: ModelConfig, arch: Architecture, gguf: string, notes: string[]): Map<string, GgufValue> {
+  const m = new Map<string, GgufValue>();
+  const k = (key: string, v: GgufValue) => m.set(`${gguf}.${key}`, v);
+  k("context_length", u32(config.max_position_embeddings ?? 4096));
+  k("embedding_length", u32(config.hidden_size));
+  k("block_count", u32(config.num_hidden_layers));
+  k("feed_forward_length", u32(config.intermediate_size));
+  k("attention.head_count", u32(config.num_attention_heads));
+  k("attention.head_count_kv", u32(numKvHeads(config)));
+  k("attention.layer_norm_rms_epsilon", f32(config.rms_norm_eps));
+  k("attention.key_length", u32(headDim(config)));
+  k("attention.value_length", u32(headDim(config)));
+  k("rope.freq_base", f32(config.rope_theta));
+  k("vocab_size", u32(config.vocab_size));
+  k("rope.dimension_count", u32(gguf === "phi3" ? Math.floor((config.partial_rotary_factor ?? 1) * config.hidden_size) / config.num_attention_heads : rotaryDim(config)));
+  const scaling = config.rope_scaling;
+  const ropeType = scaling ? (scaling.rope_type ?? scaling.type) : undefined;
+  if (ropeType === "linear") {
+    k("rope.scaling.type", str("linear"));
+    k("rope.scaling.factor", f32(scaling!.factor!));
+  } else if (ropeType === "longrope") {
+    const original = scaling!.original_max_position_embeddings ?? config.original_max_position_embeddings!;
+    const factor = (config.max_position_embeddings ?? original) / original;
+    k("rope.scaling.type", str("longrope"));
+    k("rope.scaling.original_context_length", u32(original));
+    k("rope.scaling.attn_factor", f32(scaling!.attention_factor ?? (factor > 1 ? Math.sqrt(1 + Math.log(factor) / Math.log(original)) : 1)));
+    notes.push(`longrope: llama.cpp uses the long factors whenever its context is longer than ${original} tokens (Hugging Face: whenever the sequence is)`);
+  }
+  const sliding = slidingLayers(config, arch);
+  if (gguf === "gemma2" || gguf === "gemma3") {
+    // llama.cpp marks layer l sliding when l % period < period - 1: find the period that gives the config's layers.
+    const period = [...Array(config.num_hidden_layers + 1).keys()].slice(1).find((p) => sliding.every((s, l) => s === (l % p < p - 1)));
+    if (sliding.some((s) => s)) {
+      if (period === undefined) throw new GgufExportError(`${arch.modelType}: sliding-window layers [${sliding.map((s, l) => (s ? l : -1)).filter((l) => l >= 0)}] follow no period; llama.cpp cannot express them`);
+      k("attention.sliding_window", u32(config.sliding_window ?? 4096));
+      k("attention.sliding_window_pattern", u32(period));
+    }
+    if (gguf === "gemma3" && arch.localRopeBase) k("rope.freq_base_swa", f32(arch.localRopeBase(config)));
+    if (config.attn_logit_softcapping) k("attn_logit_softcapping", f32(config.attn_logit_softcapping));
+    if (config.final_logit_softcapping) k("final_logit_softcapping", f32(config.final_logit_softcapping));
+  } else if (gguf === "phi3") {
+    k("attention.sliding_window", u32(sliding.some((s) => s) ? config.sliding_window! : 0));
+  } else if (sliding.some((s) => s) && config.sliding_window != null && config.sliding_window < (config.max_position_embeddings ?? Infinity)) {
+    notes.push(`llama.cpp's ${gguf} attends to all earlier tokens: the checkpoint's sliding window of ${config.sliding_window} tokens is not kept (the same below that length)`);
+  }
+  return m;
+}
+
+/** Extra tensors llama.cpp reads RoPE scaling from: Llama 3.1's frequency factors, Phi-3's long and short factors. */
+function ropeTensors(config: ModelConfig): GgufTensor[] {
+  const scaling = config.rope_scaling;
+  const type = scaling ? (scaling.rope_type ?? scaling.type) : undefined;
+  if (type === "llama3") {
+    const dim = headDim(config);
+    const factor = scaling!.factor ?? 8;
+    const low = scaling!.low_freq_factor ?? 1;
+    const high = scaling!.high_freq_factor ?? 4;
+    const old = scaling!.original_max_position_embeddings ?? 8192;
+    const factors = new Float32Array(dim / 2);
+    for (let i = 0; i < dim / 2; i++) {
+      const freq = 1 / config.rope_theta ** ((2 * i) / dim);
+      const wavelen = (2 * Math.PI) / freq;
+      if (wavelen < old / high) factors[i] = 1;
+      else if (wavelen > old / low) factors[i] = factor;
+      else {
+        const smooth = (old / wavelen - low) / (high - low);
+        factors[i] = 1 / ((1 - smooth) / factor + smooth);
+      }
+    }
+    return [{ name: "rope_freqs.weight", shape: [dim / 2], type: "F32", values: async () => factors }];
+  }
+  if (type === "longrope") {
+    return (["long", "short"] as const).map((which) => {
+      const values = Float32Array.from(scaling![`${which}_factor`]!);
+      return { name: `rope_factors_${which}.weight`, shape: [values.length], type: "F32" as const, values: async () => values };
+    });
+  }
+  return [];
+}
+
+/**
+ * Write the checkpoint at `from` (a folder or Hub id, or an opened Checkpoint, left open) as the GGUF file
+ * `outFile`, orthogonalised against `options.unit` when given.
+ */
+export async function exportGguf(from: string | Checkpoint, outFile: string, options: GgufExportOptions = {}): Promise<GgufExportResult> {
+  const requested = options.type ?? "f16";
+  const quant = Object.hasOwn(LLAMA_CPP_QUANTS, requested) ? (requested as LlamaCppQuant) : undefined;
+  if (!quant && !GGUF_TYPES.includes(requested as GgufFileType)) throw new GgufExportError(`GGUF type ${JSON.stringify(requested)} is not supported (written here: ${GGUF_TYPES.join(", ")}; by llama.cpp's quantiser: ${Object.keys(LLAMA_CPP_QUANTS).join(", ")})`);
+  const checkpoint = typeof from === "string" ? await openCheckpoint(from) : from;
+  try {
+    const { config, arch, weights, dir } = checkpoint;
+    const target = LLAMA_CPP_ARCH[config.model_type];
+    if (!target) throw new GgufExportError(`${dir}: model_type ${config.model_type} has no GGUF conversion (supported: ${Object.keys(LLAMA_CPP_ARCH).join(", ")})`);
+    const source = await realPathOf(dir);
+    const out = resolve(outFile);
+    if (out.startsWith(source + "/")) throw new GgufExportError(`output file ${outFile} is inside the source folder ${source}; choose a path outside it, the source is never written to`);
+    if (!options.force && (await stat(out).then(() => true, () => false))) throw new GgufExportError(`${out} exists already; pass force to replace it`);
+    checkCheckpointTensors(checkpoint);
+    // A k-quant is made from a float file in the source's precision (F32, or BF16/F16 for 16-bit checkpoints).
+    const dtypes = new Set(weights.names.map((n) => weights.info(n).dtype));
+    const type: GgufFileType = quant ? (dtypes.has("F32") ? "f32" : dtypes.has("BF16") ? "bf16" : "f16") : (requested as GgufFileType);
+    if (options.unit) {
+      checkWidth(options.unit, config.hidden_size);
+      checkOrthogonalizeOptions(options, config.num_hidden_layers);
+    }
+    const notes: string[] = [];
+    const metadata = new Map<string, GgufValue>([
+      ["general.architecture", str(target.name)],
+      ["general.name", str(basename(source))],
+      ["general.file_type", u32(FILE_TYPE[type])], // llama.cpp's quantiser sets its own
+      ["general.quantization_version", u32(2)],
+    ]);
+    for (const [key, v] of architectureMetadata(config, arch, target.name, notes)) metadata.set(key, v);
+    const eos = config.eos_token_id;
+    for (const [key, v] of await ggufVocab(dir, config.vocab_size, { bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined, eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined), pad: config.pad_token_id ?? undefined })) metadata.set(key, v);
+    if (options.unit) {
+      metadata.set("abliterate.source", str(source));
+      metadata.set("abliterate.scale", f32(options.scale ?? 1));
+      metadata.set("abliterate.skip_embedding", bool(options.skipEmbedding ?? false));
+      if (options.layers) metadata.set("abliterate.layers", str(`${options.layers[0]}-${options.layers[1]}`));
+    }
+    for (const [key, v] of Object.entries(options.provenance ?? {})) metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
+
+    const keys = roleKeys(arch);
+    const tied = tiedEmbeddings(config);
+    const gemma = arch.normOffset === 1;
+    const unit = options.unit;
+    const embeddingEdited = unit !== undefined && residualWriterKind(keys.embedding, arch, config.num_hidden_layers, options) !== undefined;
+    // Gemma 2 and 3: llama.cpp scales attention by 1/sqrt(head_dim) (by model size for the 27B); a config's
+    // query_pre_attn_scalar that differs is folded into q (into q_norm's weight where q is normalised).
+    const qScale = target.name === "gemma2" || target.name === "gemma3" ? Math.sqrt(llamaCppGemmaScaleDivisor(config, target.name) / (config.query_pre_attn_scalar ?? headDim(config))) : 1;
+    if (qScale !== 1) notes.push(`queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ${config.query_pre_attn_scalar})`);
+    const postNorms = new Map<string, Float32Array>();
+    const postNorm = (key: string) => postNorms.get(key)!;
+    if (unit && arch.sandwichNorms && !options.naive) for (const n of weights.names) if (/post_(attention|feedforward)_layernorm\.weight$/.test(n)) postNorms.set(n, await weights.readFloat32(n));
+
+    const edited: string[] = [];
+    const tensors: GgufTensor[] = [...ropeTensors(config)];
+    const read = async (key: string): Promise<Float32Array> => {
+      let values = await weights.readFloat32(key);
+      const shape = weights.info(key).shape;
+      const kind = unit && residualWriterKind(key, arch, config.num_hidden_layers, options);
+      if (kind) values = orthogonalizeTensor(kind, values, shape, writerDirection(key, arch, unit, postNorm, options), options.scale ?? 1);
+      const rest = key.slice(arch.keyPrefix.length);
+      const layer = /^model\.layers\.\d+\.(.+)$/.exec(rest)?.[1];
+      if (target.permuteQK && (layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias")) values = permuteRopeRows(values, shape[0], shape[1] ?? 1, config.num_attention_heads);
+      if (target.permuteQK && (layer === "self_attn.k_proj.weight" || layer === "self_attn.k_proj.bias")) values = permuteRopeRows(values, shape[0], shape[1] ?? 1, numKvHeads(config));
+      if (gemma && rest.endsWith("norm.weight")) values = values.map((w) => w + 1);
+      if (qScale !== 1 && (arch.qkNorm ? layer === "self_attn.q_norm.weight" : layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias")) values = values.map((w) => w * qScale);
+      return values;
+    };
+    const typeFor = (name: string, shape: readonly number[]): GgmlType => {
+      if (shape.length < 2 || name.endsWith("_norm.weight")) return "F32";
+      const t = TENSOR_TYPE[type];
+      if (fitsType(t, shape)) return t;
+      notes.push(`${name} [${shape}] stored as F16: rows of ${shape[shape.length - 1]} are not whole ${t} blocks`);
+      return "F16";
+    };
+    for (const key of weights.names) {
+      if (!key.startsWith(arch.keyPrefix)) continue; // a multimodal checkpoint's vision tower
+      if (key === keys.unembedding && tied) continue;
+      const name = ggufTensorName(key, arch);
+      const shape = weights.info(key).shape;
+      tensors.push({ name, shape, type: typeFor(name, shape), values: () => read(key) });
+      if (unit && residualWriterKind(key, arch, config.num_hidden_layers, options)) edited.push(key);
+    }
+    if (tied && embeddingEdited) {
+      // Untie, as the safetensors export does: the output head keeps the original embedding.
+      if (target.name === "gemma2") notes.push("llama.cpp's gemma2 always uses the token embedding as its output head: the orthogonalised embedding serves as both (the safetensors export unties them)");
+      else {
+        const shape = weights.info(keys.embedding).shape;
+        tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => weights.readFloat32(keys.embedding) });
+      }
+    }
+    let done = 0;
+    const bytes = await withLock(`${out}.lock`, async () => {
+      if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, tensors.length) });
+      const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
+      try {
+        await writeGguf(float, metadata, tensors, { overwrite: true, onTensor: () => options.onProgress?.(++done, tensors.length + 1) });
+        const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+        try {
+          await quantizeWithLlamaCpp(float, partial, quant);
+          await rename(partial, out);
+        } finally {
+          await rm(partial, { force: true });
+        }
+        options.onProgress?.(tensors.length + 1, tensors.length + 1);
+        notes.push(`quantised to ${quant} by llama.cpp's llama_model_quantize from a ${type} file (tensors whose rows are not whole blocks fall back to llama.cpp's choice)`);
+        return (await stat(out)).size;
+      } finally {
+        await rm(float, { force: true });
+      }
+    }, { busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another file` });
+    return { file: out, bytes, tensors: tensors.length, edited, notes };
+  } finally {
+    if (typeof from === "string") await checkpoint.close();
+  }
+}
+
