@@ -15,6 +15,11 @@ import { refusalTokensFor } from "../pipeline/scores.ts";
 import { scoreCandidates } from "../pipeline/select.ts";
 import { exists } from "../files.ts";
 import { progressReporter } from "./progress.ts";
+import { exportGguf, GGUF_TYPES, type GgufFileType } from "../gguf/export.ts";
+import { LLAMA_CPP_QUANTS, type LlamaCppQuant } from "../gguf/quantize.ts";
+import { verifyGguf, type GgufVerification } from "../gguf/verify.ts";
+import type { OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
+import type { UnitVector } from "../projection.ts";
 
 const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -111,6 +116,48 @@ const fmt = (x: number, digits: number) => (Number.isNaN(x) ? "-" : x.toFixed(di
 function verificationLine(v: Verification): string {
   const writes = v.writeComponent !== undefined ? `, largest write along the direction ${v.writeComponent.toExponential(1)}` : "";
   return `verified on ${v.prompts} prompts against the ${v.reference}: max |logit diff| ${v.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${v.sameGreedyAnswers}${writes}${v.passed ? "" : " (FAILED)"}`;
+}
+
+const GGUF_TYPE_HELP = `${GGUF_TYPES.join(", ")} (written here) or ${Object.keys(LLAMA_CPP_QUANTS).join(", ")} (llama.cpp's own quantiser)`;
+const ggufType = (value: string) => {
+  if (!(GGUF_TYPES as readonly string[]).includes(value) && !Object.hasOwn(LLAMA_CPP_QUANTS, value)) throw new InvalidArgumentError(`expected one of ${GGUF_TYPE_HELP}, got "${value}"`);
+  return value;
+};
+const ggufFormat = (value: string) => {
+  if (value !== "safetensors" && value !== "gguf") throw new InvalidArgumentError(`expected safetensors or gguf, got "${value}"`);
+  return value;
+};
+
+/** `export-gguf` and `apply --format gguf`: write the file, report it, and check it with llama.cpp when asked. */
+async function ggufCommand(opts: Common & { out: string; type: GgufFileType | LlamaCppQuant; force?: boolean; verify?: boolean }, edit: { unit?: UnitVector; orthogonalize?: OrthogonalizeOptions; provenance?: Record<string, string> }): Promise<void> {
+  const bar = progressReporter();
+  const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
+  const started = performance.now();
+  let result;
+  let verification: GgufVerification | undefined;
+  try {
+    result = await exportGguf(checkpoint, opts.out, { ...edit.orthogonalize, unit: edit.unit, type: opts.type, force: opts.force, provenance: edit.provenance, onProgress: (d, t) => bar.update("gguf", d, t, "tensors") });
+    bar.stop();
+    if (opts.verify) {
+      await initBackend({ backend: opts.backend });
+      const source = await loadModel(checkpoint);
+      const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+      try {
+        verification = await verifyGguf(source, result.file, prompts, { type: GGUF_TYPES.includes(opts.type as GgufFileType) ? (opts.type as GgufFileType) : "q8_0", unit: edit.unit, orthogonalize: edit.orthogonalize });
+      } finally {
+        source.dispose();
+      }
+    }
+  } finally {
+    await checkpoint.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  print(opts, [
+    `wrote ${result.file}: ${result.tensors} tensors as ${opts.type}${edit.unit ? `, ${result.edited.length} orthogonalised` : ""} (${(result.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
+    ...result.notes.map((n) => `note: ${n}`),
+    ...(verification ? [`checked by llama.cpp on ${verification.prompts} prompts against ${verification.reference}: max |log p diff| ${verification.maxAbsLogProbDiff.toExponential(2)}${verification.tolerance !== undefined ? ` (tolerance ${verification.tolerance})` : ""}, greedy tokens agreeing ${(100 * verification.tokenAgreement).toFixed(1)}%, same chat-template tokens: ${verification.sameChatTokens}${verification.passed ? "" : " (FAILED)"}`] : []),
+  ].join("\n"), { ...result, seconds, verification });
+  if (verification && !verification.passed) process.exitCode = 1;
 }
 
 function print(opts: { json?: boolean }, human: string, json: unknown): void {
@@ -216,16 +263,22 @@ common(program.command("apply"))
   .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
   .requiredOption("-d, --directions <file>", "directions .safetensors")
   .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
-  .requiredOption("-o, --out <dir>", "output checkpoint folder")
+  .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)")
+  .option("--format <format>", "safetensors (a Hugging Face checkpoint folder) or gguf (one file for llama.cpp, Ollama, LM Studio)", ggufFormat, "safetensors")
+  .option("--type <type>", `GGUF tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16")
   .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
   .option("--skip-embedding", "leave the token embedding unchanged")
   .option("--scale <s>", "fraction of the component to remove", fraction, 1)
   .option("--naive", "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)")
-  .option("--verify", "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must fit in memory)")
+  .option("--verify", "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must fit in memory); a GGUF file is checked by llama.cpp (needs node-llama-cpp)")
   .option("-f, --force", "replace a non-empty output folder")
   .action(async (opts) => {
     const bar = progressReporter();
     const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
+    if (opts.format === "gguf") {
+      const orthogonalize = { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive };
+      return ggufCommand(opts, { unit: direction.unit, orthogonalize, provenance: { direction: directionKey(direction), directions_file: opts.directions } });
+    }
     const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
     const started = performance.now();
     let verification: Verification | undefined;
@@ -256,6 +309,14 @@ common(program.command("apply"))
     ].join("\n"), { ...result, seconds, verification });
     if (verification && !verification.passed) process.exitCode = 1;
   });
+
+common(program.command("export-gguf"))
+  .description("write a checkpoint (abliterated or not) as one GGUF file for llama.cpp, Ollama and LM Studio, one tensor at a time")
+  .requiredOption("-o, --out <file>", "output .gguf file")
+  .option("--type <type>", `tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16")
+  .option("--verify", "check the file with llama.cpp against the source on a few prompts (needs node-llama-cpp)")
+  .option("-f, --force", "replace an existing file")
+  .action((opts) => ggufCommand(opts, {}));
 
 common(program.command("eval"))
   .description("refusal rate (substring metric) on harmful and harmless instructions, optionally KL against a reference model")

@@ -135,6 +135,21 @@ function llamaCppGemmaScaleDivisor(config: ModelConfig, gguf: string): number {
   return is27B ? config.hidden_size / config.num_attention_heads : headDim(config);
 }
 
+/**
+ * general.name: the Hub repository's name for a Hub cache snapshot (whose folder is a commit hash), else the
+ * folder's. llama.cpp recognises Phi-3 by this name (it then strips whitespace after the special tokens, as
+ * Phi-3's tokenizer does), so a phi3 model's name is made to say so.
+ */
+function modelName(source: string, config: ModelConfig, tokens: readonly string[], notes: string[]): string {
+  const hub = /models--[^/]+--([^/]+)\/snapshots\/[^/]+$/.exec(source);
+  const name = hub ? hub[1] : basename(source);
+  // llama.cpp's Phi-3 handling looks these tokens up (Phi-3's Llama 2 vocabulary has them; Phi-4-mini's has not).
+  const phi3Vocabulary = ["<unk>", "<s>", "</s>", "<|endoftext|>"].every((t) => tokens.includes(t));
+  if (config.model_type !== "phi3" || /phi-?3/i.test(name) || !phi3Vocabulary) return name;
+  notes.push(`general.name is phi3-${name}: llama.cpp recognises Phi-3 by name, to strip whitespace after its special tokens as Phi-3's tokenizer does`);
+  return `phi3-${name}`;
+}
+
 /** Sliding-window layers, as the engine decides them. */
 function slidingLayers(config: ModelConfig, arch: Architecture): boolean[] {
   return Array.from({ length: config.num_hidden_layers }, (_, l) => (config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l)));
@@ -249,13 +264,16 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     const notes: string[] = [];
     const metadata = new Map<string, GgufValue>([
       ["general.architecture", str(target.name)],
-      ["general.name", str(basename(source))],
       ["general.file_type", u32(FILE_TYPE[type])], // llama.cpp's quantiser sets its own
       ["general.quantization_version", u32(2)],
     ]);
     for (const [key, v] of architectureMetadata(config, arch, target.name, notes)) metadata.set(key, v);
     const eos = config.eos_token_id;
-    for (const [key, v] of await ggufVocab(dir, config.vocab_size, { bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined, eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined), pad: config.pad_token_id ?? undefined })) metadata.set(key, v);
+    const vocab = await ggufVocab(dir, config.vocab_size, { bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined, eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined), pad: config.pad_token_id ?? undefined });
+    const tokens = vocab.metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] };
+    metadata.set("general.name", str(modelName(source, config, tokens.values, notes)));
+    for (const [key, v] of vocab.metadata) metadata.set(key, v);
+    notes.push(...vocab.notes);
     if (options.unit) {
       metadata.set("abliterate.source", str(source));
       metadata.set("abliterate.scale", f32(options.scale ?? 1));
@@ -309,7 +327,7 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     }
     if (tied && embeddingEdited) {
       // Untie, as the safetensors export does: the output head keeps the original embedding.
-      if (target.name === "gemma2") notes.push("llama.cpp's gemma2 always uses the token embedding as its output head: the orthogonalised embedding serves as both (the safetensors export unties them)");
+      if (target.name === "gemma" || target.name === "gemma2") notes.push(`llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as both (the safetensors export unties them; --skip-embedding keeps the head exact)`);
       else {
         const shape = weights.info(keys.embedding).shape;
         tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => weights.readFloat32(keys.embedding) });

@@ -4,6 +4,7 @@
 // Contexts use a float32 KV cache and no flash attention: llama.cpp's defaults (float16 cache, flash
 // attention through float16) move log-probabilities by about 1e-2, which would hide a real difference.
 import { availableParallelism } from "node:os";
+import { Template } from "@huggingface/jinja";
 import type { Llama, LlamaModel } from "node-llama-cpp";
 
 let llama: Promise<Llama> | undefined;
@@ -58,10 +59,10 @@ export async function llamaCppGreedy(model: LlamaModel, tokens: readonly number[
 export async function llamaCppLogProbs(model: LlamaModel, tokens: readonly number[], vocabSize: number, contextSize = 256): Promise<Float64Array> {
   const context = await model.createContext(contextOptions(contextSize));
   try {
-    const steps = context.getSequence().evaluateWithMetadata(tokens as never, { probabilities: true }, { temperature: 0 });
-    const { value } = await steps.next();
-    await steps.return(undefined);
-    const probabilities = (value as { probabilities: Map<number, number> }).probabilities;
+    const last = tokens.length - 1;
+    const input = tokens.map((t, i) => (i === last ? ([t, { generateNext: { probabilities: true } }] as const) : t));
+    const outputs = await context.getSequence().controlledEvaluate(input as never, { temperature: 0 } as never);
+    const probabilities = (outputs[last] as { next: { probabilities: Map<number, number> } }).next.probabilities;
     return Float64Array.from({ length: vocabSize }, (_, t) => Math.log(probabilities.get(t) ?? 0));
   } finally {
     await context.dispose();
@@ -74,14 +75,18 @@ export function llamaCppTokenize(model: LlamaModel, text: string): number[] {
 }
 
 /**
- * The token ids of a one-message conversation as llama.cpp formats it with the chat template stored in the
- * GGUF file (node-llama-cpp's Jinja renderer), ready for the assistant's answer.
+ * The token ids of a one-message conversation, ready for the assistant's answer, as a GGUF consumer with Jinja
+ * support (llama.cpp's server with --jinja, LM Studio) makes them: the chat template stored in the file,
+ * rendered with `add_generation_prompt` and llama.cpp's own bos/eos token texts, then tokenized by llama.cpp.
  */
 export async function llamaCppChatTokens(model: LlamaModel, user: string): Promise<number[]> {
-  const { JinjaTemplateChatWrapper, LlamaText } = await import("node-llama-cpp");
   const template = model.fileInfo.metadata.tokenizer?.chat_template;
   if (typeof template !== "string") throw new Error(`${model.filename ?? "the GGUF file"} has no tokenizer.chat_template`);
-  const wrapper = new JinjaTemplateChatWrapper({ template, tokenizer: model.tokenizer, trimLeadingWhitespaceInResponses: false });
-  const { contextText } = wrapper.generateContextState({ chatHistory: [{ type: "user", text: user }, { type: "model", response: [] }] });
-  return Array.from(LlamaText(contextText).tokenize(model.tokenizer) as readonly number[]);
+  const text = new Template(template).render({
+    messages: [{ role: "user", content: user }],
+    add_generation_prompt: true,
+    bos_token: model.tokens.bosString ?? "",
+    eos_token: model.tokens.eosString ?? "",
+  });
+  return llamaCppTokenize(model, text);
 }

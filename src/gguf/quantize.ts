@@ -57,11 +57,15 @@ async function quantizeLibrary(): Promise<QuantizeLibrary> {
   return library;
 }
 
-/** Quantise the GGUF file `input` (F32, F16 or BF16) into `output` with llama.cpp's quantiser. */
-export async function quantizeWithLlamaCpp(input: string, output: string, quant: LlamaCppQuant, options: { threads?: number } = {}): Promise<void> {
-  if (!Object.hasOwn(LLAMA_CPP_QUANTS, quant)) throw new Error(`${quant} is not one of llama.cpp's quantisations reachable here (${Object.keys(LLAMA_CPP_QUANTS).join(", ")})`);
+/**
+ * Quantise the GGUF file `input` (F32, F16 or BF16) into `output` with llama.cpp's quantiser. Q8_0 is also
+ * accepted, to compare llama.cpp's Q8_0 with the one written here.
+ */
+export async function quantizeWithLlamaCpp(input: string, output: string, quant: LlamaCppQuant | "q8_0", options: { threads?: number } = {}): Promise<void> {
+  const ftypes: Record<string, number> = { ...LLAMA_CPP_QUANTS, q8_0: 7 };
+  if (!Object.hasOwn(ftypes, quant)) throw new Error(`${quant} is not one of llama.cpp's quantisations reachable here (${Object.keys(ftypes).join(", ")})`);
   const lib = await quantizeLibrary();
-  const params = { ...lib.defaults(), ftype: LLAMA_CPP_QUANTS[quant], nthread: options.threads ?? 0 };
+  const params = { ...lib.defaults(), ftype: ftypes[quant], nthread: options.threads ?? 0 };
   const status = lib.quantize(input, output, params);
   if (status !== 0) throw new Error(`llama.cpp could not quantise ${input} to ${quant} (status ${status})`);
 }

@@ -74,8 +74,9 @@ function addsBos(json: TokenizerJson, config: Record<string, unknown>, bos: stri
  * GGUF tokenizer metadata for the model folder `dir`, with `vocabSize` token slots (the embedding's rows;
  * ids the tokenizer leaves unused are written as unused `[PADn]` tokens, as llama.cpp's converter does).
  */
-export async function ggufVocab(dir: string, vocabSize: number, ids: { bos?: number; eos?: number; pad?: number }): Promise<Map<string, GgufValue>> {
+export async function ggufVocab(dir: string, vocabSize: number, ids: { bos?: number; eos?: number; pad?: number }): Promise<{ metadata: Map<string, GgufValue>; notes: string[] }> {
   const out = new Map<string, GgufValue>();
+  const notes: string[] = [];
   const file = join(dir, "tokenizer.json");
   if (!(await exists(file))) throw new GgufVocabError(`${file}: missing; a GGUF file carries its tokenizer (llama.cpp cannot run a model without one)`);
   const chat = await ChatTokenizer.load(dir);
@@ -145,5 +146,5 @@ export async function ggufVocab(dir: string, vocabSize: number, ids: { bos?: num
   out.set("tokenizer.ggml.add_bos_token", bool(addsBos(json, chat.config, chat.specialToken("bos_token"))));
   out.set("tokenizer.ggml.add_eos_token", bool(chat.config.add_eos_token === true));
   if (chat.chatTemplate !== undefined) out.set("tokenizer.chat_template", str(chat.chatTemplate));
-  return out;
+  return { metadata: out, notes };
 }

@@ -75,7 +75,7 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(values[b * 32 + j]));
     scale[0] = amax / 127;
     const d = scale[0];
-    const id = d !== 0 ? 1 / d : 0;
+    const id = d !== 0 ? Math.fround(1 / d) : 0; // float32, as C computes 1.0f/d
     const half = encodeFromFloat32(scale, "F16");
     out[b * 34] = half[0];
     out[b * 34 + 1] = half[1];
