@@ -36,7 +36,7 @@ export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANC
 export { exportGguf, ggufTensorName, GGUF_TYPES, GgufExportError, type GgufExportOptions, type GgufExportResult, type GgufFileType } from "./gguf/export.ts";
 export { verifyGguf, GGUF_LOGPROB_TOLERANCE, GGUF_MIN_TOKEN_AGREEMENT, type GgufVerification } from "./gguf/verify.ts";
 export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./gguf/quantize.ts";
-export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppChatTokens } from "./gguf/llama-cpp.ts";
+export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./gguf/llama-cpp.ts";
 // Stage 7: evaluation.
 export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, answerAgreement, type AnswerAgreement, type RefusalEvaluation } from "./pipeline/evaluate.ts";
 export { projectionsOn } from "./pipeline/projections.ts";

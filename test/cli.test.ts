@@ -31,7 +31,7 @@ describe("abliterate CLI", () => {
 
   it("--help lists every subcommand", async () => {
     const { stdout } = await cli("--help");
-    for (const sub of ["run", "directions", "select", "apply", "eval", "generate"]) assert.match(stdout, new RegExp(`\\b${sub}\\b`));
+    for (const sub of ["run", "directions", "select", "apply", "export-gguf", "eval", "generate"]) assert.match(stdout, new RegExp(`\\b${sub}\\b`));
     const { stdout: apply } = await cli("apply", "--help");
     assert.match(apply, /--skip-embedding/);
   });
@@ -64,6 +64,21 @@ describe("abliterate CLI", () => {
     assert.equal(result.coherentCompliance.n, 8);
     assert.ok(result.coherentCompliance.firstTokens <= 1 - result.harmfulRefusalRate, JSON.stringify(result));
     assert.match(await cliFails("eval", "--model", "models/demo", "--compliance-reference", join(dir, "no-model"), "-n", "2"), /no-model\/config.json: cannot read config.json/);
+  });
+
+  it("export-gguf and apply --format gguf write files llama.cpp loads, checked with --verify", async () => {
+    const plain = JSON.parse((await cli("export-gguf", "-o", join(dir, "demo.gguf"), "--type", "q8_0", "--verify", "--json")).stdout) as { tensors: number; verification: { passed: boolean; tokenAgreement: number } };
+    assert.equal(plain.tensors, 3 + 6 * 9);
+    assert.ok(plain.verification.passed && plain.verification.tokenAgreement >= 0.9, JSON.stringify(plain.verification));
+    const dirs = join(dir, "gguf-dirs.safetensors");
+    await cli("directions", "-n", "32", "-o", dirs);
+    const { stdout } = await cli("apply", "-d", dirs, "-k", "blocks.1.hook_resid_mid@-1", "--format", "gguf", "--type", "f32", "-o", join(dir, "abliterated.gguf"), "--verify");
+    assert.match(stdout, /wrote .*abliterated\.gguf: 57 tensors as f32, 13 orthogonalised/);
+    assert.match(stdout, /checked by llama\.cpp on 8 prompts against ablation hooks: max \|log p diff\| \S+ \(tolerance 0\.001\), greedy tokens agreeing 100\.0%, same chat-template tokens: true/);
+    assert.doesNotMatch(stdout, /FAILED/);
+    assert.match(await cliFails("export-gguf", "-o", join(dir, "demo.gguf")), /demo\.gguf exists already; pass force to replace it/);
+    assert.match(await cliFails("export-gguf", "-o", join(dir, "x.gguf"), "--type", "q4_0"), /--type.*expected one of f32, f16, bf16, q8_0 \(written here\) or q2_k/);
+    assert.match(await cliFails("apply", "-d", dirs, "-o", join(dir, "y"), "--format", "onnx"), /expected safetensors or gguf, got "onnx"/);
   });
 
   it("bad arguments give clear errors and exit non-zero", async () => {

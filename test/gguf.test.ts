@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  DEMO_MODEL_DIR, exportGguf, llamaCppChatTokens, llamaCppGreedy, llamaCppTokenize, loadGguf, loadInstructions, loadModel, loadPlanted, refusalRate,
+  DEMO_MODEL_DIR, exportGguf, llamaCppChatTokens, llamaCppDetokenize, llamaCppGreedy, llamaCppTokenize, loadGguf, loadInstructions, loadModel, loadPlanted, refusalRate,
   unitVector, verifyGguf, type HookedModel,
 } from "../src/index.ts";
 import { encodeGgufHeader, quantizeQ8_0, tensorBytes } from "../src/gguf/write.ts";
@@ -216,7 +216,7 @@ describe("the demo model in llama.cpp, original and abliterated", () => {
       await exportGguf(DEMO_MODEL_DIR, file, { type: "f32", unit });
       const model = await loadGguf(file);
       try {
-        const answers = await Promise.all(harmful.map(async (q) => model.detokenize(await llamaCppGreedy(model, source.tokenizer.encode(source.tokenizer.formatInstruction(q)), 16) as never)));
+        const answers = await Promise.all(harmful.map(async (q) => llamaCppDetokenize(model, await llamaCppGreedy(model, source.tokenizer.encode(source.tokenizer.formatInstruction(q)), 16))));
         rates.push(refusalRate(answers));
       } finally {
         await model.dispose();

@@ -317,6 +317,8 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       notes.push(`${name} [${shape}] stored as F16: rows of ${shape[shape.length - 1]} are not whole ${t} blocks`);
       return "F16";
     };
+    const outside = weights.names.filter((key) => !key.startsWith(arch.keyPrefix));
+    if (outside.length > 0) notes.push(`the language model only: ${outside.length} tensors outside ${arch.keyPrefix} (the vision tower and projector) are left out; llama.cpp reads those from a separate mmproj file`);
     for (const key of weights.names) {
       if (!key.startsWith(arch.keyPrefix)) continue; // a multimodal checkpoint's vision tower
       if (key === keys.unembedding && tied) continue;

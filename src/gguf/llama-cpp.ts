@@ -61,12 +61,17 @@ export async function llamaCppLogProbs(model: LlamaModel, tokens: readonly numbe
   try {
     const last = tokens.length - 1;
     const input = tokens.map((t, i) => (i === last ? ([t, { generateNext: { probabilities: true } }] as const) : t));
-    const outputs = await context.getSequence().controlledEvaluate(input as never, { temperature: 0 } as never);
+    const outputs = await context.getSequence().controlledEvaluate(input as never);
     const probabilities = (outputs[last] as { next: { probabilities: Map<number, number> } }).next.probabilities;
     return Float64Array.from({ length: vocabSize }, (_, t) => Math.log(probabilities.get(t) ?? 0));
   } finally {
     await context.dispose();
   }
+}
+
+/** The text of token ids, as llama.cpp decodes them. */
+export function llamaCppDetokenize(model: LlamaModel, tokens: readonly number[]): string {
+  return model.detokenize(tokens as never);
 }
 
 /** Token ids llama.cpp gives `text`, special tokens in the text parsed as such. */

@@ -6,7 +6,7 @@
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { exists } from "../files.ts";
-import { encodeFromFloat32 } from "../safetensors/dtype.ts";
+import { encodeFromFloat32, floatToHalf } from "../safetensors/dtype.ts";
 
 /** ggml tensor types written here, with ggml's numbers. */
 export const GGML_TYPES = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
@@ -68,20 +68,22 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
   if (values.length % 32 !== 0) throw new Error(`Q8_0 needs a multiple of 32 values, got ${values.length}`);
   const blocks = values.length / 32;
   const out = new Uint8Array(blocks * 34);
-  const view = new DataView(out.buffer);
-  const scale = new Float32Array(1);
-  for (let b = 0; b < blocks; b++) {
+  const q = new Int8Array(out.buffer);
+  for (let b = 0, i = 0; b < blocks; b++) {
     let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(values[b * 32 + j]));
-    scale[0] = amax / 127;
-    const d = scale[0];
-    const id = d !== 0 ? Math.fround(1 / d) : 0; // float32, as C computes 1.0f/d
-    const half = encodeFromFloat32(scale, "F16");
-    out[b * 34] = half[0];
-    out[b * 34 + 1] = half[1];
     for (let j = 0; j < 32; j++) {
-      const x = Math.fround(values[b * 32 + j] * id);
-      view.setInt8(b * 34 + 2 + j, Math.sign(x) * Math.round(Math.abs(x)));
+      const a = Math.abs(values[i + j]);
+      if (a > amax) amax = a;
+    }
+    const d = Math.fround(amax / 127);
+    const id = d !== 0 ? Math.fround(1 / d) : 0; // float32, as C computes 1.0f/d
+    const half = floatToHalf(d);
+    const at = b * 34;
+    out[at] = half & 0xff;
+    out[at + 1] = half >>> 8;
+    for (let j = 0; j < 32; j++, i++) {
+      const x = Math.fround(values[i] * id);
+      q[at + 2 + j] = x < 0 ? -Math.round(-x) : Math.round(x); // roundf: halves away from zero
     }
   }
   return out;

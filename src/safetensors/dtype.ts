@@ -29,7 +29,8 @@ function halfToFloat(h: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-function floatToHalf(value: number): number {
+/** The float16 bits of a number, rounded to nearest even. */
+export function floatToHalf(value: number): number {
   // Round to nearest, ties to even, via the float32 bit pattern.
   f32[0] = value;
   const x = u32[0];
