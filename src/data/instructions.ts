@@ -25,29 +25,33 @@ export interface LoadInstructionsOptions {
 }
 
 export async function loadInstructions(path: string, options: LoadInstructionsOptions = {}): Promise<string[]> {
-  const ext = extname(path).toLowerCase();
-  let rows: unknown[];
-  try {
-    if (ext === ".parquet") rows = await parquetReadObjects({ file: await asyncBufferFromFile(path) });
-    else {
-      const text = (await readFile(path, "utf8")).replace(/^\uFEFF/, ""); // a UTF-8 byte-order mark is not part of the first instruction
-      if (ext === ".txt") rows = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
-      else if (ext === ".jsonl") rows = text.split(/\r?\n/).filter((l) => l.trim().length > 0).map((line, i) => parseJson(line, `${path}:${i + 1}`));
-      else if (ext === ".json") {
-        const json = parseJson(text, path);
-        rows = Array.isArray(json) ? json : Array.isArray((json as { data?: unknown }).data) ? (json as { data: unknown[] }).data : [];
-        if (!Array.isArray(json) && rows.length === 0) throw new DatasetError(`${path}: expected a JSON array of instructions (or {"data": [...]})`);
-      } else if (ext === ".csv") rows = parseCsv(text, path);
-      else throw new DatasetError(`${path}: unsupported file type "${ext}" (supported: .json, .jsonl, .csv, .txt, .parquet)`);
-    }
-  } catch (error) {
-    if (error instanceof DatasetError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new DatasetError(`${path}: cannot read instructions (${code ?? (error as Error).message})`);
-  }
+  const rows = await readRows(path, "instructions");
   const instructions = rows.map((row, i) => pick(row, options.column, path, i));
   if (instructions.length === 0) throw new DatasetError(`${path}: holds no instructions`);
   return options.limit === undefined ? instructions : instructions.slice(0, options.limit);
+}
+
+/** The rows of a data file (.json, .jsonl, .csv, .txt or .parquet); `what` names them in errors. */
+export async function readRows(path: string, what = "rows"): Promise<unknown[]> {
+  const ext = extname(path).toLowerCase();
+  try {
+    if (ext === ".parquet") return await parquetReadObjects({ file: await asyncBufferFromFile(path) });
+    const text = (await readFile(path, "utf8")).replace(/^\uFEFF/, ""); // a UTF-8 byte-order mark is not part of the first row
+    if (ext === ".txt") return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+    if (ext === ".jsonl") return text.split(/\r?\n/).filter((l) => l.trim().length > 0).map((line, i) => parseJson(line, `${path}:${i + 1}`));
+    if (ext === ".json") {
+      const json = parseJson(text, path);
+      const rows = Array.isArray(json) ? json : Array.isArray((json as { data?: unknown }).data) ? (json as { data: unknown[] }).data : [];
+      if (!Array.isArray(json) && rows.length === 0) throw new DatasetError(`${path}: expected a JSON array of ${what} (or {"data": [...]})`);
+      return rows;
+    }
+    if (ext === ".csv") return parseCsv(text, path);
+    throw new DatasetError(`${path}: unsupported file type "${ext}" (supported: .json, .jsonl, .csv, .txt, .parquet)`);
+  } catch (error) {
+    if (error instanceof DatasetError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DatasetError(`${path}: cannot read ${what} (${code ?? (error as Error).message})`);
+  }
 }
 
 function parseJson(text: string, where: string): unknown {

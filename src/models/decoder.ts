@@ -18,6 +18,22 @@ export interface Params {
    * and linear weights [out_features, in_features] when the memory plan holds them so (see memory.ts).
    */
   stored: Record<string, tf.Tensor>;
+  /** Low-rank adapters beside some linear weights, by the weight's key (LoRA training; absent otherwise). */
+  adapters?: Record<string, LinearAdapter>;
+}
+
+/**
+ * LoRA (Hu et al. 2021) beside a frozen linear weight W [out, in]: the layer computes
+ * W x + scaling * B (A dropout(x)), with A [rank, in] and B [out, rank] held transposed here.
+ */
+export interface LinearAdapter {
+  /** A^T, [in, rank]. */
+  down: tf.Tensor2D;
+  /** B^T, [rank, out]. */
+  up: tf.Tensor2D;
+  scaling: number;
+  /** Applied to the adapter's input only (training); identity when absent. */
+  dropout?: (x: tf.Tensor2D) => tf.Tensor2D;
 }
 
 /** Keys and values of past positions, per layer: [batch, kv_heads, past, head_dim]. */
@@ -106,6 +122,11 @@ export class Decoder {
     if (!wT && !w) throw new Error(`missing weight ${key}`);
     // As stored, (W @ x^T)^T: no packed copy of W on stock wasm, at the cost of speed.
     let y: tf.Tensor2D = wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows))); // [batch * pos, out]
+    const adapter = this.params.adapters?.[key];
+    if (adapter) {
+      const low = tf.matMul(adapter.dropout ? adapter.dropout(rows) : rows, adapter.down); // [batch * pos, rank]
+      y = tf.add(y, tf.mul(tf.matMul(low, adapter.up), adapter.scaling));
+    }
     const bias = this.params.stored[this.key(`${rest}.bias`)];
     if (bias) y = tf.add(y, bias);
     return tf.reshape(y, [batch, pos, y.shape[1]]);

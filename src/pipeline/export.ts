@@ -17,7 +17,8 @@ import { checkWidth, type UnitVector } from "../projection.ts";
 import type { FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { EditPool, WORKER_TENSOR_BYTES } from "./edit-pool.ts";
-import { checkOrthogonalizeOptions, orthogonalizeStream, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { checkOrthogonalizeOptions, orthogonalizeStream, orthogonalizeTensor, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -28,6 +29,11 @@ export interface ExportOptions extends OrthogonalizeOptions {
   onNotice?: (line: string) => void;
   /** Extra key-values recorded in the export's `abliterate.json`. */
   provenance?: Record<string, unknown>;
+  /**
+   * Added to these tensors (by checkpoint key, row-major in the stored layout), after any orthogonalisation:
+   * merged LoRA adapters. The result is written in the tensor's source dtype.
+   */
+  deltas?: ReadonlyMap<string, Float32Array>;
 }
 
 export interface ExportResult {
@@ -139,9 +145,9 @@ async function removeStalePartials(out: string): Promise<string[]> {
 
 /**
  * Orthogonalise a checkpoint (a folder, or one already opened, which is left open) against the unit
- * direction and write it to `outDir`.
+ * direction (none: no orthogonalisation, e.g. only `deltas` merged) and write it to `outDir`.
  */
-export async function exportAbliterated(from: string | Checkpoint, outDir: string, unit: UnitVector, options: ExportOptions = {}): Promise<ExportResult> {
+export async function exportAbliterated(from: string | Checkpoint, outDir: string, unit: UnitVector | undefined, options: ExportOptions = {}): Promise<ExportResult> {
   const { source, out } = await checkExportTarget(typeof from === "string" ? from : from.dir, outDir, options.force);
   await mkdir(dirname(out), { recursive: true });
   return withLock(join(dirname(out), `.${basename(out)}.lock`), () => exportLocked(from, source, out, unit, options), {
@@ -149,7 +155,7 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
   });
 }
 
-async function exportLocked(from: string | Checkpoint, source: string, out: string, unit: UnitVector, options: ExportOptions): Promise<ExportResult> {
+async function exportLocked(from: string | Checkpoint, source: string, out: string, unit: UnitVector | undefined, options: ExportOptions): Promise<ExportResult> {
   if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
   for (const name of await removeStalePartials(out)) options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
   const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
@@ -162,8 +168,13 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
   let bytesWritten = 0;
   let pool: EditPool | undefined;
   try {
-    checkWidth(unit, config.hidden_size);
+    if (unit) checkWidth(unit, config.hidden_size);
     checkOrthogonalizeOptions(options, config.num_hidden_layers);
+    for (const [key, delta] of options.deltas ?? []) {
+      if (!weights.has(key)) throw new ExportError(`${source}: no tensor ${key} to add a delta to`);
+      const count = weights.info(key).shape.reduce((a, b) => a * b, 1);
+      if (delta.length !== count) throw new ExportError(`${key}: a delta of ${delta.length} values for shape [${weights.info(key).shape}] (${count})`);
+    }
     checkCheckpointTensors(checkpoint);
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
@@ -187,16 +198,26 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       for (const name of weights.namesIn(file)) {
         if (tied && name === keys.unembedding) continue; // a tied checkpoint's stored copy is replaced below
         const info = weights.info(name);
-        const kind = residualWriterKind(name, arch, config.num_hidden_layers, options);
+        const kind = unit ? residualWriterKind(name, arch, config.num_hidden_layers, options) : undefined;
+        const delta = options.deltas?.get(name);
         const size = info.end - info.begin;
         const dtype = info.dtype as FloatDtype;
         // Unedited tensors are copied byte for byte. Edited ones are handed whole to a worker thread, started at
         // once (within a byte budget, in order) so their arithmetic overlaps the copying; a tensor too large
         // to hand over streams through the orthogonalisation here, a few MB at a time.
-        const direction = kind ? writerDirection(name, arch, unit, postNorm, options) : undefined;
+        const direction = kind ? writerDirection(name, arch, unit!, postNorm, options) : undefined;
         let produce: TensorToWrite["bytes"];
         const workers = pool;
-        if (kind && workers && size <= WORKER_TENSOR_BYTES) {
+        if (delta) {
+          // A merged adapter: the whole tensor, orthogonalised first where it is also a residual writer.
+          produce = async () => {
+            let values = decodeToFloat32(await weights.readRange(name, 0, size), dtype);
+            if (kind) values = orthogonalizeTensor(kind, values, info.shape, direction!, options.scale ?? 1);
+            for (let i = 0; i < values.length; i++) values[i] += delta[i];
+            options.onProgress?.((bytesWritten += size), totalBytes);
+            return encodeFromFloat32(values, dtype);
+          };
+        } else if (kind && workers && size <= WORKER_TENSOR_BYTES) {
           const result = budget.acquire(size).then(async () => workers.run(kind, dtype, info.shape, direction!, options.scale ?? 1, await weights.readRange(name, 0, size)));
           result.catch(() => {}); // awaited when the writer reaches it
           produce = async function* () {
@@ -221,7 +242,7 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
               }
             };
         tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
-        if (kind) edited.push(name);
+        if (kind || delta) edited.push(name);
         else copied++;
         weightMap[name] = file;
         if (tied && name === keys.embedding) {
@@ -256,7 +277,9 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       if (entry.name === "config.json" && tied) await writeFile(join(tmp, "config.json"), untieConfig(await readFile(path, "utf8"), arch.textConfig ?? false));
       else await copyFile(path, join(tmp, entry.name));
     }
-    await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null, untied: tied, ...options.provenance }, null, 2) + "\n");
+    // An export of an export (healing an abliterated model) keeps the earlier record.
+    const earlier = (await exists(join(source, "abliterate.json"))) ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8")) : undefined;
+    await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, ...(earlier ? { earlier } : {}), edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null, untied: tied, ...options.provenance }, null, 2) + "\n");
     if ((await fingerprint(source, weights.files)) !== before) throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
     await checkLoadable(tmp, source, out);
     if (await isNonEmptyDir(out)) {

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../files.ts";
 import { createRequire } from "node:module";
 import type { RunReport } from "./types.ts";
-import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
+import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, dpoTrainingFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
+import type { HealMetrics, HealReport } from "../heal/run.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -46,6 +47,31 @@ ${Object.keys(figures).map((id) => `<div class="plot" id="${id}"></div>`).join("
 ${rows}</table>
 <script>const figures = ${scriptJson(figures)};
 for (const [id, f] of Object.entries(figures)) Plotly.newPlot(id, f.data, f.layout, {responsive: true});</script>
+</body></html>
+`;
+  await writeFileAtomic(path, html);
+}
+
+/** heal.html: the healing run's training curve and its before/after table, one self-contained page. */
+export async function writeHealReportHtml(path: string, report: HealReport): Promise<void> {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const row = (name: string, f: (m: HealMetrics) => string) => `<tr><td>${name}</td><td>${f(report.before)}</td><td>${f(report.after)}</td></tr>`;
+  const html = `<!doctype html>
+<html><head><meta charset="utf-8"><title>abliterate healing: ${escape(report.model)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>
+<script>${await plotlyScript()}</script></head><body>
+<h1>Healing report</h1>
+<p>Model <code>${escape(report.model)}</code>, healed against <code>${escape(report.original)}</code> with DPO on LoRA adapters (${escape(JSON.stringify(report.settings))}); ${report.pairs.n} preference pairs (${escape(report.pairs.source)}); ${report.seconds.toFixed(0)} s.
+Exported to <code>${escape(report.exportDir)}</code>; the reloaded export differs from the model with its adapters by at most ${report.exportCheck.toExponential(2)} in the logits.</p>
+<div id="training"></div>
+<table><tr><th>test split</th><th>before healing</th><th>after healing</th></tr>
+${row("harmful refusal", (m) => pct(m.harmfulRefusal))}
+${row("harmless refusal", (m) => pct(m.harmlessRefusal))}
+${row("harmless KL (original || model)", (m) => m.harmlessKl.toFixed(4))}
+${row("harmless answers unchanged", (m) => pct(m.harmlessUnchanged.exact))}
+${report.before.coherentCompliance ? row("coherent compliance", (m) => pct(m.coherentCompliance!.firstTokens)) : ""}
+</table>
+<script>const f = ${scriptJson(dpoTrainingFigure(report.history))}; Plotly.newPlot("training", f.data, f.layout, {responsive: true});</script>
 </body></html>
 `;
   await writeFileAtomic(path, html);

@@ -79,3 +79,14 @@ export function projectionFigure(harmful: readonly number[], harmless: readonly 
     layout: { ...base(`Activations projected on the refusal direction (${label})`, "projection on the unit direction", "prompts"), barmode: "overlay" },
   };
 }
+
+/** Healing: the DPO loss and the share of pairs whose chosen answer gains more reward, by optimizer step. */
+export function dpoTrainingFigure(history: readonly { step: number; loss: number; rewardAccuracy: number }[]): Figure {
+  return {
+    data: [
+      { type: "scatter", mode: "lines+markers", name: "DPO loss", x: history.map((h) => h.step), y: history.map((h) => h.loss) },
+      { type: "scatter", mode: "lines", name: "reward accuracy", x: history.map((h) => h.step), y: history.map((h) => h.rewardAccuracy), yaxis: "y2" },
+    ],
+    layout: { ...base("Healing: DPO loss by step (ln 2 = 0.693 at the start)", "optimizer step", "loss"), yaxis2: { title: { text: "reward accuracy" }, overlaying: "y", side: "right", range: [0, 1] } },
+  };
+}

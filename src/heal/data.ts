@@ -1,0 +1,168 @@
+// Preference data for healing: files of {prompt, chosen, rejected}, either as strings or as chat-message
+// lists (the form of mlabonne/orpo-dpo-mix-40k: `chosen` and `rejected` are whole conversations that end
+// with the two competing assistant turns), from local files or a Hub dataset `org/name:split`; rendered with
+// the model's chat template into token ids. Also: the demo's own pairs, and the Axolotl config the blog used.
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import type { HookedModel } from "../hooked-model.ts";
+import { datasetSplitFiles, looksLikeRepoId, type HubOptions } from "../hub.ts";
+import { DatasetError, readRows } from "../data/instructions.ts";
+import { promptBatches } from "../pipeline/batches.ts";
+import { isRefusal } from "../pipeline/evaluate.ts";
+import type { ChatMessage, ChatTokenizer } from "../tokenizer.ts";
+import type { PreferencePair } from "./dpo.ts";
+
+/** A preference pair as text: the conversation so far, and the two competing assistant answers. */
+export interface PreferenceText {
+  messages: ChatMessage[];
+  chosen: string;
+  rejected: string;
+}
+
+const isMessages = (v: unknown): v is ChatMessage[] =>
+  Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === "object" && m !== null && typeof (m as ChatMessage).role === "string" && typeof (m as ChatMessage).content === "string");
+
+/** One row: strings, or message lists whose last turns are the answers (the lists must agree before them). */
+export function preferenceFromRow(row: unknown, where: string): PreferenceText {
+  if (typeof row !== "object" || row === null) throw new DatasetError(`${where}: expected an object with prompt, chosen and rejected`);
+  const { prompt, chosen, rejected } = row as Record<string, unknown>;
+  if (typeof chosen === "string" && typeof rejected === "string") {
+    if (typeof prompt === "string") return { messages: [{ role: "user", content: prompt }], chosen, rejected };
+    if (isMessages(prompt)) return { messages: prompt, chosen, rejected };
+    throw new DatasetError(`${where}: prompt must be a string or a list of {role, content} messages, got ${JSON.stringify(prompt)?.slice(0, 80)}`);
+  }
+  if (isMessages(chosen) && isMessages(rejected)) {
+    const [lastChosen, lastRejected] = [chosen[chosen.length - 1], rejected[rejected.length - 1]];
+    if (lastChosen.role !== "assistant" || lastRejected.role !== "assistant") throw new DatasetError(`${where}: chosen and rejected conversations must end with an assistant turn`);
+    const context = chosen.slice(0, -1);
+    if (JSON.stringify(context) !== JSON.stringify(rejected.slice(0, -1))) throw new DatasetError(`${where}: chosen and rejected conversations differ before their last turn`);
+    const messages: ChatMessage[] = context.length > 0 ? context : typeof prompt === "string" ? [{ role: "user", content: prompt }] : [];
+    if (messages.length === 0) throw new DatasetError(`${where}: no prompt (neither a prompt field nor turns before the answers)`);
+    return { messages, chosen: lastChosen.content, rejected: lastRejected.content };
+  }
+  throw new DatasetError(`${where}: chosen and rejected must both be strings or both be lists of {role, content} messages`);
+}
+
+/** Preference pairs from a local file (.jsonl, .json, .parquet) or a Hub dataset `org/name[:split]`. */
+export async function loadPreferences(source: string, options: { limit?: number; hub?: HubOptions } = {}): Promise<PreferenceText[]> {
+  const m = /^([\w.-]+\/[\w.-]+)(?::([\w.-]+))?$/.exec(source);
+  const files = existsSync(source) || !m || !looksLikeRepoId(m[1]) ? [source] : await datasetSplitFiles(m[1], m[2] ?? "train", options.hub);
+  const out: PreferenceText[] = [];
+  for (const file of files) {
+    const rows = await readRows(file, "preference pairs");
+    for (const [i, row] of rows.entries()) {
+      out.push(preferenceFromRow(row, `${file}: row ${i + 1}`));
+      if (options.limit !== undefined && out.length >= options.limit) return out;
+    }
+  }
+  if (out.length === 0) throw new DatasetError(`${source}: holds no preference pairs`);
+  return out;
+}
+
+/**
+ * Token ids of each pair with the model's chat template: the prompt as the template renders the conversation
+ * with a generation prompt, each answer as what the template writes after it for that assistant turn (its
+ * end-of-turn marker included), or the answer then the eos token where the template does not extend the
+ * prompt (templates that rewrite earlier turns).
+ */
+export function tokenizePreferences(tokenizer: ChatTokenizer, texts: readonly PreferenceText[], eosId?: number): PreferencePair[] {
+  return texts.map(({ messages, chosen, rejected }, i) => {
+    const promptText = tokenizer.applyChatTemplate(messages);
+    const answer = (content: string) => {
+      const full = tokenizer.applyChatTemplate([...messages, { role: "assistant", content }], { addGenerationPrompt: false });
+      if (full.startsWith(promptText) && full.length > promptText.length) return tokenizer.encode(full.slice(promptText.length));
+      return [...tokenizer.encode(content), ...(eosId === undefined ? [] : [eosId])];
+    };
+    const pair = { prompt: tokenizer.encode(promptText), chosen: answer(chosen), rejected: answer(rejected) };
+    if (pair.chosen.length === 0 || pair.rejected.length === 0) throw new DatasetError(`pair ${i + 1}: an answer is empty once tokenized`);
+    return pair;
+  });
+}
+
+/** Write pairs as .jsonl in the chat-message-list form (loadable back with loadPreferences). */
+export async function savePreferences(path: string, texts: readonly PreferenceText[]): Promise<void> {
+  const lines = texts.map(({ messages, chosen, rejected }) => JSON.stringify({ chosen: [...messages, { role: "assistant", content: chosen }], rejected: [...messages, { role: "assistant", content: rejected }] }));
+  await writeFile(path, lines.join("\n") + "\n");
+}
+
+/**
+ * The demo's healing pairs, made from its own harmless instructions (no harmful completion is written
+ * anywhere): for each instruction, `samples` answers sampled (temperature 1, seeded) from the original model
+ * (chosen) and from the abliterated one (rejected), paired in order, kept where they differ. Sampled pairs
+ * make DPO's expected gradient, at the start, the gradient of the cross-entropy of the original model's
+ * answers under the policy (E over the policy's own samples of the gradient of its log-probability is zero):
+ * it pulls the abliterated model's distribution back towards the original's, which is what the harmless KL
+ * measures. Pairs whose chosen answer is a refusal are left out.
+ */
+export async function demoHealingPairs(original: HookedModel, abliterated: HookedModel, instructions: readonly string[], options: { maxNewTokens?: number; seed?: number; batchSize?: number; samples?: number } = {}): Promise<{ pairs: PreferenceText[]; sampled: number }> {
+  const seed = options.seed ?? 0;
+  const sample = async (model: HookedModel, draw: number, salt: number) => {
+    const out: string[] = [];
+    for (const { batch } of promptBatches(model, instructions, options.batchSize ?? 16)) {
+      out.push(...(await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 24, temperature: 1, seed: seed * 1000 + draw * 10 + salt + out.length })).texts);
+    }
+    return out;
+  };
+  const pairs: PreferenceText[] = [];
+  const samples = options.samples ?? 2;
+  for (let draw = 0; draw < samples; draw++) {
+    const [good, changed] = [await sample(original, draw, 1), await sample(abliterated, draw, 2)];
+    instructions.forEach((instruction, i) => {
+      const [chosen, rejected] = [good[i].trim(), changed[i].trim()];
+      // A sampled refusal of a harmless request is never preferred: healing must not teach refusing.
+      if (chosen !== rejected && chosen.length > 0 && rejected.length > 0 && !isRefusal(chosen)) pairs.push({ messages: [{ role: "user", content: instruction }], chosen, rejected });
+    });
+  }
+  return { pairs, sampled: samples * instructions.length };
+}
+
+/**
+ * An Axolotl config for healing a real model as the blog did: DPO on QLoRA adapters (rank 64, alpha 32,
+ * dropout 0.05, every linear layer), learning rate 5e-6 with a cosine schedule, one epoch, on
+ * mlabonne/orpo-dpo-mix-40k in the chatml.intel format, or on the user's own pairs.
+ */
+export function axolotlConfig(options: { baseModel: string; dataset?: { path: string; split?: string }; outputDir?: string }): string {
+  const dataset = options.dataset ?? { path: "mlabonne/orpo-dpo-mix-40k", split: "train" };
+  return `# Axolotl config: heal an abliterated model with DPO, as Labonne's "Uncensor any LLM with abliteration" does.
+# Run: accelerate launch -m axolotl.cli.train this.yaml
+base_model: ${options.baseModel}
+model_type: AutoModelForCausalLM
+tokenizer_type: AutoTokenizer
+
+load_in_8bit: false
+load_in_4bit: true
+strict: false
+save_safetensors: true
+
+rl: dpo
+chat_template: chatml
+datasets:
+  - path: ${dataset.path}
+    split: ${dataset.split ?? "train"}
+    type: chatml.intel
+val_set_size: 0.0
+output_dir: ${options.outputDir ?? "./healed"}
+
+adapter: qlora
+sequence_len: 2048
+sample_packing: false
+pad_to_sequence_len: false
+lora_r: 64
+lora_alpha: 32
+lora_dropout: 0.05
+lora_target_linear: true
+
+gradient_accumulation_steps: 8
+micro_batch_size: 1
+num_epochs: 1
+optimizer: paged_adamw_8bit
+lr_scheduler: cosine
+learning_rate: 5e-6
+warmup_steps: 100
+train_on_inputs: false
+bf16: auto
+gradient_checkpointing: true
+logging_steps: 1
+saves_per_epoch: 1
+`;
+}

@@ -1,0 +1,158 @@
+// Stage 8 as one call (the `heal` command): load the abliterated model, make or read preference pairs,
+// measure it on the test split, train LoRA adapters with DPO against itself, measure again with the
+// adapters in, then merge them into the weights and export the healed checkpoint (source dtype and layout),
+// reloaded to check it computes what the adapters did.
+import { writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { loadInstructions } from "../data/instructions.ts";
+import type { HookedModel } from "../hooked-model.ts";
+import { loadModel } from "../load.ts";
+import { dataFile, DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
+import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits, type AnswerAgreement } from "../pipeline/evaluate.ts";
+import { checkExportTarget, exportAbliterated } from "../pipeline/export.ts";
+import { maxAbsDifference } from "../pipeline/verify.ts";
+import { resolveModel } from "../hub.ts";
+import { writeHealReportHtml } from "../report/html.ts";
+import { axolotlConfig, demoHealingPairs, loadPreferences, savePreferences, tokenizePreferences, type PreferenceText } from "./data.ts";
+import { trainDpo, type DpoOptions, type DpoStep } from "./train.ts";
+
+export interface HealOptions extends Omit<DpoOptions, "onStep"> {
+  /** The abliterated model (a folder or Hub id). */
+  model: string;
+  /** The model before abliteration: the harmless KL and unchanged answers are measured against it, and the demo's pairs made with it. */
+  original: string;
+  /** Preference pairs (a file or Hub dataset); default: made from the project's harmless training instructions. */
+  pairs?: string;
+  /** Pairs read from `pairs` (the first ones). */
+  nPairs?: number;
+  /** Harmless training instructions the demo's pairs are sampled from (without `pairs`). */
+  nInstructions?: number;
+  /** Test instructions of each kind. */
+  nTest?: number;
+  maxNewTokens?: number;
+  /** A model that complies with harmful requests (default for the demo: models/demo-base). */
+  complianceReference?: string;
+  /** Output folder: healed/ (the checkpoint), pairs.jsonl, axolotl.yaml, heal.json, heal.html. */
+  out: string;
+  force?: boolean;
+  onProgress?: (stage: string, done: number, total: number) => void;
+  onStep?: (step: DpoStep) => void;
+}
+
+/** What the test split shows of a model. */
+export interface HealMetrics {
+  harmfulRefusal: number;
+  harmlessRefusal: number;
+  /** KL(original || model) at the last position of the harmless prompts. */
+  harmlessKl: number;
+  /** Harmless answers equal to the original model's. */
+  harmlessUnchanged: AnswerAgreement;
+  coherentCompliance?: AnswerAgreement;
+}
+
+export interface HealReport {
+  model: string;
+  original: string;
+  /** Where the pairs came from, how many were used, and for made pairs how many answer pairs were sampled (identical ones are dropped). */
+  pairs: { source: string; n: number; sampled?: number };
+  settings: Record<string, unknown>;
+  history: DpoStep[];
+  before: HealMetrics;
+  after: HealMetrics;
+  exportDir: string;
+  /** Largest |logit difference| between the reloaded export and the model with its adapters, on the harmless test prompts. */
+  exportCheck: number;
+  seconds: number;
+}
+
+/** The model whose harmful answers coherent compliance is measured against: the given one, or the demo model's stage-1 model. */
+export function defaultComplianceReference(originalSource: string, given?: string): string | undefined {
+  if (given !== undefined) return given;
+  return resolve(originalSource) === resolve(DEMO_MODEL_DIR) ? DEMO_BASE_MODEL_DIR : undefined;
+}
+
+export async function runHealing(options: HealOptions): Promise<HealReport> {
+  const started = performance.now();
+  const progress = options.onProgress ?? (() => {});
+  const exportDir = join(options.out, "healed");
+  const source = await resolveModel(options.model);
+  await checkExportTarget(source, exportDir, options.force);
+  const nTest = options.nTest ?? 64;
+  const maxNewTokens = options.maxNewTokens ?? 24;
+  const batchSize = 16;
+  const test = { harmful: await loadInstructions(dataFile("harmful", "test"), { limit: nTest }), harmless: await loadInstructions(dataFile("harmless", "test"), { limit: nTest }) };
+
+  // One model besides the abliterated one at a time: the original's answers and logits, then the compliant answers.
+  const original = await loadModel(options.original);
+  const model = await loadModel(source);
+  let texts: PreferenceText[];
+  let sampled: number | undefined;
+  let originalAnswers: string[];
+  let originalLogits: Float32Array[];
+  try {
+    originalAnswers = await generateCompletions(original, test.harmless, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (original, harmless)", d, t) });
+    originalLogits = lastPositionLogits(original, test.harmless, { batchSize });
+    if (options.pairs) texts = await loadPreferences(options.pairs, { limit: options.nPairs });
+    else {
+      const instructions = await loadInstructions(dataFile("harmless", "train"), { limit: options.nInstructions ?? 256 });
+      progress("preference pairs", 0, instructions.length);
+      ({ pairs: texts, sampled } = await demoHealingPairs(original, model, instructions, { maxNewTokens, seed: options.seed }));
+      progress("preference pairs", instructions.length, instructions.length);
+    }
+  } finally {
+    original.dispose();
+  }
+  const complianceSource = defaultComplianceReference(options.original, options.complianceReference);
+  let compliant: string[] | undefined;
+  if (complianceSource) {
+    const reference = await loadModel(complianceSource);
+    try {
+      compliant = await generateCompletions(reference, test.harmful, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) });
+    } finally {
+      reference.dispose();
+    }
+  }
+  const measure = async (m: HookedModel, label: string): Promise<HealMetrics> => {
+    const evaluation = await evaluateRefusal(m, test, { maxNewTokens, batchSize, referenceLogits: originalLogits, onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t) });
+    return {
+      harmfulRefusal: evaluation.harmfulRefusalRate,
+      harmlessRefusal: evaluation.harmlessRefusalRate,
+      harmlessKl: evaluation.harmlessKl!,
+      harmlessUnchanged: answerAgreement(evaluation.completions.harmless, originalAnswers, m.tokenizer),
+      coherentCompliance: compliant ? answerAgreement(evaluation.completions.harmful, compliant, m.tokenizer) : undefined,
+    };
+  };
+  try {
+    const before = await measure(model, "before healing");
+    const eos = model.tokenizer.specialToken("eos_token");
+    const pairs = tokenizePreferences(model.tokenizer, texts, eos === undefined ? undefined : model.tokenizer.tokenId(eos));
+    const settings = { rank: options.rank ?? 8, alpha: options.alpha ?? 2 * (options.rank ?? 8), dropout: options.dropout ?? 0, beta: options.beta ?? 0.1, learningRate: options.learningRate ?? 5e-6, epochs: options.epochs ?? 1, batchSize: options.batchSize ?? 4, gradientAccumulation: options.gradientAccumulation ?? 1, warmupRatio: options.warmupRatio ?? 0.1, seed: options.seed ?? 0, modules: options.modules ?? "all linear" };
+    const { adapters, history } = await trainDpo(model, pairs, { ...options, onStep: (s) => {
+      progress("DPO steps", s.step, s.steps);
+      options.onStep?.(s);
+    } });
+    try {
+      adapters.attach();
+      const after = await measure(model, "after healing");
+      const healedLogits = lastPositionLogits(model, test.harmless, { batchSize });
+      adapters.detach();
+      await exportAbliterated(source, exportDir, undefined, { force: options.force, deltas: adapters.deltas(), provenance: { healing: { method: "DPO on LoRA adapters, merged", pairs: options.pairs ?? "the project's harmless training instructions", ...settings } } });
+      const exported = await loadModel(exportDir);
+      const exportCheck = maxAbsDifference(healedLogits, lastPositionLogits(exported, test.harmless, { batchSize }));
+      exported.dispose();
+      await savePreferences(join(options.out, "pairs.jsonl"), texts);
+      await writeFile(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset: options.pairs ? { path: options.pairs } : undefined }));
+      const report: HealReport = {
+        model: source, original: options.original, pairs: { source: options.pairs ?? "made from data/harmless/train.jsonl", n: pairs.length, sampled }, settings,
+        history, before, after, exportDir, exportCheck, seconds: (performance.now() - started) / 1000,
+      };
+      await writeFile(join(options.out, "heal.json"), JSON.stringify(report, null, 2) + "\n");
+      await writeHealReportHtml(join(options.out, "heal.html"), report);
+      return report;
+    } finally {
+      adapters.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
