@@ -35,6 +35,11 @@ export { exportAbliterated, ExportError, type ExportOptions, type ExportResult }
 export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANCE, type Verification } from "./pipeline/verify.ts";
 export { exportGguf, ggufTensorName, GGUF_TYPES, GgufExportError, type GgufExportOptions, type GgufExportResult, type GgufFileType } from "./gguf/export.ts";
 export { verifyGguf, GGUF_LOGPROB_TOLERANCE, GGUF_MIN_TOKEN_AGREEMENT, type GgufVerification } from "./gguf/verify.ts";
+export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, type PairLogProbs, type DpoTerms } from "./heal/dpo.ts";
+export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
+export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
+export { loadPreferences, preferenceFromRow, tokenizePreferences, savePreferences, saveChatmlIntel, demoHealingPairs, axolotlConfig, type PreferenceText } from "./heal/data.ts";
+export { runHealing, defaultComplianceReference, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./gguf/quantize.ts";
 export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./gguf/llama-cpp.ts";
 // Stage 7: evaluation.

@@ -31,7 +31,7 @@ describe("abliterate CLI", () => {
 
   it("--help lists every subcommand", async () => {
     const { stdout } = await cli("--help");
-    for (const sub of ["run", "directions", "select", "apply", "export-gguf", "eval", "generate"]) assert.match(stdout, new RegExp(`\\b${sub}\\b`));
+    for (const sub of ["run", "directions", "select", "apply", "export-gguf", "heal", "eval", "generate"]) assert.match(stdout, new RegExp(`\\b${sub}\\b`));
     const { stdout: apply } = await cli("apply", "--help");
     assert.match(apply, /--skip-embedding/);
   });
@@ -87,5 +87,8 @@ describe("abliterate CLI", () => {
     assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--layers", "3-5"), /expected FIRST:LAST/);
     assert.match(await cliFails("directions", "-o", join(dir, "d.safetensors"), "--harmful", join(dir, "missing.jsonl")), /missing.jsonl: cannot read instructions \(ENOENT\)/);
     assert.match(await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")), /no-model\/config.json: cannot read config.json/);
+    assert.match(await cliFails("heal", "--lr", "fast"), /--lr must be a number, got "fast"/);
+    assert.match(await cliFails("heal", "--dropout", "2"), /must be a number between 0 and 1, got "2"/);
+    assert.match(await cliFails("heal", "--model", join(dir, "no-model"), "--out", join(dir, "h")), /no-model\/config.json: cannot read config.json/);
   });
 });

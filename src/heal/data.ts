@@ -86,6 +86,20 @@ export async function savePreferences(path: string, texts: readonly PreferenceTe
 }
 
 /**
+ * Write pairs in Axolotl's chatml.intel form (Intel/orca_dpo_pairs' fields: system, question, chosen,
+ * rejected), the dataset type of the blog's config. Single-turn pairs only (a system message allowed).
+ */
+export async function saveChatmlIntel(path: string, texts: readonly PreferenceText[]): Promise<void> {
+  const lines = texts.map(({ messages, chosen, rejected }, i) => {
+    const system = messages.filter((m) => m.role === "system");
+    const turns = messages.filter((m) => m.role !== "system");
+    if (system.length > 1 || turns.length !== 1 || turns[0].role !== "user") throw new DatasetError(`pair ${i + 1}: chatml.intel holds one user question (and at most one system message); this pair has ${messages.map((m) => m.role).join(", ")}`);
+    return JSON.stringify({ system: system[0]?.content ?? "", question: turns[0].content, chosen, rejected });
+  });
+  await writeFile(path, lines.join("\n") + "\n");
+}
+
+/**
  * The demo's healing pairs, made from its own harmless instructions (no harmful completion is written
  * anywhere): for each instruction, `samples` answers sampled (temperature 1, seeded) from the original model
  * (chosen) and from the abliterated one (rejected), paired in order, kept where they differ. Sampled pairs
@@ -121,7 +135,7 @@ export async function demoHealingPairs(original: HookedModel, abliterated: Hooke
  * dropout 0.05, every linear layer), learning rate 5e-6 with a cosine schedule, one epoch, on
  * mlabonne/orpo-dpo-mix-40k in the chatml.intel format, or on the user's own pairs.
  */
-export function axolotlConfig(options: { baseModel: string; dataset?: { path: string; split?: string }; outputDir?: string }): string {
+export function axolotlConfig(options: { baseModel: string; dataset?: { path: string; split?: string; local?: boolean }; outputDir?: string }): string {
   const dataset = options.dataset ?? { path: "mlabonne/orpo-dpo-mix-40k", split: "train" };
   return `# Axolotl config: heal an abliterated model with DPO, as Labonne's "Uncensor any LLM with abliteration" does.
 # Run: accelerate launch -m axolotl.cli.train this.yaml
@@ -138,7 +152,7 @@ rl: dpo
 chat_template: chatml
 datasets:
   - path: ${dataset.path}
-    split: ${dataset.split ?? "train"}
+${dataset.local ? "    ds_type: json\n" : ""}    split: ${dataset.split ?? "train"}
     type: chatml.intel
 val_set_size: 0.0
 output_dir: ${options.outputDir ?? "./healed"}

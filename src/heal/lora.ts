@@ -73,7 +73,11 @@ export class LoraAdapters {
     this.b.get(key)!.assign(b);
   }
 
-  /** Put the adapters into the model's forward pass; with `training`, their input goes through dropout (a fresh seed each call). */
+  /**
+   * Put the adapters into the model's forward pass, as their values are now (attach again after changing
+   * them; inside a gradient tape, attach there so that gradients reach A and B); with `training`, their input
+   * goes through dropout (a fresh seed each call).
+   */
   attach(options: { training?: boolean } = {}): void {
     const adapters: Record<string, LinearAdapter> = {};
     const step = this.dropoutStep++;

@@ -4,7 +4,7 @@
 // reloaded to check it computes what the adapters did.
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { loadInstructions } from "../data/instructions.ts";
+import { DatasetError, loadInstructions } from "../data/instructions.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { loadModel } from "../load.ts";
 import { dataFile, DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
@@ -13,7 +13,7 @@ import { checkExportTarget, exportAbliterated } from "../pipeline/export.ts";
 import { maxAbsDifference } from "../pipeline/verify.ts";
 import { resolveModel } from "../hub.ts";
 import { writeHealReportHtml } from "../report/html.ts";
-import { axolotlConfig, demoHealingPairs, loadPreferences, savePreferences, tokenizePreferences, type PreferenceText } from "./data.ts";
+import { axolotlConfig, demoHealingPairs, loadPreferences, saveChatmlIntel, savePreferences, tokenizePreferences, type PreferenceText } from "./data.ts";
 import { trainDpo, type DpoOptions, type DpoStep } from "./train.ts";
 
 export interface HealOptions extends Omit<DpoOptions, "onStep"> {
@@ -32,7 +32,7 @@ export interface HealOptions extends Omit<DpoOptions, "onStep"> {
   maxNewTokens?: number;
   /** A model that complies with harmful requests (default for the demo: models/demo-base). */
   complianceReference?: string;
-  /** Output folder: healed/ (the checkpoint), pairs.jsonl, axolotl.yaml, heal.json, heal.html. */
+  /** Output folder: healed/ (the checkpoint), pairs.jsonl (and pairs.chatml-intel.jsonl), axolotl.yaml, heal.json, heal.html. */
   out: string;
   force?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -141,7 +141,17 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
       const exportCheck = maxAbsDifference(healedLogits, lastPositionLogits(exported, test.harmless, { batchSize }));
       exported.dispose();
       await savePreferences(join(options.out, "pairs.jsonl"), texts);
-      await writeFile(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset: options.pairs ? { path: options.pairs } : undefined }));
+      // For a real model: the blog's Axolotl recipe on this model, with these pairs in chatml.intel form where
+      // they are single-turn, else on the blog's dataset.
+      let dataset: { path: string; local: boolean } | undefined;
+      try {
+        await saveChatmlIntel(join(options.out, "pairs.chatml-intel.jsonl"), texts);
+        dataset = { path: resolve(options.out, "pairs.chatml-intel.jsonl"), local: true };
+      } catch (error) {
+        if (!(error instanceof DatasetError)) throw error;
+        dataset = undefined; // multi-turn pairs: the config names the blog's dataset
+      }
+      await writeFile(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset }));
       const report: HealReport = {
         model: source, original: options.original, pairs: { source: options.pairs ?? "made from data/harmless/train.jsonl", n: pairs.length, sampled }, settings,
         history, before, after, exportDir, exportCheck, seconds: (performance.now() - started) / 1000,

@@ -173,7 +173,7 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
     for (const [key, delta] of options.deltas ?? []) {
       if (!weights.has(key)) throw new ExportError(`${source}: no tensor ${key} to add a delta to`);
       const count = weights.info(key).shape.reduce((a, b) => a * b, 1);
-      if (delta.length !== count) throw new ExportError(`${key}: a delta of ${delta.length} values for shape [${weights.info(key).shape}] (${count})`);
+      if (delta.length !== count) throw new ExportError(`${key}: a delta of ${delta.length} values for shape [${weights.info(key).shape.join(", ")}] (${count})`);
     }
     checkCheckpointTensors(checkpoint);
     const before = await fingerprint(source, weights.files);
