@@ -49,9 +49,10 @@ export { projectionsOn } from "./pipeline/projections.ts";
 export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
 export { writeReport } from "./report/write.ts";
 export type { RunReport } from "./report/types.ts";
-export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, type Figure } from "./report/plots.ts";
+export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, dpoTrainingFigure, type Figure } from "./report/plots.ts";
 
 // Notebooks and project files.
-export { showFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
+export { showFigure, liveFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
+export { exercise, checkDpoLoss, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export { loadPlanted, cosineWithPlanted, explainDifference, type PlantedDirection } from "./pipeline/ground-truth.ts";

@@ -10,8 +10,11 @@ import { chromium } from "playwright-core";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { KERNEL_NAME } from "../../kernel/kernel-spec.ts";
 import { vendorPlotly } from "../../kernel/vendor.ts";
+import { SOLUTIONS_SWITCH } from "../../src/notebook/exercises.ts";
 
 const JUPYTER = process.env.JUPYTER ?? "/usr/bin/jupyter";
+// The kernels nbconvert starts inherit this: exercises run with their solutions (src/notebook/exercises.ts).
+process.env[SOLUTIONS_SWITCH] ??= "1";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const notebooksDir = join(PACKAGE_ROOT, "notebooks");
 const executedDir = join(PACKAGE_ROOT, "out", "notebooks-jupyter");

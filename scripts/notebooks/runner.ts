@@ -1,6 +1,7 @@
 // Executes notebooks on the project's Jupyter kernel without Python: starts the tslab kernel,
 // speaks the Jupyter messaging protocol over ZeroMQ (shell + iopub), and records each cell's outputs
 // as nbformat 4 does. A failing cell stops the run with its error text.
+import { SOLUTIONS_SWITCH } from "../../src/notebook/exercises.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -208,6 +209,7 @@ export interface RunNotebookOptions {
   argv?: string[];
   timeoutMs?: number;
   onCell?: (index: number, total: number) => void;
+  /** Extra environment of the kernel (ABLITERATE_SOLUTIONS is 1 unless given). */
   env?: Record<string, string>;
 }
 
@@ -215,7 +217,8 @@ export interface RunNotebookOptions {
 export async function runNotebook(path: string, options: RunNotebookOptions = {}): Promise<Notebook> {
   const notebook = JSON.parse(await readFile(path, "utf8")) as Notebook;
   const argv = options.argv ?? kernelSpec().argv;
-  const kernel = await KernelClient.start(argv, dirname(path), options.env);
+  // Exercises run with their solutions, so that every notebook executes end to end (see src/notebook/exercises.ts).
+  const kernel = await KernelClient.start(argv, dirname(path), { [SOLUTIONS_SWITCH]: "1", ...options.env });
   try {
     let count = 0;
     for (const [i, cell] of notebook.cells.entries()) {

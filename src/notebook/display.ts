@@ -36,13 +36,27 @@ let counter = 0;
 
 /** A plotly figure as plotly JSON (VS Code, JupyterLab with plotly), an HTML fallback (nbconvert HTML, classic) and text. */
 export function showFigure(figure: Figure, summary?: string): void {
+  displayBundle(figureBundle(figure, summary));
+}
+
+/** A figure shown once and then redrawn in place with each new version (a training curve as it grows). */
+export function liveFigure(): (figure: Figure, summary?: string) => void {
+  const id = `abliterate-live-${process.pid}-${++counter}`;
+  let first = true;
+  return (figure, summary) => {
+    displayBundle(figureBundle(figure, summary), { displayId: id, update: !first });
+    first = false;
+  };
+}
+
+function figureBundle(figure: Figure, summary?: string): Record<string, unknown> {
   const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "figure";
   const traces = figure.data.map((t) => `${t.type}${t.name ? ` "${t.name}"` : ""}`).join(", ");
-  displayBundle({
+  return {
     "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout, config: { responsive: true } },
     "text/html": plotlyCdnFreeHtml(figure, `abliterate-plot-${process.pid}-${++counter}`),
     "text/plain": summary ?? `${title} [${traces}]`,
-  });
+  };
 }
 
 /** A table of rows as HTML and aligned plain text. */
