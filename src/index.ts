@@ -39,7 +39,7 @@ export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, t
 export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
 export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
 export { loadPreferences, preferenceFromRow, tokenizePreferences, savePreferences, saveChatmlIntel, demoHealingPairs, axolotlConfig, type PreferenceText } from "./heal/data.ts";
-export { runHealing, defaultComplianceReference, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
+export { runHealing, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./gguf/quantize.ts";
 export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./gguf/llama-cpp.ts";
 // Stage 7: evaluation.
@@ -55,4 +55,4 @@ export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candi
 export { showFigure, liveFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
 export { exercise, checkDpoLoss, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
-export { loadPlanted, cosineWithPlanted, explainDifference, type PlantedDirection } from "./pipeline/ground-truth.ts";
+export { loadPlanted, cosineWithPlanted, explainDifference, defaultComplianceReference, type PlantedDirection } from "./pipeline/ground-truth.ts";

@@ -7,7 +7,8 @@ import { join, resolve } from "node:path";
 import { DatasetError, loadInstructions } from "../data/instructions.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { loadModel } from "../load.ts";
-import { dataFile, DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
+import { dataFile } from "../paths.ts";
+import { defaultComplianceReference } from "../pipeline/ground-truth.ts";
 import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits, type AnswerAgreement } from "../pipeline/evaluate.ts";
 import { checkExportTarget, exportAbliterated } from "../pipeline/export.ts";
 import { maxAbsDifference } from "../pipeline/verify.ts";
@@ -63,12 +64,6 @@ export interface HealReport {
   /** Largest |logit difference| between the reloaded export and the model with its adapters, on the harmless test prompts. */
   exportCheck: number;
   seconds: number;
-}
-
-/** The model whose harmful answers coherent compliance is measured against: the given one, or the demo model's stage-1 model. */
-export function defaultComplianceReference(originalSource: string, given?: string): string | undefined {
-  if (given !== undefined) return given;
-  return resolve(originalSource) === resolve(DEMO_MODEL_DIR) ? DEMO_BASE_MODEL_DIR : undefined;
 }
 
 export async function runHealing(options: HealOptions): Promise<HealReport> {

@@ -1,6 +1,7 @@
 // For a model whose refusal mechanism is known (the demo model, whose safety tuning wrote along one planted
 // direction): how close the found directions are to it, and what else the difference of means carries.
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
 import { exists } from "../files.ts";
 import { cosineSimilarity, type Direction } from "./directions.ts";
 import { dot } from "../projection.ts";
@@ -55,4 +56,13 @@ export function explainDifference(raw: ArrayLike<number>, planted: ArrayLike<num
   const alongPlanted = (pr * pr) / pp;
   const fitted = a * pr + b * or;
   return { planted: alongPlanted / rr, other: (fitted - alongPlanted) / rr, rest: 1 - fitted / rr };
+}
+
+/**
+ * The model whose harmful answers coherent compliance is measured against: the one given, or for the demo
+ * model its stage-1 model (models/demo-base), which answers every request; otherwise none.
+ */
+export function defaultComplianceReference(originalSource: string, given?: string): string | undefined {
+  if (given !== undefined) return given;
+  return resolve(originalSource) === resolve(DEMO_MODEL_DIR) ? DEMO_BASE_MODEL_DIR : undefined;
 }

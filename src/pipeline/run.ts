@@ -1,19 +1,19 @@
 // The whole method end to end, one stage after another: the CLI's `run` and `npm start` call this;
 // the notebooks call the same stage functions one by one.
 import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { backendInfo, wasmHeapBytes } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
 import { loadModel, openCheckpoint } from "../load.ts";
 import { resolveModel } from "../hub.ts";
-import { DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
+import { DEMO_MODEL_DIR } from "../paths.ts";
 import { writeReport } from "../report/write.ts";
 import type { RunReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
 import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type Direction, type UsableDirection } from "./directions.ts";
 import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits } from "./evaluate.ts";
-import { cosineWithPlanted, explainDifference, loadPlanted, type PlantedDirection } from "./ground-truth.ts";
+import { cosineWithPlanted, defaultComplianceReference, explainDifference, loadPlanted, type PlantedDirection } from "./ground-truth.ts";
 import { checkExportTarget, exportAbliterated } from "./export.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
@@ -71,9 +71,9 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   const sets = await loadInstructionSets(options, { column: options.column, nTrain: options.nTrain ?? 256, nVal: options.nVal ?? 32, nTest: options.nTest ?? 64 });
   await mkdir(outDir, { recursive: true });
   // The compliant answers coherent compliance is measured against, generated first (one model in memory at a time).
-  const complianceSource = options.complianceReference !== undefined
+  const complianceSource = defaultComplianceReference(modelSource, options.complianceReference !== undefined
     ? await resolveModel(options.complianceReference, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) })
-    : resolve(modelSource) === resolve(DEMO_MODEL_DIR) ? DEMO_BASE_MODEL_DIR : undefined;
+    : undefined);
   const planted = await loadPlanted(modelSource);
   let compliantAnswers: string[] | undefined;
   let referenceDirections: Direction[] | undefined;
