@@ -3,6 +3,9 @@
 // solutions.ts; ABLITERATE_SOLUTIONS=1 makes every exercise use its solution (how `npm run notebooks`, the
 // tests and CI execute the notebooks end to end).
 import { dpoLoss } from "../heal/dpo.ts";
+import { klDivergence } from "../pipeline/scores.ts";
+import { orthogonalizeTensor } from "../pipeline/orthogonalize.ts";
+import { projectRowsArray, unitVector } from "../projection.ts";
 import { SOLUTIONS } from "./solutions.ts";
 
 export const SOLUTIONS_SWITCH = "ABLITERATE_SOLUTIONS";
@@ -51,4 +54,89 @@ export function checkDpoLoss(
     throw new Error(`pair ${i}: your loss is ${got}, the package's ${want}. Hint: ${hint}.`);
   }
   return worst;
+}
+
+/** Largest |a - b| over two equal-length arrays (Infinity when the lengths differ or a value is NaN). */
+function gap(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (!a || a.length !== b.length) return Infinity;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
+  }
+  return worst;
+}
+
+/** Throw with the first hint whose wrong answer the learner's matches, else a plain difference. */
+function fail(what: string, difference: number, got: ArrayLike<number> | number, wrongs: [ArrayLike<number> | number, string][], tolerance: number): never {
+  const near = (x: ArrayLike<number> | number) => (typeof x === "number" || typeof got === "number" ? Math.abs(Number(x) - Number(got)) <= tolerance : gap(x, got) <= tolerance);
+  const hint = wrongs.find(([wrong]) => near(wrong))?.[1];
+  throw new Error(`${what}: yours differs from the package's by ${difference}.${hint ? ` Hint: ${hint}.` : ""}`);
+}
+
+/** Notebook 04: the learner's difference of means and unit vector against the package's direction of the same means. */
+export function checkRefusalDirection(learner: (harmful: ArrayLike<number>, harmless: ArrayLike<number>) => { raw: ArrayLike<number>; unit: ArrayLike<number> }, harmful: ArrayLike<number>, harmless: ArrayLike<number>): void {
+  const { raw, unit } = learner(harmful, harmless);
+  const wantRaw = Array.from(harmful, (x, i) => x - harmless[i]);
+  const wantUnit = unitVector(wantRaw);
+  const rawGap = gap(raw, wantRaw);
+  if (rawGap > 1e-9) fail("the difference of means", rawGap, raw, [[wantRaw.map((x) => -x), "the sign is flipped: harmful minus harmless, so that the direction points towards refusal"]], 1e-9);
+  const unitGap = gap(unit, wantUnit);
+  const norm = Math.sqrt(wantRaw.reduce((sum, x) => sum + x * x, 0));
+  if (unitGap > 1e-9) fail("the unit vector", unitGap, unit, [[wantRaw, "the vector is not normalised: divide it by its norm"], [wantRaw.map((x) => x / norm ** 2), "that divides by the squared norm; divide by the norm"]], 1e-9);
+}
+
+/** Notebook 05: the learner's directional ablation of real activations against the package's projection. */
+export function checkAblation(learner: (x: ArrayLike<number>, unit: ArrayLike<number>) => ArrayLike<number>, activations: readonly ArrayLike<number>[], raw: ArrayLike<number>): void {
+  const unit = unitVector(raw);
+  for (const [i, x] of activations.entries()) {
+    const got = learner(x, unit);
+    const want = projectRowsArray(Float64Array.from(x), unit);
+    const difference = gap(got, want);
+    const size = Math.sqrt(Array.from(x).reduce((sum, v) => sum + v * v, 0));
+    if (difference <= 1e-6 * Math.max(1, size)) continue;
+    let along = 0;
+    let alongUnit = 0;
+    for (let k = 0; k < x.length; k++) {
+      along += x[k] * raw[k];
+      alongUnit += x[k] * unit[k];
+    }
+    fail(`activation ${i}`, difference, got, [
+      [Array.from(x, (v, k) => v - along * raw[k]), "did you project onto the unit vector? x - (x . r) r needs r of norm 1"],
+      [Array.from(x, (v, k) => v + alongUnit * unit[k]), "the sign: subtract the component, x - (x . r) r"],
+      [Array.from(x, (v, k) => v - want[k]), "that is the component along r, (x . r) r; ablation removes it: x minus that"],
+    ], 1e-6 * Math.max(1, size));
+  }
+}
+
+/** Notebook 06: the learner's orthogonalisation of a stored [out, in] weight whose rows write to the residual stream. */
+export function checkOrthogonalizedWeight(learner: (weight: Float32Array, out: number, inF: number, unit: ArrayLike<number>) => Float32Array, weight: Float32Array, out: number, inF: number, unit: ArrayLike<number>): void {
+  const got = learner(Float32Array.from(weight), out, inF, unit);
+  const want = orthogonalizeTensor("weight", Float32Array.from(weight), [out, inF], unitVector(unit));
+  const difference = gap(got, want);
+  const tolerance = 1e-5 * weight.reduce((m, w) => Math.max(m, Math.abs(w)), 0);
+  if (difference <= tolerance) return;
+  // The input side, W - (W r) r^T: possible only when the matrix is square, and the usual mistake.
+  const wrong = out === inF ? Float32Array.from(weight, (w, k) => {
+    const o = Math.floor(k / inF);
+    let wr = 0;
+    for (let i = 0; i < inF; i++) wr += weight[o * inF + i] * unit[i];
+    return w - wr * unit[k % inF];
+  }) : new Float32Array(0);
+  fail("the orthogonalised weight", difference, got, [[wrong, "you subtracted on the input side of the weight: W - (W r) r^T changes what the layer reads; its output (the rows of an [out, in] weight) is what writes to the residual stream, so W - r (r^T W)"]], tolerance);
+}
+
+/** Notebook 08: the learner's KL(p || q) against the package's on real logits. */
+export function checkKl(learner: (logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>) => number, pairs: readonly [ArrayLike<number>, ArrayLike<number>][]): void {
+  for (const [i, [p, q]] of pairs.entries()) {
+    const got = learner(p, q);
+    const want = klDivergence(p, q);
+    const difference = Math.abs(got - want);
+    if (difference <= 1e-6 * Math.max(1, want)) continue;
+    fail(`pair ${i}`, difference, got, [
+      [klDivergence(q, p), "the arguments are swapped: KL(original || abliterated) weighs by the original's probabilities"],
+      [Array.from(p).reduce((s, v, k) => s + v * (v - q[k]), 0), "those are logits: turn each row into log-probabilities (log-softmax) first"],
+      [-want, "the sign: KL = sum p (log p - log q), which is never negative"],
+    ], 1e-6 * Math.max(1, want));
+  }
 }

@@ -1,6 +1,42 @@
-// Solutions of the notebooks' exercises, out of sight of the learner (see exercises.ts).
+// Solutions of the notebooks' exercises, out of sight of the learner (see exercises.ts). Each is written as a
+// learner would, from the formula, not by calling the package.
 
 export const SOLUTIONS = {
+  /** Notebook 04: the difference of means and its unit vector. */
+  refusalDirection(harmfulMean: ArrayLike<number>, harmlessMean: ArrayLike<number>): { raw: number[]; unit: number[] } {
+    const raw = Array.from(harmfulMean, (x, i) => x - harmlessMean[i]);
+    const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0));
+    return { raw, unit: raw.map((x) => x / norm) };
+  },
+
+  /** Notebook 05: directional ablation of one activation, x - (x . r) r with r a unit vector. */
+  ablate(x: ArrayLike<number>, unit: ArrayLike<number>): number[] {
+    let along = 0;
+    for (let i = 0; i < x.length; i++) along += x[i] * unit[i];
+    return Array.from(x, (v, i) => v - along * unit[i]);
+  },
+
+  /**
+   * Notebook 06: orthogonalise a weight stored as Hugging Face stores it, [out, in] row-major, whose output
+   * side (its rows) writes to the residual stream: W - r (r^T W).
+   */
+  orthogonalizeWeight(weight: Float32Array, out: number, inF: number, unit: ArrayLike<number>): Float32Array {
+    const coefficients = new Float64Array(inF); // r^T W, one per column
+    for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) coefficients[i] += unit[o] * weight[o * inF + i];
+    return weight.map((w, k) => w - unit[Math.floor(k / inF)] * coefficients[k % inF]);
+  },
+
+  /** Notebook 08: KL(p || q) of the next-token distributions given by two rows of logits. */
+  klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>): number {
+    const logSoftmax = (l: ArrayLike<number>) => {
+      const max = Array.from(l).reduce((m, v) => Math.max(m, v), -Infinity);
+      const z = Math.log(Array.from(l).reduce((s, v) => s + Math.exp(v - max), 0));
+      return Array.from(l, (v) => v - max - z);
+    };
+    const [lp, lq] = [logSoftmax(logitsP), logSoftmax(logitsQ)];
+    return lp.reduce((s, v, i) => s + Math.exp(v) * (v - lq[i]), 0);
+  },
+
   /** Notebook 10: the DPO loss of one pair, -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)). */
   dpoLoss(policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number): number {
     const margin = beta * (policyChosen - referenceChosen - (policyRejected - referenceRejected));
