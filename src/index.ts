@@ -53,6 +53,6 @@ export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candi
 
 // Notebooks and project files.
 export { showFigure, liveFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
-export { exercise, checkDpoLoss, checkRefusalDirection, checkAblation, checkOrthogonalizedWeight, checkKl, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
+export { exercise, checkDpoLoss, checkRefusalDirection, checkAblation, checkOrthogonalizedWeight, checkKl, checkRefusalScore, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export { loadPlanted, cosineWithPlanted, explainDifference, defaultComplianceReference, type PlantedDirection } from "./pipeline/ground-truth.ts";

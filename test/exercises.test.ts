@@ -2,7 +2,7 @@
 // switch chooses between the learner's function and the solution.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { checkAblation, checkDpoLoss, checkKl, checkOrthogonalizedWeight, checkRefusalDirection, exercise, ExerciseNotWritten, SOLUTIONS_SWITCH } from "../src/index.ts";
+import { checkAblation, checkDpoLoss, checkKl, checkOrthogonalizedWeight, checkRefusalDirection, checkRefusalScore, exercise, ExerciseNotWritten, SOLUTIONS_SWITCH } from "../src/index.ts";
 import { SOLUTIONS } from "../src/notebook/solutions.ts";
 import { makeRng } from "../src/sampling.ts";
 
@@ -62,6 +62,14 @@ describe("exercises", () => {
     checkKl(SOLUTIONS.klDivergence, pairs);
     assert.throws(() => checkKl((p, q) => SOLUTIONS.klDivergence(q, p), pairs), /Hint: the arguments are swapped/);
     assert.throws(() => checkKl((p, q) => Array.from(p).reduce((s, v, k) => s + v * (v - q[k]), 0), pairs), /Hint: those are logits/);
+  });
+
+  it("refusal score: the solution passes; log p alone and raw logits are named", () => {
+    const rows = [vector(40).map((x) => 4 * x), vector(40).map((x) => 4 * x)];
+    const tokens = [3, 17];
+    checkRefusalScore(SOLUTIONS.refusalScore, rows, tokens);
+    assert.throws(() => checkRefusalScore((l, t) => SOLUTIONS.refusalScore(l, t) + Math.log(1 - Math.exp(SOLUTIONS.refusalScore(l, t)) / (1 + Math.exp(SOLUTIONS.refusalScore(l, t)))), rows, tokens), /Hint: that is log p; the score is the log-odds/);
+    assert.throws(() => checkRefusalScore((l, t) => t.reduce((s, k) => s + Number(l[k]), 0), rows, tokens), /Hint: those are logits/);
   });
 
   it("DPO loss: the solution passes; swapped answers, a missing reference and a missing beta are named", () => {

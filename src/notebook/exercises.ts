@@ -3,7 +3,7 @@
 // solutions.ts; ABLITERATE_SOLUTIONS=1 makes every exercise use its solution (how `npm run notebooks`, the
 // tests and CI execute the notebooks end to end).
 import { dpoLoss } from "../heal/dpo.ts";
-import { klDivergence } from "../pipeline/scores.ts";
+import { klDivergence, logSoftmax, refusalScore } from "../pipeline/scores.ts";
 import { orthogonalizeTensor } from "../pipeline/orthogonalize.ts";
 import { projectRowsArray, unitVector } from "../projection.ts";
 import { SOLUTIONS } from "./solutions.ts";
@@ -138,5 +138,24 @@ export function checkKl(learner: (logitsP: ArrayLike<number>, logitsQ: ArrayLike
       [Array.from(p).reduce((s, v, k) => s + v * (v - q[k]), 0), "those are logits: turn each row into log-probabilities (log-softmax) first"],
       [-want, "the sign: KL = sum p (log p - log q), which is never negative"],
     ], 1e-6 * Math.max(1, want));
+  }
+}
+
+/** Notebook 09: the learner's refusal score against the package's on real last-position logits. */
+export function checkRefusalScore(learner: (logits: ArrayLike<number>, refusalTokens: readonly number[]) => number, rows: readonly ArrayLike<number>[], refusalTokens: readonly number[]): void {
+  for (const [i, logits] of rows.entries()) {
+    const got = learner(logits, refusalTokens);
+    const want = refusalScore(logits, refusalTokens);
+    const difference = Math.abs(got - want);
+    const tolerance = 1e-6 * Math.max(1, Math.abs(want));
+    if (difference <= tolerance) continue;
+    const logp = logSoftmax(logits);
+    const p = refusalTokens.reduce((s, t) => s + Math.exp(logp[t]), 0);
+    fail(`prompt ${i}`, difference, got, [
+      [Math.log(p), "that is log p; the score is the log-odds, log p - log(1 - p)"],
+      [Math.log(Math.max(...refusalTokens.map((t) => Math.exp(logp[t])))) - Math.log(1 - Math.max(...refusalTokens.map((t) => Math.exp(logp[t])))), "p sums the probabilities of every refusal token, not the largest"],
+      [refusalTokens.reduce((s, t) => s + Number(logits[t]), 0), "those are logits: p is a probability, from the softmax of the logits"],
+      [p, "that is p itself; the score is log p - log(1 - p)"],
+    ], tolerance);
   }
 }

@@ -37,6 +37,14 @@ export const SOLUTIONS = {
     return lp.reduce((s, v, i) => s + Math.exp(v) * (v - lq[i]), 0);
   },
 
+  /** Notebook 09: the paper's refusal score, log p - log(1 - p), p the probability of the refusal tokens. */
+  refusalScore(logits: ArrayLike<number>, refusalTokens: readonly number[]): number {
+    const max = Array.from(logits).reduce((m, v) => Math.max(m, v), -Infinity);
+    const z = Array.from(logits).reduce((s, v) => s + Math.exp(v - max), 0);
+    const p = refusalTokens.reduce((s, t) => s + Math.exp(logits[t] - max) / z, 0);
+    return Math.log(p) - Math.log(1 - p);
+  },
+
   /** Notebook 10: the DPO loss of one pair, -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)). */
   dpoLoss(policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number): number {
     const margin = beta * (policyChosen - referenceChosen - (policyRejected - referenceRejected));
