@@ -25,8 +25,8 @@ export { collectMeanActivations, meanNorms, saveMeanActivations, loadMeanActivat
 // Stage 3: directions.
 export { computeDirections, usableDirections, usable, pickDirection, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction, type UsableDirection } from "./pipeline/directions.ts";
 // Stage 4: ranking and selection (the blog's, the paper's), candidates read by generation.
-export { refusalScore, klDivergence, logSoftmax, refusalTokensFor } from "./pipeline/scores.ts";
-export { blogRanking, BLOG_REFUSAL_BLACKLIST, rankRawByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
+export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, PAPER_REFUSAL_EPSILON } from "./pipeline/scores.ts";
+export { filterByRefusalScore, blogRanking, BLOG_REFUSAL_BLACKLIST, rankRawByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
 // Stage 5: weight orthogonalisation.
 export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";

@@ -7,7 +7,7 @@ import {
   chooseByGeneration, chosenCandidate, collectMeanActivations, computeDirections, DEMO_MODEL_DIR, directionAblationHooks,
   evaluateCandidates, evaluateRefusal, generateCompletions, lastPositionLogits, loadInstructionSets, loadModel, maxAbsDifference, meanNorms,
   orthogonalizeModel, pickDirection, projectionsOn, promptBatches, rankedCandidates, residualWriteComponent, unitVector, usableDirections,
-  withHooks, displayPath, isRefusal, answerAgreement, blogRanking, directionKey, rankRawByMeanAbs, cosineWithPlanted, explainDifference, loadPlanted, type CandidateEvaluation, type HookedModel, type Selection,
+  withHooks, displayPath, isRefusal, answerAgreement, blogRanking, directionKey, rankRawByMeanAbs, cosineWithPlanted, explainDifference, loadPlanted, filterByRefusalScore, refusalScore, refusalTokensFor, type CandidateEvaluation, type HookedModel, type Selection,
 } from "../src/index.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +21,18 @@ describe("stage functions on the demo model", () => {
     model = await loadModel(DEMO_MODEL_DIR);
   });
   after(() => model.dispose());
+
+  it("filterByRefusalScore keeps the harmful instructions the model refuses and the harmless ones it answers", async () => {
+    const sets = await loadInstructionSets({}, { nTrain: 48, nVal: 1, nTest: 1 });
+    const refusalTokens = refusalTokensFor(model);
+    const kept = filterByRefusalScore(model, { harmful: sets.harmfulTrain, harmless: sets.harmlessTrain }, { refusalTokens });
+    for (const q of kept.harmful) assert.ok(refusalScore(lastPositionLogits(model, [q])[0], refusalTokens) > 0, q);
+    for (const q of kept.harmless) assert.ok(refusalScore(lastPositionLogits(model, [q])[0], refusalTokens) < 0, q);
+    assert.equal(kept.harmful.length + kept.dropped.harmful, 48);
+    assert.equal(kept.harmless.length + kept.dropped.harmless, 48);
+    assert.ok(kept.harmful.length >= 40, `${kept.harmful.length} of 48 harmful kept`);
+    assert.throws(() => filterByRefusalScore(model, { harmful: sets.harmlessTrain.slice(0, 4), harmless: sets.harmlessTrain.slice(0, 4) }, { refusalTokens }), /the model refuses none of the 4 harmful instructions/);
+  });
 
   it("loadInstructionSets keeps the first n of each of the six sets", async () => {
     const sets = await loadInstructionSets({}, { nTrain: 3, nVal: 2, nTest: 1 });

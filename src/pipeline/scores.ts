@@ -16,19 +16,28 @@ export function logSoftmax(logits: ArrayLike<number>): Float64Array {
   return out;
 }
 
-/** log p - log(1 - p) for p the summed probability of `refusalTokens`. */
-export function refusalScore(logits: ArrayLike<number>, refusalTokens: readonly number[]): number {
+/**
+ * log p - log(1 - p) for p the summed probability of `refusalTokens`. The paper's code adds an epsilon inside
+ * both logarithms (`log(p + eps) - log(1 - p + eps)`, eps 1e-8), which bounds the score near +-18.4; the
+ * default here is none (the exact log-odds, as the reference fixtures compute it).
+ */
+export function refusalScore(logits: ArrayLike<number>, refusalTokens: readonly number[], epsilon = 0): number {
   if (refusalTokens.length === 0) throw new Error("refusalScore: no refusal tokens");
+  if (!(epsilon >= 0)) throw new Error(`refusalScore: epsilon must be >= 0, got ${epsilon}`);
   const logp = logSoftmax(logits);
   let p = 0;
   for (const t of refusalTokens) {
     if (t < 0 || t >= logits.length) throw new Error(`refusal token ${t} is outside the vocabulary of ${logits.length}`);
     p += Math.exp(logp[t]);
   }
+  if (epsilon > 0) return Math.log(p + epsilon) - Math.log(Math.max(0, 1 - p) + epsilon);
   // p can be far below float32's epsilon (scores near -30 are common): no clamping beyond float64's range.
   if (p >= 1) return Infinity;
   return Math.log(Math.max(p, Number.MIN_VALUE)) - Math.log1p(-p);
 }
+
+/** The paper's epsilon in the refusal score. */
+export const PAPER_REFUSAL_EPSILON = 1e-8;
 
 /** KL(p || q) for next-token distributions given by logits. */
 export function klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>): number {

@@ -42,6 +42,8 @@ export const DEFAULT_SELECTION_FILTERS: SelectionFilters = { klThreshold: 0.1, i
 
 export interface SelectionOptions extends Partial<SelectionFilters> {
   refusalTokens: readonly number[];
+  /** Epsilon inside the refusal score's logarithms (the paper's code: 1e-8; default 0, the exact log-odds). */
+  refusalEpsilon?: number;
   batchSize?: number;
   /** Score every candidate in full (three passes per prompt each), as the paper does, instead of stopping early. */
   exhaustive?: boolean;
@@ -109,7 +111,7 @@ export function scoreCandidates(model: HookedModel, candidates: readonly UsableD
     passes += prompts.length;
     return lastPositionLogits(model, prompts, { fwdHooks, batchSize });
   };
-  const score = (rows: Float32Array[]) => mean(rows.map((r) => refusalScore(r, options.refusalTokens)));
+  const score = (rows: Float32Array[]) => mean(rows.map((r) => refusalScore(r, options.refusalTokens, options.refusalEpsilon)));
   const baseHarmless = logits(harmless);
   const baseline = { harmfulRefusalScore: score(logits(harmful)), harmlessRefusalScore: score(baseHarmless) };
   const scores = new Map<UsableDirection, CandidateScores>();
@@ -170,4 +172,19 @@ export function chosenCandidate(selection: Selection): CandidateScores {
   const { klThreshold, induceThreshold, pruneLayerFraction } = selection.filters;
   const best = rankedCandidates(selection).slice(0, 3).map((c) => `${c.key}: ${c.discarded}`).join("; ");
   throw new Error(`no candidate direction passed the selection filters (KL <= ${klThreshold}, induce >= ${induceThreshold}, layer in the first ${Math.round(100 * (1 - pruneLayerFraction))}%): ${best}`);
+}
+
+/**
+ * The paper's filtering of the instruction sets before the means are taken: keep the harmful instructions the
+ * model refuses (refusal score above 0) and the harmless ones it does not (score below 0), judged by the
+ * refusal score at the last position, so that the difference of means compares refusing with answering.
+ */
+export function filterByRefusalScore(model: HookedModel, sets: { harmful: readonly string[]; harmless: readonly string[] }, options: { refusalTokens: readonly number[]; epsilon?: number; batchSize?: number }): { harmful: string[]; harmless: string[]; dropped: { harmful: number; harmless: number } } {
+  const scores = (prompts: readonly string[]) => lastPositionLogits(model, prompts, { batchSize: options.batchSize }).map((row) => refusalScore(row, options.refusalTokens, options.epsilon));
+  const [harmfulScores, harmlessScores] = [scores(sets.harmful), scores(sets.harmless)];
+  const harmful = sets.harmful.filter((_, i) => harmfulScores[i] > 0);
+  const harmless = sets.harmless.filter((_, i) => harmlessScores[i] < 0);
+  if (harmful.length === 0) throw new Error(`filterByRefusalScore: the model refuses none of the ${sets.harmful.length} harmful instructions (refusal score > 0): are the refusal tokens right for this model?`);
+  if (harmless.length === 0) throw new Error(`filterByRefusalScore: the model refuses all ${sets.harmless.length} harmless instructions`);
+  return { harmful, harmless, dropped: { harmful: sets.harmful.length - harmful.length, harmless: sets.harmless.length - harmless.length } };
 }
