@@ -46,21 +46,45 @@ export function checkRelativePath(path: unknown, what: string): string {
   return path;
 }
 
-/** Write a file through a temporary name and rename it into place, so a crash never leaves a partial file there. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
+/**
+ * Write a file under a temporary name beside it and publish it only once complete: renamed over `path` with
+ * `overwrite`, else linked into place, which fails atomically when something is there already (with
+ * `taken()`'s message). `write` receives a function appending bytes; the bytes written are returned. An
+ * interrupted write leaves nothing at `path`.
+ */
+export async function writeFileWhole(
+  path: string,
+  write: (put: (bytes: Uint8Array) => Promise<void>) => Promise<void>,
+  options: { overwrite?: boolean; sync?: boolean; taken?: () => string } = {},
+): Promise<number> {
+  const partial = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
+  let position = 0;
   try {
-    const handle = await open(tmp, "wx");
+    const handle = await open(partial, "wx");
     try {
-      await handle.writeFile(data);
-      await handle.sync();
+      await write(async (bytes) => {
+        await handle.write(bytes, 0, bytes.length, position);
+        position += bytes.length;
+      });
+      if (options.sync) await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(tmp, path);
+    if (options.overwrite) await rename(partial, path);
+    else {
+      await link(partial, path).catch((error: NodeJS.ErrnoException) => {
+        throw error.code === "EEXIST" ? new Error(options.taken ? options.taken() : `${path} exists already (EEXIST)`) : error;
+      });
+    }
   } finally {
-    await rm(tmp, { force: true });
+    await rm(partial, { force: true });
   }
+  return position;
+}
+
+/** Replace `path` with `data` as a whole (see writeFileWhole). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFileWhole(path, (put) => put(typeof data === "string" ? Buffer.from(data, "utf8") : data), { overwrite: true, sync: true });
 }
 
 /** Whether a process with this id is running (on this machine). */

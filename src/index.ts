@@ -39,7 +39,7 @@ export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, t
 export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
 export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
 export { loadPreferences, preferenceFromRow, tokenizePreferences, savePreferences, saveChatmlIntel, demoHealingPairs, axolotlConfig, type PreferenceText } from "./heal/data.ts";
-export { runHealing, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
+export { runHealing, healMetrics, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./gguf/quantize.ts";
 export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./gguf/llama-cpp.ts";
 // Stage 7: evaluation.

@@ -3,7 +3,7 @@
 // architecture's next-token log-probabilities against the float64 references, the demo model's greedy
 // answers, tokenizer and chat template against the engine's, and the bad paths.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -282,6 +282,9 @@ describe("bad input fails before anything is written", () => {
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, out), /bad\.gguf exists already; pass force to replace it/);
     assert.equal(await readFile(out, "utf8"), "mine");
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(DEMO_MODEL_DIR, "x.gguf")), /is inside the source folder/);
+    await symlink(DEMO_MODEL_DIR, join(work, "linked-demo"));
+    await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(work, "linked-demo", "x.gguf")), /is inside the source folder .*\(through a link: /);
+    await assert.rejects(exportGguf(DEMO_MODEL_DIR, work), /is a folder; give a file name such as model\.gguf/);
     const noTokenizer = join(work, "no-tokenizer");
     await cp(modelDir("llama"), noTokenizer, { recursive: true });
     await assert.rejects(exportGguf(noTokenizer, join(work, "nt.gguf")), /tokenizer\.json: missing; a GGUF file carries its tokenizer/);

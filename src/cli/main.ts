@@ -143,7 +143,7 @@ async function ggufCommand(opts: Common & { out: string; type: GgufFileType | Ll
     if (opts.verify) {
       await initBackend({ backend: opts.backend });
       const source = await loadModel(checkpoint);
-      const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+      const prompts = await verificationPrompts();
       try {
         verification = await verifyGguf(source, result.file, prompts, { type: GGUF_TYPES.includes(opts.type as GgufFileType) ? (opts.type as GgufFileType) : "q8_0", unit: edit.unit, orthogonalize: edit.orthogonalize });
       } finally {
@@ -160,6 +160,11 @@ async function ggufCommand(opts: Common & { out: string; type: GgufFileType | Ll
     ...(verification ? [`checked by llama.cpp on ${verification.prompts} prompts against ${verification.reference}: max |log p diff| ${verification.maxAbsLogProbDiff.toExponential(2)}${verification.tolerance !== undefined ? ` (tolerance ${verification.tolerance})` : ""}, greedy tokens agreeing ${(100 * verification.tokenAgreement).toFixed(1)}%, same chat-template tokens: ${verification.sameChatTokens}${verification.passed ? "" : " (FAILED)"}`] : []),
   ].join("\n"), { ...result, seconds, verification });
   if (verification && !verification.passed) process.exitCode = 1;
+}
+
+/** The prompts `--verify` checks an export on: the first 4 harmful and 4 harmless test instructions. */
+async function verificationPrompts(): Promise<string[]> {
+  return [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
 }
 
 function print(opts: { json?: boolean }, human: string, json: unknown): void {
@@ -296,7 +301,7 @@ common(program.command("apply"))
       if (opts.verify) {
         await initBackend({ backend: opts.backend });
         const [original, exported] = [await loadModel(checkpoint), await loadModel(result.outDir)];
-        const prompts = [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+        const prompts = await verificationPrompts();
         verification = await verifyExport(original, exported, direction.unit, prompts, { orthogonalize: { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive } });
         original.dispose();
         exported.dispose();

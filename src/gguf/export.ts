@@ -6,13 +6,14 @@
 // attention scale), the difference is folded into the weights so the file computes what the checkpoint does.
 // Tensors are read, orthogonalised when a direction is given, converted and written one at a time.
 import { rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { headDim, numKvHeads, rotaryDim, tiedEmbeddings, type ModelConfig } from "../config.ts";
-import { realPathOf, withLock } from "../files.ts";
+import { withLock } from "../files.ts";
 import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { roleKeys } from "../models/tensors.ts";
 import { checkWidth, type UnitVector } from "../projection.ts";
+import { checkExportFile } from "../pipeline/export.ts";
 import { checkOrthogonalizeOptions, orthogonalizeTensor, residualWriterKind, writerDirection, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
 import { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./quantize.ts";
 import { ggufVocab } from "./vocab.ts";
@@ -249,10 +250,7 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     const { config, arch, weights, dir } = checkpoint;
     const target = LLAMA_CPP_ARCH[config.model_type];
     if (!target) throw new GgufExportError(`${dir}: model_type ${config.model_type} has no GGUF conversion (supported: ${Object.keys(LLAMA_CPP_ARCH).join(", ")})`);
-    const source = await realPathOf(dir);
-    const out = resolve(outFile);
-    if (out.startsWith(source + "/")) throw new GgufExportError(`output file ${outFile} is inside the source folder ${source}; choose a path outside it, the source is never written to`);
-    if (!options.force && (await stat(out).then(() => true, () => false))) throw new GgufExportError(`${out} exists already; pass force to replace it`);
+    const { source, out } = await checkExportFile(dir, outFile, options.force);
     checkCheckpointTensors(checkpoint);
     // A k-quant is made from a float file in the source's precision (F32, or BF16/F16 for 16-bit checkpoints).
     const dtypes = new Set(weights.names.map((n) => weights.info(n).dtype));

@@ -3,9 +3,7 @@
 // types, so the header is written first and the tensors are then streamed one at a time: memory holds one
 // tensor, not the model. The file is written under a temporary name and renamed into place when complete.
 // Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
-import { open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { exists } from "../files.ts";
+import { exists, writeFileWhole } from "../files.ts";
 import { encodeFromFloat32, floatToHalf } from "../safetensors/dtype.ts";
 
 /** ggml tensor types written here, with ggml's numbers. */
@@ -177,32 +175,17 @@ export function encodeGgufHeader(metadata: ReadonlyMap<string, GgufValue>, tenso
 export async function writeGguf(path: string, metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[], options: { overwrite?: boolean; onTensor?: (name: string, index: number) => void } = {}): Promise<number> {
   if (!options.overwrite && (await exists(path))) throw new Error(`${path} exists already; pass force to replace it`);
   const { header } = encodeGgufHeader(metadata, tensors);
-  const partial = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
-  const file = await open(partial, "wx");
-  let written = 0;
-  try {
-    const write = async (b: Uint8Array) => {
-      await file.write(b, 0, b.length, written);
-      written += b.length;
-    };
-    await write(header);
+  return writeFileWhole(path, async (put) => {
+    await put(header);
     for (const [i, t] of tensors.entries()) {
       const values = await t.values();
       const count = t.shape.reduce((a, b) => a * b, 1);
       if (values.length !== count) throw new Error(`GGUF tensor ${t.name}: ${values.length} values for shape [${t.shape}] (${count})`);
       const bytes = encodeTensor(values, t.type);
-      await write(bytes);
+      await put(bytes);
       const pad = Math.ceil(bytes.length / GGUF_ALIGNMENT) * GGUF_ALIGNMENT - bytes.length;
-      if (pad > 0) await write(new Uint8Array(pad));
+      if (pad > 0) await put(new Uint8Array(pad));
       options.onTensor?.(t.name, i);
     }
-    await file.sync();
-    await file.close();
-    await rename(partial, path);
-  } catch (error) {
-    await file.close().catch(() => undefined);
-    await rm(partial, { force: true });
-    throw error;
-  }
-  return written;
+  }, { overwrite: options.overwrite, sync: true, taken: () => `${path} exists already; pass force to replace it` });
 }

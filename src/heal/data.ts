@@ -7,8 +7,7 @@ import { writeFile } from "node:fs/promises";
 import type { HookedModel } from "../hooked-model.ts";
 import { datasetSplitFiles, looksLikeRepoId, type HubOptions } from "../hub.ts";
 import { DatasetError, readRows } from "../data/instructions.ts";
-import { promptBatches } from "../pipeline/batches.ts";
-import { isRefusal } from "../pipeline/evaluate.ts";
+import { generateCompletions, isRefusal } from "../pipeline/evaluate.ts";
 import type { ChatMessage, ChatTokenizer } from "../tokenizer.ts";
 import type { PreferencePair } from "./dpo.ts";
 
@@ -62,10 +61,12 @@ export async function loadPreferences(source: string, options: { limit?: number;
 /**
  * Token ids of each pair with the model's chat template: the prompt as the template renders the conversation
  * with a generation prompt, each answer as what the template writes after it for that assistant turn (its
- * end-of-turn marker included), or the answer then the eos token where the template does not extend the
- * prompt (templates that rewrite earlier turns).
+ * end-of-turn marker included), or the answer then the eos token (`eosId`, by default the tokenizer's) where
+ * the template does not extend the prompt (templates that rewrite earlier turns).
  */
 export function tokenizePreferences(tokenizer: ChatTokenizer, texts: readonly PreferenceText[], eosId?: number): PreferencePair[] {
+  const eosText = tokenizer.specialToken("eos_token");
+  eosId ??= eosText === undefined ? undefined : tokenizer.tokenId(eosText);
   return texts.map(({ messages, chosen, rejected }, i) => {
     const promptText = tokenizer.applyChatTemplate(messages);
     const answer = (content: string) => {
@@ -110,13 +111,8 @@ export async function saveChatmlIntel(path: string, texts: readonly PreferenceTe
  */
 export async function demoHealingPairs(original: HookedModel, abliterated: HookedModel, instructions: readonly string[], options: { maxNewTokens?: number; seed?: number; batchSize?: number; samples?: number } = {}): Promise<{ pairs: PreferenceText[]; sampled: number }> {
   const seed = options.seed ?? 0;
-  const sample = async (model: HookedModel, draw: number, salt: number) => {
-    const out: string[] = [];
-    for (const { batch } of promptBatches(model, instructions, options.batchSize ?? 16)) {
-      out.push(...(await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 24, temperature: 1, seed: seed * 1000 + draw * 10 + salt + out.length })).texts);
-    }
-    return out;
-  };
+  const sample = (model: HookedModel, draw: number, salt: number) =>
+    generateCompletions(model, instructions, { maxNewTokens: options.maxNewTokens ?? 24, batchSize: options.batchSize ?? 16, temperature: 1, seed: seed * 1000 + draw * 10 + salt });
   const pairs: PreferenceText[] = [];
   const samples = options.samples ?? 2;
   for (let draw = 0; draw < samples; draw++) {

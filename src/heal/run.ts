@@ -49,6 +49,30 @@ export interface HealMetrics {
   /** Harmless answers equal to the original model's. */
   harmlessUnchanged: AnswerAgreement;
   coherentCompliance?: AnswerAgreement;
+  /** The model's answers to the test instructions. */
+  answers: { harmful: string[]; harmless: string[] };
+}
+
+/**
+ * Stage 7's measures of a model against the original on the test split: refusal, the harmless KL against the
+ * original's logits, harmless answers unchanged against the original's answers, and coherent compliance
+ * against a compliant model's answers to the harmful instructions, when given.
+ */
+export async function healMetrics(
+  model: HookedModel,
+  test: { harmful: readonly string[]; harmless: readonly string[] },
+  original: { answers: readonly string[]; logits: readonly Float32Array[] },
+  options: { compliant?: readonly string[]; maxNewTokens?: number; batchSize?: number; onProgress?: (stage: string, done: number, total: number) => void } = {},
+): Promise<HealMetrics> {
+  const evaluation = await evaluateRefusal(model, test, { maxNewTokens: options.maxNewTokens, batchSize: options.batchSize, referenceLogits: original.logits, onProgress: options.onProgress });
+  return {
+    harmfulRefusal: evaluation.harmfulRefusalRate,
+    harmlessRefusal: evaluation.harmlessRefusalRate,
+    harmlessKl: evaluation.harmlessKl!,
+    harmlessUnchanged: answerAgreement(evaluation.completions.harmless, original.answers, model.tokenizer),
+    coherentCompliance: options.compliant ? answerAgreement(evaluation.completions.harmful, options.compliant, model.tokenizer) : undefined,
+    answers: evaluation.completions,
+  };
 }
 
 export interface HealReport {
@@ -78,24 +102,24 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   const test = { harmful: await loadInstructions(dataFile("harmful", "test"), { limit: nTest }), harmless: await loadInstructions(dataFile("harmless", "test"), { limit: nTest }) };
 
   // One model besides the abliterated one at a time: the original's answers and logits, then the compliant answers.
-  const original = await loadModel(options.original);
+  const originalModel = await loadModel(options.original);
   const model = await loadModel(source);
   let texts: PreferenceText[];
   let sampled: number | undefined;
   let originalAnswers: string[];
   let originalLogits: Float32Array[];
   try {
-    originalAnswers = await generateCompletions(original, test.harmless, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (original, harmless)", d, t) });
-    originalLogits = lastPositionLogits(original, test.harmless, { batchSize });
+    originalAnswers = await generateCompletions(originalModel, test.harmless, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (original, harmless)", d, t) });
+    originalLogits = lastPositionLogits(originalModel, test.harmless, { batchSize });
     if (options.pairs) texts = await loadPreferences(options.pairs, { limit: options.nPairs });
     else {
       const instructions = await loadInstructions(dataFile("harmless", "train"), { limit: options.nInstructions ?? 256 });
       progress("preference pairs", 0, instructions.length);
-      ({ pairs: texts, sampled } = await demoHealingPairs(original, model, instructions, { maxNewTokens, seed: options.seed }));
+      ({ pairs: texts, sampled } = await demoHealingPairs(originalModel, model, instructions, { maxNewTokens, seed: options.seed }));
       progress("preference pairs", instructions.length, instructions.length);
     }
   } finally {
-    original.dispose();
+    originalModel.dispose();
   }
   const complianceSource = defaultComplianceReference(options.original, options.complianceReference);
   let compliant: string[] | undefined;
@@ -107,20 +131,11 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
       reference.dispose();
     }
   }
-  const measure = async (m: HookedModel, label: string): Promise<HealMetrics> => {
-    const evaluation = await evaluateRefusal(m, test, { maxNewTokens, batchSize, referenceLogits: originalLogits, onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t) });
-    return {
-      harmfulRefusal: evaluation.harmfulRefusalRate,
-      harmlessRefusal: evaluation.harmlessRefusalRate,
-      harmlessKl: evaluation.harmlessKl!,
-      harmlessUnchanged: answerAgreement(evaluation.completions.harmless, originalAnswers, m.tokenizer),
-      coherentCompliance: compliant ? answerAgreement(evaluation.completions.harmful, compliant, m.tokenizer) : undefined,
-    };
-  };
+  const original = { answers: originalAnswers, logits: originalLogits };
+  const measure = (m: HookedModel, label: string) => healMetrics(m, test, original, { compliant, maxNewTokens, batchSize, onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t) });
   try {
     const before = await measure(model, "before healing");
-    const eos = model.tokenizer.specialToken("eos_token");
-    const pairs = tokenizePreferences(model.tokenizer, texts, eos === undefined ? undefined : model.tokenizer.tokenId(eos));
+    const pairs = tokenizePreferences(model.tokenizer, texts);
     const settings = { rank: options.rank ?? 8, alpha: options.alpha ?? 2 * (options.rank ?? 8), dropout: options.dropout ?? 0, beta: options.beta ?? 0.1, learningRate: options.learningRate ?? 5e-6, epochs: options.epochs ?? 1, batchSize: options.batchSize ?? 4, gradientAccumulation: options.gradientAccumulation ?? 1, warmupRatio: options.warmupRatio ?? 0.1, seed: options.seed ?? 0, modules: options.modules ?? "all linear" };
     const { adapters, history } = await trainDpo(model, pairs, { ...options, onStep: (s) => {
       progress("DPO steps", s.step, s.steps);

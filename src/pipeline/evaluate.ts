@@ -30,14 +30,19 @@ export interface CompletionOptions {
   fwdHooks?: readonly FwdHook[];
   maxNewTokens?: number;
   batchSize?: number;
+  /** Sample at this temperature instead of greedy decoding (0 or absent: greedy). */
+  temperature?: number;
+  /** Seed of the sampling; each batch uses seed + the number of prompts before it. */
+  seed?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Greedy completions of chat-templated instructions, or of token-id prompts (the blog's get_generations). */
+/** Greedy (or sampled) completions of chat-templated instructions, or of token-id prompts (the blog's get_generations). */
 export async function generateCompletions(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<string[]> {
   const out: string[] = [];
   for (const { batch } of promptBatches(model, instructions, options.batchSize)) {
-    const { texts } = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks });
+    const sampling = options.temperature ? { temperature: options.temperature, seed: (options.seed ?? 0) + out.length } : {};
+    const { texts } = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks, ...sampling });
     out.push(...texts);
     options.onProgress?.(out.length, instructions.length);
   }

@@ -116,6 +116,20 @@ class ByteBudget {
   }
 }
 
+/**
+ * Where a one-file export (GGUF) may write, checked before any work: outside the source folder once every
+ * link is followed, not a folder, and not over an existing file unless `force`.
+ */
+export async function checkExportFile(sourceDir: string, outFile: string, force = false): Promise<{ source: string; out: string }> {
+  const source = await realPathOf(sourceDir);
+  const out = await realPathOf(outFile);
+  if (isInside(out, source)) throw new ExportError(`output file ${outFile} is inside the source folder ${source}${out !== resolve(outFile) ? ` (through a link: ${out})` : ""}; choose a path outside it, the source is never written to`);
+  const existing = await stat(out).catch(() => undefined);
+  if (existing?.isDirectory()) throw new ExportError(`output file ${outFile} is a folder; give a file name such as model.gguf`);
+  if (existing && !force) throw new ExportError(`${out} exists already; pass force to replace it`);
+  return { source, out };
+}
+
 /** Files that hold weights in another format: a loader could pick them up instead of the edited ones. */
 const OTHER_WEIGHTS = /\.(bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|safetensors)$/;
 

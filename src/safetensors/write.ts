@@ -1,8 +1,8 @@
 // Writing safetensors files and sharded checkpoints. Tensors are produced one at a time by
 // callbacks, so writing a large checkpoint needs memory for one tensor, not for the model.
-import { link, open, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { exists } from "../files.ts";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { exists, writeFileWhole } from "../files.ts";
 import { DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "./dtype.ts";
 
 export interface TensorToWrite {
@@ -56,45 +56,26 @@ export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string,
  */
 export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>, options: { overwrite?: boolean } = {}): Promise<void> {
   const header = encodeHeader(tensors, metadata);
-  if (!options.overwrite && (await exists(path))) throw new Error(`${path} exists already; choose another path or allow overwriting (EEXIST)`);
-  const partial = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
-  try {
-    const handle = await open(partial, "wx");
-    try {
-      const length = Buffer.alloc(8);
-      length.writeBigUInt64LE(BigInt(header.length));
-      let position = 0;
-      const put = async (bytes: Uint8Array) => {
-        await handle.write(bytes, 0, bytes.length, position);
-        position += bytes.length;
-      };
-      await put(length);
-      await put(header);
-      for (const t of tensors) {
-        const produced = await t.bytes();
-        const expected = byteLength(t.dtype, t.shape);
-        let written = 0;
-        const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
-        for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
-          if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
-          await put(piece);
-          written += piece.length;
-        }
-        if (written !== expected) throw mismatch(String(written));
+  const taken = () => `${path} exists already; choose another path or allow overwriting (EEXIST)`;
+  if (!options.overwrite && (await exists(path))) throw new Error(taken());
+  await writeFileWhole(path, async (put) => {
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length));
+    await put(length);
+    await put(header);
+    for (const t of tensors) {
+      const produced = await t.bytes();
+      const expected = byteLength(t.dtype, t.shape);
+      let written = 0;
+      const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
+      for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
+        if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
+        await put(piece);
+        written += piece.length;
       }
-    } finally {
-      await handle.close();
+      if (written !== expected) throw mismatch(String(written));
     }
-    if (options.overwrite) await rename(partial, path);
-    else {
-      // link() publishes the file only if nothing is at `path`, atomically.
-      await link(partial, path).catch((error: NodeJS.ErrnoException) => {
-        throw error.code === "EEXIST" ? new Error(`${path} exists already; choose another path or allow overwriting (EEXIST)`) : error;
-      });
-    }
-  } finally {
-    await rm(partial, { force: true });
-  }
+  }, { overwrite: options.overwrite, taken });
 }
 
 export interface ShardPlan {
