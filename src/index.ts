@@ -44,15 +44,17 @@ export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./gg
 export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./gguf/llama-cpp.ts";
 // Stage 7: evaluation.
 export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, answerAgreement, type AnswerAgreement, type RefusalEvaluation } from "./pipeline/evaluate.ts";
-export { projectionsOn } from "./pipeline/projections.ts";
+export { projectionsOn, activationsAt, principalComponents, coordinates, type PrincipalComponents } from "./pipeline/projections.ts";
 // The whole method, and its report.
 export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
 export { writeReport } from "./report/write.ts";
 export type { RunReport } from "./report/types.ts";
-export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, dpoTrainingFigure, type Figure } from "./report/plots.ts";
+export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, ablationPictureFigure, activationScatterFigure, dpoTrainingFigure, type Figure } from "./report/plots.ts";
+export { figureSvg } from "./report/static-svg.ts";
 
 // Notebooks and project files.
-export { showFigure, liveFigure, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
+export { showFigure, liveFigure, showPicture, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
+export { loraPictureSvg, type LoraPictureInput } from "./report/lora-picture.ts";
 export { exercise, checkDpoLoss, checkRefusalDirection, checkAblation, checkOrthogonalizedWeight, checkKl, checkRefusalScore, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export { loadPlanted, cosineWithPlanted, explainDifference, defaultComplianceReference, type PlantedDirection } from "./pipeline/ground-truth.ts";

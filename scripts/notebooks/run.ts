@@ -5,6 +5,7 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { runNotebook, CellError } from "./runner.ts";
+import { notebookText } from "./format.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { vendorPlotly } from "../../kernel/vendor.ts";
 
@@ -19,7 +20,7 @@ for (const path of notebooks) {
   try {
     const executed = await runNotebook(path);
     const target = values.write ? path : join(values.out!, basename(path));
-    await writeFile(target, JSON.stringify(executed, null, 1) + "\n");
+    await writeFile(target, notebookText(executed));
     console.log(`ok (${((performance.now() - started) / 1000).toFixed(0)} s) -> ${target}`);
   } catch (error) {
     console.log("FAILED");

@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { kernelSpec } from "../../kernel/kernel-spec.ts";
-
+import { ensureCellIds } from "./format.ts";
 
 
 export interface NotebookCell {
@@ -66,6 +66,8 @@ interface Message {
 /** A running kernel and its shell and iopub sockets. */
 export class KernelClient {
   private readonly session = randomUUID();
+  /** The kernel's own description of its language (Jupyter stores it in the notebook's metadata). */
+  languageInfo: Record<string, unknown> | undefined;
   private constructor(
     private readonly process: ChildProcess,
     private readonly key: string,
@@ -136,7 +138,12 @@ export class KernelClient {
    */
   private async waitReady(): Promise<void> {
     const id = await this.send("kernel_info_request", {});
-    for (;;) if ((await this.receive(this.shell, 120_000)).parent_header.msg_id === id) break;
+    for (;;) {
+      const reply = await this.receive(this.shell, 120_000);
+      if (reply.parent_header.msg_id !== id) continue;
+      this.languageInfo = reply.content.language_info as Record<string, unknown> | undefined;
+      break;
+    }
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       const probe = await this.send("kernel_info_request", {});
@@ -220,6 +227,9 @@ export async function runNotebook(path: string, options: RunNotebookOptions = {}
   // Exercises run with their solutions, so that every notebook executes end to end (see src/notebook/exercises.ts).
   const kernel = await KernelClient.start(argv, dirname(path), { [SOLUTIONS_SWITCH]: "1", ...options.env });
   try {
+    // What Jupyter itself would write on opening and saving: the kernel's language_info, an id on every cell.
+    if (kernel.languageInfo) notebook.metadata.language_info = kernel.languageInfo;
+    ensureCellIds(notebook);
     let count = 0;
     for (const [i, cell] of notebook.cells.entries()) {
       if (cell.cell_type !== "code") continue;

@@ -4,6 +4,7 @@
 import { createRequire } from "node:module";
 import { plotlyCdnFreeHtml } from "./plotly-html.ts";
 import type { Figure } from "../report/plots.ts";
+import { figureSvg } from "../report/static-svg.ts";
 
 type WriteDisplayData = (content: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient: { display_id?: string } }, update: boolean) => void;
 
@@ -34,7 +35,11 @@ export function displayBundle(data: Record<string, unknown>, options: { displayI
 
 let counter = 0;
 
-/** A plotly figure as plotly JSON (VS Code, JupyterLab with plotly), an HTML fallback (nbconvert HTML, classic) and text. */
+/**
+ * A plotly figure as plotly JSON (VS Code, JupyterLab with plotly), an HTML fallback that shows a static
+ * picture and draws the interactive plot where scripts run (nbconvert HTML, classic, trusted Lab), the
+ * same picture as SVG (viewers that show no HTML) and text.
+ */
 export function showFigure(figure: Figure, summary?: string): void {
   displayBundle(figureBundle(figure, summary));
 }
@@ -52,11 +57,19 @@ export function liveFigure(): (figure: Figure, summary?: string) => void {
 function figureBundle(figure: Figure, summary?: string): Record<string, unknown> {
   const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "figure";
   const traces = figure.data.map((t) => `${t.type}${t.name ? ` "${t.name}"` : ""}`).join(", ");
+  const svg = figureSvg(figure);
   return {
     "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout, config: { responsive: true } },
-    "text/html": plotlyCdnFreeHtml(figure, `abliterate-plot-${process.pid}-${++counter}`),
+    "text/html": plotlyCdnFreeHtml(figure, `abliterate-plot-${process.pid}-${++counter}`, svg),
+    "image/svg+xml": svg,
     "text/plain": summary ?? `${title} [${traces}]`,
   };
+}
+
+/** A drawn picture (SVG) as SVG, as an HTML image (untrusted notebooks, GitHub) and as its description. */
+export function showPicture(svg: string, description: string): void {
+  const alt = description.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+  displayBundle({ "text/html": `<img alt="${alt}" style="max-width:100%" src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}">`, "image/svg+xml": svg, "text/plain": description });
 }
 
 /** A table of rows as HTML and aligned plain text. */

@@ -32,9 +32,22 @@ export function cosineHeatmapFigure(layers: readonly number[], matrix: readonly 
   };
 }
 
-/** The paper's selection scores per candidate, by layer: bypass, induce and KL. */
-export function selectionScoresFigure(candidates: readonly { layer: number; hook: string; bypass: number; induce: number; kl: number }[]): Figure {
+/**
+ * The paper's selection scores per candidate, by layer: bypass, induce and KL; with `reference`, as in the
+ * paper's figures, the refusal scores of harmful and harmless prompts without intervention and the KL threshold.
+ */
+export function selectionScoresFigure(
+  candidates: readonly { layer: number; hook: string; bypass: number; induce: number; kl: number }[],
+  reference?: { harmfulRefusalScore: number; harmlessRefusalScore: number; klThreshold: number },
+): Figure {
   const data: Record<string, unknown>[] = [];
+  if (reference && candidates.length > 0) {
+    const layers = candidates.map((c) => c.layer);
+    const span = [Math.min(...layers), Math.max(...layers)];
+    data.push({ type: "scatter", mode: "lines", name: "harmful, no intervention", x: span, y: span.map(() => reference.harmfulRefusalScore), line: { dash: "dash", color: "#555555" } });
+    data.push({ type: "scatter", mode: "lines", name: "harmless, no intervention", x: span, y: span.map(() => reference.harmlessRefusalScore), line: { dash: "dot", color: "#555555" } });
+    data.push({ type: "scatter", mode: "lines", name: `KL threshold ${reference.klThreshold}`, x: span, y: span.map(() => reference.klThreshold), yaxis: "y2", line: { dash: "dashdot", color: "#d62728", width: 1 } });
+  }
   for (const hook of RESID_HOOKS) {
     const cs = candidates.filter((c) => c.hook === hook).sort((a, b) => a.layer - b.layer);
     if (cs.length === 0) continue;
@@ -69,14 +82,51 @@ export function beforeAfterFigure(before: { harmfulRefusalRate: number; harmless
   };
 }
 
-/** Histograms of harmful and harmless activations projected on the chosen direction. */
-export function projectionFigure(harmful: readonly number[], harmless: readonly number[], label: string): Figure {
+/**
+ * Histograms of harmful and harmless activations projected on the chosen direction. `title` names the model
+ * they come from; `range` fixes the x axis (to draw two models' histograms on the same scale).
+ */
+export function projectionFigure(harmful: readonly number[], harmless: readonly number[], label: string, options: { title?: string; range?: [number, number] } = {}): Figure {
+  const layout: Record<string, unknown> = { ...base(options.title ?? `Activations projected on the refusal direction (${label})`, "projection on the unit direction", "prompts"), barmode: "overlay" };
+  if (options.range) layout.xaxis = { title: { text: "projection on the unit direction" }, range: options.range };
   return {
     data: [
       { type: "histogram", name: "harmful", x: harmful, opacity: 0.6 },
       { type: "histogram", name: "harmless", x: harmless, opacity: 0.6 },
     ],
-    layout: { ...base(`Activations projected on the refusal direction (${label})`, "projection on the unit direction", "prompts"), barmode: "overlay" },
+    layout,
+  };
+}
+
+/**
+ * The ablation x - (x . r) r in two dimensions: each prompt's activation in the plane of the unit direction
+ * (x axis) and the largest variance orthogonal to it (y axis), moved along the direction to the line x = 0.
+ * Points are [along r, along the other axis]; both axes on the same scale, so the geometry is true.
+ */
+export function ablationPictureFigure(points: { harmful: readonly (readonly number[])[]; harmless: readonly (readonly number[])[] }, label: string): Figure {
+  const all = [...points.harmful, ...points.harmless];
+  const segments = { x: all.flatMap(([a]) => [a, 0, null]), y: all.flatMap(([, b]) => [b, b, null]) };
+  return {
+    data: [
+      { type: "scatter", mode: "lines", name: "removed: (x · r̂) r̂", ...segments, line: { dash: "dot", color: "#9a9a9a", width: 1 } },
+      { type: "scatter", mode: "markers", name: "harmful x", x: points.harmful.map(([a]) => a), y: points.harmful.map(([, b]) => b), marker: { color: "#d62728", size: 7 } },
+      { type: "scatter", mode: "markers", name: "harmless x", x: points.harmless.map(([a]) => a), y: points.harmless.map(([, b]) => b), marker: { color: "#1f77b4", size: 7 } },
+      { type: "scatter", mode: "markers", name: "x − (x · r̂) r̂", x: all.map(() => 0), y: all.map(([, b]) => b), marker: { color: "#2ca02c", size: 5 } },
+    ],
+    layout: {
+      ...base(`Ablation in the plane of r̂ (${label})`, "x · r̂ (along the refusal direction)", "along the largest variance ⟂ r̂"),
+      yaxis: { title: { text: "along the largest variance ⟂ r̂" }, scaleanchor: "x" },
+      height: 460,
+    },
+  };
+}
+
+/** Activations of two groups of prompts as points on two given axes (principal components, say). */
+export function activationScatterFigure(groups: readonly { name: string; points: readonly (readonly number[])[] }[], title: string, axes: [string, string], ranges?: { x: [number, number]; y: [number, number] }): Figure {
+  const colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
+  return {
+    data: groups.map((g, i) => ({ type: "scatter", mode: "markers", name: g.name, x: g.points.map(([a]) => a), y: g.points.map(([, b]) => b), marker: { color: colors[i % colors.length], size: 7 }, opacity: 0.8 })),
+    layout: { ...base(title, axes[0], axes[1]), ...(ranges ? { xaxis: { title: { text: axes[0] }, range: ranges.x }, yaxis: { title: { text: axes[1] }, range: ranges.y } } : {}), height: 420 },
   };
 }
 
