@@ -60,6 +60,18 @@ describe("static pictures of figures", () => {
     assert.ok(Math.abs(num(harmless[0].attrs.height) - heights[0]) < 1e-6, "a count of 1 is as tall in both");
   });
 
+  it("uses the bins a histogram fixes, on the axis it fixes", () => {
+    const svg = figureSvg(projectionFigure([0.05, 0.06, 2.95], [4], "test", { range: [0, 3] }));
+    const rects = marks(svg, 0).filter((m) => m.tag === "rect");
+    assert.equal(rects.length, 2);
+    assert.ok(Math.abs(num(rects[0].attrs.height) / num(rects[1].attrs.height) - 2) < 1e-3);
+    assert.equal(marks(svg, 1).filter((m) => m.tag === "rect").length, 0, "a value outside the bins is not counted");
+    const width = num(rects[0].attrs.width) + 1; // one pixel of gap between bars
+    const plot = svg.match(/<rect x="[\d.]+" y="[\d.]+" width="([\d.]+)" height="[\d.]+" fill="none"/)!;
+    assert.ok(Math.abs(width * 30 - num(plot[1])) < 1e-3, "30 bins across the fixed axis");
+    assert.throws(() => figureSvg({ data: [{ type: "histogram", x: [1], xbins: { start: 1, end: 0, size: 1 } }], layout: {} }), /xbins/);
+  });
+
   it("leaves empty heatmap cells empty and draws a colour bar", () => {
     const svg = figureSvg(cosineHeatmapFigure([0, 1], [[null as unknown as number, 0.5], [0.5, 1]], "resid_pre"));
     const cells = marks(svg, 0).filter((m) => m.tag === "rect");

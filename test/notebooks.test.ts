@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
 import { runNotebook, type Notebook } from "../scripts/notebooks/runner.ts";
 import { keyNumbers } from "../scripts/notebooks/key-numbers.ts";
+import { notebookText } from "../scripts/notebooks/format.ts";
 import { PACKAGE_ROOT } from "../src/paths.ts";
 
 const dir = join(PACKAGE_ROOT, "notebooks");
@@ -27,6 +28,41 @@ describe("notebooks", () => {
       const nb = JSON.parse(await readFile(join(dir, name), "utf8")) as Notebook;
       assert.equal((nb.metadata.kernelspec as { name: string }).name, "abliterate", name);
     }
+  });
+
+  it("every notebook is committed as Jupyter saves it: normalised JSON, cell ids, the kernel's language_info", async () => {
+    for (const name of names) {
+      const text = await readFile(join(dir, name), "utf8");
+      const nb = JSON.parse(text) as Notebook;
+      assert.equal(notebookText(nb), text, `${name} is not in Jupyter's normalised form: run npm run notebooks -- --write`);
+      const ids = nb.cells.map((c) => c.id);
+      assert.ok(ids.every((id) => typeof id === "string" && /^[\w-]{1,64}$/.test(id)), `${name}: a cell without a valid id`);
+      assert.equal(new Set(ids).size, ids.length, `${name}: duplicate cell ids`);
+      const info = nb.metadata.language_info as Record<string, unknown>;
+      for (const field of ["name", "version", "mimetype", "file_extension", "codemirror_mode"]) assert.ok(info?.[field] !== undefined, `${name}: language_info.${field} missing`);
+    }
+  });
+
+  it("every committed figure carries a static picture, and outputs name no path of the machine that ran them", async () => {
+    let figures = 0;
+    for (const name of names) {
+      const nb = JSON.parse(await readFile(join(dir, name), "utf8")) as Notebook;
+      for (const [i, cell] of nb.cells.entries()) {
+        for (const out of cell.outputs ?? []) {
+          const shown = JSON.stringify(out);
+          const path = shown.includes(PACKAGE_ROOT) ? PACKAGE_ROOT : shown.match(/(?<![\w.])\/(home|root|tmp|work|Users|mnt|var)\/[\w.-]+/)?.[0];
+          assert.equal(path, undefined, `${name}, cell ${i + 1} shows the path ${path} of the machine that ran it`);
+          const data = out.data as Record<string, unknown> | undefined;
+          if (!data?.["application/vnd.plotly.v1+json"]) continue;
+          figures++;
+          const svg = [data["image/svg+xml"] ?? ""].flat().join("");
+          const html = [data["text/html"] ?? ""].flat().join("");
+          assert.ok(svg.startsWith("<svg") && /<g data-trace="\d+">\s*(<g [^>]*>\s*)?<(rect|path|circle) /.test(svg), `${name}, cell ${i + 1}: no static SVG picture, or one that draws no data`);
+          assert.ok(html.includes(`src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}"`), `${name}, cell ${i + 1}: the HTML fallback does not show the same picture`);
+        }
+      }
+    }
+    assert.ok(figures >= 10, `only ${figures} figures in the notebooks`);
   });
 
   for (const name of names) {

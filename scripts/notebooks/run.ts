@@ -1,17 +1,32 @@
 // npm run notebooks: execute every notebook in notebooks/ in order on the project's kernel, headless,
 // with no Python. Executed copies go to out/notebooks/; `--write` saves the outputs into the notebooks
-// themselves (what is committed). A failing cell stops the run with the cell's error text.
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+// themselves (what is committed), in Jupyter's own normalised form; `--format` only normalises them. A
+// failing cell stops the run with the cell's error text.
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { runNotebook, CellError } from "./runner.ts";
-import { notebookText } from "./format.ts";
+import { ensureCellIds, notebookText } from "./format.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { vendorPlotly } from "../../kernel/vendor.ts";
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { write: { type: "boolean", default: false }, out: { type: "string", default: join(PACKAGE_ROOT, "out", "notebooks") } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { write: { type: "boolean", default: false }, format: { type: "boolean", default: false }, out: { type: "string", default: join(PACKAGE_ROOT, "out", "notebooks") } },
+});
 const dir = join(PACKAGE_ROOT, "notebooks");
 const notebooks = positionals.length > 0 ? positionals : (await readdir(dir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort().map((f) => join(dir, f));
+if (values.format) {
+  // --format: rewrite the notebooks as Jupyter saves them (cell ids, normalised JSON) without running them,
+  // after editing their JSON by hand or with a script.
+  for (const path of notebooks) {
+    const notebook = JSON.parse(await readFile(path, "utf8"));
+    ensureCellIds(notebook);
+    await writeFile(path, notebookText(notebook));
+    console.log(`formatted ${basename(path)}`);
+  }
+  process.exit(0);
+}
 await mkdir(values.out!, { recursive: true });
 await vendorPlotly(); // for the plots' HTML fallback when the notebooks are opened afterwards
 for (const path of notebooks) {

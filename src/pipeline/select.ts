@@ -1,5 +1,5 @@
-// Stage 4: rank candidate directions. The blog ranks by the mean absolute value of the direction and
-// inspects generations; the paper (Arditi et al. 2024, appendix C) selects automatically:
+// Stage 4: rank candidate directions. The blog ranks the unit resid_pre directions by the absolute value of the
+// mean of their entries and reads generations; the paper (Arditi et al. 2024, appendix C) selects automatically:
 //   bypass score: mean refusal score on harmful prompts with the direction ablated everywhere;
 //   induce score: mean refusal score on harmless prompts with the direction added at its layer;
 //   KL score:     mean KL(base || ablated) of harmless next-token distributions.

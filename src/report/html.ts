@@ -20,7 +20,7 @@ export function reportFigures(report: RunReport): Record<string, Figure> {
   return {
     norms: directionNormsFigure(report.directions, report.chosen.tokenOffset),
     cosine: cosineHeatmapFigure(report.cosine.layers, report.cosine.matrix, report.cosine.hook),
-    selection: selectionScoresFigure(report.selection.candidates),
+    selection: selectionScoresFigure(report.selection.candidates, { ...report.selection.baseline, klThreshold: report.selection.filters.klThreshold }),
     candidates: candidateRefusalFigure(report.candidates, report.before.harmfulRefusalRate),
     beforeAfter: beforeAfterFigure(report.before, report.after),
     projections: projectionFigure(report.projections.harmful, report.projections.harmless, report.chosen.key),

@@ -61,14 +61,19 @@ export function loraPictureSvg(input: LoraPictureInput): string {
   const sign = (s: string, cx: number) => parts.push(`<text x="${cx}" y="${top + (rows * cell) / 2 + 8}" text-anchor="middle" font-size="24">${esc(s)}</text>`);
   const fmt = (v: number) => v.toExponential(1);
 
+  // W + ΔW, then ΔW = (α/r) · B A.
   const gw = grid(w, rows, cols, x, top, cell);
   parts.push(gw.svg);
   caption("W, frozen", `[${out} × ${inF}], |w| ≤ ${fmt(gw.max)}`, x + (cols * cell) / 2, top + rows * cell + 20);
   x += cols * cell + 16;
   sign("+", x + 8);
   x += 28;
-  parts.push(`<text x="${x + 14}" y="${top + (rows * cell) / 2 + 6}" text-anchor="middle" font-size="14">${esc(`${Number(input.scaling.toFixed(4))} ·`)}</text>`);
-  x += 34;
+  const gd = grid(delta, rows, cols, x, top, cell);
+  parts.push(gd.svg);
+  caption(`ΔW, rank ≤ ${rank}`, `[${out} × ${inF}], |Δw| ≤ ${fmt(gd.max)}`, x + (cols * cell) / 2, top + rows * cell + 20);
+  x += cols * cell + 30;
+  parts.push(`<text x="${x}" y="${top + (rows * cell) / 2 + 6}" font-size="14">${esc(`ΔW = ${Number(input.scaling.toFixed(4))} ·`)}</text>`);
+  x += 78;
   const gb = grid(bVal, rows, rank, x, top, cell);
   parts.push(gb.svg);
   caption("B, trained", `[${out} × ${rank}]`, x + (rank * cell) / 2, top + rows * cell + 20);
@@ -76,16 +81,10 @@ export function loraPictureSvg(input: LoraPictureInput): string {
   const ga = grid(aVal, rank, cols, x, top, cell);
   parts.push(ga.svg);
   caption("A, trained", `[${rank} × ${inF}]`, x + (cols * cell) / 2, top + rank * cell + 20);
-  x += cols * cell + 16;
-  sign("=", x + 8);
-  x += 28;
-  const gd = grid(delta, rows, cols, x, top, cell);
-  parts.push(gd.svg);
-  caption(`ΔW = (α/r) B A, rank ≤ ${rank}`, `[${out} × ${inF}], |Δw| ≤ ${fmt(gd.max)}`, x + (cols * cell) / 2, top + rows * cell + 20);
   x += cols * cell + 20;
-  const width = Math.max(x, 560);
+  const title = `LoRA on ${input.key}: the layer computes (W + ΔW) x, ΔW = (α/r) B A`;
+  const width = Math.max(x, 40 + title.length * 8);
   const height = top + rows * cell + 60;
-  const title = `LoRA on ${input.key}: the layer computes W x + (α/r) B A x`;
   const note = rows < out || cols < inF ? `top-left ${rows} × ${cols} of each matrix; each on its own colour scale (blue negative, red positive)` : "each matrix on its own colour scale (blue negative, red positive)";
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,

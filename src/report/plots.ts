@@ -41,19 +41,20 @@ export function selectionScoresFigure(
   reference?: { harmfulRefusalScore: number; harmlessRefusalScore: number; klThreshold: number },
 ): Figure {
   const data: Record<string, unknown>[] = [];
-  if (reference && candidates.length > 0) {
-    const layers = candidates.map((c) => c.layer);
-    const span = [Math.min(...layers), Math.max(...layers)];
-    data.push({ type: "scatter", mode: "lines", name: "harmful, no intervention", x: span, y: span.map(() => reference.harmfulRefusalScore), line: { dash: "dash", color: "#555555" } });
-    data.push({ type: "scatter", mode: "lines", name: "harmless, no intervention", x: span, y: span.map(() => reference.harmlessRefusalScore), line: { dash: "dot", color: "#555555" } });
-    data.push({ type: "scatter", mode: "lines", name: `KL threshold ${reference.klThreshold}`, x: span, y: span.map(() => reference.klThreshold), yaxis: "y2", line: { dash: "dashdot", color: "#d62728", width: 1 } });
-  }
   for (const hook of RESID_HOOKS) {
     const cs = candidates.filter((c) => c.hook === hook).sort((a, b) => a.layer - b.layer);
     if (cs.length === 0) continue;
     data.push({ type: "scatter", mode: "lines+markers", name: `bypass (${hook})`, x: cs.map((c) => c.layer), y: cs.map((c) => c.bypass) });
     data.push({ type: "scatter", mode: "lines+markers", name: `induce (${hook})`, x: cs.map((c) => c.layer), y: cs.map((c) => c.induce), line: { dash: "dot" } });
     data.push({ type: "scatter", mode: "lines+markers", name: `KL (${hook})`, x: cs.map((c) => c.layer), y: cs.map((c) => c.kl), yaxis: "y2", line: { dash: "dash" } });
+  }
+  // The reference lines last, so that the scores keep plotly's default colours.
+  if (reference && candidates.length > 0) {
+    const layers = candidates.map((c) => c.layer);
+    const span = [Math.min(...layers), Math.max(...layers)];
+    data.push({ type: "scatter", mode: "lines", name: "harmful, no intervention", x: span, y: span.map(() => reference.harmfulRefusalScore), line: { dash: "dash", color: "#555555" } });
+    data.push({ type: "scatter", mode: "lines", name: "harmless, no intervention", x: span, y: span.map(() => reference.harmlessRefusalScore), line: { dash: "dot", color: "#555555" } });
+    data.push({ type: "scatter", mode: "lines", name: `KL threshold ${reference.klThreshold}`, x: span, y: span.map(() => reference.klThreshold), yaxis: "y2", line: { dash: "dashdot", color: "#555555", width: 1 } });
   }
   return {
     data,
@@ -88,11 +89,13 @@ export function beforeAfterFigure(before: { harmfulRefusalRate: number; harmless
  */
 export function projectionFigure(harmful: readonly number[], harmless: readonly number[], label: string, options: { title?: string; range?: [number, number] } = {}): Figure {
   const layout: Record<string, unknown> = { ...base(options.title ?? `Activations projected on the refusal direction (${label})`, "projection on the unit direction", "prompts"), barmode: "overlay" };
+  // With a fixed axis, fixed bins too (30 across it), so that two models' histograms compare bar by bar.
+  const bins = options.range ? { xbins: { start: options.range[0], end: options.range[1], size: (options.range[1] - options.range[0]) / 30 } } : {};
   if (options.range) layout.xaxis = { title: { text: "projection on the unit direction" }, range: options.range };
   return {
     data: [
-      { type: "histogram", name: "harmful", x: harmful, opacity: 0.6 },
-      { type: "histogram", name: "harmless", x: harmless, opacity: 0.6 },
+      { type: "histogram", name: "harmful", x: harmful, opacity: 0.6, ...bins },
+      { type: "histogram", name: "harmless", x: harmless, opacity: 0.6, ...bins },
     ],
     layout,
   };

@@ -55,6 +55,16 @@ interface Bins {
 function histogramBins(hist: Trace[]): Bins | undefined {
   if (hist.length === 0) return undefined;
   const all = hist.flatMap((t) => (t.x as unknown[]).map(num).filter((v): v is number => v !== undefined));
+  const given = hist[0].xbins as { start?: number; end?: number; size?: number } | undefined;
+  if (given) {
+    const { start, end, size } = given;
+    if (!(num(start) !== undefined && num(end) !== undefined && num(size)! > 0 && end! > start!)) fail(`xbins ${JSON.stringify(given)} (start < end and size > 0 are needed)`);
+    if (hist.some((t) => JSON.stringify(t.xbins) !== JSON.stringify(given))) fail("histograms with different xbins");
+    const n = Math.round((end! - start!) / size!);
+    const edges = Array.from({ length: n + 1 }, (_, k) => start! + k * size!);
+    // plotly's bins are [a, b) and values outside [start, end] are not counted
+    return { edges, counts: hist.map((t) => edges.slice(0, -1).map((a, k) => (t.x as unknown[]).map(num).filter((v) => v !== undefined && v >= a && (k === n - 1 ? v <= edges[n] : v < edges[k + 1])).length)) };
+  }
   let lo = Math.min(...all);
   let hi = Math.max(...all);
   if (all.length === 0) [lo, hi] = [0, 1];
@@ -141,7 +151,12 @@ export function figureSvg(figure: Figure): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   const title = (layout.title as { text?: string } | undefined)?.text;
-  if (title) out.push(`<text x="${fmt((box.x0 + box.x1) / 2)}" y="${fmt(Math.max(18, margin.t / 2 + 4))}" text-anchor="middle" font-size="15">${esc(title)}</text>`);
+  if (title) {
+    // Centred over the plot, moved right or left as far as needed to stay inside the picture.
+    const half = (title.length * 8.2) / 2;
+    const cx = Math.min(Math.max((box.x0 + box.x1) / 2, half + 8), width - half - 8);
+    out.push(`<text x="${fmt(cx)}" y="${fmt(Math.max(18, margin.t / 2 + 4))}" text-anchor="middle" font-size="15">${esc(title)}</text>`);
+  }
 
   // Grid and axes.
   const yTicks = heat ? [] : y.ticks(6);
