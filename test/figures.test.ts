@@ -17,6 +17,7 @@ import {
 import { figureSvg } from "../src/report/static-svg.ts";
 import { loraPictureSvg } from "../src/report/lora-picture.ts";
 import { coordinates, principalComponents } from "../src/pipeline/projections.ts";
+import { PNG } from "pngjs";
 
 /** The SVG elements of one trace's group, with their attributes. */
 function marks(svg: string, trace: number): { tag: string; attrs: Record<string, string> }[] {
@@ -154,8 +155,19 @@ describe("the LoRA picture", () => {
 
   it("draws W, B, A and their product to scale", () => {
     const svg = loraPictureSvg({ key: "model.layers.0.self_attn.o_proj.weight", weight, out, inFeatures: inF, a, b, rank, scaling: 2 });
-    const cells = [...svg.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="(\d+)" height="\d+" fill="rgb/g)].length;
-    assert.equal(cells, out * inF + out * rank + rank * inF + out * inF);
+    // four images of one pixel per entry, drawn to scale (cell pixels per entry)
+    const images = [...svg.matchAll(/<image x="[\d.]+" y="[\d.]+" width="(\d+)" height="(\d+)"[^>]*href="data:image\/png;base64,([^"]+)"/g)].map((m) => {
+      const png = PNG.sync.read(Buffer.from(m[3], "base64"));
+      return { width: Number(m[1]), height: Number(m[2]), cols: png.width, rows: png.height, png };
+    });
+    assert.deepEqual(images.map((i) => [i.rows, i.cols]), [[out, inF], [out, inF], [out, rank], [rank, inF]]);
+    const cell = images[0].width / inF;
+    for (const i of images) assert.ok(i.width === i.cols * cell && i.height === i.rows * cell, "to scale");
+    // W's largest positive entry is the reddest pixel, its largest negative the bluest
+    const w = images[0].png;
+    const at = (k: number) => [w.data[4 * k], w.data[4 * k + 2]];
+    const [maxAt, minAt] = [weight.indexOf(Math.max(...weight)), weight.indexOf(Math.min(...weight))];
+    assert.ok(at(maxAt)[0] > at(maxAt)[1] && at(minAt)[1] > at(minAt)[0], "red for positive, blue for negative");
     assert.ok(svg.includes("[6 × 2]") && svg.includes("[2 × 5]") && svg.includes("rank ≤ 2"));
     // the product's largest entry, as printed, is scaling * max |B A|
     let max = 0;

@@ -2,7 +2,9 @@
 // W, the trained B [out, rank] and A [rank, in] and their product drawn to scale from the model's own values
 // (the top-left corner of each, `crop` rows and columns), so that the low rank is seen: B is a thin column
 // block, A a flat row block, and their product an update beside W that has at most `rank` independent rows.
+import { rgb } from "d3-color";
 import { interpolateRdBu } from "d3-scale-chromatic";
+import { PNG } from "pngjs";
 
 export interface LoraPictureInput {
   /** Checkpoint key of the weight, for the caption. */
@@ -24,18 +26,28 @@ export interface LoraPictureInput {
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
-/** One matrix as a grid of cells coloured on a scale symmetric about zero (blue negative, red positive). */
+/**
+ * One matrix as a grid of cells coloured on a scale symmetric about zero (blue negative, red positive): a PNG
+ * of one pixel per entry, drawn enlarged without smoothing (a few kilobytes where a rectangle per entry
+ * would take hundreds).
+ */
 function grid(values: (i: number, j: number) => number, rows: number, cols: number, x: number, y: number, cell: number): { svg: string; max: number } {
   let max = 0;
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) max = Math.max(max, Math.abs(values(i, j)));
-  const cells: string[] = [];
+  const png = new PNG({ width: cols, height: rows, colorType: 2 });
   for (let i = 0; i < rows; i++)
     for (let j = 0; j < cols; j++) {
       const t = max > 0 ? 0.5 + values(i, j) / (2 * max) : 0.5;
-      cells.push(`<rect x="${x + j * cell}" y="${y + i * cell}" width="${cell}" height="${cell}" fill="${interpolateRdBu(1 - t)}"/>`);
+      const { r, g, b } = rgb(interpolateRdBu(1 - t));
+      const k = 4 * (i * cols + j);
+      [png.data[k], png.data[k + 1], png.data[k + 2], png.data[k + 3]] = [r, g, b, 255];
     }
-  cells.push(`<rect x="${x}" y="${y}" width="${cols * cell}" height="${rows * cell}" fill="none" stroke="#444"/>`);
-  return { svg: cells.join(""), max };
+  const data = PNG.sync.write(png, { colorType: 2 }).toString("base64");
+  const [w, h] = [cols * cell, rows * cell];
+  return {
+    svg: `<image x="${x}" y="${y}" width="${w}" height="${h}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/png;base64,${data}"/><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="none" stroke="#444"/>`,
+    max,
+  };
 }
 
 export function loraPictureSvg(input: LoraPictureInput): string {
