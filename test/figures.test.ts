@@ -205,3 +205,31 @@ describe("principal components", () => {
     assert.throws(() => principalComponents([[1, 2]], 1), /at least 2 rows/);
   });
 });
+
+describe("figures in a notebook kernel", () => {
+  it("sends one bundle (plotly, HTML with the static picture, SVG, text) through the tslab copy that runs the cell", async () => {
+    const { createRequire } = await import("node:module");
+    const { showFigure } = await import("../src/notebook/display.ts");
+    const cache = createRequire(import.meta.url).cache;
+    // Two copies of tslab, as when the kernel comes from one checkout and the notebooks' package from
+    // another: only the one executing the cell has a writer.
+    const sent: { data: Record<string, unknown> }[] = [];
+    const idle = "/elsewhere/node_modules/tslab/dist/jupyter.js";
+    const running = "/kernel/node_modules/tslab/dist/jupyter.js";
+    cache[idle] = { exports: { lastWriteDisplayData: null } } as never;
+    cache[running] = { exports: { lastWriteDisplayData: (content: { data: Record<string, unknown> }) => sent.push(content) } } as never;
+    try {
+      const figure = beforeAfterFigure({ harmfulRefusalRate: 1, harmlessRefusalRate: 0 }, { harmfulRefusalRate: 0, harmlessRefusalRate: 0 });
+      showFigure(figure, "summary");
+      assert.equal(sent.length, 1);
+      const data = sent[0].data;
+      assert.deepEqual(Object.keys(data), ["application/vnd.plotly.v1+json", "text/html", "image/svg+xml", "text/plain"]);
+      assert.equal(data["image/svg+xml"], figureSvg(figure));
+      assert.ok(String(data["text/html"]).includes(Buffer.from(figureSvg(figure)).toString("base64")), "the HTML fallback shows the same picture");
+      assert.equal(data["text/plain"], "summary");
+    } finally {
+      delete cache[idle];
+      delete cache[running];
+    }
+  });
+});

@@ -12,9 +12,13 @@ const require = createRequire(import.meta.url);
 
 /** tslab's current writer, if this process is a tslab kernel executing a cell. */
 function kernelWriter(): WriteDisplayData | undefined {
-  // Only look at a tslab module the kernel already loaded: never load tslab (and zeromq) from the CLI.
+  // Only look at a tslab module the kernel already loaded: never load tslab (and zeromq) from the CLI. There
+  // can be two copies (a kernel installed from one checkout running notebooks of another); the one running
+  // the cell is the one whose writer is set.
   for (const [path, module] of Object.entries(require.cache)) {
-    if (/tslab[\\/]dist[\\/]jupyter\.js$/.test(path)) return (module?.exports as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData ?? undefined;
+    if (!/tslab[\\/]dist[\\/]jupyter\.js$/.test(path)) continue;
+    const writer = (module?.exports as { lastWriteDisplayData?: WriteDisplayData | null }).lastWriteDisplayData;
+    if (writer) return writer;
   }
   return undefined;
 }

@@ -46,7 +46,7 @@ export function plotlyCdnFreeHtml(figure: Figure, id: string, svg: string): stri
     var folder = ${folder}, root = (config.serverRoot || "").replace(/\\/?$/, "/");
     if (folder && root.length > 1 && (folder + "/").indexOf(root) === 0) candidates.push(base + "files/" + (folder + "/").slice(root.length) + "${VENDOR_PLOTLY}");
     var m = window.location.pathname.match(/\\/(?:lab\\/tree|doc\\/tree|tree|notebooks)\\/(.*\\/)?[^\\/]*$/);
-    if (m) candidates.push(base + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}");
+    if (m && candidates.indexOf(base + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}") < 0) candidates.push(base + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}");
   } catch (e) {}
   function load(i) {
     if (i >= candidates.length) {
