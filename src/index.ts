@@ -3,7 +3,8 @@
 
 // The engine: backend, checkpoints, the hooked model, hook points, interventions.
 export { initBackend, backendInfo, BACKENDS, type BackendInfo, type BackendName } from "./backend.ts";
-export { loadConfig, parseConfig, ConfigError, SUPPORTED_MODEL_TYPES, type ModelConfig } from "./config.ts";
+export { loadConfig, parseConfig, architectureFor, ConfigError, SUPPORTED_MODEL_TYPES, type ModelConfig } from "./config.ts";
+export { planWeights, estimateMemory, WASM_HEAP_LIMIT_BYTES, type WeightPlan, type MemoryEstimate, type RunShape } from "./memory.ts";
 export { CheckpointWeights, CheckpointError } from "./checkpoint.ts";
 export { SafetensorsFile, SafetensorsError, readHeader } from "./safetensors/read.ts";
 export { writeSafetensors, writeCheckpointWeights, planShards, floatTensor, type TensorToWrite } from "./safetensors/write.ts";
@@ -55,6 +56,7 @@ export { figureSvg } from "./report/static-svg.ts";
 // Notebooks and project files.
 export { showFigure, liveFigure, showPicture, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
 export { loraPictureSvg, type LoraPictureInput } from "./report/lora-picture.ts";
-export { exercise, checkDpoLoss, checkRefusalDirection, checkAblation, checkOrthogonalizedWeight, checkKl, checkRefusalScore, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
+export type { RankingCandidate } from "./notebook/solutions.ts";
+export { exercise, checkDpoLoss, checkRefusalDirection, checkBlogRanking, checkAblation, checkOrthogonalizedWeight, checkKl, checkRefusalScore, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export { loadPlanted, cosineWithPlanted, explainDifference, defaultComplianceReference, type PlantedDirection } from "./pipeline/ground-truth.ts";

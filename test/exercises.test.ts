@@ -2,6 +2,7 @@
 // switch chooses between the learner's function and the solution.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { checkBlogRanking, directionKey, unitVector, type RankingCandidate } from "../src/index.ts";
 import { checkAblation, checkDpoLoss, checkKl, checkOrthogonalizedWeight, checkRefusalDirection, checkRefusalScore, exercise, ExerciseNotWritten, SOLUTIONS_SWITCH } from "../src/index.ts";
 import { SOLUTIONS } from "../src/notebook/solutions.ts";
 import { makeRng } from "../src/sampling.ts";
@@ -31,6 +32,36 @@ describe("exercises", () => {
     checkRefusalDirection(SOLUTIONS.refusalDirection, a, b);
     assert.throws(() => checkRefusalDirection((x, y) => SOLUTIONS.refusalDirection(y, x), a, b), /Hint: the sign is flipped/);
     assert.throws(() => checkRefusalDirection((x, y) => ({ raw: SOLUTIONS.refusalDirection(x, y).raw, unit: SOLUTIONS.refusalDirection(x, y).raw }), a, b), /Hint: the vector is not normalised/);
+  });
+
+  it("the blog's ranking: the solution passes; the mean of |entries|, raw vectors, the order, the sign and other hook points are named", () => {
+    const direction = (hook: "resid_pre" | "resid_mid", layer: number, raw: number[]) => {
+      const norm = Math.sqrt(raw.reduce((a, x) => a + x * x, 0));
+      return { hook, layer, tokenOffset: -1, raw: Float64Array.from(raw), norm, unit: norm > 0 ? unitVector(raw) : undefined };
+    };
+    const directions = [
+      direction("resid_pre", 0, [0, 0, 0, 0]), // the same template token: no direction
+      direction("resid_pre", 1, [3, 3, 3, -1]),
+      direction("resid_pre", 2, [-4, -4, -4, -4]),
+      direction("resid_pre", 3, [10, -10, 10, 0]),
+      direction("resid_pre", 4, [0.2, 0.2, 0, 0]),
+      direction("resid_mid", 1, [1, 1, 1, 1]),
+    ];
+    const key = (layer: number) => `blocks.${layer}.hook_resid_pre@-1`;
+    checkBlogRanking(SOLUTIONS.blogRanking, directions);
+    assert.deepEqual(SOLUTIONS.blogRanking(directions.filter((d) => d.norm > 0).map((d) => ({ key: directionKey(d), hook: d.hook, layer: d.layer, raw: d.raw }))), [2, 1, 4, 3].map(key), "by hand: |mean of unit entries| 0.5, 0.378, 0.354, 0.144");
+    const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / xs.length;
+    const unit = (raw: ArrayLike<number>) => Array.from(unitVector(raw));
+    const pre = (cs: readonly RankingCandidate[]) => cs.filter((c) => c.hook === "resid_pre" && c.layer >= 1);
+    const by = (score: (c: RankingCandidate) => number, pool: (cs: readonly RankingCandidate[]) => readonly RankingCandidate[] = pre) => (cs: readonly RankingCandidate[]) => [...pool(cs)].sort((a, b) => score(b) - score(a)).map((c) => c.key);
+    const mistakes: [(cs: readonly RankingCandidate[]) => string[], RegExp][] = [
+      [by((c) => mean(unit(c.raw).map(Math.abs))), /Hint: that is the mean of the absolute values/],
+      [by((c) => Math.abs(mean(c.raw))), /Hint: normalise each candidate first/],
+      [(cs) => SOLUTIONS.blogRanking(cs).reverse(), /Hint: largest first/],
+      [by((c) => mean(unit(c.raw))), /Hint: take the absolute value of the mean/],
+      [by((c) => Math.abs(mean(unit(c.raw))), (cs) => cs), /Hint: the blog ranks only the resid_pre directions/],
+    ];
+    for (const [learner, hint] of mistakes) assert.throws(() => checkBlogRanking(learner, directions), hint);
   });
 
   it("ablation: the solution passes; the raw direction instead of the unit one, and the sign, are named", () => {

@@ -6,7 +6,9 @@ import { dpoLoss } from "../heal/dpo.ts";
 import { klDivergence, logSoftmax, refusalScore } from "../pipeline/scores.ts";
 import { orthogonalizeTensor } from "../pipeline/orthogonalize.ts";
 import { projectRowsArray, unitVector } from "../projection.ts";
-import { SOLUTIONS } from "./solutions.ts";
+import { SOLUTIONS, type RankingCandidate } from "./solutions.ts";
+import { blogRanking } from "../pipeline/select.ts";
+import { directionKey, type Direction } from "../pipeline/directions.ts";
 
 export const SOLUTIONS_SWITCH = "ABLITERATE_SOLUTIONS";
 
@@ -84,6 +86,32 @@ export function checkRefusalDirection(learner: (harmful: ArrayLike<number>, harm
   const unitGap = gap(unit, wantUnit);
   const norm = Math.sqrt(wantRaw.reduce((sum, x) => sum + x * x, 0));
   if (unitGap > 1e-9) fail("the unit vector", unitGap, unit, [[wantRaw, "the vector is not normalised: divide it by its norm"], [wantRaw.map((x) => x / norm ** 2), "that divides by the squared norm; divide by the norm"]], 1e-9);
+}
+
+/**
+ * Notebook 05: the learner's version of the blog's ranking against `blogRanking`, given every non-zero
+ * candidate at the last token (all hook points, all layers), as the learner would have them.
+ */
+export function checkBlogRanking(learner: (candidates: readonly RankingCandidate[]) => string[], directions: readonly Direction[]): void {
+  const candidates: RankingCandidate[] = directions.filter((d) => d.norm > 0 && d.tokenOffset === -1).map((d) => ({ key: directionKey(d), hook: d.hook, layer: d.layer, raw: Array.from(d.raw) }));
+  const got = learner(candidates);
+  const want = blogRanking(directions).map(directionKey);
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((k, i) => k === b[i]);
+  if (Array.isArray(got) && same(got, want)) return;
+  const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const unit = (c: RankingCandidate) => Array.from(unitVector(c.raw, c.key));
+  const rank = (pool: readonly RankingCandidate[], score: (c: RankingCandidate) => number) => [...pool].sort((a, b) => score(b) - score(a)).map((c) => c.key);
+  const pre = candidates.filter((c) => c.hook === "resid_pre" && c.layer >= 1);
+  const wrongs: [string[], string][] = [
+    [rank(pre, (c) => mean(unit(c).map(Math.abs))), "that is the mean of the absolute values; the blog takes the absolute value of the mean"],
+    [rank(pre, (c) => Math.abs(mean(Array.from(c.raw)))), "normalise each candidate first: the blog ranks unit vectors, and raw norms grow with depth"],
+    [[...want].reverse(), "largest first: sort in decreasing order"],
+    [rank(pre, (c) => mean(unit(c))), "take the absolute value of the mean: a large negative mean ranks as high as a large positive one"],
+    [rank(candidates, (c) => Math.abs(mean(unit(c)))), "the blog ranks only the resid_pre directions (of layers 1 and later)"],
+  ];
+  const hint = Array.isArray(got) ? wrongs.find(([wrong]) => same(wrong, got))?.[1] : "return the keys, best first";
+  const show = (keys: readonly string[]) => `${keys.slice(0, 4).join(", ")}${keys.length > 4 ? ", ..." : ""} (${keys.length})`;
+  throw new Error(`the ranking: yours is ${Array.isArray(got) ? show(got) : String(got)}, the blog's ${show(want)}.${hint ? ` Hint: ${hint}.` : ""}`);
 }
 
 /** Notebook 05: the learner's directional ablation of real activations against the package's projection. */

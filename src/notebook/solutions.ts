@@ -1,12 +1,36 @@
 // Solutions of the notebooks' exercises, out of sight of the learner (see exercises.ts). Each is written as a
 // learner would, from the formula, not by calling the package.
 
+/** A candidate direction as the ranking exercise gives it: its key, hook point, layer and raw difference of means. */
+export interface RankingCandidate {
+  key: string;
+  hook: string;
+  layer: number;
+  raw: ArrayLike<number>;
+}
+
 export const SOLUTIONS = {
   /** Notebook 04: the difference of means and its unit vector. */
   refusalDirection(harmfulMean: ArrayLike<number>, harmlessMean: ArrayLike<number>): { raw: number[]; unit: number[] } {
     const raw = Array.from(harmfulMean, (x, i) => x - harmlessMean[i]);
     const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0));
     return { raw, unit: raw.map((x) => x / norm) };
+  },
+
+  /**
+   * Notebook 05: the blog's ranking. Keep the resid_pre candidates of layers 1 and later, normalise each, and
+   * sort by the absolute value of the mean of its entries, largest first; return their keys.
+   */
+  blogRanking(candidates: readonly RankingCandidate[]): string[] {
+    const score = (raw: ArrayLike<number>) => {
+      const norm = Math.sqrt(Array.from(raw).reduce((s, x) => s + x * x, 0));
+      return Math.abs(Array.from(raw).reduce((s, x) => s + x / norm, 0) / raw.length);
+    };
+    return candidates
+      .filter((c) => c.hook === "resid_pre" && c.layer >= 1)
+      .map((c) => ({ key: c.key, score: score(c.raw) }))
+      .sort((a, b) => b.score - a.score)
+      .map((c) => c.key);
   },
 
   /** Notebook 05: directional ablation of one activation, x - (x . r) r with r a unit vector. */
