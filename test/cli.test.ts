@@ -1,12 +1,13 @@
 // The abliterate command, as a user runs it.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, it, before, after } from "node:test";
-import { PACKAGE_ROOT } from "../src/paths.ts";
+import { PACKAGE_ROOT, dataFile } from "../src/paths.ts";
+import { loadInstructions } from "../src/data/instructions.ts";
 
 const run = promisify(execFile);
 const bin = join(PACKAGE_ROOT, "bin", "abliterate.js");
@@ -52,6 +53,35 @@ describe("abliterate CLI", () => {
     const generated = JSON.parse((await cli("generate", "--model", out, "--json", "--max-new-tokens", "8", "Name three primary colors.")).stdout);
     assert.equal(generated.length, 1);
     assert.equal(typeof generated[0].completion, "string");
+  });
+
+  it("the paper's refusal-score filter and epsilon reach directions, select and run", async () => {
+    // A "harmful" set that holds 12 harmful and 4 harmless instructions: the model answers the harmless ones,
+    // so the filter drops them (the demo refuses every harmful training instruction and answers every harmless one).
+    const mixed = join(dir, "mixed.jsonl");
+    const [harmful, harmless] = [await loadInstructions(dataFile("harmful", "train"), { limit: 12 }), await loadInstructions(dataFile("harmless", "train"), { limit: 4 })];
+    await writeFile(mixed, [...harmful, ...harmless].map((instruction) => JSON.stringify({ instruction })).join("\n") + "\n");
+    const dirs = join(dir, "filtered.safetensors");
+    const { stdout } = await cli("directions", "--harmful", mixed, "-n", "16", "-o", dirs, "--filter-by-refusal-score");
+    const kept = stdout.match(/kept (\d+) harmful instructions the model refuses \(dropped (\d+)\) and (\d+) harmless ones it answers \(dropped (\d+)\)/);
+    assert.ok(kept, stdout);
+    assert.deepEqual(kept.slice(1).map(Number), [12, 4, 16, 0]);
+    // With epsilon e, every score is log(p + e) - log(1 - p + e): within +-log(1 + 1/e) whatever p is.
+    type Scores = { baseline: { harmfulRefusalScore: number; harmlessRefusalScore: number }; candidates: { bypass: number; induce: number }[] };
+    const scores = (s: Scores) => [s.baseline.harmfulRefusalScore, s.baseline.harmlessRefusalScore, ...s.candidates.flatMap((c) => [c.bypass, c.induce])].filter(Number.isFinite);
+    const exact = scores(JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--json")).stdout));
+    const damped = scores(JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--refusal-epsilon", "0.5", "--json")).stdout));
+    assert.equal(damped.length, exact.length);
+    assert.ok(exact.some((x) => Math.abs(x) > Math.log(3)), "without epsilon some score lies beyond log 3");
+    assert.ok(damped.every((x) => Math.abs(x) < Math.log(3)), `with epsilon 0.5 every score lies within log 3: ${damped}`);
+    const out = join(dir, "filtered-run");
+    const ran = await cli("run", "--out", out, "--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4", "--filter-by-refusal-score");
+    const train = ran.stderr.match(/training instructions filtered by refusal score: kept (\d+) harmful \(dropped (\d+)\) and (\d+) harmless/);
+    assert.ok(train && ran.stderr.includes("validation instructions filtered by refusal score"), ran.stderr);
+    const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as { counts: Record<string, number> };
+    assert.equal(report.counts.harmfulTrain, Number(train[1]));
+    assert.equal(report.counts.harmlessTrain, Number(train[3]));
+    assert.match(await cliFails("select", "-d", dirs, "--refusal-epsilon", "-1"), /--refusal-epsilon must be a number >= 0, got "-1"/);
   });
 
   it("eval: a model against itself keeps every harmless answer; coherent compliance against the demo's stage-1 model", async () => {

@@ -12,7 +12,7 @@ import { exportAbliterated } from "../pipeline/export.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { verifyExport, type Verification } from "../pipeline/verify.ts";
 import { refusalTokensFor } from "../pipeline/scores.ts";
-import { scoreCandidates } from "../pipeline/select.ts";
+import { filterByRefusalScore, scoreCandidates } from "../pipeline/select.ts";
 import { exists } from "../files.ts";
 import { progressReporter } from "./progress.ts";
 import { runHealing } from "../heal/run.ts";
@@ -74,8 +74,12 @@ function selectionFilterOptions(cmd: Command): Command {
     .option("--induce-threshold <x>", "discard candidates whose induce score is below this", number("--induce-threshold"), 0)
     .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2)
     .option("--exhaustive", "score every candidate in full, as the paper does (default: stop once the best that pass are known; same choice)")
-    .option("--max-candidates <n>", "score at most this many candidates, those of largest norm", int("--max-candidates"));
+    .option("--max-candidates <n>", "score at most this many candidates, those of largest norm", int("--max-candidates"))
+    .option("--refusal-epsilon <e>", "epsilon inside the refusal score's logarithms, log(p + e) - log(1 - p + e) (the paper's code uses 1e-8; default 0, the exact log-odds)", nonNegative("--refusal-epsilon"), 0);
 }
+
+/** The paper's filtering of the instruction sets by refusal score, on `run` and `directions`. */
+const filterOption = ["--filter-by-refusal-score", "keep only the harmful instructions the model refuses (refusal score > 0) and the harmless ones it answers (< 0) before taking the means, as the paper does"] as const;
 const filtersOf = (opts: { klThreshold: number; induceThreshold: number; pruneLayers: number }) => ({ klThreshold: opts.klThreshold, induceThreshold: opts.induceThreshold, pruneLayerFraction: opts.pruneLayers });
 
 interface Common {
@@ -186,6 +190,7 @@ selectionFilterOptions(common(program.command("run")))
   .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
   .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: the model family's refusal openings, e.g. \"I\")", tokenIdList)
   .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
+  .option(...filterOption)
   .option("--compliance-reference <model>", "a model that complies with harmful requests (e.g. the source model before safety tuning): coherent compliance is the share of harmful test answers after abliteration that begin as its answers (default for the demo model: models/demo-base)")
   .option("-f, --force", "replace a non-empty output model folder")
   .action(async (opts) => {
@@ -197,6 +202,7 @@ selectionFilterOptions(common(program.command("run")))
       harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
       nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, tokenOffsets: opts.tokenOffsets, force: opts.force,
       refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings, selectionFilters: filtersOf(opts), exhaustiveSelection: opts.exhaustive, maxCandidates: opts.maxCandidates,
+      refusalEpsilon: opts.refusalEpsilon, filterByRefusalScore: opts.filterByRefusalScore,
       onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
     });
     bar.stop();
@@ -223,21 +229,29 @@ common(program.command("directions"))
   .option("-n, --n <n>", "instructions per set", int("--n"), 256)
   .option("--token-offsets <list>", "token offsets from the end of the prompt", tokenOffsetList, [-1])
   .option("--projected", "orthogonalise each direction against the harmless mean")
+  .option(...filterOption)
+  .option("--refusal-tokens <ids>", "with --filter-by-refusal-score: comma-separated token ids for the refusal score (default: the model family's refusal openings)", tokenIdList)
   .requiredOption("-o, --out <file>", "output .safetensors file")
   .option("-f, --force", "replace an existing output file")
   .action(async (opts) => {
     if (!opts.force && (await exists(opts.out))) throw new Error(`${opts.out} exists already; pass --force to replace it`);
     const bar = await prepare(opts);
     const model = await openModel(opts.model, bar);
-    const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
-    const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
+    let harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
+    let harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
+    const notes: string[] = [];
+    if (opts.filterByRefusalScore) {
+      const kept = filterByRefusalScore(model, { harmful, harmless }, { refusalTokens: opts.refusalTokens ?? refusalTokensFor(model), batchSize: opts.batchSize });
+      [harmful, harmless] = [kept.harmful, kept.harmless];
+      notes.push(`kept ${harmful.length} harmful instructions the model refuses (dropped ${kept.dropped.harmful}) and ${harmless.length} harmless ones it answers (dropped ${kept.dropped.harmless})`);
+    }
     const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, tokenOffsets: opts.tokenOffsets, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
     const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, tokenOffsets: opts.tokenOffsets, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k) });
     const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
     await saveDirections(opts.out, directions, { model: opts.model }, { overwrite: opts.force });
     bar.stop();
     const rows = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm }));
-    print(opts, [`wrote ${directions.length} directions to ${opts.out}`, ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`)].join("\n"), rows);
+    print(opts, [...notes, `wrote ${directions.length} directions to ${opts.out}`, ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`)].join("\n"), rows);
     model.dispose();
   });
 
@@ -255,7 +269,7 @@ selectionFilterOptions(common(program.command("select")))
     const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model);
     const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
     const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
-    const selection = scoreCandidates(model, directions, harmful, harmless, { ...filtersOf(opts), exhaustive: opts.exhaustive, maxCandidates: opts.maxCandidates, refusalTokens, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
+    const selection = scoreCandidates(model, directions, harmful, harmless, { ...filtersOf(opts), exhaustive: opts.exhaustive, maxCandidates: opts.maxCandidates, refusalTokens, refusalEpsilon: opts.refusalEpsilon, batchSize: opts.batchSize, onProgress: (d, t) => bar.update("selection", d, t) });
     bar.stop();
     const rows = selection.candidates.map((c) => ({ key: c.key, bypass: c.bypass, induce: c.induce, kl: c.kl, discarded: c.discarded ?? null }));
     print(opts, [

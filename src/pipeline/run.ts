@@ -17,7 +17,7 @@ import { cosineWithPlanted, defaultComplianceReference, explainDifference, loadP
 import { checkExportTarget, exportAbliterated } from "./export.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
-import { chosenCandidate, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
+import { chosenCandidate, filterByRefusalScore, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
 import { compareExport, expectedExport } from "./verify.ts";
 import { checkMemory } from "../memory.ts";
 
@@ -43,6 +43,13 @@ export interface PipelineOptions extends InstructionSetSources {
   exhaustiveSelection?: boolean;
   /** Score at most this many candidates, those of largest norm. */
   maxCandidates?: number;
+  /** Epsilon inside the refusal score's logarithms (the paper's code: PAPER_REFUSAL_EPSILON; default 0). */
+  refusalEpsilon?: number;
+  /**
+   * Keep only the harmful training and validation instructions the model refuses and the harmless ones it
+   * answers (by refusal score), before the means and the selection, as the paper does.
+   */
+  filterByRefusalScore?: boolean;
   /**
    * A model that complies with harmful requests (the demo's stage-1 model is the default for the demo model):
    * its answers to the harmful test instructions are what coherent compliance is measured against.
@@ -107,6 +114,15 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       // Before any work: the largest batch of the run must fit the backend's memory.
       const promptTokens = Math.max(...Object.values(sets).flat().map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length));
       const estimate = checkMemory(checkpoint.dir, checkpoint.config, checkpoint.arch, model.weightPlan, { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true }, backend);
+      const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
+      if (options.filterByRefusalScore) {
+        // The paper's filter: compare instructions the model refuses with ones it answers.
+        for (const split of ["Train", "Val"] as const) {
+          const kept = filterByRefusalScore(model, { harmful: sets[`harmful${split}`], harmless: sets[`harmless${split}`] }, { refusalTokens, epsilon: options.refusalEpsilon, batchSize });
+          [sets[`harmful${split}`], sets[`harmless${split}`]] = [kept.harmful, kept.harmless];
+          log(`${split === "Train" ? "training" : "validation"} instructions filtered by refusal score: kept ${kept.harmful.length} harmful (dropped ${kept.dropped.harmful}) and ${kept.harmless.length} harmless (dropped ${kept.dropped.harmless})`);
+        }
+      }
       // Stage 2: mean activations at the chosen token offsets.
       const collect = (name: string, items: string[]) => collectMeanActivations(model, items, { batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail) });
       const harmfulMeans = await collect("harmful", sets.harmfulTrain);
@@ -115,8 +131,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       const directions = computeDirections(harmfulMeans, harmlessMeans);
       await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
       // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
-      const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
-      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, batchSize, keep: options.topK ?? 3, exhaustive: options.exhaustiveSelection, maxCandidates: options.maxCandidates, onProgress: (d, t) => progress("selection", d, t) });
+      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, refusalEpsilon: options.refusalEpsilon, batchSize, keep: options.topK ?? 3, exhaustive: options.exhaustiveSelection, maxCandidates: options.maxCandidates, onProgress: (d, t) => progress("selection", d, t) });
       const chosenScores = chosenCandidate(selection);
       const chosen = chosenScores.direction;
       log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`);
