@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { plotlyCdnFreeHtml } from "./plotly-html.ts";
 import type { Figure } from "../report/plots.ts";
 import { figureSvg } from "../report/static-svg.ts";
+import { escapeMarkup, svgImageTag } from "../report/markup.ts";
 
 type WriteDisplayData = (content: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient: { display_id?: string } }, update: boolean) => void;
 
@@ -72,15 +73,14 @@ function figureBundle(figure: Figure, summary?: string): Record<string, unknown>
 
 /** A drawn picture (SVG) as SVG, as an HTML image (untrusted notebooks, GitHub) and as its description. */
 export function showPicture(svg: string, description: string): void {
-  const alt = description.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
-  displayBundle({ "text/html": `<img alt="${alt}" style="max-width:100%" src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}">`, "image/svg+xml": svg, "text/plain": description });
+  displayBundle({ "text/html": svgImageTag(svg, description), "image/svg+xml": svg, "text/plain": description });
 }
 
 /** A table of rows as HTML and aligned plain text. */
 export function showTable(rows: readonly Record<string, unknown>[], options: { columns?: string[]; digits?: number } = {}): void {
   const columns = options.columns ?? Object.keys(rows[0] ?? {});
   const fmt = (v: unknown) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(options.digits ?? 4)) : v === undefined || v === null ? "" : String(v));
-  const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]!);
+  const esc = escapeMarkup;
   const html = `<table><thead><tr>${columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${columns.map((c) => `<td style="text-align:left">${esc(fmt(r[c]))}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
   const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => fmt(r[c]).length))));
   const line = (cells: string[]) => cells.map((s, i) => s.slice(0, widths[i]).padEnd(widths[i])).join("  ");

@@ -12,6 +12,7 @@
 // next plot tries again.
 import { dirname, isAbsolute } from "node:path";
 import type { Figure } from "../report/plots.ts";
+import { svgImageTag } from "../report/markup.ts";
 
 export const VENDOR_PLOTLY = "vendor/plotly.min.js";
 
@@ -23,10 +24,10 @@ function notebookFolder(): string | undefined {
 
 export function plotlyCdnFreeHtml(figure: Figure, id: string, svg: string): string {
   const spec = JSON.stringify({ data: figure.data, layout: figure.layout }).replace(/</g, "\\u003c");
-  const title = ((figure.layout.title as { text?: string } | undefined)?.text ?? "figure").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+  const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "figure";
   const folder = JSON.stringify(notebookFolder() ?? null);
   return `<div id="${id}" class="abliterate-plot" style="min-height:${Number(figure.layout.height ?? 380)}px">
-<img alt="${title}" style="max-width:100%" src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}">
+${svgImageTag(svg, title)}
 <div class="abliterate-plot-note" style="font-size:12px;color:#666">Static picture. The interactive plot replaces it when the cell runs in a trusted notebook; JupyterLab with the plotly Python package installed draws it natively.</div>
 </div>
 <script>(function () {

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../files.ts";
 import { createRequire } from "node:module";
 import type { RunReport } from "./types.ts";
+import { escapeMarkup } from "./markup.ts";
 import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, dpoTrainingFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
 import type { HealMetrics, HealReport } from "../heal/run.ts";
 
@@ -12,7 +13,7 @@ export async function plotlyScript(): Promise<string> {
   return readFile(require.resolve("plotly.js-dist-min"), "utf8");
 }
 
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+const escape = escapeMarkup;
 /** JSON safe inside a <script> element. */
 export const scriptJson = (x: unknown) => JSON.stringify(x).replace(/</g, "\\u003c");
 

@@ -5,6 +5,7 @@
 import { rgb } from "d3-color";
 import { interpolateRdBu } from "d3-scale-chromatic";
 import { PNG } from "pngjs";
+import { escapeMarkup } from "./markup.ts";
 
 export interface LoraPictureInput {
   /** Checkpoint key of the weight, for the caption. */
@@ -24,7 +25,7 @@ export interface LoraPictureInput {
   crop?: number;
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+const esc = escapeMarkup;
 
 /**
  * One matrix as a grid of cells coloured on a scale symmetric about zero (blue negative, red positive): a PNG

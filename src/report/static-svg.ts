@@ -7,6 +7,7 @@ import { bin } from "d3-array";
 import { scaleBand, scaleLinear, type ScaleBand, type ScaleLinear } from "d3-scale";
 import { interpolateRdBu, interpolateViridis } from "d3-scale-chromatic";
 import type { Figure } from "./plots.ts";
+import { escapeMarkup } from "./markup.ts";
 
 type Trace = Record<string, unknown>;
 type Axis = { title?: { text?: string }; range?: [number, number]; side?: string; overlaying?: string; scaleanchor?: string; type?: string; zeroline?: boolean };
@@ -20,7 +21,7 @@ const TRACE_TYPES = new Set(["scatter", "bar", "histogram", "heatmap"]);
 const UNSUPPORTED_LAYOUT = ["shapes", "annotations", "images", "updatemenus", "sliders", "grid", "xaxis2", "yaxis3", "polar", "scene", "geo"];
 
 const CHAR = 6.4; // average width of a character at 11 px, for laying out labels
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+const esc = escapeMarkup;
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
 const fmt = (v: number) => String(Number(v.toFixed(6)));
 
@@ -203,9 +204,7 @@ export function figureSvg(figure: Figure): string {
       const z = t.z as (number | null)[][];
       const xs = ((t.x as unknown[]) ?? z[0].map((_, i) => i)).map(String);
       const ys = yBand!.domain();
-      const zs = z.flat().map(num).filter((v): v is number => v !== undefined);
-      const [zmin, zmax] = [num(t.zmin) ?? Math.min(...zs), num(t.zmax) ?? Math.max(...zs)];
-      const scale = heatScale(t);
+      const { zmin, zmax, scale } = heatScale(t);
       const band = (x as { scale: ScaleBand<string> }).scale;
       z.forEach((row, i) =>
         row.forEach((v, j) => {
@@ -282,9 +281,7 @@ export function figureSvg(figure: Figure): string {
 
   if (heat) {
     // The colour bar: the scale from zmin (bottom) to zmax (top).
-    const zs = (heat.z as (number | null)[][]).flat().map(num).filter((v): v is number => v !== undefined);
-    const [zmin, zmax] = [num(heat.zmin) ?? Math.min(...zs), num(heat.zmax) ?? Math.max(...zs)];
-    const scale = heatScale(heat);
+    const { zmin, zmax, scale } = heatScale(heat);
     const bx = box.x1 + (y2 ? 60 : 14);
     const steps = 40;
     const h = (box.y1 - box.y0) / steps;
@@ -313,10 +310,11 @@ export function figureSvg(figure: Figure): string {
   return out.join("\n");
 }
 
-/** A heatmap trace's colour as a function of t in [0, 1]. */
-function heatScale(t: Trace): (t: number) => string {
-  const scale = COLORSCALES[String(t.colorscale ?? "Viridis")];
-  return t.reversescale ? (v) => scale(1 - v) : scale;
+/** A heatmap trace's range of values (its zmin and zmax, else the data's) and its colour as a function of t in [0, 1]. */
+function heatScale(t: Trace): { zmin: number; zmax: number; scale: (t: number) => string } {
+  const zs = (t.z as (number | null)[][]).flat().map(num).filter((v): v is number => v !== undefined);
+  const named = COLORSCALES[String(t.colorscale ?? "Viridis")];
+  return { zmin: num(t.zmin) ?? Math.min(...zs), zmax: num(t.zmax) ?? Math.max(...zs), scale: t.reversescale ? (v) => named(1 - v) : named };
 }
 
 /** Every k-th label so that labels are at least `room` pixels apart. */
