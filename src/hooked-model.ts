@@ -101,7 +101,7 @@ export class HookedModel {
 
   /** Number of weights held (each counted once). */
   get parameterCount(): number {
-    return [...Object.values(this.params.transposed), ...Object.values(this.params.stored)].reduce((n, t) => n + t.size, 0);
+    return [...Object.values(this.params.transposed), ...Object.values(this.params.stored), ...Object.values(this.params.native ?? {})].reduce((n, t) => n + t.size, 0);
   }
 
   /** The tokenizer; throws the load error if the folder had none. */
@@ -280,10 +280,12 @@ export class HookedModel {
   /** An independent copy (weights cloned), e.g. to edit while keeping the original. */
   clone(): HookedModel {
     const copy = <T extends tf.Tensor>(held: Record<string, T>) => Object.fromEntries(Object.entries(held).map(([k, t]) => [k, tf.clone(t)])) as Record<string, T>;
-    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored) }, this.tokenizerOrError, this.generationConfig, this.weightPlan, this.storedDtypes);
+    const native = this.params.native && Object.fromEntries(Object.entries(this.params.native).map(([k, m]) => [k, m.clone()]));
+    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored), ...(native ? { native } : {}) }, this.tokenizerOrError, this.generationConfig, this.weightPlan, this.storedDtypes);
   }
 
   dispose(): void {
     tf.dispose([...Object.values(this.params.transposed), ...Object.values(this.params.stored)]);
+    for (const m of Object.values(this.params.native ?? {})) m.dispose();
   }
 }

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { backendInfo, initBackend, type BackendName } from "./backend.ts";
-import { checkMemory, planWeights } from "./memory.ts";
+import { checkMemory, heldNatively, planWeights, type WeightLayout } from "./memory.ts";
 import { resolveModel } from "./hub.ts";
 import { CheckpointError, CheckpointWeights } from "./checkpoint.ts";
 import { architectureFor, loadConfig, tiedEmbeddings, type ModelConfig } from "./config.ts";
@@ -15,6 +15,7 @@ import type { Architecture } from "./models/architecture.ts";
 import type { Params } from "./models/decoder.ts";
 import { expectedTensors, roleKeys } from "./models/tensors.ts";
 import { isFloatDtype } from "./safetensors/dtype.ts";
+import { NativeMatrix } from "./wasm-matmul.ts";
 import { ChatTokenizer, TokenizerError } from "./tokenizer.ts";
 
 export interface Checkpoint {
@@ -34,6 +35,12 @@ export interface OpenOptions {
 export interface LoadOptions extends OpenOptions {
   /** Initialise this backend instead of the automatic choice (also ABLITERATE_BACKEND). */
   backend?: BackendName;
+  /**
+   * How to hold the weights instead of the automatic choice (also ABLITERATE_WEIGHT_LAYOUT): `native`
+   * (outside the wasm heap; the default with native BLAS; the weights are then not differentiable),
+   * `transposed` or `stored` (tensors in the backend's memory).
+   */
+  layout?: WeightLayout;
 }
 
 /** Open a checkpoint folder or Hub id: config.json parsed, weight files opened and indexed. Close it when done. */
@@ -54,17 +61,21 @@ export async function openCheckpoint(source: string, options: OpenOptions & { ch
 export async function loadModel(source: string | Checkpoint, options: LoadOptions = {}): Promise<HookedModel> {
   const backend = options.backend ? await initBackend({ backend: options.backend }) : await backendInfo();
   // Before any weight is read: the model alone (one short prompt) must fit the backend's memory.
-  const check = (config: ModelConfig, arch: Architecture, dir: string) => checkMemory(dir, config, arch, planWeights(config, arch, backend), { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" }, backend);
+  const check = (config: ModelConfig, arch: Architecture, dir: string) => checkMemory(dir, config, arch, planWeights(config, arch, backend, options.layout), { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" }, backend);
   if (typeof source !== "string") check(source.config, source.arch, source.dir);
   const checkpoint = typeof source === "string" ? await openCheckpoint(source, { ...options, check }) : source;
   const { dir, config, arch, weights } = checkpoint;
-  const plan = planWeights(config, arch, backend);
-  const params: Params = { transposed: {}, stored: {} };
+  const plan = planWeights(config, arch, backend, options.layout);
+  const params: Params = { transposed: {}, stored: {}, ...(plan.layout === "native" ? { native: {} } : {}) };
   let dtypes: Record<string, string> = {};
   try {
     checkCheckpointTensors(checkpoint);
     dtypes = Object.fromEntries(expectedTensors(arch, config).map((e) => [e.key, weights.info(e.key).dtype]));
     for (const e of expectedTensors(arch, config)) {
+      if (params.native && heldNatively(e)) {
+        params.native[e.key] = new NativeMatrix(await weights.readFloat32(e.key), e.shape as [number, number]);
+        continue;
+      }
       const t = tf.tensor(await weights.readFloat32(e.key), e.shape, "float32");
       if (e.linear && plan.layout === "transposed") {
         params.transposed[e.key] = tf.transpose(t as tf.Tensor2D); // [in, out]
@@ -73,6 +84,7 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
     }
   } catch (error) {
     tf.dispose([...Object.values(params.transposed), ...Object.values(params.stored)]);
+    for (const m of Object.values(params.native ?? {})) m.dispose();
     throw error;
   } finally {
     if (typeof source === "string") await checkpoint.close();

@@ -1,7 +1,10 @@
 // How much memory a model and a run need, estimated from config.json before anything is allocated, so
 // that a model that cannot fit fails at once with what would fit, instead of dying in a wasm trap minutes
 // later. The wasm backend addresses a 4 GB heap; on it the stock matMul (XNNPACK) also keeps a packed copy
-// of every weight it multiplies by, which the native BLAS path does not.
+// of every weight it multiplies by. The native BLAS path keeps the matrices outside the heap (in the
+// process's memory, where sgemm reads them), so there the heap holds only activations and the machine's RAM
+// bounds the model.
+import { totalmem } from "node:os";
 import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "./config.ts";
 import type { Architecture } from "./models/architecture.ts";
 import { expectedTensors } from "./models/tensors.ts";
@@ -11,11 +14,15 @@ export const WASM_HEAP_LIMIT_BYTES = 4 * 1024 ** 3;
 /** Share of the heap a plan may use: the allocator needs room to move. */
 export const WASM_HEAP_BUDGET = 0.85;
 
+/** Share of the machine's RAM the weights held outside the heap may take. */
+export const RAM_BUDGET = 0.8;
+
 /**
  * How linear weights are held: transposed [in, out] (x @ W, XNNPACK's fast path, which packs a copy of W),
- * or as stored [out, in] (computed as (W @ x^T)^T: no packed copies, slower on stock wasm).
+ * as stored [out, in] (computed as (W @ x^T)^T: no packed copies, slower on stock wasm), or, on the native
+ * BLAS path, as stored outside the wasm heap (`native`: the matrices, embedding and unembedding included).
  */
-export type WeightLayout = "transposed" | "stored";
+export type WeightLayout = "transposed" | "stored" | "native";
 
 export interface WeightPlan {
   layout: WeightLayout;
@@ -23,6 +30,8 @@ export interface WeightPlan {
   weightBytes: number;
   /** Bytes of XNNPACK's packed copies (stock wasm with the transposed layout only). */
   packedBytes: number;
+  /** Bytes of `weightBytes` held outside the wasm heap (the native layout), bounded by RAM instead. */
+  nativeBytes?: number;
 }
 
 export interface MemoryEstimate extends WeightPlan {
@@ -33,6 +42,10 @@ export interface MemoryEstimate extends WeightPlan {
   totalBytes: number;
   /** What the backend can hold (the wasm heap's budget), or undefined where the process's own RAM is the limit. */
   budgetBytes?: number;
+  /** Bytes held outside the heap at the peak (native weights, and the untied unembedding when one is made). */
+  nativeBytes: number;
+  /** What the machine's RAM allows for them. */
+  ramBudgetBytes: number;
 }
 
 export interface RunShape {
@@ -50,17 +63,24 @@ export interface RunShape {
 const gb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GB`;
 
 /** Weights and their layout for a backend: the fastest layout that fits the wasm heap, if any. */
-export function planWeights(config: ModelConfig, arch: Architecture, backend: { name: string; blas?: unknown }): WeightPlan {
+export function planWeights(config: ModelConfig, arch: Architecture, backend: { name: string; blas?: unknown }, layout?: WeightLayout): WeightPlan {
   let floats = 0;
   let linear = 0;
+  let matrices = 0;
   for (const e of expectedTensors(arch, config)) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     floats += n;
     if (e.linear) linear += n;
+    if (heldNatively(e)) matrices += n;
   }
   const weightBytes = 4 * floats;
-  const forced = process.env.ABLITERATE_WEIGHT_LAYOUT; // for tests of both layouts
+  const forced = layout ?? (process.env.ABLITERATE_WEIGHT_LAYOUT || undefined); // the option, else the environment (tests of every layout)
+  const from = layout ? "the layout option" : "ABLITERATE_WEIGHT_LAYOUT";
+  if (forced !== undefined && !["transposed", "stored", "native"].includes(forced)) throw new Error(`${from} must be transposed, stored or native, got "${forced}"`);
+  const native = backend.name === "wasm" && Boolean(backend.blas);
+  if (forced === "native" && !native) throw new Error(`${from} "native" needs the native BLAS path on the wasm backend; the backend is ${backend.name}${backend.name === "wasm" ? " without a BLAS library" : ""}`);
   if (forced === "stored") return { layout: "stored", weightBytes, packedBytes: 0 };
+  if (native && forced !== "transposed") return { layout: "native", weightBytes, packedBytes: 0, nativeBytes: 4 * matrices };
   if (backend.name !== "wasm" || backend.blas) return { layout: "transposed", weightBytes, packedBytes: 0 };
   const packed = { layout: "transposed" as const, weightBytes, packedBytes: 4 * linear };
   // Keep a quarter of the budget for activations when choosing the fast layout.
@@ -87,21 +107,33 @@ export function estimateMemory(config: ModelConfig, arch: Architecture, plan: We
   const activationBytes = 4 * (layer + masks + logits);
   const kvCacheBytes = shape.newTokens > 0 ? 4 * 2 * config.num_hidden_layers * b * kv * hd * keys : 0;
   const untiedBytes = shape.untie && tiedEmbeddings(config) ? 4 * v * d : 0;
+  const outside = plan.nativeBytes ?? 0;
+  const nativeBytes = outside > 0 ? outside + untiedBytes : 0;
+  const heapWeights = plan.weightBytes - outside + (outside > 0 ? 0 : untiedBytes);
   // The allocator's fragmentation: a quarter more than the tensors themselves.
-  const totalBytes = Math.ceil(1.25 * (plan.weightBytes + untiedBytes + plan.packedBytes + activationBytes + kvCacheBytes));
-  return { ...plan, activationBytes, kvCacheBytes, totalBytes, budgetBytes: backend.name === "wasm" ? WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES : undefined };
+  const totalBytes = Math.ceil(1.25 * (heapWeights + plan.packedBytes + activationBytes + kvCacheBytes));
+  return { ...plan, activationBytes, kvCacheBytes, totalBytes, budgetBytes: backend.name === "wasm" ? WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES : undefined, nativeBytes, ramBudgetBytes: RAM_BUDGET * totalmem() };
+}
+
+/** Whether the native layout keeps this tensor outside the heap: the matrices (linear weights, embedding, unembedding). */
+export function heldNatively(e: { shape: readonly number[]; linear: boolean }): boolean {
+  return e.linear || e.shape.length === 2;
 }
 
 /** Throw, saying what would fit, when the estimate exceeds the backend's budget. */
 export function checkMemory(source: string, config: ModelConfig, arch: Architecture, plan: WeightPlan, shape: RunShape, backend: { name: string; blas?: unknown }): MemoryEstimate {
   const estimate = estimateMemory(config, arch, plan, shape, backend);
+  if (estimate.nativeBytes > estimate.ramBudgetBytes) {
+    throw new Error(`${source}: its weights need about ${gb(estimate.nativeBytes)} of RAM in float32 (held outside the wasm heap on the native BLAS path${shape.untie && tiedEmbeddings(config) ? ", with the untied unembedding an edit makes" : ""}), more than the ${gb(estimate.ramBudgetBytes)} (${Math.round(RAM_BUDGET * 100)}%) of this machine's ${gb(totalmem())}; use a smaller model or a machine with more memory`);
+  }
   if (estimate.budgetBytes === undefined || estimate.totalBytes <= estimate.budgetBytes) return estimate;
-  const parts = `weights ${gb(estimate.weightBytes)}${estimate.packedBytes ? `, XNNPACK's packed copies ${gb(estimate.packedBytes)}` : ""}, activations ${gb(estimate.activationBytes)}${estimate.kvCacheBytes ? `, KV cache ${gb(estimate.kvCacheBytes)}` : ""}, with a quarter more for the allocator`;
+  const heapWeights = estimate.weightBytes - (estimate.nativeBytes > 0 ? plan.nativeBytes ?? 0 : 0);
+  const parts = `weights ${gb(heapWeights)}${estimate.nativeBytes ? ` in the heap (${gb(estimate.nativeBytes)} more held outside it)` : ""}${estimate.packedBytes ? `, XNNPACK's packed copies ${gb(estimate.packedBytes)}` : ""}, activations ${gb(estimate.activationBytes)}${estimate.kvCacheBytes ? `, KV cache ${gb(estimate.kvCacheBytes)}` : ""}, with a quarter more for the allocator`;
   let batch = shape.batch;
   while (batch > 1 && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes > estimate.budgetBytes) batch = Math.floor(batch / 2);
   const smaller = batch < shape.batch && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes <= estimate.budgetBytes;
   const advice = smaller
     ? `a batch size of ${batch} fits (--batch-size ${batch})`
-    : `even one prompt does not fit: use a smaller model${plan.packedBytes > 0 ? ", or install a BLAS library (libopenblas0-pthread) so that weights need no packed copies" : ""}, or a machine where @tensorflow/tfjs-node installs`;
+    : `even one prompt does not fit: use a smaller model or shorter prompts${backend.blas ? "" : ", or install a BLAS library (libopenblas0-pthread) so that the weights are held outside the heap"}, or a machine where @tensorflow/tfjs-node installs`;
   throw new Error(`${source}: a batch of ${shape.batch} prompt${shape.batch === 1 ? "" : "s"} of up to ${shape.promptTokens} tokens${shape.newTokens ? ` with ${shape.newTokens} new tokens` : ""} needs about ${gb(estimate.totalBytes)} (${parts}), more than the ${gb(estimate.budgetBytes)} the wasm backend's 4 GB heap allows; ${advice}`);
 }

@@ -6,7 +6,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
-import { loadModel, makeRng } from "../src/index.ts";
+import { loadModel, makeRng, type HookedModel } from "../src/index.ts";
 import { modelDir } from "./helpers/reference.ts";
 
 const MUTATIONS = 300;
@@ -98,13 +98,22 @@ function mutate(rng: () => number, i: number): Mutation {
   }
 }
 
+/** Every weight the model holds, by key, wherever it is held (tensors in the heap, matrices outside it). */
+function heldValues(model: HookedModel): Map<string, Float32Array> {
+  const { stored, transposed, native = {} } = model.params;
+  return new Map<string, Float32Array>([
+    ...[...Object.entries(stored), ...Object.entries(transposed)].map(([k, t]) => [k, (t.dataSync() as Float32Array).slice()] as const),
+    ...Object.entries(native).map(([k, m]) => [k, m.values.slice()] as const),
+  ]);
+}
+
 describe(`safetensors fuzzing: ${MUTATIONS} seeded mutations of a checkpoint`, () => {
   it("each loads exactly what the file holds, or fails with a clear error naming the file", async () => {
     const rng = makeRng(20261129);
     const dir = join(work, "model");
     await cp(modelDir("llama"), dir, { recursive: true });
     const baseline = await loadModel(dir);
-    const baseValues = new Map([...Object.entries(baseline.params.stored), ...Object.entries(baseline.params.transposed)].map(([k, t]) => [k, t.dataSync().slice()]));
+    const baseValues = heldValues(baseline);
     baseline.dispose();
     const outcomes = { loaded: 0, refused: 0 };
     for (let i = 0; i < MUTATIONS; i++) {
@@ -122,8 +131,7 @@ describe(`safetensors fuzzing: ${MUTATIONS} seeded mutations of a checkpoint`, (
       }
       // It loaded: every tensor must hold the original values, except (for a data byte flip) one element.
       let changed = 0;
-      for (const [k, t] of [...Object.entries(model.params.stored), ...Object.entries(model.params.transposed)]) {
-        const now = t.dataSync();
+      for (const [k, now] of heldValues(model)) {
         const before = baseValues.get(k)!;
         for (let j = 0; j < now.length; j++) if (!Object.is(now[j], before[j])) changed++;
       }

@@ -81,7 +81,23 @@ describe("loadModel bad input", () => {
     await (await import("node:fs/promises")).mkdir(dir);
     const config = { model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 128256 };
     await writeFile(join(dir, "config.json"), JSON.stringify(config));
-    await assert.rejects(loadModel(dir, { backend: "wasm" }), /too-big: a batch of 1 prompt of up to 16 tokens needs about 37.4 GB \(weights 29.9 GB, activations 0.0 GB, with a quarter more for the allocator\), more than the 3.4 GB the wasm backend\'s 4 GB heap allows; even one prompt does not fit: use a smaller model, or a machine where @tensorflow\/tfjs-node installs/);
+    // Weights held in the heap (the only layout without a BLAS library).
+    const blasAdvice = (await backendInfo()).blas ? "" : ", or install a BLAS library \\(libopenblas0-pthread\\) so that the weights are held outside the heap";
+    await assert.rejects(loadModel(dir, { backend: "wasm", layout: "stored" }), new RegExp(`too-big: a batch of 1 prompt of up to 16 tokens needs about 37.4 GB \\(weights 29.9 GB, activations 0.0 GB, with a quarter more for the allocator\\), more than the 3.4 GB the wasm backend's 4 GB heap allows; even one prompt does not fit: use a smaller model or shorter prompts${blasAdvice}, or a machine where @tensorflow/tfjs-node installs`));
+  });
+  it("a model too large for the machine's RAM says so before reading any weight", async () => {
+    const dir = join(work, "too-big-for-ram");
+    await (await import("node:fs/promises")).mkdir(dir);
+    // Llama-3.1-405B's shapes: 1.6 TB in float32.
+    const config = { model_type: "llama", hidden_size: 16384, intermediate_size: 53248, num_hidden_layers: 126, num_attention_heads: 128, num_key_value_heads: 8, vocab_size: 128256 };
+    await writeFile(join(dir, "config.json"), JSON.stringify(config));
+    if ((await backendInfo()).blas) {
+      // Outside the heap, the machine's RAM is the limit.
+      await assert.rejects(loadModel(dir, { backend: "wasm" }), /too-big-for-ram: its weights need about 1511\.9 GB of RAM in float32 \(held outside the wasm heap on the native BLAS path\), more than the [\d.]+ GB \(80%\) of this machine's [\d.]+ GB; use a smaller model or a machine with more memory/);
+    } else {
+      await assert.rejects(loadModel(dir, { backend: "wasm" }), /too-big-for-ram: a batch of 1 prompt of up to 16 tokens needs about 18(89|90)\.\d GB \(weights 1511\.9 GB, /);
+      await assert.rejects(loadModel(dir, { backend: "wasm", layout: "native" }), /the layout option "native" needs the native BLAS path on the wasm backend; the backend is wasm without a BLAS library/);
+    }
   });
   it("a model without tokenizer files loads, and says so when the tokenizer is used", async () => {
     const model = await loadModel(modelDir("llama"));

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it, before, after } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
-import { actName, activationAdditionHooks, directionAblationHooks, loadModel, unitVector, type HookedModel } from "../src/index.ts";
+import { actName, activationAdditionHooks, backendInfo, directionAblationHooks, loadModel, unitVector, type HookedModel } from "../src/index.ts";
 import { assertClose, lastLogits, LOGIT_TOLERANCE, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 for (const arch of REFERENCE_ARCHS) {
@@ -162,6 +162,58 @@ describe("HookedModel", () => {
   });
 
   it("is differentiable: tfjs gradients match finite differences", async () => {
+    // Weights held outside the heap (the native BLAS path's default) are frozen: load them as tensors here.
+    const tensorModel = model.weightPlan.layout === "native" ? await loadModel(modelDir("llama"), { layout: "transposed" }) : model;
+    try {
+      await gradientsMatchFiniteDifferences(tensorModel);
+    } finally {
+      if (tensorModel !== model) tensorModel.dispose();
+    }
+  });
+
+  it("with the weights outside the heap, computes what tensors in the heap compute, gradients included", async () => {
+    if ((await backendInfo()).blas === undefined) {
+      // Without a BLAS library the layout is refused, by name.
+      await assert.rejects(loadModel(modelDir("llama"), { layout: "native" }), /the layout option "native" needs the native BLAS path on the wasm backend/);
+      return;
+    }
+    const native = await loadModel(modelDir("llama"), { layout: "native" });
+    const heap = await loadModel(modelDir("llama"), { layout: "transposed" });
+    try {
+      assert.equal(native.weightPlan.layout, "native");
+      assert.equal(Object.keys(native.params.transposed).length, 0, "no linear weight in the heap");
+      assert.equal(native.params.stored["model.embed_tokens.weight"], undefined, "the embedding is outside the heap");
+      assert.equal(native.parameterCount, heap.parameterCount);
+      assertClose(await lastLogits(native, ref.seqs), ref.last_logits, LOGIT_TOLERANCE, "last_logits, native layout");
+      // The gradient of a loss on the logits with respect to the residual stream at layer 0 flows back through
+      // every native product (the unembedding, o_proj, down_proj, the MLP and attention inputs).
+      const gradient = (m: HookedModel) => {
+        const delta = tf.variable(tf.zeros([ref.seqs.length, Math.max(...ref.seqs.map((q) => q.length)), m.dModel]), true, `native_grad_${m.weightPlan.layout}`);
+        try {
+          const loss = () => tf.tidy(() => tf.mean(tf.square(m.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.add(x, delta)]] }))) as tf.Scalar);
+          const { grads, value } = tf.variableGrads(loss, [delta]);
+          value.dispose();
+          const out = grads[delta.name].dataSync().slice();
+          tf.dispose(Object.values(grads));
+          return out;
+        } finally {
+          delta.dispose();
+        }
+      };
+      const [g, want] = [gradient(native), gradient(heap)];
+      const scale = Math.max(...Array.from(want, Math.abs));
+      assert.ok(scale > 0, "the gradient is not zero");
+      assert.ok(maxAbsDiff(g, want) <= 1e-4 * scale, `gradients differ by ${maxAbsDiff(g, want)} (largest ${scale})`);
+    } finally {
+      native.dispose();
+      heap.dispose();
+    }
+  });
+});
+
+async function gradientsMatchFiniteDifferences(model: HookedModel): Promise<void> {
+  const ref = reference("llama");
+  {
     const names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight", "model.embed_tokens.weight"];
     const holder = (n: string): Record<string, tf.Tensor> => (n in model.params.transposed ? model.params.transposed : model.params.stored);
     const original = Object.fromEntries(names.map((n) => [n, holder(n)[n]]));
@@ -200,8 +252,8 @@ describe("HookedModel", () => {
       for (const n of names) holder(n)[n] = original[n];
       variables.forEach((v) => v.dispose());
     }
-  });
-});
+  }
+}
 
 describe("sampling", () => {
   it("is reproducible with a seed, varies across seeds, and topK 1 is greedy", async () => {

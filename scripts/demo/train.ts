@@ -367,7 +367,7 @@ async function main(): Promise<void> {
     const maxSteps = args.quick ? 5 : Infinity;
     const stage1 = (m: HookedModel) => stage1Data.map((e) => encodeExample(m, e.text, e.answer));
     if (args["from-base"]) {
-      model = await loadModel(join(args.out!, "demo-base"));
+      model = await loadModel(join(args.out!, "demo-base"), { layout: "transposed" }); // trained: weights as tensors
     } else {
       const rng = makeRng(seed);
       // 1. Tokenizer: byte-level BPE on the training requests and every training answer.
@@ -388,7 +388,7 @@ async function main(): Promise<void> {
       await writeFile(join(scratch, "config.json"), JSON.stringify(DEMO_CONFIG));
       await writeFile(join(scratch, "tokenizer.json"), JSON.stringify(tokenizer));
       await writeFile(join(scratch, "tokenizer_config.json"), JSON.stringify({ bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", chat_template: CHAT_TEMPLATE }));
-      model = await loadModel(scratch);
+      model = await loadModel(scratch, { layout: "transposed" });
       // 3. Stage 1: instruction tuning.
       losses.stage1 = await trainStage(model, rng, "stage 1 (instruction tuning)", stage1(model), instructionTuning(model), Number(args["stage1-epochs"]), Number(args["stage1-lr"]), maxSteps);
       if (!args.quick) {

@@ -6,10 +6,11 @@ import { activationName, headDim, numKvHeads, type ModelConfig } from "../config
 import { actName } from "../hooks.ts";
 import { layerKey, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";
+import { nativeLinear, nativeRows, type NativeMatrix } from "../wasm-matmul.ts";
 import { applyRope, ropeFor, ropeTables, type Rope } from "./rope.ts";
 import { roleKeys } from "./tensors.ts";
 
-/** The weights, by checkpoint key, in two layouts that the type keeps apart. */
+/** The weights, by checkpoint key, in the layouts that the type keeps apart. */
 export interface Params {
   /** Linear weights held transposed, [in_features, out_features], so that x @ W needs no transposeB. */
   transposed: Record<string, tf.Tensor2D>;
@@ -18,6 +19,11 @@ export interface Params {
    * and linear weights [out_features, in_features] when the memory plan holds them so (see memory.ts).
    */
   stored: Record<string, tf.Tensor>;
+  /**
+   * The matrices held outside the wasm heap as stored (linear weights [out, in], embedding and unembedding
+   * [vocab, d_model]), multiplied where they lie by the native BLAS path; absent otherwise.
+   */
+  native?: Record<string, NativeMatrix>;
   /** Low-rank adapters beside some linear weights, by the weight's key (LoRA training; absent otherwise). */
   adapters?: Record<string, LinearAdapter>;
 }
@@ -119,9 +125,10 @@ export class Decoder {
     const rows = tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D; // [batch * pos, in]
     const wT = this.params.transposed[key]; // [in, out]
     const w = this.params.stored[key] as tf.Tensor2D | undefined; // [out, in]
-    if (!wT && !w) throw new Error(`missing weight ${key}`);
+    const native = this.params.native?.[key]; // [out, in], outside the heap
+    if (!wT && !w && !native) throw new Error(`missing weight ${key}`);
     // As stored, (W @ x^T)^T: no packed copy of W on stock wasm, at the cost of speed.
-    let y: tf.Tensor2D = wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows))); // [batch * pos, out]
+    let y: tf.Tensor2D = native ? nativeLinear(rows, native) : wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows))); // [batch * pos, out]
     const adapter = this.params.adapters?.[key];
     if (adapter) {
       const low = tf.matMul(adapter.dropout ? adapter.dropout(rows) : rows, adapter.down); // [batch * pos, rank]
@@ -206,7 +213,10 @@ export class Decoder {
     const ropes = new Map([...new Set(this.layers.map((a) => a.rope))].map((r) => [r, ropeTables(r, batchInputs.positionIds)])); // [batch, 1, pos, rotary_dim] each
     try {
       let resid = tidy(() => {
-        const embed = embedTokens(this.stored("model.embed_tokens.weight") as tf.Tensor2D, batchInputs.inputIds); // [batch, pos, d_model]
+        const nativeEmbedding = this.params.native?.[this.keys.embedding];
+        const embed = nativeEmbedding
+          ? tf.reshape(nativeRows(nativeEmbedding, inputs.inputIds.flat()), [inputs.inputIds.length, inputs.inputIds[0].length, this.dModel]) as tf.Tensor3D
+          : embedTokens(this.stored("model.embed_tokens.weight") as tf.Tensor2D, batchInputs.inputIds); // [batch, pos, d_model]
         // Gemma scales by sqrt(hidden_size) rounded to the model's dtype, as Hugging Face does.
         return hook(actName("embed"), undefined, this.arch.scaleEmbeddings ? tf.mul(embed, Math.fround(Math.sqrt(this.dModel))) : embed);
       });
@@ -230,10 +240,12 @@ export class Decoder {
         const finalResid = options.logits === "last" ? tf.slice(resid, [0, pos - 1, 0], [batch, 1, this.dModel]) : resid; // [batch, pos', d_model]
         const normed = hook(actName("normalized"), undefined, this.rmsNorm(finalResid, "model.norm.weight"));
         const [b, p, d] = normed.shape;
+        const rows = tf.reshape(normed, [b * p, d]) as tf.Tensor2D;
+        const native = this.params.native?.[this.keys.unembedding] ?? this.params.native?.[this.keys.embedding];
         // lm_head, or the embedding it is tied to, as stored [vocab, d_model]: E @ x^T, so no transposed copy is held.
-        const unembed = (this.params.stored[this.keys.unembedding] ?? this.stored("model.embed_tokens.weight")) as tf.Tensor2D;
-        const logitsT = matMul(unembed, tf.transpose(tf.reshape(normed, [b * p, d])) as tf.Tensor2D); // [d_vocab, batch * pos']
-        let out = tf.reshape(tf.transpose(logitsT), [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
+        const unembed = () => (this.params.stored[this.keys.unembedding] ?? this.stored("model.embed_tokens.weight")) as tf.Tensor2D;
+        const logitRows = native ? nativeLinear(rows, native) : tf.transpose(matMul(unembed(), tf.transpose(rows) as tf.Tensor2D)); // [batch * pos', d_vocab]
+        let out = tf.reshape(logitRows, [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
         const cap = this.config.final_logit_softcapping;
         if (cap) out = tf.mul(tf.tanh(tf.div(out, cap)), cap);
         return out;

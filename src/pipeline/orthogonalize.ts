@@ -79,6 +79,11 @@ export function checkOrthogonalizeOptions(options: OrthogonalizeOptions, nLayers
  * backend never holds both: a 600 MB embedding is edited without 600 MB more of wasm heap.
  */
 export function replaceHeld(model: HookedModel, key: string, edit: (values: Float32Array) => Float32Array): void {
+  const native = model.params.native?.[key];
+  if (native) {
+    native.values = edit(native.values); // outside the heap: the new values simply take the old ones' place
+    return;
+  }
   const held: Record<string, tf.Tensor> = Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
   const old = held[key];
   if (!old) throw new Error(`missing weight ${key}`);
@@ -98,21 +103,25 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
   checkOrthogonalizeOptions(options, model.nLayers);
   const keys = roleKeys(model.arch);
   const { stored, transposed } = model.params;
-  if (!stored[keys.unembedding]) stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32"); // untie
+  const native = model.params.native ?? {};
+  // Untie: the unembedding becomes a copy of the embedding, held where the embedding is.
+  if (native[keys.embedding] && !native[keys.unembedding]) native[keys.unembedding] = native[keys.embedding].clone();
+  else if (!native[keys.embedding] && !stored[keys.unembedding]) stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32");
   const postNorm = (key: string) => {
     if (!stored[key]) throw new Error(`missing weight ${key}`);
     return stored[key].dataSync();
   };
   const scale = options.scale ?? 1;
   const edited: string[] = [];
-  for (const key of [...Object.keys(stored), ...Object.keys(transposed)]) {
+  for (const key of [...Object.keys(stored), ...Object.keys(transposed), ...Object.keys(native)]) {
     const kind = residualWriterKind(key, model.arch, model.nLayers, options);
     if (!kind) continue;
     const r = writerDirection(key, model.arch, unit, postNorm, options);
     // A linear weight held as stored, [d_model, in], has columns of d_model; transposed ones [in, d_model],
     // the embedding and biases have rows of it.
-    if (kind === "weight" && Object.hasOwn(stored, key)) {
-      const cols = stored[key].shape[1]!;
+    const asStored = Object.hasOwn(stored, key) ? stored[key].shape : Object.hasOwn(native, key) ? native[key].shape : undefined;
+    if (kind === "weight" && asStored) {
+      const cols = asStored[1]!;
       replaceHeld(model, key, (w) => {
         const c = new Float64Array(cols);
         accumulateColumnCoefficients(c, w, 0, r);
