@@ -2,7 +2,7 @@
 // heap runs the whole pipeline, and the heap holds only what the estimate says (activations, small weights).
 // Without a BLAS library the same model is refused before any weight is read.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
@@ -20,14 +20,17 @@ after(async () => {
 });
 
 describe("memory on the native BLAS path", () => {
-  it("Qwen2.5-1.5B's shapes (6.2 GB of float32 weights, more than the 4 GB heap) run the whole pipeline, the heap within the estimate", async () => {
+  it("Qwen2.5-1.5B's shapes (5.8 GiB of float32 weights, more than the 4 GiB heap) run the whole pipeline on the native path, the heap within the estimate (without BLAS: refused before loading)", async () => {
     const dir = join(work, "qwen2.5-1.5b-shapes");
-    await writeRandomCheckpoint(dir, QWEN25_15B_SHAPES, { dtype: "BF16", seed: 7 });
-    await cp(await tokenizerDir("qwen3"), dir, { recursive: true });
     if (!(await backendInfo()).blas) {
-      await assert.rejects(loadModel(dir), /qwen2\.5-1\.5b-shapes: a batch of 1 prompt of up to 16 tokens needs about [\d.]+ GB \(weights 6\.\d GB, .*more than the 3\.4 GB the wasm backend's 4 GB heap allows; even one prompt does not fit: .*install a BLAS library/);
+      // Refused from config.json alone, before any weight is read.
+      await mkdir(dir);
+      await writeFile(join(dir, "config.json"), JSON.stringify(QWEN25_15B_SHAPES));
+      await assert.rejects(loadModel(dir), /qwen2\.5-1\.5b-shapes: a batch of 1 prompt of up to 16 tokens needs about 7\.2 GB \(weights 5\.8 GB, .*more than the 3\.4 GB the wasm backend's 4 GB heap allows; even one prompt does not fit: .*install a BLAS library/);
       return;
     }
+    await writeRandomCheckpoint(dir, QWEN25_15B_SHAPES, { dtype: "BF16", seed: 7 });
+    await cp(await tokenizerDir("qwen3"), dir, { recursive: true });
     const report = await runPipeline({
       model: dir, outDir: join(work, "run"), nTrain: 2, nVal: 2, nTest: 2, maxNewTokens: 2, topK: 1, maxCandidates: 2,
       selectionFilters: { klThreshold: Infinity, induceThreshold: -Infinity }, // random weights refuse nothing
