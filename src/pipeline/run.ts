@@ -104,7 +104,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     // the export is loaded.
     const model = await loadModel(checkpoint);
     const backend = await backendInfo();
-    log(`model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ${backend.device}${model.weightPlan.layout === "stored" ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)" : ""}`);
+    log(`model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ${backend.device}${model.weightPlan.layout === "stored" ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)" : model.weightPlan.layout === "native" ? `; weight matrices held outside the wasm heap (${(model.weightPlan.nativeBytes! / 1024 ** 3).toFixed(1)} GB)` : ""}`);
     const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
     const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
     let stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted">;
