@@ -53,10 +53,11 @@ export function projectRows(x: tf.Tensor, unit: tf.Tensor1D, scale = 1): tf.Tens
 }
 
 /** Row kernel on rows of length d_model held in an array (float32 or float64; accumulated in float64, rounded once). */
-export function projectRowsArray<T extends Float32Array | Float64Array>(values: T, unit: ArrayLike<number>, scale = 1): T {
+export function projectRowsArray<T extends Float32Array | Float64Array>(values: T, unit: ArrayLike<number>, scale = 1, into?: T): T {
   const d = unit.length;
   if (values.length % d !== 0) throw new Error(`${values.length} values are not whole rows of d_model ${d}`);
-  const out = new (values.constructor as new (n: number) => T)(values.length);
+  if (into && into.length !== values.length) throw new Error(`${values.length} values projected into an array of ${into.length}`);
+  const out = into ?? new (values.constructor as new (n: number) => T)(values.length);
   for (let o = 0; o < values.length; o += d) {
     let c = 0;
     for (let i = 0; i < d; i++) c += values[o + i] * unit[i];
@@ -79,10 +80,11 @@ export function accumulateColumnCoefficients(coefficients: Float64Array, rows: F
   }
 }
 
-/** Column kernel, second pass: W - s r (r^T W) for rows [firstRow, firstRow + n) of W, given r^T W. */
-export function projectColumnsF32(rows: Float32Array, firstRow: number, unit: ArrayLike<number>, coefficients: Float64Array, scale = 1): Float32Array {
+/** Column kernel, second pass: W - s r (r^T W) for rows [firstRow, firstRow + n) of W, given r^T W (new values, or into `into`). */
+export function projectColumnsF32(rows: Float32Array, firstRow: number, unit: ArrayLike<number>, coefficients: Float64Array, scale = 1, into?: Float32Array): Float32Array {
   const cols = coefficients.length;
-  const out = new Float32Array(rows.length);
+  if (into && into.length !== rows.length) throw new Error(`${rows.length} values projected into an array of ${into.length}`);
+  const out = into ?? new Float32Array(rows.length);
   for (let i = 0; i * cols < rows.length; i++) {
     const ri = scale * unit[firstRow + i];
     const o = i * cols;

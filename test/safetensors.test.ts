@@ -7,6 +7,7 @@ import {
   CheckpointWeights, decodeToFloat32, encodeFromFloat32, floatTensor, planShards, SafetensorsFile, writeCheckpointWeights, writeSafetensors,
 } from "../src/index.ts";
 import { encodeHeader } from "../src/safetensors/write.ts";
+import { DTYPE_BYTES } from "../src/safetensors/dtype.ts";
 import { modelDir } from "./helpers/reference.ts";
 
 let dir: string;
@@ -57,6 +58,23 @@ describe("dtype conversion", () => {
         const isNaN = Number.isNaN(decodeToFloat32(bytes.subarray(2 * i, 2 * i + 2), dtype)[0]);
         if (!isNaN) assert.equal(a[i], i, `${dtype} 0x${i.toString(16)}`);
       }
+    }
+  });
+
+  it("decodes into and encodes into given arrays (views at an offset included) exactly as into new ones", () => {
+    const values = Float32Array.from({ length: 37 }, (_, i) => Math.sin(i) * 10 ** ((i % 9) - 4));
+    for (const dtype of ["F32", "F16", "BF16"] as const) {
+      const bytes = encodeFromFloat32(values, dtype);
+      // An output 3 rows into a larger buffer, as a row-by-row edit writes them.
+      const size = DTYPE_BYTES[dtype];
+      const into = new Uint8Array(bytes.length + 6 * size);
+      encodeFromFloat32(values, dtype, into.subarray(3 * size, 3 * size + bytes.length));
+      assert.deepEqual(into.subarray(3 * size, 3 * size + bytes.length), bytes, `${dtype} encode into`);
+      const decoded = new Float32Array(values.length + 4);
+      decodeToFloat32(bytes, dtype, decoded.subarray(2, 2 + values.length));
+      assert.deepEqual(decoded.subarray(2, 2 + values.length), decodeToFloat32(bytes, dtype), `${dtype} decode into`);
+      assert.throws(() => decodeToFloat32(bytes, dtype, new Float32Array(values.length - 1)), new RegExp(`decoding 37 ${dtype} values into an array of 36`));
+      assert.throws(() => encodeFromFloat32(values, dtype, new Uint8Array(bytes.length + 1)), new RegExp(`encoding 37 ${dtype} values \\(${bytes.length} bytes\\) into ${bytes.length + 1} bytes`));
     }
   });
 });

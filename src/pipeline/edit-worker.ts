@@ -19,7 +19,7 @@ parentPort!.on("message", async (job: EditJob) => {
   try {
     const out = new Uint8Array(job.bytes.length);
     let at = 0;
-    for await (const piece of orthogonalizeStream(job.kind, job.dtype, job.shape, job.unit as UnitVector, job.scale, async (start, end) => job.bytes.subarray(start, end), undefined, true)) {
+    for await (const piece of orthogonalizeStream(job.kind, job.dtype, job.shape, job.unit as UnitVector, job.scale, async (start, end) => job.bytes.subarray(start, end))) {
       out.set(piece, at);
       at += piece.length;
     }

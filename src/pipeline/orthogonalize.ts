@@ -157,6 +157,7 @@ export const STREAM_CHUNK_BYTES = 16 * 1024 * 1024;
  * Orthogonalise a stored tensor piece by piece, so memory holds a few MB of it at a time whatever its
  * size: `read(start, end)` returns raw bytes of the stored tensor, and encoded pieces of the result
  * are yielded in order, in the same dtype. A weight W [d_model, in] takes two passes: r^T W, then the rows.
+ * Each row is decoded, edited and encoded through two reused row buffers, so the arithmetic runs in cache.
  */
 export async function* orthogonalizeStream(
   kind: WriterKind,
@@ -166,7 +167,6 @@ export async function* orthogonalizeStream(
   scale: number,
   read: (start: number, end: number) => Promise<Uint8Array>,
   chunkBytes = STREAM_CHUNK_BYTES,
-  keepDecoded = false,
 ): AsyncGenerator<Uint8Array> {
   const d = unit.length;
   checkShape(kind, shape, d);
@@ -174,22 +174,30 @@ export async function* orthogonalizeStream(
   const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
   const rowBytes = rowLength * DTYPE_BYTES[dtype];
   const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
+  const row = new Float32Array(rowLength); // one decoded row
+  const edited = new Float32Array(rowLength); // the same row, edited
   const chunks = async function* () {
-    for (let row = 0; row < rows; row += rowsPerChunk) {
-      const n = Math.min(rowsPerChunk, rows - row);
-      yield { row, values: decodeToFloat32(await read(row * rowBytes, (row + n) * rowBytes), dtype) };
+    for (let first = 0; first < rows; first += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, rows - first);
+      yield { first, n, raw: await read(first * rowBytes, (first + n) * rowBytes) };
     }
   };
-  if (kind !== "weight") {
-    for await (const { values } of chunks()) yield encodeFromFloat32(projectRowsArray(values, unit, scale), dtype);
-    return;
+  const rowBytesOf = (bytes: Uint8Array, i: number) => bytes.subarray(i * rowBytes, (i + 1) * rowBytes);
+  // Pass 1 of a weight: r^T W, accumulated in float64 row by row.
+  const c = new Float64Array(kind === "weight" ? rowLength : 0);
+  if (kind === "weight") {
+    for await (const { first, n, raw } of chunks()) {
+      for (let i = 0; i < n; i++) accumulateColumnCoefficients(c, decodeToFloat32(rowBytesOf(raw, i), dtype, row), first + i, unit);
+    }
   }
-  const c = new Float64Array(rowLength); // r^T W
-  // With `keepDecoded` (a tensor already in memory) the first pass's decoded pieces serve the second.
-  const kept: { row: number; values: Float32Array }[] = [];
-  for await (const piece of chunks()) {
-    accumulateColumnCoefficients(c, piece.values, piece.row, unit);
-    if (keepDecoded) kept.push(piece);
+  for await (const { first, n, raw } of chunks()) {
+    const out = new Uint8Array(n * rowBytes);
+    for (let i = 0; i < n; i++) {
+      decodeToFloat32(rowBytesOf(raw, i), dtype, row);
+      if (kind === "weight") projectColumnsF32(row, first + i, unit, c, scale, edited);
+      else projectRowsArray(row, unit, scale, edited);
+      encodeFromFloat32(edited, dtype, rowBytesOf(out, i));
+    }
+    yield out;
   }
-  for await (const { row, values } of keepDecoded ? kept : chunks()) yield encodeFromFloat32(projectColumnsF32(values, row, unit, c, scale), dtype);
 }

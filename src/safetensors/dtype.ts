@@ -65,16 +65,17 @@ function words16(bytes: Uint8Array): Uint16Array {
   return new Uint16Array(bytes.slice().buffer);
 }
 
-/** Decode raw little-endian bytes of a float dtype into a new Float32Array. */
-export function decodeToFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
+/** Decode raw little-endian bytes of a float dtype into a new Float32Array, or into `into` (reused, e.g. one row at a time). */
+export function decodeToFloat32(bytes: Uint8Array, dtype: FloatDtype, into?: Float32Array): Float32Array {
   const count = bytes.byteLength / DTYPE_BYTES[dtype];
-  const out = new Float32Array(count);
+  if (into && into.length !== count) throw new Error(`decoding ${count} ${dtype} values into an array of ${into.length}`);
+  const out = into ?? new Float32Array(count);
   if (LITTLE_ENDIAN && dtype === "F32") {
     out.set(bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(bytes.slice().buffer));
     return out;
   }
   if (LITTLE_ENDIAN && dtype === "BF16") {
-    const bits = new Uint32Array(out.buffer);
+    const bits = new Uint32Array(out.buffer, out.byteOffset, count);
     const words = words16(bytes);
     for (let i = 0; i < count; i++) bits[i] = words[i] << 16;
     return out;
@@ -83,7 +84,7 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Ar
   if (dtype === "F32") {
     for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
   } else if (dtype === "BF16") {
-    const bits = new Uint32Array(out.buffer);
+    const bits = new Uint32Array(out.buffer, out.byteOffset, count);
     for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
   } else {
     for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
@@ -91,15 +92,17 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: FloatDtype): Float32Ar
   return out;
 }
 
-/** Encode float32 values as little-endian bytes of `dtype`, rounding to nearest even. */
-export function encodeFromFloat32(values: Float32Array, dtype: FloatDtype): Uint8Array {
-  const out = new Uint8Array(values.length * DTYPE_BYTES[dtype]);
+/** Encode float32 values as little-endian bytes of `dtype`, rounding to nearest even: new bytes, or into `into`. */
+export function encodeFromFloat32(values: Float32Array, dtype: FloatDtype, into?: Uint8Array): Uint8Array {
+  const size = values.length * DTYPE_BYTES[dtype];
+  if (into && into.length !== size) throw new Error(`encoding ${values.length} ${dtype} values (${size} bytes) into ${into.length} bytes`);
+  const out = into ?? new Uint8Array(size);
   if (LITTLE_ENDIAN && dtype === "F32") {
     out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     return out;
   }
-  if (LITTLE_ENDIAN && dtype === "BF16") {
-    const words = new Uint16Array(out.buffer);
+  if (LITTLE_ENDIAN && dtype === "BF16" && out.byteOffset % 2 === 0) {
+    const words = new Uint16Array(out.buffer, out.byteOffset, values.length);
     const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
     for (let i = 0; i < values.length; i++) {
       const x = bits[i];
@@ -108,7 +111,7 @@ export function encodeFromFloat32(values: Float32Array, dtype: FloatDtype): Uint
     }
     return out;
   }
-  const view = new DataView(out.buffer);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   if (dtype === "F32") {
     for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
   } else if (dtype === "BF16") {
