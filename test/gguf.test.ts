@@ -3,7 +3,7 @@
 // architecture's next-token log-probabilities against the float64 references, the demo model's greedy
 // answers, tokenizer and chat template against the engine's, and the bad paths.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,7 +13,7 @@ import {
 } from "../src/index.ts";
 import { encodeGgufHeader, quantizeQ8_0, tensorBytes } from "../src/gguf/write.ts";
 import { permuteRopeRows } from "../src/gguf/export.ts";
-import { byteLevelPreTokenizer } from "../src/gguf/vocab.ts";
+import { byteLevelPreTokenizer, ggufVocab } from "../src/gguf/vocab.ts";
 import { llamaCppLogProbs } from "../src/gguf/llama-cpp.ts";
 import { quantizeWithLlamaCpp } from "../src/gguf/quantize.ts";
 import { logSoftmax } from "../src/pipeline/scores.ts";
@@ -291,6 +291,20 @@ describe("bad input fails before anything is written", () => {
     await assert.rejects(stat(join(work, "nt.gguf")), /ENOENT/);
     assert.throws(() => byteLevelPreTokenizer({ type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: "\\w+" }, behavior: "Isolated", invert: false }, { type: "ByteLevel", use_regex: false }] }, "t.json"), /t\.json: llama\.cpp has no pre-tokenizer that splits by "\\\\w\+"/);
     assert.equal(byteLevelPreTokenizer({ type: "ByteLevel", use_regex: true }, "t.json"), "gpt-2");
+  });
+  it("an added token beyond the embedding is left out and said, as llama.cpp's converter does; a vocabulary token beyond it is an error", async () => {
+    // Gemma 3's tokenizer adds <image_soft_token> at 262144 beside a text model of 262144 rows.
+    const dir = join(work, "added-beyond");
+    await mkdir(dir);
+    const json = JSON.parse(await readFile(join(DEMO_MODEL_DIR, "tokenizer.json"), "utf8"));
+    const rows = Math.max(...(Object.values(json.model.vocab) as number[]), ...json.added_tokens.map((t: { id: number }) => t.id)) + 1;
+    json.added_tokens.push({ id: rows, content: "<image_soft_token>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    await cp(join(DEMO_MODEL_DIR, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
+    const { metadata, notes } = await ggufVocab(dir, rows, {});
+    assert.equal((metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] }).values.length, rows);
+    assert.ok(notes.includes(`added token "<image_soft_token>" (id ${rows}) left out: outside the model's ${rows} embedding rows, as llama.cpp's converter does`), notes.join("; "));
+    await assert.rejects(ggufVocab(dir, rows - 1, {}), new RegExp(`added-beyond/tokenizer\\.json: token .* has id ${rows - 1}, outside the model's ${rows - 1} embedding rows`));
   });
   it("a direction of the wrong width is named", async () => {
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(work, "w.gguf"), { unit: unitVector([1, 0, 0]) }), /3.*128|128.*3/);

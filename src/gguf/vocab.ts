@@ -91,7 +91,13 @@ export async function ggufVocab(dir: string, vocabSize: number, ids: { bos?: num
     tokens[id] = text;
   }
   for (const [id, t] of added) {
-    if (id >= vocabSize) throw new GgufVocabError(`${file}: added token ${JSON.stringify(t.content)} has id ${id}, outside the model's ${vocabSize} embedding rows`);
+    if (id >= vocabSize) {
+      // As llama.cpp's converter does: an added token beyond the embedding (Gemma 3's <image_soft_token> at
+      // 262144 beside a 262144-row text model) cannot be produced by the model; it is left out, and said.
+      added.delete(id);
+      notes.push(`added token ${JSON.stringify(t.content)} (id ${id}) left out: outside the model's ${vocabSize} embedding rows, as llama.cpp's converter does`);
+      continue;
+    }
     tokens[id] = t.content;
   }
   const spm = model.byte_fallback === true;
