@@ -19,25 +19,30 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Each new fixture with its family's tokenizer and that tokenizer's vocabulary and special ids. */
+/** Each new fixture with its family's tokenizer and that tokenizer's vocabulary and special ids (and what else the family's config changes). */
 const FAMILIES: { arch: ReferenceArch; tokenizer: TokenizerFamily; ids: Record<string, unknown> }[] = [
   { arch: "qwen3", tokenizer: "qwen3", ids: { vocab_size: 151936, bos_token_id: 151643, eos_token_id: 151645, pad_token_id: 151643 } },
   { arch: "gemma2", tokenizer: "gemma2", ids: { vocab_size: 256000, bos_token_id: 2, eos_token_id: [1, 107], pad_token_id: 0 } },
   { arch: "gemma3_text", tokenizer: "gemma3", ids: { vocab_size: 262144, bos_token_id: 2, eos_token_id: [1, 106], pad_token_id: 0 } },
   { arch: "gemma3", tokenizer: "gemma3", ids: { vocab_size: 262144, bos_token_id: 2, eos_token_id: [1, 106], pad_token_id: 0 } },
   { arch: "phi3", tokenizer: "phi3", ids: { vocab_size: 32064, bos_token_id: 1, eos_token_id: [32000, 32007], pad_token_id: 32000 } },
+  // Phi-4-mini: phi3 with a tied embedding and 3/4 of each head rotated (its longrope factors cover those dimensions).
+  {
+    arch: "phi3", tokenizer: "phi4mini",
+    ids: { vocab_size: 200064, bos_token_id: 199999, eos_token_id: [200020, 199999], pad_token_id: 199999, tie_word_embeddings: true, partial_rotary_factor: 0.75, rope_scaling: { type: "longrope", short_factor: [1, 1.05, 1.1, 1.15, 1.2, 1.25], long_factor: [1, 1.6, 2.56, 4.096, 6.5536, 10.4858] } },
+  },
 ];
 
 describe("the whole pipeline on each new architecture, with its family's real tokenizer", () => {
   for (const { arch, tokenizer, ids } of FAMILIES) {
-    it(arch, async () => {
-      const dir = join(work, `${arch}-real-vocab`);
+    it(`${arch} (${tokenizer} tokenizer)`, async () => {
+      const dir = join(work, `${arch}-${tokenizer}-real-vocab`);
       const fixture = JSON.parse(await readFile(join(modelDir(arch), "config.json"), "utf8"));
       // The fixture's shapes at the tokenizer's vocabulary (a multimodal config keeps it in text_config).
       const config = fixture.text_config ? { ...fixture, ...ids, text_config: { ...fixture.text_config, ...ids } } : { ...fixture, ...ids };
       await writeRandomCheckpoint(dir, config, { seed: 7 });
       await cp(await tokenizerDir(tokenizer), dir, { recursive: true });
-      const out = join(work, `${arch}-run`);
+      const out = join(work, `${arch}-${tokenizer}-run`);
       // Random weights refuse nothing, so the filters are opened: what is tested is that every stage runs.
       const report = await runPipeline({ model: dir, outDir: out, nTrain: 4, nVal: 4, nTest: 4, batchSize: 4, maxNewTokens: 3, topK: 1, selectionFilters: { klThreshold: Infinity, induceThreshold: -Infinity } });
       assert.equal(report.nLayers, 3);

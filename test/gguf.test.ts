@@ -242,7 +242,7 @@ describe("the demo model in llama.cpp, original and abliterated", () => {
 });
 
 describe("each family's real tokenizer in llama.cpp", () => {
-  const shapes: Record<string, ReferenceArch> = { llama3: "llama", qwen3: "qwen3", gemma2: "gemma2", gemma3: "gemma3_text", phi3: "phi3" };
+  const shapes: Record<string, ReferenceArch> = { llama3: "llama", qwen3: "qwen3", gemma2: "gemma2", gemma3: "gemma3_text", phi3: "phi3", phi4mini: "phi3" };
   for (const family of TOKENIZER_FAMILIES) {
     it(family, async () => {
       const tokenizer = await tokenizerDir(family);
@@ -291,6 +291,12 @@ describe("bad input fails before anything is written", () => {
     await assert.rejects(stat(join(work, "nt.gguf")), /ENOENT/);
     assert.throws(() => byteLevelPreTokenizer({ type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: "\\w+" }, behavior: "Isolated", invert: false }, { type: "ByteLevel", use_regex: false }] }, "t.json"), /t\.json: llama\.cpp has no pre-tokenizer that splits by "\\\\w\+"/);
     assert.equal(byteLevelPreTokenizer({ type: "ByteLevel", use_regex: true }, "t.json"), "gpt-2");
+    // A known regex kept by an inverted Removed (OpenAI-derived files) is the same split; a plain Removed drops the words.
+    const llamaBpe = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    const split = (behavior: string, invert: boolean) => ({ type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: llamaBpe }, behavior, invert }, { type: "ByteLevel", use_regex: false }] });
+    assert.equal(byteLevelPreTokenizer(split("Isolated", false), "t.json"), "llama-bpe");
+    assert.equal(byteLevelPreTokenizer(split("Removed", true), "t.json"), "llama-bpe");
+    assert.throws(() => byteLevelPreTokenizer(split("Removed", false), "t.json"), /t\.json: llama\.cpp has no pre-tokenizer that splits by/);
   });
   it("an added token beyond the embedding is left out and said, as llama.cpp's converter does; a vocabulary token beyond it is an error", async () => {
     // Gemma 3's tokenizer adds <image_soft_token> at 262144 beside a text model of 262144 rows.

@@ -23,6 +23,7 @@ const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 
 const SPLIT_REGEX_PRE: Record<string, string> = {
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "llama-bpe",
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "qwen2",
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "gpt-4o",
 };
 
 export class GgufVocabError extends Error {
@@ -47,7 +48,10 @@ export function byteLevelPreTokenizer(pre: Record<string, unknown> | null | unde
   if (steps?.length === 2 && steps[0].type === "Split" && steps[1].type === "ByteLevel" && steps[1].use_regex === false) {
     const split = steps[0] as { pattern?: { Regex?: string }; behavior?: string; invert?: boolean };
     const regex = split.pattern?.Regex;
-    if (regex !== undefined && split.behavior === "Isolated" && !split.invert && SPLIT_REGEX_PRE[regex]) return SPLIT_REGEX_PRE[regex];
+    // Each known regex matches every character, so keeping the matches as pieces (Isolated) and keeping
+    // only the matches (an inverted Removed, as OpenAI-derived files write it) split text alike.
+    const keepsMatches = (split.behavior === "Isolated" && !split.invert) || (split.behavior === "Removed" && split.invert === true);
+    if (regex !== undefined && keepsMatches && SPLIT_REGEX_PRE[regex]) return SPLIT_REGEX_PRE[regex];
     throw new GgufVocabError(`${file}: llama.cpp has no pre-tokenizer that splits by ${JSON.stringify(regex ?? split.pattern)} (known: GPT-2's ByteLevel regex, ${Object.values(SPLIT_REGEX_PRE).join(", ")}); the GGUF would tokenize differently`);
   }
   throw new GgufVocabError(`${file}: pre_tokenizer ${JSON.stringify(pre)} has no llama.cpp equivalent (byte-level BPE needs ByteLevel, or Split by a known regex then ByteLevel)`);
