@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SafetensorsError, SafetensorsFile, type TensorInfo } from "./safetensors/read.ts";
 import { checkRelativePath, exists, isReallyInside } from "./files.ts";
+import type { FileRange } from "./copy-range.ts";
 
 export const INDEX_FILE = "model.safetensors.index.json";
 export const SINGLE_FILE = "model.safetensors";
@@ -120,8 +121,12 @@ export class CheckpointWeights {
     return this.shard(name).readBytes(name);
   }
 
-  readRange(name: string, start: number, end: number): Promise<Uint8Array> {
-    return this.shard(name).readRange(name, start, end);
+  readRange(name: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
+    return this.shard(name).readRange(name, start, end, into);
+  }
+
+  fileRange(name: string, start?: number, end?: number): FileRange {
+    return this.shard(name).fileRange(name, start, end);
   }
 
   readFloat32(name: string): Promise<Float32Array> {

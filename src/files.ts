@@ -1,6 +1,7 @@
 // Small file-system helpers shared by the loaders, the downloads and the exports.
 import { link, mkdir, open, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { copyRange, type FileRange } from "./copy-range.ts";
 
 /** Whether a file or folder exists at `path`. */
 export async function exists(path: string): Promise<boolean> {
@@ -49,12 +50,12 @@ export function checkRelativePath(path: unknown, what: string): string {
 /**
  * Write a file under a temporary name beside it and publish it only once complete: renamed over `path` with
  * `overwrite`, else linked into place, which fails atomically when something is there already (with
- * `taken()`'s message). `write` receives a function appending bytes; the bytes written are returned. An
- * interrupted write leaves nothing at `path`.
+ * `taken()`'s message). `write` receives a function appending bytes and one appending a byte range of another
+ * open file (see copy-range.ts); the bytes written are returned. An interrupted write leaves nothing at `path`.
  */
 export async function writeFileWhole(
   path: string,
-  write: (put: (bytes: Uint8Array) => Promise<void>) => Promise<void>,
+  write: (put: (bytes: Uint8Array) => Promise<void>, copy: (range: FileRange) => Promise<void>) => Promise<void>,
   options: { overwrite?: boolean; sync?: boolean; taken?: () => string } = {},
 ): Promise<number> {
   const partial = join(dirname(path), `.${basename(path)}.partial-${process.pid}-${Date.now()}`);
@@ -62,10 +63,15 @@ export async function writeFileWhole(
   try {
     const handle = await open(partial, "wx");
     try {
-      await write(async (bytes) => {
-        await handle.write(bytes, 0, bytes.length, position);
-        position += bytes.length;
-      });
+      await write(
+        async (bytes) => {
+          await handle.write(bytes, 0, bytes.length, position);
+          position += bytes.length;
+        },
+        async (range) => {
+          position += await copyRange(range, handle, position);
+        },
+      );
       if (options.sync) await handle.sync();
     } finally {
       await handle.close();

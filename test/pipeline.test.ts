@@ -306,7 +306,7 @@ describe("streaming orthogonalisation", () => {
         const stored = encodeFromFloat32(Float32Array.from({ length: count }, (_, i) => Math.sin(i * 0.7)), dtype);
         const whole = encodeFromFloat32(orthogonalizeTensor(kind, decodeToFloat32(stored, dtype), shape, unit, 0.75), dtype);
         const pieces: Uint8Array[] = [];
-        for await (const p of orthogonalizeStream(kind, dtype, shape, unit, 0.75, async (s, e) => stored.slice(s, e), 40)) pieces.push(p);
+        for await (const p of orthogonalizeStream(kind, dtype, shape, unit, 0.75, async (s, e) => stored.slice(s, e), 40)) pieces.push(p.slice()); // a piece is reused two pieces later
         assert.ok(pieces.length > 1 || kind === "bias", `${kind} ${dtype} streamed in one piece`);
         assert.deepEqual(Buffer.concat(pieces), Buffer.from(whole), `${kind} ${dtype}`);
       }

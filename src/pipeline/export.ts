@@ -16,7 +16,6 @@ import { roleKeys } from "../models/tensors.ts";
 import { checkWidth, type UnitVector } from "../projection.ts";
 import type { FloatDtype } from "../safetensors/dtype.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
-import { EditPool, WORKER_TENSOR_BYTES } from "./edit-pool.ts";
 import { checkOrthogonalizeOptions, orthogonalizeStream, orthogonalizeTensor, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
 
@@ -85,37 +84,6 @@ async function fingerprint(dir: string, files: string[]): Promise<string> {
   return parts.join("|");
 }
 
-/** Stored bytes of edited tensors in flight to and from the workers at once (they hold about three times that). */
-const WORKER_BUDGET_BYTES = 256 * 1024 * 1024;
-
-/** A first-come, first-served budget of bytes: acquire before reading a tensor for a worker, release once written. */
-class ByteBudget {
-  private used = 0;
-  private readonly queue: { n: number; go: () => void }[] = [];
-  constructor(private readonly limit: number) {}
-
-  acquire(n: number): Promise<void> {
-    return new Promise((go) => {
-      this.queue.push({ n, go });
-      this.pump();
-    });
-  }
-
-  release(n: number): void {
-    this.used -= n;
-    this.pump();
-  }
-
-  private pump(): void {
-    // One at a time and in order; a tensor larger than the limit goes alone.
-    while (this.queue.length > 0 && (this.used === 0 || this.used + this.queue[0].n <= this.limit)) {
-      const { n, go } = this.queue.shift()!;
-      this.used += n;
-      go();
-    }
-  }
-}
-
 /**
  * Where a one-file export (GGUF) may write, checked before any work: outside the source folder once every
  * link is followed, not a folder, and not over an existing file unless `force`.
@@ -180,7 +148,6 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
   const edited: string[] = [];
   let copied = 0;
   let bytesWritten = 0;
-  let pool: EditPool | undefined;
   try {
     if (unit) checkWidth(unit, config.hidden_size);
     checkOrthogonalizeOptions(options, config.num_hidden_layers);
@@ -202,9 +169,16 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       return w;
     };
     const weightMap: Record<string, string> = {};
-    pool = new EditPool();
-    const budget = new ByteBudget(WORKER_BUDGET_BYTES);
-    // Every shard's tensors are planned first, so that edits start in order across shards, then written.
+    // Unedited tensors are copied as byte ranges of the source files (in the kernel where it can).
+    const copyOf = (name: string, size: number, progress: boolean) =>
+      async function* () {
+        for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) {
+          const end = Math.min(size, start + STREAM_CHUNK_BYTES);
+          yield weights.fileRange(name, start, end);
+          if (progress) options.onProgress?.((bytesWritten += end - start), totalBytes);
+        }
+      };
+    // Every shard's tensors are planned, then written.
     const shards: { file: string; tensors: TensorToWrite[] }[] = [];
     for (const file of weights.files) {
       const tensors: TensorToWrite[] = [];
@@ -216,12 +190,9 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
         const delta = options.deltas?.get(name);
         const size = info.end - info.begin;
         const dtype = info.dtype as FloatDtype;
-        // Unedited tensors are copied byte for byte. Edited ones are handed whole to a worker thread, started at
-        // once (within a byte budget, in order) so their arithmetic overlaps the copying; a tensor too large
-        // to hand over streams through the orthogonalisation here, a few MB at a time.
+        // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
         const direction = kind ? writerDirection(name, arch, unit!, postNorm, options) : undefined;
         let produce: TensorToWrite["bytes"];
-        const workers = pool;
         if (delta) {
           // A merged adapter: the whole tensor, orthogonalised first where it is also a residual writer.
           produce = async () => {
@@ -231,43 +202,21 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
             options.onProgress?.((bytesWritten += size), totalBytes);
             return encodeFromFloat32(values, dtype);
           };
-        } else if (kind && workers && size <= WORKER_TENSOR_BYTES) {
-          const result = budget.acquire(size).then(async () => workers.run(kind, dtype, info.shape, direction!, options.scale ?? 1, await weights.readRange(name, 0, size)));
-          result.catch(() => {}); // awaited when the writer reaches it
+        } else if (kind) {
           produce = async function* () {
-            try {
-              yield await result;
-              options.onProgress?.((bytesWritten += size), totalBytes);
-            } finally {
-              budget.release(size);
+            for await (const piece of orthogonalizeStream(kind, dtype, info.shape, direction!, options.scale ?? 1, (start, end, into) => weights.readRange(name, start, end, into))) {
+              options.onProgress?.((bytesWritten += piece.length), totalBytes);
+              yield piece;
             }
           };
-        } else if (kind) {
-          produce = () => orthogonalizeStream(kind, dtype, info.shape, direction!, options.scale ?? 1, async (start, end) => {
-            const raw = await weights.readRange(name, start, end);
-            options.onProgress?.((bytesWritten += raw.length / (kind === "weight" ? 2 : 1)), totalBytes);
-            return raw;
-          });
-        } else produce = async function* () {
-              for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) {
-                const raw = await weights.readRange(name, start, Math.min(size, start + STREAM_CHUNK_BYTES));
-                options.onProgress?.((bytesWritten += raw.length), totalBytes);
-                yield raw;
-              }
-            };
+        } else produce = copyOf(name, size, true);
         tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
         if (kind || delta) edited.push(name);
         else copied++;
         weightMap[name] = file;
         if (tied && name === keys.embedding) {
           // Untie: the unembedding keeps the original embedding, so the edited model's logits equal the hooks'.
-          const size = info.end - info.begin;
-          tensors.push({
-            name: keys.unembedding, dtype: info.dtype, shape: info.shape,
-            bytes: async function* () {
-              for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) yield weights.readRange(name, start, Math.min(size, start + STREAM_CHUNK_BYTES));
-            },
-          });
+          tensors.push({ name: keys.unembedding, dtype: info.dtype, shape: info.shape, bytes: copyOf(name, size, false) });
           weightMap[keys.unembedding] = file;
         }
       }
@@ -309,7 +258,6 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
     await rm(tmp, { recursive: true, force: true });
     throw error;
   } finally {
-    await pool?.close();
     if (typeof from === "string") await checkpoint.close();
   }
   return { outDir: out, edited, copied, untied: tied, bytesWritten };

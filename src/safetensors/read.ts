@@ -3,6 +3,7 @@
 // Format: 8-byte little-endian header length N, N bytes of JSON header, then the data region.
 import { open, type FileHandle } from "node:fs/promises";
 import { DTYPE_BYTES, decodeToFloat32, isFloatDtype } from "./dtype.ts";
+import type { FileRange } from "../copy-range.ts";
 
 export interface TensorInfo {
   name: string;
@@ -163,15 +164,24 @@ export class SafetensorsFile {
     return this.readRange(name, 0, info.end - info.begin);
   }
 
-  /** Bytes [start, end) of the tensor's data, for streaming a large tensor in pieces. */
-  async readRange(name: string, start: number, end: number): Promise<Uint8Array> {
+  /** Bytes [start, end) of the tensor's data, for streaming a large tensor in pieces: new bytes, or read into `into` (reused). */
+  async readRange(name: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
     const info = this.info(name);
     const size = info.end - info.begin;
     if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
-    const bytes = new Uint8Array(end - start);
+    if (into && into.length !== end - start) throw new Error(`tensor ${name}: reading ${end - start} bytes into ${into.length}`);
+    const bytes = into ?? new Uint8Array(end - start);
     const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin + start);
     if (bytesRead !== bytes.length) throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
     return bytes;
+  }
+
+  /** Where bytes [start, end) of the tensor's data lie in the open file, to be copied as they are. */
+  fileRange(name: string, start = 0, end = this.info(name).end - this.info(name).begin): FileRange {
+    const info = this.info(name);
+    const size = info.end - info.begin;
+    if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
+    return { handle: this.handle, start: this.header.dataStart + info.begin + start, length: end - start, path: this.path };
   }
 
   /** The tensor decoded to float32 (F32, F16 and BF16 only). */

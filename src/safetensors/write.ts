@@ -2,6 +2,7 @@
 // callbacks, so writing a large checkpoint needs memory for one tensor, not for the model.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { isFileRange, type FileRange } from "../copy-range.ts";
 import { exists, writeFileWhole } from "../files.ts";
 import { DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "./dtype.ts";
 
@@ -11,9 +12,12 @@ export interface TensorToWrite {
   shape: number[];
   /**
    * The tensor's `byteLength(dtype, shape)` bytes, little-endian: all at once, or as an async
-   * iterable of consecutive pieces (a large tensor is then never held whole).
+   * iterable of consecutive pieces (a large tensor is then never held whole). A piece is bytes, or a byte
+   * range of an open file copied as it is (without passing through this process where the system allows).
+   * A piece is written while the next one is produced: memory a producer reuses must take turns between two
+   * buffers (a piece stays unchanged until the writer asks for the one after next).
    */
-  bytes: () => Promise<Uint8Array> | Uint8Array | AsyncIterable<Uint8Array>;
+  bytes: () => Promise<Uint8Array> | Uint8Array | AsyncIterable<Uint8Array | FileRange>;
 }
 
 export function byteLength(dtype: string, shape: number[]): number {
@@ -58,22 +62,34 @@ export async function writeSafetensors(path: string, tensors: TensorToWrite[], m
   const header = encodeHeader(tensors, metadata);
   const taken = () => `${path} exists already; choose another path or allow overwriting (EEXIST)`;
   if (!options.overwrite && (await exists(path))) throw new Error(taken());
-  await writeFileWhole(path, async (put) => {
+  await writeFileWhole(path, async (put, copy) => {
     const length = Buffer.alloc(8);
     length.writeBigUInt64LE(BigInt(header.length));
     await put(length);
     await put(header);
-    for (const t of tensors) {
-      const produced = await t.bytes();
-      const expected = byteLength(t.dtype, t.shape);
-      let written = 0;
-      const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
-      for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
-        if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
-        await put(piece);
-        written += piece.length;
+    // One write in flight while the next piece is produced (reading, editing), so the two overlap.
+    let writing: Promise<void> = Promise.resolve();
+    const send = async (piece: Uint8Array | FileRange) => {
+      await writing;
+      writing = isFileRange(piece) ? copy(piece) : put(piece);
+    };
+    try {
+      for (const t of tensors) {
+        const produced = await t.bytes();
+        const expected = byteLength(t.dtype, t.shape);
+        let written = 0;
+        const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
+        for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
+          if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
+          await send(piece);
+          written += piece.length;
+        }
+        if (written !== expected) throw mismatch(String(written));
       }
-      if (written !== expected) throw mismatch(String(written));
+      await writing;
+    } catch (error) {
+      await writing.catch(() => {}); // no write outlives the file handle
+      throw error;
     }
   }, { overwrite: options.overwrite, taken });
 }
