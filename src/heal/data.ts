@@ -109,12 +109,26 @@ export async function saveChatmlIntel(path: string, texts: readonly PreferenceTe
  * it pulls the abliterated model's distribution back towards the original's, which is what the harmless KL
  * measures. Pairs whose chosen answer is a refusal are left out.
  */
-export async function demoHealingPairs(original: HookedModel, abliterated: HookedModel, instructions: readonly string[], options: { maxNewTokens?: number; seed?: number; batchSize?: number; samples?: number } = {}): Promise<{ pairs: PreferenceText[]; sampled: number }> {
+export async function demoHealingPairs(
+  original: HookedModel,
+  abliterated: HookedModel,
+  instructions: readonly string[],
+  options: { maxNewTokens?: number; seed?: number; batchSize?: number; samples?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ pairs: PreferenceText[]; sampled: number }> {
   const seed = options.seed ?? 0;
-  const sample = (model: HookedModel, draw: number, salt: number) =>
-    generateCompletions(model, instructions, { maxNewTokens: options.maxNewTokens ?? 24, batchSize: options.batchSize ?? 16, temperature: 1, seed: seed * 1000 + draw * 10 + salt });
-  const pairs: PreferenceText[] = [];
   const samples = options.samples ?? 2;
+  // Progress in answers sampled, over both models and every draw.
+  let sampledSoFar = 0;
+  const total = 2 * samples * instructions.length;
+  const sample = async (model: HookedModel, draw: number, salt: number) => {
+    const answers = await generateCompletions(model, instructions, {
+      maxNewTokens: options.maxNewTokens ?? 24, batchSize: options.batchSize ?? 16, temperature: 1, seed: seed * 1000 + draw * 10 + salt,
+      onProgress: (done) => options.onProgress?.(sampledSoFar + done, total),
+    });
+    sampledSoFar += instructions.length;
+    return answers;
+  };
+  const pairs: PreferenceText[] = [];
   for (let draw = 0; draw < samples; draw++) {
     const [good, changed] = [await sample(original, draw, 1), await sample(abliterated, draw, 2)];
     instructions.forEach((instruction, i) => {

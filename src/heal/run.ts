@@ -114,9 +114,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
     if (options.pairs) texts = await loadPreferences(options.pairs, { limit: options.nPairs });
     else {
       const instructions = await loadInstructions(dataFile("harmless", "train"), { limit: options.nInstructions ?? 256 });
-      progress("preference pairs", 0, instructions.length);
-      ({ pairs: texts, sampled } = await demoHealingPairs(originalModel, model, instructions, { maxNewTokens, seed: options.seed }));
-      progress("preference pairs", instructions.length, instructions.length);
+      ({ pairs: texts, sampled } = await demoHealingPairs(originalModel, model, instructions, { maxNewTokens, seed: options.seed, onProgress: (d, t) => progress("preference pairs (answers sampled)", d, t) }));
     }
   } finally {
     originalModel.dispose();
@@ -137,7 +135,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
     const before = await measure(model, "before healing");
     const pairs = tokenizePreferences(model.tokenizer, texts);
     const settings = { rank: options.rank ?? 8, alpha: options.alpha ?? 2 * (options.rank ?? 8), dropout: options.dropout ?? 0, beta: options.beta ?? 0.1, learningRate: options.learningRate ?? 5e-6, epochs: options.epochs ?? 1, batchSize: options.batchSize ?? 4, gradientAccumulation: options.gradientAccumulation ?? 1, warmupRatio: options.warmupRatio ?? 0.1, seed: options.seed ?? 0, modules: options.modules ?? "all linear" };
-    const { adapters, history } = await trainDpo(model, pairs, { ...options, onStep: (s) => {
+    const { adapters, history } = await trainDpo(model, pairs, { ...options, onReference: (d, t) => progress("reference log-probabilities", d, t), onStep: (s) => {
       progress("DPO steps", s.step, s.steps);
       options.onStep?.(s);
     } });

@@ -22,6 +22,8 @@ export interface DpoOptions extends LoraOptions {
   /** Seeds the adapters' initialisation, the order of the pairs and dropout. */
   seed?: number;
   onStep?: (step: DpoStep) => void;
+  /** Progress of the reference log-probabilities, computed (pairs done of all) before the first step. */
+  onReference?: (done: number, total: number) => void;
 }
 
 export interface DpoStep {
@@ -65,7 +67,15 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
     if (!Number.isInteger(value) || value <= 0) throw new Error(`trainDpo: ${name} must be a positive integer, got ${value}`);
   }
   const seed = options.seed ?? 0;
-  const reference = pairLogProbs(model, pairs, batchSize);
+  // The reference, a batch at a time, with progress let through between batches.
+  const reference: PairLogProbs = { chosen: new Float64Array(pairs.length), rejected: new Float64Array(pairs.length) };
+  for (let start = 0; start < pairs.length; start += batchSize) {
+    const part = pairLogProbs(model, pairs.slice(start, start + batchSize), batchSize);
+    reference.chosen.set(part.chosen, start);
+    reference.rejected.set(part.rejected, start);
+    options.onReference?.(Math.min(pairs.length, start + batchSize), pairs.length);
+    await new Promise((r) => setImmediate(r));
+  }
   const adapters = new LoraAdapters(model, { ...options, seed });
   const rng = makeRng(seed + 1);
   const microPerEpoch = Math.ceil(pairs.length / batchSize);
