@@ -49,41 +49,29 @@ describe("edit kernels (WebAssembly SIMD)", () => {
     assert.deepEqual(new Uint8Array(await readFile(KERNELS_WASM)), await assembleKernels());
   });
 
-  it("bf16 to float32: every one of the 65536 bf16 values, as decodeToFloat32", () => {
+  it("bf16 rows widen exactly: every one of the 65536 bf16 values, through accumulate_bf16, as projection.ts's kernel", () => {
     const n = 65536;
-    const kernels = EditKernels.acquire(n * 6 + 64);
+    const kernels = EditKernels.acquire(n * 10 + 64);
     try {
-      const { at } = layout(n * 2, n * 4);
+      const { at } = layout(n * 2, n * 8);
       const words = new Uint16Array(n).map((_, i) => i);
       kernels.bytes.set(new Uint8Array(words.buffer), at[0]);
-      kernels.k.bf16_to_f32(at[0], at[1], n);
-      sameBits(kernels.f32(at[1], n), decodeToFloat32(new Uint8Array(words.buffer), "BF16"), "bf16_to_f32");
+      kernels.f64(at[1], n).fill(0);
+      kernels.k.accumulate_bf16(at[1], at[0], 1, n);
+      const expected = new Float64Array(n);
+      accumulateColumnCoefficients(expected, decodeToFloat32(new Uint8Array(words.buffer), "BF16"), 0, [1]);
+      const got = kernels.f64(at[1], n);
+      // Arithmetic on a NaN gives some NaN (its payload is not specified, in JavaScript or WebAssembly).
+      for (let i = 0; i < n; i++) if (Number.isNaN(expected[i])) assert.ok(Number.isNaN(got[i]), `bf16 ${i.toString(16)}: ${got[i]}`);
+      sameBits(got.map((x, i) => (Number.isNaN(expected[i]) ? 0 : x)), expected.map((x) => (Number.isNaN(x) ? 0 : x)), "accumulate_bf16 over every bf16 value");
     } finally {
       kernels.release();
     }
   });
 
-  it("float32 to bf16: nearest, ties to even, NaNs kept NaN, as encodeFromFloat32, for every tail length", () => {
-    const bits = specialBits(4099);
-    const values = new Float32Array(bits.buffer);
-    const kernels = EditKernels.acquire(bits.length * 6 + 128);
-    try {
-      const { at } = layout(bits.length * 4, bits.length * 2 + 16);
-      kernels.f32(at[0], values.length).set(values);
-      for (const n of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 4099]) {
-        kernels.bytes.fill(0xee, at[1], at[1] + bits.length * 2 + 16);
-        kernels.k.f32_to_bf16(at[0], at[1], n);
-        assert.deepEqual(kernels.bytes.slice(at[1], at[1] + n * 2), encodeFromFloat32(values.subarray(0, n), "BF16"), `n = ${n}`);
-        assert.equal(kernels.bytes[at[1] + n * 2], 0xee, `n = ${n}: wrote past the end`);
-      }
-    } finally {
-      kernels.release();
-    }
-  });
-
-  it("subtract_scaled_bf16 rounds its float32 results as f32_to_bf16 does, for every tail length", () => {
+  it("subtract_scaled_bf16 rounds its float32 results to bf16 as encodeFromFloat32 does (nearest, ties to even), for every tail length", () => {
     // -0 - (-1) * v = v exactly (zeros keep their sign): the results are the special patterns themselves
-    // (NaNs left out, whose payloads float64 arithmetic does not keep).
+    // (NaNs apart: see below).
     const values = Float64Array.from(new Float32Array(specialBits(4099).buffer).filter((x) => !Number.isNaN(x)));
     const n = values.length;
     const { at, total } = layout(n * 2, n * 8, n * 2 + 16);
@@ -97,6 +85,11 @@ describe("edit kernels (WebAssembly SIMD)", () => {
         assert.deepEqual(kernels.bytes.slice(at[2], at[2] + m * 2), encodeFromFloat32(Float32Array.from(values.subarray(0, m)), "BF16"), `m = ${m}`);
         assert.equal(kernels.bytes[at[2] + m * 2], 0xee, `m = ${m}: wrote past the end`);
       }
+      // A NaN result stays a NaN in bf16 (exponent all ones, mantissa not zero), in the SIMD body and the tail.
+      const nans = Float64Array.from({ length: 7 }, (_, i) => (i % 2 ? NaN : -NaN));
+      kernels.f64(at[1], 7).set(nans);
+      kernels.k.subtract_scaled_bf16(at[2], at[0], -1, at[1], 7);
+      for (const word of new Uint16Array(kernels.k.memory.buffer, at[2], 7)) assert.ok((word & 0x7f80) === 0x7f80 && (word & 0x7f) !== 0, `NaN became ${word.toString(16)}`);
     } finally {
       kernels.release();
     }

@@ -5,8 +5,6 @@ import { readFileSync } from "node:fs";
 
 interface Exports {
   memory: WebAssembly.Memory;
-  bf16_to_f32(src: number, dst: number, n: number): void;
-  f32_to_bf16(src: number, dst: number, n: number): void;
   accumulate(acc: number, row: number, a: number, n: number): void;
   subtract_scaled(out: number, row: number, a: number, vec: number, n: number): void;
   dot(row: number, vec: number, n: number): number;

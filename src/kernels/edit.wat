@@ -1,33 +1,12 @@
-;; The export's edit kernels, in WebAssembly with 128-bit SIMD: bf16 <-> f32 conversion and the float64
-;; arithmetic of the row and column projections. Each computes exactly what the JavaScript kernels of
-;; src/projection.ts and src/safetensors/dtype.ts compute, bit for bit: the same float64 operations in the
-;; same order (SIMD lanes only run along independent outputs; the one sum along a row, `dot`, stays
-;; sequential), float32 results rounded once, bf16 rounded to nearest even with NaNs kept NaN.
+;; The export's edit kernels, in WebAssembly with 128-bit SIMD: the float64 arithmetic of the row and
+;; column projections, on float32 rows or on bf16 rows as stored. Each computes exactly what the JavaScript
+;; kernels of src/projection.ts and src/safetensors/dtype.ts compute, bit for bit: the same float64
+;; operations in the same order (SIMD lanes only run along independent outputs; the one sum along a row,
+;; `dot`, stays sequential), float32 results rounded once, bf16 rounded to nearest even with NaNs kept NaN.
 ;; Pointers are byte offsets into the module's own memory; counts are elements.
 ;; Build: npm run build:kernels (wabt's wat2wasm); test/kernels.test.ts checks that edit.wasm is this file's build.
 (module
   (memory (export "memory") 1)
-
-  ;; dst[i] = the float32 whose top 16 bits are src[i] (bf16 -> f32), for i < n.
-  (func (export "bf16_to_f32") (param $src i32) (param $dst i32) (param $n i32)
-    (local $i i32) (local $end i32)
-    (local.set $end (i32.and (local.get $n) (i32.const -4)))
-    (block $done
-      (loop $simd
-        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
-        (v128.store
-          (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
-          (i32x4.shl (v128.load16x4_u (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))
-        (br $simd)))
-    (block $done
-      (loop $tail
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (i32.store
-          (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
-          (i32.shl (i32.load16_u (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $tail))))
 
   ;; One float32 bit pattern rounded to bf16: nearest, ties to even; a NaN keeps its top bits with the quiet bit set.
   (func $round1 (param $x i32) (result i32)
@@ -39,51 +18,6 @@
       (i32.and
         (i32.eq (i32.and (local.get $x) (i32.const 0x7f800000)) (i32.const 0x7f800000))
         (i32.ne (i32.and (local.get $x) (i32.const 0x7fffff)) (i32.const 0)))))
-
-  ;; dst[i] = src[i] rounded to bf16, for i < n.
-  (func (export "f32_to_bf16") (param $src i32) (param $dst i32) (param $n i32)
-    (local $i i32) (local $end i32) (local $at i32) (local $lo v128) (local $hi v128)
-    (local.set $end (i32.and (local.get $n) (i32.const -8)))
-    (block $done
-      (loop $simd
-        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
-        (local.set $at (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
-        (local.set $lo (v128.load (local.get $at)))
-        (local.set $hi (v128.load offset=16 (local.get $at)))
-        (v128.store
-          (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 1)))
-          ;; each lane: NaN ? (x >> 16) | 0x40 : (x + 0x7fff + ((x >> 16) & 1)) >> 16 (nearest, ties to even)
-          (i16x8.narrow_i32x4_u
-            (v128.bitselect
-              (v128.or (i32x4.shr_u (local.get $lo) (i32.const 16)) (v128.const i32x4 0x40 0x40 0x40 0x40))
-              (i32x4.shr_u
-                (i32x4.add
-                  (i32x4.add (local.get $lo) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
-                  (v128.and (i32x4.shr_u (local.get $lo) (i32.const 16)) (v128.const i32x4 1 1 1 1)))
-                (i32.const 16))
-              (v128.and
-                (i32x4.eq (v128.and (local.get $lo) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
-                (i32x4.ne (v128.and (local.get $lo) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)) (v128.const i32x4 0 0 0 0))))
-            (v128.bitselect
-              (v128.or (i32x4.shr_u (local.get $hi) (i32.const 16)) (v128.const i32x4 0x40 0x40 0x40 0x40))
-              (i32x4.shr_u
-                (i32x4.add
-                  (i32x4.add (local.get $hi) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
-                  (v128.and (i32x4.shr_u (local.get $hi) (i32.const 16)) (v128.const i32x4 1 1 1 1)))
-                (i32.const 16))
-              (v128.and
-                (i32x4.eq (v128.and (local.get $hi) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
-                (i32x4.ne (v128.and (local.get $hi) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)) (v128.const i32x4 0 0 0 0))))))
-        (local.set $i (i32.add (local.get $i) (i32.const 8)))
-        (br $simd)))
-    (block $done
-      (loop $tail
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (i32.store16
-          (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 1)))
-          (call $round1 (i32.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $tail))))
 
   ;; acc[j] += a * row[j] in float64 (row float32), for j < n: one row's share of r^T W.
   (func (export "accumulate") (param $acc i32) (param $row i32) (param $a f64) (param $n i32)
@@ -150,9 +84,8 @@
     (local.get $s))
 
   ;; The same kernels reading (and writing) rows as stored in bf16, with no float32 copy of the row: each value
-  ;; is widened exactly as bf16_to_f32 would, and each result rounded exactly as f32_to_bf16 would. They
-  ;; work four values at a time: $f holds four bf16 values as float32 lanes, $lo and $hi those lanes as
-  ;; float64 pairs.
+  ;; is widened exactly (its 16 bits become a float32's top half), and each float32 result is rounded to bf16
+  ;; as $round1 says. They work four values at a time: $f holds four bf16 values as float32 lanes.
 
   ;; acc[j] += a * row[j], row in bf16.
   (func (export "accumulate_bf16") (param $acc i32) (param $row i32) (param $a f64) (param $n i32)
