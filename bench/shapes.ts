@@ -16,6 +16,7 @@ export const QWEN3_06B_SHAPES = {
   bos_token_id: 151643, eos_token_id: 151645, pad_token_id: 151643,
 };
 export const QWEN25_15B_SHAPES = { ...QWEN25_05B_SHAPES, hidden_size: 1536, intermediate_size: 8960, num_hidden_layers: 28, num_attention_heads: 12, num_key_value_heads: 2 };
+export const QWEN25_3B_SHAPES = { ...QWEN25_05B_SHAPES, hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 2 };
 export const LLAMA3_8B_SHAPES = {
   model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8,
   vocab_size: 128256, rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 8192, tie_word_embeddings: false, hidden_act: "silu",
