@@ -145,7 +145,7 @@ if (process.env.ENGINE_BENCH_CHILD) {
         continue;
       }
       const decode = r.decode.map((x) => `batch ${x.batch}: ${x.tokensPerSecond.toFixed(1)} tokens/s (${((100 * x.tokensPerSecond) / x.limitTokensPerSecond).toFixed(0)}% of the ${x.limitTokensPerSecond.toFixed(0)} tokens/s memcpy limit)`).join("; ");
-      console.log(`${shape}, ${path} (${r.layout} weights): load ${r.loadSeconds.toFixed(1)} s; raw matMul ${r.rawGflops.toFixed(1)} GFLOP/s; prefill ${r.prefillTokensPerSecond.toFixed(0)} tokens/s, ${r.prefillGflops.toFixed(1)} GFLOP/s = ${((100 * r.prefillGflops) / r.rawGflops).toFixed(0)}% of raw; decode ${decode}; memcpy ${r.memcpyGBs.toFixed(1)} GB/s; peak RSS ${r.peakRssMB.toFixed(0)} MB`);
+      console.log(`${shape}, ${path} (${r.layout} weights): load ${r.loadSeconds.toFixed(1)} s; raw matMul ${r.rawGflops.toFixed(1)} GFLOP/s; prefill ${r.prefillTokensPerSecond.toFixed(0)} tokens/s, ${r.prefillGflops.toFixed(1)} GFLOP/s = ${((100 * r.prefillGflops) / r.rawGflops).toFixed(0)}% of raw; decode ${decode}; memcpy ${r.memcpyGBs.toFixed(1)} GB/s; peak RSS ${r.peakRssMB.toFixed(0)} MB; ${r.device}`);
     }
   }
 }

@@ -62,7 +62,11 @@ try {
       const maxRss = `data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
       const child = execFile(process.execPath, ["--import", maxRss, bin, "run", "--model", model, "--out", out, "--kl-threshold", "Infinity", "--induce-threshold", "-Infinity", "--json"], { env, maxBuffer: 1 << 28 });
       let stderr = "";
-      child.stderr?.on("data", (d) => (stderr += d));
+      // The run's progress lines pass through, so that a run of an hour is never silent.
+      child.stderr?.on("data", (d) => {
+        stderr += d;
+        process.stderr.write(d);
+      });
       await new Promise<void>((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${name}, ${path}: exit ${code}\n${stderr.slice(-2000)}`)))));
       const peakRss = Number(/MAXRSS (\d+)/.exec(stderr)?.[1]) * 1024;
       const minutes = (performance.now() - started) / 60_000;

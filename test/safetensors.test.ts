@@ -206,6 +206,20 @@ describe("bad safetensors files give errors naming the file and tensor", () => {
     await assert.rejects(st.readBytes("a"), /shrinks.safetensors: tensor a: read 8 of 16 bytes; the file changed or is truncated/);
     await st.close();
   });
+  it("a byte range outside the tensor, or a buffer of the wrong length to read it into", async () => {
+    const path = await rawFile("ranges.safetensors", { a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, Uint8Array.from({ length: 16 }, (_, i) => i + 1));
+    const st = await SafetensorsFile.open(path);
+    await assert.rejects(st.readRange("a", 8, 20), /ranges.safetensors: tensor a: byte range \[8, 20\) is outside its 16 bytes/);
+    await assert.rejects(st.readRange("a", 8, 4), /ranges.safetensors: tensor a: byte range \[8, 4\) is outside its 16 bytes/);
+    assert.throws(() => st.fileRange("a", -1, 4), /ranges.safetensors: tensor a: byte range \[-1, 4\) is outside its 16 bytes/);
+    const into = new Uint8Array(4).fill(7);
+    await assert.rejects(st.readRange("a", 0, 8, into), /ranges.safetensors: tensor a: byte range \[0, 8\) is 8 bytes, the buffer to read it into holds 4/);
+    assert.deepEqual([...into], [7, 7, 7, 7]);
+    const part = new Uint8Array(8);
+    assert.equal(await st.readRange("a", 4, 12, part), part);
+    assert.deepEqual([...part], [5, 6, 7, 8, 9, 10, 11, 12]);
+    await st.close();
+  });
   it("a header length one byte short, which shifts every tensor by a byte", async () => {
     const header = Buffer.from(JSON.stringify({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }));
     const length = Buffer.alloc(8);

@@ -185,10 +185,12 @@ export async function* orthogonalizeStream(
   const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
   const chunk = rowsPerChunk * rowBytes;
   const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, chunk);
-  // Memory: r, r^T W, one decoded row, the edited row, the whole tensor or two chunks as read (one is read
-  // into while the other is edited), and two encoded chunks (one is written while the other is edited).
+  // Memory: r, r^T W, for F16 one decoded row and the edited row (F32 rows are edited where they lie, BF16
+  // rows inside the kernels), the whole tensor or two chunks as read (one is read into while the other is
+  // edited), and two encoded chunks (one is written while the other is edited).
   const input = whole ? [rows * rowBytes] : [chunk, chunk];
-  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, rowLength * 4, rowLength * 4, chunk, chunk, ...input);
+  const f16Row = dtype === "F16" ? rowLength * 4 : 0;
+  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, f16Row, f16Row, chunk, chunk, ...input);
   const [unitAt, coefAt, rowAt, editedAt, out0, out1, ...inputs] = at;
   const kernels = EditKernels.acquire(total);
   let reading: Promise<void> | undefined; // a read ahead, awaited before the memory is given back

@@ -169,7 +169,7 @@ export class SafetensorsFile {
     const info = this.info(name);
     const size = info.end - info.begin;
     if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
-    if (into && into.length !== end - start) throw new Error(`tensor ${name}: reading ${end - start} bytes into ${into.length}`);
+    if (into && into.length !== end - start) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is ${end - start} bytes, the buffer to read it into holds ${into.length}`);
     const bytes = into ?? new Uint8Array(end - start);
     const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin + start);
     if (bytesRead !== bytes.length) throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
