@@ -4,7 +4,8 @@
 // opened (every other setting is the default). A shape whose float32 weights do not fit 80% of this
 // machine's RAM is not run: its time is extrapolated from the largest measured shape of the same path, in
 // proportion to the multiply-adds per token (weights read per token), and printed as an extrapolation.
-// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm", RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,llama-3-8b")
+// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm", RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,llama-3-8b",
+// RUN_BENCH_ARGS="--n-train 32 --n-val 8" for settings other than the defaults: they are added to every run and printed)
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -39,8 +40,9 @@ function size(shapes: Record<string, unknown>): { macsPerToken: number; weightBy
 
 const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 const bin = fileURLToPath(new URL("../bin/abliterate.js", import.meta.url));
+const settings = (process.env.RUN_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean);
 try {
-  console.log(`${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, bf16> with default settings`);
+  console.log(`${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, bf16> with ${settings.length ? `the default settings but ${settings.join(" ")}` : "default settings"}`);
   const measured = new Map<string, { name: string; minutes: number; macsPerToken: number }>();
   for (const name of (process.env.RUN_BENCH_SHAPES ?? "qwen2.5-0.5b").split(",")) {
     const shape = SHAPES[name];
@@ -60,7 +62,7 @@ try {
       const started = performance.now();
       // The child reports its own peak RSS when it exits.
       const maxRss = `data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
-      const child = execFile(process.execPath, ["--import", maxRss, bin, "run", "--model", model, "--out", out, "--kl-threshold", "Infinity", "--induce-threshold", "-Infinity", "--json"], { env, maxBuffer: 1 << 28 });
+      const child = execFile(process.execPath, ["--import", maxRss, bin, "run", "--model", model, "--out", out, "--kl-threshold", "Infinity", "--induce-threshold", "-Infinity", "--json", ...settings], { env, maxBuffer: 1 << 28 });
       let stderr = "";
       // The run's progress lines pass through, so that a run of an hour is never silent.
       child.stderr?.on("data", (d) => {
