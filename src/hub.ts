@@ -204,6 +204,7 @@ async function downloadFile(url: string, what: string, pointer: string, storage:
     checkStatus(response, downloadUrl, what);
     const resumed = response.status === 206 && have > 0;
     let done = resumed ? have : 0;
+    options.onProgress?.(file, done, size);
     const counted = new Transform({
       transform(chunk: Buffer, _, next) {
         done += chunk.length;

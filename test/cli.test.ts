@@ -78,6 +78,12 @@ describe("abliterate CLI", () => {
     const ran = await cli("run", "--out", out, "--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4", "--filter-by-refusal-score");
     const train = ran.stderr.match(/training instructions filtered by refusal score: kept (\d+) harmful \(dropped (\d+)\) and (\d+) harmless/);
     assert.ok(train && ran.stderr.includes("validation instructions filtered by refusal score"), ran.stderr);
+    // Progress lines (stderr is not a terminal here): each stage's first line is sent when it starts, so its
+    // time and rate count the whole stage.
+    const progress = [...ran.stderr.matchAll(/^(.+?): (\d+)\/(\d+)\b/gm)].map((m) => ({ stage: m[1], done: Number(m[2]) }));
+    const firsts = progress.filter((p, i) => i === 0 || p.stage !== progress[i - 1].stage);
+    for (const stage of ["activations (harmful)", "activations (harmless)", "selection", "candidate generations", "export"]) assert.ok(firsts.some((p) => p.stage === stage), `a progress line for ${stage}:\n${ran.stderr}`);
+    for (const first of firsts) assert.equal(first.done, 0, `first progress line of ${first.stage}:\n${ran.stderr}`);
     const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as { counts: Record<string, number> };
     assert.equal(report.counts.harmfulTrain, Number(train[1]));
     assert.equal(report.counts.harmlessTrain, Number(train[3]));

@@ -334,6 +334,7 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       }
     }
     let done = 0;
+    options.onProgress?.(0, quant ? tensors.length + 1 : tensors.length);
     const bytes = await withLock(`${out}.lock`, async () => {
       if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, tensors.length) });
       const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);

@@ -69,6 +69,7 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
   const seed = options.seed ?? 0;
   // The reference, a batch at a time, with progress let through between batches.
   const reference: PairLogProbs = { chosen: new Float64Array(pairs.length), rejected: new Float64Array(pairs.length) };
+  options.onReference?.(0, pairs.length);
   for (let start = 0; start < pairs.length; start += batchSize) {
     const part = pairLogProbs(model, pairs.slice(start, start + batchSize), batchSize);
     reference.chosen.set(part.chosen, start);

@@ -28,7 +28,7 @@ export interface CollectOptions {
    * every post-instruction token (the template's tokens after the instruction) and treats each as a candidate.
    */
   tokenOffsets?: readonly number[];
-  /** Called after each batch with prompts done, total, and the tokens processed so far and their rate. */
+  /** Called when the work starts (0 done) and after each batch with prompts done, total, and the tokens processed so far and their rate. */
   onProgress?: (done: number, total: number, detail: string) => void;
   system?: string;
 }
@@ -44,6 +44,7 @@ export async function collectMeanActivations(model: HookedModel, prompts: Prompt
   const sums = new Map(names.map((n) => [n, tokenOffsets.map(() => new Float64Array(model.dModel))]));
   let tokens = 0;
   const started = performance.now();
+  options.onProgress?.(0, prompts.length, "0 tokens");
   for (const { start, batch } of promptBatches(model, prompts, options.batchSize, options.system)) {
     const shortest = Math.min(...batch.attentionMask.map((m) => m.reduce((a, b) => a + b, 0)));
     if (-Math.min(...tokenOffsets) > shortest) throw new Error(`token offset ${Math.min(...tokenOffsets)} reaches before the start of a prompt of ${shortest} tokens`);

@@ -36,6 +36,7 @@ export async function evaluateCandidates(model: HookedModel, candidates: readonl
   if (options.compliantAnswers && options.compliantAnswers.length !== options.harmful.length) {
     throw new Error(`evaluateCandidates: ${options.compliantAnswers.length} compliant answers for ${options.harmful.length} harmful instructions`);
   }
+  options.onProgress?.(0, candidates.length);
   const base = lastPositionLogits(model, options.harmless, { batchSize });
   const out: CandidateEvaluation[] = [];
   for (const [i, d] of candidates.entries()) {

@@ -40,6 +40,7 @@ export interface CompletionOptions {
 /** Greedy (or sampled) completions of chat-templated instructions, or of token-id prompts (the blog's get_generations). */
 export async function generateCompletions(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<string[]> {
   const out: string[] = [];
+  options.onProgress?.(0, instructions.length);
   for (const { batch } of promptBatches(model, instructions, options.batchSize)) {
     const sampling = options.temperature ? { temperature: options.temperature, seed: (options.seed ?? 0) + out.length } : {};
     const { texts } = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks, ...sampling });

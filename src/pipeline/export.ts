@@ -160,6 +160,7 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
     const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
+    options.onProgress?.(0, totalBytes);
     // Sandwich-norm models: o_proj and down_proj are edited against directions their post-norms shape.
     const postNorms = new Map<string, Float32Array>();
     if (arch.sandwichNorms && !options.naive) for (const n of weights.names) if (/post_(attention|feedforward)_layernorm\.weight$/.test(n)) postNorms.set(n, await weights.readFloat32(n));

@@ -151,7 +151,7 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       model.dispose();
     }
     // Stages 5 and 6: orthogonalise while exporting, reload the export, check it.
-    await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, { force: options.force, provenance: { direction: directionKey(stages.chosen) }, onProgress: (d, t) => progress("export", d, t), onNotice: log });
+    await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, { force: options.force, provenance: { direction: directionKey(stages.chosen) }, onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"), onNotice: log });
     const abliterated = await loadModel(exportDir);
     try {
       const verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });

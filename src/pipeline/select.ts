@@ -131,6 +131,7 @@ export function scoreCandidates(model: HookedModel, candidates: readonly UsableD
   const steps = options.exhaustive ? 3 * capped.length : capped.length + 2 * Math.min(capped.length, options.keep ?? 1);
   let done = 0;
   const tick = () => options.onProgress?.(++done, Math.max(done, steps));
+  options.onProgress?.(0, steps);
   // Bypass of every candidate.
   for (const d of capped) {
     const c = record(d);
