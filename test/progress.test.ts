@@ -14,6 +14,14 @@ describe("progress lines for logs", () => {
     assert.match(lines[1], /^activations \(harmful\): 10\/10 \(70 tokens\), 0 s$/);
     assert.match(lines[2], /^selection: 0\/4, 0 s$/);
   });
+  it("an update with the same counts as the last line prints nothing (work counted in rounded units)", () => {
+    const lines: string[] = [];
+    const report = lineReporter(0, (l) => lines.push(l));
+    for (const done of [0, 988, 988, 988]) report.update("export", done, 988, "MB");
+    report.update("generations", 0, 4);
+    report.update("export", 988, 988, "MB");
+    assert.deepEqual(lines.map((l) => l.replace(/, \d+ s.*$/, "")), ["export: 0/988 (MB)", "export: 988/988 (MB)", "generations: 0/4", "export: 988/988 (MB)"]);
+  });
   it("with no interval, every update", () => {
     const lines: string[] = [];
     const report = lineReporter(0, (l) => lines.push(l));

@@ -34,11 +34,15 @@ function barReporter(): ProgressReporter {
   };
 }
 
-/** One line when a stage starts, then at most one every `intervalMs`, and one when it ends: stage, done/total, rate, ETA. */
+/**
+ * One line when a stage starts, then at most one every `intervalMs`, and one when it ends: stage, done/total,
+ * rate, ETA. An update that repeats the last line's counts (work counted in rounded units) prints nothing.
+ */
 export function lineReporter(intervalMs: number, write: (line: string) => void): ProgressReporter {
   let stage = "";
   let started = 0;
   let last = 0;
+  let shown = "";
   return {
     update(name, done, total, detail) {
       const now = performance.now();
@@ -46,9 +50,11 @@ export function lineReporter(intervalMs: number, write: (line: string) => void):
         stage = name;
         started = now;
         last = -Infinity;
+        shown = "";
       }
-      if (now - last < intervalMs && done < total) return;
+      if ((now - last < intervalMs && done < total) || shown === `${done}/${total}`) return;
       last = now;
+      shown = `${done}/${total}`;
       const seconds = (now - started) / 1000;
       const rate = seconds > 0 ? done / seconds : 0;
       const eta = rate > 0 && done < total ? `, ETA ${((total - done) / rate).toFixed(0)} s` : "";
