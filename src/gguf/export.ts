@@ -334,12 +334,13 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       }
     }
     let done = 0;
-    options.onProgress?.(0, quant ? tensors.length + 1 : tensors.length);
+    const steps = quant ? tensors.length + 1 : tensors.length; // tensors written, then the quantisation
+    options.onProgress?.(0, steps);
     const bytes = await withLock(`${out}.lock`, async () => {
-      if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, tensors.length) });
+      if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, steps) });
       const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
       try {
-        await writeGguf(float, metadata, tensors, { overwrite: true, onTensor: () => options.onProgress?.(++done, tensors.length + 1) });
+        await writeGguf(float, metadata, tensors, { overwrite: true, onTensor: () => options.onProgress?.(++done, steps) });
         const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
         try {
           await quantizeWithLlamaCpp(float, partial, quant);
@@ -347,7 +348,7 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
         } finally {
           await rm(partial, { force: true });
         }
-        options.onProgress?.(tensors.length + 1, tensors.length + 1);
+        options.onProgress?.(steps, steps);
         notes.push(`quantised to ${quant} by llama.cpp's llama_model_quantize from a ${type} file (tensors whose rows are not whole blocks fall back to llama.cpp's choice)`);
         return (await stat(out)).size;
       } finally {

@@ -166,9 +166,7 @@ export class SafetensorsFile {
 
   /** Bytes [start, end) of the tensor's data, for streaming a large tensor in pieces: new bytes, or read into `into` (reused). */
   async readRange(name: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
-    const info = this.info(name);
-    const size = info.end - info.begin;
-    if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
+    const info = this.checkRange(name, start, end);
     if (into && into.length !== end - start) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is ${end - start} bytes, the buffer to read it into holds ${into.length}`);
     const bytes = into ?? new Uint8Array(end - start);
     const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin + start);
@@ -178,10 +176,16 @@ export class SafetensorsFile {
 
   /** Where bytes [start, end) of the tensor's data lie in the open file, to be copied as they are. */
   fileRange(name: string, start = 0, end = this.info(name).end - this.info(name).begin): FileRange {
+    const info = this.checkRange(name, start, end);
+    return { handle: this.handle, start: this.header.dataStart + info.begin + start, length: end - start, path: this.path };
+  }
+
+  /** The tensor's entry, once [start, end) is known to lie within its bytes. */
+  private checkRange(name: string, start: number, end: number): TensorInfo {
     const info = this.info(name);
     const size = info.end - info.begin;
     if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
-    return { handle: this.handle, start: this.header.dataStart + info.begin + start, length: end - start, path: this.path };
+    return info;
   }
 
   /** The tensor decoded to float32 (F32, F16 and BF16 only). */
