@@ -11,11 +11,11 @@ import {
   DEMO_MODEL_DIR, exportGguf, llamaCppChatTokens, llamaCppDetokenize, llamaCppGreedy, llamaCppTokenize, loadGguf, loadInstructions, loadModel, loadPlanted, refusalRate,
   unitVector, verifyGguf, type HookedModel,
 } from "../src/index.ts";
-import { encodeGgufHeader, quantizeQ8_0, tensorBytes } from "../src/gguf/write.ts";
-import { permuteRopeRows } from "../src/gguf/export.ts";
-import { byteLevelPreTokenizer, ggufVocab } from "../src/gguf/vocab.ts";
-import { llamaCppLogProbs } from "../src/gguf/llama-cpp.ts";
-import { quantizeWithLlamaCpp } from "../src/gguf/quantize.ts";
+import { encodeGgufHeader, quantizeQ8_0, tensorBytes } from "../src/export/gguf/write.ts";
+import { permuteRopeRows } from "../src/export/gguf/export.ts";
+import { byteLevelPreTokenizer, ggufVocab } from "../src/export/gguf/vocab.ts";
+import { llamaCppLogProbs } from "../src/export/gguf/llama-cpp.ts";
+import { quantizeWithLlamaCpp } from "../src/export/gguf/quantize.ts";
 import { logSoftmax } from "../src/pipeline/scores.ts";
 import { dataFile } from "../src/paths.ts";
 import { writeRandomCheckpoint } from "../bench/random-checkpoint.ts";

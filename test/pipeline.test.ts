@@ -173,7 +173,7 @@ for (const arch of REFERENCE_ARCHS) {
 
 describe("untieConfig", () => {
   it("sets tie_word_embeddings to false, inserting it where absent, and leaves every other byte's meaning and form", async () => {
-    const { untieConfig } = await import("../src/pipeline/export.ts");
+    const { untieConfig } = await import("../src/export/safetensors.ts");
     const plain = untieConfig('{\n  "model_type": "gemma",\n  "final_logit_softcapping": 30.0\n}\n', false);
     assert.match(plain, /"final_logit_softcapping": 30.0/);
     assert.deepEqual(JSON.parse(plain), { model_type: "gemma", final_logit_softcapping: 30, tie_word_embeddings: false });
@@ -296,7 +296,8 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
 
 describe("streaming orthogonalisation", () => {
   it("gives the same bytes piece by piece as the whole tensor at once, for every kind and dtype", async () => {
-    const { orthogonalizeStream, orthogonalizeTensor } = await import("../src/pipeline/orthogonalize.ts");
+    const { orthogonalizeTensor } = await import("../src/pipeline/orthogonalize.ts");
+    const { orthogonalizeStream } = await import("../src/export/stream.ts");
     const { encodeFromFloat32, decodeToFloat32 } = await import("../src/safetensors/dtype.ts");
     const d = 8;
     const unit = unitVector(Float64Array.from({ length: d }, (_, i) => Math.cos(i)));

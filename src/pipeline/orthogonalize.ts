@@ -12,12 +12,12 @@
 // naive edit (against r itself) stays available for comparison.
 import * as tf from "@tensorflow/tfjs-core";
 import type { HookedModel } from "../hooked-model.ts";
+import type { Checkpoint } from "../load.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { roleKeys } from "../models/tensors.ts";
 import { layerKey } from "../models/architecture.ts";
 import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
-import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
-import { EditKernels, layout } from "../kernels/edit.ts";
+import { tiedEmbeddings, type ModelConfig } from "../config.ts";
 
 export interface OrthogonalizeOptions {
   /** Layers whose o_proj and down_proj are edited, [first, last] inclusive (default: all). */
@@ -94,30 +94,155 @@ export function replaceHeld(model: HookedModel, key: string, edit: (values: Floa
   held[key] = tf.tensor(edit(values), shape, "float32");
 }
 
+/** One tensor's part of an edit plan. */
+export interface TensorEdit {
+  /** How it writes to the residual stream; absent when only a delta is added. */
+  kind?: WriterKind;
+  /** The unit vector it is orthogonalised against (r, or on sandwich-norm models its post-norm's u). */
+  vector?: UnitVector;
+  /** Fraction of the component removed. */
+  scale: number;
+  /** Added after the orthogonalisation (a merged LoRA adapter), row-major in the stored layout. */
+  delta?: Float32Array;
+}
+
 /**
- * Orthogonalise a loaded model's weights in place and return the keys edited. A tied model is untied
- * first: its unembedding keeps the original embedding, as the exported checkpoint will. The edit runs the
- * same array kernels as the streamed export (float64 accumulation, one rounding).
+ * The whole edit of one checkpoint, decided once: which tensors change and how, and whether a tied
+ * unembedding is untied (it keeps the original embedding, so the edited model's logits are the hooks').
  */
-export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): string[] {
+export interface EditPlan {
+  /** The direction; none when only deltas are merged. */
+  unit?: UnitVector;
+  scale: number;
+  layers?: readonly [number, number];
+  skipEmbedding: boolean;
+  naive: boolean;
+  /** The tensors that change, in the checkpoint's order. */
+  edits: ReadonlyMap<string, TensorEdit>;
+  /** A tied checkpoint becomes untied: its unembedding is written (held) as a copy of the original embedding. */
+  untie: boolean;
+  /** The untied unembedding differs from the edited embedding (so a format that can tie must store both). */
+  headDiffers: boolean;
+  /** Every residual writer fully edited: the same intervention as the ablation hooks. */
+  full: boolean;
+  /** What the plan does, as recorded in an export's abliterate.json. */
+  record: { edited: string[]; scale: number; layers: readonly [number, number] | null; skipEmbedding: boolean; postNorms: string | null; untied: boolean };
+}
+
+/** What a plan needs to know of a checkpoint or a loaded model. */
+export interface EditTarget {
+  /** Where it comes from, for errors. */
+  source: string;
+  arch: Architecture;
+  config: ModelConfig;
+  /** Every tensor key, in order. */
+  keys: readonly string[];
+  /** The shape of a tensor as stored (HF layout), to check deltas. */
+  shape: (key: string) => readonly number[];
+  /** A post-norm weight's values as stored (read only for sandwich-norm models). */
+  postNorm: (key: string) => ArrayLike<number>;
+}
+
+/** The post-norm weights a plan reads (sandwich-norm models, not naive): read them before `planEdit`. */
+export function postNormKeys(arch: Architecture, keys: readonly string[], options: OrthogonalizeOptions = {}): string[] {
+  return arch.sandwichNorms && !options.naive ? keys.filter((n) => /post_(attention|feedforward)_layernorm\.weight$/.test(n)) : [];
+}
+
+/** Decide the edit of `target` against `unit` (none: deltas only) with these options and merged deltas. */
+export function planEdit(target: EditTarget, unit: UnitVector | undefined, options: OrthogonalizeOptions = {}, deltas?: ReadonlyMap<string, Float32Array>): EditPlan {
+  const { arch, config } = target;
+  const nLayers = config.num_hidden_layers;
+  if (unit) checkWidth(unit, config.hidden_size);
+  checkOrthogonalizeOptions(options, nLayers);
+  const present = new Set(target.keys);
+  for (const [key, delta] of deltas ?? []) {
+    if (!present.has(key)) throw new Error(`${target.source}: no tensor ${key} to add a delta to`);
+    const shape = target.shape(key);
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (delta.length !== count) throw new Error(`${key}: a delta of ${delta.length} values for shape [${shape.join(", ")}] (${count})`);
+  }
+  const scale = options.scale ?? 1;
+  const edits = new Map<string, TensorEdit>();
+  for (const key of target.keys) {
+    const kind = unit ? residualWriterKind(key, arch, nLayers, options) : undefined;
+    const delta = deltas?.get(key);
+    if (!kind && !delta) continue;
+    edits.set(key, { kind, vector: kind ? writerDirection(key, arch, unit!, target.postNorm, options) : undefined, scale, delta });
+  }
+  const untie = tiedEmbeddings(config);
+  const embedding = roleKeys(arch).embedding;
+  return {
+    unit,
+    scale,
+    layers: options.layers,
+    skipEmbedding: options.skipEmbedding ?? false,
+    naive: options.naive ?? false,
+    edits,
+    untie,
+    headDiffers: untie && edits.get(embedding)?.kind !== undefined,
+    full: unit !== undefined && isFullEdit(options, nLayers),
+    record: {
+      edited: [...edits.keys()],
+      scale,
+      layers: options.layers ?? null,
+      skipEmbedding: options.skipEmbedding ?? false,
+      postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null,
+      untied: untie,
+    },
+  };
+}
+
+/** The plan for a checkpoint on disk (post-norms read from it; keys in its files' order). */
+export async function planCheckpointEdit(checkpoint: Checkpoint, unit: UnitVector | undefined, options: OrthogonalizeOptions = {}, deltas?: ReadonlyMap<string, Float32Array>): Promise<EditPlan> {
+  const { weights } = checkpoint;
+  const keys = weights.files.flatMap((f) => weights.namesIn(f));
+  const postNorms = new Map<string, Float32Array>();
+  if (unit) for (const key of postNormKeys(checkpoint.arch, keys, options)) postNorms.set(key, await weights.readFloat32(key));
+  const postNorm = (key: string) => {
+    const w = postNorms.get(key);
+    if (!w) throw new Error(`${checkpoint.dir}: missing tensor ${key}`);
+    return w;
+  };
+  return planEdit({ source: checkpoint.dir, arch: checkpoint.arch, config: checkpoint.config, keys, shape: (key) => weights.info(key).shape, postNorm }, unit, options, deltas);
+}
+
+/** The plan for a loaded model (its weights as held, post-norms read from the held tensors). */
+export function planModelEdit(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): EditPlan {
   checkWidth(unit, model.dModel);
-  checkOrthogonalizeOptions(options, model.nLayers);
-  const keys = roleKeys(model.arch);
   const { stored, transposed } = model.params;
   const native = model.params.native ?? {};
-  // Untie: the unembedding becomes a copy of the embedding, held where the embedding is.
+  return planEdit(
+    {
+      source: model.dir,
+      arch: model.arch,
+      config: model.config,
+      keys: [...Object.keys(stored), ...Object.keys(transposed), ...Object.keys(native)],
+      shape: (key) => (stored[key] ?? native[key])?.shape ?? [...transposed[key].shape].reverse(),
+      postNorm: (key) => {
+        if (!stored[key]) throw new Error(`missing weight ${key}`);
+        return stored[key].dataSync();
+      },
+    },
+    unit,
+    options,
+  );
+}
+
+/**
+ * Orthogonalise a loaded model's weights in place, following `planModelEdit`, and return the keys edited.
+ * A tied model is untied first: its unembedding keeps the original embedding, as the exported checkpoint
+ * will. The edit runs the same array kernels as the streamed export (float64 accumulation, one rounding).
+ */
+export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): string[] {
+  const plan = planModelEdit(model, unit, options);
+  const keys = roleKeys(model.arch);
+  const { stored } = model.params;
+  const native = model.params.native ?? {};
+  // Untie: the unembedding becomes a copy of the embedding, held where the embedding is. A model loaded
+  // tied holds no unembedding of its own, whatever its config says.
   if (native[keys.embedding] && !native[keys.unembedding]) native[keys.unembedding] = native[keys.embedding].clone();
   else if (!native[keys.embedding] && !stored[keys.unembedding]) stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32");
-  const postNorm = (key: string) => {
-    if (!stored[key]) throw new Error(`missing weight ${key}`);
-    return stored[key].dataSync();
-  };
-  const scale = options.scale ?? 1;
-  const edited: string[] = [];
-  for (const key of [...Object.keys(stored), ...Object.keys(transposed), ...Object.keys(native)]) {
-    const kind = residualWriterKind(key, model.arch, model.nLayers, options);
-    if (!kind) continue;
-    const r = writerDirection(key, model.arch, unit, postNorm, options);
+  for (const [key, { kind, vector, scale }] of plan.edits) {
     // A linear weight held as stored, [d_model, in], has columns of d_model; transposed ones [in, d_model],
     // the embedding and biases have rows of it.
     const asStored = Object.hasOwn(stored, key) ? stored[key].shape : Object.hasOwn(native, key) ? native[key].shape : undefined;
@@ -125,13 +250,12 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
       const cols = asStored[1]!;
       replaceHeld(model, key, (w) => {
         const c = new Float64Array(cols);
-        accumulateColumnCoefficients(c, w, 0, r);
-        return projectColumnsF32(w, 0, r, c, scale);
+        accumulateColumnCoefficients(c, w, 0, vector!);
+        return projectColumnsF32(w, 0, vector!, c, scale);
       });
-    } else replaceHeld(model, key, (values) => projectRowsArray(values, r, scale));
-    edited.push(key);
+    } else replaceHeld(model, key, (values) => projectRowsArray(values, vector!, scale));
   }
-  return edited;
+  return [...plan.edits.keys()];
 }
 
 /**
@@ -146,118 +270,7 @@ export function orthogonalizeTensor(kind: WriterKind, values: Float32Array, shap
   return projectColumnsF32(values, 0, unit, c, scale);
 }
 
-function checkShape(kind: WriterKind, shape: readonly number[], d: number): void {
+export function checkShape(kind: WriterKind, shape: readonly number[], d: number): void {
   if (kind === "weight" && (shape.length !== 2 || shape[0] !== d)) throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
   if (kind !== "weight" && shape[shape.length - 1] !== d) throw new Error(`${kind} of shape [${shape}] does not end in d_model ${d}`);
-}
-
-/** Pieces of at most this many bytes are read and yielded at a time when streaming a stored tensor. */
-export const STREAM_CHUNK_BYTES = 16 * 1024 * 1024;
-
-/** A weight up to this many stored bytes is read once and held for its two passes; a larger one is read twice. */
-export const STREAM_WHOLE_BYTES = 256 * 1024 * 1024;
-
-/**
- * Orthogonalise a stored tensor piece by piece, so memory holds a few MB of it at a time whatever its
- * size: `read(start, end, into)` gives raw bytes of the stored tensor, read into `into` (or returned), and
- * encoded pieces of the result are yielded in order, in the same dtype; each piece is a view of the kernels'
- * memory, unchanged until the one after next is asked for (write or copy it by then). The next piece is
- * read while one is edited. A weight W [d_model, in] takes two passes, r^T W and then the rows: read once
- * and held when it is at most STREAM_WHOLE_BYTES, else read twice.
- * The arithmetic runs in the WebAssembly SIMD kernels of kernels/edit.wat, a row at a time (bf16 rows as
- * stored; f16 rows converted in JavaScript through two reused row buffers), with the same results as the
- * array kernels of projection.ts, bit for bit.
- */
-export async function* orthogonalizeStream(
-  kind: WriterKind,
-  dtype: FloatDtype,
-  shape: readonly number[],
-  unit: UnitVector,
-  scale: number,
-  read: (start: number, end: number, into: Uint8Array) => Promise<Uint8Array>,
-  chunkBytes = STREAM_CHUNK_BYTES,
-): AsyncGenerator<Uint8Array> {
-  const d = unit.length;
-  checkShape(kind, shape, d);
-  const rowLength = kind === "weight" ? shape[1] : d;
-  const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
-  const rowBytes = rowLength * DTYPE_BYTES[dtype];
-  const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
-  const chunk = rowsPerChunk * rowBytes;
-  const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, chunk);
-  // Memory: r, r^T W, for F16 one decoded row and the edited row (F32 rows are edited where they lie, BF16
-  // rows inside the kernels), the whole tensor or two chunks as read (one is read into while the other is
-  // edited), and two encoded chunks (one is written while the other is edited).
-  const input = whole ? [rows * rowBytes] : [chunk, chunk];
-  const f16Row = dtype === "F16" ? rowLength * 4 : 0;
-  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, f16Row, f16Row, chunk, chunk, ...input);
-  const [unitAt, coefAt, rowAt, editedAt, out0, out1, ...inputs] = at;
-  const kernels = EditKernels.acquire(total);
-  let reading: Promise<void> | undefined; // a read ahead, awaited before the memory is given back
-  try {
-    const { k } = kernels;
-    kernels.f64(unitAt, d).set(unit);
-    kernels.f64(coefAt, kind === "weight" ? rowLength : 0).fill(0);
-    const readInto = async (first: number, n: number, at: number) => {
-      const into = kernels.bytes.subarray(at, at + n * rowBytes);
-      const raw = await read(first * rowBytes, (first + n) * rowBytes, into);
-      if (raw.buffer !== into.buffer || raw.byteOffset !== into.byteOffset) into.set(raw);
-    };
-    if (whole) await readInto(0, rows, inputs[0]);
-    // The tensor chunk by chunk, as { first row, rows, where they are }: read ahead into two regions in
-    // turn, or from the tensor held whole.
-    const chunks = async function* () {
-      const count = Math.ceil(rows / rowsPerChunk);
-      const span = (c: number) => ({ first: c * rowsPerChunk, n: Math.min(rowsPerChunk, rows - c * rowsPerChunk) });
-      if (whole) {
-        for (let c = 0; c < count; c++) yield { ...span(c), at: inputs[0] + c * chunk };
-        return;
-      }
-      reading = readInto(span(0).first, span(0).n, inputs[0]);
-      for (let c = 0; c < count; c++) {
-        await reading;
-        if (c + 1 < count) reading = readInto(span(c + 1).first, span(c + 1).n, inputs[(c + 1) % 2]);
-        yield { ...span(c), at: inputs[c % 2] };
-      }
-    };
-    // Row i of a chunk at `at`, as float32 in memory: where it lies (F32) or decoded into the row buffer (F16).
-    const decoded = (at: number, i: number): number => {
-      const raw = at + i * rowBytes;
-      if (dtype === "F32") return raw;
-      decodeToFloat32(kernels.bytes.subarray(raw, raw + rowBytes), dtype, kernels.f32(rowAt, rowLength));
-      return rowAt;
-    };
-    // Pass 1 of a weight: r^T W, accumulated in float64 row by row.
-    if (kind === "weight") {
-      for await (const { first, n, at } of chunks()) {
-        for (let i = 0; i < n; i++) {
-          if (dtype === "BF16") k.accumulate_bf16(coefAt, at + i * rowBytes, unit[first + i], rowLength);
-          else k.accumulate(coefAt, decoded(at, i), unit[first + i], rowLength);
-        }
-      }
-    }
-    let turn = 0;
-    for await (const { first, n, at } of chunks()) {
-      const outAt = turn++ % 2 ? out1 : out0;
-      for (let i = 0; i < n; i++) {
-        const out = outAt + i * rowBytes;
-        if (dtype === "BF16") {
-          // Read and written as stored.
-          const raw = at + i * rowBytes;
-          if (kind === "weight") k.subtract_scaled_bf16(out, raw, scale * unit[first + i], coefAt, rowLength);
-          else k.subtract_scaled_bf16(out, raw, k.dot_bf16(raw, unitAt, rowLength) * scale, unitAt, rowLength);
-          continue;
-        }
-        const row = decoded(at, i);
-        const edited = dtype === "F32" ? out : editedAt;
-        if (kind === "weight") k.subtract_scaled(edited, row, scale * unit[first + i], coefAt, rowLength);
-        else k.subtract_scaled(edited, row, k.dot(row, unitAt, rowLength) * scale, unitAt, rowLength);
-        if (dtype === "F16") encodeFromFloat32(kernels.f32(editedAt, rowLength), dtype, kernels.bytes.subarray(out, out + rowBytes));
-      }
-      yield kernels.bytes.subarray(outAt, outAt + n * rowBytes);
-    }
-  } finally {
-    await reading?.catch(() => {});
-    kernels.release();
-  }
 }

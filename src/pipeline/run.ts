@@ -14,11 +14,12 @@ import { evaluateCandidates } from "./candidates.ts";
 import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type Direction, type UsableDirection } from "./directions.ts";
 import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits } from "./evaluate.ts";
 import { cosineWithPlanted, defaultComplianceReference, explainDifference, loadPlanted, type PlantedDirection } from "./ground-truth.ts";
-import { checkExportTarget, exportAbliterated } from "./export.ts";
+import { exportAbliterated } from "../export/safetensors.ts";
+import { checkExportTarget } from "../export/targets.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
 import { chosenCandidate, filterByRefusalScore, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
-import { compareExport, expectedExport } from "./verify.ts";
+import { compareExport, expectedExport } from "../export/verify.ts";
 import { checkMemory } from "../memory.ts";
 
 export interface PipelineOptions extends InstructionSetSources {

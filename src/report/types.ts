@@ -2,7 +2,7 @@
 import type { CandidateEvaluation } from "../pipeline/candidates.ts";
 import type { AnswerAgreement } from "../pipeline/evaluate.ts";
 import type { CandidateScores, SelectionFilters } from "../pipeline/select.ts";
-import type { Verification } from "../pipeline/verify.ts";
+import type { Verification } from "../export/verify.ts";
 
 export interface RunReport {
   model: string;

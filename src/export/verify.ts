@@ -8,10 +8,10 @@ import type { HookedModel } from "../hooked-model.ts";
 import type { FwdHook } from "../hooks.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { checkWidth, dot, type UnitVector } from "../projection.ts";
-import { promptBatches, type Prompts } from "./batches.ts";
-import { generateCompletions, lastPositionLogits } from "./evaluate.ts";
+import { promptBatches, type Prompts } from "../pipeline/batches.ts";
+import { generateCompletions, lastPositionLogits } from "../pipeline/evaluate.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
-import { isFullEdit, orthogonalizeModel, replaceHeld, residualWriterKind, type OrthogonalizeOptions } from "./orthogonalize.ts";
+import { orthogonalizeModel, planModelEdit, replaceHeld, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
 
 /** Largest |logit difference| accepted between an export and its reference (float32 arithmetic). */
 export const VERIFY_TOLERANCE = 1e-3;
@@ -82,10 +82,11 @@ export async function expectedExport(source: HookedModel, unit: UnitVector, prom
   const batchSize = options.batchSize ?? 8;
   const maxNewTokens = options.maxNewTokens ?? 16;
   const edit = options.orthogonalize ?? {};
-  const full = isFullEdit(edit, source.nLayers);
-  const checkWrites = full && !edit.naive;
+  const plan = planModelEdit(source, unit, edit);
+  const full = plan.full;
+  const checkWrites = full && !plan.naive;
   // The export keeps each edited weight's dtype: a 16-bit checkpoint's edit is rounded, which the hooks are not.
-  const writers = Object.keys(source.storedDtypes).filter((k) => residualWriterKind(k, source.arch, source.nLayers, edit));
+  const writers = Object.keys(source.storedDtypes).filter((k) => plan.edits.has(k));
   const rounded = [...new Set(writers.map((k) => source.storedDtypes[k]))].filter((d) => d !== "F32");
   const writeTolerance = Math.max(...[...rounded, "F32"].map((d) => WRITE_COMPONENT_TOLERANCE[d] ?? WRITE_COMPONENT_TOLERANCE.BF16));
   if (full && !source.arch.sandwichNorms && rounded.length === 0) {

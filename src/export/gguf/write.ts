@@ -3,8 +3,8 @@
 // types, so the header is written first and the tensors are then streamed one at a time: memory holds one
 // tensor, not the model. The file is written under a temporary name and renamed into place when complete.
 // Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
-import { exists, writeFileWhole } from "../files.ts";
-import { encodeFromFloat32, floatToHalf } from "../safetensors/dtype.ts";
+import { exists, writeFileWhole } from "../../files.ts";
+import { encodeFromFloat32, floatToHalf } from "../../safetensors/dtype.ts";
 
 /** ggml tensor types written here, with ggml's numbers. */
 export const GGML_TYPES = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;

@@ -7,14 +7,14 @@
 // Tensors are read, orthogonalised when a direction is given, converted and written one at a time.
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { headDim, numKvHeads, rotaryDim, tiedEmbeddings, type ModelConfig } from "../config.ts";
-import { withLock } from "../files.ts";
-import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
-import type { Architecture } from "../models/architecture.ts";
-import { roleKeys } from "../models/tensors.ts";
-import { checkWidth, type UnitVector } from "../projection.ts";
-import { checkExportFile } from "../pipeline/export.ts";
-import { checkOrthogonalizeOptions, orthogonalizeTensor, residualWriterKind, writerDirection, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
+import { headDim, numKvHeads, rotaryDim, type ModelConfig } from "../../config.ts";
+import { withLock } from "../../files.ts";
+import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../../load.ts";
+import type { Architecture } from "../../models/architecture.ts";
+import { roleKeys } from "../../models/tensors.ts";
+import type { UnitVector } from "../../projection.ts";
+import { orthogonalizeTensor, planCheckpointEdit, type OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
+import { checkExportFile } from "../targets.ts";
 import { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./quantize.ts";
 import { ggufVocab } from "./vocab.ts";
 import { bool, f32, fitsType, str, u32, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from "./write.ts";
@@ -255,10 +255,7 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     // A k-quant is made from a float file in the source's precision (F32, or BF16/F16 for 16-bit checkpoints).
     const dtypes = new Set(weights.names.map((n) => weights.info(n).dtype));
     const type: GgufFileType = quant ? (dtypes.has("F32") ? "f32" : dtypes.has("BF16") ? "bf16" : "f16") : (requested as GgufFileType);
-    if (options.unit) {
-      checkWidth(options.unit, config.hidden_size);
-      checkOrthogonalizeOptions(options, config.num_hidden_layers);
-    }
+    const plan = await planCheckpointEdit(checkpoint, options.unit, options);
     const notes: string[] = [];
     const metadata = new Map<string, GgufValue>([
       ["general.architecture", str(target.name)],
@@ -281,25 +278,18 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     for (const [key, v] of Object.entries(options.provenance ?? {})) metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
 
     const keys = roleKeys(arch);
-    const tied = tiedEmbeddings(config);
     const gemma = arch.normOffset === 1;
-    const unit = options.unit;
-    const embeddingEdited = unit !== undefined && residualWriterKind(keys.embedding, arch, config.num_hidden_layers, options) !== undefined;
     // Gemma 2 and 3: llama.cpp scales attention by 1/sqrt(head_dim) (by model size for the 27B); a config's
     // query_pre_attn_scalar that differs is folded into q (into q_norm's weight where q is normalised).
     const qScale = target.name === "gemma2" || target.name === "gemma3" ? Math.sqrt(llamaCppGemmaScaleDivisor(config, target.name) / (config.query_pre_attn_scalar ?? headDim(config))) : 1;
     if (qScale !== 1) notes.push(`queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ${config.query_pre_attn_scalar})`);
-    const postNorms = new Map<string, Float32Array>();
-    const postNorm = (key: string) => postNorms.get(key)!;
-    if (unit && arch.sandwichNorms && !options.naive) for (const n of weights.names) if (/post_(attention|feedforward)_layernorm\.weight$/.test(n)) postNorms.set(n, await weights.readFloat32(n));
 
-    const edited: string[] = [];
     const tensors: GgufTensor[] = [...ropeTensors(config)];
     const read = async (key: string): Promise<Float32Array> => {
       let values = await weights.readFloat32(key);
       const shape = weights.info(key).shape;
-      const kind = unit && residualWriterKind(key, arch, config.num_hidden_layers, options);
-      if (kind) values = orthogonalizeTensor(kind, values, shape, writerDirection(key, arch, unit, postNorm, options), options.scale ?? 1);
+      const edit = plan.edits.get(key);
+      if (edit) values = orthogonalizeTensor(edit.kind!, values, shape, edit.vector!, edit.scale);
       const rest = key.slice(arch.keyPrefix.length);
       const layer = /^model\.layers\.\d+\.(.+)$/.exec(rest)?.[1];
       if (target.permuteQK && (layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias")) values = permuteRopeRows(values, shape[0], shape[1] ?? 1, config.num_attention_heads);
@@ -319,13 +309,12 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     if (outside.length > 0) notes.push(`the language model only: ${outside.length} tensors outside ${arch.keyPrefix} (the vision tower and projector) are left out; llama.cpp reads those from a separate mmproj file`);
     for (const key of weights.names) {
       if (!key.startsWith(arch.keyPrefix)) continue; // a multimodal checkpoint's vision tower
-      if (key === keys.unembedding && tied) continue;
+      if (key === keys.unembedding && plan.untie) continue; // a tied checkpoint's stored copy: see below
       const name = ggufTensorName(key, arch);
       const shape = weights.info(key).shape;
       tensors.push({ name, shape, type: typeFor(name, shape), values: () => read(key) });
-      if (unit && residualWriterKind(key, arch, config.num_hidden_layers, options)) edited.push(key);
     }
-    if (tied && embeddingEdited) {
+    if (plan.headDiffers) {
       // Untie, as the safetensors export does: the output head keeps the original embedding.
       if (target.name === "gemma" || target.name === "gemma2") notes.push(`llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as both (the safetensors export unties them; --skip-embedding keeps the head exact)`);
       else {
@@ -355,7 +344,7 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
         await rm(float, { force: true });
       }
     }, { busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another file` });
-    return { file: out, bytes, tensors: tensors.length, edited, notes };
+    return { file: out, bytes, tensors: tensors.length, edited: [...plan.edits.keys()].filter((k) => k.startsWith(arch.keyPrefix)), notes };
   } finally {
     if (typeof from === "string") await checkpoint.close();
   }

@@ -2,13 +2,13 @@
 // log-probabilities and greedy answers from the file against the engine's from the source checkpoint
 // (under the same intervention the export made, as for the safetensors export), and llama.cpp's rendering
 // of the chat template stored in the file against the engine's.
-import type { HookedModel } from "../hooked-model.ts";
-import type { UnitVector } from "../projection.ts";
-import { promptBatches, type Prompts } from "../pipeline/batches.ts";
-import { lastPositionLogits } from "../pipeline/evaluate.ts";
-import type { OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
-import { logSoftmax } from "../pipeline/scores.ts";
-import { expectedExport, greedyAnswers, type Verification } from "../pipeline/verify.ts";
+import type { HookedModel } from "../../hooked-model.ts";
+import type { UnitVector } from "../../projection.ts";
+import { promptBatches, type Prompts } from "../../pipeline/batches.ts";
+import { lastPositionLogits } from "../../pipeline/evaluate.ts";
+import type { OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
+import { logSoftmax } from "../../pipeline/scores.ts";
+import { expectedExport, greedyAnswers, type Verification } from "../verify.ts";
 import { llamaCppChatTokens, llamaCppGreedy, llamaCppLogProbs, loadGguf } from "./llama-cpp.ts";
 import type { GgufFileType } from "./export.ts";
 

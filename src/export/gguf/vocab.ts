@@ -8,8 +8,8 @@
 //   merge order comes from token scores: each merged token scores minus the rank of its first merge.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { exists } from "../files.ts";
-import { ChatTokenizer } from "../tokenizer.ts";
+import { exists } from "../../files.ts";
+import { ChatTokenizer } from "../../tokenizer.ts";
 import { bool, str, u32, type GgufValue } from "./write.ts";
 
 /** llama.cpp's token types. */

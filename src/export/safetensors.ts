@@ -5,19 +5,20 @@
 // or broken export leaves nothing that looks complete. The source folder is never written to, and no folder
 // that is, contains or lies inside it is ever replaced (paths compared once every link is followed).
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { applyEdits, modify } from "jsonc-parser";
 import { INDEX_FILE } from "../checkpoint.ts";
-import { tiedEmbeddings } from "../config.ts";
-import { exists, isInside, processAlive, realPathOf, withLock } from "../files.ts";
+import { exists, withLock } from "../files.ts";
 import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
 import { ChatTokenizer } from "../tokenizer.ts";
 import { roleKeys } from "../models/tensors.ts";
-import { checkWidth, type UnitVector } from "../projection.ts";
-import type { FloatDtype } from "../safetensors/dtype.ts";
+import type { UnitVector } from "../projection.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
-import { checkOrthogonalizeOptions, orthogonalizeStream, orthogonalizeTensor, residualWriterKind, STREAM_CHUNK_BYTES, writerDirection, type OrthogonalizeOptions } from "./orthogonalize.ts";
-import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
+import { planCheckpointEdit, type EditPlan, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
+import { editedTensorBytes, STREAM_CHUNK_BYTES } from "./stream.ts";
+import { checkExportTarget, ExportError, isNonEmptyDir, removeStalePartials } from "./targets.ts";
+
+export { ExportError } from "./targets.ts";
 
 export interface ExportOptions extends OrthogonalizeOptions {
   /** Replace a non-empty output folder. */
@@ -44,23 +45,6 @@ export interface ExportResult {
   bytesWritten: number;
 }
 
-export class ExportError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ExportError";
-  }
-}
-
-async function isNonEmptyDir(path: string): Promise<boolean> {
-  try {
-    return (await readdir(path)).length > 0;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") throw new ExportError(`${path}: exists and is not a folder`);
-    throw error;
-  }
-}
-
 /**
  * config.json with tie_word_embeddings set to false (also in text_config for a multimodal config), edited as
  * text so that everything else keeps its exact form: a number written 15.0 stays 15.0, which strict
@@ -84,46 +68,8 @@ async function fingerprint(dir: string, files: string[]): Promise<string> {
   return parts.join("|");
 }
 
-/**
- * Where a one-file export (GGUF) may write, checked before any work: outside the source folder once every
- * link is followed, not a folder, and not over an existing file unless `force`.
- */
-export async function checkExportFile(sourceDir: string, outFile: string, force = false): Promise<{ source: string; out: string }> {
-  const source = await realPathOf(sourceDir);
-  const out = await realPathOf(outFile);
-  if (isInside(out, source)) throw new ExportError(`output file ${outFile} is inside the source folder ${source}${out !== resolve(outFile) ? ` (through a link: ${out})` : ""}; choose a path outside it, the source is never written to`);
-  const existing = await stat(out).catch(() => undefined);
-  if (existing?.isDirectory()) throw new ExportError(`output file ${outFile} is a folder; give a file name such as model.gguf`);
-  if (existing && !force) throw new ExportError(`${out} exists already; pass force to replace it`);
-  return { source, out };
-}
-
 /** Files that hold weights in another format: a loader could pick them up instead of the edited ones. */
 const OTHER_WEIGHTS = /\.(bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|safetensors)$/;
-
-/** Where this export may write, checked before any work: the real paths of source and output kept apart. */
-export async function checkExportTarget(sourceDir: string, outDir: string, force = false): Promise<{ source: string; out: string }> {
-  const source = await realPathOf(sourceDir);
-  const out = await realPathOf(outDir);
-  if (isInside(out, source)) throw new ExportError(`output folder ${outDir} is ${out === source ? "the source folder" : "inside the source folder " + source}${out !== resolve(outDir) ? ` (through a link: ${out})` : ""}; choose a folder outside it, the source is never written to`);
-  if (isInside(source, out)) throw new ExportError(`output folder ${outDir} contains the source folder ${source}; choose another`);
-  if (!force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
-  return { source, out };
-}
-
-/** Partial folders of earlier exports to `out` whose process has died: removed, and their names returned. */
-async function removeStalePartials(out: string): Promise<string[]> {
-  const prefix = `.${basename(out)}.partial-`;
-  const removed: string[] = [];
-  for (const name of await readdir(dirname(out)).catch(() => [] as string[])) {
-    const m = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\d+)-\\d+(\\.old)?$`).exec(name);
-    if (m && !processAlive(Number(m[1]))) {
-      await rm(join(dirname(out), name), { recursive: true, force: true });
-      removed.push(name);
-    }
-  }
-  return removed;
-}
 
 /**
  * Orthogonalise a checkpoint (a folder, or one already opened, which is left open) against the unit
@@ -141,34 +87,20 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
   if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
   for (const name of await removeStalePartials(out)) options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
   const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
-  const { config, arch, weights } = checkpoint;
-  const tied = tiedEmbeddings(config);
+  const { arch, weights } = checkpoint;
   const keys = roleKeys(arch);
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
-  const edited: string[] = [];
   let copied = 0;
   let bytesWritten = 0;
+  let plan: EditPlan;
   try {
-    if (unit) checkWidth(unit, config.hidden_size);
-    checkOrthogonalizeOptions(options, config.num_hidden_layers);
-    for (const [key, delta] of options.deltas ?? []) {
-      if (!weights.has(key)) throw new ExportError(`${source}: no tensor ${key} to add a delta to`);
-      const count = weights.info(key).shape.reduce((a, b) => a * b, 1);
-      if (delta.length !== count) throw new ExportError(`${key}: a delta of ${delta.length} values for shape [${weights.info(key).shape.join(", ")}] (${count})`);
-    }
+    plan = await planCheckpointEdit(checkpoint, unit, options, options.deltas);
+    const tied = plan.untie;
     checkCheckpointTensors(checkpoint);
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
     const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
     options.onProgress?.(0, totalBytes);
-    // Sandwich-norm models: o_proj and down_proj are edited against directions their post-norms shape.
-    const postNorms = new Map<string, Float32Array>();
-    if (arch.sandwichNorms && !options.naive) for (const n of weights.names) if (/post_(attention|feedforward)_layernorm\.weight$/.test(n)) postNorms.set(n, await weights.readFloat32(n));
-    const postNorm = (key: string) => {
-      const w = postNorms.get(key);
-      if (!w) throw new ExportError(`${source}: missing tensor ${key}`);
-      return w;
-    };
     const weightMap: Record<string, string> = {};
     // Unedited tensors are copied as byte ranges of the source files (in the kernel where it can).
     const copyOf = (name: string, size: number, progress: boolean) =>
@@ -187,33 +119,14 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       for (const name of weights.namesIn(file)) {
         if (tied && name === keys.unembedding) continue; // a tied checkpoint's stored copy is replaced below
         const info = weights.info(name);
-        const kind = unit ? residualWriterKind(name, arch, config.num_hidden_layers, options) : undefined;
-        const delta = options.deltas?.get(name);
+        const edit = plan.edits.get(name);
         const size = info.end - info.begin;
-        const dtype = info.dtype as FloatDtype;
         // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
-        const direction = kind ? writerDirection(name, arch, unit!, postNorm, options) : undefined;
-        let produce: TensorToWrite["bytes"];
-        if (delta) {
-          // A merged adapter: the whole tensor, orthogonalised first where it is also a residual writer.
-          produce = async () => {
-            let values = decodeToFloat32(await weights.readRange(name, 0, size), dtype);
-            if (kind) values = orthogonalizeTensor(kind, values, info.shape, direction!, options.scale ?? 1);
-            for (let i = 0; i < values.length; i++) values[i] += delta[i];
-            options.onProgress?.((bytesWritten += size), totalBytes);
-            return encodeFromFloat32(values, dtype);
-          };
-        } else if (kind) {
-          produce = async function* () {
-            for await (const piece of orthogonalizeStream(kind, dtype, info.shape, direction!, options.scale ?? 1, (start, end, into) => weights.readRange(name, start, end, into))) {
-              options.onProgress?.((bytesWritten += piece.length), totalBytes);
-              yield piece;
-            }
-          };
-        } else produce = copyOf(name, size, true);
+        const produce: TensorToWrite["bytes"] = edit
+          ? editedTensorBytes(edit, info, (start, end, into) => weights.readRange(name, start, end, into), (bytes) => options.onProgress?.((bytesWritten += bytes), totalBytes))
+          : copyOf(name, size, true);
         tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
-        if (kind || delta) edited.push(name);
-        else copied++;
+        if (!edit) copied++;
         weightMap[name] = file;
         if (tied && name === keys.embedding) {
           // Untie: the unembedding keeps the original embedding, so the edited model's logits equal the hooks'.
@@ -238,12 +151,15 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       if (entry.name === INDEX_FILE || OTHER_WEIGHTS.test(entry.name) || entry.name.startsWith(".")) continue;
       const path = join(source, entry.name);
       if (!(await stat(path)).isFile()) continue;
-      if (entry.name === "config.json" && tied) await writeFile(join(tmp, "config.json"), untieConfig(await readFile(path, "utf8"), arch.textConfig ?? false));
-      else await copyFile(path, join(tmp, entry.name));
+      if (entry.name === "config.json" && tied) {
+        await writeFile(join(tmp, "config.json"), untieConfig(await readFile(path, "utf8"), arch.textConfig ?? false));
+      } else await copyFile(path, join(tmp, entry.name));
     }
     // An export of an export (healing an abliterated model) keeps the earlier record.
     const earlier = (await exists(join(source, "abliterate.json"))) ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8")) : undefined;
-    await writeFile(join(tmp, "abliterate.json"), JSON.stringify({ source, ...(earlier ? { earlier } : {}), edited, scale: options.scale ?? 1, layers: options.layers ?? null, skipEmbedding: options.skipEmbedding ?? false, postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null, untied: tied, ...options.provenance }, null, 2) + "\n");
+    const { edited, ...record } = plan.record;
+    const abliterate = { source, ...(earlier ? { earlier } : {}), edited, ...record, ...options.provenance };
+    await writeFile(join(tmp, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
     if ((await fingerprint(source, weights.files)) !== before) throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
     await checkLoadable(tmp, source, out);
     if (await isNonEmptyDir(out)) {
@@ -261,7 +177,7 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
   } finally {
     if (typeof from === "string") await checkpoint.close();
   }
-  return { outDir: out, edited, copied, untied: tied, bytesWritten };
+  return { outDir: out, edited: [...plan.edits.keys()], copied, untied: plan.untie, bytesWritten };
 }
 
 /** The export must load as a checkpoint does: its config, its tensors, and its tokenizer when the source had one. */

@@ -1,0 +1,149 @@
+// The streamed form of stage 5's edit: a stored tensor orthogonalised piece by piece, so memory holds a
+// few MB of it at a time whatever its size. The only caller of the WebAssembly edit kernels
+// (src/kernels/edit.wat); the array kernels of projection.ts stay as their tested oracle.
+import { checkShape, orthogonalizeTensor, type TensorEdit, type WriterKind } from "../pipeline/orthogonalize.ts";
+import type { UnitVector } from "../projection.ts";
+import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
+import { EditKernels, layout } from "../kernels/edit.ts";
+
+/** Pieces of at most this many bytes are read and yielded at a time when streaming a stored tensor. */
+export const STREAM_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** A weight up to this many stored bytes is read once and held for its two passes; a larger one is read twice. */
+export const STREAM_WHOLE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Orthogonalise a stored tensor piece by piece, so memory holds a few MB of it at a time whatever its
+ * size: `read(start, end, into)` gives raw bytes of the stored tensor, read into `into` (or returned), and
+ * encoded pieces of the result are yielded in order, in the same dtype; each piece is a view of the kernels'
+ * memory, unchanged until the one after next is asked for (write or copy it by then). The next piece is
+ * read while one is edited. A weight W [d_model, in] takes two passes, r^T W and then the rows: read once
+ * and held when it is at most STREAM_WHOLE_BYTES, else read twice.
+ * The arithmetic runs in the WebAssembly SIMD kernels of kernels/edit.wat, a row at a time (bf16 rows as
+ * stored; f16 rows converted in JavaScript through two reused row buffers), with the same results as the
+ * array kernels of projection.ts, bit for bit.
+ */
+export async function* orthogonalizeStream(
+  kind: WriterKind,
+  dtype: FloatDtype,
+  shape: readonly number[],
+  unit: UnitVector,
+  scale: number,
+  read: (start: number, end: number, into: Uint8Array) => Promise<Uint8Array>,
+  chunkBytes = STREAM_CHUNK_BYTES,
+): AsyncGenerator<Uint8Array> {
+  const d = unit.length;
+  checkShape(kind, shape, d);
+  const rowLength = kind === "weight" ? shape[1] : d;
+  const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
+  const rowBytes = rowLength * DTYPE_BYTES[dtype];
+  const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
+  const chunk = rowsPerChunk * rowBytes;
+  const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, chunk);
+  // Memory: r, r^T W, for F16 one decoded row and the edited row (F32 rows are edited where they lie, BF16
+  // rows inside the kernels), the whole tensor or two chunks as read (one is read into while the other is
+  // edited), and two encoded chunks (one is written while the other is edited).
+  const input = whole ? [rows * rowBytes] : [chunk, chunk];
+  const f16Row = dtype === "F16" ? rowLength * 4 : 0;
+  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, f16Row, f16Row, chunk, chunk, ...input);
+  const [unitAt, coefAt, rowAt, editedAt, out0, out1, ...inputs] = at;
+  const kernels = EditKernels.acquire(total);
+  let reading: Promise<void> | undefined; // a read ahead, awaited before the memory is given back
+  try {
+    const { k } = kernels;
+    kernels.f64(unitAt, d).set(unit);
+    kernels.f64(coefAt, kind === "weight" ? rowLength : 0).fill(0);
+    const readInto = async (first: number, n: number, at: number) => {
+      const into = kernels.bytes.subarray(at, at + n * rowBytes);
+      const raw = await read(first * rowBytes, (first + n) * rowBytes, into);
+      if (raw.buffer !== into.buffer || raw.byteOffset !== into.byteOffset) into.set(raw);
+    };
+    if (whole) await readInto(0, rows, inputs[0]);
+    // The tensor chunk by chunk, as { first row, rows, where they are }: read ahead into two regions in
+    // turn, or from the tensor held whole.
+    const chunks = async function* () {
+      const count = Math.ceil(rows / rowsPerChunk);
+      const span = (c: number) => ({ first: c * rowsPerChunk, n: Math.min(rowsPerChunk, rows - c * rowsPerChunk) });
+      if (whole) {
+        for (let c = 0; c < count; c++) yield { ...span(c), at: inputs[0] + c * chunk };
+        return;
+      }
+      reading = readInto(span(0).first, span(0).n, inputs[0]);
+      for (let c = 0; c < count; c++) {
+        await reading;
+        if (c + 1 < count) reading = readInto(span(c + 1).first, span(c + 1).n, inputs[(c + 1) % 2]);
+        yield { ...span(c), at: inputs[c % 2] };
+      }
+    };
+    // Row i of a chunk at `at`, as float32 in memory: where it lies (F32) or decoded into the row buffer (F16).
+    const decoded = (at: number, i: number): number => {
+      const raw = at + i * rowBytes;
+      if (dtype === "F32") return raw;
+      decodeToFloat32(kernels.bytes.subarray(raw, raw + rowBytes), dtype, kernels.f32(rowAt, rowLength));
+      return rowAt;
+    };
+    // Pass 1 of a weight: r^T W, accumulated in float64 row by row.
+    if (kind === "weight") {
+      for await (const { first, n, at } of chunks()) {
+        for (let i = 0; i < n; i++) {
+          if (dtype === "BF16") k.accumulate_bf16(coefAt, at + i * rowBytes, unit[first + i], rowLength);
+          else k.accumulate(coefAt, decoded(at, i), unit[first + i], rowLength);
+        }
+      }
+    }
+    let turn = 0;
+    for await (const { first, n, at } of chunks()) {
+      const outAt = turn++ % 2 ? out1 : out0;
+      for (let i = 0; i < n; i++) {
+        const out = outAt + i * rowBytes;
+        if (dtype === "BF16") {
+          // Read and written as stored.
+          const raw = at + i * rowBytes;
+          if (kind === "weight") k.subtract_scaled_bf16(out, raw, scale * unit[first + i], coefAt, rowLength);
+          else k.subtract_scaled_bf16(out, raw, k.dot_bf16(raw, unitAt, rowLength) * scale, unitAt, rowLength);
+          continue;
+        }
+        const row = decoded(at, i);
+        const edited = dtype === "F32" ? out : editedAt;
+        if (kind === "weight") k.subtract_scaled(edited, row, scale * unit[first + i], coefAt, rowLength);
+        else k.subtract_scaled(edited, row, k.dot(row, unitAt, rowLength) * scale, unitAt, rowLength);
+        if (dtype === "F16") encodeFromFloat32(kernels.f32(editedAt, rowLength), dtype, kernels.bytes.subarray(out, out + rowBytes));
+      }
+      yield kernels.bytes.subarray(outAt, outAt + n * rowBytes);
+    }
+  } finally {
+    await reading?.catch(() => {});
+    kernels.release();
+  }
+}
+
+/**
+ * The bytes of one edited tensor of a plan, as the safetensors writer takes them: streamed through the
+ * kernels, or, where a delta is merged (a healing adapter), the whole tensor decoded, orthogonalised where
+ * it is also a residual writer, the delta added, and encoded in its stored dtype. `onBytes` counts progress.
+ */
+export function editedTensorBytes(
+  edit: TensorEdit,
+  info: { dtype: string; shape: readonly number[]; begin: number; end: number },
+  read: (start: number, end: number, into?: Uint8Array) => Promise<Uint8Array>,
+  onBytes: (bytes: number) => void,
+): () => Promise<Uint8Array> | AsyncIterable<Uint8Array> {
+  const dtype = info.dtype as FloatDtype;
+  const size = info.end - info.begin;
+  const { kind, vector, scale, delta } = edit;
+  if (delta) {
+    return async () => {
+      let values = decodeToFloat32(await read(0, size), dtype);
+      if (kind) values = orthogonalizeTensor(kind, values, info.shape, vector!, scale);
+      for (let i = 0; i < values.length; i++) values[i] += delta[i];
+      onBytes(size);
+      return encodeFromFloat32(values, dtype);
+    };
+  }
+  return async function* () {
+    for await (const piece of orthogonalizeStream(kind!, dtype, info.shape, vector!, scale, read)) {
+      onBytes(piece.length);
+      yield piece;
+    }
+  };
+}
