@@ -4,7 +4,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { activationName, headDim, numKvHeads, type ModelConfig } from "../config.ts";
 import { actName } from "../hooks.ts";
-import { layerKey, type Architecture } from "./architecture.ts";
+import { layerKey, slidingLayers, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";
 import { nativeLinear, nativeRows, type NativeMatrix } from "../wasm-matmul.ts";
 import { applyRope, ropeFor, ropeTables, type Rope } from "./rope.ts";
@@ -101,8 +101,7 @@ export class Decoder {
     this.keys = roleKeys(arch);
     const global = ropeFor(config);
     const local = arch.localRopeBase ? ropeFor(config, { theta: arch.localRopeBase(config) }) : global;
-    this.layers = Array.from({ length: this.nLayers }, (_, l) => {
-      const sliding = config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l);
+    this.layers = slidingLayers(config, arch).map((sliding) => {
       const window = sliding && config.sliding_window != null ? config.sliding_window : Infinity;
       return { rope: sliding ? local : global, window };
     });

@@ -31,31 +31,49 @@ export function ropeFor(config: ModelConfig, local?: { theta: number }): Rope {
   if (!scaling || type === "default") return { rotaryDim: dim, invFreq, attentionFactor: 1 };
   if (type === "linear") return { rotaryDim: dim, invFreq: invFreq.map((f) => f / scaling.factor!), attentionFactor: 1 };
   if (type === "longrope") {
-    // Phi-3 keeps the pretrained context in original_max_position_embeddings and derives the factor from it.
-    const original = config.original_max_position_embeddings ?? scaling.original_max_position_embeddings ?? config.max_position_embeddings ?? 4096;
-    const factor = config.original_max_position_embeddings ? (config.max_position_embeddings ?? original) / original : (scaling.factor ?? 1);
-    const attentionFactor = scaling.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)));
+    const { original, attentionFactor } = longropeParameters(config);
     const scaled = (factors: number[]) => invFreq.map((f, i) => f / factors[i]);
     return { rotaryDim: dim, invFreq: scaled(scaling.short_factor!), long: { invFreq: scaled(scaling.long_factor!), after: original }, attentionFactor };
   }
-  // llama3: long wavelengths slowed down by `factor`, short ones kept, the band between interpolated.
-  const factor = scaling.factor ?? 8;
-  const lowFreqFactor = scaling.low_freq_factor ?? 1;
-  const highFreqFactor = scaling.high_freq_factor ?? 4;
-  const oldContext = scaling.original_max_position_embeddings ?? 8192;
-  const lowFreqWavelen = oldContext / lowFreqFactor;
-  const highFreqWavelen = oldContext / highFreqFactor;
+  const factors = llama3FrequencyFactors(config, dim);
   return {
     rotaryDim: dim,
     attentionFactor: 1,
-    invFreq: invFreq.map((f) => {
-      const wavelen = (2 * Math.PI) / f;
-      if (wavelen > lowFreqWavelen) return f / factor;
-      if (wavelen < highFreqWavelen) return f;
-      const smooth = (oldContext / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      return (1 - smooth) * (f / factor) + smooth * f;
-    }),
+    invFreq: invFreq.map((f, i) => f / factors[i]),
   };
+}
+
+/**
+ * Phi-3's longrope: the pretrained context (original_max_position_embeddings, which Phi-3 keeps beside
+ * rope_scaling), the factor derived from it, and the attention factor on cos and sin, as Hugging Face
+ * computes them.
+ */
+export function longropeParameters(config: ModelConfig): { original: number; factor: number; attentionFactor: number } {
+  const scaling = config.rope_scaling!;
+  const original = config.original_max_position_embeddings ?? scaling.original_max_position_embeddings ?? config.max_position_embeddings ?? 4096;
+  const factor = config.original_max_position_embeddings ? (config.max_position_embeddings ?? original) / original : (scaling.factor ?? 1);
+  const attentionFactor = scaling.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)));
+  return { original, factor, attentionFactor };
+}
+
+/**
+ * Llama 3.1's `llama3` scaling as one divisor per rotated frequency (rotaryDim / 2 of them): long
+ * wavelengths slowed down by `factor`, short ones kept, the band between interpolated. llama.cpp reads the
+ * same divisors from a GGUF file's rope_freqs tensor.
+ */
+export function llama3FrequencyFactors(config: ModelConfig, dim = rotaryDim(config)): Float64Array {
+  const scaling = config.rope_scaling!;
+  const factor = scaling.factor ?? 8;
+  const low = scaling.low_freq_factor ?? 1;
+  const high = scaling.high_freq_factor ?? 4;
+  const oldContext = scaling.original_max_position_embeddings ?? 8192;
+  return baseFrequencies(config.rope_theta, dim).map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < oldContext / high) return 1;
+    if (wavelen > oldContext / low) return factor;
+    const smooth = (oldContext / wavelen - low) / (high - low);
+    return 1 / ((1 - smooth) / factor + smooth);
+  });
 }
 
 /**

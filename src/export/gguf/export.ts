@@ -10,7 +10,8 @@ import { basename, dirname, join } from "node:path";
 import { headDim, numKvHeads, rotaryDim, type ModelConfig } from "../../config.ts";
 import { withLock } from "../../files.ts";
 import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../../load.ts";
-import type { Architecture } from "../../models/architecture.ts";
+import { slidingLayers, type Architecture } from "../../models/architecture.ts";
+import { llama3FrequencyFactors, longropeParameters } from "../../models/rope.ts";
 import { roleKeys } from "../../models/tensors.ts";
 import type { UnitVector } from "../../projection.ts";
 import { orthogonalizeTensor, planCheckpointEdit, type OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
@@ -151,11 +152,6 @@ function modelName(source: string, config: ModelConfig, tokens: readonly string[
   return `phi3-${name}`;
 }
 
-/** Sliding-window layers, as the engine decides them. */
-function slidingLayers(config: ModelConfig, arch: Architecture): boolean[] {
-  return Array.from({ length: config.num_hidden_layers }, (_, l) => (config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l)));
-}
-
 /** Architecture metadata (`{arch}.*`) as llama.cpp reads it. */
 function architectureMetadata(config: ModelConfig, arch: Architecture, gguf: string, notes: string[]): Map<string, GgufValue> {
   const m = new Map<string, GgufValue>();
@@ -178,11 +174,10 @@ function architectureMetadata(config: ModelConfig, arch: Architecture, gguf: str
     k("rope.scaling.type", str("linear"));
     k("rope.scaling.factor", f32(scaling!.factor!));
   } else if (ropeType === "longrope") {
-    const original = scaling!.original_max_position_embeddings ?? config.original_max_position_embeddings!;
-    const factor = (config.max_position_embeddings ?? original) / original;
+    const { original, attentionFactor } = longropeParameters(config);
     k("rope.scaling.type", str("longrope"));
     k("rope.scaling.original_context_length", u32(original));
-    k("rope.scaling.attn_factor", f32(scaling!.attention_factor ?? (factor > 1 ? Math.sqrt(1 + Math.log(factor) / Math.log(original)) : 1)));
+    k("rope.scaling.attn_factor", f32(attentionFactor));
     notes.push(`longrope: llama.cpp uses the long factors whenever its context is longer than ${original} tokens (Hugging Face: whenever the sequence is)`);
   }
   const sliding = slidingLayers(config, arch);
@@ -210,23 +205,8 @@ function ropeTensors(config: ModelConfig): GgufTensor[] {
   const scaling = config.rope_scaling;
   const type = scaling ? (scaling.rope_type ?? scaling.type) : undefined;
   if (type === "llama3") {
-    const dim = headDim(config);
-    const factor = scaling!.factor ?? 8;
-    const low = scaling!.low_freq_factor ?? 1;
-    const high = scaling!.high_freq_factor ?? 4;
-    const old = scaling!.original_max_position_embeddings ?? 8192;
-    const factors = new Float32Array(dim / 2);
-    for (let i = 0; i < dim / 2; i++) {
-      const freq = 1 / config.rope_theta ** ((2 * i) / dim);
-      const wavelen = (2 * Math.PI) / freq;
-      if (wavelen < old / high) factors[i] = 1;
-      else if (wavelen > old / low) factors[i] = factor;
-      else {
-        const smooth = (old / wavelen - low) / (high - low);
-        factors[i] = 1 / ((1 - smooth) / factor + smooth);
-      }
-    }
-    return [{ name: "rope_freqs.weight", shape: [dim / 2], type: "F32", values: async () => factors }];
+    const factors = Float32Array.from(llama3FrequencyFactors(config, headDim(config)));
+    return [{ name: "rope_freqs.weight", shape: [factors.length], type: "F32", values: async () => factors }];
   }
   if (type === "longrope") {
     return (["long", "short"] as const).map((which) => {

@@ -8,7 +8,8 @@ import { promptBatches, type Prompts } from "../../pipeline/batches.ts";
 import { lastPositionLogits } from "../../pipeline/evaluate.ts";
 import type { OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
 import { logSoftmax } from "../../pipeline/scores.ts";
-import { expectedExport, greedyAnswers, type Verification } from "../verify.ts";
+import { expectedExport, greedyAnswers, maxAbsDifference, type Verification } from "../verify.ts";
+import { activationName } from "../../config.ts";
 import { llamaCppChatTokens, llamaCppGreedy, llamaCppLogProbs, loadGguf } from "./llama-cpp.ts";
 import type { GgufFileType } from "./export.ts";
 
@@ -65,10 +66,7 @@ export async function verifyGguf(source: HookedModel, file: string, prompts: rea
     for (const [i, tokens] of ids.entries()) {
       const theirs = await llamaCppLogProbs(model, tokens, source.config.vocab_size);
       const ours = logSoftmax(expected.logits[i]);
-      for (let t = 0; t < ours.length; t++) {
-        const d = Math.abs(theirs[t] - ours[t]);
-        if (!(d <= maxAbsLogProbDiff)) maxAbsLogProbDiff = Number.isNaN(d) ? Infinity : d;
-      }
+      maxAbsLogProbDiff = Math.max(maxAbsLogProbDiff, maxAbsDifference([theirs], [ours]));
       const answer = await llamaCppGreedy(model, tokens, maxNewTokens);
       const want = expected.answerTokens[i];
       let prefix = 0;
@@ -89,8 +87,7 @@ export async function verifyGguf(source: HookedModel, file: string, prompts: rea
 
 /** Whether the model's MLP activation is a GELU (computed through llama.cpp's float16 table). */
 function usesGelu(model: HookedModel): boolean {
-  const name = String(model.config.hidden_activation ?? model.config.hidden_act ?? "silu");
-  return name.startsWith("gelu");
+  return activationName(model.config).startsWith("gelu");
 }
 
 /** The token ids the engine runs for each instruction (chat template applied), padding removed. */
