@@ -9,8 +9,8 @@ import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { DEMO_MODEL_DIR, exportAbliterated, exportGguf, unitVector } from "../src/index.ts";
 import { copyRange, kernelCopy } from "../src/copy-range.ts";
-import { writeRandomCheckpoint } from "./random-checkpoint.ts";
-import { TINYLLAMA_SHAPES } from "./shapes.ts";
+import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
+import { TINYLLAMA_SHAPES } from "../tools/shapes.ts";
 
 
 let peakRss = 0;

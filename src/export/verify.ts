@@ -8,8 +8,8 @@ import type { HookedModel } from "../hooked-model.ts";
 import type { FwdHook } from "../hooks.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { checkWidth, dot, type UnitVector } from "../projection.ts";
-import { promptBatches, type Prompts } from "../pipeline/batches.ts";
-import { generateCompletions, lastPositionLogits } from "../pipeline/evaluate.ts";
+import { promptBatches, type Prompts } from "../batches.ts";
+import { generateCompletions, lastPositionLogits } from "../generation.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
 import { orthogonalizeModel, planModelEdit, replaceHeld, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
 

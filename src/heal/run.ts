@@ -9,7 +9,7 @@ import type { HookedModel } from "../hooked-model.ts";
 import { loadModel } from "../load.ts";
 import { dataFile } from "../paths.ts";
 import { defaultComplianceReference } from "../pipeline/ground-truth.ts";
-import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits, type AnswerAgreement } from "../pipeline/evaluate.ts";
+import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits } from "../pipeline/evaluate.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
 import { checkExportTarget } from "../export/targets.ts";
 import { maxAbsDifference } from "../export/verify.ts";
@@ -17,6 +17,9 @@ import { resolveModel } from "../hub.ts";
 import { writeHealReportHtml } from "../report/html.ts";
 import { axolotlConfig, demoHealingPairs, loadPreferences, saveChatmlIntel, savePreferences, tokenizePreferences, type PreferenceText } from "./data.ts";
 import { trainDpo, type DpoOptions, type DpoStep } from "./train.ts";
+import type { HealMetrics, HealReport } from "./types.ts";
+
+export type { HealMetrics, HealReport } from "./types.ts";
 
 export interface HealOptions extends Omit<DpoOptions, "onStep"> {
   /** The abliterated model (a folder or Hub id). */
@@ -41,19 +44,6 @@ export interface HealOptions extends Omit<DpoOptions, "onStep"> {
   onStep?: (step: DpoStep) => void;
 }
 
-/** What the test split shows of a model. */
-export interface HealMetrics {
-  harmfulRefusal: number;
-  harmlessRefusal: number;
-  /** KL(original || model) at the last position of the harmless prompts. */
-  harmlessKl: number;
-  /** Harmless answers equal to the original model's. */
-  harmlessUnchanged: AnswerAgreement;
-  coherentCompliance?: AnswerAgreement;
-  /** The model's answers to the test instructions. */
-  answers: { harmful: string[]; harmless: string[] };
-}
-
 /**
  * Stage 7's measures of a model against the original on the test split: refusal, the harmless KL against the
  * original's logits, harmless answers unchanged against the original's answers, and coherent compliance
@@ -74,21 +64,6 @@ export async function healMetrics(
     coherentCompliance: options.compliant ? answerAgreement(evaluation.completions.harmful, options.compliant, model.tokenizer) : undefined,
     answers: evaluation.completions,
   };
-}
-
-export interface HealReport {
-  model: string;
-  original: string;
-  /** Where the pairs came from, how many were used, and for made pairs how many answer pairs were sampled (identical ones are dropped). */
-  pairs: { source: string; n: number; sampled?: number };
-  settings: Record<string, unknown>;
-  history: DpoStep[];
-  before: HealMetrics;
-  after: HealMetrics;
-  exportDir: string;
-  /** Largest |logit difference| between the reloaded export and the model with its adapters, on the harmless test prompts. */
-  exportCheck: number;
-  seconds: number;
 }
 
 export async function runHealing(options: HealOptions): Promise<HealReport> {

@@ -2,7 +2,7 @@
 // under which names, and the few numeric choices of the forward pass. The forward pass itself is one,
 // in decoder.ts; models/registry.ts maps each config.json model_type to one of these.
 import type * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../config.ts";
+import type { ModelConfig } from "./model-config.ts";
 
 export type Activation = (x: tf.Tensor) => tf.Tensor;
 

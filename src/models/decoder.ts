@@ -2,7 +2,7 @@
 // embed, then per layer attention and MLP each added to the residual stream, then the final norm and
 // the unembedding. architecture.ts says what differs between the architectures.
 import * as tf from "@tensorflow/tfjs-core";
-import { activationName, headDim, numKvHeads, type ModelConfig } from "../config.ts";
+import { activationName, headDim, numKvHeads, type ModelConfig } from "./model-config.ts";
 import { actName } from "../hooks.ts";
 import { layerKey, slidingLayers, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";

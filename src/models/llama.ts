@@ -1,6 +1,6 @@
 // Llama (Llama 2, Llama 3 and 3.1 with `llama3` rope scaling, SmolLM, TinyLlama) and Mistral, which
 // differs only in its sliding window: the plain pre-norm decoder that every other file here varies.
-import type { ModelConfig } from "../config.ts";
+import type { ModelConfig } from "./model-config.ts";
 import { silu } from "./activations.ts";
 import type { Architecture } from "./architecture.ts";
 

@@ -3,7 +3,7 @@
 // batch, and an attention factor on cos and sin), partial rotation (partial_rotary_factor), and Gemma 3's
 // separate base for its sliding-window layers.
 import * as tf from "@tensorflow/tfjs-core";
-import { rotaryDim, type ModelConfig } from "../config.ts";
+import { rotaryDim, type ModelConfig } from "./model-config.ts";
 
 export interface Rope {
   /** Dimensions of each head that are rotated (the first ones; the rest pass unchanged). */

@@ -1,6 +1,6 @@
 // Every tensor a checkpoint must hold for its config.json, with the stored shape and how the engine
 // holds it. Loading is a strict key-by-key match against this list.
-import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "../config.ts";
+import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "./model-config.ts";
 import { layerKey, type Architecture } from "./architecture.ts";
 
 export interface ExpectedTensor {

@@ -5,7 +5,7 @@ import { actName, RESID_HOOKS, type ResidHook } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { SafetensorsFile } from "../safetensors/read.ts";
 import { floatTensor, writeSafetensors } from "../safetensors/write.ts";
-import { promptBatches, type Prompts } from "./batches.ts";
+import { promptBatches, type Prompts } from "../batches.ts";
 
 export interface MeanActivations {
   /** Hook kinds recorded, e.g. resid_pre, resid_mid, resid_post. */

@@ -3,7 +3,8 @@
 import type { HookedModel } from "../hooked-model.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { directionKey, type UsableDirection } from "./directions.ts";
-import { answerAgreement, generateCompletions, lastPositionLogits, meanKl, refusalRate } from "./evaluate.ts";
+import { generateCompletions, lastPositionLogits } from "../generation.ts";
+import { answerAgreement, meanKl, refusalRate } from "./measures.ts";
 
 export interface CandidateEvaluation {
   key: string;

@@ -6,7 +6,7 @@ import { actName } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { dot } from "../projection.ts";
 import { makeRng } from "../sampling.ts";
-import { promptBatches, type Prompts } from "./batches.ts";
+import { promptBatches, type Prompts } from "../batches.ts";
 import type { Direction, UsableDirection } from "./directions.ts";
 
 /** Each prompt's activation at one hook point and token offset (a direction's own, by default), one row each. */

@@ -1,7 +1,6 @@
 // Scores of the paper's automatic selection (Arditi et al. 2024, appendix C): the refusal score
 // log p - log(1 - p), with p the probability of the refusal tokens at the last position, and the
 // KL divergence between next-token distributions.
-import type * as tf from "@tensorflow/tfjs-core";
 import type { ChatTokenizer } from "../tokenizer.ts";
 
 /** log-softmax of one row, in float64. */
@@ -48,12 +47,6 @@ export function klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<numb
   return Math.max(kl, 0);
 }
 
-/** Rows of a [batch, 1, d_vocab] last-position logits tensor. */
-export function lastRows(logits: tf.Tensor): Float32Array[] {
-  const [batch, pos, vocab] = logits.shape;
-  const values = logits.dataSync() as Float32Array;
-  return Array.from({ length: batch }, (_, b) => values.subarray((b * pos + pos - 1) * vocab, (b * pos + pos) * vocab));
-}
 
 /**
  * The refusal tokens of a model: its family's refusal openings (model.arch.refusalOpenings, or the ones

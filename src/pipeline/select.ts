@@ -12,9 +12,10 @@
 import type { FwdHook } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { activationAdditionHooks, directionAblationHooks, withHooks } from "../interventions.ts";
-import type { Prompts } from "./batches.ts";
+import type { Prompts } from "../batches.ts";
 import { directionKey, type Direction, type UsableDirection } from "./directions.ts";
-import { lastPositionLogits, meanKl } from "./evaluate.ts";
+import { lastPositionLogits } from "../generation.ts";
+import { meanKl } from "./measures.ts";
 import { refusalScore } from "./scores.ts";
 import { unitVector, type UnitVector } from "../projection.ts";
 

@@ -5,7 +5,7 @@ import { createRequire } from "node:module";
 import type { RunReport } from "./types.ts";
 import { escapeMarkup } from "./markup.ts";
 import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, dpoTrainingFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
-import type { HealMetrics, HealReport } from "../heal/run.ts";
+import type { HealMetrics, HealReport } from "../heal/types.ts";
 
 const require = createRequire(import.meta.url);
 

@@ -1,6 +1,6 @@
 // What a run of the whole method reports: written as report.json, drawn in report.html.
 import type { CandidateEvaluation } from "../pipeline/candidates.ts";
-import type { AnswerAgreement } from "../pipeline/evaluate.ts";
+import type { AnswerAgreement } from "../pipeline/measures.ts";
 import type { CandidateScores, SelectionFilters } from "../pipeline/select.ts";
 import type { Verification } from "../export/verify.ts";
 

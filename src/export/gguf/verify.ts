@@ -4,8 +4,8 @@
 // of the chat template stored in the file against the engine's.
 import type { HookedModel } from "../../hooked-model.ts";
 import type { UnitVector } from "../../projection.ts";
-import { promptBatches, type Prompts } from "../../pipeline/batches.ts";
-import { lastPositionLogits } from "../../pipeline/evaluate.ts";
+import { promptBatches, type Prompts } from "../../batches.ts";
+import { lastPositionLogits } from "../../generation.ts";
 import type { OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
 import { logSoftmax } from "../../pipeline/scores.ts";
 import { expectedExport, greedyAnswers, maxAbsDifference, type Verification } from "../verify.ts";

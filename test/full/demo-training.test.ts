@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { PACKAGE_ROOT } from "../src/paths.ts";
+import { PACKAGE_ROOT } from "../../src/paths.ts";
 
 describe("demo training (npm run demo:train -- --quick)", () => {
   it("a few steps of instruction tuning and of safety tuning lower the loss", () => {

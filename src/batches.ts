@@ -1,6 +1,6 @@
 // Prompts in batches: every stage that runs the model on a list of prompts walks it through here.
-import type { HookedModel } from "../hooked-model.ts";
-import { padLeft, type Batch } from "../tokenizer.ts";
+import type { HookedModel } from "./hooked-model.ts";
+import { padLeft, type Batch } from "./tokenizer.ts";
 
 /** Instructions (chat-templated with the model's template) or token-id sequences used as they are. */
 export type Prompts = readonly string[] | readonly number[][];

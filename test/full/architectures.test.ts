@@ -6,10 +6,10 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
-import { loadModel, parseConfig, runPipeline } from "../src/index.ts";
-import { writeRandomCheckpoint } from "../bench/random-checkpoint.ts";
-import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, type ReferenceArch } from "./helpers/reference.ts";
-import { tokenizerDir, type TokenizerFamily } from "./helpers/tokenizers.ts";
+import { loadModel, parseConfig, runPipeline } from "../../src/index.ts";
+import { writeRandomCheckpoint } from "../../tools/random-checkpoint.ts";
+import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, type ReferenceArch } from "../helpers/reference.ts";
+import { tokenizerDir, type TokenizerFamily } from "../helpers/tokenizers.ts";
 
 let work: string;
 before(async () => {

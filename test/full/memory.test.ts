@@ -8,11 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, it, before, after } from "node:test";
-import { backendInfo, runPipeline } from "../src/index.ts";
-import { PACKAGE_ROOT } from "../src/paths.ts";
-import { writeRandomCheckpoint } from "../bench/random-checkpoint.ts";
-import { QWEN25_05B_SHAPES } from "../bench/shapes.ts";
-import { tokenizerDir } from "./helpers/tokenizers.ts";
+import { backendInfo, runPipeline } from "../../src/index.ts";
+import { PACKAGE_ROOT } from "../../src/paths.ts";
+import { writeRandomCheckpoint } from "../../tools/random-checkpoint.ts";
+import { QWEN25_05B_SHAPES } from "../../tools/shapes.ts";
+import { tokenizerDir } from "../helpers/tokenizers.ts";
 
 let work: string;
 before(async () => {

@@ -5,10 +5,10 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
-import { runNotebook, type Notebook } from "../scripts/notebooks/runner.ts";
-import { keyNumbers } from "../scripts/notebooks/key-numbers.ts";
-import { notebookText } from "../scripts/notebooks/format.ts";
-import { PACKAGE_ROOT } from "../src/paths.ts";
+import { runNotebook, type Notebook } from "../../tools/notebooks/runner.ts";
+import { keyNumbers } from "../../tools/notebooks/key-numbers.ts";
+import { notebookText } from "../../tools/notebooks/format.ts";
+import { PACKAGE_ROOT } from "../../src/paths.ts";
 
 const dir = join(PACKAGE_ROOT, "notebooks");
 const names = (await readdir(dir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort();

@@ -6,10 +6,10 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
-import { architectureFor, backendInfo, loadModel, parseConfig, planWeights, runPipeline, WASM_HEAP_LIMIT_BYTES } from "../src/index.ts";
-import { writeRandomCheckpoint } from "../bench/random-checkpoint.ts";
-import { QWEN25_15B_SHAPES } from "../bench/shapes.ts";
-import { tokenizerDir } from "./helpers/tokenizers.ts";
+import { architectureFor, backendInfo, loadModel, parseConfig, planWeights, runPipeline, WASM_HEAP_LIMIT_BYTES } from "../../src/index.ts";
+import { writeRandomCheckpoint } from "../../tools/random-checkpoint.ts";
+import { QWEN25_15B_SHAPES } from "../../tools/shapes.ts";
+import { tokenizerDir } from "../helpers/tokenizers.ts";
 
 let work: string;
 before(async () => {

@@ -1,0 +1,127 @@
+// What every command shares: option parsers (each refusing bad values with the option's name), the common
+// options, progress, printing for people or as JSON, and the prompts an export is checked on.
+import { Command, InvalidArgumentError } from "commander";
+import { initBackend, type BackendName } from "../backend.ts";
+import { loadInstructionSource } from "../data/instructions.ts";
+import { loadModel } from "../load.ts";
+import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
+import type { Verification } from "../export/verify.ts";
+import { GGUF_TYPES } from "../export/gguf/export.ts";
+import { LLAMA_CPP_QUANTS } from "../export/gguf/quantize.ts";
+import { progressReporter } from "./progress.ts";
+
+export const int = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+  return n;
+};
+export const fraction = (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`must be a number between 0 and 1, got "${value}"`);
+  return n;
+};
+export const nonNegative = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number >= 0, got "${value}"`);
+  return n;
+};
+export const seedValue = (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1) throw new InvalidArgumentError(`--seed must be an integer between 0 and 4294967295, got "${value}"`);
+  return n;
+};
+export const layerRange = (value: string): [number, number] => {
+  const m = /^(\d+):(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected FIRST:LAST (inclusive), e.g. 2:5, got "${value}"`);
+  return [Number(m[1]), Number(m[2])];
+};
+export const tokenOffsetList = (value: string) =>
+  value.split(",").map((p) => {
+    const n = Number(p);
+    if (!Number.isInteger(n) || n >= 0) throw new InvalidArgumentError(`token offsets count from the end: negative integers such as -1 or -3,-2,-1; got "${value}"`);
+    return n;
+  });
+export const tokenIdList = (value: string) =>
+  value.split(",").map((p) => {
+    const n = Number(p);
+    if (p.trim() === "" || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected comma-separated token ids (non-negative integers), got "${value}"`);
+    return n;
+  });
+export const substringList = (value: string) => value.split("|");
+export const number = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a finite number, got "${value}"`);
+  return n;
+};
+
+/** The paper's selection filters, settable on `run` and `select`. */
+export function selectionFilterOptions(cmd: Command): Command {
+  return cmd
+    .option("--kl-threshold <x>", "discard candidates whose harmless KL exceeds this", number("--kl-threshold"), 0.1)
+    .option("--induce-threshold <x>", "discard candidates whose induce score is below this", number("--induce-threshold"), 0)
+    .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2)
+    .option("--exhaustive", "score every candidate in full, as the paper does (default: stop once the best that pass are known; same choice)")
+    .option("--max-candidates <n>", "score at most this many candidates, those of largest norm", int("--max-candidates"))
+    .option("--refusal-epsilon <e>", "epsilon inside the refusal score's logarithms, log(p + e) - log(1 - p + e) (the paper's code uses 1e-8; default 0, the exact log-odds)", nonNegative("--refusal-epsilon"), 0);
+}
+
+/** The paper's filtering of the instruction sets by refusal score, on `run` and `directions`. */
+export const filterOption = ["--filter-by-refusal-score", "keep only the harmful instructions the model refuses (refusal score > 0) and the harmless ones it answers (< 0) before taking the means, as the paper does"] as const;
+export const filtersOf = (opts: { klThreshold: number; induceThreshold: number; pruneLayers: number }) => ({ klThreshold: opts.klThreshold, induceThreshold: opts.induceThreshold, pruneLayerFraction: opts.pruneLayers });
+
+export interface Common {
+  model: string;
+  backend?: BackendName;
+  json?: boolean;
+  batchSize: number;
+  column?: string;
+}
+
+export function common(cmd: Command): Command {
+  return cmd
+    .option("-m, --model <dir>", "Hugging Face checkpoint folder (default: the embedded demo model)", DEMO_MODEL_DIR)
+    .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)")
+    .option("--batch-size <n>", "prompts per forward pass", int("--batch-size"), 16)
+    .option("--column <name>", "column or field holding the instruction in data files (default: text, instruction, prompt or goal)")
+    .option("--json", "print the result as JSON on stdout, for scripts");
+}
+
+export async function prepare(opts: Common) {
+  await initBackend({ backend: opts.backend });
+  return progressReporter();
+}
+
+export const download = (bar: ReturnType<typeof progressReporter>) => (file: string, done: number, total: number | undefined) => bar.update(`download ${file}`, done, total ?? done);
+
+/** Load a model folder or Hub id, showing download progress. */
+export function openModel(source: string, bar: ReturnType<typeof progressReporter>) {
+  return loadModel(source, { onDownload: download(bar) });
+}
+
+/** A score, or "-" where it was not computed. */
+export const fmt = (x: number, digits: number) => (Number.isNaN(x) ? "-" : x.toFixed(digits));
+
+export function verificationLine(v: Verification): string {
+  const writes = v.writeComponent !== undefined ? `, largest write along the direction ${v.writeComponent.toExponential(1)}` : "";
+  return `verified on ${v.prompts} prompts against the ${v.reference}: max |logit diff| ${v.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${v.sameGreedyAnswers}${writes}${v.passed ? "" : " (FAILED)"}`;
+}
+
+export const GGUF_TYPE_HELP = `${GGUF_TYPES.join(", ")} (written here) or ${Object.keys(LLAMA_CPP_QUANTS).join(", ")} (llama.cpp's own quantiser)`;
+export const ggufType = (value: string) => {
+  if (!(GGUF_TYPES as readonly string[]).includes(value) && !Object.hasOwn(LLAMA_CPP_QUANTS, value)) throw new InvalidArgumentError(`expected one of ${GGUF_TYPE_HELP}, got "${value}"`);
+  return value;
+};
+export const ggufFormat = (value: string) => {
+  if (value !== "safetensors" && value !== "gguf") throw new InvalidArgumentError(`expected safetensors or gguf, got "${value}"`);
+  return value;
+};
+
+/** The prompts `--verify` checks an export on: the first 4 harmful and 4 harmless test instructions. */
+export async function verificationPrompts(): Promise<string[]> {
+  return [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+}
+
+export function print(opts: { json?: boolean }, human: string, json: unknown): void {
+  if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + "\n");
+  else console.log(human);
+}
