@@ -30,22 +30,23 @@ export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, PAPER_REFUSAL
 export { filterByRefusalScore, blogRanking, BLOG_REFUSAL_BLACKLIST, rankRawByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
 // Stage 5: weight orthogonalisation.
-export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, type OrthogonalizeOptions } from "./pipeline/orthogonalize.ts";
+export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, planEdit, planCheckpointEdit, planModelEdit, type OrthogonalizeOptions, type EditPlan, type TensorEdit } from "./pipeline/orthogonalize.ts";
 // Stage 6: export and its verification.
 export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./export/safetensors.ts";
 export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANCE, type Verification } from "./export/verify.ts";
 export { exportGguf, ggufTensorName, GGUF_TYPES, GgufExportError, type GgufExportOptions, type GgufExportResult, type GgufFileType } from "./export/gguf/export.ts";
 export { verifyGguf, GGUF_LOGPROB_TOLERANCE, GGUF_MIN_TOKEN_AGREEMENT, type GgufVerification } from "./export/gguf/verify.ts";
-export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, type PairLogProbs, type DpoTerms } from "./heal/dpo.ts";
-export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
-export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
-export { loadPreferences, preferenceFromRow, tokenizePreferences, savePreferences, saveChatmlIntel, demoHealingPairs, axolotlConfig, type PreferenceText } from "./heal/data.ts";
-export { runHealing, healMetrics, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./export/gguf/quantize.ts";
 export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./export/gguf/llama-cpp.ts";
 // Stage 7: evaluation.
 export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, answerAgreement, type AnswerAgreement, type RefusalEvaluation } from "./pipeline/evaluate.ts";
 export { projectionsOn, activationsAt, principalComponents, coordinates, type PrincipalComponents } from "./pipeline/projections.ts";
+// Stage 8: healing (DPO on LoRA adapters).
+export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, type PairLogProbs, type DpoTerms } from "./heal/dpo.ts";
+export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
+export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
+export { loadPreferences, preferenceFromRow, tokenizePreferences, savePreferences, saveChatmlIntel, demoHealingPairs, axolotlConfig, type PreferenceText } from "./heal/data.ts";
+export { runHealing, healMetrics, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 // The whole method, and its report.
 export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
 export { writeReport } from "./report/write.ts";
