@@ -11,7 +11,7 @@ import {
   DEMO_MODEL_DIR, exportGguf, llamaCppChatTokens, llamaCppDetokenize, llamaCppGreedy, llamaCppTokenize, loadGguf, loadInstructions, loadModel, loadPlanted, refusalRate,
   unitVector, verifyGguf, type HookedModel,
 } from "../src/index.ts";
-import { encodeGgufHeader, quantizeQ8_0, tensorBytes } from "../src/export/gguf/write.ts";
+import { encodeGgufHeader, quantizeQ8_0, tensorBytes, writeGguf } from "../src/export/gguf/write.ts";
 import { permuteRopeRows } from "../src/export/gguf/export.ts";
 import { byteLevelPreTokenizer, ggufVocab } from "../src/export/gguf/vocab.ts";
 import { llamaCppLogProbs } from "../src/export/gguf/llama-cpp.ts";
@@ -38,6 +38,20 @@ function logProbGap(theirs: Float64Array, logits: readonly number[]): number {
 }
 
 describe("the GGUF file format", () => {
+  it("a tensor given as pieces of whole rows is written as the whole tensor; too many or too few values are named", async () => {
+    const values = Float32Array.from({ length: 4 * 64 }, (_, i) => Math.sin(i));
+    const metadata = new Map([["general.architecture", { type: "string" as const, value: "llama" }]]);
+    const whole = join(work, "whole.gguf");
+    const pieces = join(work, "pieces.gguf");
+    await writeGguf(whole, metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: async () => values }]);
+    async function* rows(extra = 0) {
+      for (let r = 0; r < 4 + extra; r++) yield values.slice((r % 4) * 64, (r % 4 + 1) * 64);
+    }
+    await writeGguf(pieces, metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows() }]);
+    assert.deepEqual(await readFile(pieces), await readFile(whole));
+    await assert.rejects(writeGguf(join(work, "long.gguf"), metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows(1) }]), /GGUF tensor t: more than 256 values for shape \[4,64\] \(256\)/);
+    await assert.rejects(writeGguf(join(work, "short.gguf"), metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows(-1) }]), /GGUF tensor t: 192 values for shape \[4,64\] \(256\)/);
+  });
   it("header, metadata and tensor descriptions read back by @huggingface/gguf, data aligned to 32 bytes", async () => {
     const file = join(work, "format.gguf");
     const { header } = encodeGgufHeader(new Map(), []);

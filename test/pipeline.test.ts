@@ -310,6 +310,11 @@ describe("streaming orthogonalisation", () => {
         for await (const p of orthogonalizeStream(kind, dtype, shape, unit, 0.75, async (s, e) => stored.slice(s, e), 40)) pieces.push(p.slice()); // a piece is reused two pieces later
         assert.ok(pieces.length > 1 || kind === "bias", `${kind} ${dtype} streamed in one piece`);
         assert.deepEqual(Buffer.concat(pieces), Buffer.from(whole), `${kind} ${dtype}`);
+        // As float32 (what the GGUF export converts further): the whole-tensor edit before any rounding.
+        const exact = orthogonalizeTensor(kind, decodeToFloat32(stored, dtype), shape, unit, 0.75);
+        const floats: Uint8Array[] = [];
+        for await (const p of orthogonalizeStream(kind, dtype, shape, unit, 0.75, async (s, e) => stored.slice(s, e), 40, { float32: true })) floats.push(p.slice());
+        assert.deepEqual(Buffer.concat(floats), Buffer.from(exact.buffer, exact.byteOffset, exact.byteLength), `${kind} ${dtype} as float32`);
       }
     }
   });

@@ -15,13 +15,14 @@ export const STREAM_WHOLE_BYTES = 256 * 1024 * 1024;
 /**
  * Orthogonalise a stored tensor piece by piece, so memory holds a few MB of it at a time whatever its
  * size: `read(start, end, into)` gives raw bytes of the stored tensor, read into `into` (or returned), and
- * encoded pieces of the result are yielded in order, in the same dtype; each piece is a view of the kernels'
- * memory, unchanged until the one after next is asked for (write or copy it by then). The next piece is
- * read while one is edited. A weight W [d_model, in] takes two passes, r^T W and then the rows: read once
- * and held when it is at most STREAM_WHOLE_BYTES, else read twice.
+ * encoded pieces of the result are yielded in order (whole rows), in the same dtype or, with `float32`, as
+ * float32 (for a writer that converts further: GGUF); each piece is a view of the kernels' memory, unchanged
+ * until the one after next is asked for (write or copy it by then). The next piece is read while one is
+ * edited. A weight W [d_model, in] takes two passes, r^T W and then the rows: read once and held when it is
+ * at most STREAM_WHOLE_BYTES, else read twice.
  * The arithmetic runs in the WebAssembly SIMD kernels of kernels/edit.wat, a row at a time (bf16 rows as
- * stored; f16 rows converted in JavaScript through two reused row buffers), with the same results as the
- * array kernels of projection.ts, bit for bit.
+ * stored; f16 rows, and bf16 rows edited into float32, converted in JavaScript through reused row buffers),
+ * with the same results as the array kernels of projection.ts, bit for bit.
  */
 export async function* orthogonalizeStream(
   kind: WriterKind,
@@ -31,21 +32,28 @@ export async function* orthogonalizeStream(
   scale: number,
   read: (start: number, end: number, into: Uint8Array) => Promise<Uint8Array>,
   chunkBytes = STREAM_CHUNK_BYTES,
+  options: { float32?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const d = unit.length;
   checkShape(kind, shape, d);
   const rowLength = kind === "weight" ? shape[1] : d;
   const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
   const rowBytes = rowLength * DTYPE_BYTES[dtype];
+  const outDtype: FloatDtype = options.float32 ? "F32" : dtype;
+  const outRowBytes = rowLength * DTYPE_BYTES[outDtype];
   const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
   const chunk = rowsPerChunk * rowBytes;
+  const outChunk = rowsPerChunk * outRowBytes;
   const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, chunk);
-  // Memory: r, r^T W, for F16 one decoded row and the edited row (F32 rows are edited where they lie, BF16
-  // rows inside the kernels), the whole tensor or two chunks as read (one is read into while the other is
-  // edited), and two encoded chunks (one is written while the other is edited).
+  // BF16 rows stay in their dtype inside the kernels when the output is BF16 too; every other 16-bit row is
+  // decoded to float32 first, and an F16 output is encoded from a float32 edited row.
+  const bf16InKernels = dtype === "BF16" && outDtype === "BF16";
+  const decodes = dtype !== "F32" && !bf16InKernels;
+  const encodes = outDtype === "F16";
+  // Memory: r, r^T W, a decoded row and an edited row where needed, the whole tensor or two chunks as read
+  // (one is read into while the other is edited), and two output chunks (one is written while the other is edited).
   const input = whole ? [rows * rowBytes] : [chunk, chunk];
-  const f16Row = dtype === "F16" ? rowLength * 4 : 0;
-  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, f16Row, f16Row, chunk, chunk, ...input);
+  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, decodes ? rowLength * 4 : 0, encodes ? rowLength * 4 : 0, outChunk, outChunk, ...input);
   const [unitAt, coefAt, rowAt, editedAt, out0, out1, ...inputs] = at;
   const kernels = EditKernels.acquire(total);
   let reading: Promise<void> | undefined; // a read ahead, awaited before the memory is given back
@@ -75,10 +83,10 @@ export async function* orthogonalizeStream(
         yield { ...span(c), at: inputs[c % 2] };
       }
     };
-    // Row i of a chunk at `at`, as float32 in memory: where it lies (F32) or decoded into the row buffer (F16).
+    // Row i of a chunk at `at`, as float32 in memory: where it lies (F32) or decoded into the row buffer.
     const decoded = (at: number, i: number): number => {
       const raw = at + i * rowBytes;
-      if (dtype === "F32") return raw;
+      if (!decodes) return raw;
       decodeToFloat32(kernels.bytes.subarray(raw, raw + rowBytes), dtype, kernels.f32(rowAt, rowLength));
       return rowAt;
     };
@@ -86,7 +94,7 @@ export async function* orthogonalizeStream(
     if (kind === "weight") {
       for await (const { first, n, at } of chunks()) {
         for (let i = 0; i < n; i++) {
-          if (dtype === "BF16") k.accumulate_bf16(coefAt, at + i * rowBytes, unit[first + i], rowLength);
+          if (bf16InKernels) k.accumulate_bf16(coefAt, at + i * rowBytes, unit[first + i], rowLength);
           else k.accumulate(coefAt, decoded(at, i), unit[first + i], rowLength);
         }
       }
@@ -95,8 +103,8 @@ export async function* orthogonalizeStream(
     for await (const { first, n, at } of chunks()) {
       const outAt = turn++ % 2 ? out1 : out0;
       for (let i = 0; i < n; i++) {
-        const out = outAt + i * rowBytes;
-        if (dtype === "BF16") {
+        const out = outAt + i * outRowBytes;
+        if (bf16InKernels) {
           // Read and written as stored.
           const raw = at + i * rowBytes;
           if (kind === "weight") k.subtract_scaled_bf16(out, raw, scale * unit[first + i], coefAt, rowLength);
@@ -104,12 +112,12 @@ export async function* orthogonalizeStream(
           continue;
         }
         const row = decoded(at, i);
-        const edited = dtype === "F32" ? out : editedAt;
+        const edited = encodes ? editedAt : out;
         if (kind === "weight") k.subtract_scaled(edited, row, scale * unit[first + i], coefAt, rowLength);
         else k.subtract_scaled(edited, row, k.dot(row, unitAt, rowLength) * scale, unitAt, rowLength);
-        if (dtype === "F16") encodeFromFloat32(kernels.f32(editedAt, rowLength), dtype, kernels.bytes.subarray(out, out + rowBytes));
+        if (encodes) encodeFromFloat32(kernels.f32(editedAt, rowLength), outDtype, kernels.bytes.subarray(out, out + outRowBytes));
       }
-      yield kernels.bytes.subarray(outAt, outAt + n * rowBytes);
+      yield kernels.bytes.subarray(outAt, outAt + n * outRowBytes);
     }
   } finally {
     await reading?.catch(() => {});

@@ -14,7 +14,9 @@ import { slidingLayers, type Architecture } from "../../models/architecture.ts";
 import { llama3FrequencyFactors, longropeParameters } from "../../models/rope.ts";
 import { roleKeys } from "../../models/tensors.ts";
 import type { UnitVector } from "../../projection.ts";
-import { orthogonalizeTensor, planCheckpointEdit, type OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
+import { planCheckpointEdit, type OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
+import { DTYPE_BYTES, decodeToFloat32, type FloatDtype } from "../../safetensors/dtype.ts";
+import { orthogonalizeStream, STREAM_CHUNK_BYTES } from "../stream.ts";
 import { checkExportFile } from "../targets.ts";
 import { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./quantize.ts";
 import { ggufVocab } from "./vocab.ts";
@@ -265,18 +267,45 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     if (qScale !== 1) notes.push(`queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ${config.query_pre_attn_scalar})`);
 
     const tensors: GgufTensor[] = [...ropeTensors(config)];
-    const read = async (key: string): Promise<Float32Array> => {
-      let values = await weights.readFloat32(key);
-      const shape = weights.info(key).shape;
+    // Each tensor is produced a piece of whole rows at a time (memory holds one piece, not a decoded tensor):
+    // residual writers through the streamed edit, as float32; the rest decoded and converted to llama.cpp's
+    // conventions (q/k rows permuted a head at a time, Gemma's norms as 1 + w, Gemma's query scale).
+    const rowsOf = async function* (key: string, transform?: { heads?: number; map?: (w: number) => number }): AsyncGenerator<Float32Array> {
+      const info = weights.info(key);
+      const dtype = info.dtype as FloatDtype;
+      const rows = info.shape[0];
+      const cols = info.shape.slice(1).reduce((a, b) => a * b, 1);
+      const rowBytes = cols * DTYPE_BYTES[dtype];
+      const perHead = transform?.heads ? rows / transform.heads : 1;
+      const rowsPerPiece = Math.max(perHead, Math.floor(STREAM_CHUNK_BYTES / rowBytes / perHead) * perHead);
+      for (let first = 0; first < rows; first += rowsPerPiece) {
+        const n = Math.min(rowsPerPiece, rows - first);
+        let values = decodeToFloat32(await weights.readRange(key, first * rowBytes, (first + n) * rowBytes), dtype);
+        if (transform?.heads) values = permuteRopeRows(values, n, cols, n / perHead);
+        if (transform?.map) values = values.map(transform.map);
+        yield values;
+      }
+    };
+    const produce = (key: string): AsyncIterable<Float32Array> => {
+      const info = weights.info(key);
       const edit = plan.edits.get(key);
-      if (edit) values = orthogonalizeTensor(edit.kind!, values, shape, edit.vector!, edit.scale);
+      if (edit) {
+        return (async function* () {
+          const read = (start: number, end: number, into: Uint8Array) => weights.readRange(key, start, end, into);
+          for await (const piece of orthogonalizeStream(edit.kind!, info.dtype as FloatDtype, info.shape, edit.vector!, edit.scale, read, STREAM_CHUNK_BYTES, { float32: true })) {
+            yield new Float32Array(piece.buffer, piece.byteOffset, piece.length / 4);
+          }
+        })();
+      }
       const rest = key.slice(arch.keyPrefix.length);
       const layer = /^model\.layers\.\d+\.(.+)$/.exec(rest)?.[1];
-      if (target.permuteQK && (layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias")) values = permuteRopeRows(values, shape[0], shape[1] ?? 1, config.num_attention_heads);
-      if (target.permuteQK && (layer === "self_attn.k_proj.weight" || layer === "self_attn.k_proj.bias")) values = permuteRopeRows(values, shape[0], shape[1] ?? 1, numKvHeads(config));
-      if (gemma && rest.endsWith("norm.weight")) values = values.map((w) => w + 1);
-      if (qScale !== 1 && (arch.qkNorm ? layer === "self_attn.q_norm.weight" : layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias")) values = values.map((w) => w * qScale);
-      return values;
+      const q = layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias";
+      const k = layer === "self_attn.k_proj.weight" || layer === "self_attn.k_proj.bias";
+      const heads = target.permuteQK && q ? config.num_attention_heads : target.permuteQK && k ? numKvHeads(config) : undefined;
+      const scaled = qScale !== 1 && (arch.qkNorm ? layer === "self_attn.q_norm.weight" : q);
+      const plusOne = gemma && rest.endsWith("norm.weight");
+      const map = plusOne && scaled ? (w: number) => Math.fround(w + 1) * qScale : plusOne ? (w: number) => w + 1 : scaled ? (w: number) => w * qScale : undefined;
+      return rowsOf(key, { heads, map });
     };
     const typeFor = (name: string, shape: readonly number[]): GgmlType => {
       if (shape.length < 2 || name.endsWith("_norm.weight")) return "F32";
@@ -292,14 +321,14 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       if (key === keys.unembedding && plan.untie) continue; // a tied checkpoint's stored copy: see below
       const name = ggufTensorName(key, arch);
       const shape = weights.info(key).shape;
-      tensors.push({ name, shape, type: typeFor(name, shape), values: () => read(key) });
+      tensors.push({ name, shape, type: typeFor(name, shape), values: () => produce(key) });
     }
     if (plan.headDiffers) {
       // Untie, as the safetensors export does: the output head keeps the original embedding.
       if (target.name === "gemma" || target.name === "gemma2") notes.push(`llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as both (the safetensors export unties them; --skip-embedding keeps the head exact)`);
       else {
         const shape = weights.info(keys.embedding).shape;
-        tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => weights.readFloat32(keys.embedding) });
+        tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => rowsOf(keys.embedding) });
       }
     }
     let done = 0;

@@ -42,8 +42,11 @@ export interface GgufTensor {
   /** Shape in PyTorch's (row-major) order, e.g. [out_features, in_features]; written reversed, as ggml counts dimensions. */
   shape: readonly number[];
   type: GgmlType;
-  /** The tensor's values in row-major order, produced when the writer reaches it. */
-  values: () => Promise<Float32Array>;
+  /**
+   * The tensor's values in row-major order, produced when the writer reaches it: all at once, or as pieces of
+   * whole rows in order (each encoded and written before the next is asked for, so memory holds one piece).
+   */
+  values: () => Promise<Float32Array> | AsyncIterable<Float32Array>;
 }
 
 /** Bytes a tensor of `type` and `shape` takes in the file. */
@@ -178,12 +181,20 @@ export async function writeGguf(path: string, metadata: ReadonlyMap<string, Gguf
   return writeFileWhole(path, async (put) => {
     await put(header);
     for (const [i, t] of tensors.entries()) {
-      const values = await t.values();
+      const produced = t.values();
+      const pieces = produced instanceof Promise ? [await produced] : produced;
       const count = t.shape.reduce((a, b) => a * b, 1);
-      if (values.length !== count) throw new Error(`GGUF tensor ${t.name}: ${values.length} values for shape [${t.shape}] (${count})`);
-      const bytes = encodeTensor(values, t.type);
-      await put(bytes);
-      const pad = Math.ceil(bytes.length / GGUF_ALIGNMENT) * GGUF_ALIGNMENT - bytes.length;
+      let written = 0;
+      let bytes = 0;
+      for await (const values of pieces) {
+        written += values.length;
+        if (written > count) break;
+        const encoded = encodeTensor(values, t.type);
+        await put(encoded);
+        bytes += encoded.length;
+      }
+      if (written !== count) throw new Error(`GGUF tensor ${t.name}: ${written > count ? `more than ${count}` : written} values for shape [${t.shape}] (${count})`);
+      const pad = Math.ceil(bytes / GGUF_ALIGNMENT) * GGUF_ALIGNMENT - bytes;
       if (pad > 0) await put(new Uint8Array(pad));
       options.onTensor?.(t.name, i);
     }
