@@ -3,6 +3,7 @@
 import type { FwdHook } from "./hooks.ts";
 import type { HookedModel } from "./hooked-model.ts";
 import { promptBatches, type Prompts } from "./batches.ts";
+import { loadModel } from "./load.ts";
 import type * as tf from "@tensorflow/tfjs-core";
 
 export interface CompletionOptions {
@@ -16,17 +17,37 @@ export interface CompletionOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Greedy (or sampled) completions of chat-templated instructions, or of token-id prompts (the blog's get_generations). */
-export async function generateCompletions(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<string[]> {
-  const out: string[] = [];
+/** Greedy (or sampled) answers of chat-templated instructions or token-id prompts: as text and as token ids (the stop token excluded). */
+export async function generateAnswers(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<{ texts: string[]; tokens: number[][] }> {
+  const texts: string[] = [];
+  const tokens: number[][] = [];
   options.onProgress?.(0, instructions.length);
   for (const { batch } of promptBatches(model, instructions, options.batchSize)) {
-    const sampling = options.temperature ? { temperature: options.temperature, seed: (options.seed ?? 0) + out.length } : {};
-    const { texts } = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks, ...sampling });
-    out.push(...texts);
-    options.onProgress?.(out.length, instructions.length);
+    const sampling = options.temperature ? { temperature: options.temperature, seed: (options.seed ?? 0) + texts.length } : {};
+    const generation = await model.generate(batch, { maxNewTokens: options.maxNewTokens ?? 32, fwdHooks: options.fwdHooks, ...sampling });
+    texts.push(...generation.texts);
+    tokens.push(...generation.tokens);
+    options.onProgress?.(texts.length, instructions.length);
   }
-  return out;
+  return { texts, tokens };
+}
+
+/** Greedy (or sampled) completions of chat-templated instructions, or of token-id prompts (the blog's get_generations). */
+export async function generateCompletions(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<string[]> {
+  return (await generateAnswers(model, instructions, options)).texts;
+}
+
+/**
+ * Another model's answers to the same prompts (a reference: the original, a compliant model): loaded,
+ * asked, and freed before this returns, so that only one extra model is ever in memory.
+ */
+export async function answersOf(source: string, prompts: Prompts, options: CompletionOptions & { onDownload?: (file: string, done: number, total: number | undefined) => void } = {}): Promise<string[]> {
+  const model = await loadModel(source, { onDownload: options.onDownload });
+  try {
+    return await generateCompletions(model, prompts, options);
+  } finally {
+    model.dispose();
+  }
 }
 
 /** Last-position logits of chat-templated instructions (or token-id arrays), one Float32Array each. */

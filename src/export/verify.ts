@@ -9,7 +9,7 @@ import type { FwdHook } from "../hooks.ts";
 import { directionAblationHooks, withHooks } from "../interventions.ts";
 import { checkWidth, dot, type UnitVector } from "../projection.ts";
 import { promptBatches, type Prompts } from "../batches.ts";
-import { generateCompletions, lastPositionLogits } from "../generation.ts";
+import { generateAnswers, generateCompletions, lastPositionLogits } from "../generation.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
 import { orthogonalizeModel, planModelEdit, replaceHeld, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
 
@@ -112,14 +112,8 @@ export async function expectedExport(source: HookedModel, unit: UnitVector, prom
 
 /** Greedy answers as text and as token ids. */
 export async function greedyAnswers(model: HookedModel, prompts: Prompts, options: { fwdHooks?: readonly FwdHook[]; maxNewTokens: number; batchSize: number }): Promise<{ answers: string[]; answerTokens: number[][] }> {
-  const answers: string[] = [];
-  const answerTokens: number[][] = [];
-  for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
-    const { texts, tokens } = await model.generate(batch, { maxNewTokens: options.maxNewTokens, fwdHooks: options.fwdHooks });
-    answers.push(...texts);
-    answerTokens.push(...tokens);
-  }
-  return { answers, answerTokens };
+  const { texts, tokens } = await generateAnswers(model, prompts, options);
+  return { answers: texts, answerTokens: tokens };
 }
 
 /** The export's side of the check, against an expectation computed from its source. */

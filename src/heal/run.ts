@@ -9,7 +9,8 @@ import type { HookedModel } from "../hooked-model.ts";
 import { loadModel } from "../load.ts";
 import { dataFile } from "../paths.ts";
 import { defaultComplianceReference } from "../pipeline/ground-truth.ts";
-import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits } from "../pipeline/evaluate.ts";
+import { generateCompletions, lastPositionLogits, measure } from "../pipeline/evaluate.ts";
+import { answersOf } from "../generation.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
 import { checkExportTarget } from "../export/targets.ts";
 import { maxAbsDifference } from "../export/verify.ts";
@@ -45,9 +46,8 @@ export interface HealOptions extends Omit<DpoOptions, "onStep"> {
 }
 
 /**
- * Stage 7's measures of a model against the original on the test split: refusal, the harmless KL against the
- * original's logits, harmless answers unchanged against the original's answers, and coherent compliance
- * against a compliant model's answers to the harmful instructions, when given.
+ * Stage 7's measures of a model against the original on the test split (`measure` with the original's
+ * answers and logits, and a compliant model's answers when given), as healing reports them.
  */
 export async function healMetrics(
   model: HookedModel,
@@ -55,15 +55,8 @@ export async function healMetrics(
   original: { answers: readonly string[]; logits: readonly Float32Array[] },
   options: { compliant?: readonly string[]; maxNewTokens?: number; batchSize?: number; onProgress?: (stage: string, done: number, total: number) => void } = {},
 ): Promise<HealMetrics> {
-  const evaluation = await evaluateRefusal(model, test, { maxNewTokens: options.maxNewTokens, batchSize: options.batchSize, referenceLogits: original.logits, onProgress: options.onProgress });
-  return {
-    harmfulRefusal: evaluation.harmfulRefusalRate,
-    harmlessRefusal: evaluation.harmlessRefusalRate,
-    harmlessKl: evaluation.harmlessKl!,
-    harmlessUnchanged: answerAgreement(evaluation.completions.harmless, original.answers, model.tokenizer),
-    coherentCompliance: options.compliant ? answerAgreement(evaluation.completions.harmful, options.compliant, model.tokenizer) : undefined,
-    answers: evaluation.completions,
-  };
+  const m = await measure(model, test, { ...options, original });
+  return { ...m, harmlessKl: m.harmlessKl!, harmlessUnchanged: m.harmlessUnchanged! };
 }
 
 export async function runHealing(options: HealOptions): Promise<HealReport> {
@@ -96,19 +89,13 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
     originalModel.dispose();
   }
   const complianceSource = defaultComplianceReference(options.original, options.complianceReference);
-  let compliant: string[] | undefined;
-  if (complianceSource) {
-    const reference = await loadModel(complianceSource);
-    try {
-      compliant = await generateCompletions(reference, test.harmful, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) });
-    } finally {
-      reference.dispose();
-    }
-  }
+  const compliant = complianceSource
+    ? await answersOf(complianceSource, test.harmful, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) })
+    : undefined;
   const original = { answers: originalAnswers, logits: originalLogits };
-  const measure = (m: HookedModel, label: string) => healMetrics(m, test, original, { compliant, maxNewTokens, batchSize, onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t) });
+  const measureAt = (m: HookedModel, label: string) => healMetrics(m, test, original, { compliant, maxNewTokens, batchSize, onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t) });
   try {
-    const before = await measure(model, "before healing");
+    const before = await measureAt(model, "before healing");
     const pairs = tokenizePreferences(model.tokenizer, texts);
     const settings = { rank: options.rank ?? 8, alpha: options.alpha ?? 2 * (options.rank ?? 8), dropout: options.dropout ?? 0, beta: options.beta ?? 0.1, learningRate: options.learningRate ?? 5e-6, epochs: options.epochs ?? 1, batchSize: options.batchSize ?? 4, gradientAccumulation: options.gradientAccumulation ?? 1, warmupRatio: options.warmupRatio ?? 0.1, seed: options.seed ?? 0, modules: options.modules ?? "all linear" };
     const { adapters, history } = await trainDpo(model, pairs, { ...options, onReference: (d, t) => progress("reference log-probabilities", d, t), onStep: (s) => {
@@ -117,7 +104,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
     } });
     try {
       adapters.attach();
-      const after = await measure(model, "after healing");
+      const after = await measureAt(model, "after healing");
       const healedLogits = lastPositionLogits(model, test.harmless, { batchSize });
       adapters.detach();
       await exportAbliterated(source, exportDir, undefined, { force: options.force, deltas: adapters.deltas(), provenance: { healing: { method: "DPO on LoRA adapters, merged", pairs: options.pairs ?? "the project's harmless training instructions", ...settings } } });

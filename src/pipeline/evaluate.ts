@@ -2,7 +2,7 @@
 // (the engine's, in ../generation.ts) and the measures stages 4 and 7 share (measures.ts).
 import type { HookedModel } from "../hooked-model.ts";
 import { generateCompletions, lastPositionLogits, type CompletionOptions } from "../generation.ts";
-import { meanKl, refusalRate } from "./measures.ts";
+import { answerAgreement, meanKl, refusalRate, type AnswerAgreement } from "./measures.ts";
 
 export { generateCompletions, lastPositionLogits, type CompletionOptions } from "../generation.ts";
 export { answerAgreement, DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, meanKl, refusalRate, type AnswerAgreement } from "./measures.ts";
@@ -40,5 +40,46 @@ export async function evaluateRefusal(model: HookedModel, sets: { harmful: reado
     harmlessRefusalRate: refusalRate(completions.harmless, options.refusalSubstrings),
     harmlessKl,
     completions,
+  };
+}
+
+/** What stage 7 measures of a model on test instructions. */
+export interface Measures {
+  harmfulRefusal: number;
+  harmlessRefusal: number;
+  /** KL(original || model) at the last position of the harmless prompts, when the original's logits are given. */
+  harmlessKl?: number;
+  /** Harmless answers equal to the original's, when the original's answers are given. */
+  harmlessUnchanged?: AnswerAgreement;
+  /** Harmful answers that begin as a compliant model's, when its answers are given. */
+  coherentCompliance?: AnswerAgreement;
+  /** The model's answers to the test instructions. */
+  answers: { harmful: string[]; harmless: string[] };
+}
+
+export interface MeasureOptions extends Omit<CompletionOptions, "onProgress"> {
+  /** The original model's answers and last-position logits on the harmless instructions. */
+  original?: { answers?: readonly string[]; logits?: readonly Float32Array[] };
+  /** A compliant model's answers to the harmful instructions (coherent compliance). */
+  compliant?: readonly string[];
+  refusalSubstrings?: readonly string[];
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+/**
+ * Stage 7, the one measure the pipeline, `heal` and `eval` take: refusal on harmful and harmless instructions
+ * (substring metric, greedy answers), and against the original model, when its outputs are given, the harmless
+ * KL and the harmless answers unchanged; against a compliant model's answers, coherent compliance.
+ */
+export async function measure(model: HookedModel, test: { harmful: readonly string[]; harmless: readonly string[] }, options: MeasureOptions = {}): Promise<Measures> {
+  const { original, compliant, ...rest } = options;
+  const evaluation = await evaluateRefusal(model, test, { ...rest, referenceLogits: original?.logits });
+  return {
+    harmfulRefusal: evaluation.harmfulRefusalRate,
+    harmlessRefusal: evaluation.harmlessRefusalRate,
+    harmlessKl: evaluation.harmlessKl,
+    harmlessUnchanged: original?.answers ? answerAgreement(evaluation.completions.harmless, original.answers, model.tokenizer) : undefined,
+    coherentCompliance: compliant ? answerAgreement(evaluation.completions.harmful, compliant, model.tokenizer) : undefined,
+    answers: evaluation.completions,
   };
 }

@@ -3,7 +3,9 @@
 import { join, resolve } from "node:path";
 import { DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR } from "../paths.ts";
 import { exists } from "../files.ts";
-import { cosineSimilarity, type Direction } from "./directions.ts";
+import { collectMeanActivations } from "./activations.ts";
+import { computeDirections, cosineSimilarity, type Direction, type UsableDirection } from "./directions.ts";
+import { loadModel } from "../load.ts";
 import { dot } from "../projection.ts";
 import { SafetensorsFile } from "../safetensors/read.ts";
 
@@ -65,4 +67,55 @@ export function explainDifference(raw: ArrayLike<number>, planted: ArrayLike<num
 export function defaultComplianceReference(originalSource: string, given?: string): string | undefined {
   if (given !== undefined) return given;
   return resolve(originalSource) === resolve(DEMO_MODEL_DIR) ? DEMO_BASE_MODEL_DIR : undefined;
+}
+
+/** How the found directions compare with the one the demo was taught to refuse along. */
+export interface PlantedSummary {
+  unitLayer: number;
+  headLayer: number;
+  chosenCosine: number;
+  /** Shares of the chosen difference of means' squared norm (see explainDifference), when the model before safety tuning is at hand. */
+  explained?: { planted: number; other: number; rest: number };
+  cosines: { layer: number; hook: string; tokenOffset: number; cosine: number }[];
+}
+
+/**
+ * The demo's ground truth, a step after the method: where the model ships its planted direction, the found
+ * directions' cosines with it and, with the model before safety tuning (`reference`), the same difference of
+ * means in that model, which the chosen one carries beside the planted direction. Undefined for any other model.
+ */
+export async function demoGroundTruth(
+  modelSource: string,
+  directions: readonly Direction[],
+  chosen: UsableDirection,
+  options: { reference?: string; train: { harmful: string[]; harmless: string[] }; batchSize?: number; tokenOffsets?: readonly number[]; onProgress?: (stage: string, done: number, total: number, detail?: string) => void },
+): Promise<PlantedSummary | undefined> {
+  const planted = await loadPlanted(modelSource);
+  if (!planted) return undefined;
+  let referenceDirections: Direction[] | undefined;
+  if (options.reference) {
+    const reference = await loadModel(options.reference);
+    try {
+      const collect = (name: string, items: string[]) =>
+        collectMeanActivations(reference, items, { batchSize: options.batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t) => options.onProgress?.(`activations (${name}, compliance reference)`, d, t) });
+      referenceDirections = computeDirections(await collect("harmful", options.train.harmful), await collect("harmless", options.train.harmless));
+    } finally {
+      reference.dispose();
+    }
+  }
+  return plantedSummary(directions, chosen, planted, referenceDirections);
+}
+
+/** How the found directions compare with the planted one, and what the chosen one carries besides it. */
+function plantedSummary(directions: readonly Direction[], chosen: UsableDirection, planted: PlantedDirection, referenceDirections?: readonly Direction[]): PlantedSummary {
+  if (planted.direction.length !== chosen.raw.length) throw new Error(`planted.safetensors: safety.write_direction has ${planted.direction.length} values, but the model's d_model is ${chosen.raw.length}`);
+  const cosines = cosineWithPlanted(directions, planted);
+  const same = (d: { layer: number; hook: string; tokenOffset: number }) => d.layer === chosen.layer && d.hook === chosen.hook && d.tokenOffset === chosen.tokenOffset;
+  const before = referenceDirections?.find(same);
+  return {
+    unitLayer: planted.unitLayer, headLayer: planted.headLayer,
+    chosenCosine: cosines.find(same)!.cosine,
+    explained: before && explainDifference(chosen.raw, planted.direction, before.raw),
+    cosines,
+  };
 }

@@ -11,9 +11,10 @@ import { writeReport } from "../report/write.ts";
 import type { RunReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
-import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type Direction, type UsableDirection } from "./directions.ts";
-import { answerAgreement, evaluateRefusal, generateCompletions, lastPositionLogits } from "./evaluate.ts";
-import { cosineWithPlanted, defaultComplianceReference, explainDifference, loadPlanted, type PlantedDirection } from "./ground-truth.ts";
+import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type UsableDirection } from "./directions.ts";
+import { evaluateRefusal, lastPositionLogits, measure, type Measures } from "./evaluate.ts";
+import { answersOf } from "../generation.ts";
+import { defaultComplianceReference, demoGroundTruth } from "./ground-truth.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
 import { checkExportTarget } from "../export/targets.ts";
 import { projectionsOn } from "./projections.ts";
@@ -82,23 +83,11 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   const complianceSource = defaultComplianceReference(modelSource, options.complianceReference !== undefined
     ? await resolveModel(options.complianceReference, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) })
     : undefined);
-  const planted = await loadPlanted(modelSource);
-  let compliantAnswers: string[] | undefined;
-  let referenceDirections: Direction[] | undefined;
-  if (complianceSource) {
-    const reference = await loadModel(complianceSource);
-    try {
-      compliantAnswers = await generateCompletions(reference, sets.harmfulTest, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) });
-      if (planted) {
-        // The same difference of means in the model before safety tuning: the harmful/harmless distinction it
-        // already made, which the found direction carries beside the planted one.
-        const collect = (name: string, items: string[]) => collectMeanActivations(reference, items, { batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t) => progress(`activations (${name}, compliance reference)`, d, t) });
-        referenceDirections = computeDirections(await collect("harmful", sets.harmfulTrain), await collect("harmless", sets.harmlessTrain));
-      }
-    } finally {
-      reference.dispose();
-    }
-  }
+  const compliantAnswers = complianceSource
+    ? await answersOf(complianceSource, sets.harmfulTest, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) })
+    : undefined;
+  // The training instructions as loaded (before any filtering), for the demo's ground truth at the end.
+  const train = { harmful: sets.harmfulTrain, harmless: sets.harmlessTrain };
   const checkpoint = await openCheckpoint(modelSource);
   try {
     // One model in memory at a time: everything that needs the original is computed before it is freed and
@@ -154,40 +143,31 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     // Stages 5 and 6: orthogonalise while exporting, reload the export, check it.
     await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, { force: options.force, provenance: { direction: directionKey(stages.chosen) }, onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"), onNotice: log });
     const abliterated = await loadModel(exportDir);
+    let verify: Awaited<ReturnType<typeof compareExport>>;
+    let measured: Measures;
     try {
-      const verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
+      verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
       // Stage 7, after: refusal, what changed on harmless prompts, and (with a reference) whether it complies coherently.
-      const after = await evaluateRefusal(abliterated, test, { referenceLogits, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t) });
-      const tokenizer = abliterated.tokenizer;
-      const agreement = {
-        harmlessUnchanged: answerAgreement(after.completions.harmless, stages.before.completions.harmless, tokenizer),
-        coherentCompliance: compliantAnswers ? answerAgreement(after.completions.harmful, compliantAnswers, tokenizer) : undefined,
-        complianceReference: complianceSource,
-      };
-      const report = buildReport({ ...stages, verify, after, agreement, planted: planted && plantedSummary(stages.directions, stages.chosen, planted, referenceDirections), seconds: (performance.now() - started) / 1000, memory: { ...stages.memory, wasmHeapBytes: wasmHeapBytes() },
-        samples: sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] })) });
-      await writeReport(outDir, report);
-      return report;
+      measured = await measure(abliterated, test, {
+        original: { answers: stages.before.completions.harmless, logits: referenceLogits },
+        compliant: compliantAnswers, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t),
+      });
     } finally {
       abliterated.dispose();
     }
+    const after = { harmfulRefusalRate: measured.harmfulRefusal, harmlessRefusalRate: measured.harmlessRefusal, harmlessKl: measured.harmlessKl, completions: measured.answers };
+    const agreement = { harmlessUnchanged: measured.harmlessUnchanged!, coherentCompliance: measured.coherentCompliance, complianceReference: complianceSource };
+    const memory = { ...stages.memory, wasmHeapBytes: wasmHeapBytes() };
+    // The demo ships the direction it was taught to refuse along: how the found directions compare with it.
+    const groundTruth = { reference: complianceSource, train, batchSize, tokenOffsets: options.tokenOffsets, onProgress: progress };
+    const planted = await demoGroundTruth(modelSource, stages.directions, stages.chosen, groundTruth);
+    const samples = sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] }));
+    const report = buildReport({ ...stages, verify, after, agreement, planted, seconds: (performance.now() - started) / 1000, memory, samples });
+    await writeReport(outDir, report);
+    return report;
   } finally {
     await checkpoint.close();
   }
-}
-
-/** How the found directions compare with the planted one, and what the chosen one carries besides it. */
-function plantedSummary(directions: Direction[], chosen: UsableDirection, planted: PlantedDirection, referenceDirections?: Direction[]): NonNullable<RunReport["planted"]> {
-  if (planted.direction.length !== chosen.raw.length) throw new Error(`planted.safetensors: safety.write_direction has ${planted.direction.length} values, but the model's d_model is ${chosen.raw.length}`);
-  const cosines = cosineWithPlanted(directions, planted);
-  const same = (d: { layer: number; hook: string; tokenOffset: number }) => d.layer === chosen.layer && d.hook === chosen.hook && d.tokenOffset === chosen.tokenOffset;
-  const before = referenceDirections?.find(same);
-  return {
-    unitLayer: planted.unitLayer, headLayer: planted.headLayer,
-    chosenCosine: cosines.find(same)!.cosine,
-    explained: before && explainDifference(chosen.raw, planted.direction, before.raw),
-    cosines,
-  };
 }
 
 type ReportInputs = Omit<RunReport, "backend" | "device" | "directions" | "cosine" | "selection" | "candidates" | "chosen" | "before" | "after"> & {

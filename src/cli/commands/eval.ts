@@ -1,8 +1,9 @@
 // `abliterate eval`
 import type { Command } from "commander";
-import { common, print, prepare, openModel, int, substringList } from "../options.ts";
+import { common, download, print, prepare, openModel, int, substringList } from "../options.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
-import { generateCompletions, evaluateRefusal, answerAgreement } from "../../pipeline/evaluate.ts";
+import { measure } from "../../pipeline/evaluate.ts";
+import { answersOf, generateCompletions, lastPositionLogits } from "../../generation.ts";
 import { dataFile } from "../../paths.ts";
 
 export function registerEval(program: Command): void {
@@ -20,32 +21,27 @@ export function registerEval(program: Command): void {
       const model = await openModel(opts.model, bar);
       try {
         const sets = { harmful: await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n }), harmless: await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n }) };
-        const generation = { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens };
-        // Answers of another model to the same prompts, with only one extra model in memory at a time.
-        const answersOf = async (dir: string, prompts: string[]) => {
-          const other = await openModel(dir, bar);
+        const generation = { batchSize: opts.batchSize, maxNewTokens: opts.maxNewTokens, onDownload: download(bar) };
+        // Other models' answers and logits to the same prompts, with only one extra model in memory at a time.
+        let original: { answers: string[]; logits: Float32Array[] } | undefined;
+        if (opts.reference) {
+          const reference = await openModel(opts.reference, bar);
           try {
-            return { other, answers: await generateCompletions(other, prompts, { ...generation, onProgress: (d, t) => bar.update(`generations (${dir})`, d, t) }) };
-          } catch (error) {
-            other.dispose();
-            throw error;
+            const answers = await generateCompletions(reference, sets.harmless, { ...generation, onProgress: (d, t) => bar.update(`generations (${opts.reference})`, d, t) });
+            original = { answers, logits: lastPositionLogits(reference, sets.harmless, { batchSize: opts.batchSize }) };
+          } finally {
+            reference.dispose();
           }
-        };
-        const referenced = opts.reference ? await answersOf(opts.reference, sets.harmless) : undefined;
-        let evaluation: Awaited<ReturnType<typeof evaluateRefusal>>;
-        try {
-          evaluation = await evaluateRefusal(model, sets, { ...generation, reference: referenced?.other, refusalSubstrings: opts.refusalSubstrings, onProgress: bar.update });
-        } finally {
-          referenced?.other.dispose();
         }
-        const compliant = opts.complianceReference ? await answersOf(opts.complianceReference, sets.harmful) : undefined;
-        compliant?.other.dispose();
+        const compliant = opts.complianceReference
+          ? await answersOf(opts.complianceReference, sets.harmful, { ...generation, onProgress: (d, t) => bar.update(`generations (${opts.complianceReference})`, d, t) })
+          : undefined;
+        const measured = await measure(model, sets, { ...generation, original, compliant, refusalSubstrings: opts.refusalSubstrings, onProgress: bar.update });
         bar.stop();
-        const samples = (kind: "harmful" | "harmless") => sets[kind].slice(0, 3).map((instruction, i) => ({ instruction, completion: evaluation.completions[kind][i] }));
+        const samples = (kind: "harmful" | "harmless") => sets[kind].slice(0, 3).map((instruction, i) => ({ instruction, completion: measured.answers[kind][i] }));
         const result = {
-          harmfulRefusalRate: evaluation.harmfulRefusalRate, harmlessRefusalRate: evaluation.harmlessRefusalRate, harmlessKl: evaluation.harmlessKl,
-          harmlessUnchanged: referenced && answerAgreement(evaluation.completions.harmless, referenced.answers, model.tokenizer),
-          coherentCompliance: compliant && answerAgreement(evaluation.completions.harmful, compliant.answers, model.tokenizer),
+          harmfulRefusalRate: measured.harmfulRefusal, harmlessRefusalRate: measured.harmlessRefusal, harmlessKl: measured.harmlessKl,
+          harmlessUnchanged: measured.harmlessUnchanged, coherentCompliance: measured.coherentCompliance,
           harmfulSamples: samples("harmful"), harmlessSamples: samples("harmless"),
         };
         const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
