@@ -82,11 +82,12 @@ export class LoraAdapters {
     const adapters: Record<string, LinearAdapter> = {};
     const step = this.dropoutStep++;
     for (const [i, key] of this.keys.entries()) {
+      const down = tf.transpose(this.a.get(key)!) as tf.Tensor2D; // A^T [in, rank]
+      const up = tf.transpose(this.b.get(key)!) as tf.Tensor2D; // B^T [rank, out]
+      const dropout = options.training && this.dropout > 0 ? (x: tf.Tensor2D) => tf.dropout(x, this.dropout, undefined, step * 1009 + i) as tf.Tensor2D : undefined;
       adapters[key] = {
-        down: tf.transpose(this.a.get(key)!) as tf.Tensor2D,
-        up: tf.transpose(this.b.get(key)!) as tf.Tensor2D,
-        scaling: this.scaling,
-        dropout: options.training && this.dropout > 0 ? (x) => tf.dropout(x, this.dropout, undefined, step * 1009 + i) as tf.Tensor2D : undefined,
+        // scaling * B (A dropout(x)), for rows x [rows, in]: [rows, out].
+        delta: (rows) => tf.mul(tf.matMul(tf.matMul(dropout ? dropout(rows) : rows, down), up), this.scaling) as tf.Tensor2D,
       };
     }
     this.model.params.adapters = adapters;

@@ -29,17 +29,12 @@ export interface Params {
 }
 
 /**
- * LoRA (Hu et al. 2021) beside a frozen linear weight W [out, in]: the layer computes
- * W x + scaling * B (A dropout(x)), with A [rank, in] and B [out, rank] held transposed here.
+ * Something added beside a frozen linear weight W [out, in] (LoRA's low-rank update while healing, in
+ * heal/lora.ts): the layer computes W x + delta(x).
  */
 export interface LinearAdapter {
-  /** A^T, [in, rank]. */
-  down: tf.Tensor2D;
-  /** B^T, [rank, out]. */
-  up: tf.Tensor2D;
-  scaling: number;
-  /** Applied to the adapter's input only (training); identity when absent. */
-  dropout?: (x: tf.Tensor2D) => tf.Tensor2D;
+  /** What the adapter adds for input rows [rows, in]: [rows, out]. */
+  delta(rows: tf.Tensor2D): tf.Tensor2D;
 }
 
 /** Keys and values of past positions, per layer: [batch, kv_heads, past, head_dim]. */
@@ -129,10 +124,7 @@ export class Decoder {
     // As stored, (W @ x^T)^T: no packed copy of W on stock wasm, at the cost of speed.
     let y: tf.Tensor2D = native ? nativeLinear(rows, native) : wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows))); // [batch * pos, out]
     const adapter = this.params.adapters?.[key];
-    if (adapter) {
-      const low = tf.matMul(adapter.dropout ? adapter.dropout(rows) : rows, adapter.down); // [batch * pos, rank]
-      y = tf.add(y, tf.mul(tf.matMul(low, adapter.up), adapter.scaling));
-    }
+    if (adapter) y = tf.add(y, adapter.delta(rows)); // [batch * pos, out]
     const bias = this.params.stored[this.key(`${rest}.bias`)];
     if (bias) y = tf.add(y, bias);
     return tf.reshape(y, [batch, pos, y.shape[1]]);
