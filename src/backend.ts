@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core alone registers no gradient functions; the union package registers them all (in a registry
 // shared through a global), so that the forward pass is differentiable.
 import "@tensorflow/tfjs";
-import { enableBlas, type BlasInfo } from "./wasm-matmul.ts";
+import { enableBlas, type BlasInfo } from "./blas/library.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];

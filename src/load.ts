@@ -15,7 +15,7 @@ import type { Architecture } from "./models/architecture.ts";
 import type { Params } from "./models/decoder.ts";
 import { expectedTensors, roleKeys } from "./models/tensors.ts";
 import { isFloatDtype } from "./safetensors/dtype.ts";
-import { NativeMatrix } from "./wasm-matmul.ts";
+import { NativeMatrix } from "./blas/native-matrix.ts";
 import { ChatTokenizer, TokenizerError } from "./tokenizer.ts";
 
 export interface Checkpoint {

@@ -115,7 +115,7 @@ describe("backend", () => {
     if (process.env.ABLITERATE_REQUIRE_BLAS === "1") assert.ok(info.blas, `CI installs libopenblas0-pthread, yet: ${info.skipped.join("; ")}`);
     if (info.blas) assert.match(info.device, /matMul by native BLAS \(.+, \d+ threads\)/);
     else assert.ok(info.skipped.some((s) => /^native BLAS: /.test(s)), info.skipped.join("; "));
-    const { enableBlas } = await import("../src/wasm-matmul.ts");
+    const { enableBlas } = await import("../src/blas/library.ts");
     if (!info.blas) assert.match(enableBlas("/no/such/libblas.so").skipped!, /native BLAS: none usable \(\/no\/such\/libblas.so: .*\); install libopenblas0-pthread/);
   });
   it("reports the active backend and device", async () => {

@@ -6,7 +6,7 @@ import { activationName, headDim, numKvHeads, type ModelConfig } from "./model-c
 import { actName } from "../hooks.ts";
 import { layerKey, slidingLayers, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";
-import { nativeLinear, nativeRows, type NativeMatrix } from "../wasm-matmul.ts";
+import { nativeLinear, nativeRows, type NativeMatrix } from "../blas/native-matrix.ts";
 import { applyRope, ropeFor, ropeTables, type Rope } from "./rope.ts";
 import { roleKeys } from "./tensors.ts";
 

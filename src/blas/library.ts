@@ -1,0 +1,113 @@
+// matMul on the wasm backend (this folder). When the machine has a BLAS library (OpenBLAS on Linux, Apple's Accelerate
+// on macOS), BatchMatMul runs as cblas_sgemm on the tensors where they lie, in the wasm heap, through the
+// koffi FFI: no copy, transposes for free, all cores, and no packed copy of each weight. Otherwise the
+// stock kernel runs, guarded: when XNNPACK cannot create its operator (out of memory while packing a
+// weight) the stock kernel prints a warning and leaves the output unwritten; the guard turns that into an
+// error instead of a silently wrong result.
+// A library is only trusted after a correctness test: some OpenBLAS builds pick wrong kernels on some CPUs
+// unless OPENBLAS_CORETYPE says which to use (an environment setting this code reads but never changes).
+import { availableParallelism } from "node:os";
+import { createRequire } from "node:module";
+import { guardStockKernels } from "./guard.ts";
+import { overrideKernels } from "./kernels.ts";
+import { registerNativeLinear } from "./native-matrix.ts";
+import { NO_TRANS, ROW_MAJOR, TRANS, type BlasInfo, type Sgemm } from "./sgemm.ts";
+
+export type { BlasInfo } from "./sgemm.ts";
+
+/** Libraries tried in order when ABLITERATE_BLAS names none. */
+const CANDIDATES = process.platform === "darwin"
+  ? ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
+  : ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so"];
+
+let active: { sgemm: Sgemm; info: BlasInfo } | undefined;
+
+export function blasInfo(): BlasInfo | undefined {
+  return active?.info;
+}
+
+/**
+ * Load a BLAS library, test it, and route the wasm backend's BatchMatMul through it. Returns what was
+ * loaded, or why nothing was (for backendInfo).
+ */
+export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: BlasInfo; skipped?: string } {
+  if (active) return { info: active.info };
+  const fallback = (skipped: string) => {
+    guardStockKernels();
+    return { skipped };
+  };
+  if (setting === "off") return fallback("native BLAS: off (ABLITERATE_BLAS=off)");
+  let koffi: typeof import("koffi");
+  try {
+    koffi = createRequire(import.meta.url)("koffi");
+  } catch (error) {
+    return fallback(`native BLAS: the koffi package does not load (${(error as Error).message.split("\n")[0]})`);
+  }
+  const tried: string[] = [];
+  for (const library of setting ? [setting] : CANDIDATES) {
+    let lib: ReturnType<typeof koffi.load>;
+    try {
+      lib = koffi.load(library);
+    } catch (error) {
+      tried.push(`${library}: ${(error as Error).message.split("\n")[0]}`);
+      continue;
+    }
+    let sgemm: Sgemm;
+    try {
+      sgemm = lib.func("void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)") as Sgemm;
+    } catch {
+      tried.push(`${library}: has no cblas_sgemm`);
+      continue;
+    }
+    const optional = <T>(signature: string): T | undefined => {
+      try {
+        return lib.func(signature) as T;
+      } catch {
+        return undefined;
+      }
+    };
+    const requested = Number(process.env.ABLITERATE_BLAS_THREADS);
+    const threads = Number.isInteger(requested) && requested > 0 ? requested : availableParallelism();
+    optional<(n: number) => void>("void openblas_set_num_threads(int n)")?.(threads);
+    const config = optional<() => string>("const char *openblas_get_config(void)")?.() ?? library;
+    const error = selfTest(sgemm);
+    if (error > 1e-4) {
+      tried.push(`${library} (${config}) computes wrong results (relative error ${error.toExponential(1)} on a test product); if it is OpenBLAS, set OPENBLAS_CORETYPE for this CPU (e.g. Haswell)`);
+      continue;
+    }
+    active = { sgemm, info: { library, description: config, threads } };
+    overrideKernels(sgemm);
+    registerNativeLinear(sgemm);
+    return { info: active.info };
+  }
+  return fallback(`native BLAS: none usable (${tried.join("; ") || "no library found"}); install libopenblas0-pthread (Debian/Ubuntu) or set ABLITERATE_BLAS to a library's path`);
+}
+
+/** Largest relative error of sgemm against float64 arithmetic, over every transpose combination. */
+function selfTest(sgemm: Sgemm): number {
+  const [m, n, k] = [37, 29, 53];
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const a = Float32Array.from({ length: m * k }, random);
+  const b = Float32Array.from({ length: k * n }, random);
+  let worst = 0;
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+    // A is stored [k, m] when transposed, B [n, k].
+    const at = (i: number, p: number) => (ta ? a[p * m + i] : a[i * k + p]);
+    const bt = (p: number, j: number) => (tb ? b[j * k + p] : b[p * n + j]);
+    const c = new Float32Array(m * n);
+    sgemm(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        let scale = 0;
+        for (let p = 0; p < k; p++) {
+          s += at(i, p) * bt(p, j);
+          scale += Math.abs(at(i, p) * bt(p, j));
+        }
+        worst = Math.max(worst, Math.abs(c[i * n + j] - s) / (scale || 1));
+      }
+    }
+  }
+  return worst;
+}
