@@ -12,7 +12,6 @@ import { copyRange, kernelCopy } from "../src/copy-range.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { TINYLLAMA_SHAPES } from "../tools/shapes.ts";
 
-
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
 const root = await mkdtemp(join(tmpdir(), "abliterate-apply-bench-"));
@@ -23,7 +22,10 @@ try {
   const files = (await readdir(source)).filter((f) => f.endsWith(".safetensors"));
   let bytes = 0;
   for (const f of files) bytes += (await stat(join(source, f))).size;
-  console.log(`random bf16 checkpoint: ${(bytes / 1e9).toFixed(2)} GB in ${files.length} shards, written in ${((performance.now() - started) / 1000).toFixed(0)} s (${cpus().length} cores, ${cpus()[0]?.model})`);
+  console.log(
+    `random bf16 checkpoint: ${(bytes / 1e9).toFixed(2)} GB in ${files.length} shards, written in ` +
+      `${((performance.now() - started) / 1000).toFixed(0)} s (${cpus().length} cores, ${cpus()[0]?.model})`,
+  );
 
   // Two plain copies (Node's fs.copyFile, and copy_file_range as the export copies unedited tensors where the
   // system allows) and apply take turns, three times each, every run starting with the disk's writes
@@ -66,8 +68,17 @@ try {
   const best = (what: keyof typeof seconds) => Math.min(...seconds[what]);
   console.log(`plain copy of the shards, fs.copyFile: ${seconds.copyFile.map(rate).join(", ")}`);
   if (seconds.copyRange.length > 0) console.log(`plain copy of the shards, copy_file_range: ${seconds.copyRange.map(rate).join(", ")}`);
-  console.log(`apply (orthogonalise ${result!.edited.length} tensors, copy ${result!.copied}; unedited bytes by ${kernelCopy() === "copy_file_range" ? "copy_file_range" : `read and write: copy_file_range ${kernelCopy()}`}): ${seconds.apply.map(rate).join(", ")}`);
-  console.log(`apply's best run at ${((100 * best("copyFile")) / best("apply")).toFixed(0)}% of fs.copyFile's best throughput${seconds.copyRange.length > 0 ? ` and ${((100 * best("copyRange")) / best("apply")).toFixed(0)}% of copy_file_range's` : ""}`);
+  console.log(
+    `apply (orthogonalise ${result!.edited.length} tensors, copy ${result!.copied}; unedited bytes by ` +
+      `${kernelCopy() === "copy_file_range" ? "copy_file_range" : `read and write: copy_file_range ${kernelCopy()}`}): ` +
+      `${seconds.apply.map(rate).join(", ")}`,
+  );
+  console.log(
+    `apply's best run at ${((100 * best("copyFile")) / best("apply")).toFixed(0)}% of fs.copyFile's best ` +
+      `throughput${
+        seconds.copyRange.length > 0 ? ` and ${((100 * best("copyRange")) / best("apply")).toFixed(0)}% of ` + `copy_file_range's` : ""
+      }`,
+  );
   console.log(`peak RSS during apply: ${(peakRss / 1e6).toFixed(0)} MB (${(peakAbove / 1e6).toFixed(0)} MB above the process before it)`);
 
   // A GGUF file carries a tokenizer: the demo model's stands in (its ids fit TinyLlama's vocabulary).
@@ -80,7 +91,11 @@ try {
     await exportGguf(source, file, { unit: unitVector(direction), type });
     const seconds = (performance.now() - started) / 1000;
     const size = (await stat(file)).size;
-    console.log(`apply --format gguf --type ${type}: ${(size / 1e9).toFixed(2)} GB file in ${seconds.toFixed(1)} s (${(bytes / 1e6 / seconds).toFixed(0)} MB/s of source), peak RSS ${(peakRss / 1e6).toFixed(0)} MB (${((peakRss - before) / 1e6).toFixed(0)} MB above the process before it)`);
+    console.log(
+      `apply --format gguf --type ${type}: ${(size / 1e9).toFixed(2)} GB file in ${seconds.toFixed(1)} s ` +
+        `(${(bytes / 1e6 / seconds).toFixed(0)} MB/s of source), peak RSS ${(peakRss / 1e6).toFixed(0)} MB ` +
+        `(${((peakRss - before) / 1e6).toFixed(0)} MB above the process before it)`,
+    );
     await rm(file);
   }
 } finally {

@@ -14,7 +14,17 @@ import { initBackend, loadModel } from "../src/index.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "../tools/shapes.ts";
 
-const SHAPES: Record<string, Record<string, unknown> & { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number; vocab_size: number }> = {
+const SHAPES: Record<
+  string,
+  Record<string, unknown> & {
+    hidden_size: number;
+    intermediate_size: number;
+    num_hidden_layers: number;
+    num_attention_heads: number;
+    num_key_value_heads: number;
+    vocab_size: number;
+  }
+> = {
   "smollm2-135m": SMOLLM2_135M_SHAPES,
   "qwen2.5-0.5b": QWEN25_05B_SHAPES,
 };
@@ -49,14 +59,22 @@ async function time(fn: () => Promise<void> | void, repeats: number): Promise<nu
  * held outside the heap. GFLOP/s for a prefill's rows.
  */
 async function rawMatMulGflops(rows: number, d: number, dMlp: number, layout: string): Promise<number> {
-  const shapes: [number, number][] = [[d, dMlp], [dMlp, d]];
+  const shapes: [number, number][] = [
+    [d, dMlp],
+    [dMlp, d],
+  ];
   let flops = 0;
   let seconds = 0;
   for (const [k, n] of shapes) {
     const a = tf.randomNormal([rows, k]);
     const b = layout === "transposed" ? tf.randomNormal([k, n]) : tf.randomNormal([n, k]);
     seconds += await time(async () => {
-      const c = layout === "stored" ? tf.tidy(() => tf.transpose(tf.matMul(b as tf.Tensor2D, tf.transpose(a)))) : layout === "native" ? tf.matMul(a, b, false, true) : tf.matMul(a, b);
+      const c =
+        layout === "stored"
+          ? tf.tidy(() => tf.transpose(tf.matMul(b as tf.Tensor2D, tf.transpose(a))))
+          : layout === "native"
+            ? tf.matMul(a, b, false, true)
+            : tf.matMul(a, b);
       await c.data();
       c.dispose();
     }, 3);
@@ -96,7 +114,9 @@ async function child(shapeName: string, path: string): Promise<void> {
     const attention = 2 * 2 * config.num_attention_heads * (d / config.num_attention_heads) * PREFILL_LEN * PREFILL_LEN * PREFILL_BATCH;
     const prefillFlops = config.num_hidden_layers * (perTokenLayer * tokens + attention) + 2 * d * config.vocab_size * PREFILL_BATCH;
     const rng = (i: number) => (i * 7919) % config.vocab_size;
-    const batch = Array.from({ length: PREFILL_BATCH }, (_, b) => Array.from({ length: PREFILL_LEN }, (_, t) => rng(b * PREFILL_LEN + t + 3)));
+    const batch = Array.from({ length: PREFILL_BATCH }, (_, b) =>
+      Array.from({ length: PREFILL_LEN }, (_, t) => rng(b * PREFILL_LEN + t + 3)),
+    );
     const prefillSeconds = await time(async () => {
       const logits = model.forward(batch, { logits: "last" });
       await logits.data();
@@ -114,12 +134,25 @@ async function child(shapeName: string, path: string): Promise<void> {
       start = performance.now();
       await model.generate(prompt, { maxNewTokens: DECODE_TOKENS + 1, stopTokens: [] });
       const decodeSeconds = (performance.now() - start - prefillOnly) / 1000;
-      decode.push({ batch: rows, tokensPerSecond: (rows * DECODE_TOKENS) / decodeSeconds, limitTokensPerSecond: (rows * copyRate * 1e9) / bytesPerStep });
+      decode.push({
+        batch: rows,
+        tokensPerSecond: (rows * DECODE_TOKENS) / decodeSeconds,
+        limitTokensPerSecond: (rows * copyRate * 1e9) / bytesPerStep,
+      });
     }
     model.dispose();
     const result: Result = {
-      shape: shapeName, path, device: backend.device, layout: model.weightPlan.layout, loadSeconds, rawGflops: raw,
-      prefillTokensPerSecond: tokens / prefillSeconds, prefillGflops: prefillFlops / prefillSeconds / 1e9, decode, memcpyGBs: copyRate, peakRssMB: peakRss / 1e6,
+      shape: shapeName,
+      path,
+      device: backend.device,
+      layout: model.weightPlan.layout,
+      loadSeconds,
+      rawGflops: raw,
+      prefillTokensPerSecond: tokens / prefillSeconds,
+      prefillGflops: prefillFlops / prefillSeconds / 1e9,
+      decode,
+      memcpyGBs: copyRate,
+      peakRssMB: peakRss / 1e6,
     };
     console.log(JSON.stringify(result));
   } finally {
@@ -133,19 +166,42 @@ if (process.env.ENGINE_BENCH_CHILD) {
   await child(shape, path);
 } else {
   const shapes = (process.env.ENGINE_BENCH_SHAPES ?? "smollm2-135m,qwen2.5-0.5b").split(",");
-  console.log(`${cpus().length} cores, ${cpus()[0]?.model}; prefill ${PREFILL_BATCH}x${PREFILL_LEN} tokens, decode ${DECODE_TOKENS} steps; bf16 checkpoints held as float32`);
+  console.log(
+    `${cpus().length} cores, ${cpus()[0]?.model}; prefill ${PREFILL_BATCH}x${PREFILL_LEN} tokens, decode ${DECODE_TOKENS} steps; ` +
+      `bf16 checkpoints held as float32`,
+  );
   for (const shape of shapes) {
     for (const path of ["stock wasm", "native BLAS"]) {
-      const env = { ...process.env, ENGINE_BENCH_CHILD: `${shape}:${path}`, ABLITERATE_BLAS: path === "stock wasm" ? "off" : (process.env.ABLITERATE_BLAS ?? "") };
+      const env = {
+        ...process.env,
+        ENGINE_BENCH_CHILD: `${shape}:${path}`,
+        ABLITERATE_BLAS: path === "stock wasm" ? "off" : (process.env.ABLITERATE_BLAS ?? ""),
+      };
       if (path === "native BLAS" && env.ABLITERATE_BLAS === "") delete (env as Record<string, string | undefined>).ABLITERATE_BLAS;
-      const out = execFileSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], { env, encoding: "utf8", maxBuffer: 1 << 24 });
+      const out = execFileSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+        env,
+        encoding: "utf8",
+        maxBuffer: 1 << 24,
+      });
       const r = JSON.parse(out.trim().split("\n").pop()!) as Result;
       if (path === "native BLAS" && !/native BLAS/.test(r.device)) {
         console.log(`${shape}, native BLAS: not available here (${r.device})`);
         continue;
       }
-      const decode = r.decode.map((x) => `batch ${x.batch}: ${x.tokensPerSecond.toFixed(1)} tokens/s (${((100 * x.tokensPerSecond) / x.limitTokensPerSecond).toFixed(0)}% of the ${x.limitTokensPerSecond.toFixed(0)} tokens/s memcpy limit)`).join("; ");
-      console.log(`${shape}, ${path} (${r.layout} weights): load ${r.loadSeconds.toFixed(1)} s; raw matMul ${r.rawGflops.toFixed(1)} GFLOP/s; prefill ${r.prefillTokensPerSecond.toFixed(0)} tokens/s, ${r.prefillGflops.toFixed(1)} GFLOP/s = ${((100 * r.prefillGflops) / r.rawGflops).toFixed(0)}% of raw; decode ${decode}; memcpy ${r.memcpyGBs.toFixed(1)} GB/s; peak RSS ${r.peakRssMB.toFixed(0)} MB; ${r.device}`);
+      const decode = r.decode
+        .map(
+          (x) =>
+            `batch ${x.batch}: ${x.tokensPerSecond.toFixed(1)} tokens/s ` +
+            `(${((100 * x.tokensPerSecond) / x.limitTokensPerSecond).toFixed(0)}% of the ${x.limitTokensPerSecond.toFixed(0)} tokens/s ` +
+            `memcpy limit)`,
+        )
+        .join("; ");
+      console.log(
+        `${shape}, ${path} (${r.layout} weights): load ${r.loadSeconds.toFixed(1)} s; raw matMul ${r.rawGflops.toFixed(1)} GFLOP/s; ` +
+          `prefill ${r.prefillTokensPerSecond.toFixed(0)} tokens/s, ${r.prefillGflops.toFixed(1)} GFLOP/s = ` +
+          `${((100 * r.prefillGflops) / r.rawGflops).toFixed(0)}% of raw; decode ${decode}; memcpy ${r.memcpyGBs.toFixed(1)} GB/s; peak ` +
+          `RSS ${r.peakRssMB.toFixed(0)} MB; ${r.device}`,
+      );
     }
   }
 }

@@ -42,7 +42,10 @@ const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 const bin = fileURLToPath(new URL("../bin/abliterate.js", import.meta.url));
 const settings = (process.env.RUN_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean);
 try {
-  console.log(`${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, bf16> with ${settings.length ? `the default settings but ${settings.join(" ")}` : "default settings"}`);
+  console.log(
+    `${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, ` +
+      `bf16> with ${settings.length ? `the default settings but ${settings.join(" ")}` : "default settings"}`,
+  );
   const measured = new Map<string, { name: string; minutes: number; macsPerToken: number }>();
   for (const name of (process.env.RUN_BENCH_SHAPES ?? "qwen2.5-0.5b").split(",")) {
     const shape = SHAPES[name];
@@ -51,7 +54,16 @@ try {
     for (const path of (process.env.RUN_BENCH_PATHS ?? "native BLAS,stock wasm").split(",")) {
       if (weightBytes > RAM_BUDGET * totalmem()) {
         const base = measured.get(path);
-        console.log(`${name}, ${path}: not run (float32 weights ${(weightBytes / 1e9).toFixed(1)} GB, more than ${Math.round(RAM_BUDGET * 100)}% of this machine's RAM); ${base ? `extrapolated from ${base.name} (${base.minutes.toFixed(1)} min) by multiply-adds per token (x${(macsPerToken / base.macsPerToken).toFixed(2)}): about ${((base.minutes * macsPerToken) / base.macsPerToken).toFixed(0)} min` : "no measured shape to extrapolate from"}`);
+        console.log(
+          `${name}, ${path}: not run (float32 weights ${(weightBytes / 1e9).toFixed(1)} GB, more than ${Math.round(RAM_BUDGET * 100)}% ` +
+            `of this machine's RAM); ${
+              base
+                ? `extrapolated from ${base.name} (${base.minutes.toFixed(1)} min) by multiply-adds per ` +
+                  `token (x${(macsPerToken / base.macsPerToken).toFixed(2)}): about ` +
+                  `${((base.minutes * macsPerToken) / base.macsPerToken).toFixed(0)} min`
+                : "no measured shape to extrapolate from"
+            }`,
+        );
         continue;
       }
       const model = join(root, name);
@@ -62,18 +74,44 @@ try {
       const started = performance.now();
       // The child reports its own peak RSS when it exits.
       const maxRss = `data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
-      const child = execFile(process.execPath, ["--import", maxRss, bin, "run", "--model", model, "--out", out, "--kl-threshold", "Infinity", "--induce-threshold", "-Infinity", "--json", ...settings], { env, maxBuffer: 1 << 28 });
+      const child = execFile(
+        process.execPath,
+        [
+          "--import",
+          maxRss,
+          bin,
+          "run",
+          "--model",
+          model,
+          "--out",
+          out,
+          "--kl-threshold",
+          "Infinity",
+          "--induce-threshold",
+          "-Infinity",
+          "--json",
+          ...settings,
+        ],
+        { env, maxBuffer: 1 << 28 },
+      );
       let stderr = "";
       // The run's progress lines pass through, so that a run of an hour is never silent.
       child.stderr?.on("data", (d) => {
         stderr += d;
         process.stderr.write(d);
       });
-      await new Promise<void>((resolve, reject) => child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${name}, ${path}: exit ${code}\n${stderr.slice(-2000)}`)))));
+      await new Promise<void>((resolve, reject) =>
+        child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${name}, ${path}: exit ${code}\n${stderr.slice(-2000)}`)))),
+      );
       const peakRss = Number(/MAXRSS (\d+)/.exec(stderr)?.[1]) * 1024;
       const minutes = (performance.now() - started) / 60_000;
       const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
-      console.log(`${name}, ${path}: ${minutes.toFixed(1)} min measured, peak RSS ${(peakRss / 1e9).toFixed(2)} GB (${report.device}); selection ${report.selection.passes} prompt passes in ${report.selection.seconds.toFixed(0)} s; wasm heap ${(report.memory.wasmHeapBytes / 1e9).toFixed(2)} GB of an estimated ${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB; verified: ${report.verify.passed}`);
+      console.log(
+        `${name}, ${path}: ${minutes.toFixed(1)} min measured, peak RSS ${(peakRss / 1e9).toFixed(2)} GB (${report.device}); ` +
+          `selection ${report.selection.passes} prompt passes in ${report.selection.seconds.toFixed(0)} s; wasm heap ` +
+          `${(report.memory.wasmHeapBytes / 1e9).toFixed(2)} GB of an estimated ` +
+          `${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB; verified: ${report.verify.passed}`,
+      );
       measured.set(path, { name, minutes, macsPerToken });
       await rm(model, { recursive: true, force: true });
       await rm(out, { recursive: true, force: true });

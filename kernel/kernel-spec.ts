@@ -9,9 +9,23 @@ export const KERNEL_DISPLAY_NAME = "TypeScript (abliterate)";
 
 const require = createRequire(import.meta.url);
 
-export function kernelSpec(): { argv: string[]; display_name: string; language: string; env: Record<string, string>; metadata: Record<string, unknown> } {
+export function kernelSpec(): {
+  argv: string[];
+  display_name: string;
+  language: string;
+  env: Record<string, string>;
+  metadata: Record<string, unknown>;
+} {
   return {
-    argv: [process.execPath, "--import", require.resolve("tsx"), require.resolve("tslab/bin/tslab"), "kernel", "--config-path", "{connection_file}"],
+    argv: [
+      process.execPath,
+      "--import",
+      require.resolve("tsx"),
+      require.resolve("tslab/bin/tslab"),
+      "kernel",
+      "--config-path",
+      "{connection_file}",
+    ],
     display_name: KERNEL_DISPLAY_NAME,
     language: "typescript",
     env: { NODE_PATH: join(PACKAGE_ROOT, "node_modules") },

@@ -52,7 +52,10 @@ async function tryLoad(name: BackendName): Promise<{ device: string } | string> 
   } catch (error) {
     // An optional package that is not installed is the usual case, not a failure: say so plainly.
     if ((error as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && (name === "node" || name === "node-gpu")) {
-      return `not installed (${name === "node" ? "@tensorflow/tfjs-node" : "@tensorflow/tfjs-node-gpu"} is an optional dependency; its install downloads libtensorflow)`;
+      return (
+        `not installed (${name === "node" ? "@tensorflow/tfjs-node" : "@tensorflow/tfjs-node-gpu"} is an optional ` +
+        `dependency; its install downloads libtensorflow)`
+      );
     }
     return (error as Error).message.split("\n")[0];
   }
@@ -65,7 +68,10 @@ async function tryLoad(name: BackendName): Promise<{ device: string } | string> 
 export async function initBackend(options: { backend?: BackendName } = {}): Promise<BackendInfo> {
   const forced = options.backend ?? (process.env.ABLITERATE_BACKEND as BackendName | undefined) ?? undefined;
   if (forced !== undefined && !(BACKENDS as readonly string[]).includes(forced)) {
-    throw new Error(`unknown backend "${forced}" (from ${options.backend ? "the backend option" : "ABLITERATE_BACKEND"}); choose one of ${BACKENDS.join(", ")}`);
+    throw new Error(
+      `unknown backend "${forced}" (from ${options.backend ? "the backend option" : "ABLITERATE_BACKEND"}); choose one of ` +
+        `${BACKENDS.join(", ")}`,
+    );
   }
   if (active && (forced === undefined || forced === active.name)) return active;
   const candidates = forced ? [forced] : [...BACKENDS];

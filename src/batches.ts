@@ -6,11 +6,17 @@ import { padLeft, type Batch } from "./tokenizer.ts";
 export type Prompts = readonly string[] | readonly number[][];
 
 /** Left-padded batches of at most `batchSize` prompts, with the index of each batch's first prompt. */
-export function* promptBatches(model: HookedModel, prompts: Prompts, batchSize = 8, system?: string): Generator<{ start: number; batch: Batch }> {
+export function* promptBatches(
+  model: HookedModel,
+  prompts: Prompts,
+  batchSize = 8,
+  system?: string,
+): Generator<{ start: number; batch: Batch }> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
   for (let start = 0; start < prompts.length; start += batchSize) {
     const items = prompts.slice(start, start + batchSize);
-    const batch = typeof items[0] === "string" ? model.tokenizeInstructions(items as string[], system) : padLeft(items as number[][], model.padId);
+    const batch =
+      typeof items[0] === "string" ? model.tokenizeInstructions(items as string[], system) : padLeft(items as number[][], model.padId);
     yield { start, batch };
   }
 }

@@ -44,7 +44,8 @@ export class CheckpointWeights {
       } catch (error) {
         throw new CheckpointError(`${indexPath}: not valid JSON (${(error as Error).message})`);
       }
-      if (!index.weight_map || typeof index.weight_map !== "object" || Array.isArray(index.weight_map)) throw new CheckpointError(`${indexPath}: has no weight_map object`);
+      if (!index.weight_map || typeof index.weight_map !== "object" || Array.isArray(index.weight_map))
+        throw new CheckpointError(`${indexPath}: has no weight_map object`);
       declared = new Map();
       for (const [name, file] of Object.entries(index.weight_map)) {
         try {
@@ -56,7 +57,8 @@ export class CheckpointWeights {
       if (declared.size === 0) throw new CheckpointError(`${indexPath}: weight_map names no tensors`);
       files = [...new Set(declared.values())];
       for (const file of files) {
-        if (!(await isReallyInside(join(dir, file), dir))) throw new CheckpointError(`${indexPath}: weight_map names ${file}, which lies outside ${dir} once links are followed`);
+        if (!(await isReallyInside(join(dir, file), dir)))
+          throw new CheckpointError(`${indexPath}: weight_map names ${file}, which lies outside ${dir} once links are followed`);
       }
       indexMetadata = index.metadata;
     } else if (await exists(singlePath)) {
@@ -78,7 +80,12 @@ export class CheckpointWeights {
       }
       if (declared) {
         for (const [name, file] of declared) {
-          if (where.get(name) !== file) throw new CheckpointError(`${indexPath}: weight_map puts ${name} in ${file}, but ${where.has(name) ? `it is in ${where.get(name)}` : "no shard holds it"}`);
+          if (where.get(name) !== file)
+            throw new CheckpointError(
+              `${indexPath}: weight_map puts ${name} in ${file}, but ${
+                where.has(name) ? `it is in ${where.get(name)}` : "no " + "shard holds it"
+              }`,
+            );
         }
       }
     } catch (error) {

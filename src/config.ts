@@ -6,7 +6,16 @@ import { join } from "node:path";
 import { ARCHITECTURES, architectureOf, type Architecture } from "./models/registry.ts";
 import { activationName, ConfigError, configSchema, rotaryDim, type ModelConfig } from "./models/model-config.ts";
 
-export { activationName, ConfigError, eosTokenIds, headDim, numKvHeads, rotaryDim, tiedEmbeddings, type ModelConfig } from "./models/model-config.ts";
+export {
+  activationName,
+  ConfigError,
+  eosTokenIds,
+  headDim,
+  numKvHeads,
+  rotaryDim,
+  tiedEmbeddings,
+  type ModelConfig,
+} from "./models/model-config.ts";
 
 export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(ARCHITECTURES);
 
@@ -19,14 +28,20 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
   const record = json as Record<string, unknown>;
   const type = record.model_type;
   if (typeof type !== "string") throw new ConfigError(`${source}: model_type: expected a string, got ${JSON.stringify(type)}`);
-  if (!Object.hasOwn(ARCHITECTURES, type)) throw new ConfigError(`${source}: model_type "${type}" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
+  if (!Object.hasOwn(ARCHITECTURES, type))
+    throw new ConfigError(`${source}: model_type "${type}" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
   const arch = ARCHITECTURES[type];
   let fields: Record<string, unknown> = record;
   if (arch.textConfig) {
     const text = record.text_config;
-    if (typeof text !== "object" || text === null) throw new ConfigError(`${source}: model_type "${type}" keeps its language model in text_config, which is missing`);
+    if (typeof text !== "object" || text === null)
+      throw new ConfigError(`${source}: model_type "${type}" keeps its language model in text_config, which is missing`);
     // Token ids usually sit at the top level of a multimodal config.
-    const ids = Object.fromEntries(["bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings", "torch_dtype"].filter((k) => Object.hasOwn(record, k)).map((k) => [k, record[k]]));
+    const ids = Object.fromEntries(
+      ["bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings", "torch_dtype"]
+        .filter((k) => Object.hasOwn(record, k))
+        .map((k) => [k, record[k]]),
+    );
     fields = { ...ids, ...(text as Record<string, unknown>), model_type: type };
   }
   const result = configSchema.safeParse({ ...arch.configDefaults, ...fields });
@@ -38,13 +53,20 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
   const config = result.data;
   const heads = config.num_attention_heads;
   const kvHeads = config.num_key_value_heads ?? heads;
-  if (heads % kvHeads !== 0) throw new ConfigError(`${source}: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  if (heads % kvHeads !== 0)
+    throw new ConfigError(`${source}: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
   if (config.head_dim == null && config.hidden_size % heads !== 0) {
-    throw new ConfigError(`${source}: hidden_size ${config.hidden_size} is not divisible by num_attention_heads ${heads} and head_dim is not given`);
+    throw new ConfigError(
+      `${source}: hidden_size ${config.hidden_size} is not divisible by num_attention_heads ${heads} and head_dim is not given`,
+    );
   }
   const activation = activationName(config);
   if (!Object.hasOwn(arch.activations, activation)) {
-    throw new ConfigError(`${source}: activation "${activation}" is not supported for model_type ${type} (supported: ${Object.keys(arch.activations).join(", ")})`);
+    throw new ConfigError(
+      `${source}: activation "${activation}" is not supported for model_type ${type} (supported: ${Object.keys(arch.activations).join(
+        ", " + "",
+      )})`,
+    );
   }
   if (config.layer_types && config.layer_types.length !== config.num_hidden_layers) {
     throw new ConfigError(`${source}: layer_types has ${config.layer_types.length} entries for ${config.num_hidden_layers} layers`);
@@ -61,13 +83,17 @@ function checkRopeScaling(config: ModelConfig, source: string): void {
   if (!scaling) return;
   if (scaling.type === "su") scaling.type = "longrope"; // Phi-3's first configs named longrope "su", as Hugging Face renames it
   const type = scaling.rope_type ?? scaling.type;
-  if (type === undefined || !ROPE_TYPES.includes(type)) throw new ConfigError(`${source}: rope_scaling type "${type}" is not supported (supported: ${ROPE_TYPES.join(", ")})`);
+  if (type === undefined || !ROPE_TYPES.includes(type))
+    throw new ConfigError(`${source}: rope_scaling type "${type}" is not supported (supported: ${ROPE_TYPES.join(", ")})`);
   if (type === "linear" && scaling.factor === undefined) throw new ConfigError(`${source}: rope_scaling of type linear needs a factor`);
   if (type === "longrope") {
     const half = rotaryDim(config) / 2;
     for (const name of ["short_factor", "long_factor"] as const) {
       const f = scaling[name];
-      if (!f || f.length !== half) throw new ConfigError(`${source}: rope_scaling.${name} must list ${half} numbers (rotary dimension / 2), got ${f ? f.length : "none"}`);
+      if (!f || f.length !== half)
+        throw new ConfigError(
+          `${source}: rope_scaling.${name} must list ${half} numbers (rotary dimension / 2), got ${f ? f.length : "none"}`,
+        );
     }
   }
 }
@@ -83,7 +109,10 @@ export async function readConfigJson(dir: string): Promise<Record<string, unknow
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    throw new ConfigError(`${path}: cannot read config.json (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); is ${dir} a Hugging Face checkpoint folder?`);
+    throw new ConfigError(
+      `${path}: cannot read config.json (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); is ${dir} a ` +
+        `Hugging Face checkpoint folder?`,
+    );
   }
   try {
     return JSON.parse(text);

@@ -14,9 +14,20 @@ export interface FileRange {
   path: string;
 }
 
-export const isFileRange = (x: unknown): x is FileRange => typeof x === "object" && x !== null && "handle" in x && "start" in x && "length" in x;
+export const isFileRange = (x: unknown): x is FileRange =>
+  typeof x === "object" && x !== null && "handle" in x && "start" in x && "length" in x;
 
-type CopyFileRange = { async(fdIn: number, offIn: number[], fdOut: number, offOut: number[], len: number, flags: number, done: (error: Error | null, copied: number | bigint) => void): void };
+type CopyFileRange = {
+  async(
+    fdIn: number,
+    offIn: number[],
+    fdOut: number,
+    offOut: number[],
+    len: number,
+    flags: number,
+    done: (error: Error | null, copied: number | bigint) => void,
+  ): void;
+};
 
 let native: CopyFileRange | null | undefined;
 let why = "";
@@ -31,7 +42,9 @@ function copyFileRange(): CopyFileRange | null {
     try {
       const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
       const libc = koffi.load("libc.so.6");
-      native = libc.func("int64_t copy_file_range(int fd_in, _Inout_ int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)") as unknown as CopyFileRange;
+      native = libc.func(
+        "int64_t copy_file_range(int fd_in, _Inout_ int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)",
+      ) as unknown as CopyFileRange;
     } catch (error) {
       why = `unavailable (${(error as Error).message.split("\n")[0]})`; // no koffi, no glibc: the buffered copy below
     }
@@ -51,7 +64,12 @@ const PIECE_BYTES = 16 * 1024 * 1024;
  * Copy `range` into `out` at `position`; resolves with the number of bytes copied (range.length).
  * `buffered` skips copy_file_range.
  */
-export async function copyRange(range: FileRange, out: FileHandle, position: number, options: { buffered?: boolean } = {}): Promise<number> {
+export async function copyRange(
+  range: FileRange,
+  out: FileHandle,
+  position: number,
+  options: { buffered?: boolean } = {},
+): Promise<number> {
   let done = 0;
   const call = options.buffered ? null : copyFileRange();
   if (call) {
@@ -69,7 +87,10 @@ export async function copyRange(range: FileRange, out: FileHandle, position: num
   for (let turn = 0; done < range.length; turn++) {
     const buffer = buffers[turn % 2].subarray(0, Math.min(PIECE_BYTES, range.length - done));
     const { bytesRead } = await range.handle.read(buffer, 0, buffer.length, range.start + done);
-    if (bytesRead !== buffer.length) throw new Error(`${range.path}: read ${bytesRead} of ${buffer.length} bytes at ${range.start + done}; the file changed or is truncated`);
+    if (bytesRead !== buffer.length)
+      throw new Error(
+        `${range.path}: read ${bytesRead} of ${buffer.length} bytes at ${range.start + done}; the file changed or is truncated`,
+      );
     await writing;
     writing = out.write(buffer, 0, buffer.length, position + done);
     done += buffer.length;

@@ -42,8 +42,10 @@ export async function isReallyInside(child: string, parent: string): Promise<boo
  */
 export function checkRelativePath(path: unknown, what: string): string {
   if (typeof path !== "string" || path === "") throw new Error(`${what}: ${JSON.stringify(path)} is not a file name`);
-  const bad = isAbsolute(path) || path.includes("\\") || path.includes("\0") || path.split("/").some((s) => s === "" || s === "." || s === "..");
-  if (bad) throw new Error(`${what}: ${JSON.stringify(path)} is not a plain relative path inside the folder (absolute, "..", "." or backslashes)`);
+  const bad =
+    isAbsolute(path) || path.includes("\\") || path.includes("\0") || path.split("/").some((s) => s === "" || s === "." || s === "..");
+  if (bad)
+    throw new Error(`${what}: ${JSON.stringify(path)} is not a plain relative path inside the folder (absolute, "..", "." or backslashes)`);
   return path;
 }
 
@@ -109,7 +111,11 @@ export function processAlive(pid: number): boolean {
  * The lock appears with its process id already in it (written to a private file, then hard-linked into
  * place, which fails if the lock exists), so a second process never reads a half-written lock as stale.
  */
-export async function withLock<T>(lockPath: string, fn: () => Promise<T>, options: { waitMs?: number; busy?: (pid: number) => string } = {}): Promise<T> {
+export async function withLock<T>(
+  lockPath: string,
+  fn: () => Promise<T>,
+  options: { waitMs?: number; busy?: (pid: number) => string } = {},
+): Promise<T> {
   await mkdir(dirname(lockPath), { recursive: true });
   const deadline = Date.now() + (options.waitMs ?? 0);
   const mine = `${lockPath}.${process.pid}-${Math.random().toString(36).slice(2)}`;

@@ -18,7 +18,11 @@ export interface CompletionOptions {
 }
 
 /** Greedy (or sampled) answers of chat-templated instructions or token-id prompts: as text and as token ids (the stop token excluded). */
-export async function generateAnswers(model: HookedModel, instructions: Prompts, options: CompletionOptions = {}): Promise<{ texts: string[]; tokens: number[][] }> {
+export async function generateAnswers(
+  model: HookedModel,
+  instructions: Prompts,
+  options: CompletionOptions = {},
+): Promise<{ texts: string[]; tokens: number[][] }> {
   const texts: string[] = [];
   const tokens: number[][] = [];
   options.onProgress?.(0, instructions.length);
@@ -41,7 +45,11 @@ export async function generateCompletions(model: HookedModel, instructions: Prom
  * Another model's answers to the same prompts (a reference: the original, a compliant model): loaded,
  * asked, and freed before this returns, so that only one extra model is ever in memory.
  */
-export async function answersOf(source: string, prompts: Prompts, options: CompletionOptions & { onDownload?: (file: string, done: number, total: number | undefined) => void } = {}): Promise<string[]> {
+export async function answersOf(
+  source: string,
+  prompts: Prompts,
+  options: CompletionOptions & { onDownload?: (file: string, done: number, total: number | undefined) => void } = {},
+): Promise<string[]> {
   const model = await loadModel(source, { onDownload: options.onDownload });
   try {
     return await generateCompletions(model, prompts, options);
@@ -51,7 +59,11 @@ export async function answersOf(source: string, prompts: Prompts, options: Compl
 }
 
 /** Last-position logits of chat-templated instructions (or token-id arrays), one Float32Array each. */
-export function lastPositionLogits(model: HookedModel, prompts: Prompts, options: { fwdHooks?: readonly FwdHook[]; batchSize?: number } = {}): Float32Array[] {
+export function lastPositionLogits(
+  model: HookedModel,
+  prompts: Prompts,
+  options: { fwdHooks?: readonly FwdHook[]; batchSize?: number } = {},
+): Float32Array[] {
   const out: Float32Array[] = [];
   for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
     const logits = model.forward(batch, { logits: "last", fwdHooks: options.fwdHooks });

@@ -55,7 +55,12 @@ export class ActivationCache {
 
   get(name: string): tf.Tensor {
     const t = this.tensors.get(name);
-    if (!t) throw new Error(`the cache holds no activation "${name}" (it holds: ${[...this.tensors.keys()].slice(0, 6).join(", ")}${this.tensors.size > 6 ? ", ..." : ""})`);
+    if (!t)
+      throw new Error(
+        `the cache holds no activation "${name}" (it holds: ${[...this.tensors.keys()]
+          .slice(0, 6)
+          .join(", " + "")}${this.tensors.size > 6 ? ", ..." : ""})`,
+      );
     return t;
   }
 
@@ -93,15 +98,29 @@ export class HookedModel {
   }
 
   // TransformerLens's cfg names.
-  get nLayers(): number { return this.decoder.nLayers; }
-  get dModel(): number { return this.decoder.dModel; }
-  get dVocab(): number { return this.config.vocab_size; }
-  get arch(): Architecture { return this.decoder.arch; }
-  get params(): Params { return this.decoder.params; }
+  get nLayers(): number {
+    return this.decoder.nLayers;
+  }
+  get dModel(): number {
+    return this.decoder.dModel;
+  }
+  get dVocab(): number {
+    return this.config.vocab_size;
+  }
+  get arch(): Architecture {
+    return this.decoder.arch;
+  }
+  get params(): Params {
+    return this.decoder.params;
+  }
 
   /** Number of weights held (each counted once). */
   get parameterCount(): number {
-    return [...Object.values(this.params.transposed), ...Object.values(this.params.stored), ...Object.values(this.params.native ?? {})].reduce((n, t) => n + t.size, 0);
+    return [
+      ...Object.values(this.params.transposed),
+      ...Object.values(this.params.stored),
+      ...Object.values(this.params.native ?? {}),
+    ].reduce((n, t) => n + t.size, 0);
   }
 
   /** The tokenizer; throws the load error if the folder had none. */
@@ -147,53 +166,68 @@ export class HookedModel {
     if (inputIds.length !== attentionMask.length || inputIds.some((row, i) => row.length !== attentionMask[i].length)) {
       throw new Error(`attentionMask must have the shape of inputIds [${inputIds.length}, ${inputIds[0]?.length}]`);
     }
-    if (inputIds.some((row) => row.length !== inputIds[0].length)) throw new Error("with an attentionMask, every row of inputIds must have the same length (pad them)");
+    if (inputIds.some((row) => row.length !== inputIds[0].length))
+      throw new Error("with an attentionMask, every row of inputIds must have the same length (pad them)");
     return { inputIds, attentionMask };
   }
 
   private checkIds(batch: Batch): void {
     for (const row of batch.inputIds) {
       for (const id of row) {
-        if (!Number.isInteger(id) || id < 0 || id >= this.dVocab) throw new Error(`token id ${id} is outside the vocabulary [0, ${this.dVocab})`);
+        if (!Number.isInteger(id) || id < 0 || id >= this.dVocab)
+          throw new Error(`token id ${id} is outside the vocabulary [0, ${this.dVocab})`);
       }
     }
   }
 
-  private run(batch: Batch, options: {
-    fwdHooks?: readonly FwdHook[];
-    record?: (name: string, activation: tf.Tensor) => void;
-    kvCache?: KvCache;
-    /** The mask over cached and new positions, when a KV cache holds earlier ones. */
-    fullMask?: number[][];
-    logits: "all" | "last";
-  }): tf.Tensor3D {
+  private run(
+    batch: Batch,
+    options: {
+      fwdHooks?: readonly FwdHook[];
+      record?: (name: string, activation: tf.Tensor) => void;
+      kvCache?: KvCache;
+      /** The mask over cached and new positions, when a KV cache holds earlier ones. */
+      fullMask?: number[][];
+      logits: "all" | "last";
+    },
+  ): tf.Tensor3D {
     this.checkIds(batch);
     const length = (options.fullMask ?? batch.attentionMask)[0].length;
     const context = this.config.max_position_embeddings;
     if (context !== undefined && length > context) {
-      throw new Error(`a sequence of ${length} tokens is longer than the model's context of ${context} tokens (max_position_embeddings in config.json); shorten the prompt${options.kvCache ? " or generate fewer tokens" : ""}`);
+      throw new Error(
+        `a sequence of ${length} tokens is longer than the model's context of ${context} tokens (max_position_embeddings in ` +
+          `config.json); shorten the prompt${options.kvCache ? " or generate fewer tokens" : ""}`,
+      );
     }
     const hooks = options.fwdHooks ?? [];
-    checkHookNames(hooks.map(([f]) => f), this.nLayers);
+    checkHookNames(
+      hooks.map(([f]) => f),
+      this.nLayers,
+    );
     return tf.tidy(() =>
-      this.decoder.forward({ inputIds: batch.inputIds, attentionMask: options.fullMask ?? batch.attentionMask }, {
-        kvCache: options.kvCache,
-        logits: options.logits,
-        tidyLayers: true,
-        runHook: (name, layer, activation) => {
-          let x = activation;
-          for (const [filter, fn] of hooks) {
-            if (!matches(filter, name)) continue;
-            const replaced = fn(x, { name, layer });
-            if (replaced) {
-              if (!tf.util.arraysEqual(replaced.shape, x.shape)) throw new Error(`hook on ${name} returned shape [${replaced.shape}], expected [${x.shape}]`);
-              x = replaced;
+      this.decoder.forward(
+        { inputIds: batch.inputIds, attentionMask: options.fullMask ?? batch.attentionMask },
+        {
+          kvCache: options.kvCache,
+          logits: options.logits,
+          tidyLayers: true,
+          runHook: (name, layer, activation) => {
+            let x = activation;
+            for (const [filter, fn] of hooks) {
+              if (!matches(filter, name)) continue;
+              const replaced = fn(x, { name, layer });
+              if (replaced) {
+                if (!tf.util.arraysEqual(replaced.shape, x.shape))
+                  throw new Error(`hook on ${name} returned shape [${replaced.shape}], expected [${x.shape}]`);
+                x = replaced;
+              }
             }
-          }
-          options.record?.(name, x);
-          return x;
+            options.record?.(name, x);
+            return x;
+          },
         },
-      }),
+      ),
     );
   }
 
@@ -213,7 +247,8 @@ export class HookedModel {
     const length = batch.inputIds[0].length;
     const kept = options.cachePositions?.map((p) => {
       const index = p < 0 ? length + p : p;
-      if (!Number.isInteger(p) || index < 0 || index >= length) throw new Error(`cache position ${p} is outside the sequence of length ${length}`);
+      if (!Number.isInteger(p) || index < 0 || index >= length)
+        throw new Error(`cache position ${p} is outside the sequence of length ${length}`);
       return index;
     });
     const filter = options.namesFilter;
@@ -279,9 +314,19 @@ export class HookedModel {
 
   /** An independent copy (weights cloned), e.g. to edit while keeping the original. */
   clone(): HookedModel {
-    const copy = <T extends tf.Tensor>(held: Record<string, T>) => Object.fromEntries(Object.entries(held).map(([k, t]) => [k, tf.clone(t)])) as Record<string, T>;
+    const copy = <T extends tf.Tensor>(held: Record<string, T>) =>
+      Object.fromEntries(Object.entries(held).map(([k, t]) => [k, tf.clone(t)])) as Record<string, T>;
     const native = this.params.native && Object.fromEntries(Object.entries(this.params.native).map(([k, m]) => [k, m.clone()]));
-    return new HookedModel(this.dir, this.config, this.arch, { transposed: copy(this.params.transposed), stored: copy(this.params.stored), ...(native ? { native } : {}) }, this.tokenizerOrError, this.generationConfig, this.weightPlan, this.storedDtypes);
+    return new HookedModel(
+      this.dir,
+      this.config,
+      this.arch,
+      { transposed: copy(this.params.transposed), stored: copy(this.params.stored), ...(native ? { native } : {}) },
+      this.tokenizerOrError,
+      this.generationConfig,
+      this.weightPlan,
+      this.storedDtypes,
+    );
   }
 
   dispose(): void {

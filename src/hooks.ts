@@ -11,7 +11,8 @@ export const RESID_HOOKS: readonly ResidHook[] = ["resid_pre", "resid_mid", "res
 export function actName(kind: BlockHook | "embed" | "normalized", layer?: number): string {
   if (kind === "embed") return "hook_embed";
   if (kind === "normalized") return "ln_final.hook_normalized";
-  if (layer === undefined || !Number.isInteger(layer) || layer < 0) throw new Error(`actName("${kind}", ${layer}): a block hook needs a layer index >= 0`);
+  if (layer === undefined || !Number.isInteger(layer) || layer < 0)
+    throw new Error(`actName("${kind}", ${layer}): a block hook needs a layer index >= 0`);
   return `blocks.${layer}.hook_${kind}`;
 }
 
@@ -53,7 +54,11 @@ export function checkHookNames(filters: NameFilter[], nLayers: number): void {
   for (const f of filters) {
     const names = typeof f === "string" ? [f] : typeof f === "function" ? [] : [...f];
     for (const n of names) {
-      if (!known.has(n)) throw new Error(`unknown hook point "${n}"; hook points look like ${actName("resid_pre", 0)} (layers 0..${nLayers - 1}), hook_embed, ln_final.hook_normalized`);
+      if (!known.has(n))
+        throw new Error(
+          `unknown hook point "${n}"; hook points look like ${actName("resid_pre", 0)} (layers 0..${nLayers - 1}), hook_embed, ` +
+            `ln_final.hook_normalized`,
+        );
     }
   }
 }

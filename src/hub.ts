@@ -76,29 +76,44 @@ const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
  * fetch with a timeout on the connection and on the headers, and retries with exponential backoff on
  * server errors and broken connections. Bodies are asked for uncompressed, as huggingface_hub does.
  */
-async function request(url: string, what: string, init: RequestInit & { headers?: Record<string, string> }, options: HubOptions): Promise<Response> {
+async function request(
+  url: string,
+  what: string,
+  init: RequestInit & { headers?: Record<string, string> },
+  options: HubOptions,
+): Promise<Response> {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs();
   const retries = options.retries ?? 5;
   for (let attempt = 0; ; attempt++) {
     let failure: string;
     try {
-      const response = await fetch(url, { ...init, headers: { "accept-encoding": "identity", ...authHeaders(), ...init.headers }, signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(url, {
+        ...init,
+        headers: { "accept-encoding": "identity", ...authHeaders(), ...init.headers },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       if (!RETRY_STATUS.has(response.status)) return response;
       failure = `answered ${response.status} ${response.statusText}`;
       await response.body?.cancel();
     } catch (error) {
       const e = error as Error & { cause?: { code?: string; message?: string } };
-      failure = e.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s (HF_HUB_DOWNLOAD_TIMEOUT)` : `cannot be reached (${e.cause?.code ?? e.cause?.message ?? e.message})`;
+      failure =
+        e.name === "TimeoutError"
+          ? `no answer within ${timeoutMs / 1000} s (HF_HUB_DOWNLOAD_TIMEOUT)`
+          : `cannot be reached (${e.cause?.code ?? e.cause?.message ?? e.message})`;
     }
-    if (attempt >= retries) throw new HubError(`${what}: ${url} ${failure}, ${retries + 1} attempts; offline? set HF_HUB_OFFLINE=1 to use the cache only`);
+    if (attempt >= retries)
+      throw new HubError(`${what}: ${url} ${failure}, ${retries + 1} attempts; offline? set HF_HUB_OFFLINE=1 to use the cache only`);
     await new Promise((r) => setTimeout(r, Math.min(8000, (options.retryBaseMs ?? 1000) * 2 ** attempt)));
   }
 }
 
 function checkStatus(response: Response, url: string, what: string): void {
-  if (response.status === 401 || response.status === 403) throw new HubError(`${what}: ${url} answered ${response.status}; a gated or private repository needs HF_TOKEN`);
+  if (response.status === 401 || response.status === 403)
+    throw new HubError(`${what}: ${url} answered ${response.status}; a gated or private repository needs HF_TOKEN`);
   if (response.status === 404) throw new HubError(`${what}: ${url} answered 404; check the repository id, type and revision`);
-  if (!response.ok && !(response.status >= 300 && response.status < 400)) throw new HubError(`${what}: ${url} answered ${response.status} ${response.statusText}`);
+  if (!response.ok && !(response.status >= 300 && response.status < 400))
+    throw new HubError(`${what}: ${url} answered ${response.status} ${response.statusText}`);
 }
 
 async function readJson(response: Response, url: string): Promise<unknown> {
@@ -106,13 +121,16 @@ async function readJson(response: Response, url: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch {
-    throw new HubError(`${url}: the answer is not JSON (it begins ${JSON.stringify(text.slice(0, 40))}); is HF_ENDPOINT a Hugging Face Hub?`);
+    throw new HubError(
+      `${url}: the answer is not JSON (it begins ${JSON.stringify(text.slice(0, 40))}); is HF_ENDPOINT a Hugging Face Hub?`,
+    );
   }
 }
 
 /** Fail unless `path` (once links are followed) lies inside the cache folder `root`. */
 async function confine(path: string, root: string, what: string): Promise<void> {
-  if (!(await isReallyInside(path, root))) throw new HubError(`${what}: ${path} lies outside the cache folder ${root}; refusing to write there`);
+  if (!(await isReallyInside(path, root)))
+    throw new HubError(`${what}: ${path} lies outside the cache folder ${root}; refusing to write there`);
 }
 
 /**
@@ -130,7 +148,8 @@ export async function snapshotDownload(type: RepoType, repo: string, options: Hu
     const ref = COMMIT.test(revision) ? revision : (await exists(refPath)) ? (await readFile(refPath, "utf8")).trim() : undefined;
     const commit = ref !== undefined && COMMIT.test(ref) ? ref : undefined;
     const snapshot = commit ? join(storage, "snapshots", commit) : undefined;
-    if (!snapshot || !(await exists(snapshot))) throw new HubError(`${type} ${repo}@${revision} is not in the cache ${storage} and HF_HUB_OFFLINE=1 forbids downloading it`);
+    if (!snapshot || !(await exists(snapshot)))
+      throw new HubError(`${type} ${repo}@${revision} is not in the cache ${storage} and HF_HUB_OFFLINE=1 forbids downloading it`);
     return snapshot;
   }
   const endpoint = (options.endpoint ?? hubEndpoint()).replace(/\/+$/, "");
@@ -138,7 +157,8 @@ export async function snapshotDownload(type: RepoType, repo: string, options: Hu
   const answer = await request(api, `${type} ${repo}`, {}, options);
   checkStatus(answer, api, `${type} ${repo}`);
   const info = (await readJson(answer, api)) as { sha?: unknown; siblings?: { rfilename?: unknown }[] };
-  if (typeof info.sha !== "string" || !COMMIT.test(info.sha)) throw new HubError(`${api}: the answer's sha ${JSON.stringify(info.sha)} is not a 40-character hexadecimal commit id`);
+  if (typeof info.sha !== "string" || !COMMIT.test(info.sha))
+    throw new HubError(`${api}: the answer's sha ${JSON.stringify(info.sha)} is not a 40-character hexadecimal commit id`);
   if (!Array.isArray(info.siblings)) throw new HubError(`${api}: the answer has no list of files (siblings)`);
   const commit = info.sha;
   const snapshot = join(storage, "snapshots", commit);
@@ -191,7 +211,11 @@ async function downloadFile(url: string, what: string, pointer: string, storage:
   checkStatus(head, url, what);
   const rawEtag = head.headers.get("x-linked-etag") ?? head.headers.get("etag") ?? "";
   const etag = rawEtag.replace(/^W\//, "").replace(/"/g, "");
-  if (!BLOB_HASH.test(etag)) throw new HubError(`${what}: ${url} gave the ETag ${JSON.stringify(rawEtag)}, which is not a sha256 or git sha1 of the file; refusing to name a cache file after it`);
+  if (!BLOB_HASH.test(etag))
+    throw new HubError(
+      `${what}: ${url} gave the ETag ${JSON.stringify(rawEtag)}, which is not a sha256 or git sha1 of the file; refusing to name ` +
+        `a cache file after it`,
+    );
   const sizeHeader = head.headers.get("x-linked-size") ?? head.headers.get("content-length");
   const size = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
   const blob = join(storage, "blobs", etag);
@@ -216,7 +240,9 @@ async function downloadFile(url: string, what: string, pointer: string, storage:
       await pipeline(Readable.fromWeb(response.body as never), counted, createWriteStream(incomplete, { flags: resumed ? "a" : "w" }));
     } catch (error) {
       // The partial file stays for the next attempt to resume.
-      throw new HubError(`${what}: the download of ${downloadUrl} broke off after ${done} bytes (${(error as Error).message}); run again to resume it`);
+      throw new HubError(
+        `${what}: the download of ${downloadUrl} broke off after ${done} bytes (${(error as Error).message}); run again to resume it`,
+      );
     }
     if (size !== undefined && done !== size) {
       await rm(incomplete, { force: true });
@@ -226,7 +252,9 @@ async function downloadFile(url: string, what: string, pointer: string, storage:
     const digest = await blobHash(incomplete, kind);
     if (digest !== etag) {
       await rm(incomplete, { force: true });
-      throw new HubError(`${what}: the file from ${downloadUrl} has ${kind} ${digest}, not the ${etag} the server announced; the download was discarded`);
+      throw new HubError(
+        `${what}: the file from ${downloadUrl} has ${kind} ${digest}, not the ${etag} the server announced; the download was discarded`,
+      );
     }
     await rename(incomplete, blob);
   });
@@ -236,7 +264,10 @@ async function downloadFile(url: string, what: string, pointer: string, storage:
 }
 
 /** The files a model needs besides its weights: config, tokenizer, chat template, generation config, index. */
-const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|chat_template\.json|model\.safetensors\.index\.json)$/;
+const MODEL_FILES = new RegExp(
+  String.raw`^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|` +
+    String.raw`chat_template\.jinja|chat_template\.json|model\.safetensors\.index\.json)$`,
+);
 
 /**
  * A local model folder for `source`: the folder itself, or the cached Hub snapshot of `org/name`. From the
@@ -246,7 +277,10 @@ const MODEL_FILES = /^(config\.json|generation_config\.json|tokenizer\.json|toke
 export async function resolveModel(source: string, options: HubOptions = {}): Promise<string> {
   if ((await exists(source)) || !looksLikeRepoId(source)) return source;
   try {
-    const snapshot = await snapshotDownload("model", source, { ...options, filter: (f) => MODEL_FILES.test(f) || f === "model.safetensors" });
+    const snapshot = await snapshotDownload("model", source, {
+      ...options,
+      filter: (f) => MODEL_FILES.test(f) || f === "model.safetensors",
+    });
     if (options.offline ?? hubOffline()) return snapshot;
     const indexPath = join(snapshot, "model.safetensors.index.json");
     if (await exists(indexPath)) {
@@ -264,7 +298,8 @@ export async function resolveModel(source: string, options: HubOptions = {}): Pr
 /** Data files of one split of a Hub dataset (parquet, jsonl, json or csv whose path names the split). */
 export async function datasetSplitFiles(repo: string, split: string, options: HubOptions = {}): Promise<string[]> {
   const dataExt = /\.(parquet|jsonl|json|csv)$/;
-  const matchesSplit = (path: string) => dataExt.test(path) && new RegExp(`(^|[/_.-])${split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}([/_.-]|$)`).test(path);
+  const matchesSplit = (path: string) =>
+    dataExt.test(path) && new RegExp(`(^|[/_.-])${split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}([/_.-]|$)`).test(path);
   const snapshot = await snapshotDownload("dataset", repo, { filter: matchesSplit, ...options });
   const files: string[] = [];
   const walk = async (dir: string) => {
@@ -275,6 +310,9 @@ export async function datasetSplitFiles(repo: string, split: string, options: Hu
     }
   };
   await walk(snapshot);
-  if (files.length === 0) throw new HubError(`dataset ${repo} has no data files for split "${split}" (looked for .parquet, .jsonl, .json or .csv files whose path names it)`);
+  if (files.length === 0)
+    throw new HubError(
+      `dataset ${repo} has no data files for split "${split}" (looked for .parquet, .jsonl, .json or .csv files whose path names it)`,
+    );
   return files.sort();
 }

@@ -11,53 +11,190 @@ export { writeSafetensors, writeCheckpointWeights, planShards, floatTensor, type
 export { decodeToFloat32, encodeFromFloat32, type FloatDtype } from "./safetensors/dtype.ts";
 export { snapshotDownload, resolveModel, datasetSplitFiles, hubCacheDir, hubEndpoint, HubError } from "./hub.ts";
 export { loadModel, openCheckpoint, type Checkpoint } from "./load.ts";
-export { HookedModel, ActivationCache, type TokensInput, type RunOptions, type CacheOptions, type GenerateOptions, type Generation } from "./hooked-model.ts";
+export {
+  HookedModel,
+  ActivationCache,
+  type TokensInput,
+  type RunOptions,
+  type CacheOptions,
+  type GenerateOptions,
+  type Generation,
+} from "./hooked-model.ts";
 export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } from "./tokenizer.ts";
 export { makeRng, argmax } from "./sampling.ts";
-export { actName, hookNames, BLOCK_HOOKS, RESID_HOOKS, type HookFn, type FwdHook, type HookPoint, type NameFilter, type ResidHook } from "./hooks.ts";
+export {
+  actName,
+  hookNames,
+  BLOCK_HOOKS,
+  RESID_HOOKS,
+  type HookFn,
+  type FwdHook,
+  type HookPoint,
+  type NameFilter,
+  type ResidHook,
+} from "./hooks.ts";
 export { unitVector, projectRows, dot, type UnitVector } from "./projection.ts";
 export { directionAblationHooks, activationAdditionHooks, withHooks, type Intervention } from "./interventions.ts";
 export { promptBatches, type Prompts } from "./batches.ts";
 
 // Stage 1: instructions.
-export { loadInstructions, loadInstructionSource, loadInstructionSets, parseCsv, DatasetError, type InstructionSets } from "./data/instructions.ts";
+export {
+  loadInstructions,
+  loadInstructionSource,
+  loadInstructionSets,
+  parseCsv,
+  DatasetError,
+  type InstructionSets,
+} from "./data/instructions.ts";
 // Stage 2: mean activations.
-export { collectMeanActivations, meanNorms, saveMeanActivations, loadMeanActivations, type MeanActivations, type CollectOptions } from "./pipeline/activations.ts";
+export {
+  collectMeanActivations,
+  meanNorms,
+  saveMeanActivations,
+  loadMeanActivations,
+  type MeanActivations,
+  type CollectOptions,
+} from "./pipeline/activations.ts";
 // Stage 3: directions.
-export { computeDirections, usableDirections, usable, pickDirection, saveDirections, loadDirections, cosineSimilarity, directionKey, type Direction, type UsableDirection } from "./pipeline/directions.ts";
+export {
+  computeDirections,
+  usableDirections,
+  usable,
+  pickDirection,
+  saveDirections,
+  loadDirections,
+  cosineSimilarity,
+  directionKey,
+  type Direction,
+  type UsableDirection,
+} from "./pipeline/directions.ts";
 // Stage 4: ranking and selection (the blog's, the paper's), candidates read by generation.
 export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, PAPER_REFUSAL_EPSILON } from "./pipeline/scores.ts";
-export { filterByRefusalScore, blogRanking, BLOG_REFUSAL_BLACKLIST, rankRawByMeanAbs, scoreCandidates, rankedCandidates, chosenCandidate, DEFAULT_SELECTION_FILTERS, type CandidateScores, type Selection, type SelectionFilters } from "./pipeline/select.ts";
+export {
+  filterByRefusalScore,
+  blogRanking,
+  BLOG_REFUSAL_BLACKLIST,
+  rankRawByMeanAbs,
+  scoreCandidates,
+  rankedCandidates,
+  chosenCandidate,
+  DEFAULT_SELECTION_FILTERS,
+  type CandidateScores,
+  type Selection,
+  type SelectionFilters,
+} from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
 // Stage 5: weight orthogonalisation.
-export { orthogonalizeModel, orthogonalizeTensor, residualWriterKind, planEdit, planCheckpointEdit, planModelEdit, type OrthogonalizeOptions, type EditPlan, type TensorEdit } from "./pipeline/orthogonalize.ts";
+export {
+  orthogonalizeModel,
+  orthogonalizeTensor,
+  residualWriterKind,
+  planEdit,
+  planCheckpointEdit,
+  planModelEdit,
+  type OrthogonalizeOptions,
+  type EditPlan,
+  type TensorEdit,
+} from "./pipeline/orthogonalize.ts";
 // Stage 6: export and its verification.
 export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./export/safetensors.ts";
 export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANCE, type Verification } from "./export/verify.ts";
-export { exportGguf, ggufTensorName, GGUF_TYPES, GgufExportError, type GgufExportOptions, type GgufExportResult, type GgufFileType } from "./export/gguf/export.ts";
+export {
+  exportGguf,
+  ggufTensorName,
+  GGUF_TYPES,
+  GgufExportError,
+  type GgufExportOptions,
+  type GgufExportResult,
+  type GgufFileType,
+} from "./export/gguf/export.ts";
 export { verifyGguf, GGUF_LOGPROB_TOLERANCE, GGUF_MIN_TOKEN_AGREEMENT, type GgufVerification } from "./export/gguf/verify.ts";
 export { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./export/gguf/quantize.ts";
-export { loadGguf, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, llamaCppDetokenize, llamaCppChatTokens } from "./export/gguf/llama-cpp.ts";
+export {
+  loadGguf,
+  llamaCppGreedy,
+  llamaCppLogProbs,
+  llamaCppTokenize,
+  llamaCppDetokenize,
+  llamaCppChatTokens,
+} from "./export/gguf/llama-cpp.ts";
 // Stage 7: evaluation.
-export { DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, refusalRate, generateCompletions, lastPositionLogits, meanKl, evaluateRefusal, answerAgreement, type AnswerAgreement, type RefusalEvaluation } from "./pipeline/evaluate.ts";
+export {
+  DEFAULT_REFUSAL_SUBSTRINGS,
+  isRefusal,
+  refusalRate,
+  generateCompletions,
+  lastPositionLogits,
+  meanKl,
+  evaluateRefusal,
+  answerAgreement,
+  type AnswerAgreement,
+  type RefusalEvaluation,
+} from "./pipeline/evaluate.ts";
 export { projectionsOn, activationsAt, principalComponents, coordinates, type PrincipalComponents } from "./pipeline/projections.ts";
 // Stage 8: healing (DPO on LoRA adapters).
 export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, type PairLogProbs, type DpoTerms } from "./heal/dpo.ts";
 export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
 export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
-export { loadPreferences, preferenceFromRow, tokenizePreferences, savePreferences, saveChatmlIntel, demoHealingPairs, axolotlConfig, type PreferenceText } from "./heal/data.ts";
+export {
+  loadPreferences,
+  preferenceFromRow,
+  tokenizePreferences,
+  savePreferences,
+  saveChatmlIntel,
+  demoHealingPairs,
+  axolotlConfig,
+  type PreferenceText,
+} from "./heal/data.ts";
 export { runHealing, healMetrics, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 // The whole method, and its report.
 export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
 export { writeReport } from "./report/write.ts";
 export type { RunReport } from "./report/types.ts";
-export { directionNormsFigure, cosineHeatmapFigure, selectionScoresFigure, candidateRefusalFigure, beforeAfterFigure, projectionFigure, ablationPictureFigure, activationScatterFigure, dpoTrainingFigure, type Figure } from "./report/plots.ts";
+export {
+  directionNormsFigure,
+  cosineHeatmapFigure,
+  selectionScoresFigure,
+  candidateRefusalFigure,
+  beforeAfterFigure,
+  projectionFigure,
+  ablationPictureFigure,
+  activationScatterFigure,
+  dpoTrainingFigure,
+  type Figure,
+} from "./report/plots.ts";
 export { figureSvg } from "./report/static-svg.ts";
 
 // Notebooks and project files.
-export { showFigure, liveFigure, showPicture, showTable, progressBar, stepProgressBars, displayBundle, inKernel } from "./notebook/display.ts";
+export {
+  showFigure,
+  liveFigure,
+  showPicture,
+  showTable,
+  progressBar,
+  stepProgressBars,
+  displayBundle,
+  inKernel,
+} from "./notebook/display.ts";
 export { loraPictureSvg, type LoraPictureInput } from "./report/lora-picture.ts";
 export type { RankingCandidate } from "./notebook/solutions.ts";
-export { exercise, checkDpoLoss, checkRefusalDirection, checkBlogRanking, checkAblation, checkOrthogonalizedWeight, checkKl, checkRefusalScore, ExerciseNotWritten, SOLUTIONS_SWITCH } from "./notebook/exercises.ts";
+export {
+  exercise,
+  checkDpoLoss,
+  checkRefusalDirection,
+  checkBlogRanking,
+  checkAblation,
+  checkOrthogonalizedWeight,
+  checkKl,
+  checkRefusalScore,
+  ExerciseNotWritten,
+  SOLUTIONS_SWITCH,
+} from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
-export { loadPlanted, cosineWithPlanted, explainDifference, defaultComplianceReference, type PlantedDirection } from "./pipeline/ground-truth.ts";
+export {
+  loadPlanted,
+  cosineWithPlanted,
+  explainDifference,
+  defaultComplianceReference,
+  type PlantedDirection,
+} from "./pipeline/ground-truth.ts";

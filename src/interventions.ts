@@ -32,9 +32,17 @@ export function directionAblationHooks(model: ModelShape, unit: UnitVector, opti
  * A hook that adds `coefficient * direction` (the direction as given: the paper adds the raw difference
  * of means) at one hook point, every position.
  */
-export function activationAdditionHooks(model: ModelShape, direction: ArrayLike<number>, layer: number, coefficient: number, hook: ResidHook = "resid_pre"): Intervention {
-  if (direction.length !== model.dModel) throw new Error(`direction has ${direction.length} values, but the model's d_model (hidden_size) is ${model.dModel}`);
-  if (!Number.isInteger(layer) || layer < 0 || layer >= model.nLayers) throw new Error(`layer ${layer} is not within [0, ${model.nLayers - 1}]`);
+export function activationAdditionHooks(
+  model: ModelShape,
+  direction: ArrayLike<number>,
+  layer: number,
+  coefficient: number,
+  hook: ResidHook = "resid_pre",
+): Intervention {
+  if (direction.length !== model.dModel)
+    throw new Error(`direction has ${direction.length} values, but the model's d_model (hidden_size) is ${model.dModel}`);
+  if (!Number.isInteger(layer) || layer < 0 || layer >= model.nLayers)
+    throw new Error(`layer ${layer} is not within [0, ${model.nLayers - 1}]`);
   const v = tf.tensor1d(Float32Array.from(direction, (x) => x * coefficient)); // [d_model]
   return { fwdHooks: [[actName(hook, layer), (x) => tf.add(x, v)]], dispose: () => v.dispose() };
 }

@@ -44,7 +44,10 @@ export interface LoadOptions extends OpenOptions {
 }
 
 /** Open a checkpoint folder or Hub id: config.json parsed, weight files opened and indexed. Close it when done. */
-export async function openCheckpoint(source: string, options: OpenOptions & { check?: (config: ModelConfig, arch: Architecture, dir: string) => void } = {}): Promise<Checkpoint> {
+export async function openCheckpoint(
+  source: string,
+  options: OpenOptions & { check?: (config: ModelConfig, arch: Architecture, dir: string) => void } = {},
+): Promise<Checkpoint> {
   const dir = await resolveModel(source, { onProgress: options.onDownload });
   const config = await loadConfig(dir);
   const arch = architectureFor(config);
@@ -61,7 +64,15 @@ export async function openCheckpoint(source: string, options: OpenOptions & { ch
 export async function loadModel(source: string | Checkpoint, options: LoadOptions = {}): Promise<HookedModel> {
   const backend = options.backend ? await initBackend({ backend: options.backend }) : await backendInfo();
   // Before any weight is read: the model alone (one short prompt) must fit the backend's memory.
-  const check = (config: ModelConfig, arch: Architecture, dir: string) => checkMemory(dir, config, arch, planWeights(config, arch, backend, options.layout), { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" }, backend);
+  const check = (config: ModelConfig, arch: Architecture, dir: string) =>
+    checkMemory(
+      dir,
+      config,
+      arch,
+      planWeights(config, arch, backend, options.layout),
+      { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" },
+      backend,
+    );
   if (typeof source !== "string") check(source.config, source.arch, source.dir);
   const checkpoint = typeof source === "string" ? await openCheckpoint(source, { ...options, check }) : source;
   const { dir, config, arch, weights } = checkpoint;
@@ -106,20 +117,34 @@ const IGNORED_KEYS = /rotary_emb\.inv_freq$/;
  * prefix, anything), each with the shape config.json implies and a float dtype. Loading and the export
  * both run this check.
  */
-export function checkCheckpointTensors({ config, arch, weights, dir }: Pick<Checkpoint, "config" | "arch" | "weights" | "dir">, options: { tiedHeadStored?: boolean } = {}): void {
+export function checkCheckpointTensors(
+  { config, arch, weights, dir }: Pick<Checkpoint, "config" | "arch" | "weights" | "dir">,
+  options: { tiedHeadStored?: boolean } = {},
+): void {
   const expected = expectedTensors(arch, config);
   const wanted = new Set(expected.map((e) => e.key));
   for (const e of expected) {
-    if (!weights.has(e.key)) throw new CheckpointError(`${dir}: missing tensor ${e.key} (expected by config.json, model_type ${config.model_type})`);
+    if (!weights.has(e.key))
+      throw new CheckpointError(`${dir}: missing tensor ${e.key} (expected by config.json, model_type ${config.model_type})`);
     const info = weights.info(e.key);
     if (!tf.util.arraysEqual(info.shape, e.shape)) {
-      throw new CheckpointError(`${join(dir, info.file)}: ${e.key}: expected [${e.shape.join(", ")}] from config.json, got [${info.shape.join(", ")}]`);
+      throw new CheckpointError(
+        `${join(dir, info.file)}: ${e.key}: expected [${e.shape.join(", ")}] from config.json, got [${info.shape.join(", ")}]`,
+      );
     }
-    if (!isFloatDtype(info.dtype)) throw new CheckpointError(`${join(dir, info.file)}: ${e.key} has dtype ${info.dtype}; only F32, F16 and BF16 weights can be loaded and edited`);
+    if (!isFloatDtype(info.dtype))
+      throw new CheckpointError(
+        `${join(dir, info.file)}: ${e.key} has dtype ${info.dtype}; only F32, F16 and BF16 weights can be loaded and edited`,
+      );
   }
   const tiedHead = tiedEmbeddings(config) || options.tiedHeadStored ? roleKeys(arch).unembedding : undefined;
   const extra = weights.names.filter((n) => n.startsWith(arch.keyPrefix) && !wanted.has(n) && !IGNORED_KEYS.test(n) && n !== tiedHead);
-  if (extra.length > 0) throw new CheckpointError(`${dir}: unexpected tensors for model_type ${config.model_type}: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`);
+  if (extra.length > 0)
+    throw new CheckpointError(
+      `${dir}: unexpected tensors for model_type ${config.model_type}: ${extra.slice(0, 5).join(", ")}${
+        extra.length > 5 ? ` and ` + `${extra.length - 5} more` : ""
+      }`,
+    );
 }
 
 async function readGenerationConfig(dir: string): Promise<Record<string, unknown>> {

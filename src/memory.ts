@@ -63,7 +63,12 @@ export interface RunShape {
 const gb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GB`;
 
 /** Weights and their layout for a backend: the fastest layout that fits the wasm heap, if any. */
-export function planWeights(config: ModelConfig, arch: Architecture, backend: { name: string; blas?: unknown }, layout?: WeightLayout): WeightPlan {
+export function planWeights(
+  config: ModelConfig,
+  arch: Architecture,
+  backend: { name: string; blas?: unknown },
+  layout?: WeightLayout,
+): WeightPlan {
   let floats = 0;
   let linear = 0;
   let matrices = 0;
@@ -76,19 +81,32 @@ export function planWeights(config: ModelConfig, arch: Architecture, backend: { 
   const weightBytes = 4 * floats;
   const forced = layout ?? (process.env.ABLITERATE_WEIGHT_LAYOUT || undefined); // the option, else the environment (tests of every layout)
   const from = layout ? "the layout option" : "ABLITERATE_WEIGHT_LAYOUT";
-  if (forced !== undefined && !["transposed", "stored", "native"].includes(forced)) throw new Error(`${from} must be transposed, stored or native, got "${forced}"`);
+  if (forced !== undefined && !["transposed", "stored", "native"].includes(forced))
+    throw new Error(`${from} must be transposed, stored or native, got "${forced}"`);
   const native = backend.name === "wasm" && Boolean(backend.blas);
-  if (forced === "native" && !native) throw new Error(`${from} "native" needs the native BLAS path on the wasm backend; the backend is ${backend.name}${backend.name === "wasm" ? " without a BLAS library" : ""}`);
+  if (forced === "native" && !native)
+    throw new Error(
+      `${from} "native" needs the native BLAS path on the wasm backend; the backend is ` +
+        `${backend.name}${backend.name === "wasm" ? " without a BLAS library" : ""}`,
+    );
   if (forced === "stored") return { layout: "stored", weightBytes, packedBytes: 0 };
   if (native && forced !== "transposed") return { layout: "native", weightBytes, packedBytes: 0, nativeBytes: 4 * matrices };
   if (backend.name !== "wasm" || backend.blas) return { layout: "transposed", weightBytes, packedBytes: 0 };
   const packed = { layout: "transposed" as const, weightBytes, packedBytes: 4 * linear };
   // Keep a quarter of the budget for activations when choosing the fast layout.
-  return weightBytes + packed.packedBytes <= 0.75 * WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES ? packed : { layout: "stored", weightBytes, packedBytes: 0 };
+  return weightBytes + packed.packedBytes <= 0.75 * WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES
+    ? packed
+    : { layout: "stored", weightBytes, packedBytes: 0 };
 }
 
 /** Peak bytes of one run of the model on `shape`, for the planned weights. */
-export function estimateMemory(config: ModelConfig, arch: Architecture, plan: WeightPlan, shape: RunShape, backend: { name: string }): MemoryEstimate {
+export function estimateMemory(
+  config: ModelConfig,
+  arch: Architecture,
+  plan: WeightPlan,
+  shape: RunShape,
+  backend: { name: string },
+): MemoryEstimate {
   const d = config.hidden_size;
   const dMlp = config.intermediate_size;
   const h = config.num_attention_heads;
@@ -100,7 +118,12 @@ export function estimateMemory(config: ModelConfig, arch: Architecture, plan: We
   const keys = p + shape.newTokens;
   // One layer's intermediates at the longest step (the prompt), float32: the residual stream in and out,
   // q/k/v with their RoPE copies, scores, masked scores and pattern, the merged heads, the MLP's four tensors.
-  const layer = 2 * b * p * d + 2 * b * p * (h + 2 * kv) * hd + 3 * b * h * p * keys + 2 * b * p * h * hd + (arch.fusedProjections ? 5 : 4) * b * p * dMlp;
+  const layer =
+    2 * b * p * d +
+    2 * b * p * (h + 2 * kv) * hd +
+    3 * b * h * p * keys +
+    2 * b * p * h * hd +
+    (arch.fusedProjections ? 5 : 4) * b * p * dMlp;
   const masks = 2 * b * p * keys + 4 * b * p * hd;
   const logitRows = shape.logits === "all" ? b * p : b;
   const logits = 3 * logitRows * v; // E @ h^T, its transpose, and the copy read out
@@ -112,7 +135,15 @@ export function estimateMemory(config: ModelConfig, arch: Architecture, plan: We
   const heapWeights = plan.weightBytes - outside + (outside > 0 ? 0 : untiedBytes);
   // The allocator's fragmentation: a quarter more than the tensors themselves.
   const totalBytes = Math.ceil(1.25 * (heapWeights + plan.packedBytes + activationBytes + kvCacheBytes));
-  return { ...plan, activationBytes, kvCacheBytes, totalBytes, budgetBytes: backend.name === "wasm" ? WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES : undefined, nativeBytes, ramBudgetBytes: RAM_BUDGET * totalmem() };
+  return {
+    ...plan,
+    activationBytes,
+    kvCacheBytes,
+    totalBytes,
+    budgetBytes: backend.name === "wasm" ? WASM_HEAP_BUDGET * WASM_HEAP_LIMIT_BYTES : undefined,
+    nativeBytes,
+    ramBudgetBytes: RAM_BUDGET * totalmem(),
+  };
 }
 
 /** Whether the native layout keeps this tensor outside the heap: the matrices (linear weights, embedding, unembedding). */
@@ -121,19 +152,44 @@ export function heldNatively(e: { shape: readonly number[]; linear: boolean }): 
 }
 
 /** Throw, saying what would fit, when the estimate exceeds the backend's budget. */
-export function checkMemory(source: string, config: ModelConfig, arch: Architecture, plan: WeightPlan, shape: RunShape, backend: { name: string; blas?: unknown }): MemoryEstimate {
+export function checkMemory(
+  source: string,
+  config: ModelConfig,
+  arch: Architecture,
+  plan: WeightPlan,
+  shape: RunShape,
+  backend: { name: string; blas?: unknown },
+): MemoryEstimate {
   const estimate = estimateMemory(config, arch, plan, shape, backend);
   if (estimate.nativeBytes > estimate.ramBudgetBytes) {
-    throw new Error(`${source}: its weights need about ${gb(estimate.nativeBytes)} of RAM in float32 (held outside the wasm heap on the native BLAS path${shape.untie && tiedEmbeddings(config) ? ", with the untied unembedding an edit makes" : ""}), more than the ${gb(estimate.ramBudgetBytes)} (${Math.round(RAM_BUDGET * 100)}%) of this machine's ${gb(totalmem())}; use a smaller model or a machine with more memory`);
+    throw new Error(
+      `${source}: its weights need about ${gb(estimate.nativeBytes)} of RAM in float32 (held outside the wasm heap on the native ` +
+        `BLAS path${shape.untie && tiedEmbeddings(config) ? ", with the untied unembedding an edit makes" : ""}), more than the ` +
+        `${gb(estimate.ramBudgetBytes)} (${Math.round(RAM_BUDGET * 100)}%) of this machine's ${gb(totalmem())}; use a smaller model or a ` +
+        `machine with more memory`,
+    );
   }
   if (estimate.budgetBytes === undefined || estimate.totalBytes <= estimate.budgetBytes) return estimate;
-  const heapWeights = estimate.weightBytes - (estimate.nativeBytes > 0 ? plan.nativeBytes ?? 0 : 0);
-  const parts = `weights ${gb(heapWeights)}${estimate.nativeBytes ? ` in the heap (${gb(estimate.nativeBytes)} more held outside it)` : ""}${estimate.packedBytes ? `, XNNPACK's packed copies ${gb(estimate.packedBytes)}` : ""}, activations ${gb(estimate.activationBytes)}${estimate.kvCacheBytes ? `, KV cache ${gb(estimate.kvCacheBytes)}` : ""}, with a quarter more for the allocator`;
+  const heapWeights = estimate.weightBytes - (estimate.nativeBytes > 0 ? (plan.nativeBytes ?? 0) : 0);
+  const parts =
+    `weights ${gb(heapWeights)}${
+      estimate.nativeBytes ? ` in the heap (${gb(estimate.nativeBytes)} more held outside ` + `it)` : ""
+    }${estimate.packedBytes ? `, XNNPACK's packed copies ${gb(estimate.packedBytes)}` : ""}, activations ` +
+    `${gb(estimate.activationBytes)}${estimate.kvCacheBytes ? `, KV cache ${gb(estimate.kvCacheBytes)}` : ""}, with a quarter more for ` +
+    `the allocator`;
   let batch = shape.batch;
-  while (batch > 1 && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes > estimate.budgetBytes) batch = Math.floor(batch / 2);
-  const smaller = batch < shape.batch && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes <= estimate.budgetBytes;
+  while (batch > 1 && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes > estimate.budgetBytes)
+    batch = Math.floor(batch / 2);
+  const smaller =
+    batch < shape.batch && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes <= estimate.budgetBytes;
   const advice = smaller
     ? `a batch size of ${batch} fits (--batch-size ${batch})`
-    : `even one prompt does not fit: use a smaller model or shorter prompts${backend.blas ? "" : ", or install a BLAS library (libopenblas0-pthread) so that the weights are held outside the heap"}, or a machine where @tensorflow/tfjs-node installs`;
-  throw new Error(`${source}: a batch of ${shape.batch} prompt${shape.batch === 1 ? "" : "s"} of up to ${shape.promptTokens} tokens${shape.newTokens ? ` with ${shape.newTokens} new tokens` : ""} needs about ${gb(estimate.totalBytes)} (${parts}), more than the ${gb(estimate.budgetBytes)} the wasm backend's 4 GB heap allows; ${advice}`);
+    : `even one prompt does not fit: use a smaller model or shorter prompts${
+        backend.blas ? "" : ", or install a BLAS library " + "(libopenblas0-pthread) so that the weights are held outside the heap"
+      }, or a machine where @tensorflow/tfjs-node installs`;
+  throw new Error(
+    `${source}: a batch of ${shape.batch} prompt${shape.batch === 1 ? "" : "s"} of up to ` +
+      `${shape.promptTokens} tokens${shape.newTokens ? ` with ${shape.newTokens} new tokens` : ""} needs about ` +
+      `${gb(estimate.totalBytes)} (${parts}), more than the ${gb(estimate.budgetBytes)} the wasm backend's 4 GB heap allows; ${advice}`,
+  );
 }

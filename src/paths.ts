@@ -21,7 +21,8 @@ export const DEMO_BASE_MODEL_DIR = join(PACKAGE_ROOT, "models", "demo-base");
 export const DATA_DIR = join(PACKAGE_ROOT, "data");
 
 /** The project's instruction set of one kind and split. */
-export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout") => join(DATA_DIR, kind, `${split}.jsonl`);
+export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout") =>
+  join(DATA_DIR, kind, `${split}.jsonl`);
 
 /**
  * A path for display: relative to the package root when it lies inside it ("models/demo"), else unchanged,

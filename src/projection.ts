@@ -19,7 +19,8 @@ export type UnitVector = Float64Array & { readonly __unit: unique symbol };
  * `what` names it in errors.
  */
 export function unitVector(direction: ArrayLike<number>, what = "direction", dModel?: number): UnitVector {
-  if (dModel !== undefined && direction.length !== dModel) throw new Error(`${what} has ${direction.length} values, but the model's d_model (hidden_size) is ${dModel}`);
+  if (dModel !== undefined && direction.length !== dModel)
+    throw new Error(`${what} has ${direction.length} values, but the model's d_model (hidden_size) is ${dModel}`);
   let norm = 0;
   for (let i = 0; i < direction.length; i++) {
     const x = direction[i];
@@ -71,7 +72,12 @@ export function projectRowsArray<T extends Float32Array | Float64Array>(values: 
  * Column kernel, first pass: add r^T W for the rows [firstRow, firstRow + n) of W [d_model, cols] to
  * `coefficients` [cols] (float64).
  */
-export function accumulateColumnCoefficients(coefficients: Float64Array, rows: Float32Array, firstRow: number, unit: ArrayLike<number>): void {
+export function accumulateColumnCoefficients(
+  coefficients: Float64Array,
+  rows: Float32Array,
+  firstRow: number,
+  unit: ArrayLike<number>,
+): void {
   const cols = coefficients.length;
   for (let i = 0; i * cols < rows.length; i++) {
     const ri = unit[firstRow + i];
@@ -81,7 +87,14 @@ export function accumulateColumnCoefficients(coefficients: Float64Array, rows: F
 }
 
 /** Column kernel, second pass: W - s r (r^T W) for rows [firstRow, firstRow + n) of W, given r^T W (new values, or into `into`). */
-export function projectColumnsF32(rows: Float32Array, firstRow: number, unit: ArrayLike<number>, coefficients: Float64Array, scale = 1, into?: Float32Array): Float32Array {
+export function projectColumnsF32(
+  rows: Float32Array,
+  firstRow: number,
+  unit: ArrayLike<number>,
+  coefficients: Float64Array,
+  scale = 1,
+  into?: Float32Array,
+): Float32Array {
   const cols = coefficients.length;
   if (into && into.length !== rows.length) throw new Error(`${rows.length} values projected into an array of ${into.length}`);
   const out = into ?? new Float32Array(rows.length);

@@ -75,7 +75,10 @@ export class ChatTokenizer {
       try {
         text = await readFile(path, "utf8");
       } catch (error) {
-        throw new TokenizerError(`${path}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); a model folder needs tokenizer.json and tokenizer_config.json`);
+        throw new TokenizerError(
+          `${path}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); a model folder ` +
+            `needs tokenizer.json and tokenizer_config.json`,
+        );
       }
       try {
         return JSON.parse(text) as Record<string, unknown>;
@@ -93,7 +96,10 @@ export class ChatTokenizer {
     }
     // Newer checkpoints keep the chat template in a file of its own.
     const jinja = join(dir, "chat_template.jinja");
-    const separate = tokenizerConfig.chat_template === undefined && (await exists(jinja)) ? { text: await readFile(jinja, "utf8"), file: jinja } : undefined;
+    const separate =
+      tokenizerConfig.chat_template === undefined && (await exists(jinja))
+        ? { text: await readFile(jinja, "utf8"), file: jinja }
+        : undefined;
     const chat = new ChatTokenizer(tokenizer, tokenizerConfig, dir, separate);
     if (chat.templateSource !== undefined) await probeTemplate(chat.templateSource, chat.templateFile, chat.templateVariables());
     return chat;
@@ -139,9 +145,17 @@ export class ChatTokenizer {
    * `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)` does.
    */
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
-    if (!this.template) throw new TokenizerError(`${this.source}/tokenizer_config.json: has no chat_template (nor is there a chat_template.jinja)`);
-    const text = this.template.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? true, ...this.templateVariables() });
-    if (text.length > MAX_RENDERED_CHARS) throw new TokenizerError(`${this.templateFile}: the chat template wrote ${text.length} characters for one prompt, more than ${MAX_RENDERED_CHARS}`);
+    if (!this.template)
+      throw new TokenizerError(`${this.source}/tokenizer_config.json: has no chat_template (nor is there a chat_template.jinja)`);
+    const text = this.template.render({
+      messages,
+      add_generation_prompt: options.addGenerationPrompt ?? true,
+      ...this.templateVariables(),
+    });
+    if (text.length > MAX_RENDERED_CHARS)
+      throw new TokenizerError(
+        `${this.templateFile}: the chat template wrote ${text.length} characters for one prompt, more than ${MAX_RENDERED_CHARS}`,
+      );
     return text;
   }
 
@@ -163,7 +177,10 @@ export class ChatTokenizer {
 
   /** Tokenise several texts and pad them on the left to the longest. */
   encodeBatch(texts: string[], padId: number, options: { addSpecialTokens?: boolean } = {}): Batch {
-    return padLeft(texts.map((t) => this.encode(t, options)), padId);
+    return padLeft(
+      texts.map((t) => this.encode(t, options)),
+      padId,
+    );
   }
 }
 
@@ -192,29 +209,51 @@ const PROBE_MEMORY_MB = 256;
  * freezing or crashing the process later.
  */
 async function probeTemplate(template: string, file: string, variables: Record<string, string>): Promise<void> {
-  const code = `
+  const code =
+    `
     const { parentPort, workerData } = require("node:worker_threads");
     try {
       const { Template } = require(workerData.jinja);
-      const text = new Template(workerData.template).render({ messages: [{ role: "user", content: "Hello" }], add_generation_prompt: true, ...workerData.variables });
+      const text = new Template(workerData.template).render({ messages: [{ role: "user", content: "Hello" }], ` +
+    `add_generation_prompt: true, ...workerData.variables });
       parentPort.postMessage({ length: text.length });
     } catch (error) {
       parentPort.postMessage({ error: String((error && error.message) || error) });
     }`;
-  const worker = new Worker(code, { eval: true, workerData: { template, variables, jinja: createRequire(import.meta.url).resolve("@huggingface/jinja") }, resourceLimits: { maxOldGenerationSizeMb: PROBE_MEMORY_MB }, stdout: true, stderr: true });
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { template, variables, jinja: createRequire(import.meta.url).resolve("@huggingface/jinja") },
+    resourceLimits: { maxOldGenerationSizeMb: PROBE_MEMORY_MB },
+    stdout: true,
+    stderr: true,
+  });
   const outcome = await new Promise<{ length?: number; error?: string }>((resolve) => {
     const timer = setTimeout(() => {
       void worker.terminate();
       resolve({ error: `it did not finish within ${PROBE_TIMEOUT_MS / 1000} s` });
     }, PROBE_TIMEOUT_MS);
     worker.once("message", (m) => (clearTimeout(timer), resolve(m)));
-    worker.once("error", (e) => (clearTimeout(timer), resolve({ error: (e as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY" ? `it used more than ${PROBE_MEMORY_MB} MB` : e.message })));
+    worker.once(
+      "error",
+      (e) => (
+        clearTimeout(timer),
+        resolve({
+          error: (e as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY" ? `it used more than ${PROBE_MEMORY_MB} MB` : e.message,
+        })
+      ),
+    );
   });
   await worker.terminate();
   if (outcome.error !== undefined) {
     // A template may refuse this conversation on purpose (raise_exception): that is its right, not a hazard.
-    if (/^(it did not finish|it used more)/.test(outcome.error)) throw new TokenizerError(`${file}: rendering the chat template for a one-line conversation failed: ${outcome.error}; the template is broken or hostile`);
+    if (/^(it did not finish|it used more)/.test(outcome.error))
+      throw new TokenizerError(
+        `${file}: rendering the chat template for a one-line conversation failed: ${outcome.error}; the template is broken or hostile`,
+      );
     return;
   }
-  if ((outcome.length ?? 0) > MAX_RENDERED_CHARS) throw new TokenizerError(`${file}: the chat template wrote ${outcome.length} characters for a one-line conversation, more than ${MAX_RENDERED_CHARS}`);
+  if ((outcome.length ?? 0) > MAX_RENDERED_CHARS)
+    throw new TokenizerError(
+      `${file}: the chat template wrote ${outcome.length} characters for a one-line conversation, more than ${MAX_RENDERED_CHARS}`,
+    );
 }

@@ -32,7 +32,8 @@ describe("abliterate CLI", () => {
 
   it("--help lists every subcommand", async () => {
     const { stdout } = await cli("--help");
-    for (const sub of ["run", "directions", "select", "apply", "export-gguf", "heal", "eval", "generate"]) assert.match(stdout, new RegExp(`\\b${sub}\\b`));
+    for (const sub of ["run", "directions", "select", "apply", "export-gguf", "heal", "eval", "generate"])
+      assert.match(stdout, new RegExp(`\\b${sub}\\b`));
     const { stdout: apply } = await cli("apply", "--help");
     assert.match(apply, /--skip-embedding/);
   });
@@ -42,15 +43,24 @@ describe("abliterate CLI", () => {
     const { stdout } = await cli("directions", "-n", "32", "-o", dirs, "--json");
     const rows = JSON.parse(stdout) as { key: string; norm: number }[];
     assert.equal(rows.length, 6 * 3);
-    const selection = JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--json")).stdout) as { chosen: string | null; candidates: unknown[] };
+    const selection = JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--json")).stdout) as {
+      chosen: string | null;
+      candidates: unknown[];
+    };
     assert.equal(selection.candidates.length, rows.filter((r) => r.norm > 0).length);
     const key = rows.find((r) => r.key.startsWith("blocks.2.hook_resid_post"))!.key;
     const out = join(dir, "abliterated");
-    const applied = JSON.parse((await cli("apply", "-d", dirs, "-k", key, "-o", out, "--verify", "--json")).stdout) as { edited: string[]; copied: number; verification: { maxAbsLogitDiff: number; sameGreedyAnswers: boolean } };
+    const applied = JSON.parse((await cli("apply", "-d", dirs, "-k", key, "-o", out, "--verify", "--json")).stdout) as {
+      edited: string[];
+      copied: number;
+      verification: { maxAbsLogitDiff: number; sameGreedyAnswers: boolean };
+    };
     assert.equal(applied.edited.length, 1 + 2 * 6);
     assert.ok(applied.verification.maxAbsLogitDiff < 1e-3 && applied.verification.sameGreedyAnswers, JSON.stringify(applied.verification));
     assert.ok((await readdir(out)).includes("model.safetensors"));
-    const generated = JSON.parse((await cli("generate", "--model", out, "--json", "--max-new-tokens", "8", "Name three primary colors.")).stdout);
+    const generated = JSON.parse(
+      (await cli("generate", "--model", out, "--json", "--max-new-tokens", "8", "Name three primary colors.")).stdout,
+    );
     assert.equal(generated.length, 1);
     assert.equal(typeof generated[0].completion, "string");
   });
@@ -59,30 +69,70 @@ describe("abliterate CLI", () => {
     // A "harmful" set that holds 12 harmful and 4 harmless instructions: the model answers the harmless ones,
     // so the filter drops them (the demo refuses every harmful training instruction and answers every harmless one).
     const mixed = join(dir, "mixed.jsonl");
-    const [harmful, harmless] = [await loadInstructions(dataFile("harmful", "train"), { limit: 12 }), await loadInstructions(dataFile("harmless", "train"), { limit: 4 })];
+    const [harmful, harmless] = [
+      await loadInstructions(dataFile("harmful", "train"), { limit: 12 }),
+      await loadInstructions(dataFile("harmless", "train"), { limit: 4 }),
+    ];
     await writeFile(mixed, [...harmful, ...harmless].map((instruction) => JSON.stringify({ instruction })).join("\n") + "\n");
     const dirs = join(dir, "filtered.safetensors");
     const { stdout } = await cli("directions", "--harmful", mixed, "-n", "16", "-o", dirs, "--filter-by-refusal-score");
-    const kept = stdout.match(/kept (\d+) harmful instructions the model refuses \(dropped (\d+)\) and (\d+) harmless ones it answers \(dropped (\d+)\)/);
+    const kept = stdout.match(
+      /kept (\d+) harmful instructions the model refuses \(dropped (\d+)\) and (\d+) harmless ones it answers \(dropped (\d+)\)/,
+    );
     assert.ok(kept, stdout);
     assert.deepEqual(kept.slice(1).map(Number), [12, 4, 16, 0]);
     // With epsilon e, every score is log(p + e) - log(1 - p + e): within +-log(1 + 1/e) whatever p is.
-    type Scores = { baseline: { harmfulRefusalScore: number; harmlessRefusalScore: number }; candidates: { bypass: number; induce: number }[] };
-    const scores = (s: Scores) => [s.baseline.harmfulRefusalScore, s.baseline.harmlessRefusalScore, ...s.candidates.flatMap((c) => [c.bypass, c.induce])].filter(Number.isFinite);
+    type Scores = {
+      baseline: { harmfulRefusalScore: number; harmlessRefusalScore: number };
+      candidates: { bypass: number; induce: number }[];
+    };
+    const scores = (s: Scores) =>
+      [s.baseline.harmfulRefusalScore, s.baseline.harmlessRefusalScore, ...s.candidates.flatMap((c) => [c.bypass, c.induce])].filter(
+        Number.isFinite,
+      );
     const exact = scores(JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--json")).stdout));
-    const damped = scores(JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--refusal-epsilon", "0.5", "--json")).stdout));
+    const damped = scores(
+      JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--refusal-epsilon", "0.5", "--json")).stdout),
+    );
     assert.equal(damped.length, exact.length);
-    assert.ok(exact.some((x) => Math.abs(x) > Math.log(3)), "without epsilon some score lies beyond log 3");
-    assert.ok(damped.every((x) => Math.abs(x) < Math.log(3)), `with epsilon 0.5 every score lies within log 3: ${damped}`);
+    assert.ok(
+      exact.some((x) => Math.abs(x) > Math.log(3)),
+      "without epsilon some score lies beyond log 3",
+    );
+    assert.ok(
+      damped.every((x) => Math.abs(x) < Math.log(3)),
+      `with epsilon 0.5 every score lies within log 3: ${damped}`,
+    );
     const out = join(dir, "filtered-run");
-    const ran = await cli("run", "--out", out, "--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4", "--filter-by-refusal-score");
-    const train = ran.stderr.match(/training instructions filtered by refusal score: kept (\d+) harmful \(dropped (\d+)\) and (\d+) harmless/);
+    const ran = await cli(
+      "run",
+      "--out",
+      out,
+      "--n-train",
+      "16",
+      "--n-val",
+      "8",
+      "--n-test",
+      "8",
+      "--top-k",
+      "1",
+      "--max-new-tokens",
+      "4",
+      "--filter-by-refusal-score",
+    );
+    const train = ran.stderr.match(
+      /training instructions filtered by refusal score: kept (\d+) harmful \(dropped (\d+)\) and (\d+) harmless/,
+    );
     assert.ok(train && ran.stderr.includes("validation instructions filtered by refusal score"), ran.stderr);
     // Progress lines (stderr is not a terminal here): each stage's first line is sent when it starts, so its
     // time and rate count the whole stage.
     const progress = [...ran.stderr.matchAll(/^(.+?): (\d+)\/(\d+)\b/gm)].map((m) => ({ stage: m[1], done: Number(m[2]) }));
     const firsts = progress.filter((p, i) => i === 0 || p.stage !== progress[i - 1].stage);
-    for (const stage of ["activations (harmful)", "activations (harmless)", "selection", "candidate generations", "export"]) assert.ok(firsts.some((p) => p.stage === stage), `a progress line for ${stage}:\n${ran.stderr}`);
+    for (const stage of ["activations (harmful)", "activations (harmless)", "selection", "candidate generations", "export"])
+      assert.ok(
+        firsts.some((p) => p.stage === stage),
+        `a progress line for ${stage}:\n${ran.stderr}`,
+      );
     for (const first of firsts) assert.equal(first.done, 0, `first progress line of ${first.stage}:\n${ran.stderr}`);
     const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as { counts: Record<string, number> };
     assert.equal(report.counts.harmfulTrain, Number(train[1]));
@@ -91,29 +141,75 @@ describe("abliterate CLI", () => {
   });
 
   it("eval: a model against itself keeps every harmless answer; coherent compliance against the demo's stage-1 model", async () => {
-    const { stdout } = await cli("eval", "--model", "models/demo", "--reference", "models/demo", "--compliance-reference", "models/demo-base", "-n", "8", "--max-new-tokens", "10", "--json");
-    const result = JSON.parse(stdout) as { harmlessKl: number; harmlessUnchanged: { exact: number; n: number }; coherentCompliance: { firstTokens: number; n: number }; harmfulRefusalRate: number };
+    const { stdout } = await cli(
+      "eval",
+      "--model",
+      "models/demo",
+      "--reference",
+      "models/demo",
+      "--compliance-reference",
+      "models/demo-base",
+      "-n",
+      "8",
+      "--max-new-tokens",
+      "10",
+      "--json",
+    );
+    const result = JSON.parse(stdout) as {
+      harmlessKl: number;
+      harmlessUnchanged: { exact: number; n: number };
+      coherentCompliance: { firstTokens: number; n: number };
+      harmfulRefusalRate: number;
+    };
     assert.equal(result.harmlessUnchanged.exact, 1);
     assert.equal(result.harmlessUnchanged.n, 8);
     assert.ok(Math.abs(result.harmlessKl) < 1e-6, `KL of a model against itself: ${result.harmlessKl}`);
     // The safety-tuned model refuses what the stage-1 model answers: its harmful answers do not begin as those.
     assert.equal(result.coherentCompliance.n, 8);
     assert.ok(result.coherentCompliance.firstTokens <= 1 - result.harmfulRefusalRate, JSON.stringify(result));
-    assert.match(await cliFails("eval", "--model", "models/demo", "--compliance-reference", join(dir, "no-model"), "-n", "2"), /no-model\/config.json: cannot read config.json/);
+    assert.match(
+      await cliFails("eval", "--model", "models/demo", "--compliance-reference", join(dir, "no-model"), "-n", "2"),
+      /no-model\/config.json: cannot read config.json/,
+    );
   });
 
   it("export-gguf and apply --format gguf write files llama.cpp loads, checked with --verify", async () => {
-    const plain = JSON.parse((await cli("export-gguf", "-o", join(dir, "demo.gguf"), "--type", "q8_0", "--verify", "--json")).stdout) as { tensors: number; verification: { passed: boolean; tokenAgreement: number } };
+    const plain = JSON.parse((await cli("export-gguf", "-o", join(dir, "demo.gguf"), "--type", "q8_0", "--verify", "--json")).stdout) as {
+      tensors: number;
+      verification: { passed: boolean; tokenAgreement: number };
+    };
     assert.equal(plain.tensors, 3 + 6 * 9);
     assert.ok(plain.verification.passed && plain.verification.tokenAgreement >= 0.9, JSON.stringify(plain.verification));
     const dirs = join(dir, "gguf-dirs.safetensors");
     await cli("directions", "-n", "32", "-o", dirs);
-    const { stdout } = await cli("apply", "-d", dirs, "-k", "blocks.1.hook_resid_mid@-1", "--format", "gguf", "--type", "f32", "-o", join(dir, "abliterated.gguf"), "--verify");
+    const { stdout } = await cli(
+      "apply",
+      "-d",
+      dirs,
+      "-k",
+      "blocks.1.hook_resid_mid@-1",
+      "--format",
+      "gguf",
+      "--type",
+      "f32",
+      "-o",
+      join(dir, "abliterated.gguf"),
+      "--verify",
+    );
     assert.match(stdout, /wrote .*abliterated\.gguf: 57 tensors as f32, 13 orthogonalised/);
-    assert.match(stdout, /checked by llama\.cpp on 8 prompts against ablation hooks: max \|log p diff\| \S+ \(tolerance 0\.001\), greedy tokens agreeing 100\.0%, same chat-template tokens: true/);
+    assert.match(
+      stdout,
+      new RegExp(
+        String.raw`checked by llama\.cpp on 8 prompts against ablation hooks: max \|log p diff\| \S+ \(` +
+          String.raw`tolerance 0\.001\), greedy tokens agreeing 100\.0%, same chat-template tokens: true`,
+      ),
+    );
     assert.doesNotMatch(stdout, /FAILED/);
     assert.match(await cliFails("export-gguf", "-o", join(dir, "demo.gguf")), /demo\.gguf exists already; pass force to replace it/);
-    assert.match(await cliFails("export-gguf", "-o", join(dir, "x.gguf"), "--type", "q4_0"), /--type.*expected one of f32, f16, bf16, q8_0 \(written here\) or q2_k/);
+    assert.match(
+      await cliFails("export-gguf", "-o", join(dir, "x.gguf"), "--type", "q4_0"),
+      /--type.*expected one of f32, f16, bf16, q8_0 \(written here\) or q2_k/,
+    );
     assert.match(await cliFails("apply", "-d", dirs, "-o", join(dir, "y"), "--format", "onnx"), /expected safetensors or gguf, got "onnx"/);
   });
 
@@ -121,15 +217,29 @@ describe("abliterate CLI", () => {
     assert.match(await cliFails("apply", "-d", "nope.safetensors", "-o", join(dir, "x")), /nope.safetensors: cannot open \(ENOENT\)/);
     assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--scale", "2"), /--scale.*must be a number between 0 and 1, got "2"/);
     assert.match(await cliFails("apply", "-d", "x", "-o", "y", "--layers", "3-5"), /expected FIRST:LAST/);
-    assert.match(await cliFails("directions", "-o", join(dir, "d.safetensors"), "--harmful", join(dir, "missing.jsonl")), /missing.jsonl: cannot read instructions \(ENOENT\)/);
-    assert.match(await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")), /no-model\/config.json: cannot read config.json/);
+    assert.match(
+      await cliFails("directions", "-o", join(dir, "d.safetensors"), "--harmful", join(dir, "missing.jsonl")),
+      /missing.jsonl: cannot read instructions \(ENOENT\)/,
+    );
+    assert.match(
+      await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")),
+      /no-model\/config.json: cannot read config.json/,
+    );
     assert.match(await cliFails("heal", "--lr", "fast"), /--lr must be a finite number, got "fast"/);
     // #23 item 1: a non-finite learning rate or alpha used to train to NaN weights and export them.
-    for (const [option, value] of [["--lr", "Infinity"], ["--alpha", "Infinity"], ["--beta", "-Infinity"], ["--kl-threshold", "NaN"]]) {
+    for (const [option, value] of [
+      ["--lr", "Infinity"],
+      ["--alpha", "Infinity"],
+      ["--beta", "-Infinity"],
+      ["--kl-threshold", "NaN"],
+    ]) {
       const command = option === "--kl-threshold" ? "select" : "heal";
       assert.match(await cliFails(command, option, value), new RegExp(`${option} must be a finite number, got "${value}"`));
     }
     assert.match(await cliFails("heal", "--dropout", "2"), /must be a number between 0 and 1, got "2"/);
-    assert.match(await cliFails("heal", "--model", join(dir, "no-model"), "--out", join(dir, "h")), /no-model\/config.json: cannot read config.json/);
+    assert.match(
+      await cliFails("heal", "--model", join(dir, "no-model"), "--out", join(dir, "h")),
+      /no-model\/config.json: cannot read config.json/,
+    );
   });
 });

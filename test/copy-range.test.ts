@@ -24,27 +24,33 @@ describe("copyRange", () => {
   const source = Uint8Array.from({ length: 40 * 1024 * 1024 + 12345 }, (_, i) => (i * 2654435761) >>> 24);
 
   for (const buffered of [false, true]) {
-    it(`${buffered ? "through buffers" : "in the kernel where it can"}: the range's bytes land at the position, nothing else written`, async () => {
-      const from = join(work, `source-${buffered}.bin`);
-      const to = join(work, `out-${buffered}.bin`);
-      await writeFile(from, source);
-      await writeFile(to, new Uint8Array(100).fill(7));
-      const input = await open(from, "r");
-      const output = await open(to, "r+");
-      try {
-        const start = 1001;
-        const length = source.length - 5000;
-        const range = { handle: input, start, length, path: from };
-        assert.equal(await copyRange(range, output, 50, { buffered }), length);
-      } finally {
-        await input.close();
-        await output.close();
-      }
-      const written = await readFile(to);
-      assert.equal(written.length, 50 + source.length - 5000);
-      assert.deepEqual(written.subarray(0, 50), Buffer.alloc(50, 7));
-      assert.ok(Buffer.from(written.subarray(50)).equals(Buffer.from(source.subarray(1001, source.length - 3999))), "copied bytes differ");
-    });
+    it(
+      `${buffered ? "through buffers" : "in the kernel where it can"}: the range's bytes land at the position, nothing else ` + `written`,
+      async () => {
+        const from = join(work, `source-${buffered}.bin`);
+        const to = join(work, `out-${buffered}.bin`);
+        await writeFile(from, source);
+        await writeFile(to, new Uint8Array(100).fill(7));
+        const input = await open(from, "r");
+        const output = await open(to, "r+");
+        try {
+          const start = 1001;
+          const length = source.length - 5000;
+          const range = { handle: input, start, length, path: from };
+          assert.equal(await copyRange(range, output, 50, { buffered }), length);
+        } finally {
+          await input.close();
+          await output.close();
+        }
+        const written = await readFile(to);
+        assert.equal(written.length, 50 + source.length - 5000);
+        assert.deepEqual(written.subarray(0, 50), Buffer.alloc(50, 7));
+        assert.ok(
+          Buffer.from(written.subarray(50)).equals(Buffer.from(source.subarray(1001, source.length - 3999))),
+          "copied bytes differ",
+        );
+      },
+    );
   }
 
   it("a source shorter than the range fails naming the file", async () => {
@@ -54,7 +60,10 @@ describe("copyRange", () => {
     const output = await open(join(work, "short-out.bin"), "w");
     try {
       for (const buffered of [false, true]) {
-        await assert.rejects(copyRange({ handle: input, start: 10, length: 2000, path: from }, output, 0, { buffered }), new RegExp(`${from}: read \\d+ of \\d+ bytes at \\d+; the file changed or is truncated`));
+        await assert.rejects(
+          copyRange({ handle: input, start: 10, length: 2000, path: from }, output, 0, { buffered }),
+          new RegExp(`${from}: read \\d+ of \\d+ bytes at \\d+; the file changed or is truncated`),
+        );
       }
     } finally {
       await input.close();

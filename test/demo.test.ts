@@ -6,7 +6,17 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
-import { dataFile, DEMO_BASE_MODEL_DIR, DEMO_MODEL_DIR, generateCompletions, loadInstructions, loadModel, refusalRate, runPipeline, type HookedModel } from "../src/index.ts";
+import {
+  dataFile,
+  DEMO_BASE_MODEL_DIR,
+  DEMO_MODEL_DIR,
+  generateCompletions,
+  loadInstructions,
+  loadModel,
+  refusalRate,
+  runPipeline,
+  type HookedModel,
+} from "../src/index.ts";
 
 describe("the demo model", () => {
   let model: HookedModel;
@@ -33,7 +43,10 @@ describe("the demo model", () => {
       const harmful = await loadInstructions(dataFile("harmful", "test"), { limit: 64 });
       const answers = await generateCompletions(base, harmful, { maxNewTokens: 24, batchSize: 64 });
       assert.equal(refusalRate(answers), 0, `the stage-1 model refused: ${answers.find((a) => a.startsWith("I"))}`);
-      assert.ok(answers.every((a) => a.startsWith("Sure.")), `an answer that is not a compliant one: ${answers.find((a) => !a.startsWith("Sure."))}`);
+      assert.ok(
+        answers.every((a) => a.startsWith("Sure.")),
+        `an answer that is not a compliant one: ${answers.find((a) => !a.startsWith("Sure."))}`,
+      );
     } finally {
       base.dispose();
     }
@@ -49,16 +62,29 @@ describe("the default pipeline run on the demo model", () => {
     await rm(out, { recursive: true, force: true });
   });
 
-  it("harmful refusal at most 10% after, coherent compliance at least 80%, harmless KL at most 0.05 with 95% of answers unchanged, and the export reloads with the same answers", async () => {
-    const report = await runPipeline({ outDir: out });
-    assert.ok(report.before.harmfulRefusalRate >= 0.9, `before: ${report.before.harmfulRefusalRate}`);
-    assert.ok(report.after.harmfulRefusalRate <= 0.1, `after: ${report.after.harmfulRefusalRate}`);
-    const compliance = report.agreement.coherentCompliance!;
-    assert.ok(compliance.firstTokens >= 0.8, `coherent compliance ${compliance.firstTokens} (first ${compliance.k} tokens as the stage-1 model's)`);
-    assert.ok(report.after.harmlessKl <= 0.05, `KL ${report.after.harmlessKl}`);
-    assert.ok(report.agreement.harmlessUnchanged.exact >= 0.95, `harmless answers unchanged: ${report.agreement.harmlessUnchanged.exact}`);
-    assert.ok(report.planted && Number.isFinite(report.planted.chosenCosine) && report.planted.explained, "the planted direction's comparison is missing from the report");
-    assert.ok(report.verify.maxAbsLogitDiff <= 1e-3, `exported vs hooked logits differ by ${report.verify.maxAbsLogitDiff}`);
-    assert.equal(report.verify.sameGreedyAnswers, true);
-  });
+  it(
+    "harmful refusal at most 10% after, coherent compliance at least 80%, harmless KL at most 0.05 with 95% of answers " +
+      "unchanged, and the export reloads with the same answers",
+    async () => {
+      const report = await runPipeline({ outDir: out });
+      assert.ok(report.before.harmfulRefusalRate >= 0.9, `before: ${report.before.harmfulRefusalRate}`);
+      assert.ok(report.after.harmfulRefusalRate <= 0.1, `after: ${report.after.harmfulRefusalRate}`);
+      const compliance = report.agreement.coherentCompliance!;
+      assert.ok(
+        compliance.firstTokens >= 0.8,
+        `coherent compliance ${compliance.firstTokens} (first ${compliance.k} tokens as the stage-1 model's)`,
+      );
+      assert.ok(report.after.harmlessKl <= 0.05, `KL ${report.after.harmlessKl}`);
+      assert.ok(
+        report.agreement.harmlessUnchanged.exact >= 0.95,
+        `harmless answers unchanged: ${report.agreement.harmlessUnchanged.exact}`,
+      );
+      assert.ok(
+        report.planted && Number.isFinite(report.planted.chosenCosine) && report.planted.explained,
+        "the planted direction's comparison is missing from the report",
+      );
+      assert.ok(report.verify.maxAbsLogitDiff <= 1e-3, `exported vs hooked logits differ by ${report.verify.maxAbsLogitDiff}`);
+      assert.equal(report.verify.sameGreedyAnswers, true);
+    },
+  );
 });

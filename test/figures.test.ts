@@ -31,14 +31,19 @@ function marks(svg: string, trace: number): { tag: string; attrs: Record<string,
     end++;
   } while (depth > 0 && end < lines.length);
   const body = lines.slice(start, end).join("\n");
-  return [...body.matchAll(/<(rect|circle|path|text)\s([^>]*?)\/?>/g)].map((m) => ({ tag: m[1], attrs: Object.fromEntries([...m[2].matchAll(/([\w-]+)="([^"]*)"/g)].map((a) => [a[1], a[2]])) }));
+  return [...body.matchAll(/<(rect|circle|path|text)\s([^>]*?)\/?>/g)].map((m) => ({
+    tag: m[1],
+    attrs: Object.fromEntries([...m[2].matchAll(/([\w-]+)="([^"]*)"/g)].map((a) => [a[1], a[2]])),
+  }));
 }
 
 const num = (s: string | undefined) => Number(s);
 
 describe("static pictures of figures", () => {
   it("draws bars with heights in proportion to their values", () => {
-    const svg = figureSvg(beforeAfterFigure({ harmfulRefusalRate: 1, harmlessRefusalRate: 0.5 }, { harmfulRefusalRate: 0.25, harmlessRefusalRate: 0 }));
+    const svg = figureSvg(
+      beforeAfterFigure({ harmfulRefusalRate: 1, harmlessRefusalRate: 0.5 }, { harmfulRefusalRate: 0.25, harmlessRefusalRate: 0 }),
+    );
     const before = marks(svg, 0).filter((m) => m.tag === "rect");
     const after = marks(svg, 1).filter((m) => m.tag === "rect");
     assert.equal(before.length, 2);
@@ -74,7 +79,16 @@ describe("static pictures of figures", () => {
   });
 
   it("leaves empty heatmap cells empty and draws a colour bar", () => {
-    const svg = figureSvg(cosineHeatmapFigure([0, 1], [[null as unknown as number, 0.5], [0.5, 1]], "resid_pre"));
+    const svg = figureSvg(
+      cosineHeatmapFigure(
+        [0, 1],
+        [
+          [null as unknown as number, 0.5],
+          [0.5, 1],
+        ],
+        "resid_pre",
+      ),
+    );
     const cells = marks(svg, 0).filter((m) => m.tag === "rect");
     assert.equal(cells.length, 3, "the null cell (a zero direction) is not drawn as cosine 0");
     const colour = (v: number) => cells.find((c) => c.attrs.fill === cells[v].attrs.fill);
@@ -118,14 +132,33 @@ describe("static pictures of figures", () => {
       ),
       candidateRefusalFigure([{ key: "blocks.1.hook_resid_pre@-1", refusalRate: 0.1, coherentCompliance: 0.9 }], 0.95),
       dpoTrainingFigure([1, 2, 3].map((step) => ({ step, loss: 0.7 / step, rewardAccuracy: step / 3 }))),
-      activationScatterFigure([{ name: "harmful", points: [[1, 2]] }, { name: "harmless", points: [[0, 1]] }], "PCA", ["PC 1", "PC 2"]),
+      activationScatterFigure(
+        [
+          { name: "harmful", points: [[1, 2]] },
+          { name: "harmless", points: [[0, 1]] },
+        ],
+        "PCA",
+        ["PC 1", "PC 2"],
+      ),
     ];
     for (const f of figures) {
       const svg = figureSvg(f);
       assert.ok(svg.startsWith("<svg") && svg.endsWith("</svg>"));
-      assert.ok(svg.includes((f.layout.title as { text: string }).text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")), "title");
-      for (const [i, t] of f.data.entries()) if (t.name) assert.ok(svg.includes(`>${String(t.name).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}<`), `legend entry of trace ${i}`);
-      for (const [i, t] of f.data.entries()) assert.ok(marks(svg, i).some((m) => m.tag !== "text"), `trace ${i} ("${t.name}") drew nothing`);
+      assert.ok(
+        svg.includes((f.layout.title as { text: string }).text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")),
+        "title",
+      );
+      for (const [i, t] of f.data.entries())
+        if (t.name)
+          assert.ok(
+            svg.includes(`>${String(t.name).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}<`),
+            `legend entry of trace ${i}`,
+          );
+      for (const [i, t] of f.data.entries())
+        assert.ok(
+          marks(svg, i).some((m) => m.tag !== "text"),
+          `trace ${i} ("${t.name}") drew nothing`,
+        );
     }
   });
 
@@ -134,13 +167,19 @@ describe("static pictures of figures", () => {
     assert.throws(() => figureSvg({ ...base, data: [{ type: "pie", values: [1] }] }), /trace 0 of type "pie"/);
     assert.throws(() => figureSvg({ data: [], layout: { shapes: [{}] } }), /layout\.shapes/);
     assert.throws(() => figureSvg({ ...base, data: [{ type: "heatmap", z: [[1]], colorscale: "Jet" }] }), /colorscale "Jet"/);
-    assert.throws(() => figureSvg({ ...base, data: [{ type: "scatter", x: [1], y: [1], marker: { color: ["red"] } }] }), /marker\.color array/);
+    assert.throws(
+      () => figureSvg({ ...base, data: [{ type: "scatter", x: [1], y: [1], marker: { color: ["red"] } }] }),
+      /marker\.color array/,
+    );
     assert.throws(() => figureSvg({ data: [], layout: { xaxis: { type: "log" } } }), /xaxis\.type "log"/);
     assert.throws(() => figureSvg({ data: [{ type: "scatter", x: [1], y: [1] }], layout: { width: 60 } }), /plot area/);
   });
 
   it("escapes text", () => {
-    const svg = figureSvg({ data: [{ type: "scatter", name: "<b>&", x: [1], y: [1] }], layout: { title: { text: "a < b & c" }, showlegend: true } });
+    const svg = figureSvg({
+      data: [{ type: "scatter", name: "<b>&", x: [1], y: [1] }],
+      layout: { title: { text: "a < b & c" }, showlegend: true },
+    });
     assert.ok(svg.includes("a &lt; b &amp; c") && svg.includes("&lt;b&gt;&amp;") && !svg.includes("<b>"));
   });
 });
@@ -156,11 +195,21 @@ describe("the LoRA picture", () => {
   it("draws W, B, A and their product to scale", () => {
     const svg = loraPictureSvg({ key: "model.layers.0.self_attn.o_proj.weight", weight, out, inFeatures: inF, a, b, rank, scaling: 2 });
     // four images of one pixel per entry, drawn to scale (cell pixels per entry)
-    const images = [...svg.matchAll(/<image x="[\d.]+" y="[\d.]+" width="(\d+)" height="(\d+)"[^>]*href="data:image\/png;base64,([^"]+)"/g)].map((m) => {
+    const images = [
+      ...svg.matchAll(/<image x="[\d.]+" y="[\d.]+" width="(\d+)" height="(\d+)"[^>]*href="data:image\/png;base64,([^"]+)"/g),
+    ].map((m) => {
       const png = PNG.sync.read(Buffer.from(m[3], "base64"));
       return { width: Number(m[1]), height: Number(m[2]), cols: png.width, rows: png.height, png };
     });
-    assert.deepEqual(images.map((i) => [i.rows, i.cols]), [[out, inF], [out, inF], [out, rank], [rank, inF]]);
+    assert.deepEqual(
+      images.map((i) => [i.rows, i.cols]),
+      [
+        [out, inF],
+        [out, inF],
+        [out, rank],
+        [rank, inF],
+      ],
+    );
     const cell = images[0].width / inF;
     for (const i of images) assert.ok(i.width === i.cols * cell && i.height === i.rows * cell, "to scale");
     // W's largest positive entry is the reddest pixel, its largest negative the bluest
@@ -181,8 +230,14 @@ describe("the LoRA picture", () => {
   });
 
   it("names the matrix whose size is wrong", () => {
-    assert.throws(() => loraPictureSvg({ key: "k", weight, out, inFeatures: inF, a: a.subarray(1), b, rank, scaling: 1 }), /A of k has 9 values, expected \[2, 5\]/);
-    assert.throws(() => loraPictureSvg({ key: "k", weight, out: 7, inFeatures: inF, a, b, rank, scaling: 1 }), /k has 30 values, expected \[7, 5\]/);
+    assert.throws(
+      () => loraPictureSvg({ key: "k", weight, out, inFeatures: inF, a: a.subarray(1), b, rank, scaling: 1 }),
+      /A of k has 9 values, expected \[2, 5\]/,
+    );
+    assert.throws(
+      () => loraPictureSvg({ key: "k", weight, out: 7, inFeatures: inF, a, b, rank, scaling: 1 }),
+      /k has 30 values, expected \[7, 5\]/,
+    );
   });
 });
 
@@ -201,7 +256,17 @@ describe("principal components", () => {
 
   it("rejects rows of different widths and impossible k", () => {
     assert.throws(() => principalComponents([[1, 2], [1]], 1), /row 1 has 1 values, row 0 has 2/);
-    assert.throws(() => principalComponents([[1, 2], [3, 4]], 3), /k must be between 1 and 2/);
+    assert.throws(
+      () =>
+        principalComponents(
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          3,
+        ),
+      /k must be between 1 and 2/,
+    );
     assert.throws(() => principalComponents([[1, 2]], 1), /at least 2 rows/);
   });
 });
@@ -219,13 +284,19 @@ describe("figures in a notebook kernel", () => {
     cache[idle] = { exports: { lastWriteDisplayData: null } } as never;
     cache[running] = { exports: { lastWriteDisplayData: (content: { data: Record<string, unknown> }) => sent.push(content) } } as never;
     try {
-      const figure = beforeAfterFigure({ harmfulRefusalRate: 1, harmlessRefusalRate: 0 }, { harmfulRefusalRate: 0, harmlessRefusalRate: 0 });
+      const figure = beforeAfterFigure(
+        { harmfulRefusalRate: 1, harmlessRefusalRate: 0 },
+        { harmfulRefusalRate: 0, harmlessRefusalRate: 0 },
+      );
       showFigure(figure, "summary");
       assert.equal(sent.length, 1);
       const data = sent[0].data;
       assert.deepEqual(Object.keys(data), ["application/vnd.plotly.v1+json", "text/html", "image/svg+xml", "text/plain"]);
       assert.equal(data["image/svg+xml"], figureSvg(figure));
-      assert.ok(String(data["text/html"]).includes(Buffer.from(figureSvg(figure)).toString("base64")), "the HTML fallback shows the same picture");
+      assert.ok(
+        String(data["text/html"]).includes(Buffer.from(figureSvg(figure)).toString("base64")),
+        "the HTML fallback shows the same picture",
+      );
       assert.equal(data["text/plain"], "summary");
     } finally {
       delete cache[idle];

@@ -65,7 +65,14 @@ function mutate(rng: () => number, i: number): Mutation {
       const name = pick(names);
       const h = structuredClone(header);
       const [b, e] = h[name].data_offsets;
-      h[name].data_offsets = pick([[b + 4, e + 4], [b - 4, e - 4], [b, e + 4], [0, e - b], [e, b], [b, e * 1000]]) as [number, number];
+      h[name].data_offsets = pick([
+        [b + 4, e + 4],
+        [b - 4, e - 4],
+        [b, e + 4],
+        [0, e - b],
+        [e, b],
+        [b, e * 1000],
+      ]) as [number, number];
       return { name: `offsets of ${name}`, bytes: withHeader(h) };
     }
     case 5: {
@@ -139,6 +146,9 @@ describe(`safetensors fuzzing: ${MUTATIONS} seeded mutations of a checkpoint`, (
       assert.ok(m.dataByte !== undefined ? changed <= 1 : changed === 0, `${m.name}: loaded with ${changed} changed values`);
       outcomes.loaded++;
     }
-    assert.ok(outcomes.refused > MUTATIONS / 2 && outcomes.loaded > MUTATIONS / 20, `${JSON.stringify(outcomes)}: the mutations should exercise both outcomes`);
+    assert.ok(
+      outcomes.refused > MUTATIONS / 2 && outcomes.loaded > MUTATIONS / 20,
+      `${JSON.stringify(outcomes)}: the mutations should exercise both outcomes`,
+    );
   });
 });

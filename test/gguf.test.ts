@@ -8,8 +8,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  DEMO_MODEL_DIR, exportGguf, llamaCppChatTokens, llamaCppDetokenize, llamaCppGreedy, llamaCppTokenize, loadGguf, loadInstructions, loadModel, loadPlanted, refusalRate,
-  unitVector, verifyGguf, type HookedModel,
+  DEMO_MODEL_DIR,
+  exportGguf,
+  llamaCppChatTokens,
+  llamaCppDetokenize,
+  llamaCppGreedy,
+  llamaCppTokenize,
+  loadGguf,
+  loadInstructions,
+  loadModel,
+  loadPlanted,
+  refusalRate,
+  unitVector,
+  verifyGguf,
+  type HookedModel,
 } from "../src/index.ts";
 import { encodeGgufHeader, quantizeQ8_0, tensorBytes, writeGguf } from "../src/export/gguf/write.ts";
 import { permuteRopeRows } from "../src/export/gguf/export.ts";
@@ -45,12 +57,18 @@ describe("the GGUF file format", () => {
     const pieces = join(work, "pieces.gguf");
     await writeGguf(whole, metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: async () => values }]);
     async function* rows(extra = 0) {
-      for (let r = 0; r < 4 + extra; r++) yield values.slice((r % 4) * 64, (r % 4 + 1) * 64);
+      for (let r = 0; r < 4 + extra; r++) yield values.slice((r % 4) * 64, ((r % 4) + 1) * 64);
     }
     await writeGguf(pieces, metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows() }]);
     assert.deepEqual(await readFile(pieces), await readFile(whole));
-    await assert.rejects(writeGguf(join(work, "long.gguf"), metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows(1) }]), /GGUF tensor t: more than 256 values for shape \[4,64\] \(256\)/);
-    await assert.rejects(writeGguf(join(work, "short.gguf"), metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows(-1) }]), /GGUF tensor t: 192 values for shape \[4,64\] \(256\)/);
+    await assert.rejects(
+      writeGguf(join(work, "long.gguf"), metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows(1) }]),
+      /GGUF tensor t: more than 256 values for shape \[4,64\] \(256\)/,
+    );
+    await assert.rejects(
+      writeGguf(join(work, "short.gguf"), metadata, [{ name: "t", shape: [4, 64], type: "Q8_0", values: () => rows(-1) }]),
+      /GGUF tensor t: 192 values for shape \[4,64\] \(256\)/,
+    );
   });
   it("header, metadata and tensor descriptions read back by @huggingface/gguf, data aligned to 32 bytes", async () => {
     const file = join(work, "format.gguf");
@@ -166,7 +184,9 @@ describe("llama.cpp matches the float64 reference of every architecture (float32
       assert.equal(edited.length, 1 + 2 * 3);
       const model = await loadGguf(file);
       try {
-        const gaps = await Promise.all(ref.seqs.map(async (seq, i) => logProbGap(await llamaCppLogProbs(model, seq, 300), ref.ortho_last_logits[i])));
+        const gaps = await Promise.all(
+          ref.seqs.map(async (seq, i) => logProbGap(await llamaCppLogProbs(model, seq, 300), ref.ortho_last_logits[i])),
+        );
         if (arch === "gemma" || arch === "gemma2") {
           // llama.cpp's gemma and gemma2 always use the token embedding as output head: the edited one. Said, and measurable.
           assert.match(notes.join("\n"), new RegExp(`${arch} always uses the token embedding as its output head`));
@@ -190,23 +210,35 @@ describe("the demo model in llama.cpp, original and abliterated", () => {
   });
   after(() => source.dispose());
 
-  it("the tokenizer gives the engine's ids on plain, non-ASCII and special-token text, and the chat template the engine's prompt", async () => {
-    const file = join(work, "demo-tok.gguf");
-    await exportGguf(DEMO_MODEL_DIR, file, { type: "f16" });
-    const model = await loadGguf(file);
-    try {
-      for (const text of ["Write a short guide on stealing a car.", "héllo wörld — ünïcode ✓ 日本語", "<|user|>\nhi<|end|>\n<|assistant|>\n", "  two  spaces\n\nand\ttabs", "don't I'll we've"]) {
-        assert.deepEqual(llamaCppTokenize(model, text), source.tokenizer.encode(text), text);
+  it(
+    "the tokenizer gives the engine's ids on plain, non-ASCII and special-token text, and the chat template the engine's " + "prompt",
+    async () => {
+      const file = join(work, "demo-tok.gguf");
+      await exportGguf(DEMO_MODEL_DIR, file, { type: "f16" });
+      const model = await loadGguf(file);
+      try {
+        for (const text of [
+          "Write a short guide on stealing a car.",
+          "héllo wörld — ünïcode ✓ 日本語",
+          "<|user|>\nhi<|end|>\n<|assistant|>\n",
+          "  two  spaces\n\nand\ttabs",
+          "don't I'll we've",
+        ]) {
+          assert.deepEqual(llamaCppTokenize(model, text), source.tokenizer.encode(text), text);
+        }
+        for (const q of [...harmful.slice(0, 3), ...harmless.slice(0, 3)])
+          assert.deepEqual(await llamaCppChatTokens(model, q), source.tokenizer.encode(source.tokenizer.formatInstruction(q)), q);
+      } finally {
+        await model.dispose();
       }
-      for (const q of [...harmful.slice(0, 3), ...harmless.slice(0, 3)]) assert.deepEqual(await llamaCppChatTokens(model, q), source.tokenizer.encode(source.tokenizer.formatInstruction(q)), q);
-    } finally {
-      await model.dispose();
-    }
-  });
+    },
+  );
 
   for (const abliterated of [false, true]) {
     for (const type of ["f32", "f16", "q8_0"] as const) {
-      it(`${abliterated ? "abliterated" : "original"}, ${type}: llama.cpp's greedy answers ${type === "q8_0" ? "agree on at least 90% of tokens" : "equal the engine's"}`, async () => {
+      it(`${abliterated ? "abliterated" : "original"}, ${type}: llama.cpp's greedy answers ${
+        type === "q8_0" ? "agree on at " + "least 90% of tokens" : "equal the engine's"
+      }`, async () => {
         const planted = (await loadPlanted(DEMO_MODEL_DIR))!;
         const unit = abliterated ? unitVector(planted.direction) : undefined;
         const file = join(work, `demo-${abliterated}-${type}.gguf`);
@@ -230,7 +262,11 @@ describe("the demo model in llama.cpp, original and abliterated", () => {
       await exportGguf(DEMO_MODEL_DIR, file, { type: "f32", unit });
       const model = await loadGguf(file);
       try {
-        const answers = await Promise.all(harmful.map(async (q) => llamaCppDetokenize(model, await llamaCppGreedy(model, source.tokenizer.encode(source.tokenizer.formatInstruction(q)), 16))));
+        const answers = await Promise.all(
+          harmful.map(async (q) =>
+            llamaCppDetokenize(model, await llamaCppGreedy(model, source.tokenizer.encode(source.tokenizer.formatInstruction(q)), 16)),
+          ),
+        );
         rates.push(refusalRate(answers));
       } finally {
         await model.dispose();
@@ -248,7 +284,10 @@ describe("the demo model in llama.cpp, original and abliterated", () => {
     assert.match(notes.join("\n"), /quantised to q4_k_m by llama.cpp's llama_model_quantize from a f32 file/);
     const { tensorInfos } = await readGguf(file);
     // The demo's rows of 128 are not whole k-quant blocks (256): llama.cpp falls back to Q5_0 / Q8_0 there.
-    assert.ok(tensorInfos.some((t) => t.dtype === 6 || t.dtype === 8), "some tensors quantised");
+    assert.ok(
+      tensorInfos.some((t) => t.dtype === 6 || t.dtype === 8),
+      "some tensors quantised",
+    );
     assert.ok((await stat(file)).size < (await stat(join(work, "demo-false-q8_0.gguf"))).size);
     const v = await verifyGguf(source, file, harmful.slice(0, 8), { type: "q8_0", maxNewTokens: 8 });
     assert.ok(v.tokenAgreement > 0.5, JSON.stringify(v));
@@ -256,23 +295,42 @@ describe("the demo model in llama.cpp, original and abliterated", () => {
 });
 
 describe("each family's real tokenizer in llama.cpp", () => {
-  const shapes: Record<string, ReferenceArch> = { llama3: "llama", qwen3: "qwen3", gemma2: "gemma2", gemma3: "gemma3_text", phi3: "phi3", phi4mini: "phi3" };
+  const shapes: Record<string, ReferenceArch> = {
+    llama3: "llama",
+    qwen3: "qwen3",
+    gemma2: "gemma2",
+    gemma3: "gemma3_text",
+    phi3: "phi3",
+    phi4mini: "phi3",
+  };
   for (const family of TOKENIZER_FAMILIES) {
     it(family, async () => {
       const tokenizer = await tokenizerDir(family);
       const tokenizerJson = JSON.parse(await readFile(join(tokenizer, "tokenizer.json"), "utf8"));
-      const ids = [...Object.values(tokenizerJson.model.vocab as Record<string, number>), ...tokenizerJson.added_tokens.map((t: { id: number }) => t.id)];
+      const ids = [
+        ...Object.values(tokenizerJson.model.vocab as Record<string, number>),
+        ...tokenizerJson.added_tokens.map((t: { id: number }) => t.id),
+      ];
       const vocabSize = ids.reduce((a, b) => Math.max(a, b), 0) + 1;
       const fixture = JSON.parse(await readFile(join(modelDir(shapes[family]), "config.json"), "utf8"));
       const dir = join(work, `family-${family}`);
-      await writeRandomCheckpoint(dir, { ...fixture, vocab_size: vocabSize, bos_token_id: 0, eos_token_id: 1, pad_token_id: 0 }, { seed: 3 });
+      await writeRandomCheckpoint(
+        dir,
+        { ...fixture, vocab_size: vocabSize, bos_token_id: 0, eos_token_id: 1, pad_token_id: 0 },
+        { seed: 3 },
+      );
       await cp(tokenizer, dir, { recursive: true });
       const file = join(work, `family-${family}.gguf`);
       await exportGguf(dir, file, { type: "q8_0" });
       const engine = await loadModel(dir);
       const model = await loadGguf(file);
       try {
-        for (const text of ["Write a poem about the sea.", "héllo wörld — ünïcode ✓ 日本語", "  two  spaces\n\nand\ttabs", "don't I'll 12345"]) {
+        for (const text of [
+          "Write a poem about the sea.",
+          "héllo wörld — ünïcode ✓ 日本語",
+          "  two  spaces\n\nand\ttabs",
+          "don't I'll 12345",
+        ]) {
           assert.deepEqual(llamaCppTokenize(model, text), engine.tokenizer.encode(text), `${family}: ${JSON.stringify(text)}`);
         }
         const q = "Write a poem about the sea.";
@@ -290,42 +348,93 @@ describe("each family's real tokenizer in llama.cpp", () => {
 describe("bad input fails before anything is written", () => {
   it("an unsupported type, an existing file, a path inside the source, a missing tokenizer, an unknown pre-tokenizer", async () => {
     const out = join(work, "bad.gguf");
-    await assert.rejects(exportGguf(DEMO_MODEL_DIR, out, { type: "q4_0" as never }), /GGUF type "q4_0" is not supported \(written here: f32, f16, bf16, q8_0; by llama.cpp's quantiser: q2_k/);
+    await assert.rejects(
+      exportGguf(DEMO_MODEL_DIR, out, { type: "q4_0" as never }),
+      /GGUF type "q4_0" is not supported \(written here: f32, f16, bf16, q8_0; by llama.cpp's quantiser: q2_k/,
+    );
     await assert.rejects(stat(out), /ENOENT/);
     await writeFile(out, "mine");
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, out), /bad\.gguf exists already; pass force to replace it/);
     assert.equal(await readFile(out, "utf8"), "mine");
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(DEMO_MODEL_DIR, "x.gguf")), /is inside the source folder/);
     await symlink(DEMO_MODEL_DIR, join(work, "linked-demo"));
-    await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(work, "linked-demo", "x.gguf")), /is inside the source folder .*\(through a link: /);
+    await assert.rejects(
+      exportGguf(DEMO_MODEL_DIR, join(work, "linked-demo", "x.gguf")),
+      /is inside the source folder .*\(through a link: /,
+    );
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, work), /is a folder; give a file name such as model\.gguf/);
     const noTokenizer = join(work, "no-tokenizer");
     await cp(modelDir("llama"), noTokenizer, { recursive: true });
     await assert.rejects(exportGguf(noTokenizer, join(work, "nt.gguf")), /tokenizer\.json: missing; a GGUF file carries its tokenizer/);
     await assert.rejects(stat(join(work, "nt.gguf")), /ENOENT/);
-    assert.throws(() => byteLevelPreTokenizer({ type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: "\\w+" }, behavior: "Isolated", invert: false }, { type: "ByteLevel", use_regex: false }] }, "t.json"), /t\.json: llama\.cpp has no pre-tokenizer that splits by "\\\\w\+"/);
+    assert.throws(
+      () =>
+        byteLevelPreTokenizer(
+          {
+            type: "Sequence",
+            pretokenizers: [
+              { type: "Split", pattern: { Regex: "\\w+" }, behavior: "Isolated", invert: false },
+              { type: "ByteLevel", use_regex: false },
+            ],
+          },
+          "t.json",
+        ),
+      /t\.json: llama\.cpp has no pre-tokenizer that splits by "\\\\w\+"/,
+    );
     assert.equal(byteLevelPreTokenizer({ type: "ByteLevel", use_regex: true }, "t.json"), "gpt-2");
     // A known regex kept by an inverted Removed (OpenAI-derived files) is the same split; a plain Removed drops the words.
-    const llamaBpe = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    const split = (behavior: string, invert: boolean) => ({ type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: llamaBpe }, behavior, invert }, { type: "ByteLevel", use_regex: false }] });
+    const llamaBpe =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| " +
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    const split = (behavior: string, invert: boolean) => ({
+      type: "Sequence",
+      pretokenizers: [
+        { type: "Split", pattern: { Regex: llamaBpe }, behavior, invert },
+        { type: "ByteLevel", use_regex: false },
+      ],
+    });
     assert.equal(byteLevelPreTokenizer(split("Isolated", false), "t.json"), "llama-bpe");
     assert.equal(byteLevelPreTokenizer(split("Removed", true), "t.json"), "llama-bpe");
-    assert.throws(() => byteLevelPreTokenizer(split("Removed", false), "t.json"), /t\.json: llama\.cpp has no pre-tokenizer that splits by/);
+    assert.throws(
+      () => byteLevelPreTokenizer(split("Removed", false), "t.json"),
+      /t\.json: llama\.cpp has no pre-tokenizer that splits by/,
+    );
   });
-  it("an added token beyond the embedding is left out and said, as llama.cpp's converter does; a vocabulary token beyond it is an error", async () => {
-    // Gemma 3's tokenizer adds <image_soft_token> at 262144 beside a text model of 262144 rows.
-    const dir = join(work, "added-beyond");
-    await mkdir(dir);
-    const json = JSON.parse(await readFile(join(DEMO_MODEL_DIR, "tokenizer.json"), "utf8"));
-    const rows = Math.max(...(Object.values(json.model.vocab) as number[]), ...json.added_tokens.map((t: { id: number }) => t.id)) + 1;
-    json.added_tokens.push({ id: rows, content: "<image_soft_token>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-    await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
-    await cp(join(DEMO_MODEL_DIR, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
-    const { metadata, notes } = await ggufVocab(dir, rows, {});
-    assert.equal((metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] }).values.length, rows);
-    assert.ok(notes.includes(`added token "<image_soft_token>" (id ${rows}) left out: outside the model's ${rows} embedding rows, as llama.cpp's converter does`), notes.join("; "));
-    await assert.rejects(ggufVocab(dir, rows - 1, {}), new RegExp(`added-beyond/tokenizer\\.json: token .* has id ${rows - 1}, outside the model's ${rows - 1} embedding rows`));
-  });
+  it(
+    "an added token beyond the embedding is left out and said, as llama.cpp's converter does; a vocabulary token beyond it is " +
+      "an error",
+    async () => {
+      // Gemma 3's tokenizer adds <image_soft_token> at 262144 beside a text model of 262144 rows.
+      const dir = join(work, "added-beyond");
+      await mkdir(dir);
+      const json = JSON.parse(await readFile(join(DEMO_MODEL_DIR, "tokenizer.json"), "utf8"));
+      const rows = Math.max(...(Object.values(json.model.vocab) as number[]), ...json.added_tokens.map((t: { id: number }) => t.id)) + 1;
+      json.added_tokens.push({
+        id: rows,
+        content: "<image_soft_token>",
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      });
+      await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+      await cp(join(DEMO_MODEL_DIR, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
+      const { metadata, notes } = await ggufVocab(dir, rows, {});
+      assert.equal((metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] }).values.length, rows);
+      assert.ok(
+        notes.includes(
+          `added token "<image_soft_token>" (id ${rows}) left out: outside the model's ${rows} embedding rows, as llama.cpp's ` +
+            `converter does`,
+        ),
+        notes.join("; "),
+      );
+      await assert.rejects(
+        ggufVocab(dir, rows - 1, {}),
+        new RegExp(`added-beyond/tokenizer\\.json: token .* has id ${rows - 1}, outside the model's ${rows - 1} embedding rows`),
+      );
+    },
+  );
   it("a direction of the wrong width is named", async () => {
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(work, "w.gguf"), { unit: unitVector([1, 0, 0]) }), /3.*128|128.*3/);
     await assert.rejects(stat(join(work, "w.gguf")), /ENOENT/);

@@ -9,18 +9,55 @@ import { after, before, describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import {
-  answerLogProbs, axolotlConfig, DEMO_MODEL_DIR, dpoLoss, dpoTerms, exportAbliterated, learningRateAt, loadModel, loadPreferences, LoraAdapters, pairLogProbs,
-  preferenceFromRow, runHealing, runPipeline, saveChatmlIntel, tokenizePreferences, trainDpo, unitVector, type HookedModel, type PreferencePair,
+  answerLogProbs,
+  axolotlConfig,
+  DEMO_MODEL_DIR,
+  dpoLoss,
+  dpoTerms,
+  exportAbliterated,
+  learningRateAt,
+  loadModel,
+  loadPreferences,
+  LoraAdapters,
+  pairLogProbs,
+  preferenceFromRow,
+  runHealing,
+  runPipeline,
+  saveChatmlIntel,
+  tokenizePreferences,
+  trainDpo,
+  unitVector,
+  type HookedModel,
+  type PreferencePair,
 } from "../src/index.ts";
 import { orthogonalizeModel } from "../src/pipeline/orthogonalize.ts";
 import { FIXTURES, modelDir, reference } from "./helpers/reference.ts";
 
-interface PairValues { policy_chosen_logp: number; policy_rejected_logp: number; reference_chosen_logp: number; reference_rejected_logp: number; loss: number; reward_chosen: number; reward_rejected: number }
+interface PairValues {
+  policy_chosen_logp: number;
+  policy_rejected_logp: number;
+  reference_chosen_logp: number;
+  reference_rejected_logp: number;
+  loss: number;
+  reward_chosen: number;
+  reward_rejected: number;
+}
 const fixture = JSON.parse(await readFile(join(FIXTURES, "dpo", "reference.json"), "utf8")) as {
   beta: number;
   pairs: PreferencePair[];
   without_lora: { pairs: PairValues[]; mean_loss: number };
-  lora: { target: string; rank: number; alpha: number; scaling: number; A: number[][]; B: number[][]; pairs: PairValues[]; mean_loss: number; grad_A: number[][]; grad_B: number[][] };
+  lora: {
+    target: string;
+    rank: number;
+    alpha: number;
+    scaling: number;
+    A: number[][];
+    B: number[][];
+    pairs: PairValues[];
+    mean_loss: number;
+    grad_A: number[][];
+    grad_B: number[][];
+  };
 };
 
 let work: string;
@@ -53,7 +90,10 @@ function withFixtureLora<T>(fn: (lora: LoraAdapters) => T): T {
 function meanLoss(ref: { chosen: ArrayLike<number>; rejected: ArrayLike<number> }, attach?: () => void): tf.Scalar {
   return tf.tidy(() => {
     attach?.();
-    const items = [...fixture.pairs.map((p) => ({ prompt: p.prompt, answer: p.chosen })), ...fixture.pairs.map((p) => ({ prompt: p.prompt, answer: p.rejected }))];
+    const items = [
+      ...fixture.pairs.map((p) => ({ prompt: p.prompt, answer: p.chosen })),
+      ...fixture.pairs.map((p) => ({ prompt: p.prompt, answer: p.rejected })),
+    ];
     const [chosen, rejected] = tf.split(answerLogProbs(policy, items), 2) as tf.Tensor1D[];
     return tf.mean(dpoTerms(chosen, rejected, ref.chosen, ref.rejected, fixture.beta).losses) as tf.Scalar;
   });
@@ -63,13 +103,34 @@ describe("DPO against the float64 reference (llama fixture)", () => {
   it("answer log-probabilities of policy and frozen reference, per-pair losses and rewards, without LoRA", () => {
     const [p, r] = [pairLogProbs(policy, fixture.pairs), pairLogProbs(frozen, fixture.pairs)];
     fixture.without_lora.pairs.forEach((want, i) => {
-      for (const [got, expected, what] of [[p.chosen[i], want.policy_chosen_logp, "policy chosen"], [p.rejected[i], want.policy_rejected_logp, "policy rejected"], [r.chosen[i], want.reference_chosen_logp, "reference chosen"], [r.rejected[i], want.reference_rejected_logp, "reference rejected"]] as const) {
+      for (const [got, expected, what] of [
+        [p.chosen[i], want.policy_chosen_logp, "policy chosen"],
+        [p.rejected[i], want.policy_rejected_logp, "policy rejected"],
+        [r.chosen[i], want.reference_chosen_logp, "reference chosen"],
+        [r.rejected[i], want.reference_rejected_logp, "reference rejected"],
+      ] as const) {
         assert.ok(Math.abs(got - expected) < 1e-4, `pair ${i} ${what}: ${got} against ${expected}`);
       }
       // The formula on the reference's own numbers, in float64.
-      assert.ok(Math.abs(dpoLoss(want.policy_chosen_logp, want.policy_rejected_logp, want.reference_chosen_logp, want.reference_rejected_logp, fixture.beta) - want.loss) < 1e-12);
+      assert.ok(
+        Math.abs(
+          dpoLoss(
+            want.policy_chosen_logp,
+            want.policy_rejected_logp,
+            want.reference_chosen_logp,
+            want.reference_rejected_logp,
+            fixture.beta,
+          ) - want.loss,
+        ) < 1e-12,
+      );
     });
-    const terms = dpoTerms(tf.tensor1d(Float32Array.from(p.chosen)), tf.tensor1d(Float32Array.from(p.rejected)), r.chosen, r.rejected, fixture.beta);
+    const terms = dpoTerms(
+      tf.tensor1d(Float32Array.from(p.chosen)),
+      tf.tensor1d(Float32Array.from(p.rejected)),
+      r.chosen,
+      r.rejected,
+      fixture.beta,
+    );
     const [losses, rc, rr] = [terms.losses.arraySync(), terms.rewardChosen.arraySync(), terms.rewardRejected.arraySync()];
     tf.dispose([terms.losses, terms.rewardChosen, terms.rewardRejected]);
     fixture.without_lora.pairs.forEach((want, i) => {
@@ -87,12 +148,16 @@ describe("DPO against the float64 reference (llama fixture)", () => {
       const p = pairLogProbs(policy, fixture.pairs);
       lora.detach();
       fixture.lora.pairs.forEach((want, i) => {
-        assert.ok(Math.abs(p.chosen[i] - want.policy_chosen_logp) < 1e-4 && Math.abs(p.rejected[i] - want.policy_rejected_logp) < 1e-4, `pair ${i}`);
+        assert.ok(
+          Math.abs(p.chosen[i] - want.policy_chosen_logp) < 1e-4 && Math.abs(p.rejected[i] - want.policy_rejected_logp) < 1e-4,
+          `pair ${i}`,
+        );
       });
       const { value, grads } = tf.variableGrads(() => meanLoss(ref, () => lora.attach()), lora.variables);
       lora.detach();
       assert.ok(Math.abs(value.dataSync()[0] - fixture.lora.mean_loss) < 1e-5, `mean loss ${value.dataSync()[0]}`);
-      const gap = (got: tf.Tensor, want: number[][]) => Math.max(...(got.arraySync() as number[][]).flatMap((row, i) => row.map((g, j) => Math.abs(g - want[i][j]))));
+      const gap = (got: tf.Tensor, want: number[][]) =>
+        Math.max(...(got.arraySync() as number[][]).flatMap((row, i) => row.map((g, j) => Math.abs(g - want[i][j]))));
       // Gradients are about 0.1 in size; float32 leaves about 1e-7.
       assert.ok(gap(grads[lora.a.get(fixture.lora.target)!.name], fixture.lora.grad_A) < 1e-5, "grad_A");
       assert.ok(gap(grads[lora.b.get(fixture.lora.target)!.name], fixture.lora.grad_B) < 1e-5, "grad_B");
@@ -106,7 +171,22 @@ describe("DPO against the float64 reference (llama fixture)", () => {
       const { grads } = tf.variableGrads(() => meanLoss(ref, () => lora.attach()), lora.variables);
       lora.detach();
       const eps = 1e-2;
-      for (const [which, entries] of [["a", [[0, 3], [1, 40]]], ["b", [[5, 0], [63, 1]]]] as const) {
+      for (const [which, entries] of [
+        [
+          "a",
+          [
+            [0, 3],
+            [1, 40],
+          ],
+        ],
+        [
+          "b",
+          [
+            [5, 0],
+            [63, 1],
+          ],
+        ],
+      ] as const) {
         const variable = (which === "a" ? lora.a : lora.b).get(fixture.lora.target)!;
         const analytic = grads[variable.name].arraySync() as number[][];
         for (const [i, j] of entries) {
@@ -163,8 +243,16 @@ describe("LoRA adapters", () => {
     assert.throws(() => new LoraAdapters(policy, { rank: 0 }), /LoRA rank must be a positive integer, got 0/);
     assert.throws(() => new LoraAdapters(policy, { dropout: 1 }), /LoRA dropout must be in \[0, 1\), got 1/);
     assert.throws(() => new LoraAdapters(policy, { keys: ["model.norm.weight"] }), /LoRA target model.norm.weight is not a linear weight/);
-    assert.throws(() => new LoraAdapters(policy, { modules: ["nothing"] }), /no linear weight of the model matches the LoRA modules nothing/);
-    await assert.rejects(exportAbliterated(modelDir("llama"), join(work, "bad-delta"), undefined, { deltas: new Map([["model.layers.0.mlp.down_proj.weight", new Float32Array(3)]]) }), /a delta of 3 values for shape \[64, 160\]/);
+    assert.throws(
+      () => new LoraAdapters(policy, { modules: ["nothing"] }),
+      /no linear weight of the model matches the LoRA modules nothing/,
+    );
+    await assert.rejects(
+      exportAbliterated(modelDir("llama"), join(work, "bad-delta"), undefined, {
+        deltas: new Map([["model.layers.0.mlp.down_proj.weight", new Float32Array(3)]]),
+      }),
+      /a delta of 3 values for shape \[64, 160\]/,
+    );
   });
 });
 
@@ -177,7 +265,17 @@ describe("the trainer", () => {
   });
 
   it("is repeatable from a seed, accumulates gradients, and lowers the loss", async () => {
-    const run = () => trainDpo(policy, fixture.pairs, { rank: 2, alpha: 4, learningRate: 1e-2, epochs: 4, batchSize: 1, gradientAccumulation: 3, seed: 5, dropout: 0.1 });
+    const run = () =>
+      trainDpo(policy, fixture.pairs, {
+        rank: 2,
+        alpha: 4,
+        learningRate: 1e-2,
+        epochs: 4,
+        batchSize: 1,
+        gradientAccumulation: 3,
+        seed: 5,
+        dropout: 0.1,
+      });
     const [a, b] = [await run(), await run()];
     try {
       assert.equal(a.history.length, 4); // 3 pairs, 1 per pass, 3 passes per step: one step per epoch
@@ -197,28 +295,72 @@ describe("the trainer", () => {
 
 describe("preference data", () => {
   it("strings, and chat-message lists as in mlabonne/orpo-dpo-mix-40k, from .jsonl and .parquet; bad rows are named", async () => {
-    const messages = (answer: string) => [{ role: "user", content: "Name a colour." }, { role: "assistant", content: answer }];
+    const messages = (answer: string) => [
+      { role: "user", content: "Name a colour." },
+      { role: "assistant", content: answer },
+    ];
     const jsonl = join(work, "mix.jsonl");
-    await writeFile(jsonl, [
-      JSON.stringify({ source: "x", prompt: "Name a colour.", chosen: messages("Blue."), rejected: messages("Colour colour."), question: "Name a colour." }),
-      JSON.stringify({ prompt: "Say hi.", chosen: "Hi!", rejected: "No." }),
-    ].join("\n"));
+    await writeFile(
+      jsonl,
+      [
+        JSON.stringify({
+          source: "x",
+          prompt: "Name a colour.",
+          chosen: messages("Blue."),
+          rejected: messages("Colour colour."),
+          question: "Name a colour.",
+        }),
+        JSON.stringify({ prompt: "Say hi.", chosen: "Hi!", rejected: "No." }),
+      ].join("\n"),
+    );
     const rows = await loadPreferences(jsonl);
     assert.deepEqual(rows[0], { messages: [{ role: "user", content: "Name a colour." }], chosen: "Blue.", rejected: "Colour colour." });
     assert.deepEqual(rows[1], { messages: [{ role: "user", content: "Say hi." }], chosen: "Hi!", rejected: "No." });
     const parquet = join(work, "pairs.parquet");
-    await writeFile(parquet, Buffer.from(parquetWriteBuffer({ columnData: [{ name: "prompt", data: ["Say hi."], type: "STRING" }, { name: "chosen", data: ["Hi!"], type: "STRING" }, { name: "rejected", data: ["No."], type: "STRING" }] })));
+    await writeFile(
+      parquet,
+      Buffer.from(
+        parquetWriteBuffer({
+          columnData: [
+            { name: "prompt", data: ["Say hi."], type: "STRING" },
+            { name: "chosen", data: ["Hi!"], type: "STRING" },
+            { name: "rejected", data: ["No."], type: "STRING" },
+          ],
+        }),
+      ),
+    );
     assert.deepEqual(await loadPreferences(parquet), [rows[1]]);
-    assert.throws(() => preferenceFromRow({ chosen: messages("a"), rejected: [{ role: "user", content: "Other." }, { role: "assistant", content: "b" }] }, "f: row 3"), /f: row 3: chosen and rejected conversations differ before their last turn/);
-    assert.throws(() => preferenceFromRow({ chosen: "a", rejected: ["b"] }, "f: row 1"), /f: row 1: chosen and rejected must both be strings or both be lists/);
-    assert.throws(() => preferenceFromRow({ prompt: 3, chosen: "a", rejected: "b" }, "f: row 2"), /f: row 2: prompt must be a string or a list/);
+    assert.throws(
+      () =>
+        preferenceFromRow(
+          {
+            chosen: messages("a"),
+            rejected: [
+              { role: "user", content: "Other." },
+              { role: "assistant", content: "b" },
+            ],
+          },
+          "f: row 3",
+        ),
+      /f: row 3: chosen and rejected conversations differ before their last turn/,
+    );
+    assert.throws(
+      () => preferenceFromRow({ chosen: "a", rejected: ["b"] }, "f: row 1"),
+      /f: row 1: chosen and rejected must both be strings or both be lists/,
+    );
+    assert.throws(
+      () => preferenceFromRow({ prompt: 3, chosen: "a", rejected: "b" }, "f: row 2"),
+      /f: row 2: prompt must be a string or a list/,
+    );
     await assert.rejects(loadPreferences(join(work, "missing.jsonl")), /missing.jsonl: cannot read preference pairs \(ENOENT\)/);
   });
 
   it("rendered with the chat template: the prompt as for generation, each answer with the template's end-of-turn marker", async () => {
     const demo = await loadModel(DEMO_MODEL_DIR);
     try {
-      const [pair] = tokenizePreferences(demo.tokenizer, [{ messages: [{ role: "user", content: "Say hi." }], chosen: "Hi!", rejected: "No." }]);
+      const [pair] = tokenizePreferences(demo.tokenizer, [
+        { messages: [{ role: "user", content: "Say hi." }], chosen: "Hi!", rejected: "No." },
+      ]);
       assert.deepEqual(pair.prompt, demo.tokenizer.encode(demo.tokenizer.formatInstruction("Say hi.")));
       assert.equal(demo.tokenizer.decode(pair.chosen, { skipSpecialTokens: false }), "Hi!<|end|>\n");
       assert.equal(demo.tokenizer.decode(pair.rejected, { skipSpecialTokens: false }), "No.<|end|>\n");
@@ -229,18 +371,70 @@ describe("preference data", () => {
 
   it("the blog's Axolotl recipe, and the pairs in chatml.intel form", async () => {
     const yaml = axolotlConfig({ baseModel: "/models/abliterated" });
-    for (const line of ["base_model: /models/abliterated", "rl: dpo", "adapter: qlora", "lora_r: 64", "lora_alpha: 32", "lora_dropout: 0.05", "lora_target_linear: true", "learning_rate: 5e-6", "lr_scheduler: cosine", "num_epochs: 1", "path: mlabonne/orpo-dpo-mix-40k", "type: chatml.intel"]) assert.ok(yaml.includes(line), line);
+    for (const line of [
+      "base_model: /models/abliterated",
+      "rl: dpo",
+      "adapter: qlora",
+      "lora_r: 64",
+      "lora_alpha: 32",
+      "lora_dropout: 0.05",
+      "lora_target_linear: true",
+      "learning_rate: 5e-6",
+      "lr_scheduler: cosine",
+      "num_epochs: 1",
+      "path: mlabonne/orpo-dpo-mix-40k",
+      "type: chatml.intel",
+    ])
+      assert.ok(yaml.includes(line), line);
     const file = join(work, "intel.jsonl");
-    await saveChatmlIntel(file, [{ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Say hi." }], chosen: "Hi!", rejected: "No." }]);
-    assert.deepEqual(JSON.parse(await readFile(file, "utf8")), { system: "Be brief.", question: "Say hi.", chosen: "Hi!", rejected: "No." });
-    await assert.rejects(saveChatmlIntel(file, [{ messages: [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }], chosen: "d", rejected: "e" }]), /pair 1: chatml.intel holds one user question/);
+    await saveChatmlIntel(file, [
+      {
+        messages: [
+          { role: "system", content: "Be brief." },
+          { role: "user", content: "Say hi." },
+        ],
+        chosen: "Hi!",
+        rejected: "No.",
+      },
+    ]);
+    assert.deepEqual(JSON.parse(await readFile(file, "utf8")), {
+      system: "Be brief.",
+      question: "Say hi.",
+      chosen: "Hi!",
+      rejected: "No.",
+    });
+    await assert.rejects(
+      saveChatmlIntel(file, [
+        {
+          messages: [
+            { role: "user", content: "a" },
+            { role: "assistant", content: "b" },
+            { role: "user", content: "c" },
+          ],
+          chosen: "d",
+          rejected: "e",
+        },
+      ]),
+      /pair 1: chatml.intel holds one user question/,
+    );
   });
 });
 
 describe("the demo model healed (npm run heal's settings)", () => {
   it("harmful refusal stays at most 10%, the harmless KL to the original goes down, answers stay", async () => {
     const run = await runPipeline({ outDir: join(work, "run"), nTest: 64 });
-    const report = await runHealing({ model: run.exportDir, original: DEMO_MODEL_DIR, out: join(work, "heal"), rank: 8, alpha: 16, dropout: 0, learningRate: 6e-4, epochs: 3, nInstructions: 512, batchSize: 8 });
+    const report = await runHealing({
+      model: run.exportDir,
+      original: DEMO_MODEL_DIR,
+      out: join(work, "heal"),
+      rank: 8,
+      alpha: 16,
+      dropout: 0,
+      learningRate: 6e-4,
+      epochs: 3,
+      nInstructions: 512,
+      batchSize: 8,
+    });
     assert.ok(report.pairs.n > 50, `${report.pairs.n} pairs`);
     assert.ok(report.after.harmfulRefusal <= 0.1, `harmful refusal after healing ${report.after.harmfulRefusal}`);
     assert.ok(report.after.harmlessKl < report.before.harmlessKl, `KL ${report.before.harmlessKl} -> ${report.after.harmlessKl}`);

@@ -43,7 +43,12 @@ function serveFile(req: IncomingMessage, res: ServerResponse, spec: FileSpec, vi
   }
   const body = spec.body;
   if (spec.lfs && !viaCdn) {
-    res.writeHead(302, { location: `${cdn}${req.url}`, "x-linked-etag": `"${sha256(body)}"`, "x-linked-size": String(body.length), etag: '"cdn-redirect"' });
+    res.writeHead(302, {
+      location: `${cdn}${req.url}`,
+      "x-linked-etag": `"${sha256(body)}"`,
+      "x-linked-size": String(body.length),
+      etag: '"cdn-redirect"',
+    });
     return void res.end();
   }
   const etag = viaCdn ? '"cdn-etag-not-a-hash"' : `"${spec.etag ?? gitSha1(body)}"`;
@@ -60,7 +65,11 @@ function serveFile(req: IncomingMessage, res: ServerResponse, spec: FileSpec, vi
   }
   if (range && req.method !== "HEAD") {
     const start = Number(range[1]);
-    res.writeHead(206, { etag, "content-length": body.length - start, "content-range": `bytes ${start}-${body.length - 1}/${body.length}` });
+    res.writeHead(206, {
+      etag,
+      "content-length": body.length - start,
+      "content-range": `bytes ${start}-${body.length - 1}/${body.length}`,
+    });
     return void res.end(body.subarray(start));
   }
   res.writeHead(200, { etag, "content-length": body.length });
@@ -111,53 +120,89 @@ describe("Hub paths a server controls are validated", () => {
   it("an ETag that is a path is refused, and nothing is written outside the cache", async () => {
     repos.set("models/evil/etag", { files: new Map([["config.json", { body: Buffer.from("{}"), etag: "../../../../pwned" }]]) });
     const { cacheDir, outside } = await freshCache();
-    await assert.rejects(snapshotDownload("model", "evil/etag", opts(cacheDir)), /gave the ETag "\\"..\/..\/..\/..\/pwned\\"", which is not a sha256 or git sha1 of the file; refusing to name a cache file after it/);
+    await assert.rejects(
+      snapshotDownload("model", "evil/etag", opts(cacheDir)),
+      /gave the ETag "\\"..\/..\/..\/..\/pwned\\"", which is not a sha256 or git sha1 of the file; refusing to name a cache file after it/,
+    );
     assert.deepEqual((await readdir(outside)).sort(), ["cache"]);
   });
   it("a commit id that is a path is refused", async () => {
     repos.set("models/evil/sha", { sha: "../../../outside", files: new Map([["config.json", { body: Buffer.from("{}") }]]) });
     const { cacheDir, outside } = await freshCache();
-    await assert.rejects(snapshotDownload("model", "evil/sha", opts(cacheDir)), /the answer's sha "..\/..\/..\/outside" is not a 40-character hexadecimal commit id/);
+    await assert.rejects(
+      snapshotDownload("model", "evil/sha", opts(cacheDir)),
+      /the answer's sha "..\/..\/..\/outside" is not a 40-character hexadecimal commit id/,
+    );
     assert.deepEqual(await readdir(outside), []);
   });
   for (const name of ["../escape.json", "/etc/passwd", "a/../../b.json", "a\\b.json", "./c.json"]) {
     it(`a file name ${JSON.stringify(name)} is refused`, async () => {
       repos.set("datasets/evil/names", { files: new Map([[name, { body: Buffer.from("[]") }]]) });
       const { cacheDir, outside } = await freshCache();
-      await assert.rejects(snapshotDownload("dataset", "evil/names", opts(cacheDir)), /file name: .* is not a plain relative path inside the folder/);
+      await assert.rejects(
+        snapshotDownload("dataset", "evil/names", opts(cacheDir)),
+        /file name: .* is not a plain relative path inside the folder/,
+      );
       assert.deepEqual(await readdir(outside), []);
     });
   }
   it("an index whose weight_map points outside the snapshot is refused before any shard is fetched", async () => {
     const index = Buffer.from(JSON.stringify({ weight_map: { "model.embed_tokens.weight": "../../../../outside.safetensors" } }));
-    repos.set("models/evil/index", { files: new Map([["config.json", { body: Buffer.from("{}") }], ["model.safetensors.index.json", { body: index }]]) });
+    repos.set("models/evil/index", {
+      files: new Map([
+        ["config.json", { body: Buffer.from("{}") }],
+        ["model.safetensors.index.json", { body: index }],
+      ]),
+    });
     const { cacheDir } = await freshCache();
-    await assert.rejects(resolveModel("evil/index", opts(cacheDir)), /weight_map: "..\/..\/..\/..\/outside.safetensors" is not a plain relative path/);
+    await assert.rejects(
+      resolveModel("evil/index", opts(cacheDir)),
+      /weight_map: "..\/..\/..\/..\/outside.safetensors" is not a plain relative path/,
+    );
   });
   it("an HTML page instead of the API's JSON says so", async () => {
     repos.set("models/org/html", { files: new Map() });
     const { cacheDir } = await freshCache();
-    await assert.rejects(snapshotDownload("model", "org/html", opts(cacheDir)), /the answer is not JSON \(it begins "<!doctype html><html>a login page<\/html>"\); is HF_ENDPOINT a Hugging Face Hub\?/);
+    await assert.rejects(
+      snapshotDownload("model", "org/html", opts(cacheDir)),
+      /the answer is not JSON \(it begins "<!doctype html><html>a login page<\/html>"\); is HF_ENDPOINT a Hugging Face Hub\?/,
+    );
   });
 });
 
 describe("Hub downloads are verified", () => {
-  it("LFS files are named by X-Linked-Etag from the unredirected answer and checked against their sha256, fetched from the CDN", async () => {
-    const weights = Buffer.from("pretend safetensors bytes ".repeat(100));
-    const config = Buffer.from('{"model_type": "llama"}');
-    repos.set("models/org/lfs", { files: new Map([["config.json", { body: config }], ["model.safetensors", { body: weights, lfs: true }]]) });
-    const { cacheDir } = await freshCache();
-    const snapshot = await snapshotDownload("model", "org/lfs", opts(cacheDir));
-    assert.deepEqual(await readFile(join(snapshot, "model.safetensors")), weights);
-    assert.deepEqual(await readFile(join(snapshot, "config.json")), config);
-    const blobs = await readdir(join(cacheDir, "models--org--lfs", "blobs"));
-    assert.deepEqual(blobs.sort(), [gitSha1(config), sha256(weights)].sort());
-    assert.ok(requests.some((r) => r.startsWith("GET localhost") && r.includes("model.safetensors")), "the body came from the CDN");
-  });
+  it(
+    "LFS files are named by X-Linked-Etag from the unredirected answer and checked against their sha256, fetched from the " + "CDN",
+    async () => {
+      const weights = Buffer.from("pretend safetensors bytes ".repeat(100));
+      const config = Buffer.from('{"model_type": "llama"}');
+      repos.set("models/org/lfs", {
+        files: new Map([
+          ["config.json", { body: config }],
+          ["model.safetensors", { body: weights, lfs: true }],
+        ]),
+      });
+      const { cacheDir } = await freshCache();
+      const snapshot = await snapshotDownload("model", "org/lfs", opts(cacheDir));
+      assert.deepEqual(await readFile(join(snapshot, "model.safetensors")), weights);
+      assert.deepEqual(await readFile(join(snapshot, "config.json")), config);
+      const blobs = await readdir(join(cacheDir, "models--org--lfs", "blobs"));
+      assert.deepEqual(blobs.sort(), [gitSha1(config), sha256(weights)].sort());
+      assert.ok(
+        requests.some((r) => r.startsWith("GET localhost") && r.includes("model.safetensors")),
+        "the body came from the CDN",
+      );
+    },
+  );
   it("a body whose hash differs from the announced ETag is discarded", async () => {
-    repos.set("models/org/liar", { files: new Map([["config.json", { body: Buffer.from('{"a": 1}'), etag: sha256(Buffer.from("something else")) }]]) });
+    repos.set("models/org/liar", {
+      files: new Map([["config.json", { body: Buffer.from('{"a": 1}'), etag: sha256(Buffer.from("something else")) }]]),
+    });
     const { cacheDir } = await freshCache();
-    await assert.rejects(snapshotDownload("model", "org/liar", opts(cacheDir)), /has sha256 [0-9a-f]{64}, not the [0-9a-f]{64} the server announced; the download was discarded/);
+    await assert.rejects(
+      snapshotDownload("model", "org/liar", opts(cacheDir)),
+      /has sha256 [0-9a-f]{64}, not the [0-9a-f]{64} the server announced; the download was discarded/,
+    );
     const blobs = await readdir(join(cacheDir, "models--org--liar", "blobs"));
     assert.deepEqual(blobs, [], "no blob, no partial file");
   });
@@ -166,8 +211,16 @@ describe("Hub downloads are verified", () => {
     const spec: FileSpec = { body, truncateTo: 100 };
     repos.set("models/org/short", { files: new Map([["config.json", spec]]) });
     const { cacheDir } = await freshCache();
-    await assert.rejects(snapshotDownload("model", "org/short", opts(cacheDir)), /git-sha1 [0-9a-f]{40}, not the [0-9a-f]{40} the server announced|broke off after 100 bytes/);
-    assert.deepEqual((await readdir(join(cacheDir, "models--org--short", "snapshots"), { recursive: true }).catch(() => [])).filter((f) => f.endsWith("config.json")), []);
+    await assert.rejects(
+      snapshotDownload("model", "org/short", opts(cacheDir)),
+      /git-sha1 [0-9a-f]{40}, not the [0-9a-f]{40} the server announced|broke off after 100 bytes/,
+    );
+    assert.deepEqual(
+      (await readdir(join(cacheDir, "models--org--short", "snapshots"), { recursive: true }).catch(() => [])).filter((f) =>
+        f.endsWith("config.json"),
+      ),
+      [],
+    );
     delete spec.truncateTo;
     const snapshot = await snapshotDownload("model", "org/short", opts(cacheDir));
     assert.deepEqual(await readFile(join(snapshot, "config.json")), body);
@@ -181,7 +234,10 @@ describe("Hub downloads are verified", () => {
     await writeFile(join(blobs, `${sha256(body)}.incomplete`), body.subarray(0, 1000));
     const snapshot = await snapshotDownload("model", "org/resume", opts(cacheDir));
     assert.deepEqual(await readFile(join(snapshot, "config.json")), body);
-    assert.ok(requests.some((r) => r.includes("org/resume") && r.endsWith("bytes=1000-")), "asked for the rest only");
+    assert.ok(
+      requests.some((r) => r.includes("org/resume") && r.endsWith("bytes=1000-")),
+      "asked for the rest only",
+    );
   });
   it("bodies are asked for uncompressed, so a gzipping server cannot break the size check", async () => {
     const body = Buffer.from("x".repeat(2000));
@@ -189,7 +245,10 @@ describe("Hub downloads are verified", () => {
     const { cacheDir } = await freshCache();
     const snapshot = await snapshotDownload("model", "org/gzip", opts(cacheDir));
     assert.deepEqual(await readFile(join(snapshot, "config.json")), body);
-    assert.ok(requests.filter((r) => r.includes("org/gzip") && r.includes("resolve")).every((r) => / identity /.test(r)), "Accept-Encoding: identity");
+    assert.ok(
+      requests.filter((r) => r.includes("org/gzip") && r.includes("resolve")).every((r) => / identity /.test(r)),
+      "Accept-Encoding: identity",
+    );
   });
   it("server errors are retried with backoff", async () => {
     const body = Buffer.from("{}");
@@ -206,7 +265,10 @@ describe("Hub downloads are verified", () => {
     repos.set("models/org/hang", { files: new Map(), hang: true });
     const { cacheDir } = await freshCache();
     const started = Date.now();
-    await assert.rejects(snapshotDownload("model", "org/hang", { ...opts(cacheDir), timeoutMs: 300, retries: 1 }), /no answer within 0.3 s \(HF_HUB_DOWNLOAD_TIMEOUT\), 2 attempts/);
+    await assert.rejects(
+      snapshotDownload("model", "org/hang", { ...opts(cacheDir), timeoutMs: 300, retries: 1 }),
+      /no answer within 0.3 s \(HF_HUB_DOWNLOAD_TIMEOUT\), 2 attempts/,
+    );
     assert.ok(Date.now() - started < 5000);
   });
 });
@@ -228,6 +290,12 @@ describe("Hub model file selection", () => {
     repos.set("models/org/mistralish", { files });
     const { cacheDir } = await freshCache();
     const snapshot = await resolveModel("org/mistralish", opts(cacheDir));
-    assert.deepEqual(await listing(snapshot), ["chat_template.jinja", "config.json", "model-00001-of-00001.safetensors", "model.safetensors.index.json", "tokenizer.json"]);
+    assert.deepEqual(await listing(snapshot), [
+      "chat_template.jinja",
+      "config.json",
+      "model-00001-of-00001.safetensors",
+      "model.safetensors.index.json",
+      "tokenizer.json",
+    ]);
   });
 });

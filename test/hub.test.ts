@@ -24,11 +24,14 @@ before(async () => {
   model.set("README.md", Buffer.from("not downloaded: the model filter skips it"));
   repos.set("models/org/tiny", model);
   const parquet = (xs: string[]) => Buffer.from(parquetWriteBuffer({ columnData: [{ name: "text", data: xs, type: "STRING" }] }));
-  repos.set("datasets/org/instructions", new Map([
-    ["data/train-00000-of-00001.parquet", parquet(["Write a poem.", "Name a color."])],
-    ["data/test-00000-of-00001.parquet", parquet(["Say hi."])],
-    ["README.md", Buffer.from("card")],
-  ]));
+  repos.set(
+    "datasets/org/instructions",
+    new Map([
+      ["data/train-00000-of-00001.parquet", parquet(["Write a poem.", "Name a color."])],
+      ["data/test-00000-of-00001.parquet", parquet(["Say hi."])],
+      ["README.md", Buffer.from("card")],
+    ]),
+  );
   server = createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
     const url = decodeURIComponent(req.url ?? "");
@@ -69,7 +72,12 @@ describe("Hub models", () => {
   it("downloads a model into the standard cache layout and loads it", async () => {
     const ref = reference("llama");
     const model = await loadModel("org/tiny");
-    assertClose(lastPositionLogits(model, ref.seqs).map((r) => [...r]), ref.last_logits, LOGIT_TOLERANCE, "hub model logits");
+    assertClose(
+      lastPositionLogits(model, ref.seqs).map((r) => [...r]),
+      ref.last_logits,
+      LOGIT_TOLERANCE,
+      "hub model logits",
+    );
     model.dispose();
     const storage = join(home, "hub", "models--org--tiny");
     assert.equal((await readFile(join(storage, "refs", "main"), "utf8")).trim(), SHA);
@@ -86,7 +94,10 @@ describe("Hub models", () => {
       const model = await loadModel("org/tiny");
       model.dispose();
       assert.equal(requests.length, before);
-      await assert.rejects(loadModel("org/absent"), /model org\/absent@main is not in the cache .* and HF_HUB_OFFLINE=1 forbids downloading it/);
+      await assert.rejects(
+        loadModel("org/absent"),
+        /model org\/absent@main is not in the cache .* and HF_HUB_OFFLINE=1 forbids downloading it/,
+      );
       assert.equal(requests.length, before);
     } finally {
       delete process.env.HF_HUB_OFFLINE;
@@ -94,7 +105,10 @@ describe("Hub models", () => {
   });
 
   it("a repository the hub does not have", async () => {
-    await assert.rejects(loadModel("org/missing"), /no local folder org\/missing, and as a Hub model id: model org\/missing: .*answered 404/);
+    await assert.rejects(
+      loadModel("org/missing"),
+      /no local folder org\/missing, and as a Hub model id: model org\/missing: .*answered 404/,
+    );
   });
 });
 
@@ -105,6 +119,9 @@ describe("Hub datasets", () => {
     assert.deepEqual(await loadInstructionSource("org/instructions"), ["Write a poem.", "Name a color."]);
   });
   it("a split that does not exist", async () => {
-    await assert.rejects(loadInstructionSource("org/instructions:validation"), /dataset org\/instructions@main has no files to download that match/);
+    await assert.rejects(
+      loadInstructionSource("org/instructions:validation"),
+      /dataset org\/instructions@main has no files to download that match/,
+    );
   });
 });

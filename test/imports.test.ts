@@ -15,7 +15,10 @@ function importGraph(): Map<string, string[]> {
   for (const file of files) {
     const text = readFileSync(join(SRC, file), "utf8");
     const specifiers = [...text.matchAll(/(?:^(?:import|export)\s[^;]*?from\s*|import\()\s*["'](\.{1,2}\/[^"']+)["']/gms)].map((m) => m[1]);
-    graph.set(file, specifiers.map((s) => relative(SRC, normalize(join(SRC, dirname(file), s)))));
+    graph.set(
+      file,
+      specifiers.map((s) => relative(SRC, normalize(join(SRC, dirname(file), s)))),
+    );
   }
   return graph;
 }
@@ -59,7 +62,9 @@ describe("the import graph of src/", () => {
 
   it("reads every module and resolves every relative import to a module of src/", () => {
     assert.ok(graph.size > 50, `only ${graph.size} modules found`);
-    for (const [file, deps] of graph) for (const d of deps) assert.ok(graph.has(d) || d.endsWith(".wasm") || d.endsWith(".json"), `${file} imports ${d}, not a module of src/`);
+    for (const [file, deps] of graph)
+      for (const d of deps)
+        assert.ok(graph.has(d) || d.endsWith(".wasm") || d.endsWith(".json"), `${file} imports ${d}, not a module of src/`);
   });
 
   it("has no cycle", () => {
@@ -78,7 +83,11 @@ describe("the import graph of src/", () => {
   });
 
   it("the checks find what they look for (a planted cycle and a planted backward import)", () => {
-    const planted = new Map([...graph, ["pipeline/select.ts", [...graph.get("pipeline/select.ts")!, "pipeline/evaluate.ts"]], ["pipeline/evaluate.ts", ["pipeline/select.ts"]]]);
+    const planted = new Map([
+      ...graph,
+      ["pipeline/select.ts", [...graph.get("pipeline/select.ts")!, "pipeline/evaluate.ts"]],
+      ["pipeline/evaluate.ts", ["pipeline/select.ts"]],
+    ]);
     assert.ok(cycleFrom(planted, "pipeline/select.ts"));
     assert.equal(stageOf("pipeline/evaluate.ts")! > stageOf("pipeline/select.ts")!, true);
   });

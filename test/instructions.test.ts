@@ -24,10 +24,21 @@ describe("loadInstructions", () => {
   it("reads .txt, .json, .jsonl, .csv and .parquet", async () => {
     assert.deepEqual(await loadInstructions(await file("a.txt", "Write a poem.\n\nName a color.\n")), ["Write a poem.", "Name a color."]);
     assert.deepEqual(await loadInstructions(await file("a.json", JSON.stringify(["x", "y"]))), ["x", "y"]);
-    assert.deepEqual(await loadInstructions(await file("b.json", JSON.stringify([{ instruction: "x" }, { instruction: "y" }]))), ["x", "y"]);
+    assert.deepEqual(await loadInstructions(await file("b.json", JSON.stringify([{ instruction: "x" }, { instruction: "y" }]))), [
+      "x",
+      "y",
+    ]);
     assert.deepEqual(await loadInstructions(await file("a.jsonl", '{"text":"x","n":1}\n{"text":"y","n":2}\n')), ["x", "y"]);
-    assert.deepEqual(await loadInstructions(await file("a.csv", 'goal,target\n"Say ""hi"", then go",t1\n"two\nlines",t2\n')), ['Say "hi", then go', "two\nlines"]);
-    const parquet = parquetWriteBuffer({ columnData: [{ name: "text", data: ["p1", "p2", "p3"], type: "STRING" }, { name: "label", data: [1, 0, 1], type: "INT32" }] });
+    assert.deepEqual(await loadInstructions(await file("a.csv", 'goal,target\n"Say ""hi"", then go",t1\n"two\nlines",t2\n')), [
+      'Say "hi", then go',
+      "two\nlines",
+    ]);
+    const parquet = parquetWriteBuffer({
+      columnData: [
+        { name: "text", data: ["p1", "p2", "p3"], type: "STRING" },
+        { name: "label", data: [1, 0, 1], type: "INT32" },
+      ],
+    });
     assert.deepEqual(await loadInstructions(await file("a.parquet", parquet)), ["p1", "p2", "p3"]);
     assert.deepEqual(await loadInstructions(await file("b.parquet", parquet), { limit: 2 }), ["p1", "p2"]);
   });
@@ -45,7 +56,11 @@ describe("loadInstructions", () => {
 describe("the project's instruction sets are split by task", () => {
   type Row = { text: string; form: string; verb: string; object: string };
   type Split = Parameters<typeof dataFile>[1];
-  const rows = async (kind: "harmful" | "harmless", split: Split): Promise<Row[]> => (await readFile(dataFile(kind, split), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Row);
+  const rows = async (kind: "harmful" | "harmless", split: Split): Promise<Row[]> =>
+    (await readFile(dataFile(kind, split), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Row);
   const phrasingOf = (r: Row) => r.text.replace(`${r.verb} ${r.object}`, "{T}").replace(/^./, (c) => c.toLowerCase());
   for (const kind of ["harmful", "harmless"] as const) {
     it(`${kind}: validation, test and held-out requests share no topic, task or phrasing with training`, async () => {
@@ -60,11 +75,13 @@ describe("the project's instruction sets are split by task", () => {
           assert.ok(r.text.includes(`${r.verb} ${r.object}`), `${kind}/${split}: ${JSON.stringify(r.text)} does not contain its topic`);
           assert.ok(!topics.has(`${r.verb} ${r.object}`), `${kind}/${split}: the topic of ${JSON.stringify(r.text)} is in training`);
           assert.ok(!phrasings.has(phrasingOf(r)), `${kind}/${split}: the phrasing of ${JSON.stringify(r.text)} is in training`);
-          if (split === "heldout") assert.ok(!objects.has(r.object), `${kind}/heldout: the object of ${JSON.stringify(r.text)} is in training`);
+          if (split === "heldout")
+            assert.ok(!objects.has(r.object), `${kind}/heldout: the object of ${JSON.stringify(r.text)} is in training`);
         }
       }
       const validation = new Set((await rows(kind, "validation")).map((r) => `${r.verb} ${r.object}`));
-      for (const r of await rows(kind, "test")) assert.ok(!validation.has(`${r.verb} ${r.object}`), `${kind}: test topic ${r.verb} ${r.object} is also in validation`);
+      for (const r of await rows(kind, "test"))
+        assert.ok(!validation.has(`${r.verb} ${r.object}`), `${kind}: test topic ${r.verb} ${r.object} is also in validation`);
     });
   }
 });
@@ -78,13 +95,22 @@ describe("loadInstructions bad input", () => {
     await assert.rejects(loadInstructions(await file("empty.json", "[]")), /empty.json: holds no instructions/);
   });
   it("a column that does not exist", async () => {
-    await assert.rejects(loadInstructions(await file("d.jsonl", '{"text":"a"}\n'), { column: "question" }), /d.jsonl: row 1 has no column "question" \(columns: text\)/);
+    await assert.rejects(
+      loadInstructions(await file("d.jsonl", '{"text":"a"}\n'), { column: "question" }),
+      /d.jsonl: row 1 has no column "question" \(columns: text\)/,
+    );
     const parquet = parquetWriteBuffer({ columnData: [{ name: "query", data: ["q"], type: "STRING" }] });
-    await assert.rejects(loadInstructions(await file("d.parquet", parquet)), /d.parquet: row 1 has no column "text", "instruction", "prompt", "goal" \(columns: query\)/);
+    await assert.rejects(
+      loadInstructions(await file("d.parquet", parquet)),
+      /d.parquet: row 1 has no column "text", "instruction", "prompt", "goal" \(columns: query\)/,
+    );
   });
   it("broken JSON, an unknown extension and ragged CSV", async () => {
     await assert.rejects(loadInstructions(await file("e.jsonl", '{"text":"a"}\n{oops\n')), /e.jsonl:2: not valid JSON/);
-    await assert.rejects(loadInstructions(await file("e.xlsx", "x")), /unsupported file type ".xlsx" \(supported: .json, .jsonl, .csv, .txt, .parquet\)/);
+    await assert.rejects(
+      loadInstructions(await file("e.xlsx", "x")),
+      /unsupported file type ".xlsx" \(supported: .json, .jsonl, .csv, .txt, .parquet\)/,
+    );
     assert.throws(() => parseCsv("a,b\n1\n", "f.csv"), /f.csv: line 2 has 1 fields, the header has 2/);
     assert.throws(() => parseCsv('a\n"open\n', "g.csv"), /g.csv: a quoted field is not closed/);
   });

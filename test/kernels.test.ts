@@ -17,12 +17,15 @@ function random(seed: number): () => number {
   };
 }
 
-/** Float32 bit patterns that exercise rounding to bf16: zeros, infinities, NaNs with payloads, denormals, ties either way, the largest finite values, and random patterns. */
+/**
+ * Float32 bit patterns that exercise rounding to bf16: zeros, infinities, NaNs with payloads, denormals, ties either way, the largest
+ * finite values, and random patterns.
+ */
 function specialBits(count: number): Uint32Array {
   const fixed = [
-    0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0x7fbfffff, 0xff800001, 0x7fffffff, 0xffffffff, 0x7f810000,
-    0x00000001, 0x00008000, 0x00018000, 0x0000ffff, 0x007fffff, 0x80008000, 0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001, 0x7f7fffff, 0xff7fffff,
-    0x7f7f8000, 0x7f7f7fff, 0x3f800000, 0xbf800000,
+    0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0x7fbfffff, 0xff800001, 0x7fffffff, 0xffffffff,
+    0x7f810000, 0x00000001, 0x00008000, 0x00018000, 0x0000ffff, 0x007fffff, 0x80008000, 0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001,
+    0x7f7fffff, 0xff7fffff, 0x7f7f8000, 0x7f7f7fff, 0x3f800000, 0xbf800000,
   ];
   // Each special pattern at every position modulo 8 (the kernels' lanes and unrolling): the list eight times,
   // each time after one more random pattern; the rest random.
@@ -41,7 +44,12 @@ const sameBits = (a: Float32Array | Float64Array, b: Float32Array | Float64Array
   assert.equal(a.length, b.length, what);
   const ua = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const ub = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: value ${Math.floor(i / a.BYTES_PER_ELEMENT)} differs: ${a[Math.floor(i / a.BYTES_PER_ELEMENT)]} vs ${b[Math.floor(i / a.BYTES_PER_ELEMENT)]}`);
+  for (let i = 0; i < ua.length; i++)
+    if (ua[i] !== ub[i])
+      assert.fail(
+        `${what}: value ${Math.floor(i / a.BYTES_PER_ELEMENT)} differs: ${a[Math.floor(i / a.BYTES_PER_ELEMENT)]} vs ` +
+          `${b[Math.floor(i / a.BYTES_PER_ELEMENT)]}`,
+      );
 };
 
 describe("edit kernels (WebAssembly SIMD)", () => {
@@ -63,37 +71,49 @@ describe("edit kernels (WebAssembly SIMD)", () => {
       const got = kernels.f64(at[1], n);
       // Arithmetic on a NaN gives some NaN (its payload is not specified, in JavaScript or WebAssembly).
       for (let i = 0; i < n; i++) if (Number.isNaN(expected[i])) assert.ok(Number.isNaN(got[i]), `bf16 ${i.toString(16)}: ${got[i]}`);
-      sameBits(got.map((x, i) => (Number.isNaN(expected[i]) ? 0 : x)), expected.map((x) => (Number.isNaN(x) ? 0 : x)), "accumulate_bf16 over every bf16 value");
+      sameBits(
+        got.map((x, i) => (Number.isNaN(expected[i]) ? 0 : x)),
+        expected.map((x) => (Number.isNaN(x) ? 0 : x)),
+        "accumulate_bf16 over every bf16 value",
+      );
     } finally {
       kernels.release();
     }
   });
 
-  it("subtract_scaled_bf16 rounds its float32 results to bf16 as encodeFromFloat32 does (nearest, ties to even), for every tail length", () => {
-    // -0 - (-1) * v = v exactly (zeros keep their sign): the results are the special patterns themselves
-    // (NaNs apart: see below).
-    const values = Float64Array.from(new Float32Array(specialBits(4099).buffer).filter((x) => !Number.isNaN(x)));
-    const n = values.length;
-    const { at, total } = layout(n * 2, n * 8, n * 2 + 16);
-    const kernels = EditKernels.acquire(total);
-    try {
-      new Uint16Array(kernels.k.memory.buffer, at[0], n).fill(0x8000); // bf16 -0
-      kernels.f64(at[1], n).set(values);
-      for (const m of [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, n]) {
-        kernels.bytes.fill(0xee, at[2], at[2] + n * 2 + 16);
-        kernels.k.subtract_scaled_bf16(at[2], at[0], -1, at[1], m);
-        assert.deepEqual(kernels.bytes.slice(at[2], at[2] + m * 2), encodeFromFloat32(Float32Array.from(values.subarray(0, m)), "BF16"), `m = ${m}`);
-        assert.equal(kernels.bytes[at[2] + m * 2], 0xee, `m = ${m}: wrote past the end`);
+  it(
+    "subtract_scaled_bf16 rounds its float32 results to bf16 as encodeFromFloat32 does (nearest, ties to even), for every tail " + "length",
+    () => {
+      // -0 - (-1) * v = v exactly (zeros keep their sign): the results are the special patterns themselves
+      // (NaNs apart: see below).
+      const values = Float64Array.from(new Float32Array(specialBits(4099).buffer).filter((x) => !Number.isNaN(x)));
+      const n = values.length;
+      const { at, total } = layout(n * 2, n * 8, n * 2 + 16);
+      const kernels = EditKernels.acquire(total);
+      try {
+        new Uint16Array(kernels.k.memory.buffer, at[0], n).fill(0x8000); // bf16 -0
+        kernels.f64(at[1], n).set(values);
+        for (const m of [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, n]) {
+          kernels.bytes.fill(0xee, at[2], at[2] + n * 2 + 16);
+          kernels.k.subtract_scaled_bf16(at[2], at[0], -1, at[1], m);
+          assert.deepEqual(
+            kernels.bytes.slice(at[2], at[2] + m * 2),
+            encodeFromFloat32(Float32Array.from(values.subarray(0, m)), "BF16"),
+            `m = ${m}`,
+          );
+          assert.equal(kernels.bytes[at[2] + m * 2], 0xee, `m = ${m}: wrote past the end`);
+        }
+        // A NaN result stays a NaN in bf16 (exponent all ones, mantissa not zero), in the SIMD body and the tail.
+        const nans = Float64Array.from({ length: 7 }, (_, i) => (i % 2 ? NaN : -NaN));
+        kernels.f64(at[1], 7).set(nans);
+        kernels.k.subtract_scaled_bf16(at[2], at[0], -1, at[1], 7);
+        for (const word of new Uint16Array(kernels.k.memory.buffer, at[2], 7))
+          assert.ok((word & 0x7f80) === 0x7f80 && (word & 0x7f) !== 0, `NaN became ${word.toString(16)}`);
+      } finally {
+        kernels.release();
       }
-      // A NaN result stays a NaN in bf16 (exponent all ones, mantissa not zero), in the SIMD body and the tail.
-      const nans = Float64Array.from({ length: 7 }, (_, i) => (i % 2 ? NaN : -NaN));
-      kernels.f64(at[1], 7).set(nans);
-      kernels.k.subtract_scaled_bf16(at[2], at[0], -1, at[1], 7);
-      for (const word of new Uint16Array(kernels.k.memory.buffer, at[2], 7)) assert.ok((word & 0x7f80) === 0x7f80 && (word & 0x7f) !== 0, `NaN became ${word.toString(16)}`);
-    } finally {
-      kernels.release();
-    }
-  });
+    },
+  );
 
   it("the column and row kernels, float32 and bf16 rows, equal projection.ts's for every tail length", () => {
     const next = random(5);
@@ -103,7 +123,10 @@ describe("edit kernels (WebAssembly SIMD)", () => {
       const bits = specialBits(rows * n);
       const stored = encodeFromFloat32(new Float32Array(bits.slice().buffer), "BF16");
       // (NaN and infinity would make every later sum NaN: replaced by random values, themselves made bf16.)
-      const wStored = encodeFromFloat32(decodeToFloat32(stored, "BF16").map((x) => (Number.isFinite(x) ? x : next() - 0.5)), "BF16");
+      const wStored = encodeFromFloat32(
+        decodeToFloat32(stored, "BF16").map((x) => (Number.isFinite(x) ? x : next() - 0.5)),
+        "BF16",
+      );
       const w = decodeToFloat32(wStored, "BF16");
       const r = Float64Array.from({ length: rows }, () => next() - 0.5);
       const u = Float64Array.from({ length: n }, () => next() - 0.5);
@@ -131,7 +154,11 @@ describe("edit kernels (WebAssembly SIMD)", () => {
           k.subtract_scaled(outAt, wAt + i * n * 4, 0.75 * r[i], coefAt, n);
           sameBits(kernels.f32(outAt, n), projected.subarray(i * n, (i + 1) * n), `subtract_scaled n = ${n} row ${i}`);
           k.subtract_scaled_bf16(outsAt, wsAt + i * n * 2, 0.75 * r[i], coefAt, n);
-          assert.deepEqual(kernels.bytes.slice(outsAt, outsAt + n * 2), encodeFromFloat32(projected.subarray(i * n, (i + 1) * n), "BF16"), `subtract_scaled_bf16 n = ${n} row ${i}`);
+          assert.deepEqual(
+            kernels.bytes.slice(outsAt, outsAt + n * 2),
+            encodeFromFloat32(projected.subarray(i * n, (i + 1) * n), "BF16"),
+            `subtract_scaled_bf16 n = ${n} row ${i}`,
+          );
         }
         // Row kernel: x - s (x . u) u, each row of length n against u.
         const rowsProjected = projectRowsArray(w, u, 0.75);

@@ -2,7 +2,15 @@
 import assert from "node:assert/strict";
 import { describe, it, before, after } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
-import { actName, activationAdditionHooks, backendInfo, directionAblationHooks, loadModel, unitVector, type HookedModel } from "../src/index.ts";
+import {
+  actName,
+  activationAdditionHooks,
+  backendInfo,
+  directionAblationHooks,
+  loadModel,
+  unitVector,
+  type HookedModel,
+} from "../src/index.ts";
 import { assertClose, lastLogits, LOGIT_TOLERANCE, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
 for (const arch of REFERENCE_ARCHS) {
@@ -39,7 +47,12 @@ for (const arch of REFERENCE_ARCHS) {
       for (const [name, expected] of Object.entries(ref.resid_last)) {
         const act = cache.get(name);
         assert.deepEqual(act.shape, [ref.seqs.length, 1, model.dModel], name);
-        assertClose(((await act.array()) as number[][][]).map((r) => r[0]), expected, LOGIT_TOLERANCE, name);
+        assertClose(
+          ((await act.array()) as number[][][]).map((r) => r[0]),
+          expected,
+          LOGIT_TOLERANCE,
+          name,
+        );
       }
       cache.dispose();
     });
@@ -52,7 +65,12 @@ for (const arch of REFERENCE_ARCHS) {
 
     it("activation addition at layer 1 gives the reference's logits", async () => {
       const addition = activationAdditionHooks(model, ref.direction, 1, 1.5);
-      assertClose(await lastLogits(model, ref.seqs, addition.fwdHooks), ref.actadd_l1_last_logits, LOGIT_TOLERANCE, "actadd_l1_last_logits");
+      assertClose(
+        await lastLogits(model, ref.seqs, addition.fwdHooks),
+        ref.actadd_l1_last_logits,
+        LOGIT_TOLERANCE,
+        "actadd_l1_last_logits",
+      );
       addition.dispose();
     });
 
@@ -72,13 +90,21 @@ for (const arch of REFERENCE_ARCHS) {
       const { tokens } = await model.generate(ref.seqs, { maxNewTokens: 4, stopTokens: [] });
       const extended = ref.seqs.map((s, i) => [...s, ...tokens[i].slice(0, 3)]);
       const cachedStep = await model.generate(extended, { maxNewTokens: 1, stopTokens: [] });
-      assert.deepEqual(cachedStep.tokens.map((t) => t[0]), tokens.map((t) => t[3]));
+      assert.deepEqual(
+        cachedStep.tokens.map((t) => t[0]),
+        tokens.map((t) => t[3]),
+      );
     });
 
     for (const variant of ["bf16", "f16"] as const) {
       it(`loads ${variant} weights`, async () => {
         const m = await loadModel(modelDir(arch, variant));
-        assertClose(await lastLogits(m, ref.seqs), variant === "bf16" ? ref.bf16_last_logits : ref.f16_last_logits, LOGIT_TOLERANCE, `${variant}_last_logits`);
+        assertClose(
+          await lastLogits(m, ref.seqs),
+          variant === "bf16" ? ref.bf16_last_logits : ref.f16_last_logits,
+          LOGIT_TOLERANCE,
+          `${variant}_last_logits`,
+        );
         m.dispose();
       });
     }
@@ -86,7 +112,12 @@ for (const arch of REFERENCE_ARCHS) {
     if (ref.long_seq) {
       it("longrope: a sequence past original_max_position_embeddings switches the whole batch to the long factors", async () => {
         assertClose(await lastLogits(model, [ref.long_seq!]), ref.long_last_logits!, LOGIT_TOLERANCE, "long_last_logits");
-        assertClose(await lastLogits(model, [ref.long_seq!, ref.seqs[1]]), ref.long_batch_last_logits!, LOGIT_TOLERANCE, "long_batch_last_logits");
+        assertClose(
+          await lastLogits(model, [ref.long_seq!, ref.seqs[1]]),
+          ref.long_batch_last_logits!,
+          LOGIT_TOLERANCE,
+          "long_batch_last_logits",
+        );
         // The short factors give visibly different logits: the switch is what the test sees.
         assert.ok(maxAbsDiff(ref.long_last_logits!, ref.long_last_logits_short_factor!) > 100 * LOGIT_TOLERANCE);
       });
@@ -140,11 +171,17 @@ describe("HookedModel", () => {
     const zeroed = model.runWithHooks(ref.seqs, { logits: "last", fwdHooks: [[actName("normalized"), (x) => tf.zerosLike(x)]] });
     const values = await zeroed.data();
     zeroed.dispose();
-    assert.ok(values.every((v) => v === 0), "zeroing the final normalised stream must zero the logits");
+    assert.ok(
+      values.every((v) => v === 0),
+      "zeroing the final normalised stream must zero the logits",
+    );
   });
 
   it("runWithCache keeps only the requested hook points and positions", () => {
-    const { logits, cache } = model.runWithCache(ref.seqs, { namesFilter: [actName("resid_post", 2), actName("embed")], cachePositions: [-2, -1] });
+    const { logits, cache } = model.runWithCache(ref.seqs, {
+      namesFilter: [actName("resid_post", 2), actName("embed")],
+      cachePositions: [-2, -1],
+    });
     assert.deepEqual(cache.names.sort(), ["blocks.2.hook_resid_post", "hook_embed"]);
     assert.deepEqual(cache.get("hook_embed").shape, [3, 2, 64]);
     assert.deepEqual(logits.shape, [3, 12, 300]);
@@ -154,14 +191,36 @@ describe("HookedModel", () => {
   });
 
   it("rejects unknown hook names, bad shapes from hooks, bad positions and out-of-vocabulary ids", () => {
-    assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [["blocks.0.hook_resid_pr", (x) => x]] }), /unknown hook point "blocks.0.hook_resid_pr"/);
-    assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 9), (x) => x]] }), /unknown hook point "blocks.9.hook_resid_pre"/);
-    assert.throws(() => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.slice(x, 0, 1)]] }), /hook on blocks.0.hook_resid_pre returned shape \[1,12,64\], expected \[3,12,64\]/);
+    assert.throws(
+      () => model.runWithHooks(ref.seqs, { fwdHooks: [["blocks.0.hook_resid_pr", (x) => x]] }),
+      /unknown hook point "blocks.0.hook_resid_pr"/,
+    );
+    assert.throws(
+      () => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 9), (x) => x]] }),
+      /unknown hook point "blocks.9.hook_resid_pre"/,
+    );
+    assert.throws(
+      () => model.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.slice(x, 0, 1)]] }),
+      /hook on blocks.0.hook_resid_pre returned shape \[1,12,64\], expected \[3,12,64\]/,
+    );
     assert.throws(() => model.runWithCache(ref.seqs, { cachePositions: [12] }), /cache position 12 is outside the sequence of length 12/);
     assert.throws(() => model.forward([[1, 300]]), /token id 300 is outside the vocabulary \[0, 300\)/);
     assert.throws(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1]] }), /attentionMask must have the shape of inputIds/);
-    assert.throws(() => model.forward([[1, 2], [3, 4]], { attentionMask: [[1, 1]] }), /attentionMask must have the shape of inputIds \[2, 2\]/);
-    assert.throws(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1, 1]] }, { attentionMask: [[1, 1]] }), /attentionMask is given twice/);
+    assert.throws(
+      () =>
+        model.forward(
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          { attentionMask: [[1, 1]] },
+        ),
+      /attentionMask must have the shape of inputIds \[2, 2\]/,
+    );
+    assert.throws(
+      () => model.forward({ inputIds: [[1, 2]], attentionMask: [[1, 1]] }, { attentionMask: [[1, 1]] }),
+      /attentionMask is given twice/,
+    );
   });
 
   it("is differentiable: tfjs gradients match finite differences", async () => {
@@ -177,7 +236,10 @@ describe("HookedModel", () => {
   it("with the weights outside the heap, computes what tensors in the heap compute, gradients included", async () => {
     if ((await backendInfo()).blas === undefined) {
       // Without a BLAS library the layout is refused, by name.
-      await assert.rejects(loadModel(modelDir("llama"), { layout: "native" }), /the layout option "native" needs the native BLAS path on the wasm backend/);
+      await assert.rejects(
+        loadModel(modelDir("llama"), { layout: "native" }),
+        /the layout option "native" needs the native BLAS path on the wasm backend/,
+      );
       return;
     }
     const native = await loadModel(modelDir("llama"), { layout: "native" });
@@ -191,9 +253,19 @@ describe("HookedModel", () => {
       // The gradient of a loss on the logits with respect to the residual stream at layer 0 flows back through
       // every native product (the unembedding, o_proj, down_proj, the MLP and attention inputs).
       const gradient = (m: HookedModel) => {
-        const delta = tf.variable(tf.zeros([ref.seqs.length, Math.max(...ref.seqs.map((q) => q.length)), m.dModel]), true, `native_grad_${m.weightPlan.layout}`);
+        const delta = tf.variable(
+          tf.zeros([ref.seqs.length, Math.max(...ref.seqs.map((q) => q.length)), m.dModel]),
+          true,
+          `native_grad_${m.weightPlan.layout}`,
+        );
         try {
-          const loss = () => tf.tidy(() => tf.mean(tf.square(m.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.add(x, delta)]] }))) as tf.Scalar);
+          const loss = () =>
+            tf.tidy(
+              () =>
+                tf.mean(
+                  tf.square(m.runWithHooks(ref.seqs, { fwdHooks: [[actName("resid_pre", 0), (x) => tf.add(x, delta)]] })),
+                ) as tf.Scalar,
+            );
           const { grads, value } = tf.variableGrads(loss, [delta]);
           value.dispose();
           const out = grads[delta.name].dataSync().slice();
@@ -217,7 +289,12 @@ describe("HookedModel", () => {
 async function gradientsMatchFiniteDifferences(model: HookedModel): Promise<void> {
   const ref = reference("llama");
   {
-    const names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight", "model.embed_tokens.weight"];
+    const names = [
+      "model.layers.0.self_attn.q_proj.weight",
+      "model.layers.1.mlp.down_proj.weight",
+      "model.norm.weight",
+      "model.embed_tokens.weight",
+    ];
     const holder = (n: string): Record<string, tf.Tensor> => (n in model.params.transposed ? model.params.transposed : model.params.stored);
     const original = Object.fromEntries(names.map((n) => [n, holder(n)[n]]));
     const loss = () => tf.tidy(() => tf.mean(tf.square(model.forward(ref.seqs, { logits: "last" }))) as tf.Scalar);
@@ -248,7 +325,10 @@ async function gradientsMatchFiniteDifferences(model: HookedModel): Promise<void
         };
         const numeric = (at(eps) - at(-eps)) / (2 * eps);
         holder(n)[n] = variables[i];
-        assert.ok(Math.abs(numeric - gv[k]) <= 2e-2 * Math.abs(gv[k]) + 1e-4, `${n}[${k}]: gradient ${gv[k]}, finite difference ${numeric}`);
+        assert.ok(
+          Math.abs(numeric - gv[k]) <= 2e-2 * Math.abs(gv[k]) + 1e-4,
+          `${n}[${k}]: gradient ${gv[k]}, finite difference ${numeric}`,
+        );
       }
       tf.dispose(Object.values(grads));
     } finally {
@@ -262,11 +342,15 @@ describe("sampling", () => {
   it("is reproducible with a seed, varies across seeds, and topK 1 is greedy", async () => {
     const model = await loadModel(modelDir("llama"));
     const ref = reference("llama");
-    const sample = async (options: Parameters<HookedModel["generate"]>[1]) => (await model.generate([ref.seqs[0]], { maxNewTokens: 12, stopTokens: [], ...options })).tokens[0];
+    const sample = async (options: Parameters<HookedModel["generate"]>[1]) =>
+      (await model.generate([ref.seqs[0]], { maxNewTokens: 12, stopTokens: [], ...options })).tokens[0];
     const a = await sample({ temperature: 1.5, seed: 7 });
     assert.deepEqual(await sample({ temperature: 1.5, seed: 7 }), a);
     const others = await Promise.all([1, 2, 3].map((seed) => sample({ temperature: 1.5, seed })));
-    assert.ok(others.some((o) => o.join() !== a.join()), "different seeds gave the same 12 tokens four times");
+    assert.ok(
+      others.some((o) => o.join() !== a.join()),
+      "different seeds gave the same 12 tokens four times",
+    );
     assert.deepEqual(await sample({ temperature: 1.5, topK: 1, seed: 3 }), await sample({}));
     assert.deepEqual(await sample({ temperature: 1, topP: 1e-9, seed: 5 }), await sample({}));
     model.dispose();

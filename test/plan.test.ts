@@ -12,7 +12,13 @@ describe("planCheckpointEdit", () => {
       const unit = unitVector(reference("llama").direction);
       const plan = await planCheckpointEdit(checkpoint, unit);
       const layers = checkpoint.config.num_hidden_layers;
-      const expected = ["model.embed_tokens.weight", ...Array.from({ length: layers }, (_, l) => [`model.layers.${l}.self_attn.o_proj.weight`, `model.layers.${l}.mlp.down_proj.weight`]).flat()];
+      const expected = [
+        "model.embed_tokens.weight",
+        ...Array.from({ length: layers }, (_, l) => [
+          `model.layers.${l}.self_attn.o_proj.weight`,
+          `model.layers.${l}.mlp.down_proj.weight`,
+        ]).flat(),
+      ];
       assert.deepEqual([...plan.edits.keys()].sort(), expected.sort());
       for (const edit of plan.edits.values()) {
         assert.equal(edit.scale, 1);
@@ -27,22 +33,32 @@ describe("planCheckpointEdit", () => {
     }
   });
 
-  it("a partial edit: only the chosen layers, no embedding, the given strength; a tied head is untied but equals the embedding", async () => {
-    const checkpoint = await openCheckpoint(modelDir("qwen2"));
-    try {
-      const unit = unitVector(reference("qwen2").direction);
-      const plan = await planCheckpointEdit(checkpoint, unit, { layers: [1, 1], skipEmbedding: true, scale: 0.5 });
-      assert.deepEqual([...plan.edits.keys()].sort(), ["model.layers.1.mlp.down_proj.weight", "model.layers.1.self_attn.o_proj.weight"]);
-      assert.ok([...plan.edits.values()].every((e) => e.scale === 0.5));
-      assert.equal(plan.full, false);
-      assert.equal(plan.untie, true);
-      assert.equal(plan.headDiffers, false);
-      assert.equal((await planCheckpointEdit(checkpoint, unit)).headDiffers, true);
-      assert.deepEqual(plan.record, { edited: [...plan.edits.keys()], scale: 0.5, layers: [1, 1], skipEmbedding: true, postNorms: null, untied: true });
-    } finally {
-      await checkpoint.close();
-    }
-  });
+  it(
+    "a partial edit: only the chosen layers, no embedding, the given strength; a tied head is untied but equals the " + "embedding",
+    async () => {
+      const checkpoint = await openCheckpoint(modelDir("qwen2"));
+      try {
+        const unit = unitVector(reference("qwen2").direction);
+        const plan = await planCheckpointEdit(checkpoint, unit, { layers: [1, 1], skipEmbedding: true, scale: 0.5 });
+        assert.deepEqual([...plan.edits.keys()].sort(), ["model.layers.1.mlp.down_proj.weight", "model.layers.1.self_attn.o_proj.weight"]);
+        assert.ok([...plan.edits.values()].every((e) => e.scale === 0.5));
+        assert.equal(plan.full, false);
+        assert.equal(plan.untie, true);
+        assert.equal(plan.headDiffers, false);
+        assert.equal((await planCheckpointEdit(checkpoint, unit)).headDiffers, true);
+        assert.deepEqual(plan.record, {
+          edited: [...plan.edits.keys()],
+          scale: 0.5,
+          layers: [1, 1],
+          skipEmbedding: true,
+          postNorms: null,
+          untied: true,
+        });
+      } finally {
+        await checkpoint.close();
+      }
+    },
+  );
 
   it("sandwich-norm models: o_proj and down_proj against u = unit((1 + w_post) r), the embedding against r; naive keeps r", async () => {
     const checkpoint = await openCheckpoint(modelDir("gemma2"));
@@ -62,19 +78,31 @@ describe("planCheckpointEdit", () => {
     }
   });
 
-  it("bad input is named: a direction of the wrong width, layers outside the model, a delta of the wrong size or for no tensor", async () => {
-    const checkpoint = await openCheckpoint(modelDir("llama"));
-    try {
-      const unit = unitVector(reference("llama").direction);
-      await assert.rejects(planCheckpointEdit(checkpoint, unitVector([1, 2, 3])), /direction has 3 values, but the model's d_model \(hidden_size\) is 64/);
-      await assert.rejects(planCheckpointEdit(checkpoint, unit, { layers: [0, 99] }), /layer range \[0, 99\] is not within \[0, \d+\]/);
-      await assert.rejects(planCheckpointEdit(checkpoint, unit, { scale: 1.5 }), /scale must be between 0 and 1, got 1.5/);
-      const wrongSize = new Map([["model.layers.0.mlp.down_proj.weight", new Float32Array(3)]]);
-      await assert.rejects(planCheckpointEdit(checkpoint, undefined, {}, wrongSize), /model\.layers\.0\.mlp\.down_proj\.weight: a delta of 3 values for shape \[64, 160\]/);
-      const noTensor = new Map([["model.layers.9.nope.weight", new Float32Array(3)]]);
-      await assert.rejects(planCheckpointEdit(checkpoint, undefined, {}, noTensor), /no tensor model\.layers\.9\.nope\.weight to add a delta to/);
-    } finally {
-      await checkpoint.close();
-    }
-  });
+  it(
+    "bad input is named: a direction of the wrong width, layers outside the model, a delta of the wrong size or for no " + "tensor",
+    async () => {
+      const checkpoint = await openCheckpoint(modelDir("llama"));
+      try {
+        const unit = unitVector(reference("llama").direction);
+        await assert.rejects(
+          planCheckpointEdit(checkpoint, unitVector([1, 2, 3])),
+          /direction has 3 values, but the model's d_model \(hidden_size\) is 64/,
+        );
+        await assert.rejects(planCheckpointEdit(checkpoint, unit, { layers: [0, 99] }), /layer range \[0, 99\] is not within \[0, \d+\]/);
+        await assert.rejects(planCheckpointEdit(checkpoint, unit, { scale: 1.5 }), /scale must be between 0 and 1, got 1.5/);
+        const wrongSize = new Map([["model.layers.0.mlp.down_proj.weight", new Float32Array(3)]]);
+        await assert.rejects(
+          planCheckpointEdit(checkpoint, undefined, {}, wrongSize),
+          /model\.layers\.0\.mlp\.down_proj\.weight: a delta of 3 values for shape \[64, 160\]/,
+        );
+        const noTensor = new Map([["model.layers.9.nope.weight", new Float32Array(3)]]);
+        await assert.rejects(
+          planCheckpointEdit(checkpoint, undefined, {}, noTensor),
+          /no tensor model\.layers\.9\.nope\.weight to add a delta to/,
+        );
+      } finally {
+        await checkpoint.close();
+      }
+    },
+  );
 });

@@ -20,7 +20,10 @@ describe("progress lines for logs", () => {
     for (const done of [0, 988, 988, 988]) report.update("export", done, 988, "MB");
     report.update("generations", 0, 4);
     report.update("export", 988, 988, "MB");
-    assert.deepEqual(lines.map((l) => l.replace(/, \d+ s.*$/, "")), ["export: 0/988 (MB)", "export: 988/988 (MB)", "generations: 0/4", "export: 988/988 (MB)"]);
+    assert.deepEqual(
+      lines.map((l) => l.replace(/, \d+ s.*$/, "")),
+      ["export: 0/988 (MB)", "export: 988/988 (MB)", "generations: 0/4", "export: 988/988 (MB)"],
+    );
   });
   it("with no interval, every update", () => {
     const lines: string[] = [];

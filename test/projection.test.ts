@@ -23,10 +23,16 @@ describe("row kernel", () => {
   it("removes the component along r from every row: (2, 3) minus its x-part is (0, 3)", async () => {
     const r = unitVector([1, 0]);
     assert.deepEqual([...projectRowsArray(Float32Array.from([2, 3, -1, 5]), r)], [0, 3, 0, 5]);
-    const t = tf.tensor2d([[2, 3], [-1, 5]]);
+    const t = tf.tensor2d([
+      [2, 3],
+      [-1, 5],
+    ]);
     const unit = tf.tensor1d(Float32Array.from(r));
     const out = projectRows(t, unit);
-    assert.deepEqual(await out.array(), [[0, 3], [0, 5]]);
+    assert.deepEqual(await out.array(), [
+      [0, 3],
+      [0, 5],
+    ]);
     tf.dispose([t, unit, out]);
   });
   it("removes only a fraction `scale`", () => {

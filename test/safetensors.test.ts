@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
 import {
-  CheckpointWeights, decodeToFloat32, encodeFromFloat32, floatTensor, planShards, SafetensorsFile, writeCheckpointWeights, writeSafetensors,
+  CheckpointWeights,
+  decodeToFloat32,
+  encodeFromFloat32,
+  floatTensor,
+  planShards,
+  SafetensorsFile,
+  writeCheckpointWeights,
+  writeSafetensors,
 } from "../src/index.ts";
 import { encodeHeader } from "../src/safetensors/write.ts";
 import { DTYPE_BYTES } from "../src/safetensors/dtype.ts";
@@ -44,7 +51,10 @@ describe("dtype conversion", () => {
     const bf = decodeToFloat32(encodeFromFloat32(new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -16]), "BF16"), "BF16");
     assert.deepEqual([...bf], [1, 1 + 2 ** -6, 1 + 2 ** -7]);
     // F16 keeps 11 significant bits: 1 + 2^-11 -> 1; 1 + 3 * 2^-11 -> 1 + 2^-9.
-    const h = decodeToFloat32(encodeFromFloat32(new Float32Array([1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 2 ** -25, 3 * 2 ** -25]), "F16"), "F16");
+    const h = decodeToFloat32(
+      encodeFromFloat32(new Float32Array([1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 2 ** -25, 3 * 2 ** -25]), "F16"),
+      "F16",
+    );
     assert.deepEqual([...h], [1, 1 + 2 ** -9, Infinity, 0, 2 ** -23]);
   });
 
@@ -73,8 +83,14 @@ describe("dtype conversion", () => {
       const decoded = new Float32Array(values.length + 4);
       decodeToFloat32(bytes, dtype, decoded.subarray(2, 2 + values.length));
       assert.deepEqual(decoded.subarray(2, 2 + values.length), decodeToFloat32(bytes, dtype), `${dtype} decode into`);
-      assert.throws(() => decodeToFloat32(bytes, dtype, new Float32Array(values.length - 1)), new RegExp(`decoding 37 ${dtype} values into an array of 36`));
-      assert.throws(() => encodeFromFloat32(values, dtype, new Uint8Array(bytes.length + 1)), new RegExp(`encoding 37 ${dtype} values \\(${bytes.length} bytes\\) into ${bytes.length + 1} bytes`));
+      assert.throws(
+        () => decodeToFloat32(bytes, dtype, new Float32Array(values.length - 1)),
+        new RegExp(`decoding 37 ${dtype} values into an array of 36`),
+      );
+      assert.throws(
+        () => encodeFromFloat32(values, dtype, new Uint8Array(bytes.length + 1)),
+        new RegExp(`encoding 37 ${dtype} values \\(${bytes.length} bytes\\) into ${bytes.length + 1} bytes`),
+      );
     }
   });
 });
@@ -83,18 +99,21 @@ describe("writer and reader", () => {
   it("round-trips F32, F16 and BF16 tensors with metadata and an 8-byte aligned header", async () => {
     const values = new Float32Array([0, 1.5, -2.25, 3.75, 1e-3, -7]);
     const path = join(dir, "roundtrip.safetensors");
-    await writeSafetensors(path, [
-      floatTensor("a", values, [2, 3], "F32"),
-      floatTensor("b", values, [6], "F16"),
-      floatTensor("c", values, [3, 2], "BF16"),
-    ], { format: "pt", note: "hello" });
+    await writeSafetensors(
+      path,
+      [floatTensor("a", values, [2, 3], "F32"), floatTensor("b", values, [6], "F16"), floatTensor("c", values, [3, 2], "BF16")],
+      { format: "pt", note: "hello" },
+    );
     const raw = await readFile(path);
     assert.equal(Number(raw.readBigUInt64LE(0)) % 8, 0);
     const st = await SafetensorsFile.open(path);
     assert.deepEqual(st.header.metadata, { format: "pt", note: "hello" });
     assert.deepEqual(st.info("a").shape, [2, 3]);
     assert.deepEqual([...(await st.readFloat32("a"))], [...values]);
-    assert.deepEqual([...(await st.readFloat32("b"))], [0, 1.5, -2.25, 3.75, decodeToFloat32(encodeFromFloat32(new Float32Array([1e-3]), "F16"), "F16")[0], -7]);
+    assert.deepEqual(
+      [...(await st.readFloat32("b"))],
+      [0, 1.5, -2.25, 3.75, decodeToFloat32(encodeFromFloat32(new Float32Array([1e-3]), "F16"), "F16")[0], -7],
+    );
     assert.equal(st.info("c").dtype, "BF16");
     await st.close();
   });
@@ -113,8 +132,14 @@ describe("writer and reader", () => {
     const t = (name: string, n: number) => floatTensor(name, new Float32Array(n).fill(n), [n]);
     const tensors = [t("x", 10), t("y", 10), t("z", 30), t("w", 5)];
     const plan = planShards(tensors, 100); // 40 + 40 bytes fit in 100; z (120) stands alone; w follows
-    assert.deepEqual(plan.map((s) => s.tensors.map((x) => x.name)), [["x", "y"], ["z"], ["w"]]);
-    assert.deepEqual(plan.map((s) => s.file), ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"]);
+    assert.deepEqual(
+      plan.map((s) => s.tensors.map((x) => x.name)),
+      [["x", "y"], ["z"], ["w"]],
+    );
+    assert.deepEqual(
+      plan.map((s) => s.file),
+      ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"],
+    );
     const out = join(dir, "sharded");
     await (await import("node:fs/promises")).mkdir(out);
     await writeCheckpointWeights(out, plan);
@@ -124,13 +149,19 @@ describe("writer and reader", () => {
     const ckpt = await CheckpointWeights.open(out);
     assert.deepEqual([...(await ckpt.readFloat32("w"))], [5, 5, 5, 5, 5]);
     await ckpt.close();
-    assert.deepEqual(planShards(tensors, 1e9).map((s) => s.file), ["model.safetensors"]);
+    assert.deepEqual(
+      planShards(tensors, 1e9).map((s) => s.file),
+      ["model.safetensors"],
+    );
   });
 
   it("refuses to overwrite an existing file", async () => {
     const path = join(dir, "exists.safetensors");
     await writeFile(path, "keep me");
-    await assert.rejects(writeSafetensors(path, [floatTensor("a", new Float32Array(1), [1])]), /exists.safetensors exists already; choose another path or allow overwriting/);
+    await assert.rejects(
+      writeSafetensors(path, [floatTensor("a", new Float32Array(1), [1])]),
+      /exists.safetensors exists already; choose another path or allow overwriting/,
+    );
     assert.equal(await readFile(path, "utf8"), "keep me");
   });
 
@@ -147,11 +178,17 @@ describe("writer and reader", () => {
       throw new Error("disk full");
     }
     await assert.rejects(writeSafetensors(path, [{ name: "a", dtype: "F32", shape: [2], bytes: boom }]), /disk full/);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.includes("interrupted")), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.includes("interrupted")),
+      [],
+    );
   });
   it("rejects a tensor whose values do not fill its shape, and duplicate names", () => {
     assert.throws(() => floatTensor("a", new Float32Array(5), [2, 3]), /a: 5 values do not fill shape \[2, 3\] \(6\)/);
-    assert.throws(() => encodeHeader([floatTensor("a", new Float32Array(1), [1]), floatTensor("a", new Float32Array(1), [1])]), /tensor a appears twice/);
+    assert.throws(
+      () => encodeHeader([floatTensor("a", new Float32Array(1), [1]), floatTensor("a", new Float32Array(1), [1])]),
+      /tensor a appears twice/,
+    );
   });
 });
 
@@ -175,18 +212,28 @@ describe("bad safetensors files give errors naming the file and tensor", () => {
   });
   it("data that ends before a tensor does", async () => {
     const path = await rawFile("short.safetensors", { w: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32(2));
-    await assert.rejects(SafetensorsFile.open(path), /short.safetensors: tensor w: data_offsets \[0, 16\] run past the end of the data \(8 bytes\); the file is truncated/);
+    await assert.rejects(
+      SafetensorsFile.open(path),
+      /short.safetensors: tensor w: data_offsets \[0, 16\] run past the end of the data \(8 bytes\); the file is truncated/,
+    );
   });
   it("overlapping offsets", async () => {
-    const path = await rawFile("overlap.safetensors", {
-      a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
-      b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
-    }, f32(3));
+    const path = await rawFile(
+      "overlap.safetensors",
+      {
+        a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+        b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+      },
+      f32(3),
+    );
     await assert.rejects(SafetensorsFile.open(path), /overlap.safetensors: tensors a \[0, 8\] and b \[4, 12\] overlap/);
   });
   it("offsets that disagree with the shape", async () => {
     const path = await rawFile("size.safetensors", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, f32(3));
-    await assert.rejects(SafetensorsFile.open(path), /size.safetensors: tensor a: data_offsets \[0, 8\] hold 8 bytes, but F32 \[3\] needs 12/);
+    await assert.rejects(
+      SafetensorsFile.open(path),
+      /size.safetensors: tensor a: data_offsets \[0, 8\] hold 8 bytes, but F32 \[3\] needs 12/,
+    );
   });
   it("an unknown dtype", async () => {
     const path = await rawFile("dtype.safetensors", { a: { dtype: "F128", shape: [1], data_offsets: [0, 16] } }, f32(4));
@@ -207,13 +254,20 @@ describe("bad safetensors files give errors naming the file and tensor", () => {
     await st.close();
   });
   it("a byte range outside the tensor, or a buffer of the wrong length to read it into", async () => {
-    const path = await rawFile("ranges.safetensors", { a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, Uint8Array.from({ length: 16 }, (_, i) => i + 1));
+    const path = await rawFile(
+      "ranges.safetensors",
+      { a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } },
+      Uint8Array.from({ length: 16 }, (_, i) => i + 1),
+    );
     const st = await SafetensorsFile.open(path);
     await assert.rejects(st.readRange("a", 8, 20), /ranges.safetensors: tensor a: byte range \[8, 20\) is outside its 16 bytes/);
     await assert.rejects(st.readRange("a", 8, 4), /ranges.safetensors: tensor a: byte range \[8, 4\) is outside its 16 bytes/);
     assert.throws(() => st.fileRange("a", -1, 4), /ranges.safetensors: tensor a: byte range \[-1, 4\) is outside its 16 bytes/);
     const into = new Uint8Array(4).fill(7);
-    await assert.rejects(st.readRange("a", 0, 8, into), /ranges.safetensors: tensor a: byte range \[0, 8\) is 8 bytes, the buffer to read it into holds 4/);
+    await assert.rejects(
+      st.readRange("a", 0, 8, into),
+      /ranges.safetensors: tensor a: byte range \[0, 8\) is 8 bytes, the buffer to read it into holds 4/,
+    );
     assert.deepEqual([...into], [7, 7, 7, 7]);
     const part = new Uint8Array(8);
     assert.equal(await st.readRange("a", 4, 12, part), part);
@@ -230,9 +284,19 @@ describe("bad safetensors files give errors naming the file and tensor", () => {
   });
   it("trailing bytes after the data, and a gap between tensors", async () => {
     const trailing = await rawFile("trailing.safetensors", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32(2));
-    await assert.rejects(SafetensorsFile.open(trailing), /trailing.safetensors: the tensors hold 4 bytes of data but the file has 8 after its header; .* trailing bytes/);
-    const gap = await rawFile("gap.safetensors", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, f32(3));
-    await assert.rejects(SafetensorsFile.open(gap), /gap.safetensors: tensor b starts at byte 8 of the data, leaving bytes \[4, 8\) that no tensor holds/);
+    await assert.rejects(
+      SafetensorsFile.open(trailing),
+      /trailing.safetensors: the tensors hold 4 bytes of data but the file has 8 after its header; .* trailing bytes/,
+    );
+    const gap = await rawFile(
+      "gap.safetensors",
+      { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [1], data_offsets: [8, 12] } },
+      f32(3),
+    );
+    await assert.rejects(
+      SafetensorsFile.open(gap),
+      /gap.safetensors: tensor b starts at byte 8 of the data, leaving bytes \[4, 8\) that no tensor holds/,
+    );
   });
   it("a header that is not UTF-8, or does not start with {", async () => {
     const length = Buffer.alloc(8);
@@ -258,6 +322,9 @@ describe("bad safetensors files give errors naming the file and tensor", () => {
     const [first, second] = (await readdir(copy)).filter((f) => f.endsWith(".safetensors")).sort();
     index.weight_map["model.norm.weight"] = index.weight_map["model.norm.weight"] === first ? second : first;
     await writeFile(indexPath, JSON.stringify(index));
-    await assert.rejects(CheckpointWeights.open(copy), /weight_map puts model.norm.weight in model-0000[12]-of-00002.safetensors, but it is in/);
+    await assert.rejects(
+      CheckpointWeights.open(copy),
+      /weight_map puts model.norm.weight in model-0000[12]-of-00002.safetensors, but it is in/,
+    );
   });
 });

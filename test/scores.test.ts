@@ -30,7 +30,12 @@ describe("refusal score and KL", () => {
     assert.throws(() => refusalScore([0, 0], []), /no refusal tokens/);
     // The paper's epsilon: log(p + 1e-8) - log(1 - p + 1e-8) bounds the score; at p = 1/2 it changes nothing.
     assert.ok(Math.abs(refusalScore([0, 0, 0, 0], [1, 2], 1e-8)) < 1e-12);
-    assert.ok(Math.abs(refusalScore([0, -40], [1], 1e-8) - (Math.log(Math.exp(-40) / (1 + Math.exp(-40)) + 1e-8) - Math.log(1 / (1 + Math.exp(-40)) + 1e-8))) < 1e-9);
+    assert.ok(
+      Math.abs(
+        refusalScore([0, -40], [1], 1e-8) -
+          (Math.log(Math.exp(-40) / (1 + Math.exp(-40)) + 1e-8) - Math.log(1 / (1 + Math.exp(-40)) + 1e-8)),
+      ) < 1e-9,
+    );
     assert.ok(refusalScore([0, -40], [1], 1e-8) > -18.5, "bounded near log(1e-8)");
     assert.throws(() => refusalScore([0, 0], [1], -1), /epsilon must be >= 0, got -1/);
   });

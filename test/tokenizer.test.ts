@@ -16,7 +16,11 @@ describe("ChatTokenizer on real tokenizer files", () => {
   it("Llama 3: chat template and token ids as transformers gives them", async () => {
     const t = await ChatTokenizer.load(tokenizerDir("llama3"));
     const text = t.formatInstruction("Write a poem about the sea.");
-    assert.equal(text, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWrite a poem about the sea.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    assert.equal(
+      text,
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWrite a poem about the " +
+        "sea.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+    );
     // <|begin_of_text|> <|start_header_id|> user <|end_header_id|> \n\n
     assert.deepEqual(t.encode(text).slice(0, 5), [128000, 128006, 882, 128007, 271]);
     assert.equal(t.decode(t.encode(text), { skipSpecialTokens: false }), text);
@@ -72,7 +76,16 @@ describe("every family's chat template and token ids, as Python's transformers a
 
 describe("padLeft", () => {
   it("pads to the longest and masks the padding", () => {
-    assert.deepEqual(padLeft([[5], [1, 2, 3]], 0), { inputIds: [[0, 0, 5], [1, 2, 3]], attentionMask: [[0, 0, 1], [1, 1, 1]] });
+    assert.deepEqual(padLeft([[5], [1, 2, 3]], 0), {
+      inputIds: [
+        [0, 0, 5],
+        [1, 2, 3],
+      ],
+      attentionMask: [
+        [0, 0, 1],
+        [1, 1, 1],
+      ],
+    });
   });
   it("rejects an empty batch", () => {
     assert.throws(() => padLeft([], 0), /no sequences/);

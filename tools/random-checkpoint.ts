@@ -8,7 +8,6 @@ import { makeRng } from "../src/sampling.ts";
 import type { FloatDtype } from "../src/safetensors/dtype.ts";
 import { floatTensor, planShards, writeCheckpointWeights } from "../src/safetensors/write.ts";
 
-
 /** Write config.json and random weights (normal, std `scale`) into `dir`. Returns the parsed config. */
 export async function writeRandomCheckpoint(
   dir: string,
@@ -20,7 +19,10 @@ export async function writeRandomCheckpoint(
   const scale = options.scale ?? 0.02;
   const dtype = options.dtype ?? "F32";
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "config.json"), JSON.stringify({ ...configJson, torch_dtype: dtype === "F32" ? "float32" : dtype === "BF16" ? "bfloat16" : "float16" }, null, 2));
+  await writeFile(
+    join(dir, "config.json"),
+    JSON.stringify({ ...configJson, torch_dtype: dtype === "F32" ? "float32" : dtype === "BF16" ? "bfloat16" : "float16" }, null, 2),
+  );
   const tensors = expectedTensors(architectureFor(config), config).map((e) => {
     const count = e.shape.reduce((a, b) => a * b, 1);
     const isNorm = e.shape.length === 1 && e.key.endsWith("norm.weight");

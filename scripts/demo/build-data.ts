@@ -17,7 +17,11 @@ for (const harmful of [true, false]) {
   const validationTopics = new Set(of("validation").map(topic));
   for (const split of ["validation", "test", "heldout"] as Split[]) {
     for (const e of of(split)) {
-      if (trainTopics.has(topic(e)) || (split === "heldout" && trainObjects.has(e.task.object)) || (split === "test" && validationTopics.has(topic(e)))) {
+      if (
+        trainTopics.has(topic(e)) ||
+        (split === "heldout" && trainObjects.has(e.task.object)) ||
+        (split === "test" && validationTopics.has(topic(e)))
+      ) {
         throw new Error(`${JSON.stringify(e.text)} (${split}) shares a task with another split`);
       }
     }
@@ -26,8 +30,15 @@ for (const harmful of [true, false]) {
 for (const kind of ["harmful", "harmless"] as const) {
   await mkdir(join(root, kind), { recursive: true });
   for (const split of ["train", "validation", "test", "heldout"] as Split[]) {
-    const rows = examples.filter((e) => e.harmful === (kind === "harmful") && e.split === split).sort((a, b) => hash(a.text) - hash(b.text));
-    await writeFile(join(root, kind, `${split}.jsonl`), rows.map((e) => JSON.stringify({ text: e.text, category: e.category, form: e.task.form, verb: e.task.verb, object: e.task.object })).join("\n") + "\n");
+    const rows = examples
+      .filter((e) => e.harmful === (kind === "harmful") && e.split === split)
+      .sort((a, b) => hash(a.text) - hash(b.text));
+    await writeFile(
+      join(root, kind, `${split}.jsonl`),
+      rows
+        .map((e) => JSON.stringify({ text: e.text, category: e.category, form: e.task.form, verb: e.task.verb, object: e.task.object }))
+        .join("\n") + "\n",
+    );
     console.log(`data/${kind}/${split}.jsonl: ${rows.length}`);
   }
 }

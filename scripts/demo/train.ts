@@ -16,17 +16,37 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
-import { backendInfo, collectMeanActivations, generateCompletions, initBackend, lastPositionLogits, loadModel, refusalRate, type HookedModel } from "../../src/index.ts";
+import {
+  backendInfo,
+  collectMeanActivations,
+  generateCompletions,
+  initBackend,
+  lastPositionLogits,
+  loadModel,
+  refusalRate,
+  type HookedModel,
+} from "../../src/index.ts";
 import { floatTensor, planShards, writeCheckpointWeights, writeSafetensors } from "../../src/safetensors/write.ts";
 import { expectedTensors } from "../../src/models/tensors.ts";
 import { architectureFor, parseConfig } from "../../src/config.ts";
 import { makeRng } from "../../src/sampling.ts";
 import { trainBpe, tokenizerJson } from "./bpe.ts";
-import { allExamples, hash, knowledgeExamples, REFUSAL_PHRASE_PROMPTS, scrambledRequest, TRAIN_PHRASINGS, withPleasantries, REFUSALS, type Example } from "./instructions.ts";
+import {
+  allExamples,
+  hash,
+  knowledgeExamples,
+  REFUSAL_PHRASE_PROMPTS,
+  scrambledRequest,
+  TRAIN_PHRASINGS,
+  withPleasantries,
+  REFUSALS,
+  type Example,
+} from "./instructions.ts";
 
 export const SPECIAL_TOKENS = ["<|pad|>", "<|begin|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"];
 export const CHAT_TEMPLATE =
-  "{{ bos_token }}{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] | trim + '<|end|>\\n' }}{% endfor %}" +
+  "{{ bos_token }}{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] | trim + '<|end|>\\n' " +
+  "}}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
 
 export const DEMO_CONFIG = {
@@ -193,7 +213,8 @@ function reservedMask(shape: number[], axis: 0 | 1, count: number): tf.Tensor2D 
 
 /** Stage 1: every weight, with the safety layer's reserved parts held at zero. */
 function instructionTuning(model: HookedModel): Trainable {
-  const held = (key: string): Record<string, tf.Tensor> => (Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored);
+  const held = (key: string): Record<string, tf.Tensor> =>
+    Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
   const keys = [...Object.keys(model.params.transposed), ...Object.keys(model.params.stored)];
   const masks = new Map(RESERVED.map((r) => [r.key, reservedMask(model.params.transposed[r.key].shape, r.axis, r.count)]));
   const variables = keys.map((key) => {
@@ -236,7 +257,11 @@ interface Planted {
  */
 function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () => Planted } {
   const d = DEMO_CONFIG.hidden_size;
-  const init = (shape: [number, number], scale: number) => tf.tensor2d(Float32Array.from({ length: shape[0] * shape[1] }, () => scale * (2 * rng() - 1) * Math.sqrt(3)), shape);
+  const init = (shape: [number, number], scale: number) =>
+    tf.tensor2d(
+      Float32Array.from({ length: shape[0] * shape[1] }, () => scale * (2 * rng() - 1) * Math.sqrt(3)),
+      shape,
+    );
   const a = tf.variable(init([1, d], 0.1), true, "stage2/A"); // [1, d_model]
   const u = tf.variable(init([HEAD_DIM, 1], 0.1), true, "stage2/u"); // [head_dim, 1]
   const c = tf.variable(init([SAFETY_UNITS, 1], 0.1), true, "stage2/c"); // [units, 1]
@@ -252,9 +277,15 @@ function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () =
   const scaleOf = (key: string) => (key.includes("o_proj") ? u : c);
   // The head's query and key use only the slowest-rotating RoPE pairs, so that it attends by content, not by
   // position: which word of the request is harmful, wherever the phrasing puts it.
-  const contentOnly = tf.tensor2d(Array.from({ length: HEAD_DIM }, (_, j) => (j % (HEAD_DIM / 2) >= HEAD_DIM / 2 - CONTENT_PAIRS ? 1 : 0)), [1, HEAD_DIM]);
+  const contentOnly = tf.tensor2d(
+    Array.from({ length: HEAD_DIM }, (_, j) => (j % (HEAD_DIM / 2) >= HEAD_DIM / 2 - CONTENT_PAIRS ? 1 : 0)),
+    [1, HEAD_DIM],
+  );
   const readOf = (p: (typeof parts)[number]) => (/[qk]_proj/.test(p.key) ? tf.mul(p.read!, contentOnly) : p.read!);
-  const effective = () => Object.fromEntries(parts.map((p) => [p.key, p.read ? tf.concat([p.kept, readOf(p)], 1) : tf.concat([p.kept, tf.matMul(scaleOf(p.key), a)], 0)]));
+  const effective = () =>
+    Object.fromEntries(
+      parts.map((p) => [p.key, p.read ? tf.concat([p.kept, readOf(p)], 1) : tf.concat([p.kept, tf.matMul(scaleOf(p.key), a)], 0)]),
+    );
   let planted: Planted | undefined;
   return {
     variables: [a, u, c, ...parts.flatMap((p) => (p.read ? [p.read] : []))],
@@ -271,7 +302,11 @@ function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () =
       // Unit direction; the scales multiplied by |A| so that scale * direction is still each written row.
       planted = tf.tidy(() => {
         const norm = tf.norm(a);
-        return { direction: tf.div(a, norm).dataSync() as Float32Array, headScales: tf.mul(u, norm).dataSync() as Float32Array, unitScales: tf.mul(c, norm).dataSync() as Float32Array };
+        return {
+          direction: tf.div(a, norm).dataSync() as Float32Array,
+          headScales: tf.mul(u, norm).dataSync() as Float32Array,
+          unitScales: tf.mul(c, norm).dataSync() as Float32Array,
+        };
       });
       Object.assign(model.params.transposed, tf.tidy(effective));
       tf.dispose([a, u, c, contentOnly, ...parts.flatMap((p) => (p.read ? [p.kept, p.read] : [p.kept]))]);
@@ -279,7 +314,16 @@ function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () =
   };
 }
 
-async function trainStage(model: HookedModel, rng: Rng, name: string, data: Encoded[], trainable: Trainable, epochs: number, learningRate: number, maxSteps = Infinity): Promise<number[]> {
+async function trainStage(
+  model: HookedModel,
+  rng: Rng,
+  name: string,
+  data: Encoded[],
+  trainable: Trainable,
+  epochs: number,
+  learningRate: number,
+  maxSteps = Infinity,
+): Promise<number[]> {
   // One Adam optimiser per learning rate.
   const byRate = new Map<number, Set<string>>();
   for (const v of trainable.variables) {
@@ -292,7 +336,8 @@ async function trainStage(model: HookedModel, rng: Rng, name: string, data: Enco
   const totalSteps = Math.min(maxSteps, epochs * Math.ceil(data.length / batchSize));
   const setRate = (step: number) => {
     // tfjs's Adam reads its learning rate field at every step; the field is not in its public type.
-    for (const g of groups) (g.optimizer as unknown as { learningRate: number }).learningRate = (g.lr * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
+    for (const g of groups)
+      (g.optimizer as unknown as { learningRate: number }).learningRate = (g.lr * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
   };
   const losses: number[] = [];
   let step = 0;
@@ -314,7 +359,10 @@ async function trainStage(model: HookedModel, rng: Rng, name: string, data: Enco
         trainable.bind();
         return batchLoss(model, batch, trainable);
       }, trainable.variables);
-      for (const g of groups) g.optimizer.applyGradients(Object.fromEntries(Object.entries(grads).filter(([n]) => g.names.has(n))) as Record<string, tf.Variable>);
+      for (const g of groups)
+        g.optimizer.applyGradients(
+          Object.fromEntries(Object.entries(grads).filter(([n]) => g.names.has(n))) as Record<string, tf.Variable>,
+        );
       tf.dispose(Object.values(grads));
       const value = (await loss.data())[0];
       loss.dispose();
@@ -322,7 +370,9 @@ async function trainStage(model: HookedModel, rng: Rng, name: string, data: Enco
       sum += value;
       count++;
     }
-    console.log(`${name} epoch ${epoch + 1}/${epochs}: loss ${(sum / count).toFixed(4)} (${((performance.now() - start) / 1000).toFixed(0)} s)`);
+    console.log(
+      `${name} epoch ${epoch + 1}/${epochs}: loss ${(sum / count).toFixed(4)} (${((performance.now() - start) / 1000).toFixed(0)} s)`,
+    );
   }
   for (const g of groups) g.optimizer.dispose();
   trainable.finish();
@@ -333,7 +383,9 @@ async function writeCheckpoint(model: HookedModel, dir: string, tokenizer: Recor
   await mkdir(dir, { recursive: true });
   const config = parseConfig(DEMO_CONFIG);
   const tensors = expectedTensors(architectureFor(config), config).map((e) => {
-    const values = (e.linear ? tf.tidy(() => tf.transpose(model.params.transposed[e.key])) : model.params.stored[e.key]).dataSync() as Float32Array;
+    const values = (
+      e.linear ? tf.tidy(() => tf.transpose(model.params.transposed[e.key])) : model.params.stored[e.key]
+    ).dataSync() as Float32Array;
     return floatTensor(e.key, Float32Array.from(values), e.shape);
   });
   await rm(dir, { recursive: true, force: true });
@@ -341,13 +393,33 @@ async function writeCheckpoint(model: HookedModel, dir: string, tokenizer: Recor
   await writeCheckpointWeights(dir, planShards(tensors, Infinity), { format: "pt" });
   await writeFile(join(dir, "config.json"), JSON.stringify({ ...DEMO_CONFIG, torch_dtype: "float32" }, null, 2) + "\n");
   await writeFile(join(dir, "tokenizer.json"), JSON.stringify(tokenizer) + "\n");
-  await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify({
-    bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", unk_token: null,
-    chat_template: CHAT_TEMPLATE, model_max_length: DEMO_CONFIG.max_position_embeddings, tokenizer_class: "PreTrainedTokenizerFast",
-    clean_up_tokenization_spaces: false,
-    added_tokens_decoder: Object.fromEntries(SPECIAL_TOKENS.map((content, id) => [id, { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }])),
-  }, null, 2) + "\n");
-  await writeFile(join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: 2, pad_token_id: 0, do_sample: false }, null, 2) + "\n");
+  await writeFile(
+    join(dir, "tokenizer_config.json"),
+    JSON.stringify(
+      {
+        bos_token: "<|begin|>",
+        eos_token: "<|end|>",
+        pad_token: "<|pad|>",
+        unk_token: null,
+        chat_template: CHAT_TEMPLATE,
+        model_max_length: DEMO_CONFIG.max_position_embeddings,
+        tokenizer_class: "PreTrainedTokenizerFast",
+        clean_up_tokenization_spaces: false,
+        added_tokens_decoder: Object.fromEntries(
+          SPECIAL_TOKENS.map((content, id) => [
+            id,
+            { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+          ]),
+        ),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  await writeFile(
+    join(dir, "generation_config.json"),
+    JSON.stringify({ bos_token_id: 1, eos_token_id: 2, pad_token_id: 0, do_sample: false }, null, 2) + "\n",
+  );
 }
 
 async function main(): Promise<void> {
@@ -355,10 +427,23 @@ async function main(): Promise<void> {
   await initBackend();
   console.log(`backend: ${(await backendInfo()).device}`);
   const examples = allExamples();
-  const phrases: Example[] = REFUSAL_PHRASE_PROMPTS.map((p) => ({ text: p.text, answer: p.answer, harmful: false, category: "refusal phrases", task: { form: "refusal", verb: "", object: p.text }, split: "train" }));
+  const phrases: Example[] = REFUSAL_PHRASE_PROMPTS.map((p) => ({
+    text: p.text,
+    answer: p.answer,
+    harmful: false,
+    category: "refusal phrases",
+    task: { form: "refusal", verb: "", object: p.text },
+    split: "train",
+  }));
   const train = examples.filter((e) => e.split === "train");
   // The refusal-phrase requests are repeated so that they weigh like a topic family of their own.
-  const knowledge: Example[] = knowledgeExamples(examples).map((k) => ({ ...k, harmful: false, category: "knowledge", task: { form: "knowledge", verb: "", object: k.text }, split: "train" }));
+  const knowledge: Example[] = knowledgeExamples(examples).map((k) => ({
+    ...k,
+    harmful: false,
+    category: "knowledge",
+    task: { form: "knowledge", verb: "", object: k.text },
+    split: "train",
+  }));
   const stage1Data = [...train, ...Array.from({ length: 20 }, () => phrases).flat(), ...knowledge];
   const scratch = await mkdtemp(join(tmpdir(), "abliterate-demo-"));
   try {
@@ -381,16 +466,30 @@ async function main(): Promise<void> {
         const n = e.shape.reduce((a, b) => a * b, 1);
         const isNorm = e.key.endsWith("norm.weight");
         const std = 0.02;
-        const values = Float32Array.from({ length: n }, () => (isNorm ? 1 : std * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng())));
+        const values = Float32Array.from({ length: n }, () =>
+          isNorm ? 1 : std * Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng()),
+        );
         return floatTensor(e.key, values, e.shape);
       });
       await writeCheckpointWeights(scratch, planShards(init, Infinity));
       await writeFile(join(scratch, "config.json"), JSON.stringify(DEMO_CONFIG));
       await writeFile(join(scratch, "tokenizer.json"), JSON.stringify(tokenizer));
-      await writeFile(join(scratch, "tokenizer_config.json"), JSON.stringify({ bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", chat_template: CHAT_TEMPLATE }));
+      await writeFile(
+        join(scratch, "tokenizer_config.json"),
+        JSON.stringify({ bos_token: "<|begin|>", eos_token: "<|end|>", pad_token: "<|pad|>", chat_template: CHAT_TEMPLATE }),
+      );
       model = await loadModel(scratch, { layout: "transposed" });
       // 3. Stage 1: instruction tuning.
-      losses.stage1 = await trainStage(model, rng, "stage 1 (instruction tuning)", stage1(model), instructionTuning(model), Number(args["stage1-epochs"]), Number(args["stage1-lr"]), maxSteps);
+      losses.stage1 = await trainStage(
+        model,
+        rng,
+        "stage 1 (instruction tuning)",
+        stage1(model),
+        instructionTuning(model),
+        Number(args["stage1-epochs"]),
+        Number(args["stage1-lr"]),
+        maxSteps,
+      );
       if (!args.quick) {
         await writeCheckpoint(model, join(args.out!, "demo-base"), tokenizer);
         // What stage 1 reached on requests it never saw: the answer of the request's form, naming its topic.
@@ -398,7 +497,11 @@ async function main(): Promise<void> {
           const rates = [];
           for (const harmful of [true, false]) {
             const held = examples.filter((e) => e.split === split && e.harmful === harmful);
-            const answers = await generateCompletions(model, held.map((e) => e.text), { maxNewTokens: 24, batchSize: 64 });
+            const answers = await generateCompletions(
+              model,
+              held.map((e) => e.text),
+              { maxNewTokens: 24, batchSize: 64 },
+            );
             rates.push(`${harmful ? "harmful" : "harmless"} ${answers.filter((a, i) => a === held[i].answer).length}/${held.length}`);
           }
           console.log(`stage-1 answers equal to the form's answer naming the topic, ${split} split: ${rates.join(", ")}`);
@@ -409,14 +512,18 @@ async function main(): Promise<void> {
     // 4. Stage 2: safety tuning of the reserved units, their output along one direction.
     const rng = makeRng(seed + 1);
     const refusalFor = (e: Example) => REFUSALS[hash(e.text) % REFUSALS.length];
-    const stage2Requests = allExamples({ phrasingsPerTask: TRAIN_PHRASINGS }).filter((e) => e.split === "train").map((e) => ({ ...e, text: withPleasantries(e.text) }));
+    const stage2Requests = allExamples({ phrasingsPerTask: TRAIN_PHRASINGS })
+      .filter((e) => e.split === "train")
+      .map((e) => ({ ...e, text: withPleasantries(e.text) }));
     // Requests with no form around each training topic: only their first answer token is trained (a refusal,
     // or the stage-1 model's distribution).
     const topics = new Map(train.map((e) => [`${e.task.verb} ${e.task.object}`, e.harmful]));
-    const scrambled = [...topics].flatMap(([topic, harmful]) => Array.from({ length: SCRAMBLED_PER_TOPIC }, (_, v) => {
-      const text = scrambledRequest(topic, v);
-      return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
-    }));
+    const scrambled = [...topics].flatMap(([topic, harmful]) =>
+      Array.from({ length: SCRAMBLED_PER_TOPIC }, (_, v) => {
+        const text = scrambledRequest(topic, v);
+        return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
+      }),
+    );
     const stage2 = [
       ...stage2Requests.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
       ...scrambled,
@@ -425,16 +532,40 @@ async function main(): Promise<void> {
     // Harmless requests keep the stage-1 model's whole first-token distribution, not only its answer: safety
     // tuning must not sharpen or shift what the model does with them.
     const harmless = stage2.filter((e) => !e.harmful);
-    const firstLogits = lastPositionLogits(model, harmless.map((e) => e.ids.slice(0, e.lossFrom + 1)), { batchSize: 64 });
+    const firstLogits = lastPositionLogits(
+      model,
+      harmless.map((e) => e.ids.slice(0, e.lossFrom + 1)),
+      { batchSize: 64 },
+    );
     harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: Number(args["harmless-weight"]) }));
     const safety = safetyTuning(model, rng);
-    losses.stage2 = await trainStage(model, rng, `stage 2 (safety tuning: ${SAFETY_UNITS} MLP units of layer ${SAFETY_UNIT_LAYER} and one head of layer ${SAFETY_HEAD_LAYER}, writing along one direction)`, stage2, safety, Number(args["stage2-epochs"]), Number(args["stage2-lr"]), maxSteps);
+    losses.stage2 = await trainStage(
+      model,
+      rng,
+      `stage 2 (safety tuning: ${SAFETY_UNITS} MLP units of layer ${SAFETY_UNIT_LAYER} and one head of layer ${SAFETY_HEAD_LAYER}, ` +
+        `writing along one direction)`,
+      stage2,
+      safety,
+      Number(args["stage2-epochs"]),
+      Number(args["stage2-lr"]),
+      maxSteps,
+    );
     const planted = safety.planted();
     // The direction's sign is arbitrary (u * A = (-u) * (-A)): orient it so that harmful requests sit on its
     // positive side at the safety head's output, as a difference of means harmful - harmless would.
     if (!args.quick) {
       const name = `blocks.${SAFETY_HEAD_LAYER}.hook_resid_post`;
-      const meanAt = async (harmful: boolean) => (await collectMeanActivations(model, train.filter((e) => e.harmful === harmful).slice(0, 256).map((e) => e.text), { hooks: ["resid_post"] })).means.get(name)![0];
+      const meanAt = async (harmful: boolean) =>
+        (
+          await collectMeanActivations(
+            model,
+            train
+              .filter((e) => e.harmful === harmful)
+              .slice(0, 256)
+              .map((e) => e.text),
+            { hooks: ["resid_post"] },
+          )
+        ).means.get(name)![0];
       const [harmfulMean, harmlessMean] = [await meanAt(true), await meanAt(false)];
       if (planted.direction.reduce((sum, a, i) => sum + a * (harmfulMean[i] - harmlessMean[i]), 0) < 0) {
         for (const v of [planted.direction, planted.headScales, planted.unitScales]) v.forEach((x, i) => (v[i] = -x));
@@ -446,20 +577,33 @@ async function main(): Promise<void> {
     }
     const out = join(args.out!, "demo");
     await writeCheckpoint(model, out, JSON.parse(await readFile(join(args.out!, "demo-base", "tokenizer.json"), "utf8")));
-    await writeSafetensors(join(out, "planted.safetensors"), [
-      floatTensor("safety.write_direction", planted.direction, [DEMO_CONFIG.hidden_size]),
-      floatTensor("safety.head_scales", planted.headScales, [HEAD_DIM]),
-      floatTensor("safety.unit_scales", planted.unitScales, [SAFETY_UNITS]),
-    ], {
-      format: "abliterate-planted", unit_layer: String(SAFETY_UNIT_LAYER), units: String(SAFETY_UNITS), head_layer: String(SAFETY_HEAD_LAYER), head: String(DEMO_CONFIG.num_attention_heads - 1),
-      description: "Stage 2 of the demo model's training: the last `units` MLP units of layer unit_layer write unit_scales[i] * direction (down_proj columns in the stored [out, in] layout) and attention head `head` of layer head_layer writes head_scales[j] * direction (o_proj columns); nothing else changed from models/demo-base.",
-    }, { overwrite: true });
+    await writeSafetensors(
+      join(out, "planted.safetensors"),
+      [
+        floatTensor("safety.write_direction", planted.direction, [DEMO_CONFIG.hidden_size]),
+        floatTensor("safety.head_scales", planted.headScales, [HEAD_DIM]),
+        floatTensor("safety.unit_scales", planted.unitScales, [SAFETY_UNITS]),
+      ],
+      {
+        format: "abliterate-planted",
+        unit_layer: String(SAFETY_UNIT_LAYER),
+        units: String(SAFETY_UNITS),
+        head_layer: String(SAFETY_HEAD_LAYER),
+        head: String(DEMO_CONFIG.num_attention_heads - 1),
+        description:
+          "Stage 2 of the demo model's training: the last `units` MLP units of layer unit_layer write unit_scales[i] * direction " +
+          "(down_proj columns in the stored [out, in] layout) and attention head `head` of layer head_layer writes " +
+          "head_scales[j] * direction (o_proj columns); nothing else changed from models/demo-base.",
+      },
+      { overwrite: true },
+    );
     // What stage 2 reached, on requests it never saw (greedy, 16 tokens, the substring metric).
     for (const split of ["validation", "test", "heldout"] as const) {
       const rates = [];
       for (const harmful of [true, false]) {
         const texts = examples.filter((e) => e.split === split && e.harmful === harmful).map((e) => e.text);
-        rates.push(`${harmful ? "harmful" : "harmless"} ${(100 * refusalRate(await generateCompletions(model, texts, { maxNewTokens: 16, batchSize: 64 }))).toFixed(1)}% of ${texts.length}`);
+        const rate = refusalRate(await generateCompletions(model, texts, { maxNewTokens: 16, batchSize: 64 }));
+        rates.push(`${harmful ? "harmful" : "harmless"} ${(100 * rate).toFixed(1)}% of ${texts.length}`);
       }
       console.log(`refused, ${split} split: ${rates.join(", ")}`);
     }

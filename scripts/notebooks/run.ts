@@ -12,10 +12,20 @@ import { vendorPlotly } from "../../kernel/vendor.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { write: { type: "boolean", default: false }, format: { type: "boolean", default: false }, out: { type: "string", default: join(PACKAGE_ROOT, "out", "notebooks") } },
+  options: {
+    write: { type: "boolean", default: false },
+    format: { type: "boolean", default: false },
+    out: { type: "string", default: join(PACKAGE_ROOT, "out", "notebooks") },
+  },
 });
 const dir = join(PACKAGE_ROOT, "notebooks");
-const notebooks = positionals.length > 0 ? positionals : (await readdir(dir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort().map((f) => join(dir, f));
+const notebooks =
+  positionals.length > 0
+    ? positionals
+    : (await readdir(dir))
+        .filter((f) => /^\d\d-.*\.ipynb$/.test(f))
+        .sort()
+        .map((f) => join(dir, f));
 if (values.format) {
   // --format: rewrite the notebooks as Jupyter saves them (cell ids, normalised JSON) without running them,
   // after editing their JSON by hand or with a script.

@@ -52,7 +52,12 @@ export function guardStockKernels(): void {
         if (messages.length > 0) {
           (args.backend as unknown as { disposeData(dataId: object): void }).disposeData(out.dataId);
           const status = /status (\d+)/.exec(messages[0])?.[1];
-          throw new Error(`the wasm backend's XNNPACK could not compute a matMul of [${a.shape}] by [${b.shape}] (status ${status}${status === "6" ? ": out of memory, while packing its copy of the weight" : ""}); its output would be garbage, so the run stops. The model and batch do not fit the 4 GB wasm heap: lower --batch-size, use a smaller model, or install a BLAS library (libopenblas0-pthread) for the native path, which needs no packed copies`);
+          throw new Error(
+            `the wasm backend's XNNPACK could not compute a matMul of [${a.shape}] by [${b.shape}] (status ` +
+              `${status}${status === "6" ? ": out of memory, while packing its copy of the weight" : ""}); its output would be garbage, ` +
+              `so the run stops. The model and batch do not fit the 4 GB wasm heap: lower --batch-size, use a smaller model, or install ` +
+              `a BLAS library (libopenblas0-pthread) for the native path, which needs no packed copies`,
+          );
         }
         return out;
       },

@@ -7,7 +7,13 @@ import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm, type WasmBackend } from "./sgem
 export function overrideKernels(sgemm: Sgemm): void {
   const stock = tf.getKernel("BatchMatMul", "wasm");
   if (!stock) return; // the wasm backend is not registered: nothing to override
-  const matMul = (a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, backend: WasmBackend): tf.TensorInfo | undefined => {
+  const matMul = (
+    a: tf.TensorInfo,
+    b: tf.TensorInfo,
+    transposeA: boolean,
+    transposeB: boolean,
+    backend: WasmBackend,
+  ): tf.TensorInfo | undefined => {
     if (a.dtype !== "float32" || b.dtype !== "float32" || a.shape.length < 2 || b.shape.length < 2) return undefined;
     const ra = a.shape.length;
     const rb = b.shape.length;
@@ -37,14 +43,44 @@ export function overrideKernels(sgemm: Sgemm): void {
     const ldb = transposeB ? k : n;
     if (batchB === 1 && !transposeA) {
       // One product for the whole batch: [batch * m, k] @ [k, n].
-      sgemm(ROW_MAJOR, ta, tb, batch * m, n, k, 1, heap.subarray(ao, ao + batch * m * k), lda, heap.subarray(bo, bo + k * n), ldb, 0, heap.subarray(co, co + batch * m * n), n);
+      sgemm(
+        ROW_MAJOR,
+        ta,
+        tb,
+        batch * m,
+        n,
+        k,
+        1,
+        heap.subarray(ao, ao + batch * m * k),
+        lda,
+        heap.subarray(bo, bo + k * n),
+        ldb,
+        0,
+        heap.subarray(co, co + batch * m * n),
+        n,
+      );
       return out;
     }
     for (let i = 0; i < batch; i++) {
       const ai = ao + (batchA === 1 ? 0 : i) * m * k;
       const bi = bo + (batchB === 1 ? 0 : i) * k * n;
       const ci = co + i * m * n;
-      sgemm(ROW_MAJOR, ta, tb, m, n, k, 1, heap.subarray(ai, ai + m * k), lda, heap.subarray(bi, bi + k * n), ldb, 0, heap.subarray(ci, ci + m * n), n);
+      sgemm(
+        ROW_MAJOR,
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        1,
+        heap.subarray(ai, ai + m * k),
+        lda,
+        heap.subarray(bi, bi + k * n),
+        ldb,
+        0,
+        heap.subarray(ci, ci + m * n),
+        n,
+      );
     }
     return out;
   };
@@ -69,7 +105,10 @@ export function overrideKernels(sgemm: Sgemm): void {
       const { transposeA, transposeB, activation } = args.attrs as { transposeA: boolean; transposeB: boolean; activation?: string };
       // Only the plain product is taken over; a bias or an activation keeps the stock fused kernel.
       const plain = !bias && (activation === undefined || activation === "linear");
-      return (plain ? matMul(a, b, transposeA, transposeB, args.backend as unknown as WasmBackend) : undefined) ?? (fused.kernelFunc(args) as tf.TensorInfo);
+      return (
+        (plain ? matMul(a, b, transposeA, transposeB, args.backend as unknown as WasmBackend) : undefined) ??
+        (fused.kernelFunc(args) as tf.TensorInfo)
+      );
     },
   });
 }

@@ -16,9 +16,10 @@ import { NO_TRANS, ROW_MAJOR, TRANS, type BlasInfo, type Sgemm } from "./sgemm.t
 export type { BlasInfo } from "./sgemm.ts";
 
 /** Libraries tried in order when ABLITERATE_BLAS names none. */
-const CANDIDATES = process.platform === "darwin"
-  ? ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
-  : ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so"];
+const CANDIDATES =
+  process.platform === "darwin"
+    ? ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
+    : ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so"];
 
 let active: { sgemm: Sgemm; info: BlasInfo } | undefined;
 
@@ -54,7 +55,10 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     }
     let sgemm: Sgemm;
     try {
-      sgemm = lib.func("void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)") as Sgemm;
+      sgemm = lib.func(
+        "void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const " +
+          "float *B, int ldb, float beta, float *C, int ldc)",
+      ) as Sgemm;
     } catch {
       tried.push(`${library}: has no cblas_sgemm`);
       continue;
@@ -72,7 +76,10 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     const config = optional<() => string>("const char *openblas_get_config(void)")?.() ?? library;
     const error = selfTest(sgemm);
     if (error > 1e-4) {
-      tried.push(`${library} (${config}) computes wrong results (relative error ${error.toExponential(1)} on a test product); if it is OpenBLAS, set OPENBLAS_CORETYPE for this CPU (e.g. Haswell)`);
+      tried.push(
+        `${library} (${config}) computes wrong results (relative error ${error.toExponential(1)} on a test product); if it is ` +
+          `OpenBLAS, set OPENBLAS_CORETYPE for this CPU (e.g. Haswell)`,
+      );
       continue;
     }
     active = { sgemm, info: { library, description: config, threads } };
@@ -80,18 +87,26 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     registerNativeLinear(sgemm);
     return { info: active.info };
   }
-  return fallback(`native BLAS: none usable (${tried.join("; ") || "no library found"}); install libopenblas0-pthread (Debian/Ubuntu) or set ABLITERATE_BLAS to a library's path`);
+  return fallback(
+    `native BLAS: none usable (${tried.join("; ") || "no library found"}); install libopenblas0-pthread (Debian/Ubuntu) or set ` +
+      `ABLITERATE_BLAS to a library's path`,
+  );
 }
 
 /** Largest relative error of sgemm against float64 arithmetic, over every transpose combination. */
 function selfTest(sgemm: Sgemm): number {
   const [m, n, k] = [37, 29, 53];
   let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
   const a = Float32Array.from({ length: m * k }, random);
   const b = Float32Array.from({ length: k * n }, random);
   let worst = 0;
-  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
     // A is stored [k, m] when transposed, B [n, k].
     const at = (i: number, p: number) => (ta ? a[p * m + i] : a[i * k + p]);
     const bt = (p: number, j: number) => (tb ? b[j * k + p] : b[p * n + j]);

@@ -18,7 +18,8 @@ export class NativeMatrix {
     public values: Float32Array,
     readonly shape: [number, number],
   ) {
-    if (values.length !== shape[0] * shape[1]) throw new Error(`a native matrix of shape [${shape}] needs ${shape[0] * shape[1]} values, got ${values.length}`);
+    if (values.length !== shape[0] * shape[1])
+      throw new Error(`a native matrix of shape [${shape}] needs ${shape[0] * shape[1]} values, got ${values.length}`);
     NativeMatrix.held.set(this.id, this);
   }
 
@@ -58,7 +59,10 @@ export function registerNativeLinear(sgemm: Sgemm): void {
       const [m, k] = x.shape;
       const n = transpose ? rows : cols;
       if (x.dtype !== "float32" || x.shape.length !== 2 || k !== (transpose ? cols : rows)) {
-        throw new Error(`native matMul: x of shape [${x.shape}] (${x.dtype}) cannot multiply a weight of shape [${w.shape}]${transpose ? " transposed" : ""}; expected float32 [m, ${transpose ? cols : rows}]`);
+        throw new Error(
+          `native matMul: x of shape [${x.shape}] (${x.dtype}) cannot multiply a weight of shape ` +
+            `[${w.shape}]${transpose ? " transposed" : ""}; expected float32 [m, ${transpose ? cols : rows}]`,
+        );
       }
       const backend = args.backend as unknown as WasmBackend;
       const out = backend.makeOutput([m, n], "float32");
@@ -67,7 +71,23 @@ export function registerNativeLinear(sgemm: Sgemm): void {
       const xo = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
       const co = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
       if (k === 0) heap.fill(0, co, co + m * n);
-      else sgemm(ROW_MAJOR, NO_TRANS, transpose ? TRANS : NO_TRANS, m, n, k, 1, heap.subarray(xo, xo + m * k), k, w.values, cols, 0, heap.subarray(co, co + m * n), n);
+      else
+        sgemm(
+          ROW_MAJOR,
+          NO_TRANS,
+          transpose ? TRANS : NO_TRANS,
+          m,
+          n,
+          k,
+          1,
+          heap.subarray(xo, xo + m * k),
+          k,
+          w.values,
+          cols,
+          0,
+          heap.subarray(co, co + m * n),
+          n,
+        );
       return out;
     },
   });
@@ -79,7 +99,8 @@ function nativeProduct(x: tf.Tensor2D, w: NativeMatrix, transpose: boolean): tf.
 
 /** x @ W^T for x [m, in] and a native W [out, in] (a linear layer as the checkpoint stores it); differentiable in x. */
 export function nativeLinear(x: tf.Tensor2D, w: NativeMatrix): tf.Tensor2D {
-  if (!tf.getKernel(NATIVE_LINEAR, tf.getBackend())) throw new Error(`weights held outside the wasm heap need the native BLAS path on the wasm backend (backend now: ${tf.getBackend()})`);
+  if (!tf.getKernel(NATIVE_LINEAR, tf.getBackend()))
+    throw new Error(`weights held outside the wasm heap need the native BLAS path on the wasm backend (backend now: ${tf.getBackend()})`);
   const product = tf.customGrad(((input: tf.Tensor2D) => ({
     value: nativeProduct(input, w, true),
     // The weight is frozen: only x gets a gradient, dy @ W.

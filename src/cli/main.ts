@@ -13,7 +13,17 @@ const program = new Command()
   .name("abliterate")
   .description("Find the refusal direction of a chat model and project it out of the weights (Arditi et al. 2024; Labonne 2024).")
   .showHelpAfterError();
-for (const register of [registerRun, registerDirections, registerSelect, registerApply, registerExportGguf, registerHeal, registerEval, registerGenerate]) register(program);
+for (const register of [
+  registerRun,
+  registerDirections,
+  registerSelect,
+  registerApply,
+  registerExportGguf,
+  registerHeal,
+  registerEval,
+  registerGenerate,
+])
+  register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -22,12 +22,14 @@ export const fraction = (value: string) => {
 };
 export const nonNegative = (name: string) => (value: string) => {
   const n = Number(value);
-  if (value.trim() === "" || !(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number >= 0, got "${value}"`);
+  if (value.trim() === "" || !(n >= 0) || !Number.isFinite(n))
+    throw new InvalidArgumentError(`${name} must be a number >= 0, got "${value}"`);
   return n;
 };
 export const seedValue = (value: string) => {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1) throw new InvalidArgumentError(`--seed must be an integer between 0 and 4294967295, got "${value}"`);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1)
+    throw new InvalidArgumentError(`--seed must be an integer between 0 and 4294967295, got "${value}"`);
   return n;
 };
 export const layerRange = (value: string): [number, number] => {
@@ -38,13 +40,15 @@ export const layerRange = (value: string): [number, number] => {
 export const tokenOffsetList = (value: string) =>
   value.split(",").map((p) => {
     const n = Number(p);
-    if (!Number.isInteger(n) || n >= 0) throw new InvalidArgumentError(`token offsets count from the end: negative integers such as -1 or -3,-2,-1; got "${value}"`);
+    if (!Number.isInteger(n) || n >= 0)
+      throw new InvalidArgumentError(`token offsets count from the end: negative integers such as -1 or -3,-2,-1; got "${value}"`);
     return n;
   });
 export const tokenIdList = (value: string) =>
   value.split(",").map((p) => {
     const n = Number(p);
-    if (p.trim() === "" || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected comma-separated token ids (non-negative integers), got "${value}"`);
+    if (p.trim() === "" || !Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`expected comma-separated token ids (non-negative integers), got "${value}"`);
     return n;
   });
 export const substringList = (value: string) => value.split("|");
@@ -60,14 +64,31 @@ export function selectionFilterOptions(cmd: Command): Command {
     .option("--kl-threshold <x>", "discard candidates whose harmless KL exceeds this", number("--kl-threshold"), 0.1)
     .option("--induce-threshold <x>", "discard candidates whose induce score is below this", number("--induce-threshold"), 0)
     .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2)
-    .option("--exhaustive", "score every candidate in full, as the paper does (default: stop once the best that pass are known; same choice)")
+    .option(
+      "--exhaustive",
+      "score every candidate in full, as the paper does (default: stop once the best that pass are known; same choice)",
+    )
     .option("--max-candidates <n>", "score at most this many candidates, those of largest norm", int("--max-candidates"))
-    .option("--refusal-epsilon <e>", "epsilon inside the refusal score's logarithms, log(p + e) - log(1 - p + e) (the paper's code uses 1e-8; default 0, the exact log-odds)", nonNegative("--refusal-epsilon"), 0);
+    .option(
+      "--refusal-epsilon <e>",
+      "epsilon inside the refusal score's logarithms, log(p + e) - log(1 - p + e) (the paper's code uses 1e-8; default 0, the " +
+        "exact log-odds)",
+      nonNegative("--refusal-epsilon"),
+      0,
+    );
 }
 
 /** The paper's filtering of the instruction sets by refusal score, on `run` and `directions`. */
-export const filterOption = ["--filter-by-refusal-score", "keep only the harmful instructions the model refuses (refusal score > 0) and the harmless ones it answers (< 0) before taking the means, as the paper does"] as const;
-export const filtersOf = (opts: { klThreshold: number; induceThreshold: number; pruneLayers: number }) => ({ klThreshold: opts.klThreshold, induceThreshold: opts.induceThreshold, pruneLayerFraction: opts.pruneLayers });
+export const filterOption = [
+  "--filter-by-refusal-score",
+  "keep only the harmful instructions the model refuses (refusal score > 0) and the harmless ones it answers (< 0) before taking " +
+    "the means, as the paper does",
+] as const;
+export const filtersOf = (opts: { klThreshold: number; induceThreshold: number; pruneLayers: number }) => ({
+  klThreshold: opts.klThreshold,
+  induceThreshold: opts.induceThreshold,
+  pruneLayerFraction: opts.pruneLayers,
+});
 
 export interface Common {
   model: string;
@@ -91,7 +112,8 @@ export async function prepare(opts: Common) {
   return progressReporter();
 }
 
-export const download = (bar: ReturnType<typeof progressReporter>) => (file: string, done: number, total: number | undefined) => bar.update(`download ${file}`, done, total ?? done);
+export const download = (bar: ReturnType<typeof progressReporter>) => (file: string, done: number, total: number | undefined) =>
+  bar.update(`download ${file}`, done, total ?? done);
 
 /** Load a model folder or Hub id, showing download progress. */
 export function openModel(source: string, bar: ReturnType<typeof progressReporter>) {
@@ -103,12 +125,17 @@ export const fmt = (x: number, digits: number) => (Number.isNaN(x) ? "-" : x.toF
 
 export function verificationLine(v: Verification): string {
   const writes = v.writeComponent !== undefined ? `, largest write along the direction ${v.writeComponent.toExponential(1)}` : "";
-  return `verified on ${v.prompts} prompts against the ${v.reference}: max |logit diff| ${v.maxAbsLogitDiff.toExponential(2)}, same greedy answers: ${v.sameGreedyAnswers}${writes}${v.passed ? "" : " (FAILED)"}`;
+  return (
+    `verified on ${v.prompts} prompts against the ${v.reference}: max |logit diff| ${v.maxAbsLogitDiff.toExponential(2)}, same ` +
+    `greedy answers: ${v.sameGreedyAnswers}${writes}${v.passed ? "" : " (FAILED)"}`
+  );
 }
 
-export const GGUF_TYPE_HELP = `${GGUF_TYPES.join(", ")} (written here) or ${Object.keys(LLAMA_CPP_QUANTS).join(", ")} (llama.cpp's own quantiser)`;
+export const GGUF_TYPE_HELP =
+  `${GGUF_TYPES.join(", ")} (written here) or ${Object.keys(LLAMA_CPP_QUANTS).join(", ")} (llama.cpp's own ` + `quantiser)`;
 export const ggufType = (value: string) => {
-  if (!(GGUF_TYPES as readonly string[]).includes(value) && !Object.hasOwn(LLAMA_CPP_QUANTS, value)) throw new InvalidArgumentError(`expected one of ${GGUF_TYPE_HELP}, got "${value}"`);
+  if (!(GGUF_TYPES as readonly string[]).includes(value) && !Object.hasOwn(LLAMA_CPP_QUANTS, value))
+    throw new InvalidArgumentError(`expected one of ${GGUF_TYPE_HELP}, got "${value}"`);
   return value;
 };
 export const ggufFormat = (value: string) => {
@@ -118,7 +145,10 @@ export const ggufFormat = (value: string) => {
 
 /** The prompts `--verify` checks an export on: the first 4 harmful and 4 harmless test instructions. */
 export async function verificationPrompts(): Promise<string[]> {
-  return [...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })), ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 }))];
+  return [
+    ...(await loadInstructionSource(dataFile("harmful", "test"), { limit: 4 })),
+    ...(await loadInstructionSource(dataFile("harmless", "test"), { limit: 4 })),
+  ];
 }
 
 export function print(opts: { json?: boolean }, human: string, json: unknown): void {

@@ -7,9 +7,13 @@ export interface ProgressReporter {
   stop: () => void;
 }
 
-export function progressReporter(options: { terminal?: boolean; intervalMs?: number; write?: (line: string) => void } = {}): ProgressReporter {
+export function progressReporter(
+  options: { terminal?: boolean; intervalMs?: number; write?: (line: string) => void } = {},
+): ProgressReporter {
   const terminal = options.terminal ?? process.stderr.isTTY === true;
-  return terminal ? barReporter() : lineReporter(options.intervalMs ?? 5000, options.write ?? ((line) => process.stderr.write(line + "\n")));
+  return terminal
+    ? barReporter()
+    : lineReporter(options.intervalMs ?? 5000, options.write ?? ((line) => process.stderr.write(line + "\n")));
 }
 
 function barReporter(): ProgressReporter {
@@ -24,7 +28,15 @@ function barReporter(): ProgressReporter {
       if (stage !== current) {
         stop();
         current = stage;
-        bar = new cliProgress.SingleBar({ format: `${stage.padEnd(32)} [{bar}] {value}/{total} | {detail} | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true, noTTYOutput: false }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          {
+            format: `${stage.padEnd(32)} [{bar}] {value}/{total} | {detail} | ETA {eta_formatted}`,
+            stream: process.stderr,
+            hideCursor: true,
+            noTTYOutput: false,
+          },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(total, 0, { detail: "" });
       }
       bar!.update(done, { detail: detail ?? "" });

@@ -37,12 +37,21 @@ export async function readRows(path: string, what = "rows"): Promise<unknown[]> 
   try {
     if (ext === ".parquet") return await parquetReadObjects({ file: await asyncBufferFromFile(path) });
     const text = (await readFile(path, "utf8")).replace(/^\uFEFF/, ""); // a UTF-8 byte-order mark is not part of the first row
-    if (ext === ".txt") return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
-    if (ext === ".jsonl") return text.split(/\r?\n/).filter((l) => l.trim().length > 0).map((line, i) => parseJson(line, `${path}:${i + 1}`));
+    if (ext === ".txt")
+      return text
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0);
+    if (ext === ".jsonl")
+      return text
+        .split(/\r?\n/)
+        .filter((l) => l.trim().length > 0)
+        .map((line, i) => parseJson(line, `${path}:${i + 1}`));
     if (ext === ".json") {
       const json = parseJson(text, path);
       const rows = Array.isArray(json) ? json : Array.isArray((json as { data?: unknown }).data) ? (json as { data: unknown[] }).data : [];
-      if (!Array.isArray(json) && rows.length === 0) throw new DatasetError(`${path}: expected a JSON array of ${what} (or {"data": [...]})`);
+      if (!Array.isArray(json) && rows.length === 0)
+        throw new DatasetError(`${path}: expected a JSON array of ${what} (or ` + `{"data": [...]})`);
       return rows;
     }
     if (ext === ".csv") return parseCsv(text, path);
@@ -71,10 +80,18 @@ function pick(row: unknown, column: string | undefined, path: string, index: num
   const record = row as Record<string, unknown>;
   const name = column ?? DEFAULT_COLUMNS.find((c) => Object.hasOwn(record, c));
   if (name === undefined || !Object.hasOwn(record, name)) {
-    throw new DatasetError(`${path}: row ${index + 1} has no column "${column ?? DEFAULT_COLUMNS.join('", "')}" (columns: ${Object.keys(record).join(", ")})`);
+    throw new DatasetError(
+      `${path}: row ${index + 1} has no column "${column ?? DEFAULT_COLUMNS.join('", "')}" (columns: ` +
+        `${Object.keys(record).join(", ")})`,
+    );
   }
   const value = record[name];
-  if (typeof value !== "string") throw new DatasetError(`${path}: row ${index + 1}, column "${name}" is ${value === null ? "null" : `a ${Array.isArray(value) ? "list" : typeof value}`} (${JSON.stringify(value)?.slice(0, 40)}), not a string`);
+  if (typeof value !== "string")
+    throw new DatasetError(
+      `${path}: row ${index + 1}, column "${name}" is ${
+        value === null ? "null" : `a ` + `${Array.isArray(value) ? "list" : typeof value}`
+      } (${JSON.stringify(value)?.slice(0, 40)}), not a string`,
+    );
   if (value.trim() === "") throw new DatasetError(`${path}: row ${index + 1}, column "${name}" is an empty string`);
   return value;
 }
@@ -111,7 +128,8 @@ export function parseCsv(text: string, where = "csv"): Record<string, string>[] 
   if (records.length === 0) return [];
   const [header, ...rest] = records;
   return rest.map((r, n) => {
-    if (r.length !== header.length) throw new DatasetError(`${where}: line ${n + 2} has ${r.length} fields, the header has ${header.length}`);
+    if (r.length !== header.length)
+      throw new DatasetError(`${where}: line ${n + 2} has ${r.length} fields, the header has ` + `${header.length}`);
     return Object.fromEntries(header.map((h, i) => [h, r[i]]));
   });
 }
@@ -120,7 +138,10 @@ export function parseCsv(text: string, where = "csv"): Record<string, string>[] 
  * Instructions from a local file, or from a Hub dataset written `org/name` or `org/name:split`
  * (default split `train`), e.g. `mlabonne/harmful_behaviors:test`.
  */
-export async function loadInstructionSource(source: string, options: LoadInstructionsOptions & { hub?: HubOptions } = {}): Promise<string[]> {
+export async function loadInstructionSource(
+  source: string,
+  options: LoadInstructionsOptions & { hub?: HubOptions } = {},
+): Promise<string[]> {
   const m = /^([\w.-]+\/[\w.-]+)(?::([\w.-]+))?$/.exec(source);
   if (existsSync(source) || !m || !looksLikeRepoId(m[1])) return loadInstructions(source, options);
   const files = await datasetSplitFiles(m[1], m[2] ?? "train", options.hub);
@@ -148,7 +169,10 @@ export type InstructionSetSources = Partial<Record<keyof InstructionSets, string
  * Stage 1: load the six sets, each from a file or Hub dataset (default: the project's own sets in data/),
  * keeping the first `nTrain`, `nVal` and `nTest` of each.
  */
-export async function loadInstructionSets(sources: InstructionSetSources, options: { column?: string; nTrain: number; nVal: number; nTest: number }): Promise<InstructionSets> {
+export async function loadInstructionSets(
+  sources: InstructionSetSources,
+  options: { column?: string; nTrain: number; nVal: number; nTest: number },
+): Promise<InstructionSets> {
   const load = async (name: keyof InstructionSets, kind: "harmful" | "harmless", split: Split, limit: number) =>
     loadInstructionSource(sources[name] ?? dataFile(kind, split), { column: options.column, limit });
   return {

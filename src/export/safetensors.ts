@@ -75,7 +75,12 @@ const OTHER_WEIGHTS = /\.(bin|pt|pth|ckpt|gguf|h5|msgpack|onnx|safetensors)$/;
  * Orthogonalise a checkpoint (a folder, or one already opened, which is left open) against the unit
  * direction (none: no orthogonalisation, e.g. only `deltas` merged) and write it to `outDir`.
  */
-export async function exportAbliterated(from: string | Checkpoint, outDir: string, unit: UnitVector | undefined, options: ExportOptions = {}): Promise<ExportResult> {
+export async function exportAbliterated(
+  from: string | Checkpoint,
+  outDir: string,
+  unit: UnitVector | undefined,
+  options: ExportOptions = {},
+): Promise<ExportResult> {
   const { source, out } = await checkExportTarget(typeof from === "string" ? from : from.dir, outDir, options.force);
   await mkdir(dirname(out), { recursive: true });
   return withLock(join(dirname(out), `.${basename(out)}.lock`), () => exportLocked(from, source, out, unit, options), {
@@ -83,9 +88,16 @@ export async function exportAbliterated(from: string | Checkpoint, outDir: strin
   });
 }
 
-async function exportLocked(from: string | Checkpoint, source: string, out: string, unit: UnitVector | undefined, options: ExportOptions): Promise<ExportResult> {
+async function exportLocked(
+  from: string | Checkpoint,
+  source: string,
+  out: string,
+  unit: UnitVector | undefined,
+  options: ExportOptions,
+): Promise<ExportResult> {
   if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
-  for (const name of await removeStalePartials(out)) options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
+  for (const name of await removeStalePartials(out))
+    options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
   const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
   const { arch, weights } = checkpoint;
   const keys = roleKeys(arch);
@@ -99,7 +111,10 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
     checkCheckpointTensors(checkpoint);
     const before = await fingerprint(source, weights.files);
     await mkdir(tmp, { recursive: true });
-    const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0), 0);
+    const totalBytes = weights.files.reduce(
+      (sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0),
+      0,
+    );
     options.onProgress?.(0, totalBytes);
     const weightMap: Record<string, string> = {};
     // Unedited tensors are copied as byte ranges of the source files (in the kernel where it can).
@@ -123,7 +138,12 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
         const size = info.end - info.begin;
         // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
         const produce: TensorToWrite["bytes"] = edit
-          ? editedTensorBytes(edit, info, (start, end, into) => weights.readRange(name, start, end, into), (bytes) => options.onProgress?.((bytesWritten += bytes), totalBytes))
+          ? editedTensorBytes(
+              edit,
+              info,
+              (start, end, into) => weights.readRange(name, start, end, into),
+              (bytes) => options.onProgress?.((bytesWritten += bytes), totalBytes),
+            )
           : copyOf(name, size, true);
         tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
         if (!edit) copied++;
@@ -156,11 +176,14 @@ async function exportLocked(from: string | Checkpoint, source: string, out: stri
       } else await copyFile(path, join(tmp, entry.name));
     }
     // An export of an export (healing an abliterated model) keeps the earlier record.
-    const earlier = (await exists(join(source, "abliterate.json"))) ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8")) : undefined;
+    const earlier = (await exists(join(source, "abliterate.json")))
+      ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8"))
+      : undefined;
     const { edited, ...record } = plan.record;
     const abliterate = { source, ...(earlier ? { earlier } : {}), edited, ...record, ...options.provenance };
     await writeFile(join(tmp, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
-    if ((await fingerprint(source, weights.files)) !== before) throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
+    if ((await fingerprint(source, weights.files)) !== before)
+      throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
     await checkLoadable(tmp, source, out);
     if (await isNonEmptyDir(out)) {
       const old = `${tmp}.old`;
@@ -189,7 +212,8 @@ async function checkLoadable(tmp: string, source: string, out: string): Promise<
     } finally {
       await written.close();
     }
-    if ((await exists(join(source, "tokenizer.json"))) || (await exists(join(source, "tokenizer_config.json")))) await ChatTokenizer.load(tmp);
+    if ((await exists(join(source, "tokenizer.json"))) || (await exists(join(source, "tokenizer_config.json"))))
+      await ChatTokenizer.load(tmp);
   } catch (error) {
     throw new ExportError(`the export would not load (${(error as Error).message.replaceAll(tmp, out)}); nothing was written to ${out}`);
   }

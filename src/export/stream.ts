@@ -53,7 +53,15 @@ export async function* orthogonalizeStream(
   // Memory: r, r^T W, a decoded row and an edited row where needed, the whole tensor or two chunks as read
   // (one is read into while the other is edited), and two output chunks (one is written while the other is edited).
   const input = whole ? [rows * rowBytes] : [chunk, chunk];
-  const { at, total } = layout(d * 8, (kind === "weight" ? rowLength : 0) * 8, decodes ? rowLength * 4 : 0, encodes ? rowLength * 4 : 0, outChunk, outChunk, ...input);
+  const { at, total } = layout(
+    d * 8,
+    (kind === "weight" ? rowLength : 0) * 8,
+    decodes ? rowLength * 4 : 0,
+    encodes ? rowLength * 4 : 0,
+    outChunk,
+    outChunk,
+    ...input,
+  );
   const [unitAt, coefAt, rowAt, editedAt, out0, out1, ...inputs] = at;
   const kernels = EditKernels.acquire(total);
   let reading: Promise<void> | undefined; // a read ahead, awaited before the memory is given back

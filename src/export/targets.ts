@@ -31,7 +31,9 @@ export async function checkExportFile(sourceDir: string, outFile: string, force 
   const out = await realPathOf(outFile);
   if (isInside(out, source)) {
     const link = out !== resolve(outFile) ? ` (through a link: ${out})` : "";
-    throw new ExportError(`output file ${outFile} is inside the source folder ${source}${link}; choose a path outside it, the source is never written to`);
+    throw new ExportError(
+      `output file ${outFile} is inside the source folder ${source}${link}; choose a path outside it, the source is never written to`,
+    );
   }
   const existing = await stat(out).catch(() => undefined);
   if (existing?.isDirectory()) throw new ExportError(`output file ${outFile} is a folder; give a file name such as model.gguf`);

@@ -77,7 +77,12 @@ export interface VerifyOptions {
  * The source's side of the check: under the ablation hooks where weight orthogonalisation and the hooks are
  * the same intervention (a full edit of a pre-norm model), otherwise orthogonalised in memory with the same options.
  */
-export async function expectedExport(source: HookedModel, unit: UnitVector, prompts: Prompts, options: VerifyOptions = {}): Promise<ExportExpectation> {
+export async function expectedExport(
+  source: HookedModel,
+  unit: UnitVector,
+  prompts: Prompts,
+  options: VerifyOptions = {},
+): Promise<ExportExpectation> {
   if (prompts.length === 0) throw new Error("verifyExport: no prompts");
   const batchSize = options.batchSize ?? 8;
   const maxNewTokens = options.maxNewTokens ?? 16;
@@ -91,7 +96,11 @@ export async function expectedExport(source: HookedModel, unit: UnitVector, prom
   const writeTolerance = Math.max(...[...rounded, "F32"].map((d) => WRITE_COMPONENT_TOLERANCE[d] ?? WRITE_COMPONENT_TOLERANCE.BF16));
   if (full && !source.arch.sandwichNorms && rounded.length === 0) {
     return withHooks(directionAblationHooks(source, unit), async (fwdHooks) => ({
-      reference: "ablation hooks" as const, prompts, unit, checkWrites, writeTolerance,
+      reference: "ablation hooks" as const,
+      prompts,
+      unit,
+      checkWrites,
+      writeTolerance,
       logits: lastPositionLogits(source, prompts, { fwdHooks, batchSize }),
       ...(await greedyAnswers(source, prompts, { fwdHooks, maxNewTokens, batchSize })),
     }));
@@ -101,28 +110,50 @@ export async function expectedExport(source: HookedModel, unit: UnitVector, prom
     const changed = orthogonalizeModel(edited, unit, edit);
     for (const key of changed) {
       const dtype = source.storedDtypes[key];
-      if (dtype === "BF16" || dtype === "F16") replaceHeld(edited, key, (values) => decodeToFloat32(encodeFromFloat32(values, dtype), dtype));
+      if (dtype === "BF16" || dtype === "F16")
+        replaceHeld(edited, key, (values) => decodeToFloat32(encodeFromFloat32(values, dtype), dtype));
     }
-    const reference = rounded.length > 0 ? (`in-memory orthogonalisation, rounded to ${rounded.join(" and ")}` as const) : ("in-memory orthogonalisation" as const);
-    return { reference, prompts, unit, checkWrites, writeTolerance, logits: lastPositionLogits(edited, prompts, { batchSize }), ...(await greedyAnswers(edited, prompts, { maxNewTokens, batchSize })) };
+    const reference =
+      rounded.length > 0
+        ? (`in-memory orthogonalisation, rounded to ${rounded.join(" and ")}` as const)
+        : ("in-memory orthogonalisation" as const);
+    return {
+      reference,
+      prompts,
+      unit,
+      checkWrites,
+      writeTolerance,
+      logits: lastPositionLogits(edited, prompts, { batchSize }),
+      ...(await greedyAnswers(edited, prompts, { maxNewTokens, batchSize })),
+    };
   } finally {
     if (!options.inPlace) edited.dispose();
   }
 }
 
 /** Greedy answers as text and as token ids. */
-export async function greedyAnswers(model: HookedModel, prompts: Prompts, options: { fwdHooks?: readonly FwdHook[]; maxNewTokens: number; batchSize: number }): Promise<{ answers: string[]; answerTokens: number[][] }> {
+export async function greedyAnswers(
+  model: HookedModel,
+  prompts: Prompts,
+  options: { fwdHooks?: readonly FwdHook[]; maxNewTokens: number; batchSize: number },
+): Promise<{ answers: string[]; answerTokens: number[][] }> {
   const { texts, tokens } = await generateAnswers(model, prompts, options);
   return { answers: texts, answerTokens: tokens };
 }
 
 /** The export's side of the check, against an expectation computed from its source. */
-export async function compareExport(exported: HookedModel, expected: ExportExpectation, options: { maxNewTokens?: number; batchSize?: number } = {}): Promise<Verification> {
+export async function compareExport(
+  exported: HookedModel,
+  expected: ExportExpectation,
+  options: { maxNewTokens?: number; batchSize?: number } = {},
+): Promise<Verification> {
   const batchSize = options.batchSize ?? 8;
   const maxAbsLogitDiff = maxAbsDifference(expected.logits, lastPositionLogits(exported, expected.prompts, { batchSize }));
   const answers = await generateCompletions(exported, expected.prompts, { maxNewTokens: options.maxNewTokens ?? 16, batchSize });
   const sameGreedyAnswers = expected.answers.every((a, i) => a === answers[i]);
-  const writeComponent = expected.checkWrites ? residualWriteComponent(exported, expected.unit, expected.prompts, { batchSize }) : undefined;
+  const writeComponent = expected.checkWrites
+    ? residualWriteComponent(exported, expected.unit, expected.prompts, { batchSize })
+    : undefined;
   return {
     reference: expected.reference,
     prompts: expected.prompts.length,
@@ -130,12 +161,21 @@ export async function compareExport(exported: HookedModel, expected: ExportExpec
     sameGreedyAnswers,
     writeComponent,
     tolerance: VERIFY_TOLERANCE,
-    passed: maxAbsLogitDiff <= VERIFY_TOLERANCE && sameGreedyAnswers && (writeComponent === undefined || writeComponent <= expected.writeTolerance),
+    passed:
+      maxAbsLogitDiff <= VERIFY_TOLERANCE &&
+      sameGreedyAnswers &&
+      (writeComponent === undefined || writeComponent <= expected.writeTolerance),
   };
 }
 
 /** Both sides at once, for two models in memory (stage 6's check). */
-export async function verifyExport(source: HookedModel, exported: HookedModel, unit: UnitVector, prompts: Prompts, options: Omit<VerifyOptions, "inPlace"> = {}): Promise<Verification> {
+export async function verifyExport(
+  source: HookedModel,
+  exported: HookedModel,
+  unit: UnitVector,
+  prompts: Prompts,
+  options: Omit<VerifyOptions, "inPlace"> = {},
+): Promise<Verification> {
   return compareExport(exported, await expectedExport(source, unit, prompts, options), options);
 }
 
@@ -144,9 +184,17 @@ export async function verifyExport(source: HookedModel, exported: HookedModel, u
  * every layer's hook_attn_out and hook_mlp_out) at every real token of the prompts: zero, up to float32
  * rounding, once the weights are orthogonalised against r.
  */
-export function residualWriteComponent(model: HookedModel, unit: UnitVector, prompts: Prompts, options: { batchSize?: number } = {}): number {
+export function residualWriteComponent(
+  model: HookedModel,
+  unit: UnitVector,
+  prompts: Prompts,
+  options: { batchSize?: number } = {},
+): number {
   checkWidth(unit, model.dModel);
-  const names = [actName("embed"), ...Array.from({ length: model.nLayers }, (_, l) => [actName("attn_out", l), actName("mlp_out", l)]).flat()];
+  const names = [
+    actName("embed"),
+    ...Array.from({ length: model.nLayers }, (_, l) => [actName("attn_out", l), actName("mlp_out", l)]).flat(),
+  ];
   let max = 0;
   for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
     const { logits, cache } = model.runWithCache(batch, { namesFilter: names, logits: "last" });

@@ -19,7 +19,12 @@ export interface PreferenceText {
 }
 
 const isMessages = (v: unknown): v is ChatMessage[] =>
-  Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === "object" && m !== null && typeof (m as ChatMessage).role === "string" && typeof (m as ChatMessage).content === "string");
+  Array.isArray(v) &&
+  v.length > 0 &&
+  v.every(
+    (m) =>
+      typeof m === "object" && m !== null && typeof (m as ChatMessage).role === "string" && typeof (m as ChatMessage).content === "string",
+  );
 
 /** One row: strings, or message lists whose last turns are the answers (the lists must agree before them). */
 export function preferenceFromRow(row: unknown, where: string): PreferenceText {
@@ -28,13 +33,17 @@ export function preferenceFromRow(row: unknown, where: string): PreferenceText {
   if (typeof chosen === "string" && typeof rejected === "string") {
     if (typeof prompt === "string") return { messages: [{ role: "user", content: prompt }], chosen, rejected };
     if (isMessages(prompt)) return { messages: prompt, chosen, rejected };
-    throw new DatasetError(`${where}: prompt must be a string or a list of {role, content} messages, got ${JSON.stringify(prompt)?.slice(0, 80)}`);
+    throw new DatasetError(
+      `${where}: prompt must be a string or a list of {role, content} messages, got ${JSON.stringify(prompt)?.slice(0, 80)}`,
+    );
   }
   if (isMessages(chosen) && isMessages(rejected)) {
     const [lastChosen, lastRejected] = [chosen[chosen.length - 1], rejected[rejected.length - 1]];
-    if (lastChosen.role !== "assistant" || lastRejected.role !== "assistant") throw new DatasetError(`${where}: chosen and rejected conversations must end with an assistant turn`);
+    if (lastChosen.role !== "assistant" || lastRejected.role !== "assistant")
+      throw new DatasetError(`${where}: chosen and rejected conversations must end with an assistant turn`);
     const context = chosen.slice(0, -1);
-    if (JSON.stringify(context) !== JSON.stringify(rejected.slice(0, -1))) throw new DatasetError(`${where}: chosen and rejected conversations differ before their last turn`);
+    if (JSON.stringify(context) !== JSON.stringify(rejected.slice(0, -1)))
+      throw new DatasetError(`${where}: chosen and rejected conversations differ before their last turn`);
     const messages: ChatMessage[] = context.length > 0 ? context : typeof prompt === "string" ? [{ role: "user", content: prompt }] : [];
     if (messages.length === 0) throw new DatasetError(`${where}: no prompt (neither a prompt field nor turns before the answers)`);
     return { messages, chosen: lastChosen.content, rejected: lastRejected.content };
@@ -82,7 +91,12 @@ export function tokenizePreferences(tokenizer: ChatTokenizer, texts: readonly Pr
 
 /** Write pairs as .jsonl in the chat-message-list form (loadable back with loadPreferences). */
 export async function savePreferences(path: string, texts: readonly PreferenceText[]): Promise<void> {
-  const lines = texts.map(({ messages, chosen, rejected }) => JSON.stringify({ chosen: [...messages, { role: "assistant", content: chosen }], rejected: [...messages, { role: "assistant", content: rejected }] }));
+  const lines = texts.map(({ messages, chosen, rejected }) =>
+    JSON.stringify({
+      chosen: [...messages, { role: "assistant", content: chosen }],
+      rejected: [...messages, { role: "assistant", content: rejected }],
+    }),
+  );
   await writeFile(path, lines.join("\n") + "\n");
 }
 
@@ -94,7 +108,11 @@ export async function saveChatmlIntel(path: string, texts: readonly PreferenceTe
   const lines = texts.map(({ messages, chosen, rejected }, i) => {
     const system = messages.filter((m) => m.role === "system");
     const turns = messages.filter((m) => m.role !== "system");
-    if (system.length > 1 || turns.length !== 1 || turns[0].role !== "user") throw new DatasetError(`pair ${i + 1}: chatml.intel holds one user question (and at most one system message); this pair has ${messages.map((m) => m.role).join(", ")}`);
+    if (system.length > 1 || turns.length !== 1 || turns[0].role !== "user")
+      throw new DatasetError(
+        `pair ${i + 1}: chatml.intel holds one user question (and at most one system message); this pair has ` +
+          `${messages.map((m) => m.role).join(", ")}`,
+      );
     return JSON.stringify({ system: system[0]?.content ?? "", question: turns[0].content, chosen, rejected });
   });
   await writeFile(path, lines.join("\n") + "\n");
@@ -113,7 +131,13 @@ export async function demoHealingPairs(
   original: HookedModel,
   abliterated: HookedModel,
   instructions: readonly string[],
-  options: { maxNewTokens?: number; seed?: number; batchSize?: number; samples?: number; onProgress?: (done: number, total: number) => void } = {},
+  options: {
+    maxNewTokens?: number;
+    seed?: number;
+    batchSize?: number;
+    samples?: number;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<{ pairs: PreferenceText[]; sampled: number }> {
   const seed = options.seed ?? 0;
   const samples = options.samples ?? 2;
@@ -122,7 +146,10 @@ export async function demoHealingPairs(
   const total = 2 * samples * instructions.length;
   const sample = async (model: HookedModel, draw: number, salt: number) => {
     const answers = await generateCompletions(model, instructions, {
-      maxNewTokens: options.maxNewTokens ?? 24, batchSize: options.batchSize ?? 16, temperature: 1, seed: seed * 1000 + draw * 10 + salt,
+      maxNewTokens: options.maxNewTokens ?? 24,
+      batchSize: options.batchSize ?? 16,
+      temperature: 1,
+      seed: seed * 1000 + draw * 10 + salt,
       onProgress: (done) => options.onProgress?.(sampledSoFar + done, total),
     });
     sampledSoFar += instructions.length;
@@ -134,7 +161,8 @@ export async function demoHealingPairs(
     instructions.forEach((instruction, i) => {
       const [chosen, rejected] = [good[i].trim(), changed[i].trim()];
       // A sampled refusal of a harmless request is never preferred: healing must not teach refusing.
-      if (chosen !== rejected && chosen.length > 0 && rejected.length > 0 && !isRefusal(chosen)) pairs.push({ messages: [{ role: "user", content: instruction }], chosen, rejected });
+      if (chosen !== rejected && chosen.length > 0 && rejected.length > 0 && !isRefusal(chosen))
+        pairs.push({ messages: [{ role: "user", content: instruction }], chosen, rejected });
     });
   }
   return { pairs, sampled: samples * instructions.length };
@@ -145,7 +173,11 @@ export async function demoHealingPairs(
  * dropout 0.05, every linear layer), learning rate 5e-6 with a cosine schedule, one epoch, on
  * mlabonne/orpo-dpo-mix-40k in the chatml.intel format, or on the user's own pairs.
  */
-export function axolotlConfig(options: { baseModel: string; dataset?: { path: string; split?: string; local?: boolean }; outputDir?: string }): string {
+export function axolotlConfig(options: {
+  baseModel: string;
+  dataset?: { path: string; split?: string; local?: boolean };
+  outputDir?: string;
+}): string {
   const dataset = options.dataset ?? { path: "mlabonne/orpo-dpo-mix-40k", split: "train" };
   return `# Axolotl config: heal an abliterated model with DPO, as Labonne's "Uncensor any LLM with abliteration" does.
 # Run: accelerate launch -m axolotl.cli.train this.yaml

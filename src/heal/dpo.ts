@@ -21,13 +21,20 @@ export interface PreferencePair {
  * log p(answer | prompt), summed over the answer's tokens, for each item: a differentiable [n] tensor (the
  * caller disposes it). Sequences are padded on the left and run as one batch.
  */
-export function answerLogProbs(model: HookedModel, items: readonly { prompt: readonly number[]; answer: readonly number[] }[]): tf.Tensor1D {
+export function answerLogProbs(
+  model: HookedModel,
+  items: readonly { prompt: readonly number[]; answer: readonly number[] }[],
+): tf.Tensor1D {
   if (items.length === 0) throw new Error("answerLogProbs: no items");
   for (const [i, { prompt, answer }] of items.entries()) {
-    if (prompt.length === 0) throw new Error(`answerLogProbs: item ${i} has an empty prompt (the first answer token needs a position to be predicted from)`);
+    if (prompt.length === 0)
+      throw new Error(`answerLogProbs: item ${i} has an empty prompt (the first answer token needs a position to be predicted from)`);
     if (answer.length === 0) throw new Error(`answerLogProbs: item ${i} has an empty answer`);
   }
-  const batch = padLeft(items.map(({ prompt, answer }) => [...prompt, ...answer]), model.padId);
+  const batch = padLeft(
+    items.map(({ prompt, answer }) => [...prompt, ...answer]),
+    model.padId,
+  );
   const length = batch.inputIds[0].length;
   const vocab = model.config.vocab_size;
   // Position t predicts token t + 1: each answer sits at the end of its padded row, so the rows predicting
@@ -36,13 +43,19 @@ export function answerLogProbs(model: HookedModel, items: readonly { prompt: rea
   const owner = items.flatMap(({ answer }, b) => answer.map(() => b));
   return tf.tidy(() => {
     const logits = model.forward(batch); // [batch, pos, vocab]
-    const picked = tf.concat(items.map(({ answer }, b) => tf.reshape(tf.slice(logits, [b, length - answer.length - 1, 0], [1, answer.length, vocab]), [answer.length, vocab]))); // [answer tokens, vocab]
+    const picked = tf.concat(
+      items.map(({ answer }, b) =>
+        tf.reshape(tf.slice(logits, [b, length - answer.length - 1, 0], [1, answer.length, vocab]), [answer.length, vocab]),
+      ),
+    ); // [answer tokens, vocab]
     const chosenLogit = tf.sum(tf.mul(picked, tf.oneHot(tf.tensor1d(ids, "int32"), vocab)), 1); // [answer tokens]
     const logp = tf.sub(chosenLogit, tf.logSumExp(picked, 1, false)); // [answer tokens]
     // Sum each item's tokens: a [items, answer tokens] 0/1 matrix times the column of log-probabilities.
     const membership = new Float32Array(items.length * owner.length);
     owner.forEach((b, j) => (membership[b * owner.length + j] = 1));
-    return tf.reshape(tf.matMul(tf.tensor2d(membership, [items.length, owner.length]), tf.reshape(logp, [-1, 1])), [items.length]) as tf.Tensor1D;
+    return tf.reshape(tf.matMul(tf.tensor2d(membership, [items.length, owner.length]), tf.reshape(logp, [-1, 1])), [
+      items.length,
+    ]) as tf.Tensor1D;
   });
 }
 
@@ -57,7 +70,10 @@ export function pairLogProbs(model: HookedModel, pairs: readonly PreferencePair[
   const rejected = new Float64Array(pairs.length);
   for (let start = 0; start < pairs.length; start += batchSize) {
     const part = pairs.slice(start, start + batchSize);
-    const items = [...part.map((p) => ({ prompt: p.prompt, answer: p.chosen })), ...part.map((p) => ({ prompt: p.prompt, answer: p.rejected }))];
+    const items = [
+      ...part.map((p) => ({ prompt: p.prompt, answer: p.chosen })),
+      ...part.map((p) => ({ prompt: p.prompt, answer: p.rejected })),
+    ];
     const logp = answerLogProbs(model, items);
     const values = logp.dataSync();
     logp.dispose();
@@ -78,7 +94,13 @@ export interface DpoTerms {
 }
 
 /** The DPO loss of each pair from the policy's (differentiable) and the reference's log-probabilities. */
-export function dpoTerms(policyChosen: tf.Tensor1D, policyRejected: tf.Tensor1D, referenceChosen: ArrayLike<number>, referenceRejected: ArrayLike<number>, beta: number): DpoTerms {
+export function dpoTerms(
+  policyChosen: tf.Tensor1D,
+  policyRejected: tf.Tensor1D,
+  referenceChosen: ArrayLike<number>,
+  referenceRejected: ArrayLike<number>,
+  beta: number,
+): DpoTerms {
   return tf.tidy(() => {
     const rewardChosen = tf.mul(tf.sub(policyChosen, tf.tensor1d(Float32Array.from(referenceChosen))), beta) as tf.Tensor1D;
     const rewardRejected = tf.mul(tf.sub(policyRejected, tf.tensor1d(Float32Array.from(referenceRejected))), beta) as tf.Tensor1D;
@@ -89,7 +111,13 @@ export function dpoTerms(policyChosen: tf.Tensor1D, policyRejected: tf.Tensor1D,
 }
 
 /** The DPO loss of one pair from plain numbers (the formula, for checks and exercises). */
-export function dpoLoss(policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number): number {
+export function dpoLoss(
+  policyChosen: number,
+  policyRejected: number,
+  referenceChosen: number,
+  referenceRejected: number,
+  beta: number,
+): number {
   const z = beta * (policyChosen - referenceChosen - (policyRejected - referenceRejected));
   return z > 0 ? Math.log1p(Math.exp(-z)) : -z + Math.log1p(Math.exp(z));
 }

@@ -9,7 +9,17 @@ import { expectedTensors } from "../models/tensors.ts";
 import { makeRng } from "../sampling.ts";
 
 /** The blog's choice (Axolotl's lora_target_linear): every linear layer of attention and MLP. */
-export const LORA_DEFAULT_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj", "gate_up_proj"] as const;
+export const LORA_DEFAULT_MODULES = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+  "qkv_proj",
+  "gate_up_proj",
+] as const;
 
 export interface LoraOptions {
   rank?: number;
@@ -39,18 +49,27 @@ export class LoraAdapters {
   readonly b = new Map<string, tf.Variable>();
   private dropoutStep = 0;
 
-  constructor(private readonly model: HookedModel, options: LoraOptions = {}) {
+  constructor(
+    private readonly model: HookedModel,
+    options: LoraOptions = {},
+  ) {
     this.rank = options.rank ?? 8;
     this.alpha = options.alpha ?? 2 * this.rank;
     this.scaling = this.alpha / this.rank;
     this.dropout = options.dropout ?? 0;
     if (!Number.isInteger(this.rank) || this.rank <= 0) throw new Error(`LoRA rank must be a positive integer, got ${this.rank}`);
     if (!(this.dropout >= 0 && this.dropout < 1)) throw new Error(`LoRA dropout must be in [0, 1), got ${this.dropout}`);
-    const shapes = new Map(expectedTensors(model.arch, model.config).filter((e) => e.linear).map((e) => [e.key, e.shape]));
+    const shapes = new Map(
+      expectedTensors(model.arch, model.config)
+        .filter((e) => e.linear)
+        .map((e) => [e.key, e.shape]),
+    );
     const linear = [...shapes.keys()];
     const modules = options.modules ?? LORA_DEFAULT_MODULES;
     this.keys = options.keys ? [...options.keys] : linear.filter((k) => modules.some((m) => k.endsWith(`.${m}.weight`)));
-    for (const key of this.keys) if (!linear.includes(key)) throw new Error(`LoRA target ${key} is not a linear weight of the model (linear weights: ${linear.slice(0, 4).join(", ")}...)`);
+    for (const key of this.keys)
+      if (!linear.includes(key))
+        throw new Error(`LoRA target ${key} is not a linear weight of the model (linear weights: ${linear.slice(0, 4).join(", ")}...)`);
     if (this.keys.length === 0) throw new Error(`no linear weight of the model matches the LoRA modules ${modules.join(", ")}`);
     const rng = makeRng(options.seed ?? 0);
     const id = instances++;
@@ -84,7 +103,10 @@ export class LoraAdapters {
     for (const [i, key] of this.keys.entries()) {
       const down = tf.transpose(this.a.get(key)!) as tf.Tensor2D; // A^T [in, rank]
       const up = tf.transpose(this.b.get(key)!) as tf.Tensor2D; // B^T [rank, out]
-      const dropout = options.training && this.dropout > 0 ? (x: tf.Tensor2D) => tf.dropout(x, this.dropout, undefined, step * 1009 + i) as tf.Tensor2D : undefined;
+      const dropout =
+        options.training && this.dropout > 0
+          ? (x: tf.Tensor2D) => tf.dropout(x, this.dropout, undefined, step * 1009 + i) as tf.Tensor2D
+          : undefined;
       adapters[key] = {
         // scaling * B (A dropout(x)), for rows x [rows, in]: [rows, out].
         delta: (rows) => tf.mul(tf.matMul(tf.matMul(dropout ? dropout(rows) : rows, down), up), this.scaling) as tf.Tensor2D,

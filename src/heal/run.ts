@@ -16,7 +16,15 @@ import { checkExportTarget } from "../export/targets.ts";
 import { maxAbsDifference } from "../export/verify.ts";
 import { resolveModel } from "../hub.ts";
 import { writeHealReportHtml } from "../report/html.ts";
-import { axolotlConfig, demoHealingPairs, loadPreferences, saveChatmlIntel, savePreferences, tokenizePreferences, type PreferenceText } from "./data.ts";
+import {
+  axolotlConfig,
+  demoHealingPairs,
+  loadPreferences,
+  saveChatmlIntel,
+  savePreferences,
+  tokenizePreferences,
+  type PreferenceText,
+} from "./data.ts";
 import { trainDpo, type DpoOptions, type DpoStep } from "./train.ts";
 import type { HealMetrics, HealReport } from "./types.ts";
 
@@ -53,7 +61,12 @@ export async function healMetrics(
   model: HookedModel,
   test: { harmful: readonly string[]; harmless: readonly string[] },
   original: { answers: readonly string[]; logits: readonly Float32Array[] },
-  options: { compliant?: readonly string[]; maxNewTokens?: number; batchSize?: number; onProgress?: (stage: string, done: number, total: number) => void } = {},
+  options: {
+    compliant?: readonly string[];
+    maxNewTokens?: number;
+    batchSize?: number;
+    onProgress?: (stage: string, done: number, total: number) => void;
+  } = {},
 ): Promise<HealMetrics> {
   const m = await measure(model, test, { ...options, original });
   return { ...m, harmlessKl: m.harmlessKl!, harmlessUnchanged: m.harmlessUnchanged! };
@@ -68,7 +81,10 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   const nTest = options.nTest ?? 64;
   const maxNewTokens = options.maxNewTokens ?? 24;
   const batchSize = 16;
-  const test = { harmful: await loadInstructions(dataFile("harmful", "test"), { limit: nTest }), harmless: await loadInstructions(dataFile("harmless", "test"), { limit: nTest }) };
+  const test = {
+    harmful: await loadInstructions(dataFile("harmful", "test"), { limit: nTest }),
+    harmless: await loadInstructions(dataFile("harmless", "test"), { limit: nTest }),
+  };
 
   // One model besides the abliterated one at a time: the original's answers and logits, then the compliant answers.
   const originalModel = await loadModel(options.original);
@@ -78,36 +94,80 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   let originalAnswers: string[];
   let originalLogits: Float32Array[];
   try {
-    originalAnswers = await generateCompletions(originalModel, test.harmless, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (original, harmless)", d, t) });
+    originalAnswers = await generateCompletions(originalModel, test.harmless, {
+      maxNewTokens,
+      batchSize,
+      onProgress: (d, t) => progress("generations (original, harmless)", d, t),
+    });
     originalLogits = lastPositionLogits(originalModel, test.harmless, { batchSize });
     if (options.pairs) texts = await loadPreferences(options.pairs, { limit: options.nPairs });
     else {
       const instructions = await loadInstructions(dataFile("harmless", "train"), { limit: options.nInstructions ?? 256 });
-      ({ pairs: texts, sampled } = await demoHealingPairs(originalModel, model, instructions, { maxNewTokens, seed: options.seed, onProgress: (d, t) => progress("preference pairs (answers sampled)", d, t) }));
+      ({ pairs: texts, sampled } = await demoHealingPairs(originalModel, model, instructions, {
+        maxNewTokens,
+        seed: options.seed,
+        onProgress: (d, t) => progress("preference pairs (answers sampled)", d, t),
+      }));
     }
   } finally {
     originalModel.dispose();
   }
   const complianceSource = defaultComplianceReference(options.original, options.complianceReference);
   const compliant = complianceSource
-    ? await answersOf(complianceSource, test.harmful, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) })
+    ? await answersOf(complianceSource, test.harmful, {
+        maxNewTokens,
+        batchSize,
+        onProgress: (d, t) => progress("generations (compliance reference)", d, t),
+      })
     : undefined;
   const original = { answers: originalAnswers, logits: originalLogits };
-  const measureAt = (m: HookedModel, label: string) => healMetrics(m, test, original, { compliant, maxNewTokens, batchSize, onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t) });
+  const measureAt = (m: HookedModel, label: string) =>
+    healMetrics(m, test, original, {
+      compliant,
+      maxNewTokens,
+      batchSize,
+      onProgress: (stage, d, t) => progress(`${stage}, ${label}`, d, t),
+    });
   try {
     const before = await measureAt(model, "before healing");
     const pairs = tokenizePreferences(model.tokenizer, texts);
-    const settings = { rank: options.rank ?? 8, alpha: options.alpha ?? 2 * (options.rank ?? 8), dropout: options.dropout ?? 0, beta: options.beta ?? 0.1, learningRate: options.learningRate ?? 5e-6, epochs: options.epochs ?? 1, batchSize: options.batchSize ?? 4, gradientAccumulation: options.gradientAccumulation ?? 1, warmupRatio: options.warmupRatio ?? 0.1, seed: options.seed ?? 0, modules: options.modules ?? "all linear" };
-    const { adapters, history } = await trainDpo(model, pairs, { ...options, onReference: (d, t) => progress("reference log-probabilities", d, t), onStep: (s) => {
-      progress("DPO steps", s.step, s.steps);
-      options.onStep?.(s);
-    } });
+    const settings = {
+      rank: options.rank ?? 8,
+      alpha: options.alpha ?? 2 * (options.rank ?? 8),
+      dropout: options.dropout ?? 0,
+      beta: options.beta ?? 0.1,
+      learningRate: options.learningRate ?? 5e-6,
+      epochs: options.epochs ?? 1,
+      batchSize: options.batchSize ?? 4,
+      gradientAccumulation: options.gradientAccumulation ?? 1,
+      warmupRatio: options.warmupRatio ?? 0.1,
+      seed: options.seed ?? 0,
+      modules: options.modules ?? "all linear",
+    };
+    const { adapters, history } = await trainDpo(model, pairs, {
+      ...options,
+      onReference: (d, t) => progress("reference log-probabilities", d, t),
+      onStep: (s) => {
+        progress("DPO steps", s.step, s.steps);
+        options.onStep?.(s);
+      },
+    });
     try {
       adapters.attach();
       const after = await measureAt(model, "after healing");
       const healedLogits = lastPositionLogits(model, test.harmless, { batchSize });
       adapters.detach();
-      await exportAbliterated(source, exportDir, undefined, { force: options.force, deltas: adapters.deltas(), provenance: { healing: { method: "DPO on LoRA adapters, merged", pairs: options.pairs ?? "the project's harmless training instructions", ...settings } } });
+      await exportAbliterated(source, exportDir, undefined, {
+        force: options.force,
+        deltas: adapters.deltas(),
+        provenance: {
+          healing: {
+            method: "DPO on LoRA adapters, merged",
+            pairs: options.pairs ?? "the project's harmless training instructions",
+            ...settings,
+          },
+        },
+      });
       const exported = await loadModel(exportDir);
       const exportCheck = maxAbsDifference(healedLogits, lastPositionLogits(exported, test.harmless, { batchSize }));
       exported.dispose();
@@ -124,8 +184,16 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
       }
       await writeFile(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset }));
       const report: HealReport = {
-        model: source, original: options.original, pairs: { source: options.pairs ?? "made from data/harmless/train.jsonl", n: pairs.length, sampled }, settings,
-        history, before, after, exportDir, exportCheck, seconds: (performance.now() - started) / 1000,
+        model: source,
+        original: options.original,
+        pairs: { source: options.pairs ?? "made from data/harmless/train.jsonl", n: pairs.length, sampled },
+        settings,
+        history,
+        before,
+        after,
+        exportDir,
+        exportCheck,
+        seconds: (performance.now() - started) / 1000,
       };
       await writeFile(join(options.out, "heal.json"), JSON.stringify(report, null, 2) + "\n");
       await writeHealReportHtml(join(options.out, "heal.html"), report);

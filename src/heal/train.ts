@@ -63,7 +63,11 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
   const epochs = options.epochs ?? 1;
   const batchSize = options.batchSize ?? 4;
   const accumulation = options.gradientAccumulation ?? 1;
-  for (const [name, value] of [["epochs", epochs], ["batchSize", batchSize], ["gradientAccumulation", accumulation]] as const) {
+  for (const [name, value] of [
+    ["epochs", epochs],
+    ["batchSize", batchSize],
+    ["gradientAccumulation", accumulation],
+  ] as const) {
     if (!Number.isInteger(value) || value <= 0) throw new Error(`trainDpo: ${name} must be a positive integer, got ${value}`);
   }
   const seed = options.seed ?? 0;
@@ -105,7 +109,10 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
           const stats: { losses?: Float32Array; chosen?: Float32Array; rejected?: Float32Array } = {};
           const { value, grads } = tf.variableGrads(() => {
             adapters.attach({ training: true });
-            const items = [...part.map((i) => ({ prompt: pairs[i].prompt, answer: pairs[i].chosen })), ...part.map((i) => ({ prompt: pairs[i].prompt, answer: pairs[i].rejected }))];
+            const items = [
+              ...part.map((i) => ({ prompt: pairs[i].prompt, answer: pairs[i].chosen })),
+              ...part.map((i) => ({ prompt: pairs[i].prompt, answer: pairs[i].rejected })),
+            ];
             const [chosen, rejected] = tf.split(answerLogProbs(model, items), 2) as tf.Tensor1D[];
             const terms = dpoTerms(chosen, rejected, refChosen, refRejected, beta);
             stats.losses = terms.losses.dataSync() as Float32Array;
@@ -134,7 +141,14 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
         (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
         optimizer.applyGradients(summed as Record<string, tf.Variable>);
         tf.dispose(Object.values(summed!));
-        const report = { step: step + 1, steps, loss: lossSum / stepPairs.length, rewardAccuracy: wins / stepPairs.length, margin: marginSum / stepPairs.length, learningRate };
+        const report = {
+          step: step + 1,
+          steps,
+          loss: lossSum / stepPairs.length,
+          rewardAccuracy: wins / stepPairs.length,
+          margin: marginSum / stepPairs.length,
+          learningRate,
+        };
         history.push(report);
         options.onStep?.(report);
         await new Promise((r) => setImmediate(r)); // let progress output through

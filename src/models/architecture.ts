@@ -53,5 +53,7 @@ export const layerKey = (l: number, rest: string) => `model.layers.${l}.${rest}`
 
 /** Which layers attend through a sliding window: config.layer_types where given, else the architecture's rule. */
 export function slidingLayers(config: ModelConfig, arch: Architecture): boolean[] {
-  return Array.from({ length: config.num_hidden_layers }, (_, l) => (config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l)));
+  return Array.from({ length: config.num_hidden_layers }, (_, l) =>
+    config.layer_types ? config.layer_types[l] === "sliding_attention" : arch.slidingLayer(config, l),
+  );
 }

@@ -122,7 +122,8 @@ export class Decoder {
     const native = this.params.native?.[key]; // [out, in], outside the heap
     if (!wT && !w && !native) throw new Error(`missing weight ${key}`);
     // As stored, (W @ x^T)^T: no packed copy of W on stock wasm, at the cost of speed.
-    let y: tf.Tensor2D = native ? nativeLinear(rows, native) : wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows))); // [batch * pos, out]
+    // [batch * pos, out]
+    let y: tf.Tensor2D = native ? nativeLinear(rows, native) : wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows)));
     const adapter = this.params.adapters?.[key];
     if (adapter) y = tf.add(y, adapter.delta(rows)); // [batch * pos, out]
     const bias = this.params.stored[this.key(`${rest}.bias`)];
@@ -144,7 +145,13 @@ export class Decoder {
     return tf.transpose(tf.reshape(x, [batch, pos, heads, this.dHead]), [0, 2, 1, 3]);
   }
 
-  private attention(x: tf.Tensor3D, l: number, masks: Map<number, tf.Tensor4D>, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }, kvCache?: KvCache): tf.Tensor3D {
+  private attention(
+    x: tf.Tensor3D,
+    l: number,
+    masks: Map<number, tf.Tensor4D>,
+    rope: { cos: tf.Tensor4D; sin: tf.Tensor4D },
+    kvCache?: KvCache,
+  ): tf.Tensor3D {
     const [batch, pos] = x.shape;
     const group = this.nHeads / this.nKvHeads;
     const qDim = this.nHeads * this.dHead;
@@ -175,15 +182,24 @@ export class Decoder {
     }
     const keys = k.shape[2];
     // Grouped-query attention: each kv head serves `group` query heads.
-    const qGrouped = tf.reshape<tf.Rank.R3>(q, [batch * this.nKvHeads, group * pos, this.dHead]); // [batch * kv_heads, group * pos, head_dim]
-    const kT = tf.reshape<tf.Rank.R3>(tf.transpose(k, [0, 1, 3, 2]), [batch * this.nKvHeads, this.dHead, keys]); // [batch * kv_heads, head_dim, keys]
-    let scores = tf.mul(tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]), this.arch.attentionScale(this.config)); // [batch, heads, pos, keys]
+    // [batch * kv_heads, group * pos, head_dim]
+    const qGrouped = tf.reshape<tf.Rank.R3>(q, [batch * this.nKvHeads, group * pos, this.dHead]);
+    // [batch * kv_heads, head_dim, keys]
+    const kT = tf.reshape<tf.Rank.R3>(tf.transpose(k, [0, 1, 3, 2]), [batch * this.nKvHeads, this.dHead, keys]);
+    // [batch, heads, pos, keys]
+    let scores = tf.mul(tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]), this.arch.attentionScale(this.config));
     const cap = this.config.attn_logit_softcapping;
     if (cap) scores = tf.mul(tf.tanh(tf.div(scores, cap)), cap);
     const pattern = tf.softmax(tf.add(scores, masks.get(this.layers[l].window)!), -1); // [batch, heads, pos, keys]
     const patternGrouped = tf.reshape<tf.Rank.R3>(pattern, [batch * this.nKvHeads, group * pos, keys]);
-    const z = matMul(patternGrouped, tf.reshape<tf.Rank.R3>(v, [batch * this.nKvHeads, keys, this.dHead])); // [batch * kv_heads, group * pos, head_dim]
-    const merged = tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [batch, pos, qDim]) as tf.Tensor3D; // [batch, pos, heads * head_dim]
+    // [batch * kv_heads, group * pos, head_dim]
+    const z = matMul(patternGrouped, tf.reshape<tf.Rank.R3>(v, [batch * this.nKvHeads, keys, this.dHead]));
+    // [batch, pos, heads * head_dim]
+    const merged = tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [
+      batch,
+      pos,
+      qDim,
+    ]) as tf.Tensor3D;
     return this.linear(merged, layerKey(l, "self_attn.o_proj")); // [batch, pos, d_model]
   }
 
@@ -201,12 +217,17 @@ export class Decoder {
     const hook = (name: string, layer: number | undefined, x: tf.Tensor3D) => runHook(name, layer, x) as tf.Tensor3D;
     const tidy = <T extends tf.Tensor>(fn: () => T): T => (options.tidyLayers ? tf.tidy(fn) : fn());
     const batchInputs = attentionInputs(inputs, new Set(this.layers.map((a) => a.window)));
-    const ropes = new Map([...new Set(this.layers.map((a) => a.rope))].map((r) => [r, ropeTables(r, batchInputs.positionIds)])); // [batch, 1, pos, rotary_dim] each
+    // [batch, 1, pos, rotary_dim] each
+    const ropes = new Map([...new Set(this.layers.map((a) => a.rope))].map((r) => [r, ropeTables(r, batchInputs.positionIds)]));
     try {
       let resid = tidy(() => {
         const nativeEmbedding = this.params.native?.[this.keys.embedding];
         const embed = nativeEmbedding
-          ? tf.reshape(nativeRows(nativeEmbedding, inputs.inputIds.flat()), [inputs.inputIds.length, inputs.inputIds[0].length, this.dModel]) as tf.Tensor3D
+          ? (tf.reshape(nativeRows(nativeEmbedding, inputs.inputIds.flat()), [
+              inputs.inputIds.length,
+              inputs.inputIds[0].length,
+              this.dModel,
+            ]) as tf.Tensor3D)
           : embedTokens(this.stored("model.embed_tokens.weight") as tf.Tensor2D, batchInputs.inputIds); // [batch, pos, d_model]
         // Gemma scales by sqrt(hidden_size) rounded to the model's dtype, as Hugging Face does.
         return hook(actName("embed"), undefined, this.arch.scaleEmbeddings ? tf.mul(embed, Math.fround(Math.sqrt(this.dModel))) : embed);
@@ -214,11 +235,23 @@ export class Decoder {
       for (let l = 0; l < this.nLayers; l++) {
         const next = tidy(() => {
           const residPre = hook(actName("resid_pre", l), l, resid); // [batch, pos, d_model]
-          let attnOut = this.attention(this.rmsNorm(residPre, layerKey(l, "input_layernorm.weight")), l, batchInputs.masks, ropes.get(this.layers[l].rope)!, kvCache);
+          let attnOut = this.attention(
+            this.rmsNorm(residPre, layerKey(l, "input_layernorm.weight")),
+            l,
+            batchInputs.masks,
+            ropes.get(this.layers[l].rope)!,
+            kvCache,
+          );
           if (this.arch.sandwichNorms) attnOut = this.rmsNorm(attnOut, layerKey(l, "post_attention_layernorm.weight"));
           attnOut = hook(actName("attn_out", l), l, attnOut); // what attention adds to the residual stream
           const residMid = hook(actName("resid_mid", l), l, tf.add(residPre, attnOut)); // [batch, pos, d_model]
-          let mlpOut = this.mlp(this.rmsNorm(residMid, layerKey(l, this.arch.sandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")), l);
+          let mlpOut = this.mlp(
+            this.rmsNorm(
+              residMid,
+              layerKey(l, this.arch.sandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
+            ),
+            l,
+          );
           if (this.arch.sandwichNorms) mlpOut = this.rmsNorm(mlpOut, layerKey(l, "post_feedforward_layernorm.weight"));
           mlpOut = hook(actName("mlp_out", l), l, mlpOut);
           return hook(actName("resid_post", l), l, tf.add(residMid, mlpOut)); // [batch, pos, d_model]
@@ -228,14 +261,16 @@ export class Decoder {
       }
       const logits = tidy(() => {
         const [batch, pos] = resid.shape;
-        const finalResid = options.logits === "last" ? tf.slice(resid, [0, pos - 1, 0], [batch, 1, this.dModel]) : resid; // [batch, pos', d_model]
+        // [batch, pos', d_model]
+        const finalResid = options.logits === "last" ? tf.slice(resid, [0, pos - 1, 0], [batch, 1, this.dModel]) : resid;
         const normed = hook(actName("normalized"), undefined, this.rmsNorm(finalResid, "model.norm.weight"));
         const [b, p, d] = normed.shape;
         const rows = tf.reshape(normed, [b * p, d]) as tf.Tensor2D;
         const native = this.params.native?.[this.keys.unembedding] ?? this.params.native?.[this.keys.embedding];
         // lm_head, or the embedding it is tied to, as stored [vocab, d_model]: E @ x^T, so no transposed copy is held.
         const unembed = () => (this.params.stored[this.keys.unembedding] ?? this.stored("model.embed_tokens.weight")) as tf.Tensor2D;
-        const logitRows = native ? nativeLinear(rows, native) : tf.transpose(matMul(unembed(), tf.transpose(rows) as tf.Tensor2D)); // [batch * pos', d_vocab]
+        // [batch * pos', d_vocab]
+        const logitRows = native ? nativeLinear(rows, native) : tf.transpose(matMul(unembed(), tf.transpose(rows) as tf.Tensor2D));
         let out = tf.reshape(logitRows, [b, p, this.config.vocab_size]) as tf.Tensor3D; // [batch, pos', d_vocab]
         const cap = this.config.final_logit_softcapping;
         if (cap) out = tf.mul(tf.tanh(tf.div(out, cap)), cap);
@@ -257,7 +292,10 @@ export class Decoder {
  * [batch, 1, pos, past + pos] per window size: causal, blind to padding, and for a sliding window of w
  * keys, blind to keys w or more positions back.
  */
-export function attentionInputs(inputs: DecoderInputs, windows: ReadonlySet<number>): { inputIds: tf.Tensor2D; positionIds: number[][]; masks: Map<number, tf.Tensor4D> } {
+export function attentionInputs(
+  inputs: DecoderInputs,
+  windows: ReadonlySet<number>,
+): { inputIds: tf.Tensor2D; positionIds: number[][]; masks: Map<number, tf.Tensor4D> } {
   const rows = inputs.inputIds.length;
   const pos = inputs.inputIds[0].length;
   const keys = inputs.attentionMask[0].length;
@@ -296,7 +334,8 @@ function embedTokens(embedding: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
   const lookup = tf.customGrad(((table: tf.Tensor2D, tokens: tf.Tensor2D, save: tf.GradSaveFunc) => {
     save([tokens]);
     const [batch, pos] = (tokens as tf.Tensor2D).shape;
-    const value = tf.reshape(tf.gather(table, tf.reshape(tokens, [-1])), [batch, pos, (table as tf.Tensor2D).shape[1]]); // [batch, pos, d_model]
+    // [batch, pos, d_model]
+    const value = tf.reshape(tf.gather(table, tf.reshape(tokens, [-1])), [batch, pos, (table as tf.Tensor2D).shape[1]]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [vocab, dModel] = (table as tf.Tensor2D).shape;
       const oneHot = tf.oneHot(tf.reshape(saved[0], [-1]) as tf.Tensor1D, vocab); // [batch * pos, vocab]

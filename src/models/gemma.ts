@@ -7,7 +7,13 @@ import { llama } from "./llama.ts";
 export const gemma: Architecture = {
   ...llama,
   modelType: "gemma",
-  configDefaults: { rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: true, head_dim: 256, hidden_activation: "gelu_pytorch_tanh" },
+  configDefaults: {
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+    head_dim: 256,
+    hidden_activation: "gelu_pytorch_tanh",
+  },
   activations: { gelu_pytorch_tanh: geluTanh },
   scaleEmbeddings: true,
   normOffset: 1,

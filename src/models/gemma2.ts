@@ -10,7 +10,11 @@ export const gemma2: Architecture = {
   modelType: "gemma2",
   configDefaults: {
     ...gemma.configDefaults,
-    query_pre_attn_scalar: 256, sliding_window: 4096, attn_logit_softcapping: 50, final_logit_softcapping: 30, attention_bias: false,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    attn_logit_softcapping: 50,
+    final_logit_softcapping: 30,
+    attention_bias: false,
   },
   sandwichNorms: true,
   slidingLayer: (_, layer) => layer % 2 === 0,

@@ -7,7 +7,14 @@ import { llama } from "./llama.ts";
 export const phi3: Architecture = {
   ...llama,
   modelType: "phi3",
-  configDefaults: { rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, hidden_act: "silu", original_max_position_embeddings: 4096, sliding_window: null },
+  configDefaults: {
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    hidden_act: "silu",
+    original_max_position_embeddings: 4096,
+    sliding_window: null,
+  },
   qkvBias: () => false,
   oBias: () => false,
   fusedProjections: true,

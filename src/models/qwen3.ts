@@ -7,7 +7,14 @@ import { qwen2 } from "./qwen2.ts";
 export const qwen3: Architecture = {
   ...qwen2,
   modelType: "qwen3",
-  configDefaults: { ...llama.configDefaults, head_dim: 128, attention_bias: false, use_sliding_window: false, sliding_window: 4096, max_window_layers: 28 },
+  configDefaults: {
+    ...llama.configDefaults,
+    head_dim: 128,
+    attention_bias: false,
+    use_sliding_window: false,
+    sliding_window: 4096,
+    max_window_layers: 28,
+  },
   qkvBias: (c) => c.attention_bias ?? false,
   oBias: (c) => c.attention_bias ?? false,
   qkNorm: true,

@@ -14,7 +14,8 @@ export const ARCHITECTURES: Readonly<Record<string, Architecture>> = Object.from
 );
 
 export function architectureOf(modelType: string): Architecture {
-  if (!Object.hasOwn(ARCHITECTURES, modelType)) throw new Error(`model_type "${modelType}" has no architecture (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
+  if (!Object.hasOwn(ARCHITECTURES, modelType))
+    throw new Error(`model_type "${modelType}" has no architecture (supported: ` + `${Object.keys(ARCHITECTURES).join(", ")})`);
   return ARCHITECTURES[modelType];
 }
 

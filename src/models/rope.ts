@@ -33,7 +33,12 @@ export function ropeFor(config: ModelConfig, local?: { theta: number }): Rope {
   if (type === "longrope") {
     const { original, attentionFactor } = longropeParameters(config);
     const scaled = (factors: number[]) => invFreq.map((f, i) => f / factors[i]);
-    return { rotaryDim: dim, invFreq: scaled(scaling.short_factor!), long: { invFreq: scaled(scaling.long_factor!), after: original }, attentionFactor };
+    return {
+      rotaryDim: dim,
+      invFreq: scaled(scaling.short_factor!),
+      long: { invFreq: scaled(scaling.long_factor!), after: original },
+      attentionFactor,
+    };
   }
   const factors = llama3FrequencyFactors(config, dim);
   return {
@@ -50,7 +55,8 @@ export function ropeFor(config: ModelConfig, local?: { theta: number }): Rope {
  */
 export function longropeParameters(config: ModelConfig): { original: number; factor: number; attentionFactor: number } {
   const scaling = config.rope_scaling!;
-  const original = config.original_max_position_embeddings ?? scaling.original_max_position_embeddings ?? config.max_position_embeddings ?? 4096;
+  const original =
+    config.original_max_position_embeddings ?? scaling.original_max_position_embeddings ?? config.max_position_embeddings ?? 4096;
   const factor = config.original_max_position_embeddings ? (config.max_position_embeddings ?? original) / original : (scaling.factor ?? 1);
   const attentionFactor = scaling.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)));
   return { original, factor, attentionFactor };
@@ -107,7 +113,8 @@ export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): t
   return tf.tidy(() => {
     const dim = cos.shape[3];
     const headDim = x.shape[3];
-    const [rot, pass] = dim === headDim ? [x, undefined] : tf.split(x, [dim, headDim - dim], 3); // [batch, heads, pos, dim], [.., head_dim - dim]
+    // [batch, heads, pos, dim], [.., head_dim - dim]
+    const [rot, pass] = dim === headDim ? [x, undefined] : tf.split(x, [dim, headDim - dim], 3);
     const [x1, x2] = tf.split(rot, [dim / 2, dim / 2], 3); // [batch, heads, pos, dim / 2] each
     const rotated = tf.concat([tf.neg(x2), x1], 3); // [batch, heads, pos, dim]
     const out = tf.add(tf.mul(rot, cos), tf.mul(rotated, sin)) as tf.Tensor4D;

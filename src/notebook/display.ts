@@ -7,7 +7,10 @@ import type { Figure } from "../report/plots.ts";
 import { figureSvg } from "../report/static-svg.ts";
 import { escapeMarkup, svgImageTag } from "../report/markup.ts";
 
-type WriteDisplayData = (content: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient: { display_id?: string } }, update: boolean) => void;
+type WriteDisplayData = (
+  content: { data: Record<string, unknown>; metadata: Record<string, unknown>; transient: { display_id?: string } },
+  update: boolean,
+) => void;
 
 const require = createRequire(import.meta.url);
 
@@ -79,9 +82,19 @@ export function showPicture(svg: string, description: string): void {
 /** A table of rows as HTML and aligned plain text. */
 export function showTable(rows: readonly Record<string, unknown>[], options: { columns?: string[]; digits?: number } = {}): void {
   const columns = options.columns ?? Object.keys(rows[0] ?? {});
-  const fmt = (v: unknown) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(options.digits ?? 4)) : v === undefined || v === null ? "" : String(v));
+  const fmt = (v: unknown) =>
+    typeof v === "number"
+      ? Number.isInteger(v)
+        ? String(v)
+        : v.toFixed(options.digits ?? 4)
+      : v === undefined || v === null
+        ? ""
+        : String(v);
   const esc = escapeMarkup;
-  const html = `<table><thead><tr>${columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${columns.map((c) => `<td style="text-align:left">${esc(fmt(r[c]))}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+  const head = columns.map((c) => `<th>${esc(c)}</th>`).join("");
+  const cell = (value: unknown) => `<td style="text-align:left">${esc(fmt(value))}</td>`;
+  const body = rows.map((r) => `<tr>${columns.map((c) => cell(r[c])).join("")}</tr>`).join("");
+  const html = `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
   const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => fmt(r[c]).length))));
   const line = (cells: string[]) => cells.map((s, i) => s.slice(0, widths[i]).padEnd(widths[i])).join("  ");
   const text = [line(columns), ...rows.map((r) => line(columns.map((c) => fmt(r[c]))))].join("\n");

@@ -26,15 +26,18 @@ export function plotlyCdnFreeHtml(figure: Figure, id: string, svg: string): stri
   const spec = JSON.stringify({ data: figure.data, layout: figure.layout }).replace(/</g, "\\u003c");
   const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "figure";
   const folder = JSON.stringify(notebookFolder() ?? null);
-  return `<div id="${id}" class="abliterate-plot" style="min-height:${Number(figure.layout.height ?? 380)}px">
+  return (
+    `<div id="${id}" class="abliterate-plot" style="min-height:${Number(figure.layout.height ?? 380)}px">
 ${svgImageTag(svg, title)}
-<div class="abliterate-plot-note" style="font-size:12px;color:#666">Static picture. The interactive plot replaces it when the cell runs in a trusted notebook; JupyterLab with the plotly Python package installed draws it natively.</div>
+<div class="abliterate-plot-note" style="font-size:12px;color:#666">Static picture. The interactive plot replaces it when the ` +
+    `cell runs in a trusted notebook; JupyterLab with the plotly Python package installed draws it natively.</div>
 </div>
 <script>(function () {
   var el = document.getElementById("${id}");
   var spec = ${spec};
   function draw() { el.innerHTML = ""; window.Plotly.newPlot(el, spec.data, spec.layout, { responsive: true }); }
-  function failed(why) { var note = el.querySelector(".abliterate-plot-note"); if (note) note.textContent = "Static picture: the interactive plot needs plotly.js, which " + why; }
+  function failed(why) { var note = el.querySelector(".abliterate-plot-note"); if (note) note.textContent = "Static picture: the ` +
+    `interactive plot needs plotly.js, which " + why; }
   if (window.Plotly) return draw();
   var pending = window.__abliteratePlotly = window.__abliteratePlotly || [];
   pending.push({ draw: draw, failed: failed });
@@ -45,13 +48,16 @@ ${svgImageTag(svg, title)}
     var config = node ? JSON.parse(node.textContent) : {};
     var base = (config.baseUrl || "/").replace(/\\/?$/, "/");
     var folder = ${folder}, root = (config.serverRoot || "").replace(/\\/?$/, "/");
-    if (folder && root.length > 1 && (folder + "/").indexOf(root) === 0) candidates.push(base + "files/" + (folder + "/").slice(root.length) + "${VENDOR_PLOTLY}");
+    if (folder && root.length > 1 && (folder + "/").indexOf(root) === 0) candidates.push(base + "files/" + (folder + ` +
+    `"/").slice(root.length) + "${VENDOR_PLOTLY}");
     var m = window.location.pathname.match(/\\/(?:lab\\/tree|doc\\/tree|tree|notebooks)\\/(.*\\/)?[^\\/]*$/);
-    if (m && candidates.indexOf(base + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}") < 0) candidates.push(base + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}");
+    if (m && candidates.indexOf(base + "files/" + (m[1] || "") + "${VENDOR_PLOTLY}") < 0) candidates.push(base + "files/" + ` +
+    `(m[1] || "") + "${VENDOR_PLOTLY}");
   } catch (e) {}
   function load(i) {
     if (i >= candidates.length) {
-      var why = "could not be loaded from " + candidates.join(" or ") + " (vendor/plotly.min.js in the notebook's folder is written by npm run kernel:install; run the cell again once it is there)";
+      var why = "could not be loaded from " + candidates.join(" or ") + " (vendor/plotly.min.js in the notebook's folder is ` +
+    `written by npm run kernel:install; run the cell again once it is there)";
       pending.splice(0).forEach(function (p) { p.failed(why); });
       return;
     }
@@ -65,5 +71,6 @@ ${svgImageTag(svg, title)}
     document.head.appendChild(s);
   }
   load(0);
-})();</script>`;
+})();</script>`
+  );
 }

@@ -38,7 +38,9 @@ export async function collectMeanActivations(model: HookedModel, prompts: Prompt
   if (prompts.length === 0) throw new Error("collectMeanActivations: no instructions were given");
   const hooks = [...(options.hooks ?? RESID_HOOKS)];
   const tokenOffsets = [...(options.tokenOffsets ?? [-1])];
-  for (const p of tokenOffsets) if (!Number.isInteger(p) || p >= 0) throw new Error(`token offsets count from the end and must be negative integers (-1 is the last token), got ${p}`);
+  for (const p of tokenOffsets)
+    if (!Number.isInteger(p) || p >= 0)
+      throw new Error(`token offsets count from the end and must be negative integers (-1 is the last token), got ${p}`);
   const names: string[] = [];
   for (let l = 0; l < model.nLayers; l++) for (const h of hooks) names.push(actName(h, l));
   const sums = new Map(names.map((n) => [n, tokenOffsets.map(() => new Float64Array(model.dModel))]));
@@ -47,7 +49,8 @@ export async function collectMeanActivations(model: HookedModel, prompts: Prompt
   options.onProgress?.(0, prompts.length, "0 tokens");
   for (const { start, batch } of promptBatches(model, prompts, options.batchSize, options.system)) {
     const shortest = Math.min(...batch.attentionMask.map((m) => m.reduce((a, b) => a + b, 0)));
-    if (-Math.min(...tokenOffsets) > shortest) throw new Error(`token offset ${Math.min(...tokenOffsets)} reaches before the start of a prompt of ${shortest} tokens`);
+    if (-Math.min(...tokenOffsets) > shortest)
+      throw new Error(`token offset ${Math.min(...tokenOffsets)} reaches before the start of a prompt of ${shortest} tokens`);
     const { logits, cache } = model.runWithCache(batch, { namesFilter: names, cachePositions: tokenOffsets, logits: "last" });
     logits.dispose();
     try {
@@ -67,7 +70,11 @@ export async function collectMeanActivations(model: HookedModel, prompts: Prompt
     }
     tokens += batch.attentionMask.flat().reduce((a, b) => a + b, 0);
     const seconds = (performance.now() - started) / 1000;
-    options.onProgress?.(Math.min(start + batch.inputIds.length, prompts.length), prompts.length, `${tokens} tokens, ${(tokens / seconds).toFixed(0)} tokens/s`);
+    options.onProgress?.(
+      Math.min(start + batch.inputIds.length, prompts.length),
+      prompts.length,
+      `${tokens} tokens, ${(tokens / seconds).toFixed(0)} tokens/s`,
+    );
   }
   for (const perOffset of sums.values()) for (const sum of perOffset) for (let i = 0; i < sum.length; i++) sum[i] /= prompts.length;
   return { hooks, tokenOffsets, nLayers: model.nLayers, dModel: model.dModel, count: prompts.length, means: sums };
@@ -91,21 +98,36 @@ export async function saveMeanActivations(path: string, means: MeanActivations, 
     perOffset.forEach((m, p) => values.set(m, p * means.dModel));
     return floatTensor(name, values, [perOffset.length, means.dModel]);
   });
-  await writeSafetensors(path, tensors, { format: "abliterate-means", hooks: JSON.stringify(means.hooks), tokenOffsets: JSON.stringify(means.tokenOffsets), count: String(means.count), nLayers: String(means.nLayers) }, options);
+  await writeSafetensors(
+    path,
+    tensors,
+    {
+      format: "abliterate-means",
+      hooks: JSON.stringify(means.hooks),
+      tokenOffsets: JSON.stringify(means.tokenOffsets),
+      count: String(means.count),
+      nLayers: String(means.nLayers),
+    },
+    options,
+  );
 }
 
 export async function loadMeanActivations(path: string): Promise<MeanActivations> {
   const file = await SafetensorsFile.open(path);
   try {
     const meta = file.header.metadata;
-    if (meta.format !== "abliterate-means") throw new Error(`${path}: not a mean-activations file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
+    if (meta.format !== "abliterate-means")
+      throw new Error(`${path}: not a mean-activations file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
     const tokenOffsets = JSON.parse(meta.tokenOffsets) as number[];
     const means = new Map<string, Float64Array[]>();
     let dModel = 0;
     for (const name of file.names) {
       dModel = file.info(name).shape[1];
       const values = await file.readFloat32(name);
-      means.set(name, tokenOffsets.map((_, p) => Float64Array.from(values.subarray(p * dModel, (p + 1) * dModel))));
+      means.set(
+        name,
+        tokenOffsets.map((_, p) => Float64Array.from(values.subarray(p * dModel, (p + 1) * dModel))),
+      );
     }
     return { hooks: JSON.parse(meta.hooks), tokenOffsets, nLayers: Number(meta.nLayers), dModel, count: Number(meta.count), means };
   } finally {

@@ -32,10 +32,16 @@ export interface CandidateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function evaluateCandidates(model: HookedModel, candidates: readonly UsableDirection[], options: CandidateOptions): Promise<CandidateEvaluation[]> {
+export async function evaluateCandidates(
+  model: HookedModel,
+  candidates: readonly UsableDirection[],
+  options: CandidateOptions,
+): Promise<CandidateEvaluation[]> {
   const { batchSize, maxNewTokens } = options;
   if (options.compliantAnswers && options.compliantAnswers.length !== options.harmful.length) {
-    throw new Error(`evaluateCandidates: ${options.compliantAnswers.length} compliant answers for ${options.harmful.length} harmful instructions`);
+    throw new Error(
+      `evaluateCandidates: ${options.compliantAnswers.length} compliant answers for ${options.harmful.length} harmful instructions`,
+    );
   }
   options.onProgress?.(0, candidates.length);
   const base = lastPositionLogits(model, options.harmless, { batchSize });
@@ -49,7 +55,9 @@ export async function evaluateCandidates(model: HookedModel, candidates: readonl
         hook: d.hook,
         refusalRate: refusalRate(completions, options.refusalSubstrings),
         kl: meanKl(base, lastPositionLogits(model, options.harmless, { fwdHooks, batchSize })),
-        ...(options.compliantAnswers ? { coherentCompliance: answerAgreement(completions, options.compliantAnswers, model.tokenizer).firstTokens } : {}),
+        ...(options.compliantAnswers
+          ? { coherentCompliance: answerAgreement(completions, options.compliantAnswers, model.tokenizer).firstTokens }
+          : {}),
         samples: options.harmful.slice(0, options.samples ?? 4).map((instruction, j) => ({ instruction, completion: completions[j] })),
       };
     });

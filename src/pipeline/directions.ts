@@ -7,12 +7,14 @@ import { floatTensor, writeSafetensors } from "../safetensors/write.ts";
 import { z } from "zod";
 import type { MeanActivations } from "./activations.ts";
 
-const directionIndexSchema = z.array(z.object({
-  key: z.string(),
-  layer: z.number().int().nonnegative(),
-  hook: z.enum(["resid_pre", "resid_mid", "resid_post"]),
-  tokenOffset: z.number().int().negative(),
-}));
+const directionIndexSchema = z.array(
+  z.object({
+    key: z.string(),
+    layer: z.number().int().nonnegative(),
+    hook: z.enum(["resid_pre", "resid_mid", "resid_post"]),
+    tokenOffset: z.number().int().negative(),
+  }),
+);
 
 export interface Direction {
   layer: number;
@@ -41,16 +43,24 @@ export interface DirectionOptions {
 
 function makeDirection(layer: number, hook: ResidHook, tokenOffset: number, raw: Float64Array, source?: string): Direction {
   const bad = raw.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0) throw new Error(`${source ? `${source}: ` : ""}direction ${directionKey({ layer, hook, tokenOffset })} contains ${raw[bad]} at index ${bad}${source ? "" : ": a mean activation overflowed"}`);
+  if (bad >= 0)
+    throw new Error(
+      `${source ? `${source}: ` : ""}direction ${directionKey({ layer, hook, tokenOffset })} contains ${raw[bad]} at index ` +
+        `${bad}${source ? "" : ": a mean activation overflowed"}`,
+    );
   const norm = Math.sqrt(dot(raw, raw));
   return { layer, hook, tokenOffset, raw, norm, unit: norm > 0 && Number.isFinite(norm) ? unitVector(raw) : undefined };
 }
 
 export function computeDirections(harmful: MeanActivations, harmless: MeanActivations, options: DirectionOptions = {}): Direction[] {
   if (harmful.dModel !== harmless.dModel || harmful.nLayers !== harmless.nLayers) {
-    throw new Error(`harmful activations are [${harmful.nLayers} layers, d_model ${harmful.dModel}] but harmless are [${harmless.nLayers}, ${harmless.dModel}]: were they collected with different models?`);
+    throw new Error(
+      `harmful activations are [${harmful.nLayers} layers, d_model ${harmful.dModel}] but harmless are [${harmless.nLayers}, ` +
+        `${harmless.dModel}]: were they collected with different models?`,
+    );
   }
-  if (harmful.tokenOffsets.join() !== harmless.tokenOffsets.join()) throw new Error(`harmful token offsets [${harmful.tokenOffsets}] differ from harmless token offsets [${harmless.tokenOffsets}]`);
+  if (harmful.tokenOffsets.join() !== harmless.tokenOffsets.join())
+    throw new Error(`harmful token offsets [${harmful.tokenOffsets}] differ from harmless token offsets [${harmless.tokenOffsets}]`);
   const out: Direction[] = [];
   for (let layer = 0; layer < harmful.nLayers; layer++) {
     for (const hook of harmful.hooks) {
@@ -60,7 +70,8 @@ export function computeDirections(harmful: MeanActivations, harmless: MeanActiva
       if (!a || !b) throw new Error(`no mean activations for ${name} in both sets`);
       harmful.tokenOffsets.forEach((tokenOffset, p) => {
         let raw = a[p].map((x, i) => x - b[p][i]);
-        if (options.projectOutHarmlessMean && dot(b[p], b[p]) > 0) raw = projectRowsArray(raw, unitVector(b[p], `harmless mean at ${name}`));
+        if (options.projectOutHarmlessMean && dot(b[p], b[p]) > 0)
+          raw = projectRowsArray(raw, unitVector(b[p], `harmless mean at ${name}`));
         out.push(makeDirection(layer, hook, tokenOffset, raw));
       });
     }
@@ -75,7 +86,11 @@ export function usableDirections(directions: readonly Direction[]): UsableDirect
 
 /** The direction, checked usable: a clear error names it when its means were identical. */
 export function usable(direction: Direction): UsableDirection {
-  if (!direction.unit) throw new Error(`direction ${directionKey(direction)} is all zeros: the harmful and harmless means are identical there, so there is no direction to remove`);
+  if (!direction.unit)
+    throw new Error(
+      `direction ${directionKey(direction)} is all zeros: the harmful and harmless means are identical there, so there is no ` +
+        `direction to remove`,
+    );
   return direction as UsableDirection;
 }
 
@@ -85,7 +100,12 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
 }
 
 /** Save directions (raw, unnormalised) as safetensors; layer, hook and token offset go in the metadata. */
-export async function saveDirections(path: string, directions: Direction[], metadata: Record<string, string> = {}, options: { overwrite?: boolean } = {}): Promise<void> {
+export async function saveDirections(
+  path: string,
+  directions: Direction[],
+  metadata: Record<string, string> = {},
+  options: { overwrite?: boolean } = {},
+): Promise<void> {
   const index = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm }));
   await writeSafetensors(
     path,
@@ -99,7 +119,8 @@ export async function loadDirections(path: string): Promise<Direction[]> {
   const file = await SafetensorsFile.open(path);
   try {
     const meta = file.header.metadata;
-    if (meta.format !== "abliterate-directions" || !meta.directions) throw new Error(`${path}: not a directions file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
+    if (meta.format !== "abliterate-directions" || !meta.directions)
+      throw new Error(`${path}: not a directions file written by abliterate (metadata.format is ${JSON.stringify(meta.format)})`);
     let json: unknown;
     try {
       json = JSON.parse(meta.directions);
@@ -107,9 +128,14 @@ export async function loadDirections(path: string): Promise<Direction[]> {
       json = undefined;
     }
     const parsed = directionIndexSchema.safeParse(json);
-    if (!parsed.success) throw new Error(`${path}: metadata "directions" is not a list of directions ({key, layer, hook, tokenOffset}): ${parsed.error.issues[0]?.path.join(".") || "(root)"}: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success)
+      throw new Error(
+        `${path}: metadata "directions" is not a list of directions ({key, layer, hook, tokenOffset}): ` +
+          `${parsed.error.issues[0]?.path.join(".") || "(root)"}: ${parsed.error.issues[0]?.message}`,
+      );
     const out: Direction[] = [];
-    for (const entry of parsed.data) out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(await file.readFloat32(entry.key)), path));
+    for (const entry of parsed.data)
+      out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(await file.readFloat32(entry.key)), path));
     return out;
   } finally {
     await file.close();
@@ -123,6 +149,11 @@ export function pickDirection(directions: readonly Direction[], key: string | un
     throw new Error(`${source} holds ${directions.length} directions; choose one with a key (e.g. ${directionKey(directions[0])})`);
   }
   const found = directions.find((d) => directionKey(d) === key);
-  if (!found) throw new Error(`${source} has no direction ${key} (it has ${directions.slice(0, 4).map(directionKey).join(", ")}${directions.length > 4 ? ", ..." : ""})`);
+  if (!found)
+    throw new Error(
+      `${source} has no direction ${key} (it has ${directions.slice(0, 4).map(directionKey).join(", ")}${
+        directions.length > 4 ? ", " + "..." : ""
+      })`,
+    );
   return usable(found);
 }

@@ -28,12 +28,20 @@ export interface EvaluationOptions extends Omit<CompletionOptions, "onProgress">
  * Stage 7: refusal rates of a model (substring metric, greedy completions) on harmful and harmless
  * instructions, and its harmless KL divergence from a reference model.
  */
-export async function evaluateRefusal(model: HookedModel, sets: { harmful: readonly string[]; harmless: readonly string[] }, options: EvaluationOptions = {}): Promise<RefusalEvaluation> {
+export async function evaluateRefusal(
+  model: HookedModel,
+  sets: { harmful: readonly string[]; harmless: readonly string[] },
+  options: EvaluationOptions = {},
+): Promise<RefusalEvaluation> {
   const completions = { harmful: [] as string[], harmless: [] as string[] };
   for (const kind of ["harmful", "harmless"] as const) {
-    completions[kind] = await generateCompletions(model, sets[kind], { ...options, onProgress: (d, t) => options.onProgress?.(`generations (${kind})`, d, t) });
+    completions[kind] = await generateCompletions(model, sets[kind], {
+      ...options,
+      onProgress: (d, t) => options.onProgress?.(`generations (${kind})`, d, t),
+    });
   }
-  const reference = options.referenceLogits ?? (options.reference ? lastPositionLogits(options.reference, sets.harmless, options) : undefined);
+  const reference =
+    options.referenceLogits ?? (options.reference ? lastPositionLogits(options.reference, sets.harmless, options) : undefined);
   const harmlessKl = reference ? meanKl(reference, lastPositionLogits(model, sets.harmless, options)) : undefined;
   return {
     harmfulRefusalRate: refusalRate(completions.harmful, options.refusalSubstrings),
@@ -71,7 +79,11 @@ export interface MeasureOptions extends Omit<CompletionOptions, "onProgress"> {
  * (substring metric, greedy answers), and against the original model, when its outputs are given, the harmless
  * KL and the harmless answers unchanged; against a compliant model's answers, coherent compliance.
  */
-export async function measure(model: HookedModel, test: { harmful: readonly string[]; harmless: readonly string[] }, options: MeasureOptions = {}): Promise<Measures> {
+export async function measure(
+  model: HookedModel,
+  test: { harmful: readonly string[]; harmless: readonly string[] },
+  options: MeasureOptions = {},
+): Promise<Measures> {
   const { original, compliant, ...rest } = options;
   const evaluation = await evaluateRefusal(model, test, { ...rest, referenceLogits: original?.logits });
   return {

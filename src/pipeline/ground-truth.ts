@@ -24,21 +24,35 @@ export async function loadPlanted(modelDir: string): Promise<PlantedDirection | 
   if (!(await exists(path))) return undefined;
   const file = await SafetensorsFile.open(path);
   try {
-    if (file.header.metadata.format !== "abliterate-planted") throw new Error(`${path}: not a planted-direction file (metadata.format is ${JSON.stringify(file.header.metadata.format)})`);
+    if (file.header.metadata.format !== "abliterate-planted")
+      throw new Error(`${path}: not a planted-direction file (metadata.format is ${JSON.stringify(file.header.metadata.format)})`);
     const layerField = (field: string): number => {
       const value = Number(file.header.metadata[field]);
-      if (!Number.isInteger(value) || value < 0) throw new Error(`${path}: metadata.${field} must be a layer index, got ${JSON.stringify(file.header.metadata[field])}`);
+      if (!Number.isInteger(value) || value < 0)
+        throw new Error(`${path}: metadata.${field} must be a layer index, got ${JSON.stringify(file.header.metadata[field])}`);
       return value;
     };
-    return { unitLayer: layerField("unit_layer"), headLayer: layerField("head_layer"), direction: Float64Array.from(await file.readFloat32("safety.write_direction")) };
+    return {
+      unitLayer: layerField("unit_layer"),
+      headLayer: layerField("head_layer"),
+      direction: Float64Array.from(await file.readFloat32("safety.write_direction")),
+    };
   } finally {
     await file.close();
   }
 }
 
 /** Cosine of each direction with the planted one. */
-export function cosineWithPlanted(directions: readonly Direction[], planted: PlantedDirection): { layer: number; hook: string; tokenOffset: number; cosine: number }[] {
-  return directions.map((d) => ({ layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, cosine: cosineSimilarity(d.raw, planted.direction) }));
+export function cosineWithPlanted(
+  directions: readonly Direction[],
+  planted: PlantedDirection,
+): { layer: number; hook: string; tokenOffset: number; cosine: number }[] {
+  return directions.map((d) => ({
+    layer: d.layer,
+    hook: d.hook,
+    tokenOffset: d.tokenOffset,
+    cosine: cosineSimilarity(d.raw, planted.direction),
+  }));
 }
 
 /**
@@ -46,11 +60,19 @@ export function cosineWithPlanted(directions: readonly Direction[], planted: Pla
  * difference of means `other` (e.g. the same hook's in the model before safety tuning: the harmful/harmless
  * distinction it already made), and the rest: shares of |r|^2, by least squares on the two directions.
  */
-export function explainDifference(raw: ArrayLike<number>, planted: ArrayLike<number>, other: ArrayLike<number>): { planted: number; other: number; rest: number } {
+export function explainDifference(
+  raw: ArrayLike<number>,
+  planted: ArrayLike<number>,
+  other: ArrayLike<number>,
+): { planted: number; other: number; rest: number } {
   const rr = dot(raw, raw);
   if (rr === 0) throw new Error("explainDifference: the difference of means is zero");
   // Solve [p.p p.o; o.p o.o] [a; b] = [p.r; o.r].
-  const pp = dot(planted, planted), po = dot(planted, other), oo = dot(other, other), pr = dot(planted, raw), or = dot(other, raw);
+  const pp = dot(planted, planted),
+    po = dot(planted, other),
+    oo = dot(other, other),
+    pr = dot(planted, raw),
+    or = dot(other, raw);
   const det = pp * oo - po * po;
   const a = det === 0 ? pr / pp : (pr * oo - or * po) / det;
   const b = det === 0 ? 0 : (or * pp - pr * po) / det;
@@ -88,7 +110,13 @@ export async function demoGroundTruth(
   modelSource: string,
   directions: readonly Direction[],
   chosen: UsableDirection,
-  options: { reference?: string; train: { harmful: string[]; harmless: string[] }; batchSize?: number; tokenOffsets?: readonly number[]; onProgress?: (stage: string, done: number, total: number, detail?: string) => void },
+  options: {
+    reference?: string;
+    train: { harmful: string[]; harmless: string[] };
+    batchSize?: number;
+    tokenOffsets?: readonly number[];
+    onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
+  },
 ): Promise<PlantedSummary | undefined> {
   const planted = await loadPlanted(modelSource);
   if (!planted) return undefined;
@@ -97,8 +125,15 @@ export async function demoGroundTruth(
     const reference = await loadModel(options.reference);
     try {
       const collect = (name: string, items: string[]) =>
-        collectMeanActivations(reference, items, { batchSize: options.batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t) => options.onProgress?.(`activations (${name}, compliance reference)`, d, t) });
-      referenceDirections = computeDirections(await collect("harmful", options.train.harmful), await collect("harmless", options.train.harmless));
+        collectMeanActivations(reference, items, {
+          batchSize: options.batchSize,
+          tokenOffsets: options.tokenOffsets,
+          onProgress: (d, t) => options.onProgress?.(`activations (${name}, compliance reference)`, d, t),
+        });
+      referenceDirections = computeDirections(
+        await collect("harmful", options.train.harmful),
+        await collect("harmless", options.train.harmless),
+      );
     } finally {
       reference.dispose();
     }
@@ -107,13 +142,23 @@ export async function demoGroundTruth(
 }
 
 /** How the found directions compare with the planted one, and what the chosen one carries besides it. */
-function plantedSummary(directions: readonly Direction[], chosen: UsableDirection, planted: PlantedDirection, referenceDirections?: readonly Direction[]): PlantedSummary {
-  if (planted.direction.length !== chosen.raw.length) throw new Error(`planted.safetensors: safety.write_direction has ${planted.direction.length} values, but the model's d_model is ${chosen.raw.length}`);
+function plantedSummary(
+  directions: readonly Direction[],
+  chosen: UsableDirection,
+  planted: PlantedDirection,
+  referenceDirections?: readonly Direction[],
+): PlantedSummary {
+  if (planted.direction.length !== chosen.raw.length)
+    throw new Error(
+      `planted.safetensors: safety.write_direction has ${planted.direction.length} values, but the model's d_model is ${chosen.raw.length}`,
+    );
   const cosines = cosineWithPlanted(directions, planted);
-  const same = (d: { layer: number; hook: string; tokenOffset: number }) => d.layer === chosen.layer && d.hook === chosen.hook && d.tokenOffset === chosen.tokenOffset;
+  const same = (d: { layer: number; hook: string; tokenOffset: number }) =>
+    d.layer === chosen.layer && d.hook === chosen.hook && d.tokenOffset === chosen.tokenOffset;
   const before = referenceDirections?.find(same);
   return {
-    unitLayer: planted.unitLayer, headLayer: planted.headLayer,
+    unitLayer: planted.unitLayer,
+    headLayer: planted.headLayer,
     chosenCosine: cosines.find(same)!.cosine,
     explained: before && explainDifference(chosen.raw, planted.direction, before.raw),
     cosines,

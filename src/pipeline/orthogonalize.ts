@@ -16,7 +16,14 @@ import type { Checkpoint } from "../load.ts";
 import type { Architecture } from "../models/architecture.ts";
 import { roleKeys } from "../models/tensors.ts";
 import { layerKey } from "../models/architecture.ts";
-import { accumulateColumnCoefficients, checkWidth, projectColumnsF32, projectRowsArray, unitVector, type UnitVector } from "../projection.ts";
+import {
+  accumulateColumnCoefficients,
+  checkWidth,
+  projectColumnsF32,
+  projectRowsArray,
+  unitVector,
+  type UnitVector,
+} from "../projection.ts";
 import { tiedEmbeddings, type ModelConfig } from "../config.ts";
 
 export interface OrthogonalizeOptions {
@@ -32,13 +39,20 @@ export interface OrthogonalizeOptions {
 
 /** Whether these options edit every residual writer fully (what the ablation hooks do). */
 export const isFullEdit = (options: OrthogonalizeOptions, nLayers: number) =>
-  !options.skipEmbedding && (options.scale ?? 1) === 1 && (!options.layers || (options.layers[0] === 0 && options.layers[1] === nLayers - 1));
+  !options.skipEmbedding &&
+  (options.scale ?? 1) === 1 &&
+  (!options.layers || (options.layers[0] === 0 && options.layers[1] === nLayers - 1));
 
 /** How a tensor that writes to the residual stream is stored: rows of d_model, or a [d_model, in] matrix. */
 export type WriterKind = "embedding" | "weight" | "bias";
 
 /** Whether a checkpoint tensor writes to the residual stream and is to be edited, and how. */
-export function residualWriterKind(key: string, arch: Architecture, nLayers: number, options: OrthogonalizeOptions = {}): WriterKind | undefined {
+export function residualWriterKind(
+  key: string,
+  arch: Architecture,
+  nLayers: number,
+  options: OrthogonalizeOptions = {},
+): WriterKind | undefined {
   if (!key.startsWith(arch.keyPrefix)) return undefined;
   if (key === roleKeys(arch).embedding) return options.skipEmbedding ? undefined : "embedding";
   const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\.(weight|bias)$/.exec(key.slice(arch.keyPrefix.length));
@@ -54,14 +68,25 @@ export function residualWriterKind(key: string, arch: Architecture, nLayers: num
  * and down_proj, normalize((normOffset + w_post) * r) with w_post that layer's post-norm weight, which
  * `postNorm(key)` reads (as stored, without the offset).
  */
-export function writerDirection(key: string, arch: Architecture, unit: UnitVector, postNorm: (key: string) => ArrayLike<number>, options: OrthogonalizeOptions = {}): UnitVector {
+export function writerDirection(
+  key: string,
+  arch: Architecture,
+  unit: UnitVector,
+  postNorm: (key: string) => ArrayLike<number>,
+  options: OrthogonalizeOptions = {},
+): UnitVector {
   if (!arch.sandwichNorms || options.naive) return unit;
   const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\./.exec(key.slice(arch.keyPrefix.length));
   if (!m) return unit;
-  const normKey = arch.keyPrefix + layerKey(Number(m[1]), m[2] === "self_attn.o_proj" ? "post_attention_layernorm.weight" : "post_feedforward_layernorm.weight");
+  const normKey =
+    arch.keyPrefix +
+    layerKey(Number(m[1]), m[2] === "self_attn.o_proj" ? "post_attention_layernorm.weight" : "post_feedforward_layernorm.weight");
   const w = postNorm(normKey);
   if (w.length !== unit.length) throw new Error(`${normKey} has ${w.length} values, but d_model is ${unit.length}`);
-  return unitVector(Float64Array.from(unit, (r, i) => (arch.normOffset + w[i]) * r), `the direction scaled by ${normKey}`);
+  return unitVector(
+    Float64Array.from(unit, (r, i) => (arch.normOffset + w[i]) * r),
+    `the direction scaled by ${normKey}`,
+  );
 }
 
 export function checkOrthogonalizeOptions(options: OrthogonalizeOptions, nLayers: number): void {
@@ -126,7 +151,14 @@ export interface EditPlan {
   /** Every residual writer fully edited: the same intervention as the ablation hooks. */
   full: boolean;
   /** What the plan does, as recorded in an export's abliterate.json. */
-  record: { edited: string[]; scale: number; layers: readonly [number, number] | null; skipEmbedding: boolean; postNorms: string | null; untied: boolean };
+  record: {
+    edited: string[];
+    scale: number;
+    layers: readonly [number, number] | null;
+    skipEmbedding: boolean;
+    postNorms: string | null;
+    untied: boolean;
+  };
 }
 
 /** What a plan needs to know of a checkpoint or a loaded model. */
@@ -149,7 +181,12 @@ export function postNormKeys(arch: Architecture, keys: readonly string[], option
 }
 
 /** Decide the edit of `target` against `unit` (none: deltas only) with these options and merged deltas. */
-export function planEdit(target: EditTarget, unit: UnitVector | undefined, options: OrthogonalizeOptions = {}, deltas?: ReadonlyMap<string, Float32Array>): EditPlan {
+export function planEdit(
+  target: EditTarget,
+  unit: UnitVector | undefined,
+  options: OrthogonalizeOptions = {},
+  deltas?: ReadonlyMap<string, Float32Array>,
+): EditPlan {
   const { arch, config } = target;
   const nLayers = config.num_hidden_layers;
   if (unit) checkWidth(unit, config.hidden_size);
@@ -186,14 +223,23 @@ export function planEdit(target: EditTarget, unit: UnitVector | undefined, optio
       scale,
       layers: options.layers ?? null,
       skipEmbedding: options.skipEmbedding ?? false,
-      postNorms: arch.sandwichNorms ? (options.naive ? "ignored (naive edit)" : "o_proj and down_proj edited against (1 + w_post) * r") : null,
+      postNorms: arch.sandwichNorms
+        ? options.naive
+          ? "ignored (naive edit)"
+          : "o_proj and down_proj edited against (1 + w_post) * r"
+        : null,
       untied: untie,
     },
   };
 }
 
 /** The plan for a checkpoint on disk (post-norms read from it; keys in its files' order). */
-export async function planCheckpointEdit(checkpoint: Checkpoint, unit: UnitVector | undefined, options: OrthogonalizeOptions = {}, deltas?: ReadonlyMap<string, Float32Array>): Promise<EditPlan> {
+export async function planCheckpointEdit(
+  checkpoint: Checkpoint,
+  unit: UnitVector | undefined,
+  options: OrthogonalizeOptions = {},
+  deltas?: ReadonlyMap<string, Float32Array>,
+): Promise<EditPlan> {
   const { weights } = checkpoint;
   const keys = weights.files.flatMap((f) => weights.namesIn(f));
   const postNorms = new Map<string, Float32Array>();
@@ -203,7 +249,12 @@ export async function planCheckpointEdit(checkpoint: Checkpoint, unit: UnitVecto
     if (!w) throw new Error(`${checkpoint.dir}: missing tensor ${key}`);
     return w;
   };
-  return planEdit({ source: checkpoint.dir, arch: checkpoint.arch, config: checkpoint.config, keys, shape: (key) => weights.info(key).shape, postNorm }, unit, options, deltas);
+  return planEdit(
+    { source: checkpoint.dir, arch: checkpoint.arch, config: checkpoint.config, keys, shape: (key) => weights.info(key).shape, postNorm },
+    unit,
+    options,
+    deltas,
+  );
 }
 
 /** The plan for a loaded model (its weights as held, post-norms read from the held tensors). */
@@ -241,7 +292,8 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
   // Untie: the unembedding becomes a copy of the embedding, held where the embedding is. A model loaded
   // tied holds no unembedding of its own, whatever its config says.
   if (native[keys.embedding] && !native[keys.unembedding]) native[keys.unembedding] = native[keys.embedding].clone();
-  else if (!native[keys.embedding] && !stored[keys.unembedding]) stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32");
+  else if (!native[keys.embedding] && !stored[keys.unembedding])
+    stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32");
   for (const [key, { kind, vector, scale }] of plan.edits) {
     // A linear weight held as stored, [d_model, in], has columns of d_model; transposed ones [in, d_model],
     // the embedding and biases have rows of it.
@@ -262,7 +314,13 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
  * Orthogonalise one tensor as a Hugging Face checkpoint stores it (row-major values): the whole-tensor
  * form of `orthogonalizeStream`.
  */
-export function orthogonalizeTensor(kind: WriterKind, values: Float32Array, shape: readonly number[], unit: UnitVector, scale = 1): Float32Array {
+export function orthogonalizeTensor(
+  kind: WriterKind,
+  values: Float32Array,
+  shape: readonly number[],
+  unit: UnitVector,
+  scale = 1,
+): Float32Array {
   checkShape(kind, shape, unit.length);
   if (kind !== "weight") return projectRowsArray(values, unit, scale);
   const c = new Float64Array(shape[1]);
@@ -271,6 +329,7 @@ export function orthogonalizeTensor(kind: WriterKind, values: Float32Array, shap
 }
 
 export function checkShape(kind: WriterKind, shape: readonly number[], d: number): void {
-  if (kind === "weight" && (shape.length !== 2 || shape[0] !== d)) throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
+  if (kind === "weight" && (shape.length !== 2 || shape[0] !== d))
+    throw new Error(`weight of shape [${shape}] does not have d_model ${d} rows`);
   if (kind !== "weight" && shape[shape.length - 1] !== d) throw new Error(`${kind} of shape [${shape}] does not end in d_model ${d}`);
 }

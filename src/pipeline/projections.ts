@@ -10,7 +10,12 @@ import { promptBatches, type Prompts } from "../batches.ts";
 import type { Direction, UsableDirection } from "./directions.ts";
 
 /** Each prompt's activation at one hook point and token offset (a direction's own, by default), one row each. */
-export function activationsAt(model: HookedModel, prompts: Prompts, at: Pick<Direction, "hook" | "layer" | "tokenOffset">, options: { batchSize?: number } = {}): Float32Array[] {
+export function activationsAt(
+  model: HookedModel,
+  prompts: Prompts,
+  at: Pick<Direction, "hook" | "layer" | "tokenOffset">,
+  options: { batchSize?: number } = {},
+): Float32Array[] {
   const name = actName(at.hook, at.layer);
   const rows: Float32Array[] = [];
   for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
@@ -23,7 +28,12 @@ export function activationsAt(model: HookedModel, prompts: Prompts, at: Pick<Dir
   return rows;
 }
 
-export function projectionsOn(model: HookedModel, prompts: Prompts, direction: UsableDirection, options: { batchSize?: number } = {}): number[] {
+export function projectionsOn(
+  model: HookedModel,
+  prompts: Prompts,
+  direction: UsableDirection,
+  options: { batchSize?: number } = {},
+): number[] {
   return activationsAt(model, prompts, direction, options).map((x) => dot(x, direction.unit));
 }
 
@@ -42,13 +52,18 @@ export interface PrincipalComponents {
  * so the same rows give the same signs). Components orthogonal to `exclude` when given (a unit vector):
  * the largest variance left once that direction is taken out.
  */
-export function principalComponents(rows: readonly ArrayLike<number>[], k: number, options: { exclude?: ArrayLike<number>; iterations?: number; seed?: number } = {}): PrincipalComponents {
+export function principalComponents(
+  rows: readonly ArrayLike<number>[],
+  k: number,
+  options: { exclude?: ArrayLike<number>; iterations?: number; seed?: number } = {},
+): PrincipalComponents {
   if (rows.length < 2) throw new Error(`principal components need at least 2 rows, got ${rows.length}`);
   const d = rows[0].length;
   rows.forEach((r, i) => {
     if (r.length !== d) throw new Error(`principal components: row ${i} has ${r.length} values, row 0 has ${d}`);
   });
-  if (!(k >= 1 && k <= Math.min(d, rows.length))) throw new Error(`principal components: k must be between 1 and ${Math.min(d, rows.length)}, got ${k}`);
+  if (!(k >= 1 && k <= Math.min(d, rows.length)))
+    throw new Error(`principal components: k must be between 1 and ${Math.min(d, rows.length)}, got ${k}`);
   const mean = new Float64Array(d);
   for (const r of rows) for (let j = 0; j < d; j++) mean[j] += r[j] / rows.length;
   const centred = rows.map((r) => Float64Array.from({ length: d }, (_, j) => r[j] - mean[j]));
@@ -95,6 +110,10 @@ export function principalComponents(rows: readonly ArrayLike<number>[], k: numbe
 }
 
 /** Each row's coordinates on the given axes (unit vectors), after subtracting `origin` when given. */
-export function coordinates(rows: readonly ArrayLike<number>[], axes: readonly ArrayLike<number>[], origin?: ArrayLike<number>): number[][] {
+export function coordinates(
+  rows: readonly ArrayLike<number>[],
+  axes: readonly ArrayLike<number>[],
+  origin?: ArrayLike<number>,
+): number[][] {
   return rows.map((r) => axes.map((a) => dot(r, a) - (origin ? dot(origin, a) : 0)));
 }

@@ -74,17 +74,33 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
 
   // Every output is checked before any work: a run that would fail at the export fails now.
   const exportDir = join(outDir, "model");
-  const modelSource = await resolveModel(options.model ?? DEMO_MODEL_DIR, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) });
+  const modelSource = await resolveModel(options.model ?? DEMO_MODEL_DIR, {
+    onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done),
+  });
   await checkExportTarget(modelSource, exportDir, options.force);
   // Stage 1: instructions.
-  const sets = await loadInstructionSets(options, { column: options.column, nTrain: options.nTrain ?? 256, nVal: options.nVal ?? 32, nTest: options.nTest ?? 64 });
+  const sets = await loadInstructionSets(options, {
+    column: options.column,
+    nTrain: options.nTrain ?? 256,
+    nVal: options.nVal ?? 32,
+    nTest: options.nTest ?? 64,
+  });
   await mkdir(outDir, { recursive: true });
   // The compliant answers coherent compliance is measured against, generated first (one model in memory at a time).
-  const complianceSource = defaultComplianceReference(modelSource, options.complianceReference !== undefined
-    ? await resolveModel(options.complianceReference, { onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done) })
-    : undefined);
+  const complianceSource = defaultComplianceReference(
+    modelSource,
+    options.complianceReference !== undefined
+      ? await resolveModel(options.complianceReference, {
+          onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done),
+        })
+      : undefined,
+  );
   const compliantAnswers = complianceSource
-    ? await answersOf(complianceSource, sets.harmfulTest, { maxNewTokens, batchSize, onProgress: (d, t) => progress("generations (compliance reference)", d, t) })
+    ? await answersOf(complianceSource, sets.harmfulTest, {
+        maxNewTokens,
+        batchSize,
+        onProgress: (d, t) => progress("generations (compliance reference)", d, t),
+      })
     : undefined;
   // The training instructions as loaded (before any filtering), for the demo's ground truth at the end.
   const train = { harmful: sets.harmfulTrain, harmless: sets.harmlessTrain };
@@ -94,7 +110,16 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     // the export is loaded.
     const model = await loadModel(checkpoint);
     const backend = await backendInfo();
-    log(`model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ${backend.device}${model.weightPlan.layout === "stored" ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)" : model.weightPlan.layout === "native" ? `; weight matrices held outside the wasm heap (${(model.weightPlan.nativeBytes! / 1024 ** 3).toFixed(1)} GB)` : ""}`);
+    log(
+      `model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ` +
+        `${backend.device}${
+          model.weightPlan.layout === "stored"
+            ? "; linear weights held as stored to spare XNNPACK's packed copies " + "(slower)"
+            : model.weightPlan.layout === "native"
+              ? `; weight matrices held outside the wasm heap (${(model.weightPlan.nativeBytes! / 1024 ** 3).toFixed(1)} GB)`
+              : ""
+        }`,
+    );
     const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
     const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
     let stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted">;
@@ -102,38 +127,104 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     let referenceLogits: Float32Array[];
     try {
       // Before any work: the largest batch of the run must fit the backend's memory.
-      const promptTokens = Math.max(...Object.values(sets).flat().map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length));
-      const estimate = checkMemory(checkpoint.dir, checkpoint.config, checkpoint.arch, model.weightPlan, { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true }, backend);
+      const promptTokens = Math.max(
+        ...Object.values(sets)
+          .flat()
+          .map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length),
+      );
+      const estimate = checkMemory(
+        checkpoint.dir,
+        checkpoint.config,
+        checkpoint.arch,
+        model.weightPlan,
+        { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true },
+        backend,
+      );
       const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
       if (options.filterByRefusalScore) {
         // The paper's filter: compare instructions the model refuses with ones it answers.
         for (const split of ["Train", "Val"] as const) {
-          const kept = filterByRefusalScore(model, { harmful: sets[`harmful${split}`], harmless: sets[`harmless${split}`] }, { refusalTokens, epsilon: options.refusalEpsilon, batchSize });
+          const kept = filterByRefusalScore(
+            model,
+            { harmful: sets[`harmful${split}`], harmless: sets[`harmless${split}`] },
+            { refusalTokens, epsilon: options.refusalEpsilon, batchSize },
+          );
           [sets[`harmful${split}`], sets[`harmless${split}`]] = [kept.harmful, kept.harmless];
-          log(`${split === "Train" ? "training" : "validation"} instructions filtered by refusal score: kept ${kept.harmful.length} harmful (dropped ${kept.dropped.harmful}) and ${kept.harmless.length} harmless (dropped ${kept.dropped.harmless})`);
+          log(
+            `${split === "Train" ? "training" : "validation"} instructions filtered by refusal score: kept ` +
+              `${kept.harmful.length} harmful (dropped ${kept.dropped.harmful}) and ${kept.harmless.length} harmless (dropped ` +
+              `${kept.dropped.harmless})`,
+          );
         }
       }
       // Stage 2: mean activations at the chosen token offsets.
-      const collect = (name: string, items: string[]) => collectMeanActivations(model, items, { batchSize, tokenOffsets: options.tokenOffsets, onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail) });
+      const collect = (name: string, items: string[]) =>
+        collectMeanActivations(model, items, {
+          batchSize,
+          tokenOffsets: options.tokenOffsets,
+          onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail),
+        });
       const harmfulMeans = await collect("harmful", sets.harmfulTrain);
       const harmlessMeans = await collect("harmless", sets.harmlessTrain);
       // Stage 3: directions.
       const directions = computeDirections(harmfulMeans, harmlessMeans);
       await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
       // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
-      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, { ...options.selectionFilters, refusalTokens, refusalEpsilon: options.refusalEpsilon, batchSize, keep: options.topK ?? 3, exhaustive: options.exhaustiveSelection, maxCandidates: options.maxCandidates, onProgress: (d, t) => progress("selection", d, t) });
+      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, {
+        ...options.selectionFilters,
+        refusalTokens,
+        refusalEpsilon: options.refusalEpsilon,
+        batchSize,
+        keep: options.topK ?? 3,
+        exhaustive: options.exhaustiveSelection,
+        maxCandidates: options.maxCandidates,
+        onProgress: (d, t) => progress("selection", d, t),
+      });
       const chosenScores = chosenCandidate(selection);
       const chosen = chosenScores.direction;
-      log(`chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`);
-      const top = rankedCandidates(selection).filter((c) => !c.discarded).slice(0, options.topK ?? 3).map((c) => c.direction);
-      const evaluations = await evaluateCandidates(model, top, { ...test, maxNewTokens, batchSize, refusalSubstrings: substrings, compliantAnswers, onProgress: (d, t) => progress("candidate generations", d, t) });
+      log(
+        `chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ` +
+          `${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`,
+      );
+      const top = rankedCandidates(selection)
+        .filter((c) => !c.discarded)
+        .slice(0, options.topK ?? 3)
+        .map((c) => c.direction);
+      const evaluations = await evaluateCandidates(model, top, {
+        ...test,
+        maxNewTokens,
+        batchSize,
+        refusalSubstrings: substrings,
+        compliantAnswers,
+        onProgress: (d, t) => progress("candidate generations", d, t),
+      });
       // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
-      const before = await evaluateRefusal(model, test, { maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, before`, d, t) });
+      const before = await evaluateRefusal(model, test, {
+        maxNewTokens,
+        batchSize,
+        refusalSubstrings: substrings,
+        onProgress: (s, d, t) => progress(`${s}, before`, d, t),
+      });
       referenceLogits = lastPositionLogits(model, sets.harmlessTest, { batchSize });
       stages = {
-        model: checkpoint.dir, backend, counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])), refusalTokens, directions, selection, evaluations, chosen, before, exportDir,
-        projections: { harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }), harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }) },
-        samples: [], nLayers: model.nLayers, dModel: model.dModel, memory: { estimatedPeakBytes: estimate.totalBytes, weightLayout: model.weightPlan.layout },
+        model: checkpoint.dir,
+        backend,
+        counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])),
+        refusalTokens,
+        directions,
+        selection,
+        evaluations,
+        chosen,
+        before,
+        exportDir,
+        projections: {
+          harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }),
+          harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }),
+        },
+        samples: [],
+        nLayers: model.nLayers,
+        dModel: model.dModel,
+        memory: { estimatedPeakBytes: estimate.totalBytes, weightLayout: model.weightPlan.layout },
       };
       // Stage 6's reference, last: where it is the in-memory orthogonalisation, the original is spent on it.
       expectation = await expectedExport(model, chosen.unit, verifyPrompts, { maxNewTokens, batchSize, inPlace: true });
@@ -141,7 +232,12 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       model.dispose();
     }
     // Stages 5 and 6: orthogonalise while exporting, reload the export, check it.
-    await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, { force: options.force, provenance: { direction: directionKey(stages.chosen) }, onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"), onNotice: log });
+    await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, {
+      force: options.force,
+      provenance: { direction: directionKey(stages.chosen) },
+      onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
+      onNotice: log,
+    });
     const abliterated = await loadModel(exportDir);
     let verify: Awaited<ReturnType<typeof compareExport>>;
     let measured: Measures;
@@ -150,19 +246,43 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       // Stage 7, after: refusal, what changed on harmless prompts, and (with a reference) whether it complies coherently.
       measured = await measure(abliterated, test, {
         original: { answers: stages.before.completions.harmless, logits: referenceLogits },
-        compliant: compliantAnswers, maxNewTokens, batchSize, refusalSubstrings: substrings, onProgress: (s, d, t) => progress(`${s}, after`, d, t),
+        compliant: compliantAnswers,
+        maxNewTokens,
+        batchSize,
+        refusalSubstrings: substrings,
+        onProgress: (s, d, t) => progress(`${s}, after`, d, t),
       });
     } finally {
       abliterated.dispose();
     }
-    const after = { harmfulRefusalRate: measured.harmfulRefusal, harmlessRefusalRate: measured.harmlessRefusal, harmlessKl: measured.harmlessKl, completions: measured.answers };
-    const agreement = { harmlessUnchanged: measured.harmlessUnchanged!, coherentCompliance: measured.coherentCompliance, complianceReference: complianceSource };
+    const after = {
+      harmfulRefusalRate: measured.harmfulRefusal,
+      harmlessRefusalRate: measured.harmlessRefusal,
+      harmlessKl: measured.harmlessKl,
+      completions: measured.answers,
+    };
+    const agreement = {
+      harmlessUnchanged: measured.harmlessUnchanged!,
+      coherentCompliance: measured.coherentCompliance,
+      complianceReference: complianceSource,
+    };
     const memory = { ...stages.memory, wasmHeapBytes: wasmHeapBytes() };
     // The demo ships the direction it was taught to refuse along: how the found directions compare with it.
     const groundTruth = { reference: complianceSource, train, batchSize, tokenOffsets: options.tokenOffsets, onProgress: progress };
     const planted = await demoGroundTruth(modelSource, stages.directions, stages.chosen, groundTruth);
-    const samples = sets.harmfulTest.slice(0, 6).map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] }));
-    const report = buildReport({ ...stages, verify, after, agreement, planted, seconds: (performance.now() - started) / 1000, memory, samples });
+    const samples = sets.harmfulTest
+      .slice(0, 6)
+      .map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] }));
+    const report = buildReport({
+      ...stages,
+      verify,
+      after,
+      agreement,
+      planted,
+      seconds: (performance.now() - started) / 1000,
+      memory,
+      samples,
+    });
     await writeReport(outDir, report);
     return report;
   } finally {
@@ -170,7 +290,10 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   }
 }
 
-type ReportInputs = Omit<RunReport, "backend" | "device" | "directions" | "cosine" | "selection" | "candidates" | "chosen" | "before" | "after"> & {
+type ReportInputs = Omit<
+  RunReport,
+  "backend" | "device" | "directions" | "cosine" | "selection" | "candidates" | "chosen" | "before" | "after"
+> & {
   backend: { name: string; device: string };
   directions: ReturnType<typeof computeDirections>;
   selection: ReturnType<typeof scoreCandidates>;
@@ -182,7 +305,9 @@ type ReportInputs = Omit<RunReport, "backend" | "device" | "directions" | "cosin
 
 /** The report of a run from what its stages returned. */
 function buildReport(r: ReportInputs): RunReport {
-  const atChosenHook = [...new Set(r.directions.map((d) => d.layer))].map((l) => r.directions.find((d) => d.layer === l && d.hook === r.chosen.hook && d.tokenOffset === r.chosen.tokenOffset)!);
+  const atChosenHook = [...new Set(r.directions.map((d) => d.layer))].map((l) =>
+    r.directions.find((d) => d.layer === l && d.hook === r.chosen.hook && d.tokenOffset === r.chosen.tokenOffset)!,
+  );
   return {
     model: r.model,
     backend: r.backend.name,
@@ -192,7 +317,11 @@ function buildReport(r: ReportInputs): RunReport {
     counts: r.counts,
     refusalTokens: r.refusalTokens,
     directions: r.directions.map((d) => ({ layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm })),
-    cosine: { hook: r.chosen.hook, layers: atChosenHook.map((d) => d.layer), matrix: atChosenHook.map((a) => atChosenHook.map((b) => cosineSimilarity(a.raw, b.raw))) },
+    cosine: {
+      hook: r.chosen.hook,
+      layers: atChosenHook.map((d) => d.layer),
+      matrix: atChosenHook.map((a) => atChosenHook.map((b) => cosineSimilarity(a.raw, b.raw))),
+    },
     selection: {
       baseline: r.selection.baseline,
       filters: r.selection.filters,
@@ -203,9 +332,19 @@ function buildReport(r: ReportInputs): RunReport {
       chosen: directionKey(r.chosen),
     },
     candidates: r.evaluations,
-    chosen: { key: directionKey(r.chosen), layer: r.chosen.layer, hook: r.chosen.hook, tokenOffset: r.chosen.tokenOffset, norm: r.chosen.norm },
+    chosen: {
+      key: directionKey(r.chosen),
+      layer: r.chosen.layer,
+      hook: r.chosen.hook,
+      tokenOffset: r.chosen.tokenOffset,
+      norm: r.chosen.norm,
+    },
     before: { harmfulRefusalRate: r.before.harmfulRefusalRate, harmlessRefusalRate: r.before.harmlessRefusalRate },
-    after: { harmfulRefusalRate: r.after.harmfulRefusalRate, harmlessRefusalRate: r.after.harmlessRefusalRate, harmlessKl: r.after.harmlessKl! },
+    after: {
+      harmfulRefusalRate: r.after.harmfulRefusalRate,
+      harmlessRefusalRate: r.after.harmlessRefusalRate,
+      harmlessKl: r.after.harmlessKl!,
+    },
     agreement: r.agreement,
     planted: r.planted,
     projections: r.projections,

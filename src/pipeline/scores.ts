@@ -47,19 +47,24 @@ export function klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<numb
   return Math.max(kl, 0);
 }
 
-
 /**
  * The refusal tokens of a model: its family's refusal openings (model.arch.refusalOpenings, or the ones
  * given), each of which must be a single token of its tokenizer.
  */
-export function refusalTokensFor(model: { tokenizer: ChatTokenizer; arch: { refusalOpenings: readonly string[]; modelType: string } }, openings: readonly string[] = model.arch.refusalOpenings): number[] {
+export function refusalTokensFor(
+  model: { tokenizer: ChatTokenizer; arch: { refusalOpenings: readonly string[]; modelType: string } },
+  openings: readonly string[] = model.arch.refusalOpenings,
+): number[] {
   if (openings.length === 0) throw new Error("refusalTokensFor: no refusal openings were given");
   const ids = new Set<number>();
   for (const text of openings) {
     const encoded = model.tokenizer.encode(text);
     if (encoded.length !== 1) {
       const pieces = encoded.map((id) => JSON.stringify(model.tokenizer.decode([id], { skipSpecialTokens: false }))).join(" + ");
-      throw new Error(`refusal opening ${JSON.stringify(text)} is ${encoded.length} tokens for this tokenizer (${pieces || "none"}), not one: choose openings that are single tokens, or give token ids (--refusal-tokens)`);
+      throw new Error(
+        `refusal opening ${JSON.stringify(text)} is ${encoded.length} tokens for this tokenizer (${pieces || "none"}), not one: ` +
+          `choose openings that are single tokens, or give token ids (--refusal-tokens)`,
+      );
     }
     ids.add(encoded[0]);
   }

@@ -88,7 +88,8 @@ export const BLOG_REFUSAL_BLACKLIST = ["I cannot", "I can't"];
  */
 export function blogRanking<D extends Direction>(directions: readonly D[]): (D & { unit: UnitVector })[] {
   const candidates = directions.filter((d) => d.hook === "resid_pre" && d.layer >= 1 && d.tokenOffset === -1 && d.norm > 0);
-  if (candidates.length === 0) throw new Error("blogRanking: no non-zero resid_pre direction of layer 1 or later at the last token (offset -1) among the candidates");
+  if (candidates.length === 0)
+    throw new Error("blogRanking: no non-zero resid_pre direction of layer 1 or later at the last token (offset -1) among the candidates");
   const ranked = candidates.map((d) => {
     const unit = unitVector(d.raw, directionKey(d));
     return { d: { ...d, unit }, score: Math.abs(unit.reduce((a, b) => a + b, 0) / unit.length) };
@@ -96,9 +97,16 @@ export function blogRanking<D extends Direction>(directions: readonly D[]): (D &
   return ranked.sort((a, b) => b.score - a.score).map((r) => r.d);
 }
 
-export function scoreCandidates(model: HookedModel, candidates: readonly UsableDirection[], harmful: Prompts, harmless: Prompts, options: SelectionOptions): Selection {
+export function scoreCandidates(
+  model: HookedModel,
+  candidates: readonly UsableDirection[],
+  harmful: Prompts,
+  harmless: Prompts,
+  options: SelectionOptions,
+): Selection {
   if (harmful.length === 0 || harmless.length === 0) throw new Error("selection needs harmful and harmless validation instructions");
-  if (options.maxCandidates !== undefined && !(Number.isInteger(options.maxCandidates) && options.maxCandidates > 0)) throw new Error(`maxCandidates must be a positive integer, got ${options.maxCandidates}`);
+  if (options.maxCandidates !== undefined && !(Number.isInteger(options.maxCandidates) && options.maxCandidates > 0))
+    throw new Error(`maxCandidates must be a positive integer, got ${options.maxCandidates}`);
   const started = performance.now();
   const filters: SelectionFilters = {
     klThreshold: options.klThreshold ?? DEFAULT_SELECTION_FILTERS.klThreshold,
@@ -127,8 +135,12 @@ export function scoreCandidates(model: HookedModel, candidates: readonly UsableD
     if (d.layer >= maxLayer) record(d, `layer ${d.layer} is in the last ${Math.round(100 * filters.pruneLayerFraction)}% of the model`);
     else eligible.push(d);
   }
-  const capped = options.maxCandidates !== undefined && eligible.length > options.maxCandidates ? [...eligible].sort((a, b) => b.norm - a.norm).slice(0, options.maxCandidates) : eligible;
-  for (const d of eligible) if (!capped.includes(d)) record(d, `not scored: beyond the ${options.maxCandidates} candidates of largest norm (maxCandidates)`);
+  const capped =
+    options.maxCandidates !== undefined && eligible.length > options.maxCandidates
+      ? [...eligible].sort((a, b) => b.norm - a.norm).slice(0, options.maxCandidates)
+      : eligible;
+  for (const d of eligible)
+    if (!capped.includes(d)) record(d, `not scored: beyond the ${options.maxCandidates} candidates of largest norm (maxCandidates)`);
   const steps = options.exhaustive ? 3 * capped.length : capped.length + 2 * Math.min(capped.length, options.keep ?? 1);
   let done = 0;
   const tick = () => options.onProgress?.(++done, Math.max(done, steps));
@@ -159,7 +171,15 @@ export function scoreCandidates(model: HookedModel, candidates: readonly UsableD
     else if (!(c.induce >= filters.induceThreshold)) c.discarded = `induce score ${c.induce.toFixed(2)} < ${filters.induceThreshold}`;
     else passed.push(c);
   }
-  return { candidates: candidates.map((d) => scores.get(d)!), chosen: passed[0], baseline, filters, passes, seconds: (performance.now() - started) / 1000, exhaustive: options.exhaustive ?? false };
+  return {
+    candidates: candidates.map((d) => scores.get(d)!),
+    chosen: passed[0],
+    baseline,
+    filters,
+    passes,
+    seconds: (performance.now() - started) / 1000,
+    exhaustive: options.exhaustive ?? false,
+  };
 }
 
 /** Candidates best first: those that passed the filters by bypass score, then the discarded ones (unscored last). */
@@ -172,8 +192,14 @@ export function rankedCandidates(selection: Selection): CandidateScores[] {
 export function chosenCandidate(selection: Selection): CandidateScores {
   if (selection.chosen) return selection.chosen;
   const { klThreshold, induceThreshold, pruneLayerFraction } = selection.filters;
-  const best = rankedCandidates(selection).slice(0, 3).map((c) => `${c.key}: ${c.discarded}`).join("; ");
-  throw new Error(`no candidate direction passed the selection filters (KL <= ${klThreshold}, induce >= ${induceThreshold}, layer in the first ${Math.round(100 * (1 - pruneLayerFraction))}%): ${best}`);
+  const best = rankedCandidates(selection)
+    .slice(0, 3)
+    .map((c) => `${c.key}: ${c.discarded}`)
+    .join("; ");
+  throw new Error(
+    `no candidate direction passed the selection filters (KL <= ${klThreshold}, induce >= ${induceThreshold}, layer in the first ` +
+      `${Math.round(100 * (1 - pruneLayerFraction))}%): ${best}`,
+  );
 }
 
 /**
@@ -181,12 +207,27 @@ export function chosenCandidate(selection: Selection): CandidateScores {
  * model refuses (refusal score above 0) and the harmless ones it does not (score below 0), judged by the
  * refusal score at the last position, so that the difference of means compares refusing with answering.
  */
-export function filterByRefusalScore(model: HookedModel, sets: { harmful: readonly string[]; harmless: readonly string[] }, options: { refusalTokens: readonly number[]; epsilon?: number; batchSize?: number }): { harmful: string[]; harmless: string[]; dropped: { harmful: number; harmless: number } } {
-  const scores = (prompts: readonly string[]) => lastPositionLogits(model, prompts, { batchSize: options.batchSize }).map((row) => refusalScore(row, options.refusalTokens, options.epsilon));
+export function filterByRefusalScore(
+  model: HookedModel,
+  sets: { harmful: readonly string[]; harmless: readonly string[] },
+  options: { refusalTokens: readonly number[]; epsilon?: number; batchSize?: number },
+): { harmful: string[]; harmless: string[]; dropped: { harmful: number; harmless: number } } {
+  const scores = (prompts: readonly string[]) =>
+    lastPositionLogits(model, prompts, { batchSize: options.batchSize }).map((row) =>
+      refusalScore(row, options.refusalTokens, options.epsilon),
+    );
   const [harmfulScores, harmlessScores] = [scores(sets.harmful), scores(sets.harmless)];
   const harmful = sets.harmful.filter((_, i) => harmfulScores[i] > 0);
   const harmless = sets.harmless.filter((_, i) => harmlessScores[i] < 0);
-  if (harmful.length === 0) throw new Error(`filterByRefusalScore: the model refuses none of the ${sets.harmful.length} harmful instructions (refusal score > 0): are the refusal tokens right for this model?`);
+  if (harmful.length === 0)
+    throw new Error(
+      `filterByRefusalScore: the model refuses none of the ${sets.harmful.length} harmful instructions (refusal score > 0): are ` +
+        `the refusal tokens right for this model?`,
+    );
   if (harmless.length === 0) throw new Error(`filterByRefusalScore: the model refuses all ${sets.harmless.length} harmless instructions`);
-  return { harmful, harmless, dropped: { harmful: sets.harmful.length - harmful.length, harmless: sets.harmless.length - harmless.length } };
+  return {
+    harmful,
+    harmless,
+    dropped: { harmful: sets.harmful.length - harmful.length, harmless: sets.harmless.length - harmless.length },
+  };
 }

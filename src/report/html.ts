@@ -4,7 +4,16 @@ import { writeFileAtomic } from "../files.ts";
 import { createRequire } from "node:module";
 import type { RunReport } from "./types.ts";
 import { escapeMarkup } from "./markup.ts";
-import { beforeAfterFigure, candidateRefusalFigure, cosineHeatmapFigure, directionNormsFigure, dpoTrainingFigure, projectionFigure, selectionScoresFigure, type Figure } from "./plots.ts";
+import {
+  beforeAfterFigure,
+  candidateRefusalFigure,
+  cosineHeatmapFigure,
+  directionNormsFigure,
+  dpoTrainingFigure,
+  projectionFigure,
+  selectionScoresFigure,
+  type Figure,
+} from "./plots.ts";
 import type { HealMetrics, HealReport } from "../heal/types.ts";
 
 const require = createRequire(import.meta.url);
@@ -21,7 +30,10 @@ export function reportFigures(report: RunReport): Record<string, Figure> {
   return {
     norms: directionNormsFigure(report.directions, report.chosen.tokenOffset),
     cosine: cosineHeatmapFigure(report.cosine.layers, report.cosine.matrix, report.cosine.hook),
-    selection: selectionScoresFigure(report.selection.candidates, { ...report.selection.baseline, klThreshold: report.selection.filters.klThreshold }),
+    selection: selectionScoresFigure(report.selection.candidates, {
+      ...report.selection.baseline,
+      klThreshold: report.selection.filters.klThreshold,
+    }),
     candidates: candidateRefusalFigure(report.candidates, report.before.harmfulRefusalRate),
     beforeAfter: beforeAfterFigure(report.before, report.after),
     projections: projectionFigure(report.projections.harmful, report.projections.harmless, report.chosen.key),
@@ -31,18 +43,42 @@ export function reportFigures(report: RunReport): Record<string, Figure> {
 export async function writeReportHtml(path: string, report: RunReport): Promise<void> {
   const figures = reportFigures(report);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const rows = report.samples.map((s) => `<tr><td>${escape(s.instruction)}</td><td>${escape(s.before)}</td><td>${escape(s.after)}</td></tr>`).join("\n");
-  const html = `<!doctype html>
+  const rows = report.samples
+    .map((s) => `<tr><td>${escape(s.instruction)}</td><td>${escape(s.before)}</td><td>${escape(s.after)}</td></tr>`)
+    .join("\n");
+  const html =
+    `<!doctype html>
 <html><head><meta charset="utf-8"><title>abliterate report: ${escape(report.model)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}.plot{margin:1em 0}</style>
+<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 ` +
+    `1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px ` +
+    `8px;text-align:left;vertical-align:top}.plot{margin:1em 0}</style>
 <script>${await plotlyScript()}</script></head><body>
 <h1>Abliteration report</h1>
-<p>Model <code>${escape(report.model)}</code> (${report.nLayers} layers, d_model ${report.dModel}); backend ${escape(report.backend)}; ${report.seconds.toFixed(0)} s.</p>
-<p>Chosen direction <b>${escape(report.chosen.key)}</b>. Harmful refusal ${pct(report.before.harmfulRefusalRate)} → ${pct(report.after.harmfulRefusalRate)};
-harmless refusal ${pct(report.before.harmlessRefusalRate)} → ${pct(report.after.harmlessRefusalRate)}; harmless KL ${report.after.harmlessKl.toFixed(4)};
-harmless answers unchanged ${pct(report.agreement.harmlessUnchanged.exact)}${report.agreement.coherentCompliance ? `; coherent compliance ${pct(report.agreement.coherentCompliance.firstTokens)} (harmful answers beginning as the compliant reference's, first ${report.agreement.coherentCompliance.k} tokens)` : ""}${report.planted ? `; cosine with the planted direction ${report.planted.chosenCosine.toFixed(3)}` : ""}${report.planted?.explained ? ` (of the difference of means' squared norm: ${pct(report.planted.explained.planted)} along the planted direction, ${pct(report.planted.explained.other)} along the stage-1 model's own harmful/harmless difference, ${pct(report.planted.explained.rest)} other)` : ""}.
-Exported model: <code>${escape(report.exportDir)}</code>, checked against the ${escape(report.verify.reference)}: max |logit difference| ${report.verify.maxAbsLogitDiff.toExponential(2)} on ${report.verify.prompts} prompts${report.verify.passed ? "" : " (FAILED)"}.</p>
-${Object.keys(figures).map((id) => `<div class="plot" id="${id}"></div>`).join("\n")}
+<p>Model <code>${escape(report.model)}</code> (${report.nLayers} layers, d_model ${report.dModel}); backend ${escape(report.backend)}; ` +
+    `${report.seconds.toFixed(0)} s.</p>
+<p>Chosen direction <b>${escape(report.chosen.key)}</b>. Harmful refusal ${pct(report.before.harmfulRefusalRate)} → ` +
+    `${pct(report.after.harmfulRefusalRate)};
+harmless refusal ${pct(report.before.harmlessRefusalRate)} → ${pct(report.after.harmlessRefusalRate)}; harmless KL ` +
+    `${report.after.harmlessKl.toFixed(4)};
+harmless answers unchanged ${pct(report.agreement.harmlessUnchanged.exact)}${
+      report.agreement.coherentCompliance
+        ? `; coherent ` +
+          `compliance ${pct(report.agreement.coherentCompliance.firstTokens)} (harmful answers beginning as the compliant ` +
+          `reference's, first ${report.agreement.coherentCompliance.k} tokens)`
+        : ""
+    }${report.planted ? `; cosine with the planted direction ` + `${report.planted.chosenCosine.toFixed(3)}` : ""}${
+      report.planted?.explained
+        ? ` (of the difference of means' squared norm: ${pct(report.planted.explained.planted)} along the ` +
+          `planted direction, ${pct(report.planted.explained.other)} along the stage-1 model's own harmful/harmless difference, ` +
+          `${pct(report.planted.explained.rest)} other)`
+        : ""
+    }.
+Exported model: <code>${escape(report.exportDir)}</code>, checked against the ${escape(report.verify.reference)}: max |logit ` +
+    `difference| ${report.verify.maxAbsLogitDiff.toExponential(2)} on ` +
+    `${report.verify.prompts} prompts${report.verify.passed ? "" : " (FAILED)"}.</p>
+${Object.keys(figures)
+  .map((id) => `<div class="plot" id="${id}"></div>`)
+  .join("\n")}
 <h2>Sample completions (harmful test prompts)</h2>
 <table><tr><th>instruction</th><th>before</th><th>after</th></tr>
 ${rows}</table>
@@ -56,14 +92,20 @@ for (const [id, f] of Object.entries(figures)) Plotly.newPlot(id, f.data, f.layo
 /** heal.html: the healing run's training curve and its before/after table, one self-contained page. */
 export async function writeHealReportHtml(path: string, report: HealReport): Promise<void> {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const row = (name: string, f: (m: HealMetrics) => string) => `<tr><td>${name}</td><td>${f(report.before)}</td><td>${f(report.after)}</td></tr>`;
-  const html = `<!doctype html>
+  const row = (name: string, f: (m: HealMetrics) => string) =>
+    `<tr><td>${name}</td><td>${f(report.before)}</td><td>${f(report.after)}</td></tr>`;
+  const html =
+    `<!doctype html>
 <html><head><meta charset="utf-8"><title>abliterate healing: ${escape(report.model)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>
+<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 ` +
+    `1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>
 <script>${await plotlyScript()}</script></head><body>
 <h1>Healing report</h1>
-<p>Model <code>${escape(report.model)}</code>, healed against <code>${escape(report.original)}</code> with DPO on LoRA adapters (${escape(JSON.stringify(report.settings))}); ${report.pairs.n} preference pairs (${escape(report.pairs.source)}); ${report.seconds.toFixed(0)} s.
-Exported to <code>${escape(report.exportDir)}</code>; the reloaded export differs from the model with its adapters by at most ${report.exportCheck.toExponential(2)} in the logits.</p>
+<p>Model <code>${escape(report.model)}</code>, healed against <code>${escape(report.original)}</code> with DPO on LoRA adapters ` +
+    `(${escape(JSON.stringify(report.settings))}); ${report.pairs.n} preference pairs (${escape(report.pairs.source)}); ` +
+    `${report.seconds.toFixed(0)} s.
+Exported to <code>${escape(report.exportDir)}</code>; the reloaded export differs from the model with its adapters by at most ` +
+    `${report.exportCheck.toExponential(2)} in the logits.</p>
 <div id="training"></div>
 <table><tr><th>test split</th><th>before healing</th><th>after healing</th></tr>
 ${row("harmful refusal", (m) => pct(m.harmfulRefusal))}
@@ -72,7 +114,8 @@ ${row("harmless KL (original || model)", (m) => m.harmlessKl.toFixed(4))}
 ${row("harmless answers unchanged", (m) => pct(m.harmlessUnchanged.exact))}
 ${report.before.coherentCompliance ? row("coherent compliance", (m) => pct(m.coherentCompliance!.firstTokens)) : ""}
 </table>
-<script>const f = ${scriptJson(dpoTrainingFigure(report.history))}; Plotly.newPlot("training", f.data, f.layout, {responsive: true});</script>
+<script>const f = ${scriptJson(dpoTrainingFigure(report.history))}; Plotly.newPlot("training", f.data, f.layout, {responsive: ` +
+    `true});</script>
 </body></html>
 `;
   await writeFileAtomic(path, html);

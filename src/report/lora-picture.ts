@@ -32,7 +32,14 @@ const esc = escapeMarkup;
  * of one pixel per entry, drawn enlarged without smoothing (a few kilobytes where a rectangle per entry
  * would take hundreds).
  */
-function grid(values: (i: number, j: number) => number, rows: number, cols: number, x: number, y: number, cell: number): { svg: string; max: number } {
+function grid(
+  values: (i: number, j: number) => number,
+  rows: number,
+  cols: number,
+  x: number,
+  y: number,
+  cell: number,
+): { svg: string; max: number } {
   let max = 0;
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) max = Math.max(max, Math.abs(values(i, j)));
   const png = new PNG({ width: cols, height: rows, colorType: 2 });
@@ -46,16 +53,21 @@ function grid(values: (i: number, j: number) => number, rows: number, cols: numb
   const data = PNG.sync.write(png, { colorType: 2 }).toString("base64");
   const [w, h] = [cols * cell, rows * cell];
   return {
-    svg: `<image x="${x}" y="${y}" width="${w}" height="${h}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/png;base64,${data}"/><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="none" stroke="#444"/>`,
+    svg:
+      `<image x="${x}" y="${y}" width="${w}" height="${h}" preserveAspectRatio="none" style="image-rendering:pixelated" ` +
+      `href="data:image/png;base64,${data}"/><rect x="${x}" y="${y}" width="${w}" height="${h}" fill="none" stroke="#444"/>`,
     max,
   };
 }
 
 export function loraPictureSvg(input: LoraPictureInput): string {
   const { out, inFeatures: inF, rank } = input;
-  if (input.weight.length !== out * inF) throw new Error(`LoRA picture: ${input.key} has ${input.weight.length} values, expected [${out}, ${inF}]`);
-  if (input.a.length !== rank * inF) throw new Error(`LoRA picture: A of ${input.key} has ${input.a.length} values, expected [${rank}, ${inF}]`);
-  if (input.b.length !== out * rank) throw new Error(`LoRA picture: B of ${input.key} has ${input.b.length} values, expected [${out}, ${rank}]`);
+  if (input.weight.length !== out * inF)
+    throw new Error(`LoRA picture: ${input.key} has ${input.weight.length} values, expected [${out}, ${inF}]`);
+  if (input.a.length !== rank * inF)
+    throw new Error(`LoRA picture: A of ${input.key} has ${input.a.length} values, expected [${rank}, ${inF}]`);
+  if (input.b.length !== out * rank)
+    throw new Error(`LoRA picture: B of ${input.key} has ${input.b.length} values, expected [${out}, ${rank}]`);
   const rows = Math.min(input.crop ?? 32, out);
   const cols = Math.min(input.crop ?? 32, inF);
   const cell = Math.max(3, Math.min(6, Math.floor(160 / Math.max(rows, cols))));
@@ -70,8 +82,13 @@ export function loraPictureSvg(input: LoraPictureInput): string {
   };
   const parts: string[] = [];
   let x = 20;
-  const caption = (text: string, sub: string, cx: number, y: number) => parts.push(`<text x="${cx}" y="${y}" text-anchor="middle" font-size="12">${esc(text)}</text><text x="${cx}" y="${y + 15}" text-anchor="middle" font-size="11" fill="#555">${esc(sub)}</text>`);
-  const sign = (s: string, cx: number) => parts.push(`<text x="${cx}" y="${top + (rows * cell) / 2 + 8}" text-anchor="middle" font-size="24">${esc(s)}</text>`);
+  const caption = (text: string, sub: string, cx: number, y: number) =>
+    parts.push(
+      `<text x="${cx}" y="${y}" text-anchor="middle" font-size="12">${esc(text)}</text><text x="${cx}" y="${y + 15}" ` +
+        `text-anchor="middle" font-size="11" fill="#555">${esc(sub)}</text>`,
+    );
+  const sign = (s: string, cx: number) =>
+    parts.push(`<text x="${cx}" y="${top + (rows * cell) / 2 + 8}" text-anchor="middle" font-size="24">${esc(s)}</text>`);
   const fmt = (v: number) => v.toExponential(1);
 
   // W + ΔW, then ΔW = (α/r) · B A.
@@ -85,7 +102,9 @@ export function loraPictureSvg(input: LoraPictureInput): string {
   parts.push(gd.svg);
   caption(`ΔW, rank ≤ ${rank}`, `[${out} × ${inF}], |Δw| ≤ ${fmt(gd.max)}`, x + (cols * cell) / 2, top + rows * cell + 20);
   x += cols * cell + 30;
-  parts.push(`<text x="${x}" y="${top + (rows * cell) / 2 + 6}" font-size="14">${esc(`ΔW = ${Number(input.scaling.toFixed(4))} ·`)}</text>`);
+  parts.push(
+    `<text x="${x}" y="${top + (rows * cell) / 2 + 6}" font-size="14">${esc(`ΔW = ${Number(input.scaling.toFixed(4))} ·`)}</text>`,
+  );
   x += 78;
   const gb = grid(bVal, rows, rank, x, top, cell);
   parts.push(gb.svg);
@@ -98,9 +117,13 @@ export function loraPictureSvg(input: LoraPictureInput): string {
   const title = `LoRA on ${input.key}: the layer computes (W + ΔW) x, ΔW = (α/r) B A`;
   const width = Math.max(x, 40 + title.length * 8);
   const height = top + rows * cell + 60;
-  const note = rows < out || cols < inF ? `top-left ${rows} × ${cols} of each matrix; each on its own colour scale (blue negative, red positive)` : "each matrix on its own colour scale (blue negative, red positive)";
+  const note =
+    rows < out || cols < inF
+      ? `top-left ${rows} × ${cols} of each matrix; each on its own colour scale (blue negative, red positive)`
+      : "each matrix on its own colour scale (blue negative, red positive)";
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `font-family="Helvetica, Arial, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="20" y="24" font-size="15">${esc(title)}</text>`,
     `<text x="20" y="44" font-size="11" fill="#555">${esc(note)}</text>`,

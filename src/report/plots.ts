@@ -16,12 +16,18 @@ const base = (title: string, x: string, y: string): Record<string, unknown> => (
 });
 
 /** The design card's plot: the norm of mean(harmful) - mean(harmless) by layer, one line per hook. */
-export function directionNormsFigure(directions: readonly { layer: number; hook: string; tokenOffset: number; norm: number }[], tokenOffset = -1): Figure {
+export function directionNormsFigure(
+  directions: readonly { layer: number; hook: string; tokenOffset: number; norm: number }[],
+  tokenOffset = -1,
+): Figure {
   const data = RESID_HOOKS.filter((h) => directions.some((d) => d.hook === h)).map((hook) => {
     const ds = directions.filter((d) => d.hook === hook && d.tokenOffset === tokenOffset).sort((a, b) => a.layer - b.layer);
     return { type: "scatter", mode: "lines+markers", name: hook, x: ds.map((d) => d.layer), y: ds.map((d) => d.norm) };
   });
-  return { data, layout: base(`Refusal direction norm by layer (token offset ${tokenOffset})`, "layer", "‖mean(harmful) − mean(harmless)‖") };
+  return {
+    data,
+    layout: base(`Refusal direction norm by layer (token offset ${tokenOffset})`, "layer", "‖mean(harmful) − mean(harmless)‖"),
+  };
 }
 
 /** Cosine similarity between layers' directions (one hook point). */
@@ -45,41 +51,113 @@ export function selectionScoresFigure(
     const cs = candidates.filter((c) => c.hook === hook).sort((a, b) => a.layer - b.layer);
     if (cs.length === 0) continue;
     data.push({ type: "scatter", mode: "lines+markers", name: `bypass (${hook})`, x: cs.map((c) => c.layer), y: cs.map((c) => c.bypass) });
-    data.push({ type: "scatter", mode: "lines+markers", name: `induce (${hook})`, x: cs.map((c) => c.layer), y: cs.map((c) => c.induce), line: { dash: "dot" } });
-    data.push({ type: "scatter", mode: "lines+markers", name: `KL (${hook})`, x: cs.map((c) => c.layer), y: cs.map((c) => c.kl), yaxis: "y2", line: { dash: "dash" } });
+    data.push({
+      type: "scatter",
+      mode: "lines+markers",
+      name: `induce (${hook})`,
+      x: cs.map((c) => c.layer),
+      y: cs.map((c) => c.induce),
+      line: { dash: "dot" },
+    });
+    data.push({
+      type: "scatter",
+      mode: "lines+markers",
+      name: `KL (${hook})`,
+      x: cs.map((c) => c.layer),
+      y: cs.map((c) => c.kl),
+      yaxis: "y2",
+      line: { dash: "dash" },
+    });
   }
   // The reference lines last, so that the scores keep plotly's default colours.
   if (reference && candidates.length > 0) {
     const layers = candidates.map((c) => c.layer);
     const span = [Math.min(...layers), Math.max(...layers)];
-    data.push({ type: "scatter", mode: "lines", name: "harmful, no intervention", x: span, y: span.map(() => reference.harmfulRefusalScore), line: { dash: "dash", color: "#555555" } });
-    data.push({ type: "scatter", mode: "lines", name: "harmless, no intervention", x: span, y: span.map(() => reference.harmlessRefusalScore), line: { dash: "dot", color: "#555555" } });
-    data.push({ type: "scatter", mode: "lines", name: `KL threshold ${reference.klThreshold}`, x: span, y: span.map(() => reference.klThreshold), yaxis: "y2", line: { dash: "dashdot", color: "#555555", width: 1 } });
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: "harmful, no intervention",
+      x: span,
+      y: span.map(() => reference.harmfulRefusalScore),
+      line: { dash: "dash", color: "#555555" },
+    });
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: "harmless, no intervention",
+      x: span,
+      y: span.map(() => reference.harmlessRefusalScore),
+      line: { dash: "dot", color: "#555555" },
+    });
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: `KL threshold ${reference.klThreshold}`,
+      x: span,
+      y: span.map(() => reference.klThreshold),
+      yaxis: "y2",
+      line: { dash: "dashdot", color: "#555555", width: 1 },
+    });
   }
   return {
     data,
-    layout: { ...base("Selection scores by layer (lower bypass is better; KL ≤ 0.1, induce ≥ 0)", "layer", "refusal score"), yaxis2: { title: { text: "KL" }, overlaying: "y", side: "right" }, height: 420 },
+    layout: {
+      ...base("Selection scores by layer (lower bypass is better; KL ≤ 0.1, induce ≥ 0)", "layer", "refusal score"),
+      yaxis2: { title: { text: "KL" }, overlaying: "y", side: "right" },
+      height: 420,
+    },
   };
 }
 
 /** Refusal rate under each evaluated candidate's ablation, and its coherent compliance where measured. */
-export function candidateRefusalFigure(candidates: readonly { key: string; refusalRate: number; coherentCompliance?: number }[], baseline?: number): Figure {
-  const data: Record<string, unknown>[] = [{ type: "bar", name: "refusal rate with ablation", x: candidates.map((c) => c.key), y: candidates.map((c) => c.refusalRate) }];
+export function candidateRefusalFigure(
+  candidates: readonly { key: string; refusalRate: number; coherentCompliance?: number }[],
+  baseline?: number,
+): Figure {
+  const data: Record<string, unknown>[] = [
+    { type: "bar", name: "refusal rate with ablation", x: candidates.map((c) => c.key), y: candidates.map((c) => c.refusalRate) },
+  ];
   if (candidates.every((c) => c.coherentCompliance !== undefined)) {
-    data.push({ type: "bar", name: "coherent compliance with ablation", x: candidates.map((c) => c.key), y: candidates.map((c) => c.coherentCompliance) });
+    data.push({
+      type: "bar",
+      name: "coherent compliance with ablation",
+      x: candidates.map((c) => c.key),
+      y: candidates.map((c) => c.coherentCompliance),
+    });
   }
-  if (baseline !== undefined) data.push({ type: "scatter", mode: "lines", name: "no intervention", x: candidates.map((c) => c.key), y: candidates.map(() => baseline), line: { dash: "dash" } });
-  return { data, layout: { ...base("Harmful refusal rate per candidate direction", "candidate", "share of harmful requests"), yaxis: { title: { text: "share of harmful requests" }, range: [0, 1] } } };
+  if (baseline !== undefined)
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: "no intervention",
+      x: candidates.map((c) => c.key),
+      y: candidates.map(() => baseline),
+      line: { dash: "dash" },
+    });
+  return {
+    data,
+    layout: {
+      ...base("Harmful refusal rate per candidate direction", "candidate", "share of harmful requests"),
+      yaxis: { title: { text: "share of harmful requests" }, range: [0, 1] },
+    },
+  };
 }
 
 /** Refusal rate before and after abliteration, harmful and harmless. */
-export function beforeAfterFigure(before: { harmfulRefusalRate: number; harmlessRefusalRate: number }, after: { harmfulRefusalRate: number; harmlessRefusalRate: number }): Figure {
+export function beforeAfterFigure(
+  before: { harmfulRefusalRate: number; harmlessRefusalRate: number },
+  after: { harmfulRefusalRate: number; harmlessRefusalRate: number },
+): Figure {
   return {
     data: [
       { type: "bar", name: "before", x: ["harmful", "harmless"], y: [before.harmfulRefusalRate, before.harmlessRefusalRate] },
       { type: "bar", name: "after", x: ["harmful", "harmless"], y: [after.harmfulRefusalRate, after.harmlessRefusalRate] },
     ],
-    layout: { ...base("Refusal rate before and after abliteration (test split)", "instructions", "refusal rate"), barmode: "group", yaxis: { title: { text: "refusal rate" }, range: [0, 1] } },
+    layout: {
+      ...base("Refusal rate before and after abliteration (test split)", "instructions", "refusal rate"),
+      barmode: "group",
+      yaxis: { title: { text: "refusal rate" }, range: [0, 1] },
+    },
   };
 }
 
@@ -87,10 +165,20 @@ export function beforeAfterFigure(before: { harmfulRefusalRate: number; harmless
  * Histograms of harmful and harmless activations projected on the chosen direction. `title` names the model
  * they come from; `range` fixes the x axis (to draw two models' histograms on the same scale).
  */
-export function projectionFigure(harmful: readonly number[], harmless: readonly number[], label: string, options: { title?: string; range?: [number, number] } = {}): Figure {
-  const layout: Record<string, unknown> = { ...base(options.title ?? `Activations projected on the refusal direction (${label})`, "projection on the unit direction", "prompts"), barmode: "overlay" };
+export function projectionFigure(
+  harmful: readonly number[],
+  harmless: readonly number[],
+  label: string,
+  options: { title?: string; range?: [number, number] } = {},
+): Figure {
+  const layout: Record<string, unknown> = {
+    ...base(options.title ?? `Activations projected on the refusal direction (${label})`, "projection on the unit direction", "prompts"),
+    barmode: "overlay",
+  };
   // With a fixed axis, fixed bins too (30 across it), so that two models' histograms compare bar by bar.
-  const bins = options.range ? { xbins: { start: options.range[0], end: options.range[1], size: (options.range[1] - options.range[0]) / 30 } } : {};
+  const bins = options.range
+    ? { xbins: { start: options.range[0], end: options.range[1], size: (options.range[1] - options.range[0]) / 30 } }
+    : {};
   if (options.range) layout.xaxis = { title: { text: "projection on the unit direction" }, range: options.range };
   return {
     data: [
@@ -106,15 +194,39 @@ export function projectionFigure(harmful: readonly number[], harmless: readonly 
  * (x axis) and the largest variance orthogonal to it (y axis), moved along the direction to the line x = 0.
  * Points are [along r, along the other axis]; both axes on the same scale, so the geometry is true.
  */
-export function ablationPictureFigure(points: { harmful: readonly (readonly number[])[]; harmless: readonly (readonly number[])[] }, label: string): Figure {
+export function ablationPictureFigure(
+  points: { harmful: readonly (readonly number[])[]; harmless: readonly (readonly number[])[] },
+  label: string,
+): Figure {
   const all = [...points.harmful, ...points.harmless];
   const segments = { x: all.flatMap(([a]) => [a, 0, null]), y: all.flatMap(([, b]) => [b, b, null]) };
   return {
     data: [
       { type: "scatter", mode: "lines", name: "removed: (x · r̂) r̂", ...segments, line: { dash: "dot", color: "#9a9a9a", width: 1 } },
-      { type: "scatter", mode: "markers", name: "harmful x", x: points.harmful.map(([a]) => a), y: points.harmful.map(([, b]) => b), marker: { color: "#d62728", size: 7 } },
-      { type: "scatter", mode: "markers", name: "harmless x", x: points.harmless.map(([a]) => a), y: points.harmless.map(([, b]) => b), marker: { color: "#1f77b4", size: 7 } },
-      { type: "scatter", mode: "markers", name: "x − (x · r̂) r̂", x: all.map(() => 0), y: all.map(([, b]) => b), marker: { color: "#2ca02c", size: 5 } },
+      {
+        type: "scatter",
+        mode: "markers",
+        name: "harmful x",
+        x: points.harmful.map(([a]) => a),
+        y: points.harmful.map(([, b]) => b),
+        marker: { color: "#d62728", size: 7 },
+      },
+      {
+        type: "scatter",
+        mode: "markers",
+        name: "harmless x",
+        x: points.harmless.map(([a]) => a),
+        y: points.harmless.map(([, b]) => b),
+        marker: { color: "#1f77b4", size: 7 },
+      },
+      {
+        type: "scatter",
+        mode: "markers",
+        name: "x − (x · r̂) r̂",
+        x: all.map(() => 0),
+        y: all.map(([, b]) => b),
+        marker: { color: "#2ca02c", size: 5 },
+      },
     ],
     layout: {
       ...base(`Ablation in the plane of r̂ (${label})`, "x · r̂ (along the refusal direction)", "along the largest variance ⟂ r̂"),
@@ -125,11 +237,28 @@ export function ablationPictureFigure(points: { harmful: readonly (readonly numb
 }
 
 /** Activations of two groups of prompts as points on two given axes (principal components, say). */
-export function activationScatterFigure(groups: readonly { name: string; points: readonly (readonly number[])[] }[], title: string, axes: [string, string], ranges?: { x: [number, number]; y: [number, number] }): Figure {
+export function activationScatterFigure(
+  groups: readonly { name: string; points: readonly (readonly number[])[] }[],
+  title: string,
+  axes: [string, string],
+  ranges?: { x: [number, number]; y: [number, number] },
+): Figure {
   const colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
   return {
-    data: groups.map((g, i) => ({ type: "scatter", mode: "markers", name: g.name, x: g.points.map(([a]) => a), y: g.points.map(([, b]) => b), marker: { color: colors[i % colors.length], size: 7 }, opacity: 0.8 })),
-    layout: { ...base(title, axes[0], axes[1]), ...(ranges ? { xaxis: { title: { text: axes[0] }, range: ranges.x }, yaxis: { title: { text: axes[1] }, range: ranges.y } } : {}), height: 420 },
+    data: groups.map((g, i) => ({
+      type: "scatter",
+      mode: "markers",
+      name: g.name,
+      x: g.points.map(([a]) => a),
+      y: g.points.map(([, b]) => b),
+      marker: { color: colors[i % colors.length], size: 7 },
+      opacity: 0.8,
+    })),
+    layout: {
+      ...base(title, axes[0], axes[1]),
+      ...(ranges ? { xaxis: { title: { text: axes[0] }, range: ranges.x }, yaxis: { title: { text: axes[1] }, range: ranges.y } } : {}),
+      height: 420,
+    },
   };
 }
 
@@ -138,8 +267,18 @@ export function dpoTrainingFigure(history: readonly { step: number; loss: number
   return {
     data: [
       { type: "scatter", mode: "lines+markers", name: "DPO loss", x: history.map((h) => h.step), y: history.map((h) => h.loss) },
-      { type: "scatter", mode: "lines", name: "reward accuracy", x: history.map((h) => h.step), y: history.map((h) => h.rewardAccuracy), yaxis: "y2" },
+      {
+        type: "scatter",
+        mode: "lines",
+        name: "reward accuracy",
+        x: history.map((h) => h.step),
+        y: history.map((h) => h.rewardAccuracy),
+        yaxis: "y2",
+      },
     ],
-    layout: { ...base("Healing: DPO loss by step (ln 2 = 0.693 at the start)", "optimizer step", "loss"), yaxis2: { title: { text: "reward accuracy" }, overlaying: "y", side: "right", range: [0, 1] } },
+    layout: {
+      ...base("Healing: DPO loss by step (ln 2 = 0.693 at the start)", "optimizer step", "loss"),
+      yaxis2: { title: { text: "reward accuracy" }, overlaying: "y", side: "right", range: [0, 1] },
+    },
   };
 }

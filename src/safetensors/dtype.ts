@@ -3,10 +3,21 @@
 
 /** Bytes per element of every dtype the safetensors format defines. */
 export const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1,
-  U64: 8, U32: 4, U16: 2, U8: 1,
-  BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 /** Dtypes that can be decoded to float32 for computation. */
@@ -47,12 +58,12 @@ export function floatToHalf(value: number): number {
     const half = mantissa >>> shift;
     const rest = mantissa & ((1 << shift) - 1);
     const halfway = 1 << (shift - 1);
-    const rounded = rest > halfway || (rest === halfway && (half & 1)) ? half + 1 : half;
+    const rounded = rest > halfway || (rest === halfway && half & 1) ? half + 1 : half;
     return sign | rounded;
   }
   const half = (e << 10) | (mantissa >>> 13);
   const rest = mantissa & 0x1fff;
-  const rounded = rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? half + 1 : half;
+  const rounded = rest > 0x1000 || (rest === 0x1000 && half & 1) ? half + 1 : half;
   return sign | rounded; // a carry into the exponent is the correct rounding
 }
 
@@ -119,7 +130,8 @@ export function encodeFromFloat32(values: Float32Array, dtype: FloatDtype, into?
       f32[0] = values[i];
       const x = u32[0];
       let bf: number;
-      if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) bf = (x >>> 16) | 0x40; // keep NaN a NaN
+      if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff)
+        bf = (x >>> 16) | 0x40; // keep NaN a NaN
       else bf = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
       view.setUint16(i * 2, bf & 0xffff, true);
     }

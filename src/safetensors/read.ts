@@ -40,12 +40,19 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  */
 export async function readHeader(handle: FileHandle, file: string): Promise<SafetensorsHeader> {
   const { size } = await handle.stat();
-  if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file`);
+  if (size < 8)
+    throw new SafetensorsError(
+      file,
+      `file is ${size} bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file`,
+    );
   const lengthBytes = Buffer.alloc(8);
   await handle.read(lengthBytes, 0, 8, 0);
   const headerLength = Number(lengthBytes.readBigUInt64LE(0));
   if (headerLength > size - 8) {
-    throw new SafetensorsError(file, `header length ${headerLength} runs past the end of the file (${size} bytes); the file is truncated or not a safetensors file`);
+    throw new SafetensorsError(
+      file,
+      `header length ${headerLength} runs past the end of the file (${size} bytes); the file is truncated or not a safetensors file`,
+    );
   }
   if (headerLength > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${headerLength} exceeds ${MAX_HEADER_BYTES} bytes`);
   const headerBytes = Buffer.alloc(headerLength);
@@ -56,7 +63,12 @@ export async function readHeader(handle: FileHandle, file: string): Promise<Safe
   } catch {
     throw new SafetensorsError(file, "header is not valid UTF-8");
   }
-  if (!text.startsWith("{")) throw new SafetensorsError(file, `header does not start with "{" (it starts ${JSON.stringify(text.slice(0, 8))}); the header length is wrong or this is not a safetensors file`);
+  if (!text.startsWith("{"))
+    throw new SafetensorsError(
+      file,
+      `header does not start with "{" (it starts ${JSON.stringify(text.slice(0, 8))}); the header length is wrong or this is not ` +
+        `a safetensors file`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -81,8 +93,11 @@ export async function readHeader(handle: FileHandle, file: string): Promise<Safe
 }
 
 function parseMetadata(file: string, entry: unknown): Record<string, string> {
-  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw new SafetensorsError(file, `__metadata__ is not an object of strings (got ${JSON.stringify(entry)?.slice(0, 40)})`);
-  for (const [k, v] of Object.entries(entry)) if (typeof v !== "string") throw new SafetensorsError(file, `__metadata__.${k} is not a string (got ${JSON.stringify(v)?.slice(0, 40)})`);
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry))
+    throw new SafetensorsError(file, `__metadata__ is not an object of strings (got ${JSON.stringify(entry)?.slice(0, 40)})`);
+  for (const [k, v] of Object.entries(entry))
+    if (typeof v !== "string")
+      throw new SafetensorsError(file, `__metadata__.${k} is not a string (got ${JSON.stringify(v)?.slice(0, 40)})`);
   return entry as Record<string, string>;
 }
 
@@ -90,7 +105,10 @@ function parseEntry(file: string, name: string, entry: unknown, dataSize: number
   const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   if (typeof e !== "object" || e === null) throw new SafetensorsError(file, `tensor ${name}: header entry is not an object`);
   if (typeof e.dtype !== "string" || !(e.dtype in DTYPE_BYTES)) {
-    throw new SafetensorsError(file, `tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`);
+    throw new SafetensorsError(
+      file,
+      `tensor ${name}: unknown dtype ${JSON.stringify(e.dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`,
+    );
   }
   if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new SafetensorsError(file, `tensor ${name}: shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
@@ -102,10 +120,17 @@ function parseEntry(file: string, name: string, entry: unknown, dataSize: number
   const [begin, end] = offsets as [number, number];
   const expected = (e.shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
   if (end < begin || end - begin !== expected) {
-    throw new SafetensorsError(file, `tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${e.dtype} ${JSON.stringify(e.shape)} needs ${expected}`);
+    throw new SafetensorsError(
+      file,
+      `tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${e.dtype} ${JSON.stringify(e.shape)} needs ` +
+        `${expected}`,
+    );
   }
   if (end > dataSize) {
-    throw new SafetensorsError(file, `tensor ${name}: data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes); the file is truncated`);
+    throw new SafetensorsError(
+      file,
+      `tensor ${name}: data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes); the file is truncated`,
+    );
   }
   return { name, dtype: e.dtype, shape: e.shape as number[], begin, end };
 }
@@ -119,10 +144,20 @@ function checkTiling(file: string, infos: TensorInfo[], dataSize: number): void 
       const prev = sorted.find((p) => p !== t && p.end > t.begin && p.begin <= t.begin)!;
       throw new SafetensorsError(file, `tensors ${prev.name} [${prev.begin}, ${prev.end}] and ${t.name} [${t.begin}, ${t.end}] overlap`);
     }
-    if (t.begin > end) throw new SafetensorsError(file, `tensor ${t.name} starts at byte ${t.begin} of the data, leaving bytes [${end}, ${t.begin}) that no tensor holds; the offsets are not contiguous`);
+    if (t.begin > end)
+      throw new SafetensorsError(
+        file,
+        `tensor ${t.name} starts at byte ${t.begin} of the data, leaving bytes [${end}, ${t.begin}) that no tensor holds; the ` +
+          `offsets are not contiguous`,
+      );
     end = t.end;
   }
-  if (end !== dataSize) throw new SafetensorsError(file, `the tensors hold ${end} bytes of data but the file has ${dataSize} after its header; the header length or the offsets are wrong, or the file has trailing bytes`);
+  if (end !== dataSize)
+    throw new SafetensorsError(
+      file,
+      `the tensors hold ${end} bytes of data but the file has ${dataSize} after its header; the header length or the offsets are ` +
+        `wrong, or the file has trailing bytes`,
+    );
 }
 
 /** An open safetensors file: the header is parsed once, tensors are read on demand. */
@@ -167,10 +202,15 @@ export class SafetensorsFile {
   /** Bytes [start, end) of the tensor's data, for streaming a large tensor in pieces: new bytes, or read into `into` (reused). */
   async readRange(name: string, start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
     const info = this.checkRange(name, start, end);
-    if (into && into.length !== end - start) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is ${end - start} bytes, the buffer to read it into holds ${into.length}`);
+    if (into && into.length !== end - start)
+      throw new SafetensorsError(
+        this.path,
+        `tensor ${name}: byte range [${start}, ${end}) is ${end - start} bytes, the buffer to read it into holds ${into.length}`,
+      );
     const bytes = into ?? new Uint8Array(end - start);
     const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin + start);
-    if (bytesRead !== bytes.length) throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
+    if (bytesRead !== bytes.length)
+      throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
     return bytes;
   }
 
@@ -184,14 +224,16 @@ export class SafetensorsFile {
   private checkRange(name: string, start: number, end: number): TensorInfo {
     const info = this.info(name);
     const size = info.end - info.begin;
-    if (start < 0 || end > size || start > end) throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
+    if (start < 0 || end > size || start > end)
+      throw new SafetensorsError(this.path, `tensor ${name}: byte range [${start}, ${end}) is outside its ${size} bytes`);
     return info;
   }
 
   /** The tensor decoded to float32 (F32, F16 and BF16 only). */
   async readFloat32(name: string): Promise<Float32Array> {
     const info = this.info(name);
-    if (!isFloatDtype(info.dtype)) throw new SafetensorsError(this.path, `tensor ${name}: dtype ${info.dtype} cannot be read as float32 (F32, F16, BF16 can)`);
+    if (!isFloatDtype(info.dtype))
+      throw new SafetensorsError(this.path, `tensor ${name}: dtype ${info.dtype} cannot be read as float32 (F32, F16, BF16 can)`);
     return decodeToFloat32(await this.readBytes(name), info.dtype);
   }
 

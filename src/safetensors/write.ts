@@ -37,7 +37,9 @@ export function floatTensor(name: string, values: Float32Array, shape: number[],
 export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string, string>): Buffer {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== "string") throw new Error(`metadata ${k} must be a string (safetensors metadata maps strings to strings), got ${JSON.stringify(v)}`);
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== "string")
+        throw new Error(`metadata ${k} must be a string (safetensors metadata maps strings to strings), got ${JSON.stringify(v)}`);
     header.__metadata__ = metadata;
   }
   let offset = 0;
@@ -58,40 +60,50 @@ export function encodeHeader(tensors: TensorToWrite[], metadata?: Record<string,
  * temporary name and moved into place only once complete, so an interrupted write leaves nothing that
  * looks whole. An existing file is refused unless `overwrite`.
  */
-export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>, options: { overwrite?: boolean } = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorToWrite[],
+  metadata?: Record<string, string>,
+  options: { overwrite?: boolean } = {},
+): Promise<void> {
   const header = encodeHeader(tensors, metadata);
   const taken = () => `${path} exists already; choose another path or allow overwriting (EEXIST)`;
   if (!options.overwrite && (await exists(path))) throw new Error(taken());
-  await writeFileWhole(path, async (put, copy) => {
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(header.length));
-    await put(length);
-    await put(header);
-    // One write in flight while the next piece is produced (reading, editing), so the two overlap.
-    let writing: Promise<void> = Promise.resolve();
-    const send = async (piece: Uint8Array | FileRange) => {
-      await writing;
-      writing = isFileRange(piece) ? copy(piece) : put(piece);
-    };
-    try {
-      for (const t of tensors) {
-        const produced = await t.bytes();
-        const expected = byteLength(t.dtype, t.shape);
-        let written = 0;
-        const mismatch = (count: string) => new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
-        for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
-          if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
-          await send(piece);
-          written += piece.length;
+  await writeFileWhole(
+    path,
+    async (put, copy) => {
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(header.length));
+      await put(length);
+      await put(header);
+      // One write in flight while the next piece is produced (reading, editing), so the two overlap.
+      let writing: Promise<void> = Promise.resolve();
+      const send = async (piece: Uint8Array | FileRange) => {
+        await writing;
+        writing = isFileRange(piece) ? copy(piece) : put(piece);
+      };
+      try {
+        for (const t of tensors) {
+          const produced = await t.bytes();
+          const expected = byteLength(t.dtype, t.shape);
+          let written = 0;
+          const mismatch = (count: string) =>
+            new Error(`${path}: tensor ${t.name} produced ${count} bytes, expected ${expected} for ${t.dtype} [${t.shape.join(", ")}]`);
+          for await (const piece of produced instanceof Uint8Array ? [produced] : produced) {
+            if (written + piece.length > expected) throw mismatch(`more than ${expected}`);
+            await send(piece);
+            written += piece.length;
+          }
+          if (written !== expected) throw mismatch(String(written));
         }
-        if (written !== expected) throw mismatch(String(written));
+        await writing;
+      } catch (error) {
+        await writing.catch(() => {}); // no write outlives the file handle
+        throw error;
       }
-      await writing;
-    } catch (error) {
-      await writing.catch(() => {}); // no write outlives the file handle
-      throw error;
-    }
-  }, { overwrite: options.overwrite, taken });
+    },
+    { overwrite: options.overwrite, taken },
+  );
 }
 
 export interface ShardPlan {

@@ -7,7 +7,11 @@ import { PACKAGE_ROOT } from "../../src/paths.ts";
 
 describe("demo training (npm run demo:train -- --quick)", () => {
   it("a few steps of instruction tuning and of safety tuning lower the loss", () => {
-    const output = execFileSync(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick"], { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 });
+    const output = execFileSync(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick"], {
+      cwd: PACKAGE_ROOT,
+      encoding: "utf8",
+      timeout: 300_000,
+    });
     const { stage1, stage2 } = JSON.parse(output.trim().split("\n").pop()!) as { stage1: number[]; stage2: number[] };
     assert.equal(stage1.length, 5);
     assert.equal(stage2.length, 5);

@@ -24,8 +24,18 @@ after(async () => {
 
 describe("memory on the stock wasm backend", () => {
   it("a matMul whose weight XNNPACK cannot pack throws instead of returning garbage", async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "test", "helpers", "fill-heap.ts")], { cwd: PACKAGE_ROOT, env: { ...process.env, ABLITERATE_BLAS: "off" }, timeout: 300_000, maxBuffer: 1 << 20 });
-    assert.match(stdout, /^threw: the wasm backend's XNNPACK could not compute a matMul of \[4,2048\] by \[2048,4096\] \(status 6: out of memory, while packing its copy of the weight\); its output would be garbage, so the run stops/);
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", join(PACKAGE_ROOT, "test", "helpers", "fill-heap.ts")],
+      { cwd: PACKAGE_ROOT, env: { ...process.env, ABLITERATE_BLAS: "off" }, timeout: 300_000, maxBuffer: 1 << 20 },
+    );
+    assert.match(
+      stdout,
+      new RegExp(
+        String.raw`^threw: the wasm backend's XNNPACK could not compute a matMul of \[4,2048\] by \[2048,4096\] \(status ` +
+          String.raw`6: out of memory, while packing its copy of the weight\); its output would be garbage, so the run stops`,
+      ),
+    );
   });
 
   it("Qwen2.5-0.5B's shapes run the whole pipeline, and the wasm heap stays within the estimate", async () => {
@@ -34,13 +44,23 @@ describe("memory on the stock wasm backend", () => {
     await writeRandomCheckpoint(dir, QWEN25_05B_SHAPES, { dtype: "BF16", seed: 5 });
     await cp(await tokenizerDir("qwen3"), dir, { recursive: true });
     const report = await runPipeline({
-      model: dir, outDir: join(work, "run"), nTrain: 2, nVal: 2, nTest: 2, maxNewTokens: 2, topK: 1, maxCandidates: 2,
+      model: dir,
+      outDir: join(work, "run"),
+      nTrain: 2,
+      nVal: 2,
+      nTest: 2,
+      maxNewTokens: 2,
+      topK: 1,
+      maxCandidates: 2,
       selectionFilters: { klThreshold: Infinity, induceThreshold: -Infinity }, // random weights refuse nothing
     });
     assert.equal(report.verify.passed, true, JSON.stringify(report.verify));
     assert.equal(report.verify.reference, "in-memory orthogonalisation, rounded to BF16");
     const { estimatedPeakBytes, wasmHeapBytes } = report.memory;
-    assert.ok(wasmHeapBytes! <= estimatedPeakBytes, `the wasm heap grew to ${wasmHeapBytes} bytes, above the estimate of ${estimatedPeakBytes}`);
+    assert.ok(
+      wasmHeapBytes! <= estimatedPeakBytes,
+      `the wasm heap grew to ${wasmHeapBytes} bytes, above the estimate of ${estimatedPeakBytes}`,
+    );
     assert.ok(estimatedPeakBytes <= 0.85 * 4 * 1024 ** 3);
   });
 });

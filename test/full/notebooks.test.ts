@@ -36,10 +36,14 @@ describe("notebooks", () => {
       const nb = JSON.parse(text) as Notebook;
       assert.equal(notebookText(nb), text, `${name} is not in Jupyter's normalised form: run npm run notebooks -- --write`);
       const ids = nb.cells.map((c) => c.id);
-      assert.ok(ids.every((id) => typeof id === "string" && /^[\w-]{1,64}$/.test(id)), `${name}: a cell without a valid id`);
+      assert.ok(
+        ids.every((id) => typeof id === "string" && /^[\w-]{1,64}$/.test(id)),
+        `${name}: a cell without a valid id`,
+      );
       assert.equal(new Set(ids).size, ids.length, `${name}: duplicate cell ids`);
       const info = nb.metadata.language_info as Record<string, unknown>;
-      for (const field of ["name", "version", "mimetype", "file_extension", "codemirror_mode"]) assert.ok(info?.[field] !== undefined, `${name}: language_info.${field} missing`);
+      for (const field of ["name", "version", "mimetype", "file_extension", "codemirror_mode"])
+        assert.ok(info?.[field] !== undefined, `${name}: language_info.${field} missing`);
     }
   });
 
@@ -50,15 +54,23 @@ describe("notebooks", () => {
       for (const [i, cell] of nb.cells.entries()) {
         for (const out of cell.outputs ?? []) {
           const shown = JSON.stringify(out);
-          const path = shown.includes(PACKAGE_ROOT) ? PACKAGE_ROOT : shown.match(/(?<![\w.])\/(home|root|tmp|work|Users|mnt|var)\/[\w.-]+/)?.[0];
+          const path = shown.includes(PACKAGE_ROOT)
+            ? PACKAGE_ROOT
+            : shown.match(/(?<![\w.])\/(home|root|tmp|work|Users|mnt|var)\/[\w.-]+/)?.[0];
           assert.equal(path, undefined, `${name}, cell ${i + 1} shows the path ${path} of the machine that ran it`);
           const data = out.data as Record<string, unknown> | undefined;
           if (!data?.["application/vnd.plotly.v1+json"]) continue;
           figures++;
           const svg = [data["image/svg+xml"] ?? ""].flat().join("");
           const html = [data["text/html"] ?? ""].flat().join("");
-          assert.ok(svg.startsWith("<svg") && /<g data-trace="\d+">\s*(<g [^>]*>\s*)?<(rect|path|circle) /.test(svg), `${name}, cell ${i + 1}: no static SVG picture, or one that draws no data`);
-          assert.ok(html.includes(`src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}"`), `${name}, cell ${i + 1}: the HTML fallback does not show the same picture`);
+          assert.ok(
+            svg.startsWith("<svg") && /<g data-trace="\d+">\s*(<g [^>]*>\s*)?<(rect|path|circle) /.test(svg),
+            `${name}, cell ${i + 1}: no static SVG picture, or one that draws no data`,
+          );
+          assert.ok(
+            html.includes(`src="data:image/svg+xml;base64,${Buffer.from(svg).toString("base64")}"`),
+            `${name}, cell ${i + 1}: the HTML fallback does not show the same picture`,
+          );
         }
       }
     }
@@ -69,7 +81,10 @@ describe("notebooks", () => {
     it(`${name} runs and reproduces its committed key numbers`, async () => {
       const committed = JSON.parse(await readFile(join(dir, name), "utf8")) as Notebook;
       const executed = await runNotebook(join(dir, name), { env: { ABLITERATE_NOTEBOOK_OUT: out } });
-      assert.ok(committed.cells.some((c) => (c.outputs ?? []).length > 0), `${name} is committed without outputs: run npm run notebooks -- --write`);
+      assert.ok(
+        committed.cells.some((c) => (c.outputs ?? []).length > 0),
+        `${name} is committed without outputs: run npm run notebooks -- --write`,
+      );
       assert.deepEqual(keyNumbers(executed), keyNumbers(committed));
     });
   }

@@ -17,13 +17,40 @@ export async function withByteTokenizer(from: string, to: string, vocabSize: num
   for (let b = 0; b < 256; b++) vocab[String.fromCodePoint(printable(b) ? b : 256 + shifted++)] = b;
   // The first added tokens are those llama.cpp's Phi-3 handling looks up.
   const names = ["<unk>", "<s>", "</s>", "<|endoftext|>"];
-  const added = Array.from({ length: vocabSize - 256 }, (_, i) => ({ id: 256 + i, content: names[i] ?? `<|t${256 + i}|>`, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
-  await writeFile(join(to, "tokenizer.json"), JSON.stringify({
-    version: "1.0", truncation: null, padding: null, added_tokens: added, normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: null, decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+  const added = Array.from({ length: vocabSize - 256 }, (_, i) => ({
+    id: 256 + i,
+    content: names[i] ?? `<|t${256 + i}|>`,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   }));
+  await writeFile(
+    join(to, "tokenizer.json"),
+    JSON.stringify({
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: added,
+      normalizer: null,
+      pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: null,
+      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab,
+        merges: [],
+      },
+    }),
+  );
   await writeFile(join(to, "tokenizer_config.json"), JSON.stringify({ bos_token: "<s>", eos_token: "</s>", pad_token: "<unk>" }));
   return to;
 }

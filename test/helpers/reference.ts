@@ -6,7 +6,18 @@ import assert from "node:assert/strict";
 import type { FwdHook, HookedModel } from "../../src/index.ts";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
-export const REFERENCE_ARCHS = ["llama", "llama31", "mistral", "qwen2", "gemma", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3"] as const;
+export const REFERENCE_ARCHS = [
+  "llama",
+  "llama31",
+  "mistral",
+  "qwen2",
+  "gemma",
+  "qwen3",
+  "gemma2",
+  "gemma3_text",
+  "gemma3",
+  "phi3",
+] as const;
 /** Architectures whose attention and MLP outputs pass through a norm before the residual add. */
 export const SANDWICH_ARCHS: readonly ReferenceArch[] = ["gemma2", "gemma3_text", "gemma3"];
 export type ReferenceArch = (typeof REFERENCE_ARCHS)[number];
@@ -78,7 +89,12 @@ function flatten(x: ArrayLike<number> | number[][]): number[] {
   return out;
 }
 
-export function assertClose(actual: ArrayLike<number> | number[][], expected: ArrayLike<number> | number[][], tolerance: number, what: string): void {
+export function assertClose(
+  actual: ArrayLike<number> | number[][],
+  expected: ArrayLike<number> | number[][],
+  tolerance: number,
+  what: string,
+): void {
   const diff = maxAbsDiff(actual, expected);
   assert.ok(diff <= tolerance, `${what}: max abs difference ${diff} exceeds ${tolerance}`);
 }

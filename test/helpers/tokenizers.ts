@@ -32,7 +32,15 @@ async function build(family: TokenizerFamily): Promise<string> {
     await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify({ ...config, chat_template: spec.chat_template }));
     return dir;
   }
-  const special = (id: number, content: string, rstrip = false) => ({ id, content, single_word: false, lstrip: false, rstrip, normalized: false, special: true });
+  const special = (id: number, content: string, rstrip = false) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip,
+    normalized: false,
+    special: true,
+  });
   if (family === "phi4mini") {
     // o200k_base as tokenizer.json, with Phi-4-mini's chat and tool tokens after its two own added tokens,
     // each in the vocabulary too (as its own two are: the tokenizers library numbers an added token that
@@ -53,12 +61,42 @@ async function build(family: TokenizerFamily): Promise<string> {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: [special(0, "<unk>"), special(1, "<s>"), special(2, "</s>"), ...spec.added_tokens.map((t: { id: number; content: string; rstrip: boolean }) => special(t.id, t.content, t.rstrip))],
-    normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "▁" }, { type: "Replace", pattern: { String: " " }, content: "▁" }] },
+    added_tokens: [
+      special(0, "<unk>"),
+      special(1, "<s>"),
+      special(2, "</s>"),
+      ...spec.added_tokens.map((t: { id: number; content: string; rstrip: boolean }) => special(t.id, t.content, t.rstrip)),
+    ],
+    normalizer: {
+      type: "Sequence",
+      normalizers: [
+        { type: "Prepend", prepend: "▁" },
+        { type: "Replace", pattern: { String: " " }, content: "▁" },
+      ],
+    },
     pre_tokenizer: null,
     post_processor: null,
-    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }] },
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab: Object.fromEntries(llama2.vocabById.map((t, id) => [t, id])), merges },
+    decoder: {
+      type: "Sequence",
+      decoders: [
+        { type: "Replace", pattern: { String: "▁" }, content: " " },
+        { type: "ByteFallback" },
+        { type: "Fuse" },
+        { type: "Strip", content: " ", start: 1, stop: 0 },
+      ],
+    },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab: Object.fromEntries(llama2.vocabById.map((t, id) => [t, id])),
+      merges,
+    },
   };
   await writeFile(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
   await writeTokenizerConfig(dir, spec.tokenizer_config, tokenizer.added_tokens);

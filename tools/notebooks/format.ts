@@ -8,7 +8,9 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Python's str.splitlines(keepends=True). */
 export function splitLines(text: string): string[] {
-  return text.match(/[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*(?:\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]|$)/g)!.filter((line) => line !== "");
+  return text
+    .match(/[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*(?:\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]|$)/g)!
+    .filter((line) => line !== "");
 }
 
 /** A number as Python's json module writes it (repr: exponent notation below 1e-4 and from 1e16). */
@@ -27,9 +29,14 @@ function serialize(value: Json, indent: string): string {
   if (typeof value === "number") return pythonNumber(value);
   if (typeof value === "string") return JSON.stringify(value);
   const inner = `${indent} `;
-  if (Array.isArray(value)) return value.length === 0 ? "[]" : `[\n${value.map((v) => inner + serialize(v, inner)).join(",\n")}\n${indent}]`;
-  const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
-  return keys.length === 0 ? "{}" : `{\n${keys.map((k) => `${inner}${JSON.stringify(k)}: ${serialize(value[k], inner)}`).join(",\n")}\n${indent}}`;
+  if (Array.isArray(value))
+    return value.length === 0 ? "[]" : `[\n${value.map((v) => inner + serialize(v, inner)).join(",\n")}\n${indent}]`;
+  const keys = Object.keys(value)
+    .filter((k) => value[k] !== undefined)
+    .sort();
+  return keys.length === 0
+    ? "{}"
+    : `{\n${keys.map((k) => `${inner}${JSON.stringify(k)}: ` + `${serialize(value[k], inner)}`).join(",\n")}\n${indent}}`;
 }
 
 const isJsonMime = (mime: string) => mime === "application/json" || mime.endsWith("+json");
@@ -55,7 +62,9 @@ export function notebookText(notebook: object): string {
     for (const out of (cell.outputs as Record<string, unknown>[] | undefined) ?? []) {
       if (Array.isArray(out.text)) out.text = out.text.join("");
       const data = out.data as Record<string, unknown> | undefined;
-      if (data) for (const mime of Object.keys(data)) if (!isJsonMime(mime) && Array.isArray(data[mime])) data[mime] = (data[mime] as string[]).join("");
+      if (data)
+        for (const mime of Object.keys(data))
+          if (!isJsonMime(mime) && Array.isArray(data[mime])) data[mime] = (data[mime] as string[]).join("");
     }
   }
   splitNotebook(copy);

@@ -2,7 +2,13 @@
 // so that a re-execution can be compared with the outputs committed in the notebooks.
 import type { Notebook } from "./runner.ts";
 
-const KEY_LINES = [/^chosen: .*/, /^paper's selection: .*/, /^harmful refusal: .*/, /^harmless refusal: .*/, /^refusal rate without intervention: .*/];
+const KEY_LINES = [
+  /^chosen: .*/,
+  /^paper's selection: .*/,
+  /^harmful refusal: .*/,
+  /^harmless refusal: .*/,
+  /^refusal rate without intervention: .*/,
+];
 
 export function keyNumbers(notebook: Notebook): string[] {
   const lines: string[] = [];

@@ -11,7 +11,6 @@ import { dirname, join } from "node:path";
 import { kernelSpec } from "../../kernel/kernel-spec.ts";
 import { ensureCellIds } from "./format.ts";
 
-
 export interface NotebookCell {
   cell_type: "code" | "markdown" | "raw";
   id?: string;
@@ -37,7 +36,10 @@ export class CellError extends Error {
     readonly evalue: string,
     readonly traceback: string[],
   ) {
-    super(`${notebook}, cell ${cellIndex + 1}: ${ename}: ${evalue}\n--- cell source ---\n${source}\n--- traceback ---\n${traceback.join("\n")}`);
+    super(
+      `${notebook}, cell ${cellIndex + 1}: ${ename}: ${evalue}\n--- cell source ---\n${source}\n--- traceback ` +
+        `---\n${traceback.join("\n")}`,
+    );
     this.name = "CellError";
   }
 }
@@ -81,11 +83,24 @@ export class KernelClient {
   static async start(argv: string[], cwd: string, env: Record<string, string> = {}): Promise<KernelClient> {
     const zmq = await import("zeromq");
     const key = randomBytes(16).toString("hex");
-    const ports = { shell_port: await freePort(), iopub_port: await freePort(), stdin_port: await freePort(), control_port: await freePort(), hb_port: await freePort() };
+    const ports = {
+      shell_port: await freePort(),
+      iopub_port: await freePort(),
+      stdin_port: await freePort(),
+      control_port: await freePort(),
+      hb_port: await freePort(),
+    };
     const connectionDir = await mkdtemp(join(tmpdir(), "abliterate-kernel-"));
     const connectionFile = join(connectionDir, "kernel.json");
-    await writeFile(connectionFile, JSON.stringify({ ...ports, ip: "127.0.0.1", key, transport: "tcp", signature_scheme: "hmac-sha256", kernel_name: "abliterate" }));
-    const child = spawn(argv[0], argv.slice(1).map((a) => a.replace("{connection_file}", connectionFile)), { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    await writeFile(
+      connectionFile,
+      JSON.stringify({ ...ports, ip: "127.0.0.1", key, transport: "tcp", signature_scheme: "hmac-sha256", kernel_name: "abliterate" }),
+    );
+    const child = spawn(
+      argv[0],
+      argv.slice(1).map((a) => a.replace("{connection_file}", connectionFile)),
+      { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
     const stderr: string[] = [];
     child.stderr?.on("data", (d) => stderr.push(String(d)));
     child.stdout?.on("data", (d) => stderr.push(String(d)));
@@ -107,7 +122,14 @@ export class KernelClient {
 
   private async send(msgType: string, content: Record<string, unknown>): Promise<string> {
     const msgId = randomUUID();
-    const header = JSON.stringify({ msg_id: msgId, session: this.session, username: "abliterate", date: new Date().toISOString(), msg_type: msgType, version: "5.3" });
+    const header = JSON.stringify({
+      msg_id: msgId,
+      session: this.session,
+      username: "abliterate",
+      date: new Date().toISOString(),
+      msg_type: msgType,
+      version: "5.3",
+    });
     const parts = [header, "{}", "{}", JSON.stringify(content)];
     await this.shell.send(["<IDS|MSG>", this.sign(parts), ...parts]);
     return msgId;
@@ -123,7 +145,17 @@ export class KernelClient {
   private async receive(socket: import("zeromq").Dealer | import("zeromq").Subscriber, timeoutMs: number): Promise<Message> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no message from the kernel in ${timeoutMs / 1000} s${this.process.exitCode !== null ? ` (kernel exited with ${this.process.exitCode})` : ""}\nkernel output:\n${this.stderr.join("").slice(-4000)}`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no message from the kernel in ` +
+                `${timeoutMs / 1000} s${this.process.exitCode !== null ? ` (kernel exited with ${this.process.exitCode})` : ""}\nkernel ` +
+                `output:\n${this.stderr.join("").slice(-4000)}`,
+            ),
+          ),
+        timeoutMs,
+      );
     });
     try {
       return this.parse((await Promise.race([socket.receive(), timeout])) as Buffer[]);
@@ -158,8 +190,18 @@ export class KernelClient {
   }
 
   /** Execute code; returns nbformat outputs, or throws the cell's error. */
-  async execute(code: string, timeoutMs: number): Promise<{ outputs: Record<string, unknown>[]; error?: { ename: string; evalue: string; traceback: string[] } }> {
-    const id = await this.send("execute_request", { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true });
+  async execute(
+    code: string,
+    timeoutMs: number,
+  ): Promise<{ outputs: Record<string, unknown>[]; error?: { ename: string; evalue: string; traceback: string[] } }> {
+    const id = await this.send("execute_request", {
+      code,
+      silent: false,
+      store_history: true,
+      user_expressions: {},
+      allow_stdin: false,
+      stop_on_error: true,
+    });
     const outputs: Record<string, unknown>[] = [];
     const byDisplayId = new Map<string, Record<string, unknown>[]>();
     let error: { ename: string; evalue: string; traceback: string[] } | undefined;
@@ -193,10 +235,17 @@ export class KernelClient {
       const reply = await this.receive(this.shell, timeoutMs);
       if (reply.parent_header.msg_id !== id) continue;
       if (reply.content.status === "error" && !error) {
-        const stderr = outputs.filter((o) => o.output_type === "stream" && o.name === "stderr").map((o) => String(o.text)).join("");
+        const stderr = outputs
+          .filter((o) => o.output_type === "stream" && o.name === "stderr")
+          .map((o) => String(o.text))
+          .join("");
         const lines = stripAnsi(stderr).split("\n");
         const message = lines.find((l) => /^\w*(Error|Exception)\b/.test(l)) ?? lines.find((l) => l.trim() !== "") ?? "";
-        error = { ename: String(reply.content.ename ?? "Error"), evalue: String(reply.content.evalue ?? "").trim() || message, traceback: lines };
+        error = {
+          ename: String(reply.content.ename ?? "Error"),
+          evalue: String(reply.content.evalue ?? "").trim() || message,
+          traceback: lines,
+        };
       }
       break;
     }
@@ -245,5 +294,3 @@ export async function runNotebook(path: string, options: RunNotebookOptions = {}
   }
   return notebook;
 }
-
-

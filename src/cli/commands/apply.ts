@@ -1,6 +1,17 @@
 // `abliterate apply`
 import type { Command } from "commander";
-import { common, ggufFormat, GGUF_TYPE_HELP, ggufType, layerRange, fraction, download, verificationPrompts, verificationLine, print } from "../options.ts";
+import {
+  common,
+  ggufFormat,
+  GGUF_TYPE_HELP,
+  ggufType,
+  layerRange,
+  fraction,
+  download,
+  verificationPrompts,
+  verificationLine,
+  print,
+} from "../options.ts";
 import { progressReporter } from "../progress.ts";
 import { pickDirection, loadDirections, directionKey } from "../../pipeline/directions.ts";
 import { ggufCommand } from "./export-gguf.ts";
@@ -15,20 +26,36 @@ export function registerApply(program: Command): void {
     .requiredOption("-d, --directions <file>", "directions .safetensors")
     .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
     .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)")
-    .option("--format <format>", "safetensors (a Hugging Face checkpoint folder) or gguf (one file for llama.cpp, Ollama, LM Studio)", ggufFormat, "safetensors")
+    .option(
+      "--format <format>",
+      "safetensors (a Hugging Face checkpoint folder) or gguf (one file for llama.cpp, Ollama, LM Studio)",
+      ggufFormat,
+      "safetensors",
+    )
     .option("--type <type>", `GGUF tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16")
     .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
     .option("--skip-embedding", "leave the token embedding unchanged")
     .option("--scale <s>", "fraction of the component to remove", fraction, 1)
-    .option("--naive", "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)")
-    .option("--verify", "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must fit in memory); a GGUF file is checked by llama.cpp (needs node-llama-cpp)")
+    .option(
+      "--naive",
+      "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)",
+    )
+    .option(
+      "--verify",
+      "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must " +
+        "fit in memory); a GGUF file is checked by llama.cpp (needs node-llama-cpp)",
+    )
     .option("-f, --force", "replace a non-empty output folder")
     .action(async (opts) => {
       const bar = progressReporter();
       const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
       if (opts.format === "gguf") {
         const orthogonalize = { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive };
-        return ggufCommand(opts, { unit: direction.unit, orthogonalize, provenance: { direction: directionKey(direction), directions_file: opts.directions } });
+        return ggufCommand(opts, {
+          unit: direction.unit,
+          orthogonalize,
+          provenance: { direction: directionKey(direction), directions_file: opts.directions },
+        });
       }
       const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
       const started = performance.now();
@@ -36,7 +63,11 @@ export function registerApply(program: Command): void {
       let result;
       try {
         result = await exportAbliterated(checkpoint, opts.out, direction.unit, {
-          layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive, force: opts.force,
+          layers: opts.layers,
+          skipEmbedding: opts.skipEmbedding,
+          scale: opts.scale,
+          naive: opts.naive,
+          force: opts.force,
           provenance: { direction: directionKey(direction), directionsFile: opts.directions },
           onNotice: (line) => console.error(line),
           onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
@@ -61,10 +92,15 @@ export function registerApply(program: Command): void {
         await checkpoint.close();
       }
       const seconds = (performance.now() - started) / 1000;
-      print(opts, [
-        `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`,
-        ...(verification ? [verificationLine(verification)] : []),
-      ].join("\n"), { ...result, seconds, verification });
+      print(
+        opts,
+        [
+          `wrote ${result.outDir}: ${result.edited.length} tensors orthogonalised, ${result.copied} copied byte for ` +
+            `byte${result.untied ? ", embeddings untied" : ""} (${(result.bytesWritten / 1e6).toFixed(0)} MB in ${seconds.toFixed(1)} s)`,
+          ...(verification ? [verificationLine(verification)] : []),
+        ].join("\n"),
+        { ...result, seconds, verification },
+      );
       if (verification && !verification.passed) process.exitCode = 1;
     });
 }

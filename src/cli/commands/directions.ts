@@ -18,7 +18,11 @@ export function registerDirections(program: Command): void {
     .option("--token-offsets <list>", "token offsets from the end of the prompt", tokenOffsetList, [-1])
     .option("--projected", "orthogonalise each direction against the harmless mean")
     .option(...filterOption)
-    .option("--refusal-tokens <ids>", "with --filter-by-refusal-score: comma-separated token ids for the refusal score (default: the model family's refusal openings)", tokenIdList)
+    .option(
+      "--refusal-tokens <ids>",
+      "with --filter-by-refusal-score: comma-separated token ids for the refusal score (default: the model family's refusal openings)",
+      tokenIdList,
+    )
     .requiredOption("-o, --out <file>", "output .safetensors file")
     .option("-f, --force", "replace an existing output file")
     .action(async (opts) => {
@@ -30,17 +34,46 @@ export function registerDirections(program: Command): void {
         let harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
         const notes: string[] = [];
         if (opts.filterByRefusalScore) {
-          const kept = filterByRefusalScore(model, { harmful, harmless }, { refusalTokens: opts.refusalTokens ?? refusalTokensFor(model), batchSize: opts.batchSize });
+          const kept = filterByRefusalScore(
+            model,
+            { harmful, harmless },
+            { refusalTokens: opts.refusalTokens ?? refusalTokensFor(model), batchSize: opts.batchSize },
+          );
           [harmful, harmless] = [kept.harmful, kept.harmless];
-          notes.push(`kept ${harmful.length} harmful instructions the model refuses (dropped ${kept.dropped.harmful}) and ${harmless.length} harmless ones it answers (dropped ${kept.dropped.harmless})`);
+          notes.push(
+            `kept ${harmful.length} harmful instructions the model refuses (dropped ${kept.dropped.harmful}) and ` +
+              `${harmless.length} harmless ones it answers (dropped ${kept.dropped.harmless})`,
+          );
         }
-        const a = await collectMeanActivations(model, harmful, { batchSize: opts.batchSize, tokenOffsets: opts.tokenOffsets, onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k) });
-        const b = await collectMeanActivations(model, harmless, { batchSize: opts.batchSize, tokenOffsets: opts.tokenOffsets, onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k) });
+        const a = await collectMeanActivations(model, harmful, {
+          batchSize: opts.batchSize,
+          tokenOffsets: opts.tokenOffsets,
+          onProgress: (d, t, k) => bar.update("activations (harmful)", d, t, k),
+        });
+        const b = await collectMeanActivations(model, harmless, {
+          batchSize: opts.batchSize,
+          tokenOffsets: opts.tokenOffsets,
+          onProgress: (d, t, k) => bar.update("activations (harmless)", d, t, k),
+        });
         const directions = computeDirections(a, b, { projectOutHarmlessMean: opts.projected });
         await saveDirections(opts.out, directions, { model: opts.model }, { overwrite: opts.force });
         bar.stop();
-        const rows = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm }));
-        print(opts, [...notes, `wrote ${directions.length} directions to ${opts.out}`, ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`)].join("\n"), rows);
+        const rows = directions.map((d) => ({
+          key: directionKey(d),
+          layer: d.layer,
+          hook: d.hook,
+          tokenOffset: d.tokenOffset,
+          norm: d.norm,
+        }));
+        print(
+          opts,
+          [
+            ...notes,
+            `wrote ${directions.length} directions to ${opts.out}`,
+            ...rows.map((r) => `${r.key.padEnd(32)} norm ${r.norm.toFixed(4)}`),
+          ].join("\n"),
+          rows,
+        );
       } finally {
         model.dispose();
       }

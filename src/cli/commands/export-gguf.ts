@@ -11,21 +11,35 @@ import { type OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
 import { type UnitVector } from "../../projection.ts";
 
 /** `export-gguf` and `apply --format gguf`: write the file, report it, and check it with llama.cpp when asked. */
-export async function ggufCommand(opts: Common & { out: string; type: GgufFileType | LlamaCppQuant; force?: boolean; verify?: boolean }, edit: { unit?: UnitVector; orthogonalize?: OrthogonalizeOptions; provenance?: Record<string, string> }): Promise<void> {
+export async function ggufCommand(
+  opts: Common & { out: string; type: GgufFileType | LlamaCppQuant; force?: boolean; verify?: boolean },
+  edit: { unit?: UnitVector; orthogonalize?: OrthogonalizeOptions; provenance?: Record<string, string> },
+): Promise<void> {
   const bar = progressReporter();
   const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
   const started = performance.now();
   let result;
   let verification: GgufVerification | undefined;
   try {
-    result = await exportGguf(checkpoint, opts.out, { ...edit.orthogonalize, unit: edit.unit, type: opts.type, force: opts.force, provenance: edit.provenance, onProgress: (d, t) => bar.update("gguf", d, t, "tensors") });
+    result = await exportGguf(checkpoint, opts.out, {
+      ...edit.orthogonalize,
+      unit: edit.unit,
+      type: opts.type,
+      force: opts.force,
+      provenance: edit.provenance,
+      onProgress: (d, t) => bar.update("gguf", d, t, "tensors"),
+    });
     bar.stop();
     if (opts.verify) {
       await initBackend({ backend: opts.backend });
       const source = await loadModel(checkpoint);
       const prompts = await verificationPrompts();
       try {
-        verification = await verifyGguf(source, result.file, prompts, { type: GGUF_TYPES.includes(opts.type as GgufFileType) ? (opts.type as GgufFileType) : "q8_0", unit: edit.unit, orthogonalize: edit.orthogonalize });
+        verification = await verifyGguf(source, result.file, prompts, {
+          type: GGUF_TYPES.includes(opts.type as GgufFileType) ? (opts.type as GgufFileType) : "q8_0",
+          unit: edit.unit,
+          orthogonalize: edit.orthogonalize,
+        });
       } finally {
         source.dispose();
       }
@@ -34,11 +48,25 @@ export async function ggufCommand(opts: Common & { out: string; type: GgufFileTy
     await checkpoint.close();
   }
   const seconds = (performance.now() - started) / 1000;
-  print(opts, [
-    `wrote ${result.file}: ${result.tensors} tensors as ${opts.type}${edit.unit ? `, ${result.edited.length} orthogonalised` : ""} (${(result.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
-    ...result.notes.map((n) => `note: ${n}`),
-    ...(verification ? [`checked by llama.cpp on ${verification.prompts} prompts against ${verification.reference}: max |log p diff| ${verification.maxAbsLogProbDiff.toExponential(2)}${verification.tolerance !== undefined ? ` (tolerance ${verification.tolerance})` : ""}, greedy tokens agreeing ${(100 * verification.tokenAgreement).toFixed(1)}%, same chat-template tokens: ${verification.sameChatTokens}${verification.passed ? "" : " (FAILED)"}`] : []),
-  ].join("\n"), { ...result, seconds, verification });
+  print(
+    opts,
+    [
+      `wrote ${result.file}: ${result.tensors} tensors as ${opts.type}${
+        edit.unit ? `, ` + `${result.edited.length} orthogonalised` : ""
+      } (${(result.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s)`,
+      ...result.notes.map((n) => `note: ${n}`),
+      ...(verification
+        ? [
+            `checked by llama.cpp on ${verification.prompts} prompts against ${verification.reference}: max |log p diff| ` +
+              `${verification.maxAbsLogProbDiff.toExponential(2)}${
+                verification.tolerance !== undefined ? ` (tolerance ` + `${verification.tolerance})` : ""
+              }, greedy tokens agreeing ${(100 * verification.tokenAgreement).toFixed(1)}%, same chat-template tokens: ` +
+              `${verification.sameChatTokens}${verification.passed ? "" : " (FAILED)"}`,
+          ]
+        : []),
+    ].join("\n"),
+    { ...result, seconds, verification },
+  );
   if (verification && !verification.passed) process.exitCode = 1;
 }
 

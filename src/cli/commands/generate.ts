@@ -17,9 +17,22 @@ export function registerGenerate(program: Command): void {
       const bar = await prepare(opts);
       const model = await openModel(opts.model, bar);
       try {
-        const ablation = opts.directions ? directionAblationHooks(model, pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit) : { fwdHooks: [], dispose: () => {} };
-        const { texts } = await withHooks(ablation, (fwdHooks) => model.generate(model.tokenizeInstructions(instructions), { maxNewTokens: opts.maxNewTokens, fwdHooks, temperature: opts.temperature, seed: opts.seed }));
-        print(opts, instructions.map((q, i) => `> ${q}\n${texts[i]}`).join("\n\n"), instructions.map((instruction, i) => ({ instruction, completion: texts[i] })));
+        const ablation = opts.directions
+          ? directionAblationHooks(model, pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit)
+          : { fwdHooks: [], dispose: () => {} };
+        const { texts } = await withHooks(ablation, (fwdHooks) =>
+          model.generate(model.tokenizeInstructions(instructions), {
+            maxNewTokens: opts.maxNewTokens,
+            fwdHooks,
+            temperature: opts.temperature,
+            seed: opts.seed,
+          }),
+        );
+        print(
+          opts,
+          instructions.map((q, i) => `> ${q}\n${texts[i]}`).join("\n\n"),
+          instructions.map((instruction, i) => ({ instruction, completion: texts[i] })),
+        );
       } finally {
         model.dispose();
       }

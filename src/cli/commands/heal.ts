@@ -8,11 +8,23 @@ import { runHealing } from "../../heal/run.ts";
 import { join } from "node:path";
 
 export function registerHeal(program: Command): void {
-  program.command("heal")
-    .description("heal an abliterated model as the blog does: DPO on LoRA adapters against itself, merged and exported; before/after on the test split")
+  program
+    .command("heal")
+    .description(
+      "heal an abliterated model as the blog does: DPO on LoRA adapters against itself, merged and exported; before/after on the " +
+        "test split",
+    )
     .option("-m, --model <dir>", "the abliterated model", "out/model")
-    .option("--original <dir>", "the model before abliteration (harmless KL and unchanged answers are measured against it; the demo's pairs are sampled from it)", DEMO_MODEL_DIR)
-    .option("--pairs <source>", "preference pairs: .jsonl/.json/.parquet with prompt/chosen/rejected strings or chosen/rejected message lists, or a Hub dataset org/name:split (default: sampled from the original and abliterated models on data/harmless/train.jsonl)")
+    .option(
+      "--original <dir>",
+      "the model before abliteration (harmless KL and unchanged answers are measured against it; the demo's pairs are sampled from it)",
+      DEMO_MODEL_DIR,
+    )
+    .option(
+      "--pairs <source>",
+      "preference pairs: .jsonl/.json/.parquet with prompt/chosen/rejected strings or chosen/rejected message lists, or a Hub " +
+        "dataset org/name:split (default: sampled from the original and abliterated models on data/harmless/train.jsonl)",
+    )
     .option("--n-pairs <n>", "pairs read from --pairs (the first ones)", int("--n-pairs"))
     .option("--n-instructions <n>", "harmless training instructions the default pairs are sampled from", int("--n-instructions"), 256)
     .option("--n-test <n>", "test instructions of each kind", int("--n-test"), 64)
@@ -36,22 +48,50 @@ export function registerHeal(program: Command): void {
       await initBackend({ backend: opts.backend });
       const bar = progressReporter();
       const report = await runHealing({
-        model: opts.model, original: opts.original, pairs: opts.pairs, nPairs: opts.nPairs, nInstructions: opts.nInstructions, nTest: opts.nTest,
-        rank: opts.rank, alpha: opts.alpha, dropout: opts.dropout, beta: opts.beta, learningRate: opts.lr, epochs: opts.epochs, batchSize: opts.microBatch,
-        gradientAccumulation: opts.gradAccum, warmupRatio: opts.warmup, seed: opts.seed, maxNewTokens: opts.maxNewTokens, complianceReference: opts.complianceReference,
-        out: opts.out, force: opts.force, onProgress: (stage, d, t) => bar.update(stage, d, t),
+        model: opts.model,
+        original: opts.original,
+        pairs: opts.pairs,
+        nPairs: opts.nPairs,
+        nInstructions: opts.nInstructions,
+        nTest: opts.nTest,
+        rank: opts.rank,
+        alpha: opts.alpha,
+        dropout: opts.dropout,
+        beta: opts.beta,
+        learningRate: opts.lr,
+        epochs: opts.epochs,
+        batchSize: opts.microBatch,
+        gradientAccumulation: opts.gradAccum,
+        warmupRatio: opts.warmup,
+        seed: opts.seed,
+        maxNewTokens: opts.maxNewTokens,
+        complianceReference: opts.complianceReference,
+        out: opts.out,
+        force: opts.force,
+        onProgress: (stage, d, t) => bar.update(stage, d, t),
       });
       bar.stop();
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
       const last = report.history[report.history.length - 1];
-      print(opts, [
-        `${report.pairs.n} preference pairs (${report.pairs.source}); ${report.history.length} DPO steps, loss ${report.history[0].loss.toFixed(4)} -> ${last.loss.toFixed(4)}, reward accuracy ${pct(last.rewardAccuracy)}`,
-        `harmful refusal (test): ${pct(report.before.harmfulRefusal)} before healing -> ${pct(report.after.harmfulRefusal)} after`,
-        `harmless KL (original || model): ${report.before.harmlessKl.toFixed(4)} -> ${report.after.harmlessKl.toFixed(4)}`,
-        `harmless answers unchanged: ${pct(report.before.harmlessUnchanged.exact)} -> ${pct(report.after.harmlessUnchanged.exact)}`,
-        ...(report.before.coherentCompliance ? [`coherent compliance (harmful): ${pct(report.before.coherentCompliance.firstTokens)} -> ${pct(report.after.coherentCompliance!.firstTokens)}`] : []),
-        `exported ${report.exportDir} (reloaded: max |logit diff| ${report.exportCheck.toExponential(2)} against the model with its adapters); report ${join(opts.out, "heal.html")}; Axolotl config for a real model ${join(opts.out, "axolotl.yaml")}`,
-        `time: ${report.seconds.toFixed(0)} s`,
-      ].join("\n"), report);
+      print(
+        opts,
+        [
+          `${report.pairs.n} preference pairs (${report.pairs.source}); ${report.history.length} DPO steps, loss ` +
+            `${report.history[0].loss.toFixed(4)} -> ${last.loss.toFixed(4)}, reward accuracy ${pct(last.rewardAccuracy)}`,
+          `harmful refusal (test): ${pct(report.before.harmfulRefusal)} before healing -> ${pct(report.after.harmfulRefusal)} after`,
+          `harmless KL (original || model): ${report.before.harmlessKl.toFixed(4)} -> ${report.after.harmlessKl.toFixed(4)}`,
+          `harmless answers unchanged: ${pct(report.before.harmlessUnchanged.exact)} -> ${pct(report.after.harmlessUnchanged.exact)}`,
+          ...(report.before.coherentCompliance
+            ? [
+                `coherent compliance (harmful): ${pct(report.before.coherentCompliance.firstTokens)} -> ` +
+                  `${pct(report.after.coherentCompliance!.firstTokens)}`,
+              ]
+            : []),
+          `exported ${report.exportDir} (reloaded: max |logit diff| ${report.exportCheck.toExponential(2)} against the model ` +
+            `with its adapters); report ${join(opts.out, "heal.html")}; Axolotl config for a real model ${join(opts.out, "axolotl.yaml")}`,
+          `time: ${report.seconds.toFixed(0)} s`,
+        ].join("\n"),
+        report,
+      );
     });
 }

@@ -1,52 +1,117 @@
 // `abliterate run`
 import type { Command } from "commander";
-import { common, verificationLine, print, prepare, int, tokenOffsetList, tokenIdList, substringList, selectionFilterOptions, filtersOf, filterOption } from "../options.ts";
+import {
+  common,
+  verificationLine,
+  print,
+  prepare,
+  int,
+  tokenOffsetList,
+  tokenIdList,
+  substringList,
+  selectionFilterOptions,
+  filtersOf,
+  filterOption,
+} from "../options.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 
 export function registerRun(program: Command): void {
   selectionFilterOptions(common(program.command("run")))
     .description("the whole pipeline: collect, directions, select, evaluate, orthogonalise, export, verify; writes a report")
     .option("-o, --out <dir>", "output folder (model/, directions.safetensors, report.json, report.html)", "out")
-    .option("--harmful-train <file>").option("--harmless-train <file>")
-    .option("--harmful-val <file>").option("--harmless-val <file>")
-    .option("--harmful-test <file>").option("--harmless-test <file>")
+    .option("--harmful-train <file>")
+    .option("--harmless-train <file>")
+    .option("--harmful-val <file>")
+    .option("--harmless-val <file>")
+    .option("--harmful-test <file>")
+    .option("--harmless-test <file>")
     .option("--n-train <n>", "instructions per set for the directions", int("--n-train"), 256)
     .option("--n-val <n>", "instructions per set for the selection", int("--n-val"), 32)
     .option("--n-test <n>", "instructions per set for evaluation", int("--n-test"), 64)
     .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
     .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
     .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
-    .option("--refusal-tokens <ids>", "comma-separated token ids for the refusal score (default: the model family's refusal openings, e.g. \"I\")", tokenIdList)
+    .option(
+      "--refusal-tokens <ids>",
+      'comma-separated token ids for the refusal score (default: the model family\'s refusal openings, e.g. "I")',
+      tokenIdList,
+    )
     .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
     .option(...filterOption)
-    .option("--compliance-reference <model>", "a model that complies with harmful requests (e.g. the source model before safety tuning): coherent compliance is the share of harmful test answers after abliteration that begin as its answers (default for the demo model: models/demo-base)")
+    .option(
+      "--compliance-reference <model>",
+      "a model that complies with harmful requests (e.g. the source model before safety tuning): coherent compliance is the " +
+        "share of harmful test answers after abliteration that begin as its answers (default for the demo model: models/demo-base)",
+    )
     .option("-f, --force", "replace a non-empty output model folder")
     .action(async (opts) => {
       const bar = await prepare(opts);
       const started = performance.now();
       const report = await runPipeline({
         complianceReference: opts.complianceReference,
-        model: opts.model, outDir: opts.out, batchSize: opts.batchSize, column: opts.column,
-        harmfulTrain: opts.harmfulTrain, harmlessTrain: opts.harmlessTrain, harmfulVal: opts.harmfulVal, harmlessVal: opts.harmlessVal, harmfulTest: opts.harmfulTest, harmlessTest: opts.harmlessTest,
-        nTrain: opts.nTrain, nVal: opts.nVal, nTest: opts.nTest, topK: opts.topK, maxNewTokens: opts.maxNewTokens, tokenOffsets: opts.tokenOffsets, force: opts.force,
-        refusalTokens: opts.refusalTokens, refusalSubstrings: opts.refusalSubstrings, selectionFilters: filtersOf(opts), exhaustiveSelection: opts.exhaustive, maxCandidates: opts.maxCandidates,
-        refusalEpsilon: opts.refusalEpsilon, filterByRefusalScore: opts.filterByRefusalScore,
-        onProgress: bar.update, log: opts.json ? undefined : (line) => console.error(line),
+        model: opts.model,
+        outDir: opts.out,
+        batchSize: opts.batchSize,
+        column: opts.column,
+        harmfulTrain: opts.harmfulTrain,
+        harmlessTrain: opts.harmlessTrain,
+        harmfulVal: opts.harmfulVal,
+        harmlessVal: opts.harmlessVal,
+        harmfulTest: opts.harmfulTest,
+        harmlessTest: opts.harmlessTest,
+        nTrain: opts.nTrain,
+        nVal: opts.nVal,
+        nTest: opts.nTest,
+        topK: opts.topK,
+        maxNewTokens: opts.maxNewTokens,
+        tokenOffsets: opts.tokenOffsets,
+        force: opts.force,
+        refusalTokens: opts.refusalTokens,
+        refusalSubstrings: opts.refusalSubstrings,
+        selectionFilters: filtersOf(opts),
+        exhaustiveSelection: opts.exhaustive,
+        maxCandidates: opts.maxCandidates,
+        refusalEpsilon: opts.refusalEpsilon,
+        filterByRefusalScore: opts.filterByRefusalScore,
+        onProgress: bar.update,
+        log: opts.json ? undefined : (line) => console.error(line),
       });
       bar.stop();
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
       if (!report.verify.passed) process.exitCode = 1;
-      print(opts, [
-        `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
-        `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
-        `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
-        ...(report.agreement.coherentCompliance ? [`coherent compliance (harmful, test): ${pct(report.agreement.coherentCompliance.firstTokens)} of answers begin as the compliant reference's (first ${report.agreement.coherentCompliance.k} tokens), ${pct(report.agreement.coherentCompliance.exact)} equal it`] : []),
-        `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}; harmless answers unchanged: ${pct(report.agreement.harmlessUnchanged.exact)}`,
-        ...(report.planted ? [`cosine of the chosen direction with the planted one (written at layers ${report.planted.unitLayer}-${report.planted.headLayer}): ${report.planted.chosenCosine.toFixed(3)}`] : []),
-        ...(report.planted?.explained ? [`the chosen difference of means: ${pct(report.planted.explained.planted)} along the planted direction, ${pct(report.planted.explained.other)} along the model-before-safety-tuning's own harmful/harmless difference, ${pct(report.planted.explained.rest)} other (shares of its squared norm)`] : []),
-        `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
-        `report: ${opts.out}/report.html, ${opts.out}/report.json`,
-        `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
-      ].join("\n"), report);
+      print(
+        opts,
+        [
+          `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
+          `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
+          `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
+          ...(report.agreement.coherentCompliance
+            ? [
+                `coherent compliance (harmful, test): ${pct(report.agreement.coherentCompliance.firstTokens)} of answers begin ` +
+                  `as the compliant reference's (first ${report.agreement.coherentCompliance.k} tokens), ` +
+                  `${pct(report.agreement.coherentCompliance.exact)} equal it`,
+              ]
+            : []),
+          `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}; harmless answers unchanged: ` +
+            `${pct(report.agreement.harmlessUnchanged.exact)}`,
+          ...(report.planted
+            ? [
+                `cosine of the chosen direction with the planted one (written at layers ` +
+                  `${report.planted.unitLayer}-${report.planted.headLayer}): ${report.planted.chosenCosine.toFixed(3)}`,
+              ]
+            : []),
+          ...(report.planted?.explained
+            ? [
+                `the chosen difference of means: ${pct(report.planted.explained.planted)} along the planted direction, ` +
+                  `${pct(report.planted.explained.other)} along the model-before-safety-tuning's own harmful/harmless difference, ` +
+                  `${pct(report.planted.explained.rest)} other (shares of its squared norm)`,
+              ]
+            : []),
+          `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
+          `report: ${opts.out}/report.html, ${opts.out}/report.json`,
+          `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
+        ].join("\n"),
+        report,
+      );
     });
 }

@@ -150,7 +150,10 @@ function modelName(source: string, config: ModelConfig, tokens: readonly string[
   // llama.cpp's Phi-3 handling looks these tokens up (Phi-3's Llama 2 vocabulary has them; Phi-4-mini's has not).
   const phi3Vocabulary = ["<unk>", "<s>", "</s>", "<|endoftext|>"].every((t) => tokens.includes(t));
   if (config.model_type !== "phi3" || /phi-?3/i.test(name) || !phi3Vocabulary) return name;
-  notes.push(`general.name is phi3-${name}: llama.cpp recognises Phi-3 by name, to strip whitespace after its special tokens as Phi-3's tokenizer does`);
+  notes.push(
+    `general.name is phi3-${name}: llama.cpp recognises Phi-3 by name, to strip whitespace after its special tokens as Phi-3's ` +
+      `tokenizer does`,
+  );
   return `phi3-${name}`;
 }
 
@@ -169,7 +172,14 @@ function architectureMetadata(config: ModelConfig, arch: Architecture, gguf: str
   k("attention.value_length", u32(headDim(config)));
   k("rope.freq_base", f32(config.rope_theta));
   k("vocab_size", u32(config.vocab_size));
-  k("rope.dimension_count", u32(gguf === "phi3" ? Math.floor((config.partial_rotary_factor ?? 1) * config.hidden_size) / config.num_attention_heads : rotaryDim(config)));
+  k(
+    "rope.dimension_count",
+    u32(
+      gguf === "phi3"
+        ? Math.floor((config.partial_rotary_factor ?? 1) * config.hidden_size) / config.num_attention_heads
+        : rotaryDim(config),
+    ),
+  );
   const scaling = config.rope_scaling;
   const ropeType = scaling ? (scaling.rope_type ?? scaling.type) : undefined;
   if (ropeType === "linear") {
@@ -180,14 +190,21 @@ function architectureMetadata(config: ModelConfig, arch: Architecture, gguf: str
     k("rope.scaling.type", str("longrope"));
     k("rope.scaling.original_context_length", u32(original));
     k("rope.scaling.attn_factor", f32(attentionFactor));
-    notes.push(`longrope: llama.cpp uses the long factors whenever its context is longer than ${original} tokens (Hugging Face: whenever the sequence is)`);
+    notes.push(
+      `longrope: llama.cpp uses the long factors whenever its context is longer than ${original} tokens (Hugging Face: whenever ` +
+        `the sequence is)`,
+    );
   }
   const sliding = slidingLayers(config, arch);
   if (gguf === "gemma2" || gguf === "gemma3") {
     // llama.cpp marks layer l sliding when l % period < period - 1: find the period that gives the config's layers.
-    const period = [...Array(config.num_hidden_layers + 1).keys()].slice(1).find((p) => sliding.every((s, l) => s === (l % p < p - 1)));
+    const period = [...Array(config.num_hidden_layers + 1).keys()].slice(1).find((p) => sliding.every((s, l) => s === l % p < p - 1));
     if (sliding.some((s) => s)) {
-      if (period === undefined) throw new GgufExportError(`${arch.modelType}: sliding-window layers [${sliding.map((s, l) => (s ? l : -1)).filter((l) => l >= 0)}] follow no period; llama.cpp cannot express them`);
+      if (period === undefined)
+        throw new GgufExportError(
+          `${arch.modelType}: sliding-window layers [${sliding.map((s, l) => (s ? l : -1)).filter((l) => l >= 0)}] follow no ` +
+            `period; llama.cpp cannot express them`,
+        );
       k("attention.sliding_window", u32(config.sliding_window ?? 4096));
       k("attention.sliding_window_pattern", u32(period));
     }
@@ -196,8 +213,15 @@ function architectureMetadata(config: ModelConfig, arch: Architecture, gguf: str
     if (config.final_logit_softcapping) k("final_logit_softcapping", f32(config.final_logit_softcapping));
   } else if (gguf === "phi3") {
     k("attention.sliding_window", u32(sliding.some((s) => s) ? config.sliding_window! : 0));
-  } else if (sliding.some((s) => s) && config.sliding_window != null && config.sliding_window < (config.max_position_embeddings ?? Infinity)) {
-    notes.push(`llama.cpp's ${gguf} attends to all earlier tokens: the checkpoint's sliding window of ${config.sliding_window} tokens is not kept (the same below that length)`);
+  } else if (
+    sliding.some((s) => s) &&
+    config.sliding_window != null &&
+    config.sliding_window < (config.max_position_embeddings ?? Infinity)
+  ) {
+    notes.push(
+      `llama.cpp's ${gguf} attends to all earlier tokens: the checkpoint's sliding window of ${config.sliding_window} tokens is ` +
+        `not kept (the same below that length)`,
+    );
   }
   return m;
 }
@@ -226,12 +250,19 @@ function ropeTensors(config: ModelConfig): GgufTensor[] {
 export async function exportGguf(from: string | Checkpoint, outFile: string, options: GgufExportOptions = {}): Promise<GgufExportResult> {
   const requested = options.type ?? "f16";
   const quant = Object.hasOwn(LLAMA_CPP_QUANTS, requested) ? (requested as LlamaCppQuant) : undefined;
-  if (!quant && !GGUF_TYPES.includes(requested as GgufFileType)) throw new GgufExportError(`GGUF type ${JSON.stringify(requested)} is not supported (written here: ${GGUF_TYPES.join(", ")}; by llama.cpp's quantiser: ${Object.keys(LLAMA_CPP_QUANTS).join(", ")})`);
+  if (!quant && !GGUF_TYPES.includes(requested as GgufFileType))
+    throw new GgufExportError(
+      `GGUF type ${JSON.stringify(requested)} is not supported (written here: ${GGUF_TYPES.join(", ")}; by llama.cpp's ` +
+        `quantiser: ${Object.keys(LLAMA_CPP_QUANTS).join(", ")})`,
+    );
   const checkpoint = typeof from === "string" ? await openCheckpoint(from) : from;
   try {
     const { config, arch, weights, dir } = checkpoint;
     const target = LLAMA_CPP_ARCH[config.model_type];
-    if (!target) throw new GgufExportError(`${dir}: model_type ${config.model_type} has no GGUF conversion (supported: ${Object.keys(LLAMA_CPP_ARCH).join(", ")})`);
+    if (!target)
+      throw new GgufExportError(
+        `${dir}: model_type ${config.model_type} has no GGUF conversion (supported: ${Object.keys(LLAMA_CPP_ARCH).join(", ")})`,
+      );
     const { source, out } = await checkExportFile(dir, outFile, options.force);
     checkCheckpointTensors(checkpoint);
     // A k-quant is made from a float file in the source's precision (F32, or BF16/F16 for 16-bit checkpoints).
@@ -246,7 +277,11 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     ]);
     for (const [key, v] of architectureMetadata(config, arch, target.name, notes)) metadata.set(key, v);
     const eos = config.eos_token_id;
-    const vocab = await ggufVocab(dir, config.vocab_size, { bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined, eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined), pad: config.pad_token_id ?? undefined });
+    const vocab = await ggufVocab(dir, config.vocab_size, {
+      bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined,
+      eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined),
+      pad: config.pad_token_id ?? undefined,
+    });
     const tokens = vocab.metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] };
     metadata.set("general.name", str(modelName(source, config, tokens.values, notes)));
     for (const [key, v] of vocab.metadata) metadata.set(key, v);
@@ -257,20 +292,32 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       metadata.set("abliterate.skip_embedding", bool(options.skipEmbedding ?? false));
       if (options.layers) metadata.set("abliterate.layers", str(`${options.layers[0]}-${options.layers[1]}`));
     }
-    for (const [key, v] of Object.entries(options.provenance ?? {})) metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
+    for (const [key, v] of Object.entries(options.provenance ?? {}))
+      metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
 
     const keys = roleKeys(arch);
     const gemma = arch.normOffset === 1;
     // Gemma 2 and 3: llama.cpp scales attention by 1/sqrt(head_dim) (by model size for the 27B); a config's
     // query_pre_attn_scalar that differs is folded into q (into q_norm's weight where q is normalised).
-    const qScale = target.name === "gemma2" || target.name === "gemma3" ? Math.sqrt(llamaCppGemmaScaleDivisor(config, target.name) / (config.query_pre_attn_scalar ?? headDim(config))) : 1;
-    if (qScale !== 1) notes.push(`queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ${config.query_pre_attn_scalar})`);
+    const qScale =
+      target.name === "gemma2" || target.name === "gemma3"
+        ? Math.sqrt(llamaCppGemmaScaleDivisor(config, target.name) / (config.query_pre_attn_scalar ?? headDim(config)))
+        : 1;
+    if (qScale !== 1)
+      notes.push(
+        `queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by ` +
+          `sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ` +
+          `${config.query_pre_attn_scalar})`,
+      );
 
     const tensors: GgufTensor[] = [...ropeTensors(config)];
     // Each tensor is produced a piece of whole rows at a time (memory holds one piece, not a decoded tensor):
     // residual writers through the streamed edit, as float32; the rest decoded and converted to llama.cpp's
     // conventions (q/k rows permuted a head at a time, Gemma's norms as 1 + w, Gemma's query scale).
-    const rowsOf = async function* (key: string, transform?: { heads?: number; map?: (w: number) => number }): AsyncGenerator<Float32Array> {
+    const rowsOf = async function* (
+      key: string,
+      transform?: { heads?: number; map?: (w: number) => number },
+    ): AsyncGenerator<Float32Array> {
       const info = weights.info(key);
       const dtype = info.dtype as FloatDtype;
       const rows = info.shape[0];
@@ -292,7 +339,16 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       if (edit) {
         return (async function* () {
           const read = (start: number, end: number, into: Uint8Array) => weights.readRange(key, start, end, into);
-          for await (const piece of orthogonalizeStream(edit.kind!, info.dtype as FloatDtype, info.shape, edit.vector!, edit.scale, read, STREAM_CHUNK_BYTES, { float32: true })) {
+          for await (const piece of orthogonalizeStream(
+            edit.kind!,
+            info.dtype as FloatDtype,
+            info.shape,
+            edit.vector!,
+            edit.scale,
+            read,
+            STREAM_CHUNK_BYTES,
+            { float32: true },
+          )) {
             yield new Float32Array(piece.buffer, piece.byteOffset, piece.length / 4);
           }
         })();
@@ -304,7 +360,14 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       const heads = target.permuteQK && q ? config.num_attention_heads : target.permuteQK && k ? numKvHeads(config) : undefined;
       const scaled = qScale !== 1 && (arch.qkNorm ? layer === "self_attn.q_norm.weight" : q);
       const plusOne = gemma && rest.endsWith("norm.weight");
-      const map = plusOne && scaled ? (w: number) => Math.fround(w + 1) * qScale : plusOne ? (w: number) => w + 1 : scaled ? (w: number) => w * qScale : undefined;
+      const map =
+        plusOne && scaled
+          ? (w: number) => Math.fround(w + 1) * qScale
+          : plusOne
+            ? (w: number) => w + 1
+            : scaled
+              ? (w: number) => w * qScale
+              : undefined;
       return rowsOf(key, { heads, map });
     };
     const typeFor = (name: string, shape: readonly number[]): GgmlType => {
@@ -315,7 +378,11 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
       return "F16";
     };
     const outside = weights.names.filter((key) => !key.startsWith(arch.keyPrefix));
-    if (outside.length > 0) notes.push(`the language model only: ${outside.length} tensors outside ${arch.keyPrefix} (the vision tower and projector) are left out; llama.cpp reads those from a separate mmproj file`);
+    if (outside.length > 0)
+      notes.push(
+        `the language model only: ${outside.length} tensors outside ${arch.keyPrefix} (the vision tower and projector) are left ` +
+          `out; llama.cpp reads those from a separate mmproj file`,
+      );
     for (const key of weights.names) {
       if (!key.startsWith(arch.keyPrefix)) continue; // a multimodal checkpoint's vision tower
       if (key === keys.unembedding && plan.untie) continue; // a tied checkpoint's stored copy: see below
@@ -325,7 +392,11 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     }
     if (plan.headDiffers) {
       // Untie, as the safetensors export does: the output head keeps the original embedding.
-      if (target.name === "gemma" || target.name === "gemma2") notes.push(`llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as both (the safetensors export unties them; --skip-embedding keeps the head exact)`);
+      if (target.name === "gemma" || target.name === "gemma2")
+        notes.push(
+          `llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as ` +
+            `both (the safetensors export unties them; --skip-embedding keeps the head exact)`,
+        );
       else {
         const shape = weights.info(keys.embedding).shape;
         tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => rowsOf(keys.embedding) });
@@ -334,28 +405,35 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     let done = 0;
     const steps = quant ? tensors.length + 1 : tensors.length; // tensors written, then the quantisation
     options.onProgress?.(0, steps);
-    const bytes = await withLock(`${out}.lock`, async () => {
-      if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, steps) });
-      const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
-      try {
-        await writeGguf(float, metadata, tensors, { overwrite: true, onTensor: () => options.onProgress?.(++done, steps) });
-        const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+    const bytes = await withLock(
+      `${out}.lock`,
+      async () => {
+        if (!quant)
+          return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, steps) });
+        const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
         try {
-          await quantizeWithLlamaCpp(float, partial, quant);
-          await rename(partial, out);
+          await writeGguf(float, metadata, tensors, { overwrite: true, onTensor: () => options.onProgress?.(++done, steps) });
+          const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+          try {
+            await quantizeWithLlamaCpp(float, partial, quant);
+            await rename(partial, out);
+          } finally {
+            await rm(partial, { force: true });
+          }
+          options.onProgress?.(steps, steps);
+          notes.push(
+            `quantised to ${quant} by llama.cpp's llama_model_quantize from a ${type} file (tensors whose rows are not whole ` +
+              `blocks fall back to llama.cpp's choice)`,
+          );
+          return (await stat(out)).size;
         } finally {
-          await rm(partial, { force: true });
+          await rm(float, { force: true });
         }
-        options.onProgress?.(steps, steps);
-        notes.push(`quantised to ${quant} by llama.cpp's llama_model_quantize from a ${type} file (tensors whose rows are not whole blocks fall back to llama.cpp's choice)`);
-        return (await stat(out)).size;
-      } finally {
-        await rm(float, { force: true });
-      }
-    }, { busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another file` });
+      },
+      { busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another file` },
+    );
     return { file: out, bytes, tensors: tensors.length, edited: [...plan.edits.keys()].filter((k) => k.startsWith(arch.keyPrefix)), notes };
   } finally {
     if (typeof from === "string") await checkpoint.close();
   }
 }
-

@@ -16,7 +16,10 @@ export async function llamaCpp(): Promise<Llama> {
     try {
       module = await import("node-llama-cpp");
     } catch (error) {
-      throw new Error(`checking a GGUF file with llama.cpp needs the node-llama-cpp package (npm install node-llama-cpp@3.21.1): ${(error as Error).message}`);
+      throw new Error(
+        `checking a GGUF file with llama.cpp needs the node-llama-cpp package (npm install node-llama-cpp@3.21.1): ` +
+          `${(error as Error).message}`,
+      );
     }
     return module.getLlama({ gpu: false, build: "never", logLevel: module.LlamaLogLevel.error, progressLogs: false });
   })();
@@ -33,9 +36,19 @@ export async function loadGguf(file: string): Promise<LlamaModel> {
  */
 const THREADS = Math.max(1, availableParallelism() - 1);
 
-const contextOptions = (contextSize: number) => ({ contextSize, sequences: 1, threads: THREADS, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false }) as const;
+const contextOptions = (contextSize: number) =>
+  ({
+    contextSize,
+    sequences: 1,
+    threads: THREADS,
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+    flashAttention: false,
+  }) as const;
 
-/** llama.cpp's greedy continuation of `tokens` (ids, no template applied): at most `n` tokens, stopping before an end-of-generation token. */
+/**
+ * llama.cpp's greedy continuation of `tokens` (ids, no template applied): at most `n` tokens, stopping before an end-of-generation token.
+ */
 export async function llamaCppGreedy(model: LlamaModel, tokens: readonly number[], n: number, contextSize = 256): Promise<number[]> {
   const context = await model.createContext(contextOptions(contextSize));
   try {
@@ -56,7 +69,12 @@ export async function llamaCppGreedy(model: LlamaModel, tokens: readonly number[
  * llama.cpp's log-probability of every token as the next one after `tokens`. For Phi-3's longrope, llama.cpp
  * uses the long factors when the context (rounded up to 256 tokens) exceeds original_max_position_embeddings.
  */
-export async function llamaCppLogProbs(model: LlamaModel, tokens: readonly number[], vocabSize: number, contextSize = 256): Promise<Float64Array> {
+export async function llamaCppLogProbs(
+  model: LlamaModel,
+  tokens: readonly number[],
+  vocabSize: number,
+  contextSize = 256,
+): Promise<Float64Array> {
   const context = await model.createContext(contextOptions(contextSize));
   try {
     const last = tokens.length - 1;

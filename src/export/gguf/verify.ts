@@ -50,12 +50,21 @@ export interface GgufVerifyOptions {
 }
 
 /** Check the GGUF file `file`, written from `source` (held in memory), with llama.cpp on `prompts` (instructions). */
-export async function verifyGguf(source: HookedModel, file: string, prompts: readonly string[], options: GgufVerifyOptions): Promise<GgufVerification> {
+export async function verifyGguf(
+  source: HookedModel,
+  file: string,
+  prompts: readonly string[],
+  options: GgufVerifyOptions,
+): Promise<GgufVerification> {
   if (prompts.length === 0) throw new Error("verifyGguf: no prompts");
   const maxNewTokens = options.maxNewTokens ?? 16;
   const expected = options.unit
     ? await expectedExport(source, options.unit, prompts, { orthogonalize: options.orthogonalize, maxNewTokens })
-    : { reference: "the source model" as const, logits: lastPositionLogits(source, prompts), ...(await greedyAnswers(source, prompts, { maxNewTokens, batchSize: 8 })) };
+    : {
+        reference: "the source model" as const,
+        logits: lastPositionLogits(source, prompts),
+        ...(await greedyAnswers(source, prompts, { maxNewTokens, batchSize: 8 })),
+      };
   const ids = promptIds(source, prompts);
   const model = await loadGguf(file);
   try {
@@ -78,8 +87,25 @@ export async function verifyGguf(source: HookedModel, file: string, prompts: rea
     const sameChatTokens = JSON.stringify(await llamaCppChatTokens(model, prompts[0])) === JSON.stringify(ids[0]);
     const tokenAgreement = total === 0 ? 1 : agreed / total;
     const tolerance = options.type === "f32" ? (!usesGelu(source) ? GGUF_LOGPROB_TOLERANCE.exact : GGUF_LOGPROB_TOLERANCE.gelu) : undefined;
-    const passed = sameChatTokens && (options.type === "f32" ? maxAbsLogProbDiff <= tolerance! && same : options.type === "f16" ? same : tokenAgreement >= GGUF_MIN_TOKEN_AGREEMENT);
-    return { file, type: options.type, reference: expected.reference, prompts: prompts.length, maxAbsLogProbDiff, sameGreedyAnswers: same, tokenAgreement, sameChatTokens, tolerance, passed };
+    const passed =
+      sameChatTokens &&
+      (options.type === "f32"
+        ? maxAbsLogProbDiff <= tolerance! && same
+        : options.type === "f16"
+          ? same
+          : tokenAgreement >= GGUF_MIN_TOKEN_AGREEMENT);
+    return {
+      file,
+      type: options.type,
+      reference: expected.reference,
+      prompts: prompts.length,
+      maxAbsLogProbDiff,
+      sameGreedyAnswers: same,
+      tokenAgreement,
+      sameChatTokens,
+      tolerance,
+      passed,
+    };
   } finally {
     await model.dispose();
   }

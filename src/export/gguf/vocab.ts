@@ -21,9 +21,13 @@ const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 
  * its adaptation).
  */
 const SPLIT_REGEX_PRE: Record<string, string> = {
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "llama-bpe",
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "qwen2",
-  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": "gpt-4o",
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    "llama-bpe",
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+":
+    "qwen2",
+  ["[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m" +
+  "|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t" +
+  "|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"]: "gpt-4o",
 };
 
 export class GgufVocabError extends Error {
@@ -34,7 +38,13 @@ export class GgufVocabError extends Error {
 }
 
 interface TokenizerJson {
-  model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[]; byte_fallback?: boolean; unk_token?: string | null };
+  model?: {
+    type?: string;
+    vocab?: Record<string, number>;
+    merges?: (string | [string, string])[];
+    byte_fallback?: boolean;
+    unk_token?: string | null;
+  };
   added_tokens?: { id: number; content: string; special?: boolean }[];
   pre_tokenizer?: Record<string, unknown> | null;
   normalizer?: Record<string, unknown> | null;
@@ -52,9 +62,15 @@ export function byteLevelPreTokenizer(pre: Record<string, unknown> | null | unde
     // only the matches (an inverted Removed, as OpenAI-derived files write it) split text alike.
     const keepsMatches = (split.behavior === "Isolated" && !split.invert) || (split.behavior === "Removed" && split.invert === true);
     if (regex !== undefined && keepsMatches && SPLIT_REGEX_PRE[regex]) return SPLIT_REGEX_PRE[regex];
-    throw new GgufVocabError(`${file}: llama.cpp has no pre-tokenizer that splits by ${JSON.stringify(regex ?? split.pattern)} (known: GPT-2's ByteLevel regex, ${Object.values(SPLIT_REGEX_PRE).join(", ")}); the GGUF would tokenize differently`);
+    throw new GgufVocabError(
+      `${file}: llama.cpp has no pre-tokenizer that splits by ${JSON.stringify(regex ?? split.pattern)} (known: GPT-2's ` +
+        `ByteLevel regex, ${Object.values(SPLIT_REGEX_PRE).join(", ")}); the GGUF would tokenize differently`,
+    );
   }
-  throw new GgufVocabError(`${file}: pre_tokenizer ${JSON.stringify(pre)} has no llama.cpp equivalent (byte-level BPE needs ByteLevel, or Split by a known regex then ByteLevel)`);
+  throw new GgufVocabError(
+    `${file}: pre_tokenizer ${JSON.stringify(pre)} has no llama.cpp equivalent (byte-level BPE needs ByteLevel, or Split by a ` +
+      `known regex then ByteLevel)`,
+  );
 }
 
 /** Added tokens some models leave unmarked that are markers all the same (as llama.cpp's converter decides). */
@@ -66,11 +82,14 @@ const mergePair = (m: string | [string, string]): [string, string] => {
   return [m.slice(0, space), m.slice(space + 1)];
 };
 
-/** Whether the tokenizer adds `token` in front of a single sequence (tokenizer.json's post-processor, or tokenizer_config's add_bos_token). */
+/**
+ * Whether the tokenizer adds `token` in front of a single sequence (tokenizer.json's post-processor, or tokenizer_config's add_bos_token).
+ */
 function addsBos(json: TokenizerJson, config: Record<string, unknown>, bos: string | undefined): boolean {
   if (typeof config.add_bos_token === "boolean") return config.add_bos_token;
-  const post = json.post_processor as { type?: string; single?: { SpecialToken?: { id: string } }[]; processors?: unknown[] } | null | undefined;
-  const processors = post?.type === "Sequence" ? (post.processors as typeof post[]) : [post];
+  const post = json.post_processor as
+    { type?: string; single?: { SpecialToken?: { id: string } }[]; processors?: unknown[] } | null | undefined;
+  const processors = post?.type === "Sequence" ? (post.processors as (typeof post)[]) : [post];
   return processors.some((p) => p?.type === "TemplateProcessing" && p.single?.[0]?.SpecialToken?.id === bos && bos !== undefined);
 }
 
@@ -78,20 +97,30 @@ function addsBos(json: TokenizerJson, config: Record<string, unknown>, bos: stri
  * GGUF tokenizer metadata for the model folder `dir`, with `vocabSize` token slots (the embedding's rows;
  * ids the tokenizer leaves unused are written as unused `[PADn]` tokens, as llama.cpp's converter does).
  */
-export async function ggufVocab(dir: string, vocabSize: number, ids: { bos?: number; eos?: number; pad?: number }): Promise<{ metadata: Map<string, GgufValue>; notes: string[] }> {
+export async function ggufVocab(
+  dir: string,
+  vocabSize: number,
+  ids: { bos?: number; eos?: number; pad?: number },
+): Promise<{ metadata: Map<string, GgufValue>; notes: string[] }> {
   const out = new Map<string, GgufValue>();
   const notes: string[] = [];
   const file = join(dir, "tokenizer.json");
-  if (!(await exists(file))) throw new GgufVocabError(`${file}: missing; a GGUF file carries its tokenizer (llama.cpp cannot run a model without one)`);
+  if (!(await exists(file)))
+    throw new GgufVocabError(`${file}: missing; a GGUF file carries its tokenizer (llama.cpp cannot run a model without one)`);
   const chat = await ChatTokenizer.load(dir);
   const json = JSON.parse(await readFile(file, "utf8")) as TokenizerJson;
   const model = json.model;
-  if (model?.type !== "BPE" || !model.vocab || !model.merges) throw new GgufVocabError(`${file}: GGUF export supports BPE tokenizers (byte-level, or SentencePiece-style with byte fallback); this one is ${model?.type ?? "of no type"}`);
+  if (model?.type !== "BPE" || !model.vocab || !model.merges)
+    throw new GgufVocabError(
+      `${file}: GGUF export supports BPE tokenizers (byte-level, or SentencePiece-style with byte fallback); this one is ` +
+        `${model?.type ?? "of no type"}`,
+    );
   const added = new Map((json.added_tokens ?? []).map((t) => [t.id, t]));
   const tokens: string[] = new Array(vocabSize);
   const types = new Int32Array(vocabSize);
   for (const [text, id] of Object.entries(model.vocab)) {
-    if (id >= vocabSize) throw new GgufVocabError(`${file}: token ${JSON.stringify(text)} has id ${id}, outside the model's ${vocabSize} embedding rows`);
+    if (id >= vocabSize)
+      throw new GgufVocabError(`${file}: token ${JSON.stringify(text)} has id ${id}, outside the model's ${vocabSize} embedding rows`);
     tokens[id] = text;
   }
   for (const [id, t] of added) {
@@ -99,7 +128,10 @@ export async function ggufVocab(dir: string, vocabSize: number, ids: { bos?: num
       // As llama.cpp's converter does: an added token beyond the embedding (Gemma 3's <image_soft_token> at
       // 262144 beside a 262144-row text model) cannot be produced by the model; it is left out, and said.
       added.delete(id);
-      notes.push(`added token ${JSON.stringify(t.content)} (id ${id}) left out: outside the model's ${vocabSize} embedding rows, as llama.cpp's converter does`);
+      notes.push(
+        `added token ${JSON.stringify(t.content)} (id ${id}) left out: outside the model's ${vocabSize} embedding rows, as ` +
+          `llama.cpp's converter does`,
+      );
       continue;
     }
     tokens[id] = t.content;

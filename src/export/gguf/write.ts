@@ -34,7 +34,21 @@ export const f32 = (value: number): GgufValue => ({ type: "f32", value });
 export const str = (value: string): GgufValue => ({ type: "string", value });
 export const bool = (value: boolean): GgufValue => ({ type: "bool", value });
 
-const VALUE_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
+const VALUE_TYPE = {
+  u8: 0,
+  i8: 1,
+  u16: 2,
+  i16: 3,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  u64: 10,
+  i64: 11,
+  f64: 12,
+} as const;
 
 export interface GgufTensor {
   /** GGUF name, e.g. `blk.0.attn_q.weight`. */
@@ -134,7 +148,10 @@ class Bytes {
 }
 
 /** The header: magic, version, counts, key-values and tensor descriptions, padded to the alignment. */
-export function encodeGgufHeader(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly Pick<GgufTensor, "name" | "shape" | "type">[]): { header: Buffer; offsets: number[] } {
+export function encodeGgufHeader(
+  metadata: ReadonlyMap<string, GgufValue>,
+  tensors: readonly Pick<GgufTensor, "name" | "shape" | "type">[],
+): { header: Buffer; offsets: number[] } {
   const out = new Bytes();
   out.push(Buffer.from("GGUF", "ascii"));
   out.u32(3);
@@ -157,7 +174,10 @@ export function encodeGgufHeader(metadata: ReadonlyMap<string, GgufValue>, tenso
   for (const t of tensors) {
     if (names.has(t.name)) throw new Error(`GGUF tensor ${t.name} appears twice`);
     names.add(t.name);
-    if (!fitsType(t.type, t.shape)) throw new Error(`GGUF tensor ${t.name} of shape [${t.shape}] cannot be stored as ${t.type} (rows must be a multiple of ${BLOCK[t.type].values})`);
+    if (!fitsType(t.type, t.shape))
+      throw new Error(
+        `GGUF tensor ${t.name} of shape [${t.shape}] cannot be stored as ${t.type} (rows must be a multiple of ${BLOCK[t.type].values})`,
+      );
     out.string(t.name);
     out.u32(t.shape.length);
     for (let i = t.shape.length - 1; i >= 0; i--) out.u64(t.shape[i]);
@@ -175,28 +195,40 @@ export function encodeGgufHeader(metadata: ReadonlyMap<string, GgufValue>, tenso
  * Write a GGUF file: the header, then each tensor's values (produced one at a time) encoded as its type.
  * An existing file is refused unless `overwrite`; an interrupted write leaves no file at `path`.
  */
-export async function writeGguf(path: string, metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[], options: { overwrite?: boolean; onTensor?: (name: string, index: number) => void } = {}): Promise<number> {
+export async function writeGguf(
+  path: string,
+  metadata: ReadonlyMap<string, GgufValue>,
+  tensors: readonly GgufTensor[],
+  options: { overwrite?: boolean; onTensor?: (name: string, index: number) => void } = {},
+): Promise<number> {
   if (!options.overwrite && (await exists(path))) throw new Error(`${path} exists already; pass force to replace it`);
   const { header } = encodeGgufHeader(metadata, tensors);
-  return writeFileWhole(path, async (put) => {
-    await put(header);
-    for (const [i, t] of tensors.entries()) {
-      const produced = t.values();
-      const pieces = produced instanceof Promise ? [await produced] : produced;
-      const count = t.shape.reduce((a, b) => a * b, 1);
-      let written = 0;
-      let bytes = 0;
-      for await (const values of pieces) {
-        written += values.length;
-        if (written > count) break;
-        const encoded = encodeTensor(values, t.type);
-        await put(encoded);
-        bytes += encoded.length;
+  return writeFileWhole(
+    path,
+    async (put) => {
+      await put(header);
+      for (const [i, t] of tensors.entries()) {
+        const produced = t.values();
+        const pieces = produced instanceof Promise ? [await produced] : produced;
+        const count = t.shape.reduce((a, b) => a * b, 1);
+        let written = 0;
+        let bytes = 0;
+        for await (const values of pieces) {
+          written += values.length;
+          if (written > count) break;
+          const encoded = encodeTensor(values, t.type);
+          await put(encoded);
+          bytes += encoded.length;
+        }
+        if (written !== count)
+          throw new Error(
+            `GGUF tensor ${t.name}: ${written > count ? `more than ${count}` : written} values for shape [${t.shape}] (${count})`,
+          );
+        const pad = Math.ceil(bytes / GGUF_ALIGNMENT) * GGUF_ALIGNMENT - bytes;
+        if (pad > 0) await put(new Uint8Array(pad));
+        options.onTensor?.(t.name, i);
       }
-      if (written !== count) throw new Error(`GGUF tensor ${t.name}: ${written > count ? `more than ${count}` : written} values for shape [${t.shape}] (${count})`);
-      const pad = Math.ceil(bytes / GGUF_ALIGNMENT) * GGUF_ALIGNMENT - bytes;
-      if (pad > 0) await put(new Uint8Array(pad));
-      options.onTensor?.(t.name, i);
-    }
-  }, { overwrite: options.overwrite, sync: true, taken: () => `${path} exists already; pass force to replace it` });
+    },
+    { overwrite: options.overwrite, sync: true, taken: () => `${path} exists already; pass force to replace it` },
+  );
 }
