@@ -14,7 +14,7 @@ import { slidingLayers, type Architecture } from "../../models/architecture.ts";
 import { llama3FrequencyFactors, longropeParameters } from "../../models/rope.ts";
 import { roleKeys } from "../../models/tensors.ts";
 import type { UnitVector } from "../../projection.ts";
-import { planCheckpointEdit, type OrthogonalizeOptions } from "../../pipeline/orthogonalize.ts";
+import { planCheckpointEdit, type EditPlan, type OrthogonalizeOptions, type TensorEdit } from "../../pipeline/orthogonalize.ts";
 import { DTYPE_BYTES, decodeToFloat32, type FloatDtype } from "../../safetensors/dtype.ts";
 import { orthogonalizeStream, STREAM_CHUNK_BYTES } from "../stream.ts";
 import { checkExportFile } from "../targets.ts";
@@ -243,6 +243,190 @@ function ropeTensors(config: ModelConfig): GgufTensor[] {
   return [];
 }
 
+/** The metadata of the file: llama.cpp's architecture keys, the tokenizer, and what the edit was. */
+async function ggufMetadata(
+  checkpoint: Checkpoint,
+  source: string,
+  gguf: string,
+  type: GgufFileType,
+  options: GgufExportOptions,
+  notes: string[],
+): Promise<Map<string, GgufValue>> {
+  const { config, arch, dir } = checkpoint;
+  const metadata = new Map<string, GgufValue>([
+    ["general.architecture", str(gguf)],
+    ["general.file_type", u32(FILE_TYPE[type])], // llama.cpp's quantiser sets its own
+    ["general.quantization_version", u32(2)],
+  ]);
+  for (const [key, v] of architectureMetadata(config, arch, gguf, notes)) metadata.set(key, v);
+  const eos = config.eos_token_id;
+  const vocab = await ggufVocab(dir, config.vocab_size, {
+    bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined,
+    eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined),
+    pad: config.pad_token_id ?? undefined,
+  });
+  const tokens = vocab.metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] };
+  metadata.set("general.name", str(modelName(source, config, tokens.values, notes)));
+  for (const [key, v] of vocab.metadata) metadata.set(key, v);
+  notes.push(...vocab.notes);
+  if (options.unit) {
+    metadata.set("abliterate.source", str(source));
+    metadata.set("abliterate.scale", f32(options.scale ?? 1));
+    metadata.set("abliterate.skip_embedding", bool(options.skipEmbedding ?? false));
+    if (options.layers) metadata.set("abliterate.layers", str(`${options.layers[0]}-${options.layers[1]}`));
+  }
+  for (const [key, v] of Object.entries(options.provenance ?? {}))
+    metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
+  return metadata;
+}
+
+/**
+ * The file's tensors in llama.cpp's names and conventions, each produced a piece of whole rows at a time when
+ * the writer reaches it (memory holds one piece, not a decoded tensor): residual writers through the streamed
+ * edit of the plan, as float32; the rest decoded and converted (q/k rows permuted a head at a time, Gemma's norms
+ * as 1 + w, Gemma's query scale).
+ */
+function ggufTensors(
+  checkpoint: Checkpoint,
+  plan: EditPlan,
+  target: { name: string; permuteQK: boolean },
+  type: GgufFileType,
+  notes: string[],
+): GgufTensor[] {
+  const { config, arch, weights } = checkpoint;
+  const keys = roleKeys(arch);
+  const gemma = arch.normOffset === 1;
+  // Gemma 2 and 3: llama.cpp scales attention by 1/sqrt(head_dim) (by model size for the 27B); a config's
+  // query_pre_attn_scalar that differs is folded into q (into q_norm's weight where q is normalised).
+  const qScale =
+    target.name === "gemma2" || target.name === "gemma3"
+      ? Math.sqrt(llamaCppGemmaScaleDivisor(config, target.name) / (config.query_pre_attn_scalar ?? headDim(config)))
+      : 1;
+  if (qScale !== 1)
+    notes.push(
+      `queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by ` +
+        `sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ` +
+        `${config.query_pre_attn_scalar})`,
+    );
+  const rowsOf = async function* (key: string, transform?: { heads?: number; map?: (w: number) => number }): AsyncGenerator<Float32Array> {
+    const info = weights.info(key);
+    const dtype = info.dtype as FloatDtype;
+    const rows = info.shape[0];
+    const cols = info.shape.slice(1).reduce((a, b) => a * b, 1);
+    const rowBytes = cols * DTYPE_BYTES[dtype];
+    const perHead = transform?.heads ? rows / transform.heads : 1;
+    const rowsPerPiece = Math.max(perHead, Math.floor(STREAM_CHUNK_BYTES / rowBytes / perHead) * perHead);
+    for (let first = 0; first < rows; first += rowsPerPiece) {
+      const n = Math.min(rowsPerPiece, rows - first);
+      let values = decodeToFloat32(await weights.readRange(key, first * rowBytes, (first + n) * rowBytes), dtype);
+      if (transform?.heads) values = permuteRopeRows(values, n, cols, n / perHead);
+      if (transform?.map) values = values.map(transform.map);
+      yield values;
+    }
+  };
+  const edited = async function* (key: string, edit: TensorEdit): AsyncGenerator<Float32Array> {
+    const info = weights.info(key);
+    const read = (start: number, end: number, into: Uint8Array) => weights.readRange(key, start, end, into);
+    const dtype = info.dtype as FloatDtype;
+    const pieces = orthogonalizeStream(edit.kind!, dtype, info.shape, edit.vector!, edit.scale, read, STREAM_CHUNK_BYTES, {
+      float32: true,
+    });
+    for await (const piece of pieces) yield new Float32Array(piece.buffer, piece.byteOffset, piece.length / 4);
+  };
+  const produce = (key: string): AsyncIterable<Float32Array> => {
+    const edit = plan.edits.get(key);
+    if (edit) return edited(key, edit);
+    const rest = key.slice(arch.keyPrefix.length);
+    const layer = /^model\.layers\.\d+\.(.+)$/.exec(rest)?.[1];
+    const q = layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias";
+    const k = layer === "self_attn.k_proj.weight" || layer === "self_attn.k_proj.bias";
+    const heads = target.permuteQK && q ? config.num_attention_heads : target.permuteQK && k ? numKvHeads(config) : undefined;
+    const scaled = qScale !== 1 && (arch.qkNorm ? layer === "self_attn.q_norm.weight" : q);
+    const plusOne = gemma && rest.endsWith("norm.weight");
+    const plusOneScaled = (w: number) => Math.fround(w + 1) * qScale;
+    const map = plusOne && scaled ? plusOneScaled : plusOne ? (w: number) => w + 1 : scaled ? (w: number) => w * qScale : undefined;
+    return rowsOf(key, { heads, map });
+  };
+  const typeFor = (name: string, shape: readonly number[]): GgmlType => {
+    if (shape.length < 2 || name.endsWith("_norm.weight")) return "F32";
+    const t = TENSOR_TYPE[type];
+    if (fitsType(t, shape)) return t;
+    notes.push(`${name} [${shape}] stored as F16: rows of ${shape[shape.length - 1]} are not whole ${t} blocks`);
+    return "F16";
+  };
+  const outside = weights.names.filter((key) => !key.startsWith(arch.keyPrefix));
+  if (outside.length > 0)
+    notes.push(
+      `the language model only: ${outside.length} tensors outside ${arch.keyPrefix} (the vision tower and projector) are left ` +
+        `out; llama.cpp reads those from a separate mmproj file`,
+    );
+  const tensors: GgufTensor[] = [...ropeTensors(config)];
+  for (const key of weights.names) {
+    if (!key.startsWith(arch.keyPrefix)) continue; // a multimodal checkpoint's vision tower
+    if (key === keys.unembedding && plan.untie) continue; // a tied checkpoint's stored copy: see below
+    const name = ggufTensorName(key, arch);
+    const shape = weights.info(key).shape;
+    tensors.push({ name, shape, type: typeFor(name, shape), values: () => produce(key) });
+  }
+  if (plan.headDiffers) {
+    // Untie, as the safetensors export does: the output head keeps the original embedding.
+    if (target.name === "gemma" || target.name === "gemma2")
+      notes.push(
+        `llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as ` +
+          `both (the safetensors export unties them; --skip-embedding keeps the head exact)`,
+      );
+    else {
+      const shape = weights.info(keys.embedding).shape;
+      tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => rowsOf(keys.embedding) });
+    }
+  }
+  return tensors;
+}
+
+/**
+ * Write the file under its lock: directly, or for a k-quant a float file first (hidden beside the output,
+ * removed afterwards) that llama.cpp's quantiser turns into the output. Returns the file's size.
+ */
+async function writeGgufFile(
+  out: string,
+  metadata: Map<string, GgufValue>,
+  tensors: GgufTensor[],
+  type: GgufFileType,
+  quant: LlamaCppQuant | undefined,
+  options: GgufExportOptions,
+  notes: string[],
+): Promise<number> {
+  let done = 0;
+  const steps = quant ? tensors.length + 1 : tensors.length; // tensors written, then the quantisation
+  options.onProgress?.(0, steps);
+  const onTensor = () => options.onProgress?.(++done, steps);
+  const write = async () => {
+    if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor });
+    const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
+    try {
+      await writeGguf(float, metadata, tensors, { overwrite: true, onTensor });
+      const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+      try {
+        await quantizeWithLlamaCpp(float, partial, quant);
+        await rename(partial, out);
+      } finally {
+        await rm(partial, { force: true });
+      }
+      options.onProgress?.(steps, steps);
+      notes.push(
+        `quantised to ${quant} by llama.cpp's llama_model_quantize from a ${type} file (tensors whose rows are not whole ` +
+          `blocks fall back to llama.cpp's choice)`,
+      );
+      return (await stat(out)).size;
+    } finally {
+      await rm(float, { force: true });
+    }
+  };
+  return withLock(`${out}.lock`, write, {
+    busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another file`,
+  });
+}
+
 /**
  * Write the checkpoint at `from` (a folder or Hub id, or an opened Checkpoint, left open) as the GGUF file
  * `outFile`, orthogonalised against `options.unit` when given.
@@ -270,169 +454,11 @@ export async function exportGguf(from: string | Checkpoint, outFile: string, opt
     const type: GgufFileType = quant ? (dtypes.has("F32") ? "f32" : dtypes.has("BF16") ? "bf16" : "f16") : (requested as GgufFileType);
     const plan = await planCheckpointEdit(checkpoint, options.unit, options);
     const notes: string[] = [];
-    const metadata = new Map<string, GgufValue>([
-      ["general.architecture", str(target.name)],
-      ["general.file_type", u32(FILE_TYPE[type])], // llama.cpp's quantiser sets its own
-      ["general.quantization_version", u32(2)],
-    ]);
-    for (const [key, v] of architectureMetadata(config, arch, target.name, notes)) metadata.set(key, v);
-    const eos = config.eos_token_id;
-    const vocab = await ggufVocab(dir, config.vocab_size, {
-      bos: typeof config.bos_token_id === "number" ? config.bos_token_id : undefined,
-      eos: Array.isArray(eos) ? eos[0] : (eos ?? undefined),
-      pad: config.pad_token_id ?? undefined,
-    });
-    const tokens = vocab.metadata.get("tokenizer.ggml.tokens") as { values: readonly string[] };
-    metadata.set("general.name", str(modelName(source, config, tokens.values, notes)));
-    for (const [key, v] of vocab.metadata) metadata.set(key, v);
-    notes.push(...vocab.notes);
-    if (options.unit) {
-      metadata.set("abliterate.source", str(source));
-      metadata.set("abliterate.scale", f32(options.scale ?? 1));
-      metadata.set("abliterate.skip_embedding", bool(options.skipEmbedding ?? false));
-      if (options.layers) metadata.set("abliterate.layers", str(`${options.layers[0]}-${options.layers[1]}`));
-    }
-    for (const [key, v] of Object.entries(options.provenance ?? {}))
-      metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
-
-    const keys = roleKeys(arch);
-    const gemma = arch.normOffset === 1;
-    // Gemma 2 and 3: llama.cpp scales attention by 1/sqrt(head_dim) (by model size for the 27B); a config's
-    // query_pre_attn_scalar that differs is folded into q (into q_norm's weight where q is normalised).
-    const qScale =
-      target.name === "gemma2" || target.name === "gemma3"
-        ? Math.sqrt(llamaCppGemmaScaleDivisor(config, target.name) / (config.query_pre_attn_scalar ?? headDim(config)))
-        : 1;
-    if (qScale !== 1)
-      notes.push(
-        `queries scaled by ${qScale.toPrecision(6)}: llama.cpp's ${target.name} divides attention scores by ` +
-          `sqrt(${llamaCppGemmaScaleDivisor(config, target.name)}), the checkpoint by sqrt(query_pre_attn_scalar ` +
-          `${config.query_pre_attn_scalar})`,
-      );
-
-    const tensors: GgufTensor[] = [...ropeTensors(config)];
-    // Each tensor is produced a piece of whole rows at a time (memory holds one piece, not a decoded tensor):
-    // residual writers through the streamed edit, as float32; the rest decoded and converted to llama.cpp's
-    // conventions (q/k rows permuted a head at a time, Gemma's norms as 1 + w, Gemma's query scale).
-    const rowsOf = async function* (
-      key: string,
-      transform?: { heads?: number; map?: (w: number) => number },
-    ): AsyncGenerator<Float32Array> {
-      const info = weights.info(key);
-      const dtype = info.dtype as FloatDtype;
-      const rows = info.shape[0];
-      const cols = info.shape.slice(1).reduce((a, b) => a * b, 1);
-      const rowBytes = cols * DTYPE_BYTES[dtype];
-      const perHead = transform?.heads ? rows / transform.heads : 1;
-      const rowsPerPiece = Math.max(perHead, Math.floor(STREAM_CHUNK_BYTES / rowBytes / perHead) * perHead);
-      for (let first = 0; first < rows; first += rowsPerPiece) {
-        const n = Math.min(rowsPerPiece, rows - first);
-        let values = decodeToFloat32(await weights.readRange(key, first * rowBytes, (first + n) * rowBytes), dtype);
-        if (transform?.heads) values = permuteRopeRows(values, n, cols, n / perHead);
-        if (transform?.map) values = values.map(transform.map);
-        yield values;
-      }
-    };
-    const produce = (key: string): AsyncIterable<Float32Array> => {
-      const info = weights.info(key);
-      const edit = plan.edits.get(key);
-      if (edit) {
-        return (async function* () {
-          const read = (start: number, end: number, into: Uint8Array) => weights.readRange(key, start, end, into);
-          for await (const piece of orthogonalizeStream(
-            edit.kind!,
-            info.dtype as FloatDtype,
-            info.shape,
-            edit.vector!,
-            edit.scale,
-            read,
-            STREAM_CHUNK_BYTES,
-            { float32: true },
-          )) {
-            yield new Float32Array(piece.buffer, piece.byteOffset, piece.length / 4);
-          }
-        })();
-      }
-      const rest = key.slice(arch.keyPrefix.length);
-      const layer = /^model\.layers\.\d+\.(.+)$/.exec(rest)?.[1];
-      const q = layer === "self_attn.q_proj.weight" || layer === "self_attn.q_proj.bias";
-      const k = layer === "self_attn.k_proj.weight" || layer === "self_attn.k_proj.bias";
-      const heads = target.permuteQK && q ? config.num_attention_heads : target.permuteQK && k ? numKvHeads(config) : undefined;
-      const scaled = qScale !== 1 && (arch.qkNorm ? layer === "self_attn.q_norm.weight" : q);
-      const plusOne = gemma && rest.endsWith("norm.weight");
-      const map =
-        plusOne && scaled
-          ? (w: number) => Math.fround(w + 1) * qScale
-          : plusOne
-            ? (w: number) => w + 1
-            : scaled
-              ? (w: number) => w * qScale
-              : undefined;
-      return rowsOf(key, { heads, map });
-    };
-    const typeFor = (name: string, shape: readonly number[]): GgmlType => {
-      if (shape.length < 2 || name.endsWith("_norm.weight")) return "F32";
-      const t = TENSOR_TYPE[type];
-      if (fitsType(t, shape)) return t;
-      notes.push(`${name} [${shape}] stored as F16: rows of ${shape[shape.length - 1]} are not whole ${t} blocks`);
-      return "F16";
-    };
-    const outside = weights.names.filter((key) => !key.startsWith(arch.keyPrefix));
-    if (outside.length > 0)
-      notes.push(
-        `the language model only: ${outside.length} tensors outside ${arch.keyPrefix} (the vision tower and projector) are left ` +
-          `out; llama.cpp reads those from a separate mmproj file`,
-      );
-    for (const key of weights.names) {
-      if (!key.startsWith(arch.keyPrefix)) continue; // a multimodal checkpoint's vision tower
-      if (key === keys.unembedding && plan.untie) continue; // a tied checkpoint's stored copy: see below
-      const name = ggufTensorName(key, arch);
-      const shape = weights.info(key).shape;
-      tensors.push({ name, shape, type: typeFor(name, shape), values: () => produce(key) });
-    }
-    if (plan.headDiffers) {
-      // Untie, as the safetensors export does: the output head keeps the original embedding.
-      if (target.name === "gemma" || target.name === "gemma2")
-        notes.push(
-          `llama.cpp's ${target.name} always uses the token embedding as its output head: the orthogonalised embedding serves as ` +
-            `both (the safetensors export unties them; --skip-embedding keeps the head exact)`,
-        );
-      else {
-        const shape = weights.info(keys.embedding).shape;
-        tensors.push({ name: "output.weight", shape, type: typeFor("output.weight", shape), values: () => rowsOf(keys.embedding) });
-      }
-    }
-    let done = 0;
-    const steps = quant ? tensors.length + 1 : tensors.length; // tensors written, then the quantisation
-    options.onProgress?.(0, steps);
-    const bytes = await withLock(
-      `${out}.lock`,
-      async () => {
-        if (!quant)
-          return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor: () => options.onProgress?.(++done, steps) });
-        const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
-        try {
-          await writeGguf(float, metadata, tensors, { overwrite: true, onTensor: () => options.onProgress?.(++done, steps) });
-          const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
-          try {
-            await quantizeWithLlamaCpp(float, partial, quant);
-            await rename(partial, out);
-          } finally {
-            await rm(partial, { force: true });
-          }
-          options.onProgress?.(steps, steps);
-          notes.push(
-            `quantised to ${quant} by llama.cpp's llama_model_quantize from a ${type} file (tensors whose rows are not whole ` +
-              `blocks fall back to llama.cpp's choice)`,
-          );
-          return (await stat(out)).size;
-        } finally {
-          await rm(float, { force: true });
-        }
-      },
-      { busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another file` },
-    );
-    return { file: out, bytes, tensors: tensors.length, edited: [...plan.edits.keys()].filter((k) => k.startsWith(arch.keyPrefix)), notes };
+    const metadata = await ggufMetadata(checkpoint, source, target.name, type, options, notes);
+    const tensors = ggufTensors(checkpoint, plan, target, type, notes);
+    const bytes = await writeGgufFile(out, metadata, tensors, type, quant, options, notes);
+    const edited = [...plan.edits.keys()].filter((k) => k.startsWith(arch.keyPrefix));
+    return { file: out, bytes, tensors: tensors.length, edited, notes };
   } finally {
     if (typeof from === "string") await checkpoint.close();
   }
