@@ -85,6 +85,10 @@ describe("notebooks", () => {
         committed.cells.some((c) => (c.outputs ?? []).length > 0),
         `${name} is committed without outputs: run npm run notebooks -- --write`,
       );
+      assert.ok(
+        keyNumbers(committed).length > 0,
+        `${name} prints none of the key numbers (tools/notebooks/key-numbers.ts) the test compares`,
+      );
       assert.deepEqual(keyNumbers(executed), keyNumbers(committed));
     });
   }

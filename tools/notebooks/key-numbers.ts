@@ -2,12 +2,30 @@
 // so that a re-execution can be compared with the outputs committed in the notebooks.
 import type { Notebook } from "./runner.ts";
 
+// One or more per notebook: what the reader is told the run found (no timings, no float noise of the last digits).
 const KEY_LINES = [
-  /^chosen: .*/,
-  /^paper's selection: .*/,
-  /^harmful refusal: .*/,
-  /^harmless refusal: .*/,
-  /^refusal rate without intervention: .*/,
+  /^model_type \w+: \d+ layers, .*/, // 01
+  /^[\d.]+M parameters held as .*/, // 01
+  /^logits \[[\d,]+\]; .*/, // 01
+  /^[01]+ \(\d+ tokens\)$/, // 02: left padding
+  /^\d+ harmful and \d+ harmless instructions$/, // 03
+  /^\d+ candidate directions .*/, // 04
+  /^directions ok; .*/, // 04
+  /^refusal rate without intervention: .*/, // 05
+  /^chosen: .*/, // 05
+  /^harmless refusal rate: .*/, // 05
+  /^direction blocks\.\S+, norm [\d.]+$/, // 06
+  /^wrote \S+: \d+ tensors.*/, // 07
+  /^harmful refusal: .*/, // 08
+  /^harmless refusal: .*/, // 08
+  /^harmless KL\(original \|\| abliterated\): .*/, // 08
+  /^harmless answers unchanged: .*/, // 08
+  /^coherent compliance \(harmful\): .*/, // 08
+  /^baseline refusal score: .*/, // 09
+  /^paper's selection: .*/, // 09
+  /^\d+ preference pairs from .*/, // 10
+  /^\d+ adapted weights: .*/, // 10
+  /^\d+ steps: loss .*/, // 10
 ];
 
 export function keyNumbers(notebook: Notebook): string[] {
