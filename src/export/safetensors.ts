@@ -99,108 +99,140 @@ async function exportLocked(
   for (const name of await removeStalePartials(out))
     options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
   const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
-  const { arch, weights } = checkpoint;
-  const keys = roleKeys(arch);
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
-  let copied = 0;
-  let bytesWritten = 0;
-  let plan: EditPlan;
   try {
-    plan = await planCheckpointEdit(checkpoint, unit, options, options.deltas);
-    const tied = plan.untie;
+    const plan = await planCheckpointEdit(checkpoint, unit, options, options.deltas);
     checkCheckpointTensors(checkpoint);
-    const before = await fingerprint(source, weights.files);
+    const before = await fingerprint(source, checkpoint.weights.files);
     await mkdir(tmp, { recursive: true });
-    const totalBytes = weights.files.reduce(
-      (sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + (weights.info(n).end - weights.info(n).begin), 0),
-      0,
-    );
-    options.onProgress?.(0, totalBytes);
-    const weightMap: Record<string, string> = {};
-    // Unedited tensors are copied as byte ranges of the source files (in the kernel where it can).
-    const copyOf = (name: string, size: number, progress: boolean) =>
-      async function* () {
-        for (let start = 0; start < size; start += STREAM_CHUNK_BYTES) {
-          const end = Math.min(size, start + STREAM_CHUNK_BYTES);
-          yield weights.fileRange(name, start, end);
-          if (progress) options.onProgress?.((bytesWritten += end - start), totalBytes);
-        }
-      };
-    // Every shard's tensors are planned, then written.
-    const shards: { file: string; tensors: TensorToWrite[] }[] = [];
-    for (const file of weights.files) {
-      const tensors: TensorToWrite[] = [];
-      shards.push({ file, tensors });
-      for (const name of weights.namesIn(file)) {
-        if (tied && name === keys.unembedding) continue; // a tied checkpoint's stored copy is replaced below
-        const info = weights.info(name);
-        const edit = plan.edits.get(name);
-        const size = info.end - info.begin;
-        // Unedited tensors are copied byte for byte; edited ones stream through the orthogonalisation.
-        const produce: TensorToWrite["bytes"] = edit
-          ? editedTensorBytes(
-              edit,
-              info,
-              (start, end, into) => weights.readRange(name, start, end, into),
-              (bytes) => options.onProgress?.((bytesWritten += bytes), totalBytes),
-            )
-          : copyOf(name, size, true);
-        tensors.push({ name, dtype: info.dtype, shape: info.shape, bytes: produce });
-        if (!edit) copied++;
-        weightMap[name] = file;
-        if (tied && name === keys.embedding) {
-          // Untie: the unembedding keeps the original embedding, so the edited model's logits equal the hooks'.
-          tensors.push({ name: keys.unembedding, dtype: info.dtype, shape: info.shape, bytes: copyOf(name, size, false) });
-          weightMap[keys.unembedding] = file;
-        }
-      }
-    }
-    for (const { file, tensors } of shards) await writeSafetensors(join(tmp, file), tensors, weights.shardMetadata(file));
-    if (weights.files.length > 1 || (await exists(join(source, INDEX_FILE)))) {
-      const index = JSON.parse(await readFile(join(source, INDEX_FILE), "utf8"));
-      let total = 0;
-      for (const file of weights.files) for (const n of weights.namesIn(file)) total += weights.info(n).end - weights.info(n).begin;
-      if (tied && !weights.has(keys.unembedding)) total += weights.info(keys.embedding).end - weights.info(keys.embedding).begin;
-      index.metadata = { ...(index.metadata ?? {}), total_size: total };
-      index.weight_map = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => a.localeCompare(b)));
-      await writeFile(join(tmp, INDEX_FILE), JSON.stringify(index, null, 2) + "\n");
-    }
-    // Every other file of the folder (config, tokenizer, generation config, licence...) is copied, its content
-    // where it is a link (a Hub snapshot links to blobs); weights in other formats are left out.
-    for (const entry of await readdir(source, { withFileTypes: true })) {
-      if (entry.name === INDEX_FILE || OTHER_WEIGHTS.test(entry.name) || entry.name.startsWith(".")) continue;
-      const path = join(source, entry.name);
-      if (!(await stat(path)).isFile()) continue;
-      if (entry.name === "config.json" && tied) {
-        await writeFile(join(tmp, "config.json"), untieConfig(await readFile(path, "utf8"), arch.textConfig ?? false));
-      } else await copyFile(path, join(tmp, entry.name));
-    }
-    // An export of an export (healing an abliterated model) keeps the earlier record.
-    const earlier = (await exists(join(source, "abliterate.json")))
-      ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8"))
-      : undefined;
-    const { edited, ...record } = plan.record;
-    const abliterate = { source, ...(earlier ? { earlier } : {}), edited, ...record, ...options.provenance };
-    await writeFile(join(tmp, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
-    if ((await fingerprint(source, weights.files)) !== before)
+    const { copied, bytesWritten } = await writeShards(checkpoint, plan, tmp, options.onProgress);
+    await writeIndex(checkpoint, plan, source, tmp);
+    await copyOtherFiles(checkpoint, plan, source, tmp);
+    await writeRecord(plan, source, tmp, options.provenance);
+    if ((await fingerprint(source, checkpoint.weights.files)) !== before)
       throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
     await checkLoadable(tmp, source, out);
-    if (await isNonEmptyDir(out)) {
-      const old = `${tmp}.old`;
-      await rename(out, old);
-      await rename(tmp, out);
-      await rm(old, { recursive: true, force: true });
-    } else {
-      await rm(out, { recursive: true, force: true }); // an empty folder
-      await rename(tmp, out);
-    }
+    await replaceFolder(out, tmp);
+    return { outDir: out, edited: [...plan.edits.keys()], copied, untied: plan.untie, bytesWritten };
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
     throw error;
   } finally {
     if (typeof from === "string") await checkpoint.close();
   }
-  return { outDir: out, edited: [...plan.edits.keys()], copied, untied: plan.untie, bytesWritten };
+}
+
+/**
+ * Every shard of the source written to `dir` in its layout: unedited tensors copied as byte ranges of the
+ * source files (in the kernel where it can), edited ones streamed through the plan's edit, and a tied
+ * checkpoint's unembedding written as a copy of the original embedding (untied: the edited model's logits
+ * are then the hooks').
+ */
+async function writeShards(
+  checkpoint: Checkpoint,
+  plan: EditPlan,
+  dir: string,
+  onProgress?: (doneBytes: number, totalBytes: number) => void,
+): Promise<{ copied: number; bytesWritten: number }> {
+  const { weights } = checkpoint;
+  const keys = roleKeys(checkpoint.arch);
+  const size = (name: string) => weights.info(name).end - weights.info(name).begin;
+  const totalBytes = weights.files.reduce((sum, f) => sum + weights.namesIn(f).reduce((s, n) => s + size(n), 0), 0);
+  let copied = 0;
+  let bytesWritten = 0;
+  onProgress?.(0, totalBytes);
+  const copyOf = (name: string, progress: boolean) =>
+    async function* () {
+      for (let start = 0; start < size(name); start += STREAM_CHUNK_BYTES) {
+        const end = Math.min(size(name), start + STREAM_CHUNK_BYTES);
+        yield weights.fileRange(name, start, end);
+        if (progress) onProgress?.((bytesWritten += end - start), totalBytes);
+      }
+    };
+  // Every shard's tensors are planned, then written.
+  const shards: { file: string; tensors: TensorToWrite[] }[] = [];
+  for (const file of weights.files) {
+    const tensors: TensorToWrite[] = [];
+    shards.push({ file, tensors });
+    for (const name of weights.namesIn(file)) {
+      if (plan.untie && name === keys.unembedding) continue; // a tied checkpoint's stored copy is replaced below
+      const info = weights.info(name);
+      const edit = plan.edits.get(name);
+      const read = (start: number, end: number, into?: Uint8Array) => weights.readRange(name, start, end, into);
+      const count = (bytes: number) => onProgress?.((bytesWritten += bytes), totalBytes);
+      tensors.push({
+        name,
+        dtype: info.dtype,
+        shape: info.shape,
+        bytes: edit ? editedTensorBytes(edit, info, read, count) : copyOf(name, true),
+      });
+      if (!edit) copied++;
+      if (plan.untie && name === keys.embedding) {
+        tensors.push({ name: keys.unembedding, dtype: info.dtype, shape: info.shape, bytes: copyOf(name, false) });
+      }
+    }
+  }
+  for (const { file, tensors } of shards) await writeSafetensors(join(dir, file), tensors, weights.shardMetadata(file));
+  return { copied, bytesWritten };
+}
+
+/** The shard index (for a sharded source, or one that has an index): the weight map and total size of what was written. */
+async function writeIndex(checkpoint: Checkpoint, plan: EditPlan, source: string, dir: string): Promise<void> {
+  const { weights } = checkpoint;
+  if (weights.files.length === 1 && !(await exists(join(source, INDEX_FILE)))) return;
+  const keys = roleKeys(checkpoint.arch);
+  const index = JSON.parse(await readFile(join(source, INDEX_FILE), "utf8"));
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  for (const file of weights.files) {
+    for (const n of weights.namesIn(file)) {
+      total += weights.info(n).end - weights.info(n).begin;
+      if (!(plan.untie && n === keys.unembedding)) weightMap[n] = file;
+      if (plan.untie && n === keys.embedding) weightMap[keys.unembedding] = file;
+    }
+  }
+  if (plan.untie && !weights.has(keys.unembedding)) total += weights.info(keys.embedding).end - weights.info(keys.embedding).begin;
+  index.metadata = { ...(index.metadata ?? {}), total_size: total };
+  index.weight_map = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => a.localeCompare(b)));
+  await writeFile(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + "\n");
+}
+
+/**
+ * Every other file of the source folder (config, tokenizer, generation config, licence...) copied, its content
+ * where it is a link (a Hub snapshot links to blobs); weights in other formats left out; an untied config.
+ */
+async function copyOtherFiles(checkpoint: Checkpoint, plan: EditPlan, source: string, dir: string): Promise<void> {
+  for (const entry of await readdir(source, { withFileTypes: true })) {
+    if (entry.name === INDEX_FILE || OTHER_WEIGHTS.test(entry.name) || entry.name.startsWith(".")) continue;
+    const path = join(source, entry.name);
+    if (!(await stat(path)).isFile()) continue;
+    if (entry.name === "config.json" && plan.untie) {
+      await writeFile(join(dir, "config.json"), untieConfig(await readFile(path, "utf8"), checkpoint.arch.textConfig ?? false));
+    } else await copyFile(path, join(dir, entry.name));
+  }
+}
+
+/** abliterate.json: the source, the plan's record and the caller's provenance; an export of an export keeps the earlier record. */
+async function writeRecord(plan: EditPlan, source: string, dir: string, provenance?: Record<string, unknown>): Promise<void> {
+  const earlier = (await exists(join(source, "abliterate.json")))
+    ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8"))
+    : undefined;
+  const { edited, ...record } = plan.record;
+  const abliterate = { source, ...(earlier ? { earlier } : {}), edited, ...record, ...provenance };
+  await writeFile(join(dir, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
+}
+
+/** Put the finished folder `tmp` in the place of `out` (renames only, so `out` is never half written). */
+async function replaceFolder(out: string, tmp: string): Promise<void> {
+  if (await isNonEmptyDir(out)) {
+    const old = `${tmp}.old`;
+    await rename(out, old);
+    await rename(tmp, out);
+    await rm(old, { recursive: true, force: true });
+  } else {
+    await rm(out, { recursive: true, force: true }); // an empty folder
+    await rename(tmp, out);
+  }
 }
 
 /** The export must load as a checkpoint does: its config, its tensors, and its tokenizer when the source had one. */
