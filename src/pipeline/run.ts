@@ -4,7 +4,8 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { backendInfo, wasmHeapBytes } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
-import { loadModel, openCheckpoint } from "../load.ts";
+import { loadModel, openCheckpoint, type Checkpoint } from "../load.ts";
+import type { HookedModel } from "../hooked-model.ts";
 import { resolveModel } from "../hub.ts";
 import { DEMO_MODEL_DIR } from "../paths.ts";
 import { writeReport } from "../report/write.ts";
@@ -114,120 +115,28 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
       `model ${checkpoint.dir}: ${model.nLayers} layers, d_model ${model.dModel}; ` +
         `${backend.device}${
           model.weightPlan.layout === "stored"
-            ? "; linear weights held as stored to spare XNNPACK's packed copies " + "(slower)"
+            ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)"
             : model.weightPlan.layout === "native"
               ? `; weight matrices held outside the wasm heap (${(model.weightPlan.nativeBytes! / 1024 ** 3).toFixed(1)} GB)`
               : ""
         }`,
     );
     const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
-    const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
-    let stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted">;
-    let expectation: Awaited<ReturnType<typeof expectedExport>>;
+    let stages: OriginalStages["stages"];
+    let expectation: OriginalStages["expectation"];
     let referenceLogits: Float32Array[];
     try {
-      // Before any work: the largest batch of the run must fit the backend's memory.
-      const promptTokens = Math.max(
-        ...Object.values(sets)
-          .flat()
-          .map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length),
-      );
-      const estimate = checkMemory(
-        checkpoint.dir,
-        checkpoint.config,
-        checkpoint.arch,
-        model.weightPlan,
-        { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true },
+      ({ stages, expectation, referenceLogits } = await stagesOnTheOriginal(model, {
+        checkpoint,
         backend,
-      );
-      const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
-      if (options.filterByRefusalScore) {
-        // The paper's filter: compare instructions the model refuses with ones it answers.
-        for (const split of ["Train", "Val"] as const) {
-          const kept = filterByRefusalScore(
-            model,
-            { harmful: sets[`harmful${split}`], harmless: sets[`harmless${split}`] },
-            { refusalTokens, epsilon: options.refusalEpsilon, batchSize },
-          );
-          [sets[`harmful${split}`], sets[`harmless${split}`]] = [kept.harmful, kept.harmless];
-          log(
-            `${split === "Train" ? "training" : "validation"} instructions filtered by refusal score: kept ` +
-              `${kept.harmful.length} harmful (dropped ${kept.dropped.harmful}) and ${kept.harmless.length} harmless (dropped ` +
-              `${kept.dropped.harmless})`,
-          );
-        }
-      }
-      // Stage 2: mean activations at the chosen token offsets.
-      const collect = (name: string, items: string[]) =>
-        collectMeanActivations(model, items, {
-          batchSize,
-          tokenOffsets: options.tokenOffsets,
-          onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail),
-        });
-      const harmfulMeans = await collect("harmful", sets.harmfulTrain);
-      const harmlessMeans = await collect("harmless", sets.harmlessTrain);
-      // Stage 3: directions.
-      const directions = computeDirections(harmfulMeans, harmlessMeans);
-      await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
-      // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
-      const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, {
-        ...options.selectionFilters,
-        refusalTokens,
-        refusalEpsilon: options.refusalEpsilon,
-        batchSize,
-        keep: options.topK ?? 3,
-        exhaustive: options.exhaustiveSelection,
-        maxCandidates: options.maxCandidates,
-        onProgress: (d, t) => progress("selection", d, t),
-      });
-      const chosenScores = chosenCandidate(selection);
-      const chosen = chosenScores.direction;
-      log(
-        `chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ` +
-          `${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`,
-      );
-      const top = rankedCandidates(selection)
-        .filter((c) => !c.discarded)
-        .slice(0, options.topK ?? 3)
-        .map((c) => c.direction);
-      const evaluations = await evaluateCandidates(model, top, {
-        ...test,
-        maxNewTokens,
-        batchSize,
-        refusalSubstrings: substrings,
-        compliantAnswers,
-        onProgress: (d, t) => progress("candidate generations", d, t),
-      });
-      // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
-      const before = await evaluateRefusal(model, test, {
-        maxNewTokens,
-        batchSize,
-        refusalSubstrings: substrings,
-        onProgress: (s, d, t) => progress(`${s}, before`, d, t),
-      });
-      referenceLogits = lastPositionLogits(model, sets.harmlessTest, { batchSize });
-      stages = {
-        model: checkpoint.dir,
-        backend,
-        counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])),
-        refusalTokens,
-        directions,
-        selection,
-        evaluations,
-        chosen,
-        before,
+        sets,
+        options,
+        outDir,
         exportDir,
-        projections: {
-          harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }),
-          harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }),
-        },
-        samples: [],
-        nLayers: model.nLayers,
-        dModel: model.dModel,
-        memory: { estimatedPeakBytes: estimate.totalBytes, weightLayout: model.weightPlan.layout },
-      };
-      // Stage 6's reference, last: where it is the in-memory orthogonalisation, the original is spent on it.
-      expectation = await expectedExport(model, chosen.unit, verifyPrompts, { maxNewTokens, batchSize, inPlace: true });
+        compliantAnswers,
+        progress,
+        log,
+      }));
     } finally {
       model.dispose();
     }
@@ -288,6 +197,143 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
   } finally {
     await checkpoint.close();
   }
+}
+
+/** What the stages on the original model hand on: the report's inputs so far, the export check's reference, the harmless logits. */
+interface OriginalStages {
+  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted">;
+  expectation: Awaited<ReturnType<typeof expectedExport>>;
+  referenceLogits: Float32Array[];
+}
+
+/**
+ * Everything the original model is needed for, in the method's order: the memory check, the paper's filter
+ * (when asked), stage 2's means, stage 3's directions (saved), stage 4's selection and the candidates read by
+ * generation, stage 7 before, the projections, and stage 6's reference, last (in place: it spends the model).
+ */
+async function stagesOnTheOriginal(
+  model: HookedModel,
+  context: {
+    checkpoint: Checkpoint;
+    backend: Awaited<ReturnType<typeof backendInfo>>;
+    sets: Awaited<ReturnType<typeof loadInstructionSets>>;
+    options: PipelineOptions;
+    outDir: string;
+    exportDir: string;
+    compliantAnswers?: string[];
+    progress: NonNullable<PipelineOptions["onProgress"]>;
+    log: (line: string) => void;
+  },
+): Promise<OriginalStages> {
+  const { checkpoint, backend, sets, options, outDir, exportDir, compliantAnswers, progress, log } = context;
+  const batchSize = options.batchSize ?? 16;
+  const maxNewTokens = options.maxNewTokens ?? 24;
+  const substrings = options.refusalSubstrings;
+  const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
+  const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
+  // Before any work: the largest batch of the run must fit the backend's memory.
+  const promptTokens = Math.max(
+    ...Object.values(sets)
+      .flat()
+      .map((i) => model.tokenizer.encode(model.tokenizer.formatInstruction(i)).length),
+  );
+  const estimate = checkMemory(
+    checkpoint.dir,
+    checkpoint.config,
+    checkpoint.arch,
+    model.weightPlan,
+    { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true },
+    backend,
+  );
+  const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
+  if (options.filterByRefusalScore) {
+    // The paper's filter: compare instructions the model refuses with ones it answers.
+    for (const split of ["Train", "Val"] as const) {
+      const kept = filterByRefusalScore(
+        model,
+        { harmful: sets[`harmful${split}`], harmless: sets[`harmless${split}`] },
+        { refusalTokens, epsilon: options.refusalEpsilon, batchSize },
+      );
+      [sets[`harmful${split}`], sets[`harmless${split}`]] = [kept.harmful, kept.harmless];
+      log(
+        `${split === "Train" ? "training" : "validation"} instructions filtered by refusal score: kept ` +
+          `${kept.harmful.length} harmful (dropped ${kept.dropped.harmful}) and ${kept.harmless.length} harmless (dropped ` +
+          `${kept.dropped.harmless})`,
+      );
+    }
+  }
+  // Stage 2: mean activations at the chosen token offsets.
+  const collect = (name: string, items: string[]) =>
+    collectMeanActivations(model, items, {
+      batchSize,
+      tokenOffsets: options.tokenOffsets,
+      onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail),
+    });
+  const harmfulMeans = await collect("harmful", sets.harmfulTrain);
+  const harmlessMeans = await collect("harmless", sets.harmlessTrain);
+  // Stage 3: directions.
+  const directions = computeDirections(harmfulMeans, harmlessMeans);
+  await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
+  // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
+  const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, {
+    ...options.selectionFilters,
+    refusalTokens,
+    refusalEpsilon: options.refusalEpsilon,
+    batchSize,
+    keep: options.topK ?? 3,
+    exhaustive: options.exhaustiveSelection,
+    maxCandidates: options.maxCandidates,
+    onProgress: (d, t) => progress("selection", d, t),
+  });
+  const chosenScores = chosenCandidate(selection);
+  const chosen = chosenScores.direction;
+  log(
+    `chosen direction: ${chosenScores.key} (bypass ${chosenScores.bypass.toFixed(2)}, induce ${chosenScores.induce.toFixed(2)}, KL ` +
+      `${chosenScores.kl.toFixed(3)}); selection: ${selection.passes} prompt passes in ${selection.seconds.toFixed(0)} s`,
+  );
+  const top = rankedCandidates(selection)
+    .filter((c) => !c.discarded)
+    .slice(0, options.topK ?? 3)
+    .map((c) => c.direction);
+  const evaluations = await evaluateCandidates(model, top, {
+    ...test,
+    maxNewTokens,
+    batchSize,
+    refusalSubstrings: substrings,
+    compliantAnswers,
+    onProgress: (d, t) => progress("candidate generations", d, t),
+  });
+  // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
+  const before = await evaluateRefusal(model, test, {
+    maxNewTokens,
+    batchSize,
+    refusalSubstrings: substrings,
+    onProgress: (s, d, t) => progress(`${s}, before`, d, t),
+  });
+  const referenceLogits = lastPositionLogits(model, sets.harmlessTest, { batchSize });
+  const stages = {
+    model: checkpoint.dir,
+    backend,
+    counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])),
+    refusalTokens,
+    directions,
+    selection,
+    evaluations,
+    chosen,
+    before,
+    exportDir,
+    projections: {
+      harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }),
+      harmless: projectionsOn(model, sets.harmlessTest, chosen, { batchSize }),
+    },
+    samples: [],
+    nLayers: model.nLayers,
+    dModel: model.dModel,
+    memory: { estimatedPeakBytes: estimate.totalBytes, weightLayout: model.weightPlan.layout },
+  };
+  // Stage 6's reference, last: where it is the in-memory orthogonalisation, the original is spent on it.
+  const expectation = await expectedExport(model, chosen.unit, verifyPrompts, { maxNewTokens, batchSize, inPlace: true });
+  return { stages, expectation, referenceLogits };
 }
 
 type ReportInputs = Omit<
