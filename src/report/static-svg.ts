@@ -132,6 +132,18 @@ function extentOf(values: number[], includeZero: boolean, pad: number): [number,
 
 /** The figure as a standalone SVG document. */
 export function figureSvg(figure: Figure): string {
+  const frame = frameOf(figure);
+  const out: string[] = [];
+  drawFrame(frame, out);
+  drawTraces(frame, out);
+  drawColorBar(frame, out);
+  drawLegend(frame, out);
+  out.push(`</svg>`);
+  return out.join("\n");
+}
+
+/** Everything a figure's picture is drawn from: its traces, the legend, the plot area and the scales. */
+function frameOf(figure: Figure) {
   checkFigure(figure);
   const { layout } = figure;
   const traces: Trace[] = figure.data.map((t) => ({ ...t, type: String(t.type ?? "scatter") }));
@@ -226,8 +238,40 @@ export function figureSvg(figure: Figure): string {
         .range([box.y1, box.y0])
     : undefined;
   if (yAxis.scaleanchor === "x" && x.kind === "linear") equalScales(x.scale, y, box);
+  return {
+    layout,
+    traces,
+    xAxis,
+    yAxis,
+    y2Axis,
+    barmode,
+    heat,
+    histograms,
+    bins,
+    colorOf,
+    legend,
+    showLegend,
+    legendWidth,
+    categorical,
+    categories,
+    width,
+    height,
+    margin,
+    box,
+    turned,
+    longest,
+    x,
+    y,
+    y2,
+    yBand,
+  };
+}
 
-  const out: string[] = [];
+type Frame = ReturnType<typeof frameOf>;
+
+/** The picture's background, title, grid, axes and their titles. */
+function drawFrame(f: Frame, out: string[]): void {
+  const { layout, xAxis, yAxis, y2Axis, heat, width, height, margin, box, turned, longest, x, y, y2, yBand } = f;
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
       `font-family="Helvetica, Arial, sans-serif" font-size="11">`,
@@ -290,7 +334,11 @@ export function figureSvg(figure: Figure): string {
       `<text transform="translate(${box.x1 + 44},${fmt((box.y0 + box.y1) / 2)}) rotate(90)" text-anchor="middle" ` +
         `font-size="12">${esc(y2Axis.title.text)}</text>`,
     );
+}
 
+/** The traces, clipped to the plot area. */
+function drawTraces(f: Frame, out: string[]): void {
+  const { traces, barmode, histograms, bins, colorOf, box, x, y, y2, yBand } = f;
   // Traces, clipped to the plot area.
   out.push(
     `<defs><clipPath id="plot-area"><rect x="${box.x0}" y="${box.y0}" width="${box.x1 - box.x0}" ` +
@@ -407,7 +455,11 @@ export function figureSvg(figure: Figure): string {
     out.push(`</g>`);
   }
   out.push(`</g>`);
+}
 
+/** A heatmap's colour bar: the scale from zmin (bottom) to zmax (top). */
+function drawColorBar(f: Frame, out: string[]): void {
+  const { heat, box, y2 } = f;
   if (heat) {
     // The colour bar: the scale from zmin (bottom) to zmax (top).
     const { zmin, zmax, scale } = heatScale(heat);
@@ -419,7 +471,11 @@ export function figureSvg(figure: Figure): string {
     const cbar = scaleLinear().domain([zmin, zmax]).range([box.y1, box.y0]);
     for (const v of cbar.ticks(5)) out.push(`<text x="${bx + 18}" y="${fmt(cbar(v) + 4)}">${esc(cbar.tickFormat(5)(v))}</text>`);
   }
+}
 
+/** The legend: an entry per named trace, when shown. */
+function drawLegend(f: Frame, out: string[]): void {
+  const { colorOf, legend, showLegend, legendWidth, width, margin, box } = f;
   if (showLegend) {
     const lx = width - margin.r - legendWidth + 10;
     legend.forEach((t, k) => {
@@ -441,8 +497,6 @@ export function figureSvg(figure: Figure): string {
       out.push(`<text x="${lx + 24}" y="${ly + 4}">${esc(String(t.name))}</text>`);
     });
   }
-  out.push(`</svg>`);
-  return out.join("\n");
 }
 
 /** A heatmap trace's range of values (its zmin and zmax, else the data's) and its colour as a function of t in [0, 1]. */
