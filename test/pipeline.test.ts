@@ -352,14 +352,25 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
     await assert.rejects(exportAbliterated(source, work, unitVector(ref.direction)), /contains the source folder/);
     assert.deepEqual(await readdir(source), before);
   });
-  it("a non-empty output folder is refused unless forced, and kept intact", async () => {
+  it("a non-empty output folder is refused, forced or not, unless it is an earlier export; kept intact", async () => {
     const out = join(work, "occupied");
     await mkdir(out);
     await writeFile(join(out, "precious.txt"), "keep");
-    await assert.rejects(exportAbliterated(modelDir("llama"), out, unitVector(ref.direction)), /is not empty; pass force to replace it/);
+    for (const force of [false, true]) {
+      await assert.rejects(
+        exportAbliterated(modelDir("llama"), out, unitVector(ref.direction), { force }),
+        /is not an export of this tool/,
+      );
+    }
     assert.equal(await readFile(join(out, "precious.txt"), "utf8"), "keep");
-    await exportAbliterated(modelDir("llama"), out, unitVector(ref.direction), { force: true });
-    assert.ok((await readdir(out)).includes("model.safetensors"));
+    const earlier = join(work, "earlier-export");
+    await exportAbliterated(modelDir("llama"), earlier, unitVector(ref.direction));
+    await assert.rejects(
+      exportAbliterated(modelDir("llama"), earlier, unitVector(ref.direction)),
+      /is not empty; pass force to replace it/,
+    );
+    await exportAbliterated(modelDir("llama"), earlier, unitVector(ref.direction), { force: true });
+    assert.ok((await readdir(earlier)).includes("model.safetensors"));
   });
   it("a source that changes during export leaves no output", async () => {
     const source = join(work, "changing");

@@ -227,7 +227,7 @@ describe("every output is checked before any work", () => {
     await writeFile(join(out, "model", "keep.txt"), "mine");
     await writeFile(join(out, "directions.safetensors"), "mine too");
     const started = Date.now();
-    assert.match(await cliFails("run", "--out", out), /output folder .*model is not empty; pass force to replace it/);
+    assert.match(await cliFails("run", "--out", out), /output folder .*model is not empty and is not an export of this tool/);
     assert.ok(Date.now() - started < 30_000);
     assert.equal(await readFile(join(out, "directions.safetensors"), "utf8"), "mine too");
   });

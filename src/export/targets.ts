@@ -1,9 +1,10 @@
 // Where an export may write, decided before any work: outputs kept apart from their sources (real paths
 // compared once every link is followed), existing outputs replaced only when asked, and what interrupted
 // exports left behind cleaned up.
-import { readdir, rm, stat } from "node:fs/promises";
+import { lstat, readdir, realpath, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { isInside, processAlive, realPathOf } from "../files.ts";
+import { exists, isInside, processAlive, realPathOf } from "../files.ts";
+import { hubCacheDir } from "../hub.ts";
 
 export class ExportError extends Error {
   constructor(message: string) {
@@ -22,12 +23,50 @@ export async function isNonEmptyDir(path: string): Promise<boolean> {
   }
 }
 
+/** The real paths of the source folder's files (a Hub snapshot's files are links into its blobs/). */
+async function sourceFiles(source: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const entry of await readdir(source, { withFileTypes: true }).catch(() => [])) {
+    files.push(await realpath(join(source, entry.name)).catch(() => join(source, entry.name)));
+  }
+  return files;
+}
+
+/**
+ * What replacing `out` would destroy of the user's, checked before any work: a file of the source (through a
+ * link: a snapshot whose files link into `out`), the Hub cache, or, for a folder, anything this tool did not
+ * write (a folder is replaced only when it is empty or holds an export's abliterate.json).
+ */
+async function checkReplaceable(source: string, out: string, given: string, folder: boolean): Promise<void> {
+  for (const file of await sourceFiles(source)) {
+    if (isInside(file, out))
+      throw new ExportError(
+        `${given} holds ${file}, a file of the source checkpoint ${source} (its link points there); choose an output outside it, ` +
+          `the source is never written to`,
+      );
+  }
+  const hub = await realPathOf(hubCacheDir());
+  if (isInside(out, hub) || isInside(hub, out))
+    throw new ExportError(`${given} ${isInside(out, hub) ? "is inside" : "contains"} the Hub cache ${hub}; choose an output outside it`);
+  if (folder && (await isNonEmptyDir(out)) && !(await exists(join(out, "abliterate.json"))))
+    throw new ExportError(
+      `${given} is not empty and is not an export of this tool (it has no abliterate.json): an export replaces only an ` +
+        `earlier export (with --force) or an empty folder, never other files; choose another folder`,
+    );
+}
+
 /**
  * Where a one-file export (GGUF) may write, checked before any work: outside the source folder once every
  * link is followed, not a folder, and not over an existing file unless `force`.
  */
 export async function checkExportFile(sourceDir: string, outFile: string, force = false): Promise<{ source: string; out: string }> {
   const source = await realPathOf(sourceDir);
+  const link = await lstat(outFile).catch(() => undefined);
+  if (link?.isSymbolicLink())
+    throw new ExportError(
+      `output file ${outFile} is a link (to ${await realpath(outFile).catch(() => "nothing")}); writing through it would replace ` +
+        `what it points to: give the path of a file, not of a link`,
+    );
   const out = await realPathOf(outFile);
   if (isInside(out, source)) {
     const link = out !== resolve(outFile) ? ` (through a link: ${out})` : "";
@@ -38,6 +77,7 @@ export async function checkExportFile(sourceDir: string, outFile: string, force 
   const existing = await stat(out).catch(() => undefined);
   if (existing?.isDirectory()) throw new ExportError(`output file ${outFile} is a folder; give a file name such as model.gguf`);
   if (existing && !force) throw new ExportError(`${out} exists already; pass force to replace it`);
+  await checkReplaceable(source, out, `output file ${outFile}`, false);
   return { source, out };
 }
 
@@ -51,6 +91,7 @@ export async function checkExportTarget(sourceDir: string, outDir: string, force
     throw new ExportError(`output folder ${outDir} is ${where}${link}; choose a folder outside it, the source is never written to`);
   }
   if (isInside(source, out)) throw new ExportError(`output folder ${outDir} contains the source folder ${source}; choose another`);
+  await checkReplaceable(source, out, `output folder ${outDir}`, true);
   if (!force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
   return { source, out };
 }
@@ -67,4 +108,21 @@ export async function removeStalePartials(out: string): Promise<string[]> {
     }
   }
   return removed;
+}
+
+/**
+ * Files a command is about to write beside an export (reports, pairs, configs), checked before any work: none
+ * may be a link (writing through it would change what it points to) or a folder.
+ */
+export async function checkOutputFiles(paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    const found = await lstat(path).catch(() => undefined);
+    if (found?.isSymbolicLink())
+      throw new ExportError(
+        `${path} is a link (to ${await realpath(path).catch(() => "nothing")}); writing it would change what it points to: ` +
+          `remove the link or choose another output folder`,
+      );
+    if (found?.isDirectory())
+      throw new ExportError(`${path} is a folder, where a file is to be written; remove it or choose another output folder`);
+  }
 }

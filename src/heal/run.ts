@@ -12,7 +12,7 @@ import { defaultComplianceReference } from "../pipeline/ground-truth.ts";
 import { generateCompletions, lastPositionLogits, measure } from "../pipeline/evaluate.ts";
 import { answersOf } from "../generation.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
-import { checkExportTarget } from "../export/targets.ts";
+import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
 import { maxAbsDifference } from "../export/verify.ts";
 import { resolveModel } from "../hub.ts";
 import { writeHealReportHtml } from "../report/html.ts";
@@ -78,6 +78,8 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   const exportDir = join(options.out, "healed");
   const source = await resolveModel(options.model);
   await checkExportTarget(source, exportDir, options.force);
+  const files = ["pairs.jsonl", "pairs.chatml-intel.jsonl", "axolotl.yaml", "heal.json", "heal.html"];
+  await checkOutputFiles(files.map((f) => join(options.out, f)));
   const nTest = options.nTest ?? 64;
   const maxNewTokens = options.maxNewTokens ?? 24;
   const batchSize = 16;
