@@ -61,6 +61,7 @@ export {
   usableDirections,
   usable,
   pickDirection,
+  checkDirectionsFit,
   saveDirections,
   loadDirections,
   cosineSimilarity,

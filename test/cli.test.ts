@@ -237,6 +237,13 @@ describe("abliterate CLI", () => {
       assert.match(await cliFails(command, option, value), new RegExp(`${option} must be a finite number, got "${value}"`));
     }
     assert.match(await cliFails("heal", "--dropout", "2"), /must be a number between 0 and 1, got "2"/);
+    // #23 item 5: an empty refusal substring made every answer a refusal.
+    for (const value of ["I|", "", "I|| sorry"]) {
+      assert.match(
+        await cliFails("eval", "--refusal-substrings", value),
+        /refusal substrings must not be empty \(an empty one matches every answer\)/,
+      );
+    }
     assert.match(
       await cliFails("heal", "--model", join(dir, "no-model"), "--out", join(dir, "h")),
       /no-model\/config.json: cannot read config.json/,

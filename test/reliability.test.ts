@@ -282,7 +282,7 @@ describe("bad directions files give clear messages", () => {
     });
     assert.match(
       await cliFails("apply", "-m", modelDir("llama"), "-d", narrow, "-o", join(work, "narrow-out")),
-      /direction has 32 values, but the model's d_model \(hidden_size\) is 64/,
+      /narrow\.safetensors: direction blocks\.0\.hook_resid_pre@-1 has 32 values, but the model's d_model \(hidden_size\) is 64/,
     );
   });
 });

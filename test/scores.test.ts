@@ -4,6 +4,10 @@ import { describe, it } from "node:test";
 import { isRefusal, klDivergence, logSoftmax, meanKl, refusalRate, refusalScore } from "../src/index.ts";
 
 describe("refusal substring metric", () => {
+  it("refuses an empty substring, which would count every answer as a refusal (#23 item 5)", () => {
+    assert.throws(() => refusalRate(["Sure."], ["I", ""]), /refusal substrings must not be empty/);
+    assert.equal(refusalRate(["Sure.", "I cannot."], ["I cannot"]), 0.5);
+  });
   it("matches the default substrings, curly apostrophes included", () => {
     assert.equal(isRefusal("I’m sorry, but I can’t do that."), true);
     assert.equal(isRefusal("As an AI, I must decline."), true);

@@ -51,7 +51,13 @@ export const tokenIdList = (value: string) =>
       throw new InvalidArgumentError(`expected comma-separated token ids (non-negative integers), got "${value}"`);
     return n;
   });
-export const substringList = (value: string) => value.split("|");
+export const substringList = (value: string) => {
+  const list = value.split("|");
+  // An empty substring is found in every answer: every answer would count as a refusal.
+  if (list.some((s) => s.trim() === ""))
+    throw new InvalidArgumentError(`refusal substrings must not be empty (an empty one matches every answer), got "${value}"`);
+  return list;
+};
 export const number = (name: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a finite number, got "${value}"`);

@@ -134,11 +134,43 @@ export async function loadDirections(path: string): Promise<Direction[]> {
           `${parsed.error.issues[0]?.path.join(".") || "(root)"}: ${parsed.error.issues[0]?.message}`,
       );
     const out: Direction[] = [];
-    for (const entry of parsed.data)
-      out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(await file.readFloat32(entry.key)), path));
+    const seen = new Set<string>();
+    for (const [i, entry] of parsed.data.entries()) {
+      // The key names the tensor; layer, hook and offset say what it is: they must agree, or a vector would be
+      // used under another direction's name.
+      const expected = directionKey(entry);
+      if (entry.key !== expected)
+        throw new Error(
+          `${path}: metadata entry ${i} has key ${entry.key}, but its layer ${entry.layer}, hook ${entry.hook} and token offset ` +
+            `${entry.tokenOffset} make ${expected}`,
+        );
+      if (seen.has(entry.key)) throw new Error(`${path}: direction ${entry.key} appears twice in the metadata`);
+      seen.add(entry.key);
+      const values = await file.readFloat32(entry.key);
+      if (out.length > 0 && values.length !== out[0].raw.length)
+        throw new Error(
+          `${path}: direction ${entry.key} has ${values.length} values, but ${directionKey(out[0])} has ${out[0].raw.length}`,
+        );
+      out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(values), path));
+    }
     return out;
   } finally {
     await file.close();
+  }
+}
+
+/** Directions read from `source` must fit the model they are used with: its width and its layers. */
+export function checkDirectionsFit(directions: readonly Direction[], model: { nLayers: number; dModel: number }, source: string): void {
+  for (const d of directions) {
+    if (d.raw.length !== model.dModel)
+      throw new Error(
+        `${source}: direction ${directionKey(d)} has ${d.raw.length} values, but the model's d_model (hidden_size) is ${model.dModel}`,
+      );
+    if (d.layer >= model.nLayers)
+      throw new Error(
+        `${source}: direction ${directionKey(d)} is of layer ${d.layer}, ` +
+          `but the model has ${model.nLayers} layers (0-${model.nLayers - 1})`,
+      );
   }
 }
 

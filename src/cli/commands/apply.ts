@@ -13,7 +13,7 @@ import {
   print,
 } from "../options.ts";
 import { progressReporter } from "../progress.ts";
-import { pickDirection, loadDirections, directionKey } from "../../pipeline/directions.ts";
+import { checkDirectionsFit, pickDirection, loadDirections, directionKey } from "../../pipeline/directions.ts";
 import { ggufCommand } from "./export-gguf.ts";
 import { openCheckpoint, loadModel } from "../../load.ts";
 import { verifyExport, type Verification } from "../../export/verify.ts";
@@ -49,7 +49,19 @@ export function registerApply(program: Command): void {
     .action(async (opts) => {
       const bar = progressReporter();
       const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
+      const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
+      try {
+        checkDirectionsFit(
+          [direction],
+          { nLayers: checkpoint.config.num_hidden_layers, dModel: checkpoint.config.hidden_size },
+          opts.directions,
+        );
+      } catch (error) {
+        await checkpoint.close();
+        throw error;
+      }
       if (opts.format === "gguf") {
+        await checkpoint.close();
         const orthogonalize = { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive };
         return ggufCommand(opts, {
           unit: direction.unit,
@@ -57,7 +69,6 @@ export function registerApply(program: Command): void {
           provenance: { direction: directionKey(direction), directions_file: opts.directions },
         });
       }
-      const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
       const started = performance.now();
       let verification: Verification | undefined;
       let result;

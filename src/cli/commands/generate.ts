@@ -1,7 +1,7 @@
 // `abliterate generate`
 import type { Command } from "commander";
 import { common, print, prepare, openModel, int, seedValue, nonNegative } from "../options.ts";
-import { pickDirection, loadDirections } from "../../pipeline/directions.ts";
+import { checkDirectionsFit, pickDirection, loadDirections } from "../../pipeline/directions.ts";
 import { directionAblationHooks, withHooks } from "../../interventions.ts";
 
 export function registerGenerate(program: Command): void {
@@ -17,9 +17,9 @@ export function registerGenerate(program: Command): void {
       const bar = await prepare(opts);
       const model = await openModel(opts.model, bar);
       try {
-        const ablation = opts.directions
-          ? directionAblationHooks(model, pickDirection(await loadDirections(opts.directions), opts.key, opts.directions).unit)
-          : { fwdHooks: [], dispose: () => {} };
+        const picked = opts.directions ? pickDirection(await loadDirections(opts.directions), opts.key, opts.directions) : undefined;
+        if (picked) checkDirectionsFit([picked], model, opts.directions);
+        const ablation = picked ? directionAblationHooks(model, picked.unit) : { fwdHooks: [], dispose: () => {} };
         const { texts } = await withHooks(ablation, (fwdHooks) =>
           model.generate(model.tokenizeInstructions(instructions), {
             maxNewTokens: opts.maxNewTokens,

@@ -1,7 +1,7 @@
 // `abliterate select`
 import type { Command } from "commander";
 import { common, print, prepare, openModel, int, tokenIdList, selectionFilterOptions, fmt, filtersOf } from "../options.ts";
-import { loadDirections, usableDirections } from "../../pipeline/directions.ts";
+import { checkDirectionsFit, loadDirections, usableDirections } from "../../pipeline/directions.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
 import { scoreCandidates } from "../../pipeline/select.ts";
 import { refusalTokensFor } from "../../pipeline/scores.ts";
@@ -19,7 +19,9 @@ export function registerSelect(program: Command): void {
       const bar = await prepare(opts);
       const model = await openModel(opts.model, bar);
       try {
-        const directions = usableDirections(await loadDirections(opts.directions));
+        const loaded = await loadDirections(opts.directions);
+        checkDirectionsFit(loaded, model, opts.directions);
+        const directions = usableDirections(loaded);
         const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model);
         const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
         const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
