@@ -28,6 +28,10 @@ export function argmax(values: ArrayLike<number>): number {
 }
 
 export function sampleToken(logits: Float32Array, options: SamplingOptions, rng: () => number): number {
+  for (let i = 0; i < logits.length; i++) {
+    if (Number.isNaN(logits[i]))
+      throw new Error(`the model's next-token logits hold NaN (at token ${i}): its weights hold non-finite values; no answer can be read`);
+  }
   const temperature = options.temperature ?? 0;
   if (temperature <= 0) return argmax(logits);
   let order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);

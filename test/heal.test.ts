@@ -264,6 +264,17 @@ describe("the trainer", () => {
     assert.ok(learningRateAt(5, 10, 1, 1) < 1 && learningRateAt(5, 10, 1, 1) > learningRateAt(8, 10, 1, 1));
   });
 
+  it("stops at the first non-finite loss or gradient, naming the step, before it reaches the weights (#23 item 1)", async () => {
+    await assert.rejects(
+      trainDpo(policy, fixture.pairs, { rank: 2, alpha: 4, learningRate: Infinity, epochs: 3, batchSize: 3, seed: 5 }),
+      /DPO step 2 of 3: the loss is NaN.*training stopped before it reached the weights/,
+    );
+    await assert.rejects(
+      trainDpo(policy, fixture.pairs, { rank: 2, alpha: Infinity, learningRate: 1e-3, epochs: 1, batchSize: 3, seed: 5 }),
+      /DPO step 1 of 1: .*not finite|DPO step 1 of 1: the loss is NaN/,
+    );
+  });
+
   it("is repeatable from a seed, accumulates gradients, and lowers the loss", async () => {
     const run = () =>
       trainDpo(policy, fixture.pairs, {

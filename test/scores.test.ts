@@ -1,7 +1,8 @@
 // Hand-checkable answers for the metrics.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isRefusal, klDivergence, logSoftmax, meanKl, refusalRate, refusalScore } from "../src/index.ts";
+import { isRefusal, klDivergence, logSoftmax, makeRng, meanKl, refusalRate, refusalScore } from "../src/index.ts";
+import { sampleToken } from "../src/sampling.ts";
 
 describe("refusal substring metric", () => {
   it("refuses an empty substring, which would count every answer as a refusal (#23 item 5)", () => {
@@ -50,5 +51,14 @@ describe("refusal score and KL", () => {
     assert.ok(Math.abs(klDivergence([0, 0], q) - (0.5 * Math.log(2) + 0.5 * Math.log(2 / 3))) < 1e-12);
     assert.ok(Math.abs(logSoftmax([0, Math.log(3)])[1] - Math.log(0.75)) < 1e-12);
     assert.throws(() => meanKl([], []), /0 base rows against 0 intervened rows/);
+  });
+});
+
+describe("next-token choice", () => {
+  it("refuses logits that hold NaN instead of answering token 0 (#23 item 1: a NaN model read as 0% refusal)", () => {
+    const rng = makeRng(0);
+    assert.equal(sampleToken(Float32Array.from([0, 3, 1]), {}, rng), 1);
+    assert.throws(() => sampleToken(Float32Array.from([0, NaN, 1]), {}, rng), /next-token logits hold NaN \(at token 1\)/);
+    assert.throws(() => sampleToken(Float32Array.from([NaN, NaN]), { temperature: 1 }, rng), /logits hold NaN/);
   });
 });

@@ -13,7 +13,7 @@ import { generateCompletions, lastPositionLogits, measure } from "../pipeline/ev
 import { answersOf } from "../generation.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
 import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
-import { maxAbsDifference } from "../export/verify.ts";
+import { maxAbsDifference, VERIFY_TOLERANCE } from "../export/verify.ts";
 import { resolveModel } from "../hub.ts";
 import { writeHealReportHtml } from "../report/html.ts";
 import {
@@ -173,6 +173,11 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
       const exported = await loadModel(exportDir);
       const exportCheck = maxAbsDifference(healedLogits, lastPositionLogits(exported, test.harmless, { batchSize }));
       exported.dispose();
+      if (!(exportCheck <= VERIFY_TOLERANCE))
+        throw new Error(
+          `the healed export ${exportDir} does not compute what the model with its adapters does: max |logit difference| ` +
+            `${exportCheck} on the harmless test prompts (tolerance ${VERIFY_TOLERANCE})`,
+        );
       await savePreferences(join(options.out, "pairs.jsonl"), texts);
       // For a real model: the blog's Axolotl recipe on this model, with these pairs in chatml.intel form where
       // they are single-turn, else on the blog's dataset.

@@ -137,6 +137,20 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
           }
         }
         const step = epoch * stepsPerEpoch + s;
+        // A non-finite loss or gradient would spread through every weight it reaches: stop before applying it.
+        const nonFinite = [
+          ...(Number.isFinite(lossSum) ? [] : [`the loss is ${lossSum / stepPairs.length}`]),
+          ...Object.entries(summed!)
+            .filter(([, g]) => tf.tidy(() => tf.all(tf.isFinite(g)).dataSync()[0]) === 0)
+            .map(([name]) => `the gradient of ${name} is not finite`),
+        ];
+        if (nonFinite.length > 0) {
+          tf.dispose(Object.values(summed!));
+          throw new Error(
+            `DPO step ${step + 1} of ${steps}: ${nonFinite.slice(0, 3).join("; ")}; training stopped before it reached the weights ` +
+              `(learning rate ${learningRateAt(step, steps, warmup, peak)}, beta ${beta}: lower the learning rate or alpha)`,
+          );
+        }
         const learningRate = learningRateAt(step, steps, warmup, peak);
         (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
         optimizer.applyGradients(summed as Record<string, tf.Variable>);
