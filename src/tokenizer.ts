@@ -172,6 +172,7 @@ export class ChatTokenizer {
   }
 
   decode(ids: number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return ""; // an answer that ends at once is an empty answer, not an error
     return this.tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? true });
   }
 

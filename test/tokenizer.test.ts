@@ -110,3 +110,21 @@ describe("bad tokenizer folders", () => {
     }
   });
 });
+
+describe("an answer that ends at once (#23 item 7)", () => {
+  it("decodes to an empty answer, and generation on a model whose first token is an end token answers ''", async () => {
+    const { ChatTokenizer, DEMO_MODEL_DIR, loadModel } = await import("../src/index.ts");
+    const tokenizer = await ChatTokenizer.load(DEMO_MODEL_DIR);
+    assert.equal(tokenizer.decode([]), "");
+    const model = await loadModel(DEMO_MODEL_DIR);
+    try {
+      const batch = model.tokenizeInstructions(["Write a short poem about the sea."]);
+      const { tokens } = await model.generate(batch, { maxNewTokens: 1, stopTokens: [] });
+      // Every token the model could say first is an end token: the answer is empty.
+      const { texts } = await model.generate(batch, { maxNewTokens: 4, stopTokens: [tokens[0][0]] });
+      assert.deepEqual(texts, [""]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
