@@ -269,9 +269,10 @@ describe("the trainer", () => {
       trainDpo(policy, fixture.pairs, { rank: 2, alpha: 4, learningRate: Infinity, epochs: 3, batchSize: 3, seed: 5 }),
       /DPO step 2 of 3: the loss is NaN.*training stopped before it reached the weights/,
     );
+    // An infinite alpha is refused before training (it would scale every update to infinity).
     await assert.rejects(
       trainDpo(policy, fixture.pairs, { rank: 2, alpha: Infinity, learningRate: 1e-3, epochs: 1, batchSize: 3, seed: 5 }),
-      /DPO step 1 of 1: .*not finite|DPO step 1 of 1: the loss is NaN/,
+      /LoRA alpha must be a positive finite number, got Infinity/,
     );
   });
 
@@ -456,5 +457,27 @@ describe("the demo model healed (npm run heal's settings)", () => {
     const html = await readFile(join(work, "heal", "heal.html"), "utf8");
     assert.match(html, /Healing: DPO loss by step/);
     assert.match(await readFile(join(work, "heal", "axolotl.yaml"), "utf8"), /pairs\.chatml-intel\.jsonl/);
+  });
+});
+
+describe("heal's options are checked before any model loads (#23 item 11)", () => {
+  const out = () => join(work, "heal-options");
+  it("a LoRA rank past a weight's smaller side, dropout 1, a non-positive learning rate or beta", async () => {
+    const base = { model: modelDir("llama"), original: modelDir("llama"), out: out() };
+    await assert.rejects(
+      runHealing({ ...base, rank: 4096 }),
+      /LoRA rank 4096 is larger than model\.layers\.0\.\S+'s smaller side \(\d+ of \[\d+, \d+\]\): choose at most \d+/,
+    );
+    await assert.rejects(runHealing({ ...base, dropout: 1 }), /LoRA dropout must be in \[0, 1\), got 1/);
+    await assert.rejects(runHealing({ ...base, learningRate: -1 }), /DPO learning rate must be a positive finite number, got -1/);
+    await assert.rejects(runHealing({ ...base, beta: 0 }), /DPO beta must be a positive finite number, got 0/);
+  });
+  it("a pair whose chosen and rejected answers are the same is named", async () => {
+    const pairs = join(work, "same.jsonl");
+    await writeFile(pairs, JSON.stringify({ prompt: "Hi", chosen: "Hello.", rejected: "Hello." }) + "\n");
+    await assert.rejects(
+      runHealing({ model: modelDir("llama"), original: modelDir("llama"), out: out(), pairs }),
+      /same\.jsonl: row 1: chosen and rejected are the same answer; a pair must differ/,
+    );
   });
 });

@@ -28,6 +28,13 @@ const isMessages = (v: unknown): v is ChatMessage[] =>
 
 /** One row: strings, or message lists whose last turns are the answers (the lists must agree before them). */
 export function preferenceFromRow(row: unknown, where: string): PreferenceText {
+  const pair = preferenceFields(row, where);
+  // The same answer on both sides carries no preference: its DPO loss is ln 2 whatever the model does.
+  if (pair.chosen === pair.rejected) throw new DatasetError(`${where}: chosen and rejected are the same answer; a pair must differ`);
+  return pair;
+}
+
+function preferenceFields(row: unknown, where: string): PreferenceText {
   if (typeof row !== "object" || row === null) throw new DatasetError(`${where}: expected an object with prompt, chosen and rejected`);
   const { prompt, chosen, rejected } = row as Record<string, unknown>;
   if (typeof chosen === "string" && typeof rejected === "string") {

@@ -6,6 +6,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { HookedModel } from "../hooked-model.ts";
 import type { LinearAdapter } from "../models/decoder.ts";
 import { expectedTensors } from "../models/tensors.ts";
+import type { Architecture } from "../models/architecture.ts";
+import type { ModelConfig } from "../models/model-config.ts";
 import { makeRng } from "../sampling.ts";
 
 /** The blog's choice (Axolotl's lora_target_linear): every linear layer of attention and MLP. */
@@ -36,6 +38,29 @@ export interface LoraOptions {
 /** Makes every set of adapters' variable names unique (tfjs registers variables by name). */
 let instances = 0;
 
+/**
+ * LoRA's options checked against a model's shapes without loading it: rank a positive integer no larger than
+ * the smaller side of any adapted weight (a larger one adds nothing a full update could not, at more memory),
+ * alpha positive and finite, dropout in [0, 1).
+ */
+export function checkLoraOptions(arch: Architecture, config: ModelConfig, options: LoraOptions = {}): void {
+  const rank = options.rank ?? 8;
+  const alpha = options.alpha ?? 2 * rank;
+  const dropout = options.dropout ?? 0;
+  if (!Number.isInteger(rank) || rank <= 0) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
+  if (!(alpha > 0 && Number.isFinite(alpha))) throw new Error(`LoRA alpha must be a positive finite number, got ${alpha}`);
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`LoRA dropout must be in [0, 1), got ${dropout}`);
+  const modules = options.modules ?? LORA_DEFAULT_MODULES;
+  for (const e of expectedTensors(arch, config)) {
+    if (!e.linear || !(options.keys ? options.keys.includes(e.key) : modules.some((m) => e.key.endsWith(`.${m}.weight`)))) continue;
+    const smaller = Math.min(...e.shape);
+    if (rank > smaller)
+      throw new Error(
+        `LoRA rank ${rank} is larger than ${e.key}'s smaller side (${smaller} of [${e.shape.join(", ")}]): choose at most ${smaller}`,
+      );
+  }
+}
+
 export class LoraAdapters {
   readonly rank: number;
   readonly alpha: number;
@@ -57,8 +82,7 @@ export class LoraAdapters {
     this.alpha = options.alpha ?? 2 * this.rank;
     this.scaling = this.alpha / this.rank;
     this.dropout = options.dropout ?? 0;
-    if (!Number.isInteger(this.rank) || this.rank <= 0) throw new Error(`LoRA rank must be a positive integer, got ${this.rank}`);
-    if (!(this.dropout >= 0 && this.dropout < 1)) throw new Error(`LoRA dropout must be in [0, 1), got ${this.dropout}`);
+    checkLoraOptions(model.arch, model.config, options);
     const shapes = new Map(
       expectedTensors(model.arch, model.config)
         .filter((e) => e.linear)

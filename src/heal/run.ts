@@ -7,6 +7,8 @@ import { join, resolve } from "node:path";
 import { DatasetError, loadInstructions } from "../data/instructions.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { loadModel } from "../load.ts";
+import { architectureFor, loadConfig } from "../config.ts";
+import { checkLoraOptions } from "./lora.ts";
 import { dataFile } from "../paths.ts";
 import { defaultComplianceReference } from "../pipeline/ground-truth.ts";
 import { generateCompletions, lastPositionLogits, measure } from "../pipeline/evaluate.ts";
@@ -80,6 +82,21 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   await checkExportTarget(source, exportDir, options.force);
   const files = ["pairs.jsonl", "pairs.chatml-intel.jsonl", "axolotl.yaml", "heal.json", "heal.html"];
   await checkOutputFiles(files.map((f) => join(options.out, f)));
+  // Every option checked before any model loads: LoRA's against the model's shapes, DPO's and the pairs.
+  const config = await loadConfig(source);
+  checkLoraOptions(architectureFor(config), config, {
+    rank: options.rank,
+    alpha: options.alpha,
+    dropout: options.dropout,
+    modules: options.modules,
+  });
+  for (const [name, value] of [
+    ["beta", options.beta],
+    ["learning rate", options.learningRate],
+  ] as const)
+    if (value !== undefined && !(value > 0 && Number.isFinite(value)))
+      throw new Error(`DPO ${name} must be a positive finite number, got ${value}`);
+  const pairsGiven = options.pairs ? await loadPreferences(options.pairs, { limit: options.nPairs }) : undefined;
   const nTest = options.nTest ?? 64;
   const maxNewTokens = options.maxNewTokens ?? 24;
   const batchSize = 16;
@@ -102,7 +119,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
       onProgress: (d, t) => progress("generations (original, harmless)", d, t),
     });
     originalLogits = lastPositionLogits(originalModel, test.harmless, { batchSize });
-    if (options.pairs) texts = await loadPreferences(options.pairs, { limit: options.nPairs });
+    if (pairsGiven) texts = pairsGiven;
     else {
       const instructions = await loadInstructions(dataFile("harmless", "train"), { limit: options.nInstructions ?? 256 });
       ({ pairs: texts, sampled } = await demoHealingPairs(originalModel, model, instructions, {
