@@ -2,6 +2,7 @@
 // model_types exist, and the defaults Hugging Face's config class gives the fields a config.json may
 // omit, come from the one table in models/registry.ts.
 import { readFile } from "node:fs/promises";
+import { notAFile } from "./files.ts";
 import { join } from "node:path";
 import { ARCHITECTURES, architectureOf, type Architecture } from "./models/registry.ts";
 import { activationName, ConfigError, configSchema, rotaryDim, type ModelConfig } from "./models/model-config.ts";
@@ -105,6 +106,8 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
 /** config.json as JSON, unvalidated (the export rewrites it). */
 export async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
   const path = join(dir, "config.json");
+  const why = await notAFile(path);
+  if (why) throw new ConfigError(`${path}: ${why}`);
   let text: string;
   try {
     text = await readFile(path, "utf8");

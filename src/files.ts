@@ -165,3 +165,13 @@ async function takeStaleLock(lockPath: string): Promise<void> {
   }
   await rm(aside, { force: true });
 }
+
+/**
+ * Why `path` cannot be read as a file, or undefined when it can (or does not exist, which the read reports):
+ * a folder, or a pipe, socket or device, whose read would fail oddly or wait forever.
+ */
+export async function notAFile(path: string): Promise<string | undefined> {
+  const found = await stat(path).catch(() => undefined);
+  if (!found || found.isFile()) return undefined;
+  return found.isDirectory() ? "is a folder, not a file" : "is not a regular file (a pipe, socket or device); give a file";
+}

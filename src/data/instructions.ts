@@ -2,6 +2,7 @@
 // .txt (one instruction a line) and .parquet (via hyparquet). Objects are read at a column or field
 // named by the caller, by default `text`, else `instruction`, else `prompt`, else `goal`.
 import { readFile } from "node:fs/promises";
+import { notAFile } from "../files.ts";
 import { extname } from "node:path";
 import { existsSync } from "node:fs";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
@@ -34,6 +35,8 @@ export async function loadInstructions(path: string, options: LoadInstructionsOp
 /** The rows of a data file (.json, .jsonl, .csv, .txt or .parquet); `what` names them in errors. */
 export async function readRows(path: string, what = "rows"): Promise<unknown[]> {
   const ext = extname(path).toLowerCase();
+  const why = await notAFile(path);
+  if (why) throw new DatasetError(`${path}: ${why}`);
   try {
     if (ext === ".parquet") return await parquetReadObjects({ file: await asyncBufferFromFile(path) });
     const text = (await readFile(path, "utf8")).replace(/^\uFEFF/, ""); // a UTF-8 byte-order mark is not part of the first row

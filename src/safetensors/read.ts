@@ -2,6 +2,7 @@
 // so that a multi-gigabyte shard is never read whole into memory.
 // Format: 8-byte little-endian header length N, N bytes of JSON header, then the data region.
 import { open, type FileHandle } from "node:fs/promises";
+import { notAFile } from "../files.ts";
 import { DTYPE_BYTES, decodeToFloat32, isFloatDtype } from "./dtype.ts";
 import type { FileRange } from "../copy-range.ts";
 
@@ -169,6 +170,8 @@ export class SafetensorsFile {
   ) {}
 
   static async open(path: string): Promise<SafetensorsFile> {
+    const why = await notAFile(path);
+    if (why) throw new SafetensorsError(path, why);
     let handle: FileHandle;
     try {
       handle = await open(path, "r");
