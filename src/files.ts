@@ -1,5 +1,5 @@
 // Small file-system helpers shared by the loaders, the downloads and the exports.
-import { link, mkdir, open, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, lstat, mkdir, open, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { copyRange, type FileRange } from "./copy-range.ts";
 
@@ -128,12 +128,22 @@ export async function withLock<T>(
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       }
+      const found = await lstat(lockPath).catch(() => undefined);
+      if (found && !found.isFile())
+        throw new Error(
+          `${lockPath}: a lock file goes here, but this is ${found.isDirectory() ? "a folder" : "not a regular file"}; ` +
+            `remove it or choose another output`,
+        );
       const pid = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
       if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) {
         await takeStaleLock(lockPath);
         continue;
       }
-      if (Date.now() >= deadline) throw new Error(options.busy ? options.busy(pid) : `${lockPath} is held by process ${pid}`);
+      if (Date.now() >= deadline)
+        throw new Error(
+          `${options.busy ? options.busy(pid) : `${lockPath} is held by process ${pid}`} (lock file ${lockPath}; if process ${pid} ` +
+            `is not this tool, its id was reused after a crash: remove the lock file)`,
+        );
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {

@@ -237,6 +237,17 @@ describe("abliterate CLI", () => {
       assert.match(await cliFails(command, option, value), new RegExp(`${option} must be a finite number, got "${value}"`));
     }
     assert.match(await cliFails("heal", "--dropout", "2"), /must be a number between 0 and 1, got "2"/);
+    // #23 item 13: a name with a byte that is not UTF-8 was written under another name (U+FFFD in its place).
+    for (const command of ["directions", "run", "export-gguf", "heal"]) {
+      const failed = await run("bash", ["-c", `"$0" "$1" ${command} -o $'${join(dir, "out")}\\xff'`, process.execPath, bin], {
+        cwd: PACKAGE_ROOT,
+      }).catch((error: { stderr?: string }) => error);
+      assert.match(String((failed as { stderr?: string }).stderr), /holds a byte that is not UTF-8/, command);
+    }
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith("out")),
+      [],
+    );
     // #23 item 5: an empty refusal substring made every answer a refusal.
     for (const value of ["I|", "", "I|| sorry"]) {
       assert.match(

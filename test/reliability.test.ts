@@ -202,11 +202,23 @@ describe("interrupted and concurrent exports", () => {
       );
       assert.equal(holders, 1, `round ${round}: ${holders} holders`);
       assert.equal(results.filter((r) => r.status === "rejected").length, 11);
-      for (const r of results) if (r.status === "rejected") assert.equal(String(r.reason), `Error: busy ${process.pid}`);
+      // #23 item 14: the refusal names the lock file and how to remove one whose process id was reused.
+      const busy = new RegExp(
+        `^Error: busy ${process.pid} \\(lock file .*x\\.lock; if process ${process.pid} is not this tool, its id was reused`,
+      );
+      for (const r of results) if (r.status === "rejected") assert.match(String(r.reason), busy);
     }
     await writeFile(lock, "999999999");
     assert.equal(await withLock(lock, async () => "taken over"), "taken over");
     assert.deepEqual(await readdir(join(work, "race")), []);
+    // A folder where the lock goes is named, and left where it is (it used to be renamed and fail with EISDIR).
+    await mkdir(lock);
+    await writeFile(join(lock, "mine.txt"), "keep");
+    await assert.rejects(
+      withLock(lock, async () => "never"),
+      /x\.lock: a lock file goes here, but this is a folder; remove it or choose another output/,
+    );
+    assert.equal(await readFile(join(lock, "mine.txt"), "utf8"), "keep");
   });
   it("two exports to the same folder at once: the second is refused while the first runs", async () => {
     const out = join(work, "contended");

@@ -51,6 +51,18 @@ export const tokenIdList = (value: string) =>
       throw new InvalidArgumentError(`expected comma-separated token ids (non-negative integers), got "${value}"`);
     return n;
   });
+/**
+ * An output path as given: refused when it holds a byte that is not UTF-8 (the shell passed it, Node shows it as
+ * U+FFFD), since the file would be written under another name than the one typed.
+ */
+export const outputPath = (value: string) => {
+  if (value.includes("\uFFFD"))
+    throw new InvalidArgumentError(
+      `the path ${JSON.stringify(value)} holds a byte that is not UTF-8 (shown as \uFFFD); it would be written under another name`,
+    );
+  return value;
+};
+
 export const substringList = (value: string) => {
   const list = value.split("|");
   // An empty substring is found in every answer: every answer would count as a refusal.

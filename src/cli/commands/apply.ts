@@ -11,6 +11,7 @@ import {
   verificationPrompts,
   verificationLine,
   print,
+  outputPath,
 } from "../options.ts";
 import { progressReporter } from "../progress.ts";
 import { checkDirectionsFit, pickDirection, loadDirections, directionKey } from "../../pipeline/directions.ts";
@@ -25,7 +26,7 @@ export function registerApply(program: Command): void {
     .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
     .requiredOption("-d, --directions <file>", "directions .safetensors")
     .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
-    .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)")
+    .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)", outputPath)
     .option(
       "--format <format>",
       "safetensors (a Hugging Face checkpoint folder) or gguf (one file for llama.cpp, Ollama, LM Studio)",

@@ -1,6 +1,6 @@
 // `abliterate directions`
 import type { Command } from "commander";
-import { common, print, prepare, openModel, int, tokenOffsetList, tokenIdList, filterOption } from "../options.ts";
+import { common, print, prepare, openModel, int, tokenOffsetList, tokenIdList, filterOption, outputPath } from "../options.ts";
 import { directionKey, computeDirections, saveDirections } from "../../pipeline/directions.ts";
 import { exists } from "../../files.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
@@ -23,7 +23,7 @@ export function registerDirections(program: Command): void {
       "with --filter-by-refusal-score: comma-separated token ids for the refusal score (default: the model family's refusal openings)",
       tokenIdList,
     )
-    .requiredOption("-o, --out <file>", "output .safetensors file")
+    .requiredOption("-o, --out <file>", "output .safetensors file", outputPath)
     .option("-f, --force", "replace an existing output file")
     .action(async (opts) => {
       if (!opts.force && (await exists(opts.out))) throw new Error(`${opts.out} exists already; pass --force to replace it`);

@@ -1,6 +1,6 @@
 // `abliterate export-gguf`
 import type { Command } from "commander";
-import { common, GGUF_TYPE_HELP, ggufType, download, verificationPrompts, print, type Common } from "../options.ts";
+import { common, GGUF_TYPE_HELP, ggufType, download, verificationPrompts, print, type Common, outputPath } from "../options.ts";
 import { progressReporter } from "../progress.ts";
 import { openCheckpoint, loadModel } from "../../load.ts";
 import { initBackend } from "../../backend.ts";
@@ -73,7 +73,7 @@ export async function ggufCommand(
 export function registerExportGguf(program: Command): void {
   common(program.command("export-gguf"))
     .description("write a checkpoint (abliterated or not) as one GGUF file for llama.cpp, Ollama and LM Studio, one tensor at a time")
-    .requiredOption("-o, --out <file>", "output .gguf file")
+    .requiredOption("-o, --out <file>", "output .gguf file", outputPath)
     .option("--type <type>", `tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16")
     .option("--verify", "check the file with llama.cpp against the source on a few prompts (needs node-llama-cpp)")
     .option("-f, --force", "replace an existing file")

@@ -1,6 +1,6 @@
 // `abliterate heal`
 import type { Command } from "commander";
-import { fraction, print, int, number, seedValue } from "../options.ts";
+import { fraction, print, int, number, seedValue, outputPath } from "../options.ts";
 import { progressReporter } from "../progress.ts";
 import { initBackend } from "../../backend.ts";
 import { DEMO_MODEL_DIR } from "../../paths.ts";
@@ -40,7 +40,7 @@ export function registerHeal(program: Command): void {
     .option("--seed <n>", "seed of the adapters, the pair order, dropout and the sampled pairs", seedValue, 0)
     .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
     .option("--compliance-reference <dir>", "a model that complies with harmful requests (default for the demo: models/demo-base)")
-    .option("-o, --out <dir>", "output folder: healed/, pairs.jsonl, axolotl.yaml, heal.json, heal.html", "out/heal")
+    .option("-o, --out <dir>", "output folder: healed/, pairs.jsonl, axolotl.yaml, heal.json, heal.html", outputPath, "out/heal")
     .option("-f, --force", "replace a non-empty healed/ folder")
     .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)")
     .option("--json", "print the report as JSON on stdout, for scripts")

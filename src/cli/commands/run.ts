@@ -12,13 +12,14 @@ import {
   selectionFilterOptions,
   filtersOf,
   filterOption,
+  outputPath,
 } from "../options.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 
 export function registerRun(program: Command): void {
   selectionFilterOptions(common(program.command("run")))
     .description("the whole pipeline: collect, directions, select, evaluate, orthogonalise, export, verify; writes a report")
-    .option("-o, --out <dir>", "output folder (model/, directions.safetensors, report.json, report.html)", "out")
+    .option("-o, --out <dir>", "output folder (model/, directions.safetensors, report.json, report.html)", outputPath, "out")
     .option("--harmful-train <file>")
     .option("--harmless-train <file>")
     .option("--harmful-val <file>")
