@@ -119,7 +119,12 @@ export async function withLock<T>(
   await mkdir(dirname(lockPath), { recursive: true });
   const deadline = Date.now() + (options.waitMs ?? 0);
   const mine = `${lockPath}.${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await writeFile(mine, String(process.pid));
+  try {
+    await writeFile(mine, String(process.pid));
+  } catch (error) {
+    await rm(mine, { force: true }); // a full disk leaves no debris
+    throw new Error(`cannot write the lock file ${lockPath} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
   try {
     for (;;) {
       try {

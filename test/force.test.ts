@@ -113,3 +113,23 @@ describe("heal writes no file through a link (#23 item 3)", () => {
     assert.equal(await readFile(target, "utf8"), "mine");
   });
 });
+
+describe("what killed exports left is cleaned up by the next one (#23 item 10)", () => {
+  it("a GGUF export removes a dead process's partial file, k-quant float file and lock debris, and says so", async () => {
+    const dir = join(work, "stale-gguf");
+    await mkdir(dir, { recursive: true });
+    const dead = 999999999;
+    const left = [`.m.gguf.partial-${dead}-1700000000000`, `.m.gguf.bf16-${dead}.gguf`, `m.gguf.lock.${dead}-abc123`];
+    for (const name of left) await writeFile(join(dir, name), "left by a killed export");
+    await writeFile(join(dir, "m.gguf.lock"), String(dead)); // the lock itself: taken over
+    await writeFile(join(dir, `.other.gguf.partial-${dead}-1`), "another file's: not ours to remove");
+    const source = await withByteTokenizer(modelDir("llama"), join(work, "stale-source"), 300);
+    const { notes } = await exportGguf(source, join(dir, "m.gguf"), { type: "f32" });
+    assert.deepEqual((await readdir(dir)).sort(), [`.other.gguf.partial-${dead}-1`, "m.gguf"]);
+    for (const name of left)
+      assert.ok(
+        notes.some((n) => n.includes(name) && n.includes("left by an interrupted export")),
+        name,
+      );
+  });
+});

@@ -96,13 +96,22 @@ export async function checkExportTarget(sourceDir: string, outDir: string, force
   return { source, out };
 }
 
-/** Partial folders of earlier exports to `out` whose process has died: removed, and their names returned. */
+/**
+ * What earlier exports to `out` left when their process died (killed, or a full disk): partial folders and
+ * files, a k-quant's float file, the lock's private files. Removed, and their names returned.
+ */
 export async function removeStalePartials(out: string): Promise<string[]> {
-  const prefix = `.${basename(out)}.partial-`;
+  const base = basename(out).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const stale = new RegExp(
+    `^(?:\\.${base}\\.partial-(\\d+)-\\d+(?:\\.old)?` + // a partial folder or file, and a replaced folder set aside
+      `|\\.${base}\\.(?:f32|f16|bf16)-(\\d+)\\.gguf` + // a k-quant's float file
+      `|\\.?${base}\\.lock\\.(?:stale-)?(\\d+)-[a-z0-9]+)$`, // the lock's private files
+  );
   const removed: string[] = [];
   for (const name of await readdir(dirname(out)).catch(() => [] as string[])) {
-    const m = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(\\d+)-\\d+(\\.old)?$`).exec(name);
-    if (m && !processAlive(Number(m[1]))) {
+    const m = stale.exec(name);
+    const pid = m && Number(m[1] ?? m[2] ?? m[3]);
+    if (pid && !processAlive(pid)) {
       await rm(join(dirname(out), name), { recursive: true, force: true });
       removed.push(name);
     }

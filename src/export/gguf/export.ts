@@ -17,7 +17,7 @@ import type { UnitVector } from "../../projection.ts";
 import { planCheckpointEdit, type EditPlan, type OrthogonalizeOptions, type TensorEdit } from "../../pipeline/orthogonalize.ts";
 import { DTYPE_BYTES, decodeToFloat32, type FloatDtype } from "../../safetensors/dtype.ts";
 import { orthogonalizeStream, STREAM_CHUNK_BYTES } from "../stream.ts";
-import { checkExportFile } from "../targets.ts";
+import { checkExportFile, removeStalePartials } from "../targets.ts";
 import { LLAMA_CPP_QUANTS, quantizeWithLlamaCpp, type LlamaCppQuant } from "./quantize.ts";
 import { ggufVocab } from "./vocab.ts";
 import { bool, f32, fitsType, str, u32, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from "./write.ts";
@@ -401,6 +401,7 @@ async function writeGgufFile(
   options.onProgress?.(0, steps);
   const onTensor = () => options.onProgress?.(++done, steps);
   const write = async () => {
+    for (const name of await removeStalePartials(out)) notes.push(`removed ${join(dirname(out), name)}, left by an interrupted export`);
     if (!quant) return writeGguf(out, metadata, tensors, { overwrite: options.force, onTensor });
     const float = join(dirname(out), `.${basename(out)}.${type}-${process.pid}.gguf`);
     try {
