@@ -5,7 +5,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { exportAbliterated, exportGguf, openCheckpoint, runHealing, unitVector } from "../src/index.ts";
+import { exportAbliterated, exportGguf, openCheckpoint, runHealing, runPipeline, unitVector } from "../src/index.ts";
 import { withByteTokenizer } from "./helpers/gguf.ts";
 import { modelDir, reference } from "./helpers/reference.ts";
 
@@ -131,5 +131,43 @@ describe("what killed exports left is cleaned up by the next one (#23 item 10)",
         notes.some((n) => n.includes(name) && n.includes("left by an interrupted export")),
         name,
       );
+  });
+});
+
+describe("a command's outputs are checked and locked before any is written (#23 item 4)", () => {
+  const small = { nTrain: 8, nVal: 4, nTest: 4, topK: 1, maxNewTokens: 4, batchSize: 8 };
+  it("run: an earlier report or directions file is refused without force, and kept", async () => {
+    const out = join(work, "run-earlier");
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, "report.json"), "earlier");
+    await assert.rejects(runPipeline({ ...small, outDir: out }), /report\.json exists already; pass force to replace it/);
+    assert.equal(await readFile(join(out, "report.json"), "utf8"), "earlier");
+    assert.deepEqual(await readdir(out), ["report.json"]);
+  });
+
+  it("run: two runs into one folder at once, the second is refused while the first writes", async () => {
+    const out = join(work, "run-twice");
+    const results = await Promise.allSettled([
+      runPipeline({ ...small, outDir: out, tokenOffsets: [-1] }),
+      runPipeline({ ...small, outDir: out, tokenOffsets: [-2, -1] }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["fulfilled", "rejected"],
+    );
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /another run \(process \d+\) is writing .*run-twice/);
+    const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
+    assert.deepEqual([...new Set(report.directions.map((d: { tokenOffset: number }) => d.tokenOffset))], [-1]);
+  });
+
+  it("heal: an earlier heal.json is refused without force, before any model loads", async () => {
+    const out = join(work, "heal-earlier");
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, "heal.json"), "earlier");
+    await assert.rejects(
+      runHealing({ model: modelDir("llama"), original: modelDir("llama"), out }),
+      /heal\.json exists already; pass force to replace it/,
+    );
+    assert.equal(await readFile(join(out, "heal.json"), "utf8"), "earlier");
   });
 });

@@ -121,11 +121,13 @@ export async function removeStalePartials(out: string): Promise<string[]> {
 
 /**
  * Files a command is about to write beside an export (reports, pairs, configs), checked before any work: none
- * may be a link (writing through it would change what it points to) or a folder.
+ * may exist unless `force`, be a link (writing through it would change what it points to) or a folder.
  */
-export async function checkOutputFiles(paths: readonly string[]): Promise<void> {
+export async function checkOutputFiles(paths: readonly string[], force = false): Promise<void> {
   for (const path of paths) {
     const found = await lstat(path).catch(() => undefined);
+    if (found && !force && !found.isSymbolicLink() && !found.isDirectory())
+      throw new ExportError(`${path} exists already; pass force to replace it (nothing has been written)`);
     if (found?.isSymbolicLink())
       throw new ExportError(
         `${path} is a link (to ${await realpath(path).catch(() => "nothing")}); writing it would change what it points to: ` +

@@ -2,8 +2,8 @@
 // lists (the form of mlabonne/orpo-dpo-mix-40k: `chosen` and `rejected` are whole conversations that end
 // with the two competing assistant turns), from local files or a Hub dataset `org/name:split`; rendered with
 // the model's chat template into token ids. Also: the demo's own pairs, and the Axolotl config the blog used.
+import { writeFileAtomic } from "../files.ts";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import type { HookedModel } from "../hooked-model.ts";
 import { datasetSplitFiles, looksLikeRepoId, type HubOptions } from "../hub.ts";
 import { DatasetError, readRows } from "../data/instructions.ts";
@@ -104,7 +104,7 @@ export async function savePreferences(path: string, texts: readonly PreferenceTe
       rejected: [...messages, { role: "assistant", content: rejected }],
     }),
   );
-  await writeFile(path, lines.join("\n") + "\n");
+  await writeFileAtomic(path, lines.join("\n") + "\n");
 }
 
 /**
@@ -122,7 +122,7 @@ export async function saveChatmlIntel(path: string, texts: readonly PreferenceTe
       );
     return JSON.stringify({ system: system[0]?.content ?? "", question: turns[0].content, chosen, rejected });
   });
-  await writeFile(path, lines.join("\n") + "\n");
+  await writeFileAtomic(path, lines.join("\n") + "\n");
 }
 
 /**

@@ -2,7 +2,7 @@
 // measure it on the test split, train LoRA adapters with DPO against itself, measure again with the
 // adapters in, then merge them into the weights and export the healed checkpoint (source dtype and layout),
 // reloaded to check it computes what the adapters did.
-import { writeFile } from "node:fs/promises";
+import { writeFileAtomic } from "../files.ts";
 import { join, resolve } from "node:path";
 import { DatasetError, loadInstructions } from "../data/instructions.ts";
 import type { HookedModel } from "../hooked-model.ts";
@@ -81,7 +81,10 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   const source = await resolveModel(options.model);
   await checkExportTarget(source, exportDir, options.force);
   const files = ["pairs.jsonl", "pairs.chatml-intel.jsonl", "axolotl.yaml", "heal.json", "heal.html"];
-  await checkOutputFiles(files.map((f) => join(options.out, f)));
+  await checkOutputFiles(
+    files.map((f) => join(options.out, f)),
+    options.force,
+  );
   // Every option checked before any model loads: LoRA's against the model's shapes, DPO's and the pairs.
   const config = await loadConfig(source);
   checkLoraOptions(architectureFor(config), config, {
@@ -206,7 +209,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
         if (!(error instanceof DatasetError)) throw error;
         dataset = undefined; // multi-turn pairs: the config names the blog's dataset
       }
-      await writeFile(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset }));
+      await writeFileAtomic(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset }));
       const report: HealReport = {
         model: source,
         original: options.original,
@@ -219,7 +222,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
         exportCheck,
         seconds: (performance.now() - started) / 1000,
       };
-      await writeFile(join(options.out, "heal.json"), JSON.stringify(report, null, 2) + "\n");
+      await writeFileAtomic(join(options.out, "heal.json"), JSON.stringify(report, null, 2) + "\n");
       await writeHealReportHtml(join(options.out, "heal.html"), report);
       return report;
     } finally {

@@ -1,7 +1,7 @@
 // The whole method end to end, one stage after another: the CLI's `run` and `npm start` call this;
 // the notebooks call the same stage functions one by one.
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { backendInfo, wasmHeapBytes } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
 import { loadModel, openCheckpoint, type Checkpoint } from "../load.ts";
@@ -17,7 +17,8 @@ import { evaluateRefusal, lastPositionLogits, measure, type Measures } from "./e
 import { answersOf } from "../generation.ts";
 import { defaultComplianceReference, demoGroundTruth } from "./ground-truth.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
-import { checkExportTarget } from "../export/targets.ts";
+import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
+import { withLock } from "../files.ts";
 import { projectionsOn } from "./projections.ts";
 import { refusalTokensFor } from "./scores.ts";
 import { chosenCandidate, filterByRefusalScore, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
@@ -64,7 +65,19 @@ export interface PipelineOptions extends InstructionSetSources {
   log?: (line: string) => void;
 }
 
+/**
+ * The whole method into `outDir` (model/, directions.safetensors, report.json, report.html), under a lock on
+ * the folder: a second run into it is refused while this one runs, and every output is checked before any work.
+ */
 export async function runPipeline(options: PipelineOptions = {}): Promise<RunReport> {
+  const out = resolve(options.outDir ?? "out");
+  await mkdir(dirname(out), { recursive: true });
+  return withLock(join(dirname(out), `.${basename(out)}.run.lock`), () => runUnlocked(options), {
+    busy: (pid) => `another run (process ${pid}) is writing ${out}; wait for it to finish or choose another folder`,
+  });
+}
+
+async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   const progress = options.onProgress ?? (() => {});
@@ -79,6 +92,11 @@ export async function runPipeline(options: PipelineOptions = {}): Promise<RunRep
     onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done),
   });
   await checkExportTarget(modelSource, exportDir, options.force);
+  const files = ["directions.safetensors", "report.json", "report.html"];
+  await checkOutputFiles(
+    files.map((f) => join(outDir, f)),
+    options.force,
+  );
   // Stage 1: instructions.
   const sets = await loadInstructionSets(options, {
     column: options.column,
