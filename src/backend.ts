@@ -90,6 +90,11 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
       blas = native.info;
       if (blas) device = `CPU via WebAssembly SIMD, matMul by native BLAS (${blas.description}, ${blas.threads} threads)`;
       else if (native.skipped) skipped.push(native.skipped);
+      const setting = process.env.ABLITERATE_BLAS;
+      if (!blas && process.env.ABLITERATE_REQUIRE_BLAS === "1" && setting !== "off")
+        throw new Error(`ABLITERATE_REQUIRE_BLAS=1, but the native BLAS path is not taken: ${native.skipped ?? "no library"}`);
+      // A library named by hand that cannot be used is said, not passed over in silence.
+      if (!blas && setting && setting !== "off") console.error(`abliterate: ABLITERATE_BLAS=${setting} is not used: ${native.skipped}`);
     }
     active = { name, tfjsBackend: tf.getBackend(), device, tfjsVersion: tf.version_core, blas, skipped };
     return active;

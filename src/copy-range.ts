@@ -37,7 +37,8 @@ function copyFileRange(): CopyFileRange | null {
   if (native !== undefined) return native;
   native = null;
   if (process.platform !== "linux") why = `not on ${process.platform}`;
-  else if (process.env.ABLITERATE_COPY_RANGE === "off") why = "off (ABLITERATE_COPY_RANGE=off)";
+  else if (["off", "0", "false", "no"].includes((process.env.ABLITERATE_COPY_RANGE ?? "").toLowerCase()))
+    why = `off (ABLITERATE_COPY_RANGE=${process.env.ABLITERATE_COPY_RANGE})`;
   else {
     try {
       const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");

@@ -171,3 +171,18 @@ describe("a command's outputs are checked and locked before any is written (#23 
     assert.equal(await readFile(join(out, "heal.json"), "utf8"), "earlier");
   });
 });
+
+describe("a source index whose metadata is not an object (#23, low)", () => {
+  it("is exported with an object holding the total size, not the string spread into characters", async () => {
+    const source = join(work, "oops-index");
+    await cp(modelDir("llama", "sharded"), source, { recursive: true });
+    const indexFile = join(source, "model.safetensors.index.json");
+    const index = JSON.parse(await readFile(indexFile, "utf8"));
+    await writeFile(indexFile, JSON.stringify({ ...index, metadata: "oops" }));
+    const out = join(work, "oops-export");
+    await exportAbliterated(source, out, unit);
+    const written = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8"));
+    assert.deepEqual(Object.keys(written.metadata), ["total_size"]);
+    assert.equal(typeof written.metadata.total_size, "number");
+  });
+});

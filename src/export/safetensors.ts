@@ -192,7 +192,9 @@ async function writeIndex(checkpoint: Checkpoint, plan: EditPlan, source: string
     }
   }
   if (plan.untie && !weights.has(keys.unembedding)) total += weights.info(keys.embedding).end - weights.info(keys.embedding).begin;
-  index.metadata = { ...(index.metadata ?? {}), total_size: total };
+  // Whatever the source's index held as metadata, the export's is an object with the size it holds.
+  const earlier = typeof index.metadata === "object" && index.metadata !== null && !Array.isArray(index.metadata) ? index.metadata : {};
+  index.metadata = { ...earlier, total_size: total };
   index.weight_map = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => a.localeCompare(b)));
   await writeFile(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + "\n");
 }

@@ -1,0 +1,44 @@
+// The environment settings users set by hand do what they say (#23, the low items).
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { describe, it } from "node:test";
+import { PACKAGE_ROOT } from "../src/paths.ts";
+
+const run = promisify(execFile);
+const tsx = ["--import", "tsx", "-e"];
+
+/** Run `code` in a fresh process with `env` added; its stdout and stderr, whether it failed or not. */
+async function inProcess(code: string, env: Record<string, string>): Promise<{ stdout: string; stderr: string; failed: boolean }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...tsx, code], { cwd: PACKAGE_ROOT, env: { ...process.env, ...env } });
+    return { stdout, stderr, failed: false };
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    return { stdout: String(e.stdout), stderr: String(e.stderr), failed: true };
+  }
+}
+
+describe("environment settings", () => {
+  it("ABLITERATE_COPY_RANGE turns the kernel copy off with off, 0, false or no", async () => {
+    for (const value of ["off", "0", "false", "no", "OFF"]) {
+      const { stdout } = await inProcess(`import("./src/copy-range.ts").then((m) => console.log(m.kernelCopy()))`, {
+        ABLITERATE_COPY_RANGE: value,
+      });
+      assert.equal(stdout.trim(), `off (ABLITERATE_COPY_RANGE=${value})`);
+    }
+  });
+
+  it("a library named in ABLITERATE_BLAS that cannot be used is said on stderr; ABLITERATE_REQUIRE_BLAS=1 makes it an error", async () => {
+    const init = `import("./src/backend.ts").then((m) => m.initBackend({ backend: "wasm" })).then((i) => console.log(i.device))`;
+    const warned = await inProcess(init, { ABLITERATE_BLAS: "/no/such/libblas.so", ABLITERATE_REQUIRE_BLAS: "" });
+    assert.equal(warned.failed, false, warned.stderr);
+    assert.match(warned.stderr, /ABLITERATE_BLAS=\/no\/such\/libblas\.so is not used: native BLAS: none usable/);
+    const required = await inProcess(init, { ABLITERATE_BLAS: "/no/such/libblas.so", ABLITERATE_REQUIRE_BLAS: "1" });
+    assert.equal(required.failed, true);
+    assert.match(required.stderr, /ABLITERATE_REQUIRE_BLAS=1, but the native BLAS path is not taken/);
+    const off = await inProcess(init, { ABLITERATE_BLAS: "off", ABLITERATE_REQUIRE_BLAS: "1" });
+    assert.equal(off.failed, false, "off is a deliberate choice: the requirement does not apply");
+    assert.equal(off.stderr.includes("is not used"), false);
+  });
+});
