@@ -248,6 +248,20 @@ describe("abliterate CLI", () => {
       (await readdir(dir)).filter((f) => f.startsWith("out")),
       [],
     );
+    // #23, low: a GGUF type without --format gguf; options a command does not use are not offered.
+    assert.match(
+      await cliFails("apply", "-d", "x", "-o", join(dir, "t"), "--type", "q4_k_m"),
+      /--type q4_k_m is a GGUF tensor type: add --format gguf/,
+    );
+    for (const command of ["export-gguf", "apply", "generate"]) {
+      const help = (await cli(command, "--help")).stdout;
+      assert.equal(/--column|--batch-size/.test(help), false, `${command} --help lists --column or --batch-size`);
+    }
+    assert.match((await cli("select", "--help")).stdout, /--batch-size/);
+    // #23, low: an output folder that is a file is named as such.
+    await writeFile(join(dir, "afile"), "mine");
+    assert.match(await cliFails("run", "-o", join(dir, "afile")), /output folder .*afile is a file; give a folder/);
+    assert.equal(await readFile(join(dir, "afile"), "utf8"), "mine");
     // #23 item 5: an empty refusal substring made every answer a refusal.
     for (const value of ["I|", "", "I|| sorry"]) {
       assert.match(

@@ -116,13 +116,16 @@ export interface Common {
   column?: string;
 }
 
-export function common(cmd: Command): Command {
-  return cmd
+/** The options every command takes; `data` adds those of commands that read instruction files in batches. */
+export function common(cmd: Command, data = true): Command {
+  cmd
     .option("-m, --model <dir>", "Hugging Face checkpoint folder (default: the embedded demo model)", DEMO_MODEL_DIR)
-    .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)")
-    .option("--batch-size <n>", "prompts per forward pass", int("--batch-size"), 16)
-    .option("--column <name>", "column or field holding the instruction in data files (default: text, instruction, prompt or goal)")
-    .option("--json", "print the result as JSON on stdout, for scripts");
+    .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)");
+  if (data)
+    cmd
+      .option("--batch-size <n>", "prompts per forward pass", int("--batch-size"), 16)
+      .option("--column <name>", "column or field holding the instruction in data files (default: text, instruction, prompt or goal)");
+  return cmd.option("--json", "print the result as JSON on stdout, for scripts");
 }
 
 export async function prepare(opts: Common) {

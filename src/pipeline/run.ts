@@ -1,6 +1,6 @@
 // The whole method end to end, one stage after another: the CLI's `run` and `npm start` call this;
 // the notebooks call the same stage functions one by one.
-import { mkdir } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { backendInfo, wasmHeapBytes } from "../backend.ts";
 import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
@@ -71,6 +71,8 @@ export interface PipelineOptions extends InstructionSetSources {
  */
 export async function runPipeline(options: PipelineOptions = {}): Promise<RunReport> {
   const out = resolve(options.outDir ?? "out");
+  const found = await stat(out).catch(() => undefined);
+  if (found && !found.isDirectory()) throw new Error(`output folder ${options.outDir ?? "out"} is a file; give a folder`);
   await mkdir(dirname(out), { recursive: true });
   return withLock(join(dirname(out), `.${basename(out)}.run.lock`), () => runUnlocked(options), {
     busy: (pid) => `another run (process ${pid}) is writing ${out}; wait for it to finish or choose another folder`,
@@ -260,7 +262,14 @@ async function stagesOnTheOriginal(
     checkpoint.config,
     checkpoint.arch,
     model.weightPlan,
-    { batch: batchSize, promptTokens, newTokens: maxNewTokens, logits: "last", untie: true },
+    // A batch is never larger than the largest set it is taken from.
+    {
+      batch: Math.min(batchSize, Math.max(...Object.values(sets).map((s) => s.length))),
+      promptTokens,
+      newTokens: maxNewTokens,
+      logits: "last",
+      untie: true,
+    },
     backend,
   );
   const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);

@@ -22,7 +22,7 @@ import { exportAbliterated } from "../../export/safetensors.ts";
 import { initBackend } from "../../backend.ts";
 
 export function registerApply(program: Command): void {
-  common(program.command("apply"))
+  common(program.command("apply"), false)
     .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
     .requiredOption("-d, --directions <file>", "directions .safetensors")
     .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
@@ -47,7 +47,10 @@ export function registerApply(program: Command): void {
         "fit in memory); a GGUF file is checked by llama.cpp (needs node-llama-cpp)",
     )
     .option("-f, --force", "replace a non-empty output folder")
-    .action(async (opts) => {
+    .action(async (opts, command: Command) => {
+      // A GGUF type without the GGUF format would be ignored: say so instead of writing safetensors.
+      if (opts.format !== "gguf" && command.getOptionValueSource("type") === "cli")
+        throw new Error(`--type ${opts.type} is a GGUF tensor type: add --format gguf, or leave --type out for a safetensors export`);
       const bar = progressReporter();
       const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
       const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });

@@ -71,7 +71,7 @@ export async function ggufCommand(
 }
 
 export function registerExportGguf(program: Command): void {
-  common(program.command("export-gguf"))
+  common(program.command("export-gguf"), false)
     .description("write a checkpoint (abliterated or not) as one GGUF file for llama.cpp, Ollama and LM Studio, one tensor at a time")
     .requiredOption("-o, --out <file>", "output .gguf file", outputPath)
     .option("--type <type>", `tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16")

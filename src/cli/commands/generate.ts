@@ -5,7 +5,7 @@ import { checkDirectionsFit, pickDirection, loadDirections } from "../../pipelin
 import { directionAblationHooks, withHooks } from "../../interventions.ts";
 
 export function registerGenerate(program: Command): void {
-  common(program.command("generate"))
+  common(program.command("generate"), false)
     .description("chat-template instructions and generate answers, optionally with a direction ablated")
     .argument("<instructions...>", "one or more instructions")
     .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 48)
