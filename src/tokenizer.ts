@@ -31,7 +31,7 @@ type SpecialToken = string | { content: string } | null | undefined;
 const tokenText = (t: SpecialToken) => (t == null ? undefined : typeof t === "string" ? t : t.content);
 
 /** Longest chat-templated prompt accepted, in characters: a template that writes more is broken or hostile. */
-const MAX_RENDERED_CHARS = 1_000_000;
+export const MAX_RENDERED_CHARS = 1_000_000;
 
 export class ChatTokenizer {
   private readonly template?: Template;

@@ -258,6 +258,8 @@ describe("abliterate CLI", () => {
       assert.equal(/--column|--batch-size/.test(help), false, `${command} --help lists --column or --batch-size`);
     }
     assert.match((await cli("select", "--help")).stdout, /--batch-size/);
+    // #23 item 12: directions -o a folder is refused before the activations are computed.
+    assert.match(await cliFails("directions", "-o", dir), /is a folder, where a file is to be written/);
     // #23, low: an output folder that is a file is named as such.
     await writeFile(join(dir, "afile"), "mine");
     assert.match(await cliFails("run", "-o", join(dir, "afile")), /output folder .*afile is a file; give a folder/);

@@ -43,3 +43,17 @@ describe("files that are not files", () => {
     await assert.rejects(loadDirections(folder), /dir\.safetensors: is a folder, not a file/);
   });
 });
+
+describe("a text no prompt could hold is named where it is read (#23 item 16)", () => {
+  it("an instruction or a pair's answer of 1.5 million characters names the file, row and part", async () => {
+    const { loadPreferences } = await import("../src/index.ts");
+    const { writeFile } = await import("node:fs/promises");
+    const long = "x".repeat(1_500_000);
+    const rows = join(work, "long.jsonl");
+    await writeFile(rows, [JSON.stringify({ text: "short" }), JSON.stringify({ text: long })].join("\n") + "\n");
+    await assert.rejects(loadInstructions(rows), /long\.jsonl: row 2: 1500000 characters, longer than the 1000000 a chat-templated prompt/);
+    const pairs = join(work, "long-pairs.jsonl");
+    await writeFile(pairs, JSON.stringify({ prompt: "Hi", chosen: long, rejected: "No." }) + "\n");
+    await assert.rejects(loadPreferences(pairs), /long-pairs\.jsonl: row 1: chosen: 1500000 characters/);
+  });
+});

@@ -246,7 +246,7 @@ describe("every output is checked before any work", () => {
   it("directions -o refuses an existing file before collecting anything", async () => {
     const path = join(work, "dirs.safetensors");
     await writeFile(path, "x");
-    assert.match(await cliFails("directions", "-o", path), /dirs.safetensors exists already; pass --force to replace it/);
+    assert.match(await cliFails("directions", "-o", path), /dirs.safetensors exists already; pass force to replace it/);
   });
 });
 

@@ -3,6 +3,7 @@
 // named by the caller, by default `text`, else `instruction`, else `prompt`, else `goal`.
 import { readFile } from "node:fs/promises";
 import { notAFile } from "../files.ts";
+import { MAX_RENDERED_CHARS } from "../tokenizer.ts";
 import { extname } from "node:path";
 import { existsSync } from "node:fs";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
@@ -27,7 +28,7 @@ export interface LoadInstructionsOptions {
 
 export async function loadInstructions(path: string, options: LoadInstructionsOptions = {}): Promise<string[]> {
   const rows = await readRows(path, "instructions");
-  const instructions = rows.map((row, i) => pick(row, options.column, path, i));
+  const instructions = rows.map((row, i) => checkLength(pick(row, options.column, path, i), `${path}: row ${i + 1}`));
   if (instructions.length === 0) throw new DatasetError(`${path}: holds no instructions`);
   return options.limit === undefined ? instructions : instructions.slice(0, options.limit);
 }
@@ -72,6 +73,18 @@ function parseJson(text: string, where: string): unknown {
   } catch (error) {
     throw new DatasetError(`${where}: not valid JSON (${(error as Error).message})`);
   }
+}
+
+/**
+ * A text that could never be a prompt (longer than any chat-templated prompt may be) is named with its file and
+ * row here, where it is read, rather than blamed on the chat template when it is rendered.
+ */
+export function checkLength(text: string, where: string): string {
+  if (text.length > MAX_RENDERED_CHARS)
+    throw new DatasetError(
+      `${where}: ${text.length} characters, longer than the ${MAX_RENDERED_CHARS} a chat-templated prompt may have; shorten or drop it`,
+    );
+  return text;
 }
 
 function pick(row: unknown, column: string | undefined, path: string, index: number): string {

@@ -6,7 +6,7 @@ import { writeFileAtomic } from "../files.ts";
 import { existsSync } from "node:fs";
 import type { HookedModel } from "../hooked-model.ts";
 import { datasetSplitFiles, looksLikeRepoId, type HubOptions } from "../hub.ts";
-import { DatasetError, readRows } from "../data/instructions.ts";
+import { DatasetError, readRows, checkLength } from "../data/instructions.ts";
 import { generateCompletions, isRefusal } from "../pipeline/evaluate.ts";
 import type { ChatMessage, ChatTokenizer } from "../tokenizer.ts";
 import type { PreferencePair } from "./dpo.ts";
@@ -29,6 +29,12 @@ const isMessages = (v: unknown): v is ChatMessage[] =>
 /** One row: strings, or message lists whose last turns are the answers (the lists must agree before them). */
 export function preferenceFromRow(row: unknown, where: string): PreferenceText {
   const pair = preferenceFields(row, where);
+  for (const [part, text] of [
+    ["chosen", pair.chosen],
+    ["rejected", pair.rejected],
+    ...pair.messages.map((m, i) => [`message ${i + 1}`, m.content]),
+  ])
+    checkLength(text, `${where}: ${part}`);
   // The same answer on both sides carries no preference: its DPO loss is ln 2 whatever the model does.
   if (pair.chosen === pair.rejected) throw new DatasetError(`${where}: chosen and rejected are the same answer; a pair must differ`);
   return pair;

@@ -1,8 +1,10 @@
 // `abliterate directions`
 import type { Command } from "commander";
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { checkOutputFiles } from "../../export/targets.ts";
 import { common, print, prepare, openModel, int, tokenOffsetList, tokenIdList, filterOption, outputPath } from "../options.ts";
 import { directionKey, computeDirections, saveDirections } from "../../pipeline/directions.ts";
-import { exists } from "../../files.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
 import { filterByRefusalScore } from "../../pipeline/select.ts";
 import { refusalTokensFor } from "../../pipeline/scores.ts";
@@ -26,7 +28,10 @@ export function registerDirections(program: Command): void {
     .requiredOption("-o, --out <file>", "output .safetensors file", outputPath)
     .option("-f, --force", "replace an existing output file")
     .action(async (opts) => {
-      if (!opts.force && (await exists(opts.out))) throw new Error(`${opts.out} exists already; pass --force to replace it`);
+      // The output is checked before the work: a folder, a link or an existing file (without --force) is refused,
+      // and a missing parent folder is made.
+      await checkOutputFiles([opts.out], opts.force);
+      await mkdir(dirname(resolve(opts.out)), { recursive: true });
       const bar = await prepare(opts);
       const model = await openModel(opts.model, bar);
       try {
