@@ -149,7 +149,7 @@ export {
 } from "./heal/data.ts";
 export { runHealing, healMetrics, type HealOptions, type HealReport, type HealMetrics } from "./heal/run.ts";
 // The whole method, and its report.
-export { runPipeline, type PipelineOptions } from "./pipeline/run.ts";
+export { runPipeline, type PipelineOptions, type ReportStep, type RunFindings } from "./pipeline/run.ts";
 export { writeReport } from "./report/write.ts";
 export type { RunReport } from "./report/types.ts";
 export {
@@ -194,6 +194,9 @@ export {
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export {
   loadPlanted,
+  demoGroundTruth,
+  groundTruthStep,
+  type PlantedSummary,
   cosineWithPlanted,
   explainDifference,
   defaultComplianceReference,

@@ -16,6 +16,7 @@ import {
   refusalRate,
   runPipeline,
   type HookedModel,
+  groundTruthStep,
 } from "../src/index.ts";
 
 describe("the demo model", () => {
@@ -66,7 +67,7 @@ describe("the default pipeline run on the demo model", () => {
     "harmful refusal at most 10% after, coherent compliance at least 80%, harmless KL at most 0.05 with 95% of answers " +
       "unchanged, and the export reloads with the same answers",
     async () => {
-      const report = await runPipeline({ outDir: out });
+      const report = await runPipeline({ outDir: out, reportSteps: [groundTruthStep] });
       assert.ok(report.before.harmfulRefusalRate >= 0.9, `before: ${report.before.harmfulRefusalRate}`);
       assert.ok(report.after.harmfulRefusalRate <= 0.1, `after: ${report.after.harmfulRefusalRate}`);
       const compliance = report.agreement.coherentCompliance!;

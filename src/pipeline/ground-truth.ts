@@ -164,3 +164,22 @@ function plantedSummary(
     cosines,
   };
 }
+
+/**
+ * The demo's ground truth as a step of `runPipeline`'s report (`reportSteps: [groundTruthStep]`): `planted`,
+ * for a model that ships its planted direction; nothing for any other model.
+ */
+export async function groundTruthStep(findings: {
+  modelSource: string;
+  complianceSource?: string;
+  directions: Direction[];
+  chosen: UsableDirection;
+  train: { harmful: string[]; harmless: string[] };
+  batchSize: number;
+  tokenOffsets?: number[];
+  onProgress: (stage: string, done: number, total: number, detail?: string) => void;
+}): Promise<{ planted?: PlantedSummary }> {
+  const { modelSource, complianceSource, directions, chosen, ...rest } = findings;
+  const planted = await demoGroundTruth(modelSource, directions, chosen, { reference: complianceSource, ...rest });
+  return planted ? { planted } : {};
+}

@@ -12,10 +12,18 @@ import { writeReport } from "../report/write.ts";
 import type { RunReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
-import { computeDirections, cosineSimilarity, directionKey, saveDirections, usableDirections, type UsableDirection } from "./directions.ts";
+import {
+  computeDirections,
+  cosineSimilarity,
+  directionKey,
+  saveDirections,
+  usableDirections,
+  type Direction,
+  type UsableDirection,
+} from "./directions.ts";
 import { evaluateRefusal, lastPositionLogits, measure, type Measures } from "./evaluate.ts";
 import { answersOf } from "../generation.ts";
-import { defaultComplianceReference, demoGroundTruth } from "./ground-truth.ts";
+import { defaultComplianceReference } from "./ground-truth.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
 import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
 import { withLock } from "../files.ts";
@@ -63,7 +71,27 @@ export interface PipelineOptions extends InstructionSetSources {
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
   log?: (line: string) => void;
+  /**
+   * Steps after the method that add to the report from what the run found (the demo's ground truth:
+   * `demoGroundTruth`); the method itself knows nothing of them.
+   */
+  reportSteps?: ReportStep[];
 }
+
+/** What a report step is given: the run's model, directions, chosen direction and instructions. */
+export interface RunFindings {
+  modelSource: string;
+  complianceSource?: string;
+  directions: Direction[];
+  chosen: UsableDirection;
+  /** The training instructions as loaded, before any filtering. */
+  train: { harmful: string[]; harmless: string[] };
+  batchSize: number;
+  tokenOffsets?: number[];
+  onProgress: (stage: string, done: number, total: number, detail?: string) => void;
+}
+
+export type ReportStep = (findings: RunFindings) => Promise<Partial<RunReport>>;
 
 /**
  * The whole method into `outDir` (model/, directions.safetensors, report.json, report.html), under a lock on
@@ -196,9 +224,19 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       complianceReference: complianceSource,
     };
     const memory = { ...stages.memory, wasmHeapBytes: wasmHeapBytes() };
-    // The demo ships the direction it was taught to refuse along: how the found directions compare with it.
-    const groundTruth = { reference: complianceSource, train, batchSize, tokenOffsets: options.tokenOffsets, onProgress: progress };
-    const planted = await demoGroundTruth(modelSource, stages.directions, stages.chosen, groundTruth);
+    // Steps after the method (the demo's ground truth) add to the report.
+    const findings: RunFindings = {
+      modelSource,
+      complianceSource,
+      directions: stages.directions,
+      chosen: stages.chosen,
+      train,
+      batchSize,
+      tokenOffsets: options.tokenOffsets,
+      onProgress: progress,
+    };
+    const added: Partial<RunReport> = {};
+    for (const step of options.reportSteps ?? []) Object.assign(added, await step(findings));
     const samples = sets.harmfulTest
       .slice(0, 6)
       .map((instruction, i) => ({ instruction, before: stages.before.completions.harmful[i], after: after.completions.harmful[i] }));
@@ -207,7 +245,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       verify,
       after,
       agreement,
-      planted,
+      planted: added.planted,
       seconds: (performance.now() - started) / 1000,
       memory,
       samples,

@@ -1,5 +1,6 @@
 // `abliterate run`
 import type { Command } from "commander";
+import { groundTruthStep } from "../../pipeline/ground-truth.ts";
 import {
   common,
   verificationLine,
@@ -49,6 +50,8 @@ export function registerRun(program: Command): void {
       const bar = await prepare(opts);
       const started = performance.now();
       const report = await runPipeline({
+        // The demo's ground truth (a model that ships its planted direction; nothing for any other) joins the report.
+        reportSteps: [groundTruthStep],
         complianceReference: opts.complianceReference,
         model: opts.model,
         outDir: opts.out,
