@@ -34,7 +34,8 @@ export function keyNumbers(notebook: Notebook): string[] {
     for (const out of cell.outputs ?? []) {
       if (out.output_type !== "stream" || out.name !== "stdout") continue;
       const text = Array.isArray(out.text) ? out.text.join("") : String(out.text);
-      for (const line of text.split("\n")) if (KEY_LINES.some((re) => re.test(line))) lines.push(line);
+      // An output path depends on where the run writes (ABLITERATE_NOTEBOOK_OUT): only what was written counts.
+      for (const line of text.split("\n")) if (KEY_LINES.some((re) => re.test(line))) lines.push(line.replace(/^wrote \S+: /, "wrote: "));
     }
   }
   return lines;
