@@ -300,9 +300,8 @@ async function stagesOnTheOriginal(
     checkpoint.config,
     checkpoint.arch,
     model.weightPlan,
-    // A batch is never larger than the largest set it is taken from.
     {
-      batch: Math.min(batchSize, Math.max(...Object.values(sets).map((s) => s.length))),
+      batch: batchSize,
       promptTokens,
       newTokens: maxNewTokens,
       logits: "last",
