@@ -21,6 +21,7 @@ export {
   type Generation,
 } from "./hooked-model.ts";
 export { ChatTokenizer, padLeft, TokenizerError, type Batch, type ChatMessage } from "./tokenizer.ts";
+export { ChatTemplateError, MAX_RENDERED_CHARS, RENDER_TIMEOUT_MS } from "./chat-template.ts";
 export { makeRng, argmax } from "./sampling.ts";
 export {
   actName,

@@ -2,10 +2,8 @@
 // via @huggingface/jinja), with batch tokenisation that pads on the left as generation needs.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import { exists } from "./files.ts";
-import { Template } from "@huggingface/jinja";
+import { ChatTemplateError, describeConversation, parseChatTemplate, renderChatTemplate } from "./chat-template.ts";
 import { Tokenizer } from "@huggingface/tokenizers";
 
 export class TokenizerError extends Error {
@@ -30,11 +28,7 @@ export interface Batch {
 type SpecialToken = string | { content: string } | null | undefined;
 const tokenText = (t: SpecialToken) => (t == null ? undefined : typeof t === "string" ? t : t.content);
 
-/** Longest chat-templated prompt accepted, in characters: a template that writes more is broken or hostile. */
-export const MAX_RENDERED_CHARS = 1_000_000;
-
 export class ChatTokenizer {
-  private readonly template?: Template;
   private readonly templateSource?: string;
   /** The file the chat template came from, for error messages. */
   readonly templateFile: string;
@@ -59,12 +53,9 @@ export class ChatTokenizer {
       this.templateFile = separateTemplate.file;
     }
     if (text !== undefined) {
-      this.templateSource = text;
-      try {
-        this.template = new Template(text);
-      } catch (error) {
-        throw new TokenizerError(`${this.templateFile}: the chat template does not parse (${(error as Error).message})`);
-      }
+      const source = text;
+      asTokenizerError(() => parseChatTemplate(source, this.templateFile));
+      this.templateSource = source;
     }
   }
 
@@ -101,7 +92,16 @@ export class ChatTokenizer {
         ? { text: await readFile(jinja, "utf8"), file: jinja }
         : undefined;
     const chat = new ChatTokenizer(tokenizer, tokenizerConfig, dir, separate);
-    if (chat.templateSource !== undefined) await probeTemplate(chat.templateSource, chat.templateFile, chat.templateVariables());
+    // Render a one-line conversation now, so that a template that loops or fills memory on every input fails
+    // at load; one that does so only on some conversations fails on those (every render is bounded). A template
+    // may refuse this conversation on purpose (raise_exception): that is its right, not a hazard.
+    if (chat.templateSource !== undefined)
+      try {
+        chat.render([{ role: "user", content: "Hello" }], true, "a one-line conversation");
+      } catch (error) {
+        if (!(error instanceof ChatTemplateError)) throw error;
+        if (!error.refused) throw new TokenizerError(error.message);
+      }
     return chat;
   }
 
@@ -120,7 +120,7 @@ export class ChatTokenizer {
   }
 
   get hasChatTemplate(): boolean {
-    return this.template !== undefined;
+    return this.templateSource !== undefined;
   }
 
   specialToken(name: "bos_token" | "eos_token" | "pad_token" | "unk_token"): string | undefined {
@@ -145,18 +145,14 @@ export class ChatTokenizer {
    * `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)` does.
    */
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
-    if (!this.template)
+    return this.render(messages, options.addGenerationPrompt ?? true, describeConversation(messages));
+  }
+
+  private render(messages: ChatMessage[], addGenerationPrompt: boolean, what: string): string {
+    if (this.templateSource === undefined)
       throw new TokenizerError(`${this.source}/tokenizer_config.json: has no chat_template (nor is there a chat_template.jinja)`);
-    const text = this.template.render({
-      messages,
-      add_generation_prompt: options.addGenerationPrompt ?? true,
-      ...this.templateVariables(),
-    });
-    if (text.length > MAX_RENDERED_CHARS)
-      throw new TokenizerError(
-        `${this.templateFile}: the chat template wrote ${text.length} characters for one prompt, more than ${MAX_RENDERED_CHARS}`,
-      );
-    return text;
+    const context = { messages, add_generation_prompt: addGenerationPrompt, ...this.templateVariables() };
+    return renderChatTemplate(this.templateSource, context, this.templateFile, what);
   }
 
   /** One user instruction in the chat format, ready for the assistant's reply. */
@@ -200,61 +196,11 @@ export function padLeft(sequences: number[][], padId: number): Batch {
   return { inputIds, attentionMask };
 }
 
-/** Limits of the chat-template probe: Python's jinja2 sandbox bounds loops; here time and memory are bounded. */
-const PROBE_TIMEOUT_MS = 10_000;
-const PROBE_MEMORY_MB = 256;
-
-/**
- * Render the chat template once, for a short conversation, in a worker thread with bounded time and memory,
- * so that a template that loops for ever or fills memory fails here with its file named, instead of
- * freezing or crashing the process later.
- */
-async function probeTemplate(template: string, file: string, variables: Record<string, string>): Promise<void> {
-  const code =
-    `
-    const { parentPort, workerData } = require("node:worker_threads");
-    try {
-      const { Template } = require(workerData.jinja);
-      const text = new Template(workerData.template).render({ messages: [{ role: "user", content: "Hello" }], ` +
-    `add_generation_prompt: true, ...workerData.variables });
-      parentPort.postMessage({ length: text.length });
-    } catch (error) {
-      parentPort.postMessage({ error: String((error && error.message) || error) });
-    }`;
-  const worker = new Worker(code, {
-    eval: true,
-    workerData: { template, variables, jinja: createRequire(import.meta.url).resolve("@huggingface/jinja") },
-    resourceLimits: { maxOldGenerationSizeMb: PROBE_MEMORY_MB },
-    stdout: true,
-    stderr: true,
-  });
-  const outcome = await new Promise<{ length?: number; error?: string }>((resolve) => {
-    const timer = setTimeout(() => {
-      void worker.terminate();
-      resolve({ error: `it did not finish within ${PROBE_TIMEOUT_MS / 1000} s` });
-    }, PROBE_TIMEOUT_MS);
-    worker.once("message", (m) => (clearTimeout(timer), resolve(m)));
-    worker.once(
-      "error",
-      (e) => (
-        clearTimeout(timer),
-        resolve({
-          error: (e as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY" ? `it used more than ${PROBE_MEMORY_MB} MB` : e.message,
-        })
-      ),
-    );
-  });
-  await worker.terminate();
-  if (outcome.error !== undefined) {
-    // A template may refuse this conversation on purpose (raise_exception): that is its right, not a hazard.
-    if (/^(it did not finish|it used more)/.test(outcome.error))
-      throw new TokenizerError(
-        `${file}: rendering the chat template for a one-line conversation failed: ${outcome.error}; the template is broken or hostile`,
-      );
-    return;
+/** Run `f`, reporting a chat-template error as a TokenizerError (a model loads without a usable tokenizer). */
+function asTokenizerError(f: () => void): void {
+  try {
+    f();
+  } catch (error) {
+    throw error instanceof ChatTemplateError ? new TokenizerError(error.message) : error;
   }
-  if ((outcome.length ?? 0) > MAX_RENDERED_CHARS)
-    throw new TokenizerError(
-      `${file}: the chat template wrote ${outcome.length} characters for a one-line conversation, more than ${MAX_RENDERED_CHARS}`,
-    );
 }

@@ -3,7 +3,7 @@
 // named by the caller, by default `text`, else `instruction`, else `prompt`, else `goal`.
 import { readFile } from "node:fs/promises";
 import { notAFile } from "../files.ts";
-import { MAX_RENDERED_CHARS } from "../tokenizer.ts";
+import { MAX_RENDERED_CHARS } from "../chat-template.ts";
 import { extname } from "node:path";
 import { existsSync } from "node:fs";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";

@@ -4,7 +4,7 @@
 // Contexts use a float32 KV cache and no flash attention: llama.cpp's defaults (float16 cache, flash
 // attention through float16) move log-probabilities by about 1e-2, which would hide a real difference.
 import { availableParallelism } from "node:os";
-import { Template } from "@huggingface/jinja";
+import { describeConversation, renderChatTemplate } from "../../chat-template.ts";
 import type { Llama, LlamaModel } from "node-llama-cpp";
 
 let llama: Promise<Llama> | undefined;
@@ -105,11 +105,18 @@ export function llamaCppTokenize(model: LlamaModel, text: string): number[] {
 export async function llamaCppChatTokens(model: LlamaModel, user: string): Promise<number[]> {
   const template = model.fileInfo.metadata.tokenizer?.chat_template;
   if (typeof template !== "string") throw new Error(`${model.filename ?? "the GGUF file"} has no tokenizer.chat_template`);
-  const text = new Template(template).render({
-    messages: [{ role: "user", content: user }],
+  const messages = [{ role: "user", content: user }];
+  const context = {
+    messages,
     add_generation_prompt: true,
     bos_token: model.tokens.bosString ?? "",
     eos_token: model.tokens.eosString ?? "",
-  });
+  };
+  const text = renderChatTemplate(
+    template,
+    context,
+    `${model.filename ?? "the GGUF file"}: tokenizer.chat_template`,
+    describeConversation(messages),
+  );
   return llamaCppTokenize(model, text);
 }
