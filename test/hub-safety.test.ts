@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -26,14 +26,22 @@ interface FileSpec {
   gzip?: boolean;
   /** Answer 503 this many times first. */
   failFirst?: number;
+  /** Send the body in ten pieces, one every this many milliseconds. */
+  trickleMs?: number;
+  /** Send this many bytes of the body, then nothing more, keeping the connection open. */
+  stallAfter?: number;
+  /** Announce the body's size, then send these bytes after it, close-delimited. */
+  extra?: Buffer;
 }
 
 let server: Server;
 let endpoint: string;
 let cdn: string;
 let work: string;
-const repos = new Map<string, { sha?: string; files: Map<string, FileSpec>; hang?: boolean }>();
+const repos = new Map<string, { sha?: string; files: Map<string, FileSpec>; hang?: boolean; names?: string[] }>();
 const requests: string[] = [];
+/** Host and whether an Authorization header came, of every request. */
+const authorizations: { host: string; url: string; authorized: boolean }[] = [];
 
 function serveFile(req: IncomingMessage, res: ServerResponse, spec: FileSpec, viaCdn: boolean): void {
   if (spec.failFirst && spec.failFirst > 0) {
@@ -58,6 +66,26 @@ function serveFile(req: IncomingMessage, res: ServerResponse, spec: FileSpec, vi
     res.writeHead(200, { etag, "content-encoding": "gzip", "content-length": zipped.length });
     return void res.end(req.method === "HEAD" ? undefined : zipped);
   }
+  if (spec.extra !== undefined && req.method !== "HEAD") {
+    res.writeHead(200, { etag, connection: "close" }); // close-delimited: the size announced by HEAD is exceeded
+    return void res.end(Buffer.concat([body, spec.extra]));
+  }
+  if (spec.stallAfter !== undefined && req.method !== "HEAD") {
+    res.writeHead(200, { etag, "content-length": body.length });
+    return void res.write(body.subarray(0, spec.stallAfter)); // and never the rest
+  }
+  if (spec.trickleMs !== undefined && req.method !== "HEAD") {
+    res.writeHead(200, { etag, "content-length": body.length });
+    const piece = Math.ceil(body.length / 10);
+    let at = 0;
+    const next = () => {
+      res.write(body.subarray(at, at + piece));
+      at += piece;
+      if (at >= body.length) res.end();
+      else setTimeout(next, spec.trickleMs);
+    };
+    return next();
+  }
   if (spec.truncateTo !== undefined) {
     res.writeHead(200, { etag, connection: "close" }); // close-delimited: no Content-Length
     if (req.method === "HEAD") return void res.end();
@@ -65,6 +93,7 @@ function serveFile(req: IncomingMessage, res: ServerResponse, spec: FileSpec, vi
   }
   if (range && req.method !== "HEAD") {
     const start = Number(range[1]);
+    if (start >= body.length) return void res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
     res.writeHead(206, {
       etag,
       "content-length": body.length - start,
@@ -80,6 +109,7 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), "abliterate-hub-safety-"));
   server = createServer((req, res) => {
     requests.push(`${req.method} ${req.headers.host} ${req.url} ${req.headers["accept-encoding"] ?? ""} ${req.headers.range ?? ""}`);
+    authorizations.push({ host: String(req.headers.host), url: String(req.url), authorized: req.headers.authorization !== undefined });
     const url = decodeURIComponent(req.url ?? "");
     let m = /^\/api\/(models|datasets)\/([\w.-]+\/[\w.-]+)\/revision\/([\w.-]+)$/.exec(url);
     if (m) {
@@ -88,7 +118,8 @@ before(async () => {
       if (repo.hang) return; // never answers
       if (m[2] === "org/html") return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><html>a login page</html>");
       res.writeHead(200, { "content-type": "application/json" });
-      return res.end(JSON.stringify({ sha: repo.sha ?? SHA, siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })) }));
+      const names = repo.names ?? [...repo.files.keys()];
+      return res.end(JSON.stringify({ sha: repo.sha ?? SHA, siblings: names.map((rfilename) => ({ rfilename })) }));
     }
     m = /^\/(datasets\/)?([\w.-]+\/[\w.-]+)\/resolve\/(\w+)\/(.+)$/.exec(url);
     const spec = m && repos.get(`${m[1] ? "datasets" : "models"}/${m[2]}`)?.files.get(m[4]);
@@ -297,5 +328,153 @@ describe("Hub model file selection", () => {
       "model.safetensors.index.json",
       "tokenizer.json",
     ]);
+  });
+});
+
+describe("Hub downloads: timeouts, sizes, resumes, tokens and settings (#23 item 9)", () => {
+  it("the timeout bounds idle time, not total time: a slow but steady body is downloaded whole", async () => {
+    const body = Buffer.from("0123456789".repeat(100));
+    repos.set("models/org/slow", { files: new Map([["config.json", { body, trickleMs: 150 }]]) });
+    const { cacheDir } = await freshCache();
+    const started = Date.now();
+    // Ten pieces 150 ms apart take 1.35 s, over four times the 300 ms timeout, with no gap longer than it.
+    const snapshot = await snapshotDownload("model", "org/slow", { ...opts(cacheDir), timeoutMs: 300, retries: 0 });
+    assert.ok(Date.now() - started > 1000, "the body did trickle");
+    assert.deepEqual(await readFile(join(snapshot, "config.json")), body);
+  });
+  it("a body that stalls is cut after the idle timeout, the partial file kept for the next run", async () => {
+    const body = Buffer.from("abcdefghij".repeat(100));
+    repos.set("models/org/stall", { files: new Map([["config.json", { body, stallAfter: 400 }]]) });
+    const { cacheDir } = await freshCache();
+    await assert.rejects(
+      snapshotDownload("model", "org/stall", { ...opts(cacheDir), timeoutMs: 300, retries: 0 }),
+      /config.json: the download of .* broke off after 400 bytes \(nothing for 0.3 s\); run again to resume it/,
+    );
+    const partial = join(cacheDir, "models--org--stall", "blobs", `${gitSha1(body)}.incomplete`);
+    assert.equal((await readFile(partial)).length, 400);
+  });
+  it("a server sending more than it announced is cut at the announced size, and nothing is kept", async () => {
+    const body = Buffer.from("x".repeat(1000));
+    repos.set("models/org/bloat", { files: new Map([["config.json", { body, extra: Buffer.alloc(5_000_000) }]]) });
+    const { cacheDir } = await freshCache();
+    await assert.rejects(
+      snapshotDownload("model", "org/bloat", opts(cacheDir)),
+      /config.json: .* sent more than the 1000 bytes announced; the download was discarded/,
+    );
+    assert.deepEqual(await readdir(join(cacheDir, "models--org--bloat", "blobs")), []);
+  });
+  it("a partial file that is already complete (killed during the hash) is hashed, not asked for again (no 416)", async () => {
+    const body = Buffer.from("complete ".repeat(200));
+    repos.set("models/org/whole", { files: new Map([["model.safetensors", { body, lfs: true }]]) });
+    const { cacheDir } = await freshCache();
+    const blobs = join(cacheDir, "models--org--whole", "blobs");
+    await mkdir(blobs, { recursive: true });
+    await writeFile(join(blobs, `${sha256(body)}.incomplete`), body);
+    const before = requests.length;
+    const snapshot = await snapshotDownload("model", "org/whole", opts(cacheDir));
+    assert.deepEqual(await readFile(join(snapshot, "model.safetensors")), body);
+    assert.ok(!requests.slice(before).some((r) => r.startsWith("GET") && r.includes("org/whole/resolve")), "no body asked for");
+  });
+  it("a partial file longer than the file is started over", async () => {
+    const body = Buffer.from("short");
+    repos.set("models/org/longer", { files: new Map([["model.safetensors", { body, lfs: true }]]) });
+    const { cacheDir } = await freshCache();
+    const blobs = join(cacheDir, "models--org--longer", "blobs");
+    await mkdir(blobs, { recursive: true });
+    await writeFile(join(blobs, `${sha256(body)}.incomplete`), "far longer than the file");
+    const snapshot = await snapshotDownload("model", "org/longer", opts(cacheDir));
+    assert.deepEqual(await readFile(join(snapshot, "model.safetensors")), body);
+  });
+  it("the token goes to the Hub's host only, never to the host a redirect leads to", async () => {
+    const body = Buffer.from("weights ".repeat(50));
+    repos.set("models/org/gated", { files: new Map([["model.safetensors", { body, lfs: true }]]) });
+    const { cacheDir } = await freshCache();
+    const saved = process.env.HF_TOKEN;
+    process.env.HF_TOKEN = "hf_secret";
+    const before = authorizations.length;
+    try {
+      await snapshotDownload("model", "org/gated", opts(cacheDir));
+    } finally {
+      if (saved === undefined) delete process.env.HF_TOKEN;
+      else process.env.HF_TOKEN = saved;
+    }
+    const seen = authorizations.slice(before);
+    const hub = seen.filter((r) => r.host.startsWith("127.0.0.1"));
+    const other = seen.filter((r) => r.host.startsWith("localhost"));
+    assert.ok(hub.length > 0 && hub.every((r) => r.authorized), "the Hub's requests carry the token");
+    assert.ok(other.length > 0, "the body came from the other host");
+    assert.deepEqual(
+      other.filter((r) => r.authorized),
+      [],
+      "no request to the redirect's host carries the token",
+    );
+  });
+  it("a cache folder that links outside the cache is refused before anything is created there", async () => {
+    const { cacheDir, outside } = await freshCache();
+    const elsewhere = join(outside, "elsewhere");
+    await mkdir(elsewhere);
+    await mkdir(cacheDir);
+    await symlink(elsewhere, join(cacheDir, "models--org--linked"));
+    repos.set("models/org/linked", { files: new Map([["config.json", { body: Buffer.from("{}") }]]) });
+    await assert.rejects(snapshotDownload("model", "org/linked", opts(cacheDir)), /lies outside the cache folder/);
+    assert.deepEqual(await readdir(elsewhere), [], "no blobs/ folder was made outside the cache");
+  });
+  it("a negative timeout, or an endpoint without a scheme, is refused at once instead of retried", async () => {
+    const { cacheDir } = await freshCache();
+    const started = Date.now();
+    await assert.rejects(
+      snapshotDownload("model", "org/any", { ...opts(cacheDir), timeoutMs: -1, retries: 5 }),
+      /timeoutMs is -1; expected a positive number of milliseconds/,
+    );
+    await assert.rejects(
+      snapshotDownload("model", "org/any", { ...opts(cacheDir), endpoint: "localhost:8080", retries: 5 }),
+      /the endpoint "localhost:8080" is not an http\(s\) URL/,
+    );
+    const saved = { timeout: process.env.HF_HUB_DOWNLOAD_TIMEOUT, endpoint: process.env.HF_ENDPOINT };
+    try {
+      process.env.HF_HUB_DOWNLOAD_TIMEOUT = "-5";
+      await assert.rejects(
+        snapshotDownload("model", "org/any", { endpoint, cacheDir, offline: false, retries: 5 }),
+        /HF_HUB_DOWNLOAD_TIMEOUT is "-5"; expected a positive number of seconds/,
+      );
+      delete process.env.HF_HUB_DOWNLOAD_TIMEOUT;
+      process.env.HF_ENDPOINT = "huggingface.co";
+      await assert.rejects(
+        snapshotDownload("model", "org/any", { cacheDir, offline: false, retries: 5 }),
+        /HF_ENDPOINT "huggingface.co" is not/,
+      );
+    } finally {
+      for (const [name, value] of [
+        ["HF_HUB_DOWNLOAD_TIMEOUT", saved.timeout],
+        ["HF_ENDPOINT", saved.endpoint],
+      ] as const)
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+    }
+    assert.ok(Date.now() - started < 2000, "no retries");
+  });
+});
+
+describe("Hub file lists that cannot lie on disk are refused before any download (#23 item 12)", () => {
+  it("a file name part longer than 255 bytes (ENAMETOOLONG)", async () => {
+    const name = `data/${"x".repeat(300)}.parquet`;
+    repos.set("datasets/org/longname", { files: new Map([[name, { body: Buffer.from("x") }]]) });
+    const { cacheDir } = await freshCache();
+    const before = requests.length;
+    await assert.rejects(snapshotDownload("dataset", "org/longname", opts(cacheDir)), /has a name part of 308 bytes, more than 255/);
+    assert.ok(!requests.slice(before).some((r) => r.includes("resolve")), "nothing downloaded");
+  });
+  it("a file that is also the folder of another (EEXIST)", async () => {
+    repos.set("datasets/org/clash", {
+      files: new Map([
+        ["data", { body: Buffer.from("x") }],
+        ["data/train.jsonl", { body: Buffer.from("{}") }],
+      ]),
+    });
+    const { cacheDir } = await freshCache();
+    await assert.rejects(
+      snapshotDownload("dataset", "org/clash", opts(cacheDir)),
+      /"data" is listed both as a file and as the folder of "data\/train.jsonl"/,
+    );
   });
 });
