@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { notAFile } from "./files.ts";
 import { join } from "node:path";
 import { ARCHITECTURES, architectureOf, type Architecture } from "./models/registry.ts";
-import { activationName, ConfigError, configSchema, rotaryDim, type ModelConfig } from "./models/model-config.ts";
+import { activationName, ConfigError, configSchema, headDim, rotaryDim, type ModelConfig } from "./models/model-config.ts";
 
 export {
   activationName,
@@ -61,6 +61,12 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
       `${source}: hidden_size ${config.hidden_size} is not divisible by num_attention_heads ${heads} and head_dim is not given`,
     );
   }
+  const rotary = rotaryDim(config);
+  if (rotary % 2 !== 0)
+    throw new ConfigError(
+      `${source}: head_dim ${headDim(config)}${config.partial_rotary_factor !== undefined ? ` with partial_rotary_factor ${config.partial_rotary_factor}` : ""} ` +
+        `rotates ${rotary} dimensions, an odd number; rotary embeddings turn pairs of dimensions, so it must be even`,
+    );
   const activation = activationName(config);
   if (!Object.hasOwn(arch.activations, activation)) {
     throw new ConfigError(

@@ -84,10 +84,32 @@ export async function writeFileWhole(
         throw error.code === "EEXIST" ? new Error(options.taken ? options.taken() : `${path} exists already (EEXIST)`) : error;
       });
     }
+  } catch (error) {
+    throw writeFailure(error, path);
   } finally {
     await rm(partial, { force: true });
   }
   return position;
+}
+
+/** Write errors that Node reports without the file's name, and what they mean. */
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: "the disk is full",
+  EDQUOT: "the disk quota is used up",
+  EFBIG: "the file is larger than the file system (or the file-size limit) allows",
+  EIO: "an input/output error",
+  EROFS: "the file system is read-only",
+};
+
+/**
+ * `error` said with the file it was writing: a full disk reports "ENOSPC: no space left on device, write",
+ * naming nothing. Other errors are returned as they are.
+ */
+export function writeFailure(error: unknown, path: string, after = "nothing was written there"): unknown {
+  const e = error as NodeJS.ErrnoException;
+  const meaning = typeof e?.code === "string" ? WRITE_ERRORS[e.code] : undefined;
+  if (meaning === undefined) return error;
+  return Object.assign(new Error(`${path}: cannot be written: ${meaning} (${e.code}); ${after}`, { cause: error }), { code: e.code });
 }
 
 /** Replace `path` with `data` as a whole (see writeFileWhole). */

@@ -4,6 +4,7 @@
 // of every weight it multiplies by. The native BLAS path keeps the matrices outside the heap (in the
 // process's memory, where sgemm reads them), so there the heap holds only activations and the machine's RAM
 // bounds the model.
+import { constants } from "node:buffer";
 import { totalmem } from "node:os";
 import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "./config.ts";
 import type { Architecture } from "./models/architecture.ts";
@@ -160,6 +161,14 @@ export function checkMemory(
   shape: RunShape,
   backend: { name: string; blas?: unknown },
 ): MemoryEstimate {
+  for (const e of expectedTensors(arch, config)) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    if (n > constants.MAX_LENGTH)
+      throw new Error(
+        `${source}: ${e.key} would have ${n} values (shape [${e.shape.join(", ")}] from config.json), more than the ` +
+          `${constants.MAX_LENGTH} one array holds in this Node.js; use a smaller model`,
+      );
+  }
   const estimate = estimateMemory(config, arch, plan, shape, backend);
   if (estimate.nativeBytes > estimate.ramBudgetBytes) {
     throw new Error(

@@ -5,10 +5,10 @@
 // or broken export leaves nothing that looks complete. The source folder is never written to, and no folder
 // that is, contains or lies inside it is ever replaced (paths compared once every link is followed).
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, sep } from "node:path";
 import { applyEdits, modify } from "jsonc-parser";
 import { INDEX_FILE } from "../checkpoint.ts";
-import { exists, withLock } from "../files.ts";
+import { exists, withLock, writeFailure } from "../files.ts";
 import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
 import { ChatTokenizer } from "../tokenizer.ts";
 import { roleKeys } from "../models/tensors.ts";
@@ -103,12 +103,13 @@ async function exportLocked(
   try {
     const plan = await planCheckpointEdit(checkpoint, unit, options, options.deltas);
     checkCheckpointTensors(checkpoint);
+    const earlier = await earlierRecord(source);
     const before = await fingerprint(source, checkpoint.weights.files);
     await mkdir(tmp, { recursive: true });
     const { copied, bytesWritten } = await writeShards(checkpoint, plan, tmp, options.onProgress);
     await writeIndex(checkpoint, plan, source, tmp);
     await copyOtherFiles(checkpoint, plan, source, tmp);
-    await writeRecord(plan, source, tmp, options.provenance);
+    await writeRecord(plan, source, earlier, tmp, options.provenance);
     if ((await fingerprint(source, checkpoint.weights.files)) !== before)
       throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
     await checkLoadable(tmp, source, out);
@@ -116,7 +117,7 @@ async function exportLocked(
     return { outDir: out, edited: [...plan.edits.keys()], copied, untied: plan.untie, bytesWritten };
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
-    throw error;
+    throw writeFailure(error, out, `${out} is as it was, and the partial export was removed`);
   } finally {
     if (typeof from === "string") await checkpoint.close();
   }
@@ -172,7 +173,10 @@ async function writeShards(
       }
     }
   }
-  for (const { file, tensors } of shards) await writeSafetensors(join(dir, file), tensors, weights.shardMetadata(file));
+  for (const { file, tensors } of shards) {
+    await mkdir(dirname(join(dir, file)), { recursive: true }); // an index may keep its shards in a subfolder
+    await writeSafetensors(join(dir, file), tensors, weights.shardMetadata(file));
+  }
   return { copied, bytesWritten };
 }
 
@@ -204,23 +208,47 @@ async function writeIndex(checkpoint: Checkpoint, plan: EditPlan, source: string
  * where it is a link (a Hub snapshot links to blobs); weights in other formats left out; an untied config.
  */
 async function copyOtherFiles(checkpoint: Checkpoint, plan: EditPlan, source: string, dir: string): Promise<void> {
-  for (const entry of await readdir(source, { withFileTypes: true })) {
-    if (entry.name === INDEX_FILE || OTHER_WEIGHTS.test(entry.name) || entry.name.startsWith(".")) continue;
-    const path = join(source, entry.name);
+  // Names as bytes: a name that is not UTF-8 is copied under the same bytes, not a decoded look-alike.
+  const inFolder = (folder: string, name: Buffer) => Buffer.concat([Buffer.from(folder.endsWith(sep) ? folder : folder + sep), name]);
+  for (const name of await readdir(source, { encoding: "buffer" })) {
+    const text = name.toString("utf8");
+    if (text === INDEX_FILE || OTHER_WEIGHTS.test(text) || text.startsWith(".")) continue;
+    const path = inFolder(source, name);
     if (!(await stat(path)).isFile()) continue;
-    if (entry.name === "config.json" && plan.untie) {
+    if (text === "config.json" && plan.untie) {
       await writeFile(join(dir, "config.json"), untieConfig(await readFile(path, "utf8"), checkpoint.arch.textConfig ?? false));
-    } else await copyFile(path, join(dir, entry.name));
+    } else await copyFile(path, inFolder(dir, name));
+  }
+}
+
+/**
+ * The source's own abliterate.json (an export of an export keeps it), or undefined; read before any work, and
+ * refused naming the file when it is not JSON.
+ */
+export async function earlierRecord(source: string): Promise<unknown> {
+  const path = join(source, "abliterate.json");
+  if (!(await exists(path))) return undefined;
+  const text = await readFile(path, "utf8");
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ExportError(
+      `${path}: not valid JSON (${(error as Error).message}); the export keeps the source's record of its own edit, so fix or ` +
+        `remove this file`,
+    );
   }
 }
 
 /** abliterate.json: the source, the plan's record and the caller's provenance; an export of an export keeps the earlier record. */
-async function writeRecord(plan: EditPlan, source: string, dir: string, provenance?: Record<string, unknown>): Promise<void> {
-  const earlier = (await exists(join(source, "abliterate.json")))
-    ? JSON.parse(await readFile(join(source, "abliterate.json"), "utf8"))
-    : undefined;
+async function writeRecord(
+  plan: EditPlan,
+  source: string,
+  earlier: unknown,
+  dir: string,
+  provenance?: Record<string, unknown>,
+): Promise<void> {
   const { edited, ...record } = plan.record;
-  const abliterate = { source, ...(earlier ? { earlier } : {}), edited, ...record, ...provenance };
+  const abliterate = { source, ...(earlier !== undefined ? { earlier } : {}), edited, ...record, ...provenance };
   await writeFile(join(dir, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
 }
 

@@ -13,7 +13,7 @@ import { dataFile } from "../paths.ts";
 import { defaultComplianceReference } from "../pipeline/ground-truth.ts";
 import { generateCompletions, lastPositionLogits, measure } from "../pipeline/evaluate.ts";
 import { answersOf } from "../generation.ts";
-import { exportAbliterated } from "../export/safetensors.ts";
+import { earlierRecord, exportAbliterated } from "../export/safetensors.ts";
 import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
 import { maxAbsDifference, VERIFY_TOLERANCE } from "../export/verify.ts";
 import { resolveModel } from "../hub.ts";
@@ -87,6 +87,7 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
   );
   // Every option checked before any model loads: LoRA's against the model's shapes, DPO's and the pairs.
   const config = await loadConfig(source);
+  await earlierRecord(source); // the export keeps it: a malformed one is refused now, not after training
   checkLoraOptions(architectureFor(config), config, {
     rank: options.rank,
     alpha: options.alpha,

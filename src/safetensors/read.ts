@@ -1,6 +1,7 @@
 // Reading safetensors files one tensor at a time, by offset from an open file handle,
 // so that a multi-gigabyte shard is never read whole into memory.
 // Format: 8-byte little-endian header length N, N bytes of JSON header, then the data region.
+import { constants } from "node:buffer";
 import { open, type FileHandle } from "node:fs/promises";
 import { notAFile } from "../files.ts";
 import { DTYPE_BYTES, decodeToFloat32, isFloatDtype } from "./dtype.ts";
@@ -24,6 +25,10 @@ export interface SafetensorsHeader {
 
 /** Maximum header size accepted, as in the Rust reference implementation (100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
+/** The most elements (or bytes) one typed array holds in this Node.js. */
+const MAX_ARRAY_LENGTH = constants.MAX_LENGTH;
+/** How much of a tensor's bytes readFloat32 reads at a time. */
+const DECODE_PIECE_BYTES = 64 << 20;
 
 export class SafetensorsError extends Error {
   constructor(file: string, message: string) {
@@ -210,10 +215,19 @@ export class SafetensorsFile {
         this.path,
         `tensor ${name}: byte range [${start}, ${end}) is ${end - start} bytes, the buffer to read it into holds ${into.length}`,
       );
+    if (end - start > MAX_ARRAY_LENGTH)
+      throw new SafetensorsError(
+        this.path,
+        `tensor ${name}: ${end - start} bytes in one piece, more than the ${MAX_ARRAY_LENGTH} one array can hold; read it in pieces`,
+      );
     const bytes = into ?? new Uint8Array(end - start);
-    const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, this.header.dataStart + info.begin + start);
-    if (bytesRead !== bytes.length)
-      throw new SafetensorsError(this.path, `tensor ${name}: read ${bytesRead} of ${bytes.length} bytes; the file changed or is truncated`);
+    // One read(2) returns at most about 2 GB: read until the range is whole.
+    for (let done = 0; done < bytes.length;) {
+      const { bytesRead } = await this.handle.read(bytes, done, bytes.length - done, this.header.dataStart + info.begin + start + done);
+      if (bytesRead === 0)
+        throw new SafetensorsError(this.path, `tensor ${name}: read ${done} of ${bytes.length} bytes; the file changed or is truncated`);
+      done += bytesRead;
+    }
     return bytes;
   }
 
@@ -237,7 +251,21 @@ export class SafetensorsFile {
     const info = this.info(name);
     if (!isFloatDtype(info.dtype))
       throw new SafetensorsError(this.path, `tensor ${name}: dtype ${info.dtype} cannot be read as float32 (F32, F16, BF16 can)`);
-    return decodeToFloat32(await this.readBytes(name), info.dtype);
+    const size = DTYPE_BYTES[info.dtype];
+    const count = (info.end - info.begin) / size;
+    if (count > MAX_ARRAY_LENGTH)
+      throw new SafetensorsError(
+        this.path,
+        `tensor ${name} has ${count} values (shape [${info.shape.join(", ")}]), more than the ${MAX_ARRAY_LENGTH} one array can hold`,
+      );
+    // Decoded a piece at a time, so that no byte buffer is larger than the piece.
+    const out = new Float32Array(count);
+    const piece = Math.max(1, Math.floor(DECODE_PIECE_BYTES / size));
+    for (let at = 0; at < count; at += piece) {
+      const n = Math.min(piece, count - at);
+      decodeToFloat32(await this.readRange(name, at * size, (at + n) * size), info.dtype, out.subarray(at, at + n));
+    }
+    return out;
   }
 
   async close(): Promise<void> {
