@@ -171,6 +171,16 @@ export class HookedModel {
     return { inputIds, attentionMask };
   }
 
+  /** Refuse a sequence longer than the model's context (max_position_embeddings), saying so. */
+  private checkContext(length: number, generating: boolean): void {
+    const context = this.config.max_position_embeddings;
+    if (context !== undefined && length > context)
+      throw new Error(
+        `a sequence of ${length} tokens is longer than the model's context of ${context} tokens (max_position_embeddings in ` +
+          `config.json); shorten the prompt${generating ? " or generate fewer tokens" : ""}`,
+      );
+  }
+
   private checkIds(batch: Batch): void {
     for (const row of batch.inputIds) {
       for (const id of row) {
@@ -192,14 +202,7 @@ export class HookedModel {
     },
   ): tf.Tensor3D {
     this.checkIds(batch);
-    const length = (options.fullMask ?? batch.attentionMask)[0].length;
-    const context = this.config.max_position_embeddings;
-    if (context !== undefined && length > context) {
-      throw new Error(
-        `a sequence of ${length} tokens is longer than the model's context of ${context} tokens (max_position_embeddings in ` +
-          `config.json); shorten the prompt${options.kvCache ? " or generate fewer tokens" : ""}`,
-      );
-    }
+    this.checkContext((options.fullMask ?? batch.attentionMask)[0].length, options.kvCache !== undefined);
     const hooks = options.fwdHooks ?? [];
     checkHookNames(
       hooks.map(([f]) => f),
@@ -286,6 +289,7 @@ export class HookedModel {
     const done = new Array<boolean>(rows).fill(false);
     try {
       let step: Batch = batch;
+      this.checkContext(fullMask[0].length, false); // a prompt past the context is refused, not answered with nothing
       // Generation stops at the model's context length.
       const room = (this.config.max_position_embeddings ?? Infinity) - fullMask[0].length;
       for (let i = 0; i < Math.min(maxNewTokens, room) && !done.every(Boolean); i++) {

@@ -360,6 +360,11 @@ describe("unbounded inputs fail clearly instead of crashing", () => {
     );
     const { tokens } = await model.generate([long.slice(0, 120)], { maxNewTokens: 50, stopTokens: [] });
     assert.equal(tokens[0].length, 8, "generation stops at the context length");
+    // #23 item 7: generating from a prompt past the context gave an empty answer (and, before, a message about token ids).
+    await assert.rejects(
+      model.generate([long], { maxNewTokens: 5 }),
+      /a sequence of 129 tokens is longer than the model's context of 128 tokens \(max_position_embeddings in config.json\); shorten the prompt/,
+    );
     model.dispose();
   });
 });
