@@ -4,6 +4,8 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import { PACKAGE_ROOT } from "../src/paths.ts";
+import { sgemmError } from "../src/blas/library.ts";
+import { TRANS, type Sgemm } from "../src/blas/sgemm.ts";
 
 const run = promisify(execFile);
 const tsx = ["--import", "tsx", "-e"];
@@ -40,5 +42,25 @@ describe("environment settings", () => {
     const off = await inProcess(init, { ABLITERATE_BLAS: "off", ABLITERATE_REQUIRE_BLAS: "1" });
     assert.equal(off.failed, false, "off is a deliberate choice: the requirement does not apply");
     assert.equal(off.stderr.includes("is not used"), false);
+  });
+});
+
+describe("the BLAS self-test (#23, low)", () => {
+  /** A plain row-major cblas_sgemm in JavaScript (alpha 1, beta 0), wrong by `offset` on products past `from` multiply-adds. */
+  const sgemm =
+    (offset = 0, from = Infinity): Sgemm =>
+    (_order, transA, transB, m, n, k, _alpha, a, lda, b, ldb, _beta, c, ldc) => {
+      const wrong = m * n * k > from ? offset : 0;
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++)
+            s += (transA === TRANS ? a[p * lda + i] : a[i * lda + p]) * (transB === TRANS ? b[j * ldb + p] : b[p * ldb + j]);
+          c[i * ldc + j] = s + wrong;
+        }
+    };
+  it("a library right on small products and wrong on large ones is caught", () => {
+    assert.ok(sgemmError(sgemm()) < 1e-5, "a correct sgemm passes");
+    assert.ok(sgemmError(sgemm(0.05, 100_000)) > 1e-4, "one wrong only past 100 000 multiply-adds fails");
   });
 });

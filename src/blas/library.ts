@@ -74,7 +74,7 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     const threads = Number.isInteger(requested) && requested > 0 ? requested : availableParallelism();
     optional<(n: number) => void>("void openblas_set_num_threads(int n)")?.(threads);
     const config = optional<() => string>("const char *openblas_get_config(void)")?.() ?? library;
-    const error = selfTest(sgemm);
+    const error = sgemmError(sgemm);
     if (error > 1e-4) {
       tried.push(
         `${library} (${config}) computes wrong results (relative error ${error.toExponential(1)} on a test product); if it is ` +
@@ -93,13 +93,30 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
   );
 }
 
-/** Largest relative error of sgemm against float64 arithmetic, over every transpose combination. */
-function selfTest(sgemm: Sgemm): number {
-  const [m, n, k] = [37, 29, 53];
-  let seed = 12345;
+/**
+ * Largest relative error of sgemm against float64 arithmetic, over every transpose combination, on a small
+ * product, a large one (blocked and threaded kernels) and a matrix-vector one (the GEMV path decoding takes):
+ * a library may be right on one and wrong on another. Large products are checked on a sample of entries.
+ */
+export function sgemmError(sgemm: Sgemm): number {
+  let worst = 0;
+  for (const [m, n, k] of [
+    [37, 29, 53],
+    [384, 320, 1024],
+    [1, 2048, 1024],
+  ])
+    worst = Math.max(worst, productError(sgemm, m, n, k));
+  return worst;
+}
+
+function productError(sgemm: Sgemm, m: number, n: number, k: number): number {
+  let seed = 12345 + m + n + k;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
   const a = Float32Array.from({ length: m * k }, random);
   const b = Float32Array.from({ length: k * n }, random);
+  // Every entry of a small product; 256 spread over a large one.
+  const entries =
+    m * n <= 1100 ? Array.from({ length: m * n }, (_, e) => e) : Array.from({ length: 256 }, (_, e) => Math.floor((e * m * n) / 256));
   let worst = 0;
   for (const [ta, tb] of [
     [false, false],
@@ -112,16 +129,15 @@ function selfTest(sgemm: Sgemm): number {
     const bt = (p: number, j: number) => (tb ? b[j * k + p] : b[p * n + j]);
     const c = new Float32Array(m * n);
     sgemm(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n);
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        let scale = 0;
-        for (let p = 0; p < k; p++) {
-          s += at(i, p) * bt(p, j);
-          scale += Math.abs(at(i, p) * bt(p, j));
-        }
-        worst = Math.max(worst, Math.abs(c[i * n + j] - s) / (scale || 1));
+    for (const e of entries) {
+      const [i, j] = [Math.floor(e / n), e % n];
+      let s = 0;
+      let scale = 0;
+      for (let p = 0; p < k; p++) {
+        s += at(i, p) * bt(p, j);
+        scale += Math.abs(at(i, p) * bt(p, j));
       }
+      worst = Math.max(worst, Math.abs(c[e] - s) / (scale || 1));
     }
   }
   return worst;
