@@ -435,6 +435,24 @@ describe("bad input fails before anything is written", () => {
       );
     },
   );
+  it("two vocabulary tokens sharing one id are refused, naming both, instead of leaving an id as [PADn] (#23, low)", async () => {
+    const dir = join(work, "shared-id");
+    await mkdir(dir);
+    const json = JSON.parse(await readFile(join(DEMO_MODEL_DIR, "tokenizer.json"), "utf8"));
+    const vocab = json.model.vocab as Record<string, number>;
+    const [first, second] = Object.keys(vocab).filter((t) => /^[a-z]{3,}$/.test(t));
+    const freed = vocab[second];
+    vocab[second] = vocab[first];
+    await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    await cp(join(DEMO_MODEL_DIR, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
+    const rows = Math.max(freed, ...(Object.values(vocab) as number[]), ...json.added_tokens.map((t: { id: number }) => t.id)) + 1;
+    await assert.rejects(
+      ggufVocab(dir, rows, {}),
+      new RegExp(
+        `shared-id/tokenizer\\.json: tokens "(${first}|${second})" and "(${first}|${second})" share id ${vocab[first]} in model\\.vocab`,
+      ),
+    );
+  });
   it("a direction of the wrong width is named", async () => {
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(work, "w.gguf"), { unit: unitVector([1, 0, 0]) }), /3.*128|128.*3/);
     await assert.rejects(stat(join(work, "w.gguf")), /ENOENT/);

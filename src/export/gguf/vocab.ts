@@ -119,8 +119,13 @@ export async function ggufVocab(
   const tokens: string[] = new Array(vocabSize);
   const types = new Int32Array(vocabSize);
   for (const [text, id] of Object.entries(model.vocab)) {
-    if (id >= vocabSize)
+    if (!(Number.isInteger(id) && id >= 0 && id < vocabSize))
       throw new GgufVocabError(`${file}: token ${JSON.stringify(text)} has id ${id}, outside the model's ${vocabSize} embedding rows`);
+    if (tokens[id] !== undefined)
+      throw new GgufVocabError(
+        `${file}: tokens ${JSON.stringify(tokens[id])} and ${JSON.stringify(text)} share id ${id} in model.vocab; each id must ` +
+          `name one token (a GGUF vocabulary is a list by id)`,
+      );
     tokens[id] = text;
   }
   for (const [id, t] of added) {
