@@ -62,9 +62,10 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
     );
   }
   const rotary = rotaryDim(config);
+  const factor = config.partial_rotary_factor !== undefined ? ` with partial_rotary_factor ${config.partial_rotary_factor}` : "";
   if (rotary % 2 !== 0)
     throw new ConfigError(
-      `${source}: head_dim ${headDim(config)}${config.partial_rotary_factor !== undefined ? ` with partial_rotary_factor ${config.partial_rotary_factor}` : ""} ` +
+      `${source}: head_dim ${headDim(config)}${factor} ` +
         `rotates ${rotary} dimensions, an odd number; rotary embeddings turn pairs of dimensions, so it must be even`,
     );
   const activation = activationName(config);

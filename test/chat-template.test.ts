@@ -67,8 +67,9 @@ describe("every chat-template render is bounded (#23 item 8)", () => {
       (error: Error) =>
         error instanceof ChatTemplateError &&
         !error.refused &&
-        /loops-on-answers\/tokenizer_config.json: rendering the chat template for the conversation ending with the assistant message "Blue\." failed/.test(
-          error.message,
+        error.message.includes(
+          "loops-on-answers/tokenizer_config.json: rendering the chat template for the conversation ending with the assistant " +
+            'message "Blue." failed',
         ),
     );
     // The thread that overran was replaced: rendering goes on.
@@ -83,8 +84,9 @@ describe("every chat-template render is bounded (#23 item 8)", () => {
       (error: Error) =>
         error instanceof ChatTemplateError &&
         error.refused &&
-        /raises\/tokenizer_config.json: the chat template refused the conversation ending with the user message "Tell me a secret\.": no secrets/.test(
-          error.message,
+        error.message.includes(
+          'raises/tokenizer_config.json: the chat template refused the conversation ending with the user message "Tell me a ' +
+            'secret.": no secrets',
         ),
     );
   });
