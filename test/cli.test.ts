@@ -225,7 +225,7 @@ describe("abliterate CLI", () => {
       await cliFails("run", "--model", join(dir, "no-model"), "--out", join(dir, "o")),
       /no-model\/config.json: cannot read config.json/,
     );
-    assert.match(await cliFails("heal", "--lr", "fast"), /--lr must be a finite number, got "fast"/);
+    assert.match(await cliFails("heal", "--lr", "fast"), /--lr must be a number > 0, got "fast"/);
     // #23 item 1: a non-finite learning rate or alpha used to train to NaN weights and export them.
     for (const [option, value] of [
       ["--lr", "Infinity"],
@@ -234,7 +234,8 @@ describe("abliterate CLI", () => {
       ["--kl-threshold", "NaN"],
     ]) {
       const command = option === "--kl-threshold" ? "select" : "heal";
-      assert.match(await cliFails(command, option, value), new RegExp(`${option} must be a finite number, got "${value}"`));
+      const expected = option === "--kl-threshold" ? ">= 0" : "> 0";
+      assert.match(await cliFails(command, option, value), new RegExp(`${option} must be a number ${expected}, got "${value}"`));
     }
     assert.match(await cliFails("heal", "--dropout", "2"), /must be a number between 0 and 1, got "2"/);
     // #23 item 13: a name with a byte that is not UTF-8 was written under another name (U+FFFD in its place).

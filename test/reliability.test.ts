@@ -257,7 +257,7 @@ describe("numeric options are checked with their name and range", () => {
     [["generate", "hi", "--seed", "abc"], /--seed must be an integer between 0 and 4294967295, got "abc"/],
     [["apply", "-d", "x", "-o", "y", "--scale", ""], /--scale.*must be a number between 0 and 1, got ""/],
     [["select", "-d", "x", "--refusal-tokens", "a,b"], /expected comma-separated token ids \(non-negative integers\), got "a,b"/],
-    [["run", "--kl-threshold", "lots"], /--kl-threshold must be a finite number, got "lots"/],
+    [["run", "--kl-threshold", "lots"], /--kl-threshold must be a number >= 0, got "lots"/],
   ] as [string[], RegExp][]) {
     it(args.join(" "), async () => assert.match(await cliFails(...args), message));
   }

@@ -1,32 +1,8 @@
-// The `abliterate` command line: `run` for the whole method, one subcommand per stage, each in commands/.
-import { Command } from "commander";
-import { registerApply } from "./commands/apply.ts";
-import { registerDirections } from "./commands/directions.ts";
-import { registerEval } from "./commands/eval.ts";
-import { registerExportGguf } from "./commands/export-gguf.ts";
-import { registerGenerate } from "./commands/generate.ts";
-import { registerHeal } from "./commands/heal.ts";
-import { registerRun } from "./commands/run.ts";
-import { registerSelect } from "./commands/select.ts";
-
-const program = new Command()
-  .name("abliterate")
-  .description("Find the refusal direction of a chat model and project it out of the weights (Arditi et al. 2024; Labonne 2024).")
-  .showHelpAfterError();
-for (const register of [
-  registerRun,
-  registerDirections,
-  registerSelect,
-  registerApply,
-  registerExportGguf,
-  registerHeal,
-  registerEval,
-  registerGenerate,
-])
-  register(program);
+// The `abliterate` command: parse the command line and run the subcommand, printing an error as one line.
+import { buildProgram } from "./program.ts";
 
 try {
-  await program.parseAsync(process.argv);
+  await buildProgram().parseAsync(process.argv);
 } catch (error) {
   console.error(`abliterate: ${(error as Error).message}`);
   process.exitCode = 1;

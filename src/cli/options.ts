@@ -70,6 +70,12 @@ export const substringList = (value: string) => {
     throw new InvalidArgumentError(`refusal substrings must not be empty (an empty one matches every answer), got "${value}"`);
   return list;
 };
+export const positive = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !(n > 0) || !Number.isFinite(n))
+    throw new InvalidArgumentError(`${name} must be a number > 0, got "${value}"`);
+  return n;
+};
 export const number = (name: string) => (value: string) => {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a finite number, got "${value}"`);
@@ -79,7 +85,7 @@ export const number = (name: string) => (value: string) => {
 /** The paper's selection filters, settable on `run` and `select`. */
 export function selectionFilterOptions(cmd: Command): Command {
   return cmd
-    .option("--kl-threshold <x>", "discard candidates whose harmless KL exceeds this", number("--kl-threshold"), 0.1)
+    .option("--kl-threshold <x>", "discard candidates whose harmless KL exceeds this", nonNegative("--kl-threshold"), 0.1)
     .option("--induce-threshold <x>", "discard candidates whose induce score is below this", number("--induce-threshold"), 0)
     .option("--prune-layers <fraction>", "discard candidates in this last fraction of the layers", fraction, 0.2)
     .option(

@@ -1,6 +1,6 @@
 // `abliterate heal`
 import type { Command } from "commander";
-import { fraction, print, int, number, seedValue, outputPath } from "../options.ts";
+import { fraction, print, int, positive, seedValue, outputPath } from "../options.ts";
 import { progressReporter } from "../progress.ts";
 import { initBackend } from "../../backend.ts";
 import { DEMO_MODEL_DIR } from "../../paths.ts";
@@ -29,10 +29,10 @@ export function registerHeal(program: Command): void {
     .option("--n-instructions <n>", "harmless training instructions the default pairs are sampled from", int("--n-instructions"), 256)
     .option("--n-test <n>", "test instructions of each kind", int("--n-test"), 64)
     .option("--rank <n>", "LoRA rank (the blog: 64)", int("--rank"), 64)
-    .option("--alpha <x>", "LoRA alpha (the blog: 32)", number("--alpha"), 32)
+    .option("--alpha <x>", "LoRA alpha (the blog: 32)", positive("--alpha"), 32)
     .option("--dropout <p>", "LoRA dropout (the blog: 0.05)", fraction, 0.05)
-    .option("--beta <x>", "DPO beta", number("--beta"), 0.1)
-    .option("--lr <x>", "peak learning rate (the blog: 5e-6 on an 8B model)", number("--lr"), 5e-6)
+    .option("--beta <x>", "DPO beta", positive("--beta"), 0.1)
+    .option("--lr <x>", "peak learning rate (the blog: 5e-6 on an 8B model)", positive("--lr"), 5e-6)
     .option("--epochs <n>", "passes over the pairs", int("--epochs"), 1)
     .option("--micro-batch <n>", "pairs per forward pass", int("--micro-batch"), 8)
     .option("--grad-accum <n>", "forward passes per optimizer step", int("--grad-accum"), 1)
