@@ -190,7 +190,11 @@ export {
   checkKl,
   checkRefusalScore,
   ExerciseNotWritten,
+  exerciseSummary,
+  lastExerciseResult,
+  EXERCISE_GOALS,
   SOLUTIONS_SWITCH,
+  type ExerciseResult,
 } from "./notebook/exercises.ts";
 export { DEMO_MODEL_DIR, DEMO_BASE_MODEL_DIR, DATA_DIR, dataFile, displayPath } from "./paths.ts";
 export {

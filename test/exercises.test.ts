@@ -12,12 +12,35 @@ import {
   checkRefusalScore,
   exercise,
   ExerciseNotWritten,
+  exerciseSummary,
+  lastExerciseResult,
   SOLUTIONS_SWITCH,
+  type ExerciseResult,
 } from "../src/index.ts";
 import { SOLUTIONS } from "../src/notebook/solutions.ts";
 import { makeRng } from "../src/sampling.ts";
 
 const rng = makeRng(11);
+
+/** Run a check (it prints and returns nothing) and give its result. */
+function resultOf(check: () => void): ExerciseResult {
+  const before = lastExerciseResult();
+  check();
+  const result = lastExerciseResult();
+  assert.ok(result && result !== before, "the check recorded no result");
+  return result;
+}
+/** The check passes. */
+function passes(check: () => void): void {
+  const result = resultOf(check);
+  assert.equal(result.status, "passed", result.message);
+}
+/** The check finds a wrong value, with this hint. */
+function hints(check: () => void, hint: RegExp): void {
+  const result = resultOf(check);
+  assert.equal(result.status, "wrong", result.message);
+  assert.match(result.message, hint);
+}
 const vector = (n: number) => Array.from({ length: n }, () => 2 * rng() - 1);
 
 describe("exercises", () => {
@@ -42,11 +65,14 @@ describe("exercises", () => {
 
   it("difference of means: the solution passes; a flipped sign and a missing normalisation are named", () => {
     const [a, b] = [vector(16), vector(16)];
-    checkRefusalDirection(SOLUTIONS.refusalDirection, a, b);
-    assert.throws(() => checkRefusalDirection((x, y) => SOLUTIONS.refusalDirection(y, x), a, b), /Hint: the sign is flipped/);
-    assert.throws(
+    passes(() => checkRefusalDirection(SOLUTIONS.refusalDirection, [[a, b]]));
+    hints(() => checkRefusalDirection((x, y) => SOLUTIONS.refusalDirection(y, x), [[a, b]]), /Hint: the sign is flipped/);
+    hints(
       () =>
-        checkRefusalDirection((x, y) => ({ raw: SOLUTIONS.refusalDirection(x, y).raw, unit: SOLUTIONS.refusalDirection(x, y).raw }), a, b),
+        checkRefusalDirection(
+          (x, y) => ({ raw: SOLUTIONS.refusalDirection(x, y).raw, unit: SOLUTIONS.refusalDirection(x, y).raw }),
+          [[a, b]],
+        ),
       /Hint: the vector is not normalised/,
     );
   });
@@ -67,10 +93,10 @@ describe("exercises", () => {
         direction("resid_mid", 1, [1, 1, 1, 1]),
       ];
       const key = (layer: number) => `blocks.${layer}.hook_resid_pre@-1`;
-      checkBlogRanking(SOLUTIONS.blogRanking, directions);
+      passes(() => checkBlogRanking(SOLUTIONS.blogRanking, directions));
       assert.deepEqual(
         SOLUTIONS.blogRanking(
-          directions.filter((d) => d.norm > 0).map((d) => ({ key: directionKey(d), hook: d.hook, layer: d.layer, raw: d.raw })),
+          directions.filter((d) => d.norm > 0).map((d) => ({ key: directionKey(d), hook: d.hook, layer: d.layer, raw: Array.from(d.raw) })),
         ),
         [2, 1, 4, 3].map(key),
         "by hand: |mean of unit entries| 0.5, 0.378, 0.354, 0.144",
@@ -85,7 +111,7 @@ describe("exercises", () => {
       const mistakes: [(cs: readonly RankingCandidate[]) => string[], RegExp][] = [
         [by((c) => mean(unit(c.raw).map(Math.abs))), /Hint: that is the mean of the absolute values/],
         [by((c) => Math.abs(mean(c.raw))), /Hint: normalise each candidate first/],
-        [(cs) => SOLUTIONS.blogRanking(cs).reverse(), /Hint: largest first/],
+        [(cs) => SOLUTIONS.blogRanking([...cs]).reverse(), /Hint: largest first/],
         [by((c) => mean(unit(c.raw))), /Hint: take the absolute value of the mean/],
         [
           by(
@@ -95,16 +121,16 @@ describe("exercises", () => {
           /Hint: the blog ranks only the resid_pre directions/,
         ],
       ];
-      for (const [learner, hint] of mistakes) assert.throws(() => checkBlogRanking(learner, directions), hint);
+      for (const [learner, hint] of mistakes) hints(() => checkBlogRanking(learner, directions), hint);
     },
   );
 
   it("ablation: the solution passes; the raw direction instead of the unit one, and the sign, are named", () => {
     const raw = vector(16).map((x) => 3 * x);
     const xs = [vector(16), vector(16)];
-    checkAblation(SOLUTIONS.ablate, xs, raw);
-    assert.throws(() => checkAblation((x) => SOLUTIONS.ablate(x, raw), xs, raw), /Hint: did you project onto the unit vector\?/);
-    assert.throws(
+    passes(() => checkAblation(SOLUTIONS.ablate, xs, raw));
+    hints(() => checkAblation((x) => SOLUTIONS.ablate(x, raw), xs, raw), /Hint: did you project onto the unit vector\?/);
+    hints(
       () => checkAblation((x, u) => Array.from(x, (v, k) => v + (v - SOLUTIONS.ablate(x, u)[k])), xs, raw),
       /activation 0: yours differs .* Hint: the sign/,
     );
@@ -116,14 +142,14 @@ describe("exercises", () => {
     const unit = vector(8);
     const norm = Math.hypot(...unit);
     const r = unit.map((x) => x / norm);
-    checkOrthogonalizedWeight(SOLUTIONS.orthogonalizeWeight, weight, out, inF, r);
-    const inputSide = (w: Float32Array, o: number, i: number, u: ArrayLike<number>) => {
+    passes(() => checkOrthogonalizedWeight(SOLUTIONS.orthogonalizeWeight, weight, out, inF, r));
+    const inputSide = (w: Float32Array, o: number, i: number, u: number[]) => {
       // W - (W r) r^T: transpose, edit the other side, transpose back.
       const t = Float32Array.from({ length: w.length }, (_, k) => w[(k % o) * i + Math.floor(k / o)]);
       const e = SOLUTIONS.orthogonalizeWeight(t, i, o, u);
       return Float32Array.from({ length: w.length }, (_, k) => e[(k % i) * o + Math.floor(k / i)]);
     };
-    assert.throws(() => checkOrthogonalizedWeight(inputSide, weight, out, inF, r), /Hint: you subtracted on the input side of the weight/);
+    hints(() => checkOrthogonalizedWeight(inputSide, weight, out, inF, r), /Hint: you subtracted on the input side of the weight/);
   });
 
   it("KL: the solution passes; swapped arguments and raw logits are named", () => {
@@ -131,16 +157,16 @@ describe("exercises", () => {
       [vector(50), vector(50)],
       [vector(50), vector(50)],
     ];
-    checkKl(SOLUTIONS.klDivergence, pairs);
-    assert.throws(() => checkKl((p, q) => SOLUTIONS.klDivergence(q, p), pairs), /Hint: the arguments are swapped/);
-    assert.throws(() => checkKl((p, q) => Array.from(p).reduce((s, v, k) => s + v * (v - q[k]), 0), pairs), /Hint: those are logits/);
+    passes(() => checkKl(SOLUTIONS.klDivergence, pairs));
+    hints(() => checkKl((p, q) => SOLUTIONS.klDivergence(q, p), pairs), /Hint: the arguments are swapped/);
+    hints(() => checkKl((p, q) => p.reduce((s, v, k) => s + v * (v - q[k]), 0), pairs), /Hint: those are logits/);
   });
 
   it("refusal score: the solution passes; log p alone and raw logits are named", () => {
     const rows = [vector(40).map((x) => 4 * x), vector(40).map((x) => 4 * x)];
     const tokens = [3, 17];
-    checkRefusalScore(SOLUTIONS.refusalScore, rows, tokens);
-    assert.throws(
+    passes(() => checkRefusalScore(SOLUTIONS.refusalScore, rows, tokens));
+    hints(
       () =>
         checkRefusalScore(
           (l, t) =>
@@ -151,24 +177,156 @@ describe("exercises", () => {
         ),
       /Hint: that is log p; the score is the log-odds/,
     );
-    assert.throws(() => checkRefusalScore((l, t) => t.reduce((s, k) => s + Number(l[k]), 0), rows, tokens), /Hint: those are logits/);
+    hints(() => checkRefusalScore((l, t) => t.reduce((s, k) => s + l[k], 0), rows, tokens), /Hint: those are logits/);
   });
 
   it("DPO loss: the solution passes; swapped answers, a missing reference and a missing beta are named", () => {
     const policy = { chosen: [-10, -12], rejected: [-14, -9] };
     const reference = { chosen: [-11, -12.5], rejected: [-13, -10] };
-    checkDpoLoss(SOLUTIONS.dpoLoss, policy, reference, 0.1);
-    assert.throws(
+    passes(() => checkDpoLoss(SOLUTIONS.dpoLoss, policy, reference, 0.1));
+    hints(
       () => checkDpoLoss((pc, pr, rc, rr, b) => SOLUTIONS.dpoLoss(pr, pc, rr, rc, b), policy, reference, 0.1),
-      /Hint: the chosen and rejected answers are swapped/,
+      /Hint: the margin has the wrong sign: either the policy and the reference are swapped .* or the chosen and rejected answers are/,
     );
-    assert.throws(
+    hints(
       () => checkDpoLoss((pc, pr, _rc, _rr, b) => SOLUTIONS.dpoLoss(pc, pr, 0, 0, b), policy, reference, 0.1),
       /Hint: the reference's log-probabilities are missing/,
     );
-    assert.throws(
-      () => checkDpoLoss((pc, pr, rc, rr) => SOLUTIONS.dpoLoss(pc, pr, rc, rr, 1), policy, reference, 0.1),
-      /Hint: beta is missing/,
+    hints(() => checkDpoLoss((pc, pr, rc, rr) => SOLUTIONS.dpoLoss(pc, pr, rc, rr, 1), policy, reference, 0.1), /Hint: beta is missing/);
+  });
+});
+
+describe("the mistakes students make are named (#27)", () => {
+  it("DPO: beta outside the log-sigmoid, on one term, dividing; the reference's answers swapped", () => {
+    const policy = { chosen: [-10, -12], rejected: [-14, -9] };
+    const reference = { chosen: [-11, -12.5], rejected: [-13, -10] };
+    const logSigmoid = (x: number) => -Math.log1p(Math.exp(-x));
+    const mistakes: [(pc: number, pr: number, rc: number, rr: number, b: number) => number, RegExp][] = [
+      [(pc, pr, rc, rr, b) => -b * logSigmoid(pc - rc - (pr - rr)), /Hint: beta is outside the log-sigmoid/],
+      [(pc, pr, rc, rr, b) => -logSigmoid(b * (pc - rc) - (pr - rr)), /Hint: beta multiplies only the chosen log-ratio/],
+      [(pc, pr, rc, rr, b) => -logSigmoid((pc - rc - (pr - rr)) / b), /Hint: beta divides the margin/],
+      [
+        (pc, pr, rc, rr, b) => SOLUTIONS.dpoLoss(pc, pr, rr, rc, b),
+        /Hint: the reference's chosen and rejected log-probabilities are swapped/,
+      ],
+      [(pc, pr, rc, rr, b) => SOLUTIONS.dpoLoss(rc, rr, pc, pr, b), /either the policy and the reference are swapped/],
+    ];
+    for (const [learner, hint] of mistakes) hints(() => checkDpoLoss(learner, policy, reference, 0.1), hint);
+  });
+
+  it("refusal score: the wrong sign, the odds without the log, log10", () => {
+    const rows = [vector(40).map((x) => 4 * x), vector(40).map((x) => 4 * x)];
+    const tokens = [3, 17];
+    const p = (l: number[]) => Math.exp(SOLUTIONS.refusalScore(l, tokens)) / (1 + Math.exp(SOLUTIONS.refusalScore(l, tokens)));
+    hints(() => checkRefusalScore((l, t) => -SOLUTIONS.refusalScore(l, t), rows, tokens), /Hint: the sign is flipped/);
+    hints(() => checkRefusalScore((l) => p(l) / (1 - p(l)), rows, tokens), /Hint: those are the odds; the score takes their logarithm/);
+    hints(() => checkRefusalScore((l) => Math.log10(p(l)) - Math.log10(1 - p(l)), rows, tokens), /Hint: that uses log10/);
+  });
+
+  it("KL: probabilities times a difference of logits, and sum P (P - Q)", () => {
+    const pairs: [number[], number[]][] = [[vector(50).map((x) => 3 * x), vector(50).map((x) => 3 * x)]];
+    const softmax = (l: number[]) => {
+      const m = Math.max(...l);
+      const e = l.map((v) => Math.exp(v - m));
+      const z = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / z);
+    };
+    hints(
+      () => checkKl((lp, lq) => softmax(lp).reduce((s, v, k) => s + v * (lp[k] - lq[k]), 0), pairs),
+      /Hint: the weights are probabilities but the difference is of logits/,
     );
+    hints(
+      () => checkKl((lp, lq) => softmax(lp).reduce((s, v, k) => s + v * (v - softmax(lq)[k]), 0), pairs),
+      /Hint: that is sum P \(P - Q\)/,
+    );
+  });
+
+  it("ablation (x . r) r - x, the edit r (r^T W) - W, and the ranking without abs() are named; float32 arithmetic passes", () => {
+    const raw = vector(16);
+    const xs = [vector(16)];
+    hints(
+      () => checkAblation((x, u) => SOLUTIONS.ablate(x, u).map((v, k) => -v), xs, raw),
+      /Hint: that is \(x \. r\) r - x, the negative of the answer/,
+    );
+    const [out, inF] = [4, 6];
+    const weight = Float32Array.from(vector(out * inF));
+    const r = Array.from(unitVector(vector(out)));
+    hints(
+      () => checkOrthogonalizedWeight((w, o, i, u) => SOLUTIONS.orthogonalizeWeight(w, o, i, u).map((v, k) => -v), weight, out, inF, r),
+      /Hint: that is r \(r\^T W\) - W, the negative of the answer/,
+    );
+    // Every mean negative: forgetting abs() gives exactly the reversed order, and the hint names abs(), not the order.
+    const negative = [1, 2, 3].map((layer) => {
+      const v = [-layer, -1, -1, 0.5];
+      const norm = Math.hypot(...v);
+      return { hook: "resid_pre" as const, layer, tokenOffset: -1, raw: Float64Array.from(v), norm, unit: unitVector(v) };
+    });
+    const noAbs = (cs: RankingCandidate[]) =>
+      cs
+        .filter((c) => c.hook === "resid_pre" && c.layer >= 1)
+        .map((c) => ({ key: c.key, score: Array.from(unitVector(c.raw)).reduce((s, x) => s + x, 0) }))
+        .sort((x, y) => y.score - x.score)
+        .map((c) => c.key);
+    hints(() => checkBlogRanking(noAbs, negative), /Hint: take the absolute value of the mean/);
+    // A learner working in float32 (Math.fround at every step) is within rounding of the float64 answer.
+    const [a, b] = [vector(64).map((x) => 40 * x), vector(64).map((x) => 40 * x)];
+    const float32 = (h: number[], l: number[]) => {
+      const d = h.map((x, i) => Math.fround(Math.fround(x) - Math.fround(l[i])));
+      const norm = Math.fround(Math.sqrt(d.reduce((s, x) => Math.fround(s + Math.fround(x * x)), 0)));
+      return { raw: d, unit: d.map((x) => Math.fround(x / norm)) };
+    };
+    passes(() => checkRefusalDirection(float32, [[Float32Array.from(a), Float32Array.from(b)]]));
+  });
+
+  it("an exercise not written yet, or one that throws, is reported with the goal and never throws", () => {
+    const logits: [number[], number[]][] = [
+      [
+        [1, 2],
+        [2, 1],
+      ],
+    ];
+    const notWritten = resultOf(() =>
+      checkKl(() => {
+        throw new ExerciseNotWritten("klDivergence");
+      }, logits),
+    );
+    assert.equal(notWritten.status, "not done");
+    assert.match(notWritten.message, /^not done yet\. Hint: turn each row of logits into log-probabilities/);
+    const threw = resultOf(() => checkKl((p) => (p as unknown as { nope(): number }).nope(), logits));
+    assert.equal(threw.status, "threw");
+    assert.match(threw.message, /^your function threw TypeError: .*nope.* Hint: turn each row/);
+    const printed: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => printed.push(line);
+    try {
+      exerciseSummary();
+    } finally {
+      console.log = log;
+    }
+    assert.match(printed.join("\n"), /^exercises: \d+ of \d+ done; still open: .*klDivergence/);
+  });
+
+  it("with the solutions switch on, a check says the solution was used", () => {
+    const saved = process.env[SOLUTIONS_SWITCH];
+    try {
+      process.env[SOLUTIONS_SWITCH] = "1";
+      const logits: [number[], number[]][] = [
+        [
+          [1, 2],
+          [2, 1],
+        ],
+      ];
+      const result = resultOf(() =>
+        checkKl(
+          exercise("klDivergence", () => 0),
+          logits,
+        ),
+      );
+      assert.equal(result.status, "passed");
+      assert.match(result.message, /^solution used: the KL agrees with the package's/);
+    } finally {
+      if (saved === undefined) delete process.env[SOLUTIONS_SWITCH];
+      else process.env[SOLUTIONS_SWITCH] = saved;
+    }
   });
 });

@@ -6,12 +6,12 @@ export interface RankingCandidate {
   key: string;
   hook: string;
   layer: number;
-  raw: ArrayLike<number>;
+  raw: number[];
 }
 
 export const SOLUTIONS = {
   /** Notebook 04: the difference of means and its unit vector. */
-  refusalDirection(harmfulMean: ArrayLike<number>, harmlessMean: ArrayLike<number>): { raw: number[]; unit: number[] } {
+  refusalDirection(harmfulMean: number[], harmlessMean: number[]): { raw: number[]; unit: number[] } {
     const raw = Array.from(harmfulMean, (x, i) => x - harmlessMean[i]);
     const norm = Math.sqrt(raw.reduce((s, x) => s + x * x, 0));
     return { raw, unit: raw.map((x) => x / norm) };
@@ -21,7 +21,7 @@ export const SOLUTIONS = {
    * Notebook 05: the blog's ranking. Keep the resid_pre candidates of layers 1 and later, normalise each, and
    * sort by the absolute value of the mean of its entries, largest first; return their keys.
    */
-  blogRanking(candidates: readonly RankingCandidate[]): string[] {
+  blogRanking(candidates: RankingCandidate[]): string[] {
     const score = (raw: ArrayLike<number>) => {
       const norm = Math.sqrt(Array.from(raw).reduce((s, x) => s + x * x, 0));
       return Math.abs(Array.from(raw).reduce((s, x) => s + x / norm, 0) / raw.length);
@@ -34,7 +34,7 @@ export const SOLUTIONS = {
   },
 
   /** Notebook 05: directional ablation of one activation, x - (x . r) r with r a unit vector. */
-  ablate(x: ArrayLike<number>, unit: ArrayLike<number>): number[] {
+  ablate(x: number[], unit: number[]): number[] {
     let along = 0;
     for (let i = 0; i < x.length; i++) along += x[i] * unit[i];
     return Array.from(x, (v, i) => v - along * unit[i]);
@@ -44,14 +44,14 @@ export const SOLUTIONS = {
    * Notebook 06: orthogonalise a weight stored as Hugging Face stores it, [out, in] row-major, whose output
    * side (its rows) writes to the residual stream: W - r (r^T W).
    */
-  orthogonalizeWeight(weight: Float32Array, out: number, inF: number, unit: ArrayLike<number>): Float32Array {
+  orthogonalizeWeight(weight: Float32Array, out: number, inF: number, unit: number[]): Float32Array {
     const coefficients = new Float64Array(inF); // r^T W, one per column
     for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) coefficients[i] += unit[o] * weight[o * inF + i];
     return weight.map((w, k) => w - unit[Math.floor(k / inF)] * coefficients[k % inF]);
   },
 
   /** Notebook 08: KL(p || q) of the next-token distributions given by two rows of logits. */
-  klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>): number {
+  klDivergence(logitsP: number[], logitsQ: number[]): number {
     const logSoftmax = (l: ArrayLike<number>) => {
       const max = Array.from(l).reduce((m, v) => Math.max(m, v), -Infinity);
       const z = Math.log(Array.from(l).reduce((s, v) => s + Math.exp(v - max), 0));
@@ -62,7 +62,7 @@ export const SOLUTIONS = {
   },
 
   /** Notebook 09: the paper's refusal score, log p - log(1 - p), p the probability of the refusal tokens. */
-  refusalScore(logits: ArrayLike<number>, refusalTokens: readonly number[]): number {
+  refusalScore(logits: number[], refusalTokens: number[]): number {
     const max = Array.from(logits).reduce((m, v) => Math.max(m, v), -Infinity);
     const z = Array.from(logits).reduce((s, v) => s + Math.exp(v - max), 0);
     const p = refusalTokens.reduce((s, t) => s + Math.exp(logits[t] - max) / z, 0);
