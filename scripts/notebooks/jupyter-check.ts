@@ -1,6 +1,7 @@
 // CI check of the notebooks under real Jupyter: each committed notebook is what Jupyter's nbformat writes
 // back (opening and saving changes nothing); execute each with `jupyter nbconvert --execute` on the
-// project's kernel, export HTML, open it in headless Chromium and check that every plot rendered with
+// project's kernel twice, with the exercises' solutions and with the exercises as committed (Run All must
+// complete, every check saying "not done yet"), export HTML, open it in headless Chromium and check that every plot rendered with
 // the traces its notebook output declares; open it again with JavaScript off and check that every
 // figure's static picture shows instead, and that no static picture is blank. Needs Debian's
 // jupyter-nbconvert, jupyter-client and chromium.
@@ -161,6 +162,63 @@ try {
   await noScript.close();
 } finally {
   await browser.close();
+}
+
+// Run All as a class meets the notebooks: exercises as committed (not written), solutions off. Every notebook
+// must execute to the end (nbconvert stops at the first cell that raises, as Run All does), and each
+// exercise's check must say "not done yet" with its hint.
+const openOut = join(PACKAGE_ROOT, "out", "notebooks-run-open");
+const openExecutedDir = join(PACKAGE_ROOT, "out", "notebooks-jupyter-open");
+for (const name of names) {
+  const started = performance.now();
+  try {
+    execFileSync(
+      JUPYTER,
+      [
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`,
+        "--ExecutePreprocessor.timeout=900",
+        "--output-dir",
+        openExecutedDir,
+        join(notebooksDir, name),
+      ],
+      { stdio: "pipe", env: { ...process.env, [SOLUTIONS_SWITCH]: "0", ABLITERATE_NOTEBOOK_OUT: openOut } },
+    );
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? error);
+    failures.push(`${name} with its exercises not written: Run All stopped:\n${stderr.slice(-3000)}`);
+    continue;
+  }
+  const notebook = JSON.parse(await readFile(join(openExecutedDir, name), "utf8")) as {
+    cells: { cell_type: string; source: string | string[]; outputs?: { output_type: string; text?: string | string[] }[] }[];
+  };
+  const defined = notebook.cells
+    .filter((c) => c.cell_type === "code")
+    .flatMap((c) =>
+      [
+        ...[c.source]
+          .flat()
+          .join("")
+          .matchAll(/\bexercise\("(\w+)"/g),
+      ].map((m) => m[1]),
+    );
+  const lines = notebook.cells.flatMap((c) =>
+    (c.outputs ?? []).filter((o) => o.output_type === "stream").flatMap((o) => [o.text ?? ""].flat().join("").split("\n")),
+  );
+  const open = lines.map((l) => /^OPEN exercise (\w+): not done yet\. Hint: \S/.exec(l)?.[1]).filter((n) => n !== undefined);
+  const errors = notebook.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "error"));
+  if (errors.length > 0 || open.join(",") !== defined.join(","))
+    failures.push(
+      `${name} with its exercises not written: ${errors.length} error output(s); checks saying "not done yet": ` +
+        `${open.join(", ") || "none"}, exercises defined: ${defined.join(", ") || "none"}`,
+    );
+  console.log(
+    `${name}: Run All with the exercises not written completed, ${open.length} check(s) said "not done yet" ` +
+      `(${((performance.now() - started) / 1000).toFixed(0)} s)`,
+  );
 }
 if (failures.length > 0) {
   console.error(failures.join("\n\n"));

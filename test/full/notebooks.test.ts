@@ -90,6 +90,62 @@ describe("notebooks", () => {
         `${name} prints none of the key numbers (tools/notebooks/key-numbers.ts) the test compares`,
       );
       assert.deepEqual(keyNumbers(executed), keyNumbers(committed));
+      // With the solutions on, every check passes and says the solution was used.
+      const defined = exercisesIn(executed);
+      assert.deepEqual(
+        printed(executed).filter((l) => /^PASS exercise \w+: solution used: /.test(l)).length,
+        defined.length,
+        `${name}: not every exercise check passed with its solution`,
+      );
+    });
+  }
+});
+
+/** The exercises a notebook defines (`exercise("name", ...)` in its code cells), in order. */
+function exercisesIn(notebook: Notebook): string[] {
+  return notebook.cells
+    .filter((c) => c.cell_type === "code")
+    .flatMap((c) =>
+      [
+        ...[c.source]
+          .flat()
+          .join("")
+          .matchAll(/\bexercise\("(\w+)"/g),
+      ].map((m) => m[1]),
+    );
+}
+
+/** Every line the notebook printed on stdout. */
+function printed(notebook: Notebook): string[] {
+  return notebook.cells.flatMap((c) =>
+    (c.outputs ?? []).filter((o) => o.output_type === "stream").flatMap((o) => [o.text as string | string[]].flat().join("").split("\n")),
+  );
+}
+
+describe("notebooks with their exercises as committed (not written): Run All completes (#27)", () => {
+  let out: string;
+  before(async () => {
+    out = await mkdtemp(join(tmpdir(), "abliterate-notebooks-open-"));
+  });
+  after(async () => {
+    await rm(out, { recursive: true, force: true });
+  });
+  for (const name of names) {
+    it(`${name}: every cell runs, each check says "not done yet" with its hint`, async () => {
+      // runNotebook fails on the first cell that raises, as Jupyter's Run All stops there.
+      const executed = await runNotebook(join(dir, name), { env: { ABLITERATE_SOLUTIONS: "0", ABLITERATE_NOTEBOOK_OUT: out } });
+      const errors = executed.cells.flatMap((c) => (c.outputs ?? []).filter((o) => o.output_type === "error"));
+      assert.deepEqual(errors, [], `${name}: error output`);
+      const defined = exercisesIn(executed);
+      const open = printed(executed)
+        .map((l) => /^OPEN exercise (\w+): not done yet\. Hint: \S/.exec(l)?.[1])
+        .filter((n) => n !== undefined);
+      assert.deepEqual(open, defined, `${name}: the checks that said "not done yet"`);
+      if (defined.length > 0)
+        assert.ok(
+          printed(executed).some((l) => l === `exercises: 0 of ${defined.length} done; still open: ${defined.join(", ")}`),
+          `${name}: no summary of the open exercises`,
+        );
     });
   }
 });
