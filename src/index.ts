@@ -100,7 +100,14 @@ export {
 } from "./pipeline/orthogonalize.ts";
 // Stage 6: export and its verification.
 export { exportAbliterated, ExportError, type ExportOptions, type ExportResult } from "./export/safetensors.ts";
-export { verifyExport, residualWriteComponent, maxAbsDifference, VERIFY_TOLERANCE, type Verification } from "./export/verify.ts";
+export {
+  verifyExport,
+  residualWriteComponent,
+  shareAlong,
+  maxAbsDifference,
+  VERIFY_TOLERANCE,
+  type Verification,
+} from "./export/verify.ts";
 export {
   exportGguf,
   ggufTensorName,
@@ -189,6 +196,9 @@ export {
   checkOrthogonalizedWeight,
   checkKl,
   checkRefusalScore,
+  checkLeftPadding,
+  checkLastTokenMean,
+  checkLargestWriteAlong,
   ExerciseNotWritten,
   exerciseSummary,
   lastExerciseResult,

@@ -1,7 +1,12 @@
 // The notebooks' exercises: each solution passes its check, each usual mistake gets its hint, and the
 // switch chooses between the learner's function and the solution.
 import assert from "node:assert/strict";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { withReveals } from "../tools/notebooks/reveals.ts";
+import type { Notebook } from "../tools/notebooks/runner.ts";
+import { PACKAGE_ROOT } from "../src/paths.ts";
 import { checkBlogRanking, directionKey, unitVector, type RankingCandidate } from "../src/index.ts";
 import {
   checkAblation,
@@ -10,6 +15,9 @@ import {
   checkOrthogonalizedWeight,
   checkRefusalDirection,
   checkRefusalScore,
+  checkLeftPadding,
+  checkLastTokenMean,
+  checkLargestWriteAlong,
   exercise,
   ExerciseNotWritten,
   exerciseSummary,
@@ -328,5 +336,126 @@ describe("the mistakes students make are named (#27)", () => {
       if (saved === undefined) delete process.env[SOLUTIONS_SWITCH];
       else process.env[SOLUTIONS_SWITCH] = saved;
     }
+  });
+});
+
+describe("the exercises of notebooks 02, 03 and 07 (#27 item 4)", () => {
+  it("left padding: the solution passes; right padding, an inverted mask and an all-ones mask are named", () => {
+    const sequences = [[5, 6, 7], [8], [9, 10]];
+    passes(() => checkLeftPadding(SOLUTIONS.leftPad, sequences, 0));
+    const right = (s: number[][], pad: number) => {
+      const n = Math.max(...s.map((x) => x.length));
+      return {
+        inputIds: s.map((x) => [...x, ...new Array(n - x.length).fill(pad)]),
+        attentionMask: s.map((x) => [...new Array(x.length).fill(1), ...new Array(n - x.length).fill(0)]),
+      };
+    };
+    hints(() => checkLeftPadding(right, sequences, 0), /Hint: those are padded on the right/);
+    const inverted = (s: number[][], pad: number) => {
+      const { inputIds, attentionMask } = SOLUTIONS.leftPad(s, pad);
+      return { inputIds, attentionMask: attentionMask.map((row) => row.map((m) => 1 - m)) };
+    };
+    hints(() => checkLeftPadding(inverted, sequences, 0), /Hint: the mask is inverted/);
+    const ones = (s: number[][], pad: number) => {
+      const { inputIds } = SOLUTIONS.leftPad(s, pad);
+      return { inputIds, attentionMask: inputIds.map((row) => row.map(() => 1)) };
+    };
+    hints(() => checkLeftPadding(ones, sequences, 0), /Hint: the mask is all 1s/);
+  });
+
+  it("the last-token mean: the solution passes; every position, real positions, position 0 and the sum are named", () => {
+    // Three prompts of 3, 1 and 2 tokens, left-padded to 3 positions, d_model 4.
+    const mask = [
+      [1, 1, 1],
+      [0, 0, 1],
+      [0, 1, 1],
+    ];
+    const activations = mask.map((row) => row.map(() => vector(4)));
+    const want = [0, 1, 2, 3].map((i) => activations.reduce((s, rows) => s + rows[2][i], 0) / 3);
+    passes(() => checkLastTokenMean(SOLUTIONS.lastTokenMean, activations, mask, want));
+    const meanOver = (pick: (rows: number[][], b: number) => number[][]) => (acts: number[][][]) => {
+      const rows = acts.flatMap((r, b) => pick(r, b));
+      return [0, 1, 2, 3].map((i) => rows.reduce((s, r) => s + r[i], 0) / rows.length);
+    };
+    hints(
+      () =>
+        checkLastTokenMean(
+          meanOver((r) => r),
+          activations,
+          mask,
+          want,
+        ),
+      /Hint: that averages every position, the padding too/,
+    );
+    hints(
+      () =>
+        checkLastTokenMean(
+          meanOver((r, b) => r.filter((_, t) => mask[b][t] === 1)),
+          activations,
+          mask,
+          want,
+        ),
+      /Hint: that averages every real token of each prompt/,
+    );
+    hints(
+      () =>
+        checkLastTokenMean(
+          meanOver((r) => [r[0]]),
+          activations,
+          mask,
+          want,
+        ),
+      /Hint: position 0 is padding/,
+    );
+    hints(
+      () => checkLastTokenMean((acts, m) => SOLUTIONS.lastTokenMean(acts, m).map((x) => 3 * x), activations, mask, want),
+      /Hint: that is the sum over the batch/,
+    );
+  });
+
+  it("the largest write along r: the solution passes; no abs(), no |w|, the mean and the raw direction are named", () => {
+    const raw = vector(8).map((x) => 5 * x);
+    const r = Array.from(unitVector(raw));
+    // The largest share is a write pointing against r.
+    const writes = [vector(8), r.map((x, i) => -3 * x + 0.01 * i), vector(8)];
+    passes(() => checkLargestWriteAlong(SOLUTIONS.largestWriteAlong, writes, raw));
+    const dot = (w: number[], u: number[]) => w.reduce((s, x, i) => s + x * u[i], 0);
+    const norm = (w: number[]) => Math.hypot(...w);
+    hints(
+      () => checkLargestWriteAlong((ws, u) => Math.max(...ws.map((w) => dot(w, u) / norm(w))), writes, raw),
+      /Hint: take the absolute value/,
+    );
+    hints(() => checkLargestWriteAlong((ws, u) => Math.max(...ws.map((w) => Math.abs(dot(w, u)))), writes, raw), /Hint: divide by \|w\|/);
+    hints(
+      () => checkLargestWriteAlong((ws, u) => ws.reduce((s, w) => s + Math.abs(dot(w, u)) / norm(w), 0) / ws.length, writes, raw),
+      /Hint: that is the mean/,
+    );
+    hints(
+      () => checkLargestWriteAlong((ws) => Math.max(...ws.map((w) => Math.abs(dot(w, raw)) / norm(w))), writes, raw),
+      /Hint: use the unit vector/,
+    );
+  });
+});
+
+describe("each exercise in the notebooks has a hint and a solution to reveal (#27 item 3)", () => {
+  it("every notebook's folded hint and solution are those of src/notebook (npm run notebooks -- --format refreshes them)", async () => {
+    const dir = join(PACKAGE_ROOT, "notebooks");
+    const names = (await readdir(dir)).filter((f) => /^\d\d-.*\.ipynb$/.test(f)).sort();
+    let exercises = 0;
+    for (const name of names) {
+      const notebook = JSON.parse(await readFile(join(dir, name), "utf8")) as Notebook;
+      const sources = (nb: Notebook) => nb.cells.map((c) => [c.source].flat().join(""));
+      assert.deepEqual(sources(notebook), sources(withReveals(notebook)), `${name}: run npm run notebooks -- --format`);
+      const defined = sources(notebook).flatMap((s) => [...s.matchAll(/\bexercise\("(\w+)"/g)].map((m) => m[1]));
+      exercises += defined.length;
+      for (const exercise of defined)
+        assert.ok(
+          sources(notebook).some((s) => s.includes("<summary>Solution</summary>") && s.includes(`function ${exercise}(`)),
+          `${name}: no solution to reveal for ${exercise}`,
+        );
+      // Every stage notebook (02 to 10) has an exercise.
+      if (/^(0[2-9]|10)-/.test(name)) assert.ok(defined.length > 0, `${name} has no exercise`);
+    }
+    assert.ok(exercises >= 10, `${exercises} exercises`);
   });
 });

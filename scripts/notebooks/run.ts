@@ -1,12 +1,14 @@
 // npm run notebooks: execute every notebook in notebooks/ in order on the project's kernel, headless,
 // with no Python. Executed copies go to out/notebooks/; `--write` saves the outputs into the notebooks
-// themselves (what is committed), in Jupyter's own normalised form; `--format` only normalises them. A
-// failing cell stops the run with the cell's error text.
+// themselves (what is committed), in Jupyter's own normalised form; `--format` only normalises them. Both
+// refresh each exercise's folded hint and solution (tools/notebooks/reveals.ts). A failing cell stops the run
+// with the cell's error text.
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { runNotebook, CellError } from "../../tools/notebooks/runner.ts";
 import { ensureCellIds, notebookText } from "../../tools/notebooks/format.ts";
+import { withReveals } from "../../tools/notebooks/reveals.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { vendorPlotly } from "../../kernel/vendor.ts";
 
@@ -30,7 +32,7 @@ if (values.format) {
   // --format: rewrite the notebooks as Jupyter saves them (cell ids, normalised JSON) without running them,
   // after editing their JSON by hand or with a script.
   for (const path of notebooks) {
-    const notebook = JSON.parse(await readFile(path, "utf8"));
+    const notebook = withReveals(JSON.parse(await readFile(path, "utf8")));
     ensureCellIds(notebook);
     await writeFile(path, notebookText(notebook));
     console.log(`formatted ${basename(path)}`);
@@ -43,7 +45,7 @@ for (const path of notebooks) {
   const started = performance.now();
   process.stdout.write(`${basename(path)} ... `);
   try {
-    const executed = await runNotebook(path);
+    const executed = withReveals(await runNotebook(path));
     const target = values.write ? path : join(values.out!, basename(path));
     await writeFile(target, notebookText(executed));
     console.log(`ok (${((performance.now() - started) / 1000).toFixed(0)} s) -> ${target}`);

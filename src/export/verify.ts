@@ -179,6 +179,12 @@ export async function verifyExport(
   return compareExport(exported, await expectedExport(source, unit, prompts, options), options);
 }
 
+/** |r . w| / |w|: how much of one residual write `w` points along the unit vector r (0 for a zero write). */
+export function shareAlong(w: ArrayLike<number>, unit: ArrayLike<number>): number {
+  const norm = Math.sqrt(dot(w, w));
+  return norm > 0 ? Math.abs(dot(w, unit)) / norm : 0;
+}
+
 /**
  * The largest |r . w| / |w| over everything the model writes to the residual stream (the embedding,
  * every layer's hook_attn_out and hook_mlp_out) at every real token of the prompts: zero, up to float32
@@ -206,9 +212,7 @@ export function residualWriteComponent(
         for (let b = 0; b < batch.inputIds.length; b++) {
           for (let t = 0; t < pos; t++) {
             if (!batch.attentionMask[b][t]) continue;
-            const w = values.subarray((b * pos + t) * model.dModel, (b * pos + t + 1) * model.dModel);
-            const norm = Math.sqrt(dot(w, w));
-            if (norm > 0) max = Math.max(max, Math.abs(dot(w, unit)) / norm);
+            max = Math.max(max, shareAlong(values.subarray((b * pos + t) * model.dModel, (b * pos + t + 1) * model.dModel), unit));
           }
         }
       }

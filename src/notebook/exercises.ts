@@ -11,6 +11,8 @@ import { projectRowsArray, unitVector } from "../projection.ts";
 import { SOLUTIONS, type RankingCandidate } from "./solutions.ts";
 import { blogRanking } from "../pipeline/select.ts";
 import { directionKey, type Direction } from "../pipeline/directions.ts";
+import { padLeft } from "../tokenizer.ts";
+import { shareAlong } from "../export/verify.ts";
 
 export const SOLUTIONS_SWITCH = "ABLITERATE_SOLUTIONS";
 type ExerciseName = keyof typeof SOLUTIONS;
@@ -24,6 +26,13 @@ export class ExerciseNotWritten extends Error {
 
 /** What to do, said when an exercise is not written yet (and after a hint that matched no known mistake). */
 export const EXERCISE_GOALS: Record<ExerciseName, string> = {
+  leftPad:
+    "find the longest sequence; put (longest - length) pad ids before each sequence, and build its mask the same way: 0 for " +
+    "each pad, 1 for each real token",
+  lastTokenMean:
+    "with left padding every prompt's last token is at the last position: take activations[b][positions - 1] of each " +
+    "prompt and average them over the batch",
+  largestWriteAlong: "for each write w: |w . r| / |w| (the dot product with the unit vector over the write's norm); return the largest",
   refusalDirection: "raw = harmful - harmless, entry by entry; unit = raw divided by its norm, sqrt(sum of raw[i]^2)",
   blogRanking:
     "keep the resid_pre candidates of layers 1 and later, divide each raw vector by its norm, score it by the absolute value of the " +
@@ -79,7 +88,9 @@ function runCheck(name: ExerciseName, agrees: string, body: () => void): void {
       result = {
         exercise: name,
         status: "threw",
-        message: `your function threw ${(error as Error)?.name ?? "an error"}: ${(error as Error)?.message ?? String(error)}. Hint: ${EXERCISE_GOALS[name]}.`,
+        message:
+          `your function threw ${(error as Error)?.name ?? "an error"}: ${(error as Error)?.message ?? String(error)}. ` +
+          `Hint: ${EXERCISE_GOALS[name]}.`,
       };
   }
   results.set(name, result);
@@ -146,6 +157,128 @@ export function checkDpoLoss(
         tolerance,
       );
     }
+  });
+}
+
+/** Notebook 02: the learner's left padding against the package's padLeft. */
+export function checkLeftPadding(
+  learner: (sequences: number[][], padId: number) => { inputIds: number[][]; attentionMask: number[][] },
+  sequences: readonly (readonly number[])[],
+  padId: number,
+): void {
+  runCheck("leftPad", `the padded ids and the mask agree with the package's on ${sequences.length} prompts`, () => {
+    const got = learner(
+      sequences.map((s) => [...s]),
+      padId,
+    );
+    const want = padLeft(
+      sequences.map((s) => [...s]),
+      padId,
+    );
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    if (same(got?.inputIds, want.inputIds) && same(got?.attentionMask, want.attentionMask)) return;
+    const length = want.inputIds[0].length;
+    const rightIds = sequences.map((s) => [...s, ...new Array(length - s.length).fill(padId)]);
+    const rightMask = sequences.map((s) => [...new Array(s.length).fill(1), ...new Array(length - s.length).fill(0)]);
+    let hint: string | undefined;
+    if (same(got?.inputIds, rightIds))
+      hint = "those are padded on the right: pad on the left, so that every prompt's last token sits at the last position";
+    else if (!same(got?.inputIds, want.inputIds)) hint = "compare your inputIds row by row with the prompts: the pads go before each";
+    else if (same(got?.attentionMask, rightMask)) hint = "the ids are right but the mask is padded on the right: its 0s go first too";
+    else if (
+      same(
+        got?.attentionMask,
+        want.attentionMask.map((row) => row.map((m) => 1 - m)),
+      )
+    )
+      hint = "the mask is inverted: 1 marks a real token, 0 a pad";
+    else if (got?.attentionMask?.every?.((row) => row.every((m) => m === 1)))
+      hint = "the mask is all 1s: the model would attend to the pads; mark them with 0";
+    throw new CheckFailure(`the padding differs from the package's padLeft.${hint ? ` Hint: ${hint}.` : ""}`);
+  });
+}
+
+/**
+ * Notebook 03: the learner's mean of the last-token activation over a left-padded batch, against `want`, the
+ * package's (collectMeanActivations on the same prompts).
+ */
+export function checkLastTokenMean(
+  learner: (activations: number[][][], attentionMask: number[][]) => ArrayLike<number>,
+  activations: readonly (readonly (readonly number[])[])[],
+  attentionMask: readonly (readonly number[])[],
+  want: ArrayLike<number>,
+): void {
+  runCheck("lastTokenMean", `the mean of the last-token activations agrees with collectMeanActivations`, () => {
+    const got = learner(
+      activations.map((rows) => rows.map((row) => [...row])),
+      attentionMask.map((row) => [...row]),
+    );
+    const tolerance = 1e-4 * Math.max(1, ...Array.from(want, Math.abs));
+    const difference = gap(got, want);
+    if (difference <= tolerance) return;
+    const batch = activations.length;
+    const d = want.length;
+    const meanOf = (pick: (b: number) => readonly number[][]) => {
+      const out = new Array(d).fill(0);
+      let count = 0;
+      for (let b = 0; b < batch; b++)
+        for (const row of pick(b)) {
+          for (let i = 0; i < d; i++) out[i] += row[i];
+          count++;
+        }
+      return out.map((x) => x / count);
+    };
+    const allPositions = meanOf((b) => activations[b] as number[][]);
+    const realPositions = meanOf((b) => activations[b].filter((_, t) => attentionMask[b][t] === 1) as number[][]);
+    const firstPosition = meanOf((b) => [activations[b][0] as number[]]);
+    const firstReal = meanOf((b) => [activations[b][attentionMask[b].indexOf(1)] as number[]]);
+    const sum = Array.from(want, (x) => x * batch);
+    fail(
+      "the mean",
+      difference,
+      got,
+      [
+        [allPositions, "that averages every position, the padding too: the method takes each prompt's last token only"],
+        [realPositions, "that averages every real token of each prompt: the method takes each prompt's last token only"],
+        [firstPosition, "position 0 is padding for every prompt shorter than the longest: with left padding the last token is at -1"],
+        [firstReal, "that is each prompt's first real token; the method takes the last, at position -1"],
+        [sum, "that is the sum over the batch: divide by the number of prompts"],
+      ],
+      tolerance,
+    );
+  });
+}
+
+/** Notebook 07: the learner's largest share of a residual write along r against the package's `shareAlong`. */
+export function checkLargestWriteAlong(
+  learner: (writes: number[][], unit: number[]) => number,
+  writes: readonly ArrayLike<number>[],
+  raw: ArrayLike<number>,
+): void {
+  const unit = unitVector(raw);
+  runCheck("largestWriteAlong", `the largest share along the direction agrees with the package's on ${writes.length} writes`, () => {
+    const got = learner(writes.map(numbers), numbers(unit));
+    const want = Math.max(0, ...writes.map((w) => shareAlong(w, unit)));
+    const tolerance = 1e-6 * Math.max(1e-3, want);
+    if (Math.abs(got - want) <= tolerance) return;
+    const dots = writes.map((w) => Array.from(w).reduce((s, x, i) => s + x * unit[i], 0));
+    const norms = writes.map((w) => Math.sqrt(Array.from(w).reduce((s, x) => s + x * x, 0)));
+    const shares = dots.map((x, i) => (norms[i] > 0 ? x / norms[i] : 0));
+    fail(
+      "the largest share",
+      Math.abs(got - want),
+      got,
+      [
+        [Math.max(...shares), "take the absolute value: a write pointing against r is as much along it as one pointing with it"],
+        [Math.max(...dots.map(Math.abs)), "divide by |w|: the share of the write along r, not the size of its component"],
+        [shares.reduce((s, x) => s + Math.abs(x), 0) / shares.length, "that is the mean; the check wants the largest"],
+        [
+          Math.max(...writes.map((w, i) => (norms[i] > 0 ? Math.abs(Array.from(w).reduce((s, x, k) => s + x * raw[k], 0)) / norms[i] : 0))),
+          "use the unit vector: the raw direction's length scales the dot product",
+        ],
+      ],
+      tolerance,
+    );
   });
 }
 

@@ -10,6 +10,43 @@ export interface RankingCandidate {
 }
 
 export const SOLUTIONS = {
+  /**
+   * Notebook 02: pad token sequences on the left to the longest, with the attention mask (1 on real tokens,
+   * 0 on padding).
+   */
+  leftPad(sequences: number[][], padId: number): { inputIds: number[][]; attentionMask: number[][] } {
+    const length = Math.max(...sequences.map((s) => s.length));
+    return {
+      inputIds: sequences.map((s) => [...new Array(length - s.length).fill(padId), ...s]),
+      attentionMask: sequences.map((s) => [...new Array(length - s.length).fill(0), ...new Array(s.length).fill(1)]),
+    };
+  },
+
+  /**
+   * Notebook 03: the mean over a left-padded batch of each prompt's last-token activation, from the
+   * activations [batch][position][d_model] and the attention mask [batch][position].
+   */
+  lastTokenMean(activations: number[][][], attentionMask: number[][]): number[] {
+    const d = activations[0][0].length;
+    const mean = new Array(d).fill(0);
+    for (const rows of activations) {
+      const last = rows[rows.length - 1]; // left padding: every prompt ends at the last position
+      for (let i = 0; i < d; i++) mean[i] += last[i] / activations.length;
+    }
+    return mean;
+  },
+
+  /** Notebook 07: the largest share of a residual write along the unit vector r, max over writes of |r . w| / |w|. */
+  largestWriteAlong(writes: number[][], unit: number[]): number {
+    let largest = 0;
+    for (const w of writes) {
+      const along = w.reduce((s, x, i) => s + x * unit[i], 0);
+      const norm = Math.sqrt(w.reduce((s, x) => s + x * x, 0));
+      if (norm > 0) largest = Math.max(largest, Math.abs(along) / norm);
+    }
+    return largest;
+  },
+
   /** Notebook 04: the difference of means and its unit vector. */
   refusalDirection(harmfulMean: number[], harmlessMean: number[]): { raw: number[]; unit: number[] } {
     const raw = Array.from(harmfulMean, (x, i) => x - harmlessMean[i]);
