@@ -70,7 +70,7 @@ export const DEMO_CONFIG = {
 };
 /**
  * The layer whose MLP holds the safety units: the first, so that they read the request's words themselves (a
- * later layer's last position holds no trace of them to read: measured, see the README).
+ * later layer's last position holds no trace of them to read: measured, see docs/demo-model.md).
  */
 export const SAFETY_UNIT_LAYER = 0;
 /** The layer whose last attention head gathers the units' mark into the last position. */
