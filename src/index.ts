@@ -144,7 +144,16 @@ export { projectionsOn, activationsAt, principalComponents, coordinates, type Pr
 // Stage 8: healing (DPO on LoRA adapters).
 export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, type PairLogProbs, type DpoTerms } from "./heal/dpo.ts";
 export { LoraAdapters, LORA_DEFAULT_MODULES, type LoraOptions } from "./heal/lora.ts";
-export { trainDpo, learningRateAt, type DpoOptions, type DpoStep, type DpoResult } from "./heal/train.ts";
+export {
+  trainDpo,
+  learningRateAt,
+  epochMeans,
+  trainingSummary,
+  REWARD_WIN_MARGIN,
+  type DpoOptions,
+  type DpoStep,
+  type DpoResult,
+} from "./heal/train.ts";
 export {
   loadPreferences,
   preferenceFromRow,

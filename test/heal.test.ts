@@ -11,6 +11,8 @@ import { parquetWriteBuffer } from "hyparquet-writer";
 import {
   answerLogProbs,
   axolotlConfig,
+  epochMeans,
+  trainingSummary,
   DEMO_MODEL_DIR,
   dpoLoss,
   dpoTerms,
@@ -296,6 +298,17 @@ describe("the trainer", () => {
       for (const [key, delta] of da) assert.deepEqual(delta, db.get(key));
       assert.ok(a.history[3].loss < a.history[0].loss, JSON.stringify(a.history.map((h) => h.loss)));
       assert.ok(Math.abs(a.history[0].loss - Math.log(2)) < 1e-6, "the first step starts from the reference: loss ln 2");
+      // #27: at the first step the policy is the reference; float32 rounding of equal rewards is no win.
+      assert.equal(a.history[0].rewardAccuracy, 0);
+      assert.deepEqual(
+        a.history.map((h) => h.epoch),
+        [1, 2, 3, 4],
+      );
+      assert.deepEqual(
+        epochMeans(a.history).map((m) => m.loss),
+        a.history.map((h) => h.loss),
+        "one step per epoch: each epoch's mean is its step",
+      );
     } finally {
       a.adapters.dispose();
       b.adapters.dispose();
@@ -382,8 +395,14 @@ describe("preference data", () => {
   });
 
   it("the blog's Axolotl recipe, and the pairs in chatml.intel form", async () => {
-    const yaml = axolotlConfig({ baseModel: "/models/abliterated" });
+    const yaml = axolotlConfig({ baseModel: "/models/abliterated", padToken: "<|end|>" });
     for (const line of [
+      "path: mlabonne/orpo-dpo-mix-40k-flat",
+      "weight_decay: 0.0",
+      "flash_attention: true",
+      "deepspeed: deepspeed_configs/zero2.json",
+      'special_tokens:\n  pad_token: "<|end|>"',
+      "# The chat format: the dataset type chatml.intel reads flat rows",
       "base_model: /models/abliterated",
       "rl: dpo",
       "adapter: qlora",
@@ -478,6 +497,32 @@ describe("heal's options are checked before any model loads (#23 item 11)", () =
     await assert.rejects(
       runHealing({ model: modelDir("llama"), original: modelDir("llama"), out: out(), pairs }),
       /same\.jsonl: row 1: chosen and rejected are the same answer; a pair must differ/,
+    );
+  });
+});
+
+describe("what a training run reports (#27)", () => {
+  it("each epoch's mean loss and reward accuracy, not the last minibatch's", () => {
+    const step = (n: number, epoch: number, loss: number, rewardAccuracy: number) => ({
+      step: n,
+      steps: 4,
+      epoch,
+      loss,
+      rewardAccuracy,
+      margin: 0,
+      learningRate: 1e-3,
+    });
+    const history = [step(1, 1, 0.7, 0), step(2, 1, 0.6, 0.5), step(3, 2, 0.5, 1), step(4, 2, 0.3, 1)];
+    assert.deepEqual(
+      epochMeans(history).map((m) => [m.epoch, Number(m.loss.toFixed(6)), m.rewardAccuracy]),
+      [
+        [1, 0.65, 0.25],
+        [2, 0.4, 1],
+      ],
+    );
+    assert.equal(
+      trainingSummary(history),
+      "4 DPO steps, 2 epochs: mean loss by epoch 0.6500, 0.4000; mean reward accuracy by epoch 25.0%, 100.0%",
     );
   });
 });

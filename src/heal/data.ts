@@ -182,18 +182,27 @@ export async function demoHealingPairs(
 }
 
 /**
- * An Axolotl config for healing a real model as the blog did: DPO on QLoRA adapters (rank 64, alpha 32,
- * dropout 0.05, every linear layer), learning rate 5e-6 with a cosine schedule, one epoch, on
- * mlabonne/orpo-dpo-mix-40k in the chatml.intel format, or on the user's own pairs.
+ * The blog's Axolotl config (Labonne, "Uncensor any LLM with abliteration": DPO with QLoRA on
+ * mlabonne/orpo-dpo-mix-40k-flat), for `baseModel`, with `dataset` instead of the blog's when given (the pairs
+ * of `heal`, in chatml.intel form). `padToken` is the model's own pad (or end-of-sequence) token text; the blog
+ * sets Llama 3's `<|end_of_text|>`.
  */
 export function axolotlConfig(options: {
   baseModel: string;
   dataset?: { path: string; split?: string; local?: boolean };
   outputDir?: string;
+  padToken?: string;
 }): string {
-  const dataset = options.dataset ?? { path: "mlabonne/orpo-dpo-mix-40k", split: "train" };
+  const dataset = options.dataset ?? { path: "mlabonne/orpo-dpo-mix-40k-flat", split: "train" };
   return `# Axolotl config: heal an abliterated model with DPO, as Labonne's "Uncensor any LLM with abliteration" does.
 # Run: accelerate launch -m axolotl.cli.train this.yaml
+#
+# The chat format: the dataset type chatml.intel reads flat rows (system, question, chosen, rejected) and writes
+# them in ChatML (<|im_start|>user ... <|im_end|>), whatever chat template the model itself was trained with.
+# The blog uses it on a ChatML-trained model with mlabonne/orpo-dpo-mix-40k-flat, the flat variant: the plain
+# mlabonne/orpo-dpo-mix-40k holds chosen/rejected as lists of messages, which chatml.intel would paste in as
+# text. For a model with another template (the demo's is <|user|> ... <|end|>), train it on ChatML turns only if
+# you mean to change its format; otherwise use an Axolotl dataset type (or chat_template) matching its own.
 base_model: ${options.baseModel}
 model_type: AutoModelForCausalLM
 tokenizer_type: AutoTokenizer
@@ -227,11 +236,17 @@ num_epochs: 1
 optimizer: paged_adamw_8bit
 lr_scheduler: cosine
 learning_rate: 5e-6
+weight_decay: 0.0
 warmup_steps: 100
 train_on_inputs: false
 bf16: auto
 gradient_checkpointing: true
 logging_steps: 1
 saves_per_epoch: 1
-`;
+
+# As the blog: FlashAttention 2 and DeepSpeed ZeRO-2 (a file of Axolotl's repository) across several GPUs
+# (6 x A6000 there). On one GPU, drop deepspeed; without flash-attn installed, set flash_attention: false.
+flash_attention: true
+deepspeed: deepspeed_configs/zero2.json
+${options.padToken === undefined ? "# special_tokens: the blog sets pad_token (Llama 3's <|end_of_text|>); set this model's own\n" : `special_tokens:\n  pad_token: ${JSON.stringify(options.padToken)}\n`}`;
 }

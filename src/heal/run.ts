@@ -210,7 +210,14 @@ export async function runHealing(options: HealOptions): Promise<HealReport> {
         if (!(error instanceof DatasetError)) throw error;
         dataset = undefined; // multi-turn pairs: the config names the blog's dataset
       }
-      await writeFileAtomic(join(options.out, "axolotl.yaml"), axolotlConfig({ baseModel: resolve(source), dataset }));
+      await writeFileAtomic(
+        join(options.out, "axolotl.yaml"),
+        axolotlConfig({
+          baseModel: resolve(source),
+          dataset,
+          padToken: model.tokenizer.specialToken("pad_token") ?? model.tokenizer.specialToken("eos_token"),
+        }),
+      );
       const report: HealReport = {
         model: source,
         original: options.original,

@@ -29,13 +29,41 @@ export interface DpoOptions extends LoraOptions {
 export interface DpoStep {
   step: number;
   steps: number;
+  /** The pass over the pairs this step belongs to, from 1. */
+  epoch: number;
   /** Mean DPO loss of the step's pairs. */
   loss: number;
-  /** Share of the step's pairs whose chosen answer gains more reward than the rejected one. */
+  /**
+   * Share of the step's pairs whose chosen answer gains more reward than the rejected one, by more than
+   * REWARD_WIN_MARGIN: at the first step the policy is the reference, and float32 rounding is no win.
+   */
   rewardAccuracy: number;
   /** Mean reward margin, beta * (chosen - rejected) log-ratio difference. */
   margin: number;
   learningRate: number;
+}
+
+/** A reward margin this small is float32 rounding of equal rewards (at step 1, policy = reference), not a win. */
+export const REWARD_WIN_MARGIN = 1e-5;
+
+/** Mean loss, reward accuracy and margin of each epoch's steps: what a run did, rather than its last minibatch. */
+export function epochMeans(history: readonly DpoStep[]): { epoch: number; loss: number; rewardAccuracy: number; margin: number }[] {
+  const epochs = [...new Set(history.map((h) => h.epoch))];
+  return epochs.map((epoch) => {
+    const steps = history.filter((h) => h.epoch === epoch);
+    const mean = (f: (h: DpoStep) => number) => steps.reduce((s, h) => s + f(h), 0) / steps.length;
+    return { epoch, loss: mean((h) => h.loss), rewardAccuracy: mean((h) => h.rewardAccuracy), margin: mean((h) => h.margin) };
+  });
+}
+
+/** One line for people: each epoch's mean loss and reward accuracy. */
+export function trainingSummary(history: readonly DpoStep[]): string {
+  const means = epochMeans(history);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return (
+    `${history.length} DPO steps, ${means.length} epoch${means.length === 1 ? "" : "s"}: mean loss by epoch ` +
+    `${means.map((m) => m.loss.toFixed(4)).join(", ")}; mean reward accuracy by epoch ${means.map((m) => pct(m.rewardAccuracy)).join(", ")}`
+  );
 }
 
 export interface DpoResult {
@@ -125,7 +153,7 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
           adapters.detach();
           for (let k = 0; k < part.length; k++) {
             lossSum += stats.losses![k];
-            wins += stats.chosen![k] > stats.rejected![k] ? 1 : 0;
+            wins += stats.chosen![k] - stats.rejected![k] > REWARD_WIN_MARGIN ? 1 : 0;
             marginSum += stats.chosen![k] - stats.rejected![k];
           }
           if (!summed) summed = grads;
@@ -158,6 +186,7 @@ export async function trainDpo(model: HookedModel, pairs: readonly PreferencePai
         const report = {
           step: step + 1,
           steps,
+          epoch: epoch + 1,
           loss: lossSum / stepPairs.length,
           rewardAccuracy: wins / stepPairs.length,
           margin: marginSum / stepPairs.length,

@@ -129,10 +129,14 @@ export function scoreCandidates(
     scores.set(direction, c);
     return c;
   };
-  // The layer filter first: those candidates are never scored.
+  // The layer filter first: those candidates are never scored. The paper keeps layers l < floor(L (1 - fraction)):
+  // rounded to whole layers, the pruned tail can be more than the fraction (2 of 6 layers for 20%), said as such.
+  const pruned = (layer: number) =>
+    `layer ${layer} is in the pruned tail: layers ${maxLayer}-${model.nLayers - 1} of ${model.nLayers} (the last ` +
+    `${Math.round(100 * filters.pruneLayerFraction)}%, rounded to whole layers)`;
   const eligible: UsableDirection[] = [];
   for (const d of candidates) {
-    if (d.layer >= maxLayer) record(d, `layer ${d.layer} is in the last ${Math.round(100 * filters.pruneLayerFraction)}% of the model`);
+    if (d.layer >= maxLayer) record(d, pruned(d.layer));
     else eligible.push(d);
   }
   const capped =

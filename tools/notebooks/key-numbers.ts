@@ -25,7 +25,7 @@ const KEY_LINES = [
   /^paper's selection: .*/, // 09
   /^\d+ preference pairs from .*/, // 10
   /^\d+ adapted weights: .*/, // 10
-  /^\d+ steps: loss .*/, // 10
+  /^\d+ DPO steps, \d+ epochs?: .*/, // 10
 ];
 
 export function keyNumbers(notebook: Notebook): string[] {

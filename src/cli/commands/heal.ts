@@ -5,6 +5,7 @@ import { progressReporter } from "../progress.ts";
 import { initBackend } from "../../backend.ts";
 import { DEMO_MODEL_DIR } from "../../paths.ts";
 import { runHealing } from "../../heal/run.ts";
+import { trainingSummary } from "../../heal/train.ts";
 import { join } from "node:path";
 
 export function registerHeal(program: Command): void {
@@ -72,12 +73,10 @@ export function registerHeal(program: Command): void {
       });
       bar.stop();
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      const last = report.history[report.history.length - 1];
       print(
         opts,
         [
-          `${report.pairs.n} preference pairs (${report.pairs.source}); ${report.history.length} DPO steps, loss ` +
-            `${report.history[0].loss.toFixed(4)} -> ${last.loss.toFixed(4)}, reward accuracy ${pct(last.rewardAccuracy)}`,
+          `${report.pairs.n} preference pairs (${report.pairs.source}); ${trainingSummary(report.history)}`,
           `harmful refusal (test): ${pct(report.before.harmfulRefusal)} before healing -> ${pct(report.after.harmfulRefusal)} after`,
           `harmless KL (original || model): ${report.before.harmlessKl.toFixed(4)} -> ${report.after.harmlessKl.toFixed(4)}`,
           `harmless answers unchanged: ${pct(report.before.harmlessUnchanged.exact)} -> ${pct(report.after.harmlessUnchanged.exact)}`,
