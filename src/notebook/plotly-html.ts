@@ -56,8 +56,9 @@ ${svgImageTag(svg, title)}
   } catch (e) {}
   function load(i) {
     if (i >= candidates.length) {
-      var why = "could not be loaded from " + candidates.join(" or ") + " (vendor/plotly.min.js in the notebook's folder is ` +
-    `written by npm run kernel:install; run the cell again once it is there)";
+      var why = "could not be loaded from " + candidates.join(" or ") + ": it is read from vendor/plotly.min.js beside the ` +
+    `page (npm run kernel:install writes it into notebooks/; beside an exported HTML file elsewhere, copy that vendor folder ` +
+    `next to it and reload)";
       pending.splice(0).forEach(function (p) { p.failed(why); });
       return;
     }

@@ -15,6 +15,12 @@ const base = (title: string, x: string, y: string): Record<string, unknown> => (
   height: 380,
 });
 
+/** For plotly: the legend in a row between the title and the plot, where it covers neither a right axis nor the data. */
+const legendAbove = {
+  legend: { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom" },
+  margin: { l: 60, r: 60, t: 100, b: 50 },
+};
+
 /** The design card's plot: the norm of mean(harmful) - mean(harmless) by layer, one line per hook. */
 export function directionNormsFigure(
   directions: readonly { layer: number; hook: string; tokenOffset: number; norm: number }[],
@@ -33,7 +39,21 @@ export function directionNormsFigure(
 /** Cosine similarity between layers' directions (one hook point). */
 export function cosineHeatmapFigure(layers: readonly number[], matrix: readonly (readonly number[])[], hook: string): Figure {
   return {
-    data: [{ type: "heatmap", x: layers, y: layers, z: matrix, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true, name: "cosine" }],
+    // The values written on the cells: a colour alone is read differently by each renderer and reader.
+    data: [
+      {
+        type: "heatmap",
+        x: layers,
+        y: layers,
+        z: matrix,
+        zmin: -1,
+        zmax: 1,
+        colorscale: "RdBu",
+        reversescale: true,
+        name: "cosine",
+        texttemplate: "%{z:.2f}",
+      },
+    ],
     layout: { ...base(`Cosine similarity of ${hook} directions between layers`, "layer", "layer"), height: 420 },
   };
 }
@@ -103,8 +123,9 @@ export function selectionScoresFigure(
     data,
     layout: {
       ...base("Selection scores by layer (lower bypass is better; KL ≤ 0.1, induce ≥ 0)", "layer", "refusal score"),
+      ...legendAbove,
       yaxis2: { title: { text: "KL" }, overlaying: "y", side: "right" },
-      height: 420,
+      height: 460,
     },
   };
 }
@@ -113,6 +134,8 @@ export function selectionScoresFigure(
 export function candidateRefusalFigure(
   candidates: readonly { key: string; refusalRate: number; coherentCompliance?: number }[],
   baseline?: number,
+  /** How refusals were counted, said in the title: the baseline must be counted the same way. */
+  metric = "refusal substrings",
 ): Figure {
   const data: Record<string, unknown>[] = [
     { type: "bar", name: "refusal rate with ablation", x: candidates.map((c) => c.key), y: candidates.map((c) => c.refusalRate) },
@@ -137,7 +160,11 @@ export function candidateRefusalFigure(
   return {
     data,
     layout: {
-      ...base("Harmful refusal rate per candidate direction", "candidate", "share of harmful requests"),
+      ...base(`Harmful refusal rate per candidate direction (${metric})`, "candidate", "share of harmful requests"),
+      ...legendAbove,
+      margin: { l: 60, r: 20, t: 100, b: 60 },
+      height: 460,
+      xaxis: { title: { text: "candidate" }, automargin: true, tickangle: -30 },
       yaxis: { title: { text: "share of harmful requests" }, range: [0, 1] },
     },
   };
@@ -278,7 +305,8 @@ export function dpoTrainingFigure(history: readonly { step: number; loss: number
     ],
     layout: {
       ...base("Healing: DPO loss by step (ln 2 = 0.693 at the start)", "optimizer step", "loss"),
-      yaxis2: { title: { text: "reward accuracy" }, overlaying: "y", side: "right", range: [0, 1] },
+      ...legendAbove,
+      yaxis2: { title: { text: "reward accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickvals: [0, 0.25, 0.5, 0.75, 1] },
     },
   };
 }

@@ -371,6 +371,9 @@ function drawTraces(f: Frame, out: string[]): void {
       const ys = yBand!.domain();
       const { zmin, zmax, scale } = heatScale(t);
       const band = (x as { scale: ScaleBand<string> }).scale;
+      // texttemplate "%{z:.Nf}": each cell's value written on it, as plotly does.
+      const template = t.texttemplate === undefined ? undefined : /^%\{z:\.(\d)f\}$/.exec(String(t.texttemplate));
+      if (t.texttemplate !== undefined && !template) fail(`a heatmap texttemplate other than "%{z:.Nf}"`);
       z.forEach((row, i) =>
         row.forEach((v, j) => {
           if (num(v) === undefined) return;
@@ -379,6 +382,12 @@ function drawTraces(f: Frame, out: string[]): void {
             `<rect x="${fmt(band(xs[j])!)}" y="${fmt(yBand!(ys[i])!)}" width="${fmt(band.bandwidth() + 0.5)}" ` +
               `height="${fmt(yBand!.bandwidth() + 0.5)}" fill="${scale(tz)}"/>`,
           );
+          if (template)
+            out.push(
+              `<text x="${fmt(band(xs[j])! + band.bandwidth() / 2)}" y="${fmt(yBand!(ys[i])! + yBand!.bandwidth() / 2 + 4)}" ` +
+                `text-anchor="middle" font-size="10" fill="${Math.abs(tz - 0.5) > 0.3 ? "#ffffff" : "#000000"}">` +
+                `${esc(v!.toFixed(Number(template[1])))}</text>`,
+            );
         }),
       );
       return;
