@@ -205,7 +205,10 @@ describe("abliterate CLI", () => {
       ),
     );
     assert.doesNotMatch(stdout, /FAILED/);
-    assert.match(await cliFails("export-gguf", "-o", join(dir, "demo.gguf")), /demo\.gguf exists already; pass force to replace it/);
+    assert.match(
+      await cliFails("export-gguf", "-o", join(dir, "demo.gguf")),
+      /demo\.gguf exists already; pass --force \(force: true in code\) to replace it/,
+    );
     assert.match(
       await cliFails("export-gguf", "-o", join(dir, "x.gguf"), "--type", "q4_0"),
       /--type.*expected one of f32, f16, bf16, q8_0 \(written here\) or q2_k/,

@@ -140,7 +140,10 @@ describe("a command's outputs are checked and locked before any is written (#23 
     const out = join(work, "run-earlier");
     await mkdir(out, { recursive: true });
     await writeFile(join(out, "report.json"), "earlier");
-    await assert.rejects(runPipeline({ ...small, outDir: out }), /report\.json exists already; pass force to replace it/);
+    await assert.rejects(
+      runPipeline({ ...small, outDir: out }),
+      /report\.json exists already; pass --force \(force: true in code\) to replace it/,
+    );
     assert.equal(await readFile(join(out, "report.json"), "utf8"), "earlier");
     assert.deepEqual(await readdir(out), ["report.json"]);
   });
@@ -163,7 +166,7 @@ describe("a command's outputs are checked and locked before any is written (#23 
     await writeFile(join(out, "heal.json"), "earlier");
     await assert.rejects(
       runHealing({ model: modelDir("llama"), original: modelDir("llama"), out }),
-      /heal\.json exists already; pass force to replace it/,
+      /heal\.json exists already; pass --force \(force: true in code\) to replace it/,
     );
     assert.equal(await readFile(join(out, "heal.json"), "utf8"), "earlier");
   });

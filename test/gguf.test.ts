@@ -354,7 +354,7 @@ describe("bad input fails before anything is written", () => {
     );
     await assert.rejects(stat(out), /ENOENT/);
     await writeFile(out, "mine");
-    await assert.rejects(exportGguf(DEMO_MODEL_DIR, out), /bad\.gguf exists already; pass force to replace it/);
+    await assert.rejects(exportGguf(DEMO_MODEL_DIR, out), /bad\.gguf exists already; pass --force \(force: true in code\) to replace it/);
     assert.equal(await readFile(out, "utf8"), "mine");
     await assert.rejects(exportGguf(DEMO_MODEL_DIR, join(DEMO_MODEL_DIR, "x.gguf")), /is inside the source folder/);
     await symlink(DEMO_MODEL_DIR, join(work, "linked-demo"));

@@ -367,7 +367,7 @@ describe("pipeline bad input: clear errors, nothing written or lost", () => {
     await exportAbliterated(modelDir("llama"), earlier, unitVector(ref.direction));
     await assert.rejects(
       exportAbliterated(modelDir("llama"), earlier, unitVector(ref.direction)),
-      /is not empty; pass force to replace it/,
+      /is not empty; pass --force \(force: true in code\) to replace it/,
     );
     await exportAbliterated(modelDir("llama"), earlier, unitVector(ref.direction), { force: true });
     assert.ok((await readdir(earlier)).includes("model.safetensors"));

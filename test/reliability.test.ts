@@ -228,7 +228,7 @@ describe("interrupted and concurrent exports", () => {
     ]);
     assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
     const failure = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
-    assert.match(String(failure.reason), /another export \(process \d+\) is writing .*contended|is not empty; pass force/);
+    assert.match(String(failure.reason), /another export \(process \d+\) is writing .*contended|is not empty; pass --force/);
   });
 });
 
@@ -246,7 +246,10 @@ describe("every output is checked before any work", () => {
   it("directions -o refuses an existing file before collecting anything", async () => {
     const path = join(work, "dirs.safetensors");
     await writeFile(path, "x");
-    assert.match(await cliFails("directions", "-o", path), /dirs.safetensors exists already; pass force to replace it/);
+    assert.match(
+      await cliFails("directions", "-o", path),
+      /dirs.safetensors exists already; pass --force \(force: true in code\) to replace it/,
+    );
   });
 });
 

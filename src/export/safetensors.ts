@@ -95,7 +95,8 @@ async function exportLocked(
   unit: UnitVector | undefined,
   options: ExportOptions,
 ): Promise<ExportResult> {
-  if (!options.force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
+  if (!options.force && (await isNonEmptyDir(out)))
+    throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
   for (const name of await removeStalePartials(out))
     options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
   const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;

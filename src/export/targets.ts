@@ -76,7 +76,7 @@ export async function checkExportFile(sourceDir: string, outFile: string, force 
   }
   const existing = await stat(out).catch(() => undefined);
   if (existing?.isDirectory()) throw new ExportError(`output file ${outFile} is a folder; give a file name such as model.gguf`);
-  if (existing && !force) throw new ExportError(`${out} exists already; pass force to replace it`);
+  if (existing && !force) throw new ExportError(`${out} exists already; pass --force (force: true in code) to replace it`);
   await checkReplaceable(source, out, `output file ${outFile}`, false);
   return { source, out };
 }
@@ -92,7 +92,8 @@ export async function checkExportTarget(sourceDir: string, outDir: string, force
   }
   if (isInside(source, out)) throw new ExportError(`output folder ${outDir} contains the source folder ${source}; choose another`);
   await checkReplaceable(source, out, `output folder ${outDir}`, true);
-  if (!force && (await isNonEmptyDir(out))) throw new ExportError(`output folder ${out} is not empty; pass force to replace it`);
+  if (!force && (await isNonEmptyDir(out)))
+    throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
   return { source, out };
 }
 
@@ -127,7 +128,7 @@ export async function checkOutputFiles(paths: readonly string[], force = false):
   for (const path of paths) {
     const found = await lstat(path).catch(() => undefined);
     if (found && !force && !found.isSymbolicLink() && !found.isDirectory())
-      throw new ExportError(`${path} exists already; pass force to replace it (nothing has been written)`);
+      throw new ExportError(`${path} exists already; pass --force (force: true in code) to replace it (nothing has been written)`);
     if (found?.isSymbolicLink())
       throw new ExportError(
         `${path} is a link (to ${await realpath(path).catch(() => "nothing")}); writing it would change what it points to: ` +

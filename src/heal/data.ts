@@ -194,6 +194,10 @@ export function axolotlConfig(options: {
   padToken?: string;
 }): string {
   const dataset = options.dataset ?? { path: "mlabonne/orpo-dpo-mix-40k-flat", split: "train" };
+  const padLines =
+    options.padToken === undefined
+      ? "# special_tokens: the blog sets pad_token (Llama 3's <|end_of_text|>); set this model's own\n"
+      : `special_tokens:\n  pad_token: ${JSON.stringify(options.padToken)}\n`;
   return `# Axolotl config: heal an abliterated model with DPO, as Labonne's "Uncensor any LLM with abliteration" does.
 # Run: accelerate launch -m axolotl.cli.train this.yaml
 #
@@ -248,5 +252,5 @@ saves_per_epoch: 1
 # (6 x A6000 there). On one GPU, drop deepspeed; without flash-attn installed, set flash_attention: false.
 flash_attention: true
 deepspeed: deepspeed_configs/zero2.json
-${options.padToken === undefined ? "# special_tokens: the blog sets pad_token (Llama 3's <|end_of_text|>); set this model's own\n" : `special_tokens:\n  pad_token: ${JSON.stringify(options.padToken)}\n`}`;
+${padLines}`;
 }

@@ -201,7 +201,8 @@ export async function writeGguf(
   tensors: readonly GgufTensor[],
   options: { overwrite?: boolean; onTensor?: (name: string, index: number) => void } = {},
 ): Promise<number> {
-  if (!options.overwrite && (await exists(path))) throw new Error(`${path} exists already; pass force to replace it`);
+  if (!options.overwrite && (await exists(path)))
+    throw new Error(`${path} exists already; pass --force (force: true in code) to replace it`);
   const { header } = encodeGgufHeader(metadata, tensors);
   return writeFileWhole(
     path,
@@ -229,6 +230,6 @@ export async function writeGguf(
         options.onTensor?.(t.name, i);
       }
     },
-    { overwrite: options.overwrite, sync: true, taken: () => `${path} exists already; pass force to replace it` },
+    { overwrite: options.overwrite, sync: true, taken: () => `${path} exists already; pass --force (force: true in code) to replace it` },
   );
 }
