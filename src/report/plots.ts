@@ -123,9 +123,12 @@ export function selectionScoresFigure(
     data,
     layout: {
       ...base("Selection scores by layer (lower bypass is better; KL ≤ 0.1, induce ≥ 0)", "layer", "refusal score"),
-      ...legendAbove,
-      yaxis2: { title: { text: "KL" }, overlaying: "y", side: "right" },
-      height: 460,
+      // Up to twelve entries: below the plot, where they cover neither the title nor the right axis.
+      legend: { orientation: "h", x: 0, xanchor: "left", y: -0.22, yanchor: "top" },
+      margin: { l: 60, r: 60, t: 50, b: 170 },
+      // Ticks of its own: an overlaying axis otherwise takes the left axis's grid lines (0.0117, 0.0257, ...).
+      yaxis2: { title: { text: "KL" }, overlaying: "y", side: "right", tickmode: "auto", nticks: 6 },
+      height: 560,
     },
   };
 }
