@@ -34,8 +34,8 @@ export {
   type NameFilter,
   type ResidHook,
 } from "./hooks.ts";
-export { unitVector, projectRows, dot, type UnitVector } from "./projection.ts";
-export { directionAblationHooks, activationAdditionHooks, withHooks, type Intervention } from "./interventions.ts";
+export { unitVector, projectRows, projectRowsNormPreserving, projectColumnsNormPreserving, dot, type UnitVector } from "./projection.ts";
+export { directionAblationHooks, editHooks, activationAdditionHooks, withHooks, type Intervention } from "./interventions.ts";
 export { promptBatches, type Prompts } from "./batches.ts";
 
 // Stage 1: instructions.
@@ -67,6 +67,10 @@ export {
   loadDirections,
   cosineSimilarity,
   directionKey,
+  chooseDirection,
+  directionAtIndex,
+  harmlessMeansAt,
+  type ChosenDirection,
   type Direction,
   type UsableDirection,
 } from "./pipeline/directions.ts";
@@ -94,6 +98,9 @@ export {
   planEdit,
   planCheckpointEdit,
   planModelEdit,
+  kernelStrength,
+  projectAgainst,
+  type StrengthKernel,
   type OrthogonalizeOptions,
   type EditPlan,
   type TensorEdit,

@@ -105,3 +105,101 @@ export function projectColumnsF32(
   }
   return out;
 }
+
+// Norm-preserving ablation (grimjim's "MPOA"): each vector v that writes to the residual stream (a row of
+// the embedding, a column of o_proj / down_proj as stored) is projected as above and then rescaled to its
+// original length, v <- ||v|| unit(v - s (v . r) r). Lengths and the projection are accumulated in float64
+// and every value is rounded once. A vector that the projection leaves all zeros (v along r, s = 1) stays zero.
+
+/** Norm-preserving row kernel on rows of length d_model (float32 or float64). */
+export function projectRowsNormPreserving<T extends Float32Array | Float64Array>(
+  values: T,
+  unit: ArrayLike<number>,
+  scale = 1,
+  into?: T,
+): T {
+  const d = unit.length;
+  if (values.length % d !== 0) throw new Error(`${values.length} values are not whole rows of d_model ${d}`);
+  if (into && into.length !== values.length) throw new Error(`${values.length} values projected into an array of ${into.length}`);
+  const out = into ?? new (values.constructor as new (n: number) => T)(values.length);
+  for (let o = 0; o < values.length; o += d) {
+    let c = 0;
+    let before = 0;
+    for (let i = 0; i < d; i++) {
+      c += values[o + i] * unit[i];
+      before += values[o + i] * values[o + i];
+    }
+    c *= scale;
+    let after = 0;
+    for (let i = 0; i < d; i++) {
+      const e = values[o + i] - c * unit[i];
+      after += e * e;
+    }
+    const factor = after > 0 ? Math.sqrt(before / after) : 0;
+    for (let i = 0; i < d; i++) out[o + i] = (values[o + i] - c * unit[i]) * factor;
+  }
+  return out;
+}
+
+/**
+ * Norm-preserving column kernel, second pass (after `accumulateColumnCoefficients`): add, for the rows
+ * [firstRow, firstRow + n) of W [d_model, cols], each column's squared length before (`before`) and after the
+ * projection (`after`), both [cols], float64.
+ */
+export function accumulateColumnNorms(
+  before: Float64Array,
+  after: Float64Array,
+  rows: Float32Array,
+  firstRow: number,
+  unit: ArrayLike<number>,
+  coefficients: Float64Array,
+  scale = 1,
+): void {
+  const cols = coefficients.length;
+  for (let i = 0; i * cols < rows.length; i++) {
+    const ri = scale * unit[firstRow + i];
+    const o = i * cols;
+    for (let j = 0; j < cols; j++) {
+      const w = rows[o + j];
+      const e = w - ri * coefficients[j];
+      before[j] += w * w;
+      after[j] += e * e;
+    }
+  }
+}
+
+/** Each column's rescaling from its squared lengths before and after the projection (0 for a column the projection zeroes). */
+export function columnFactors(before: Float64Array, after: Float64Array): Float64Array {
+  return Float64Array.from(before, (b, j) => (after[j] > 0 ? Math.sqrt(b / after[j]) : 0));
+}
+
+/** Norm-preserving column kernel, last pass: (W - s r (r^T W)) rescaled column by column, for rows [firstRow, firstRow + n) of W. */
+export function projectColumnsNormPreservingF32(
+  rows: Float32Array,
+  firstRow: number,
+  unit: ArrayLike<number>,
+  coefficients: Float64Array,
+  factors: Float64Array,
+  scale = 1,
+  into?: Float32Array,
+): Float32Array {
+  const cols = coefficients.length;
+  if (into && into.length !== rows.length) throw new Error(`${rows.length} values projected into an array of ${into.length}`);
+  const out = into ?? new Float32Array(rows.length);
+  for (let i = 0; i * cols < rows.length; i++) {
+    const ri = scale * unit[firstRow + i];
+    const o = i * cols;
+    for (let j = 0; j < cols; j++) out[o + j] = (rows[o + j] - ri * coefficients[j]) * factors[j];
+  }
+  return out;
+}
+
+/** The norm-preserving column kernel on a whole W [d_model, cols] (row-major, as a checkpoint stores it). */
+export function projectColumnsNormPreserving(values: Float32Array, cols: number, unit: ArrayLike<number>, scale = 1): Float32Array {
+  const c = new Float64Array(cols);
+  accumulateColumnCoefficients(c, values, 0, unit);
+  const before = new Float64Array(cols);
+  const after = new Float64Array(cols);
+  accumulateColumnNorms(before, after, values, 0, unit, c, scale);
+  return projectColumnsNormPreservingF32(values, 0, unit, c, columnFactors(before, after), scale);
+}

@@ -65,6 +65,42 @@ describe("abliterate CLI", () => {
     assert.equal(typeof generated[0].completion, "string");
   });
 
+  it("apply's edit variants (#25): fractional index, projected, biprojected, kernels, norm-preserving, recorded and verified", async () => {
+    const dirs = join(dir, "variant-dirs.safetensors");
+    await cli("directions", "-n", "16", "-o", dirs);
+    const out = join(dir, "variant");
+    const args = ["-d", dirs, "--direction-index", "2.5", "--project-against-harmless", "--biproject", "--norm-preserving"];
+    const kernels = ["--kernel", "attn=1.2,2.5,0.4,2", "--kernel", "mlp=1,3,0.5,1"];
+    const applied = JSON.parse((await cli("apply", ...args, ...kernels, "-o", out, "--verify", "--json")).stdout) as {
+      edited: string[];
+      verification: { passed: boolean; reference: string };
+    };
+    assert.equal(applied.verification.reference, "in-memory orthogonalisation");
+    assert.ok(applied.verification.passed, JSON.stringify(applied.verification));
+    // The attention kernel reaches layers 1-4 (|l - 2.5| <= 2), the MLP's 2-4: with the embedding, 1 + 4 + 3 tensors.
+    assert.equal(applied.edited.length, 8, applied.edited.join(", "));
+    const record = JSON.parse(await readFile(join(out, "abliterate.json"), "utf8"));
+    assert.equal(record.direction, "resid_pre@-1 at direction index 2.5, projected against the harmless mean");
+    assert.equal(record.normPreserving, true);
+    assert.equal(record.biprojected, true);
+    // lambda_l = 1.2 + (|l - 2.5| / 2)(0.4 - 1.2) where |l - 2.5| <= 2.
+    const strengths = record.kernels.strengths.attention as number[];
+    [0, 0.6, 1, 1, 0.6, 0].forEach((x, l) => assert.ok(Math.abs(strengths[l] - x) < 1e-12, `layer ${l}: ${strengths[l]}, expected ${x}`));
+    assert.deepEqual(record.kernels.attention, { maxWeight: 1.2, maxWeightPosition: 2.5, minWeight: 0.4, minWeightDistance: 2 });
+    assert.match(
+      await cliFails("apply", ...args, "--kernel", "attn=1,2,3", "-o", join(dir, "v2")),
+      /--kernel.*expected attn=MAX,POS,MIN,DIST/,
+    );
+    assert.match(
+      await cliFails("apply", ...args, "--kernel", "mlp=1,9,0,1", "-o", join(dir, "v2")),
+      /maxWeightPosition must be a layer index in \[0, 5\], got 9/,
+    );
+    assert.match(
+      await cliFails("apply", "-d", dirs, "--direction-index", "7", "-o", join(dir, "v2")),
+      /direction index 7 is not within \[0, 5\]/,
+    );
+  });
+
   it("the paper's refusal-score filter and epsilon reach directions, select and run", async () => {
     // A "harmful" set that holds 12 harmful and 4 harmless instructions: the model answers the harmless ones,
     // so the filter drops them (the demo refuses every harmful training instruction and answers every harmless one).

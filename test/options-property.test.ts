@@ -51,6 +51,18 @@ const POLICIES: Record<string, Policy> = {
   "--warmup": FRACTION,
   "--token-offsets": { negative: "accepted", zero: "refused", huge: "refused", why: "offsets count back from the prompt's end" },
   "--refusal-tokens": { negative: "refused", zero: "accepted", huge: "accepted", why: "checked against the vocabulary at use" },
+  "--direction-index": {
+    negative: "refused",
+    zero: "accepted",
+    huge: "accepted",
+    why: "a layer index, checked against the layers the directions file holds at use",
+  },
+  "--kernel": {
+    negative: "refused",
+    zero: "refused",
+    huge: "refused",
+    why: "COMPONENT=MAX,POS,MIN,DIST: a bare number is no kernel; POS is checked against the model's layers at use",
+  },
   "--layers": { negative: "refused", zero: "accepted", huge: "accepted", why: "FIRST:LAST, checked against the model's layers at use" },
 };
 

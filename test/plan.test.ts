@@ -53,6 +53,8 @@ describe("planCheckpointEdit", () => {
           skipEmbedding: true,
           postNorms: null,
           untied: true,
+          normPreserving: false,
+          biprojected: false,
         });
       } finally {
         await checkpoint.close();

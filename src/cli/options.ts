@@ -9,6 +9,79 @@ import type { Verification } from "../export/verify.ts";
 import { GGUF_TYPES } from "../export/gguf/export.ts";
 import { LLAMA_CPP_QUANTS } from "../export/gguf/quantize.ts";
 import { progressReporter } from "./progress.ts";
+import type { OrthogonalizeOptions, StrengthKernel } from "../pipeline/orthogonalize.ts";
+import { chooseDirection, harmlessMeansAt, loadDirections, checkDirectionsFit, type ChosenDirection } from "../pipeline/directions.ts";
+
+/** The edit options `apply` and `run` share: the direction's variants and the edit's. */
+export function editOptions(cmd: Command): Command {
+  return cmd
+    .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
+    .option("--skip-embedding", "leave the token embedding unchanged")
+    .option("--scale <s>", "fraction of the component to remove", fraction, 1)
+    .option(
+      "--naive",
+      "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)",
+    )
+    .option(
+      "--direction-index <x>",
+      "heretic's fractional direction index: unit((1-f) r_floor(x) + f r_floor(x)+1) of the layers' directions at --key's hook and " +
+        "token offset (default resid_pre@-1)",
+      nonNegative("--direction-index"),
+    )
+    .option("--project-against-harmless", "grimjim's projected direction: remove from r its component along the harmless mean")
+    .option("--biproject", "grimjim's biprojection: edit each layer against r projected against that layer's harmless mean at resid_pre")
+    .option(
+      "--kernel <component=MAX,POS,MIN,DIST>",
+      "heretic's per-layer strength for attn (o_proj) or mlp (down_proj): MAX at layer POS, falling linearly to MIN at DIST layers " +
+        "away, layers beyond not edited (repeat for both)",
+      kernelSpec,
+    )
+    .option("--norm-preserving", "grimjim's norm-preserving edit: every edited column (and embedding row) keeps its length");
+}
+
+export interface EditFlags {
+  key?: string;
+  layers?: [number, number];
+  skipEmbedding?: boolean;
+  scale?: number;
+  naive?: boolean;
+  directionIndex?: number;
+  projectAgainstHarmless?: boolean;
+  biproject?: boolean;
+  kernel?: { attention?: StrengthKernel; mlp?: StrengthKernel };
+  normPreserving?: boolean;
+}
+
+/** The direction and the edit options the flags ask for, from a directions file, checked against the model's shape. */
+export async function editFromFlags(
+  file: string,
+  flags: EditFlags,
+  model: { nLayers: number; dModel: number },
+): Promise<{ direction: ChosenDirection; orthogonalize: OrthogonalizeOptions; record: Record<string, unknown> }> {
+  const directions = await loadDirections(file);
+  checkDirectionsFit(directions, model, file);
+  const direction = chooseDirection(
+    directions,
+    { key: flags.key, index: flags.directionIndex, projected: flags.projectAgainstHarmless },
+    file,
+  );
+  const orthogonalize: OrthogonalizeOptions = {
+    layers: flags.layers,
+    skipEmbedding: flags.skipEmbedding,
+    scale: flags.scale,
+    naive: flags.naive,
+    kernels: flags.kernel,
+    normPreserving: flags.normPreserving,
+    biprojectAgainst: flags.biproject ? harmlessMeansAt(directions, direction.tokenOffset, model.nLayers, file) : undefined,
+  };
+  const record = {
+    direction: direction.label,
+    directionsFile: file,
+    ...(flags.directionIndex !== undefined ? { directionIndex: flags.directionIndex } : {}),
+    projectedAgainstHarmless: flags.projectAgainstHarmless ?? false,
+  };
+  return { direction, orthogonalize, record };
+}
 
 export const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -36,6 +109,21 @@ export const layerRange = (value: string): [number, number] => {
   const m = /^(\d+):(\d+)$/.exec(value);
   if (!m) throw new InvalidArgumentError(`expected FIRST:LAST (inclusive), e.g. 2:5, got "${value}"`);
   return [Number(m[1]), Number(m[2])];
+};
+/**
+ * `--kernel COMPONENT=MAX,POS,MIN,DIST` (COMPONENT attn or mlp), repeatable: heretic's strength kernel of one
+ * component (see StrengthKernel); the layer bound of POS is checked against the model at use.
+ */
+export const kernelSpec = (value: string, previous: Record<string, StrengthKernel> = {}): Record<string, StrengthKernel> => {
+  const m = /^(attn|mlp)=([^,]+),([^,]+),([^,]+),([^,]+)$/.exec(value.trim());
+  const numbers = m ? m.slice(2).map((p) => (p.trim() === "" ? NaN : Number(p))) : [];
+  if (!m || !numbers.every((n) => Number.isFinite(n) && n >= 0))
+    throw new InvalidArgumentError(
+      `expected attn=MAX,POS,MIN,DIST or mlp=MAX,POS,MIN,DIST (four finite numbers >= 0: the strength at layer POS, falling ` +
+        `linearly to MIN at DIST layers away, 0 beyond), got "${value}"`,
+    );
+  const [maxWeight, maxWeightPosition, minWeight, minWeightDistance] = numbers;
+  return { ...previous, [m[1] === "attn" ? "attention" : "mlp"]: { maxWeight, maxWeightPosition, minWeight, minWeightDistance } };
 };
 export const tokenOffsetList = (value: string) =>
   value.split(",").map((p) => {
@@ -165,8 +253,10 @@ export const ggufType = (value: string) => {
     throw new InvalidArgumentError(`expected one of ${GGUF_TYPE_HELP}, got "${value}"`);
   return value;
 };
-export const ggufFormat = (value: string) => {
-  if (value !== "safetensors" && value !== "gguf") throw new InvalidArgumentError(`expected safetensors or gguf, got "${value}"`);
+/** apply's formats: a checkpoint (safetensors, gguf) or the plain edit as a rank-1 LoRA adapter (peft). */
+export const applyFormat = (value: string) => {
+  if (value !== "safetensors" && value !== "gguf" && value !== "peft")
+    throw new InvalidArgumentError(`expected safetensors, gguf or peft, got "${value}"`);
   return value;
 };
 

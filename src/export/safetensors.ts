@@ -254,7 +254,7 @@ async function writeRecord(
 }
 
 /** Put the finished folder `tmp` in the place of `out` (renames only, so `out` is never half written). */
-async function replaceFolder(out: string, tmp: string): Promise<void> {
+export async function replaceFolder(out: string, tmp: string): Promise<void> {
   if (await isNonEmptyDir(out)) {
     const old = `${tmp}.old`;
     await rename(out, old);

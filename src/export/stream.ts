@@ -2,7 +2,14 @@
 // few MB of it at a time whatever its size. The only caller of the WebAssembly edit kernels
 // (src/kernels/edit.wat); the array kernels of projection.ts stay as their tested oracle.
 import { checkShape, orthogonalizeTensor, type TensorEdit, type WriterKind } from "../pipeline/orthogonalize.ts";
-import type { UnitVector } from "../projection.ts";
+import {
+  accumulateColumnCoefficients,
+  accumulateColumnNorms,
+  columnFactors,
+  projectColumnsNormPreservingF32,
+  projectRowsNormPreserving,
+  type UnitVector,
+} from "../projection.ts";
 import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 import { EditKernels, layout } from "../kernels/edit.ts";
 
@@ -32,10 +39,14 @@ export async function* orthogonalizeStream(
   scale: number,
   read: (start: number, end: number, into: Uint8Array) => Promise<Uint8Array>,
   chunkBytes = STREAM_CHUNK_BYTES,
-  options: { float32?: boolean } = {},
+  options: { float32?: boolean; normPreserving?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
   const d = unit.length;
   checkShape(kind, shape, d);
+  if (options.normPreserving && kind !== "bias") {
+    yield* normPreservingStream(kind, dtype, shape, unit, scale, read, chunkBytes, options.float32 ?? false);
+    return;
+  }
   const rowLength = kind === "weight" ? shape[1] : d;
   const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
   const rowBytes = rowLength * DTYPE_BYTES[dtype];
@@ -134,6 +145,53 @@ export async function* orthogonalizeStream(
 }
 
 /**
+ * The norm-preserving edit streamed (rows of the embedding; columns of a weight W [d_model, in], in three
+ * passes: r^T W, each column's length before and after the projection, then the rescaled columns). Written
+ * with the array kernels of projection.ts, a chunk of float32 rows at a time; a weight up to STREAM_WHOLE_BYTES
+ * is read once and held, a larger one read three times.
+ */
+async function* normPreservingStream(
+  kind: "embedding" | "weight",
+  dtype: FloatDtype,
+  shape: readonly number[],
+  unit: UnitVector,
+  scale: number,
+  read: (start: number, end: number, into: Uint8Array) => Promise<Uint8Array>,
+  chunkBytes: number,
+  float32: boolean,
+): AsyncGenerator<Uint8Array> {
+  const rowLength = kind === "weight" ? shape[1] : unit.length;
+  const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
+  const rowBytes = rowLength * DTYPE_BYTES[dtype];
+  const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
+  const outDtype: FloatDtype = float32 ? "F32" : dtype;
+  const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, rowsPerChunk * rowBytes);
+  const load = async (first: number, n: number) =>
+    decodeToFloat32(await read(first * rowBytes, (first + n) * rowBytes, new Uint8Array(n * rowBytes)), dtype);
+  const held = whole ? await load(0, rows) : undefined;
+  const chunks = async function* () {
+    for (let first = 0; first < rows; first += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, rows - first);
+      yield { first, values: held ? held.subarray(first * rowLength, (first + n) * rowLength) : await load(first, n) };
+    }
+  };
+  const encode = (values: Float32Array) =>
+    outDtype === "F32" ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : encodeFromFloat32(values, outDtype);
+  if (kind === "embedding") {
+    for await (const { values } of chunks()) yield encode(projectRowsNormPreserving(values, unit, scale));
+    return;
+  }
+  const coefficients = new Float64Array(rowLength);
+  for await (const { first, values } of chunks()) accumulateColumnCoefficients(coefficients, values, first, unit);
+  const before = new Float64Array(rowLength);
+  const after = new Float64Array(rowLength);
+  for await (const { first, values } of chunks()) accumulateColumnNorms(before, after, values, first, unit, coefficients, scale);
+  const factors = columnFactors(before, after);
+  for await (const { first, values } of chunks())
+    yield encode(projectColumnsNormPreservingF32(values, first, unit, coefficients, factors, scale));
+}
+
+/**
  * The bytes of one edited tensor of a plan, as the safetensors writer takes them: streamed through the
  * kernels, or, where a delta is merged (a healing adapter), the whole tensor decoded, orthogonalised where
  * it is also a residual writer, the delta added, and encoded in its stored dtype. `onBytes` counts progress.
@@ -146,18 +204,18 @@ export function editedTensorBytes(
 ): () => Promise<Uint8Array> | AsyncIterable<Uint8Array> {
   const dtype = info.dtype as FloatDtype;
   const size = info.end - info.begin;
-  const { kind, vector, scale, delta } = edit;
+  const { kind, vector, scale, delta, normPreserving } = edit;
   if (delta) {
     return async () => {
       let values = decodeToFloat32(await read(0, size), dtype);
-      if (kind) values = orthogonalizeTensor(kind, values, info.shape, vector!, scale);
+      if (kind) values = orthogonalizeTensor(kind, values, info.shape, vector!, scale, normPreserving);
       for (let i = 0; i < values.length; i++) values[i] += delta[i];
       onBytes(size);
       return encodeFromFloat32(values, dtype);
     };
   }
   return async function* () {
-    for await (const piece of orthogonalizeStream(kind!, dtype, info.shape, vector!, scale, read)) {
+    for await (const piece of orthogonalizeStream(kind!, dtype, info.shape, vector!, scale, read, STREAM_CHUNK_BYTES, { normPreserving })) {
       onBytes(piece.length);
       yield piece;
     }

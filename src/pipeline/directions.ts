@@ -26,12 +26,18 @@ export interface Direction {
   norm: number;
   /** raw / norm; undefined when the means are identical (such a direction cannot be used). */
   unit?: UnitVector;
+  /** The mean activations it is the difference of (for projected and biprojected edits; absent in older files). */
+  harmfulMean?: Float64Array;
+  harmlessMean?: Float64Array;
 }
 
 /** A direction that can be used: its means differ. */
 export type UsableDirection = Direction & { unit: UnitVector };
 
 export const directionKey = (d: Pick<Direction, "layer" | "hook" | "tokenOffset">) => `${actName(d.hook, d.layer)}@${d.tokenOffset}`;
+
+/** The tensor a directions file keeps a direction's harmful or harmless mean activation under. */
+const meanKey = (set: "harmful" | "harmless", d: Pick<Direction, "layer" | "hook" | "tokenOffset">) => `${set}_mean/${directionKey(d)}`;
 
 export interface DirectionOptions {
   /**
@@ -72,7 +78,11 @@ export function computeDirections(harmful: MeanActivations, harmless: MeanActiva
         let raw = a[p].map((x, i) => x - b[p][i]);
         if (options.projectOutHarmlessMean && dot(b[p], b[p]) > 0)
           raw = projectRowsArray(raw, unitVector(b[p], `harmless mean at ${name}`));
-        out.push(makeDirection(layer, hook, tokenOffset, raw));
+        out.push({
+          ...makeDirection(layer, hook, tokenOffset, raw),
+          harmfulMean: Float64Array.from(a[p]),
+          harmlessMean: Float64Array.from(b[p]),
+        });
       });
     }
   }
@@ -107,9 +117,14 @@ export async function saveDirections(
   options: { overwrite?: boolean } = {},
 ): Promise<void> {
   const index = directions.map((d) => ({ key: directionKey(d), layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm }));
+  const means = (d: Direction) =>
+    (["harmful", "harmless"] as const).flatMap((set) => {
+      const mean = set === "harmful" ? d.harmfulMean : d.harmlessMean;
+      return mean ? [floatTensor(meanKey(set, d), Float32Array.from(mean), [mean.length])] : [];
+    });
   await writeSafetensors(
     path,
-    directions.map((d) => floatTensor(directionKey(d), Float32Array.from(d.raw), [d.raw.length])),
+    directions.flatMap((d) => [floatTensor(directionKey(d), Float32Array.from(d.raw), [d.raw.length]), ...means(d)]),
     { ...metadata, format: "abliterate-directions", directions: JSON.stringify(index) },
     options,
   );
@@ -135,6 +150,7 @@ export async function loadDirections(path: string): Promise<Direction[]> {
       );
     const out: Direction[] = [];
     const seen = new Set<string>();
+    const names = new Set(file.names);
     for (const [i, entry] of parsed.data.entries()) {
       // The key names the tensor; layer, hook and offset say what it is: they must agree, or a vector would be
       // used under another direction's name.
@@ -151,7 +167,16 @@ export async function loadDirections(path: string): Promise<Direction[]> {
         throw new Error(
           `${path}: direction ${entry.key} has ${values.length} values, but ${directionKey(out[0])} has ${out[0].raw.length}`,
         );
-      out.push(makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(values), path));
+      const direction = makeDirection(entry.layer, entry.hook, entry.tokenOffset, Float64Array.from(values), path);
+      for (const set of ["harmful", "harmless"] as const) {
+        const key = meanKey(set, entry);
+        if (!names.has(key)) continue;
+        const mean = await file.readFloat32(key);
+        if (mean.length !== values.length)
+          throw new Error(`${path}: ${key} has ${mean.length} values, but direction ${entry.key} has ${values.length}`);
+        direction[set === "harmful" ? "harmfulMean" : "harmlessMean"] = Float64Array.from(mean);
+      }
+      out.push(direction);
     }
     return out;
   } finally {
@@ -188,4 +213,101 @@ export function pickDirection(directions: readonly Direction[], key: string | un
       })`,
     );
   return usable(found);
+}
+
+/** A direction chosen for an edit: its unit vector, what it is, and the harmless mean measured with it (when the file has it). */
+export interface ChosenDirection {
+  unit: UnitVector;
+  label: string;
+  hook: ResidHook;
+  tokenOffset: number;
+  harmlessMean?: Float64Array;
+}
+
+/**
+ * heretic's fractional direction index: for x in [0, L-1] at one hook point and token offset,
+ * r(x) = unit((1 - f) r_floor(x) + f r_floor(x)+1) with f = x - floor(x) and r_l the unit direction of layer l.
+ * A whole x gives that layer's direction itself. The harmless mean is interpolated alike.
+ */
+export function directionAtIndex(
+  directions: readonly Direction[],
+  index: number,
+  where: { hook: ResidHook; tokenOffset: number },
+  source: string,
+): ChosenDirection {
+  const at = (layer: number) => {
+    const found = directions.find((d) => d.layer === layer && d.hook === where.hook && d.tokenOffset === where.tokenOffset);
+    if (!found) throw new Error(`${source} has no direction ${directionKey({ layer, ...where })}, needed for direction index ${index}`);
+    return usable(found);
+  };
+  const layers = directions.filter((d) => d.hook === where.hook && d.tokenOffset === where.tokenOffset).map((d) => d.layer);
+  if (layers.length === 0) throw new Error(`${source} has no directions at ${where.hook}@${where.tokenOffset}`);
+  const last = Math.max(...layers);
+  if (!(Number.isFinite(index) && index >= 0 && index <= last))
+    throw new Error(
+      `direction index ${index} is not within [0, ${last}], the layers ${source} holds at ${where.hook}@${where.tokenOffset}`,
+    );
+  const low = Math.floor(index);
+  const f = index - low;
+  const label = Number.isInteger(index)
+    ? directionKey({ layer: index, ...where })
+    : `${where.hook}@${where.tokenOffset} at direction index ${index}`;
+  const a = at(low);
+  if (f === 0) return { unit: a.unit, label, ...where, harmlessMean: a.harmlessMean };
+  const b = at(low + 1);
+  const mix = (x: ArrayLike<number>, y: ArrayLike<number>) => Float64Array.from(x, (v, i) => (1 - f) * v + f * y[i]);
+  return {
+    unit: unitVector(mix(a.unit, b.unit), `the direction at index ${index}`),
+    label,
+    ...where,
+    harmlessMean: a.harmlessMean && b.harmlessMean ? mix(a.harmlessMean, b.harmlessMean) : undefined,
+  };
+}
+
+/**
+ * The direction an edit uses: the one saved under `key` (one alone needs none), or with `index` the fractional
+ * direction index at the hook and token offset of `key` (default resid_pre@-1); with `projected`, grimjim's
+ * projected direction unit(r - (r.h) h), h the unit harmless mean measured with it.
+ */
+export function chooseDirection(
+  directions: readonly Direction[],
+  choice: { key?: string; index?: number; projected?: boolean },
+  source: string,
+): ChosenDirection {
+  let chosen: ChosenDirection;
+  if (choice.index !== undefined) {
+    const where = choice.key ? pickDirection(directions, choice.key, source) : { hook: "resid_pre" as const, tokenOffset: -1 };
+    chosen = directionAtIndex(directions, choice.index, { hook: where.hook, tokenOffset: where.tokenOffset }, source);
+  } else {
+    const d = pickDirection(directions, choice.key, source);
+    chosen = { unit: d.unit, label: directionKey(d), hook: d.hook, tokenOffset: d.tokenOffset, harmlessMean: d.harmlessMean };
+  }
+  if (!choice.projected) return chosen;
+  if (!chosen.harmlessMean)
+    throw new Error(
+      `${source} holds no harmless mean for ${chosen.label}; the projected direction needs it: compute the directions again with ` +
+        `this version (abliterate directions)`,
+    );
+  const h = unitVector(chosen.harmlessMean, `the harmless mean at ${chosen.label}`);
+  return {
+    ...chosen,
+    unit: unitVector(projectRowsArray(Float64Array.from(chosen.unit), h), `${chosen.label} projected`),
+    label: `${chosen.label}, projected against the harmless mean`,
+  };
+}
+
+/**
+ * The harmless mean activation at resid_pre of every layer, at one token offset, as biprojection needs; a
+ * clear error when the file was written before means were saved.
+ */
+export function harmlessMeansAt(directions: readonly Direction[], tokenOffset: number, nLayers: number, source: string): Float64Array[] {
+  return Array.from({ length: nLayers }, (_, layer) => {
+    const found = directions.find((d) => d.layer === layer && d.hook === "resid_pre" && d.tokenOffset === tokenOffset);
+    if (!found?.harmlessMean)
+      throw new Error(
+        `${source} holds no harmless mean for ${directionKey({ layer, hook: "resid_pre", tokenOffset })}; biprojection needs the ` +
+          `harmless mean at resid_pre of every layer: compute the directions again with this version (abliterate directions)`,
+      );
+    return found.harmlessMean;
+  });
 }

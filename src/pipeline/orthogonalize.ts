@@ -20,7 +20,9 @@ import {
   accumulateColumnCoefficients,
   checkWidth,
   projectColumnsF32,
+  projectColumnsNormPreserving,
   projectRowsArray,
+  projectRowsNormPreserving,
   unitVector,
   type UnitVector,
 } from "../projection.ts";
@@ -35,11 +37,72 @@ export interface OrthogonalizeOptions {
   scale?: number;
   /** Sandwich-norm models: edit o_proj and down_proj against r itself, ignoring the post-norm that follows them (for comparison only). */
   naive?: boolean;
+  /**
+   * Strength by layer, per component (heretic's parametrisation): the attention output (o_proj) and the MLP
+   * output (down_proj) each take `kernelStrength` of their layer instead of `scale`; a layer the kernel gives 0 is
+   * not edited. The embedding keeps `scale`.
+   */
+  kernels?: { attention?: StrengthKernel; mlp?: StrengthKernel };
+  /**
+   * Rescale every edited vector (embedding row, o_proj / down_proj column) to its original length (grimjim's
+   * MPOA). Biases get the plain edit.
+   */
+  normPreserving?: boolean;
+  /**
+   * Biprojection (grimjim): the harmless mean activation at resid_pre of every layer, at the direction's token
+   * offset ([n_layers][d_model]). Each layer's writers are edited against r_l = unit(r - (r.h_l) h_l), h_l the unit
+   * harmless mean of that layer (the embedding: layer 0's), instead of r itself.
+   */
+  biprojectAgainst?: readonly ArrayLike<number>[];
+}
+
+/**
+ * heretic's strength kernel for one component: full strength `maxWeight` at layer `maxWeightPosition`,
+ * falling linearly to `minWeight` at `minWeightDistance` layers away, and 0 (the layer is not edited) beyond.
+ */
+export interface StrengthKernel {
+  maxWeight: number;
+  maxWeightPosition: number;
+  minWeight: number;
+  minWeightDistance: number;
+}
+
+/** lambda_l = maxWeight + (d / minWeightDistance)(minWeight - maxWeight) for d = |l - maxWeightPosition| <= minWeightDistance, else 0. */
+export function kernelStrength(kernel: StrengthKernel, layer: number): number {
+  const d = Math.abs(layer - kernel.maxWeightPosition);
+  if (d > kernel.minWeightDistance) return 0;
+  if (d === 0) return kernel.maxWeight;
+  return kernel.maxWeight + (d / kernel.minWeightDistance) * (kernel.minWeight - kernel.maxWeight);
+}
+
+/** Which residual writer a checkpoint key is: the embedding, or a layer's attention or MLP output (weight or bias). */
+export function writerSite(key: string, arch: Architecture): { layer: number; component: "attention" | "mlp" } | "embedding" | undefined {
+  if (!key.startsWith(arch.keyPrefix)) return undefined;
+  if (key === roleKeys(arch).embedding) return "embedding";
+  const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\.(weight|bias)$/.exec(key.slice(arch.keyPrefix.length));
+  return m ? { layer: Number(m[1]), component: m[2] === "self_attn.o_proj" ? "attention" : "mlp" } : undefined;
+}
+
+/** The strength a writer is edited with: its component's kernel at its layer, else `scale`. */
+export function writerStrength(key: string, arch: Architecture, options: OrthogonalizeOptions = {}): number {
+  const site = writerSite(key, arch);
+  const kernel = site && site !== "embedding" ? options.kernels?.[site.component] : undefined;
+  return kernel && site !== "embedding" && site ? kernelStrength(kernel, site.layer) : (options.scale ?? 1);
+}
+
+/** r_l = unit(r - (r.h) h) for h = unit(harmless mean): the direction biprojected against one layer's harmless mean. */
+export function projectAgainst(unit: UnitVector, mean: ArrayLike<number>, what: string): UnitVector {
+  const h = unitVector(mean, what, unit.length);
+  return unitVector(projectRowsArray(Float64Array.from(unit), h), `the direction projected against ${what}`);
 }
 
 /** Whether these options edit every residual writer fully (what the ablation hooks do). */
 export const isFullEdit = (options: OrthogonalizeOptions, nLayers: number) =>
   !options.skipEmbedding &&
+  !options.kernels?.attention &&
+  !options.kernels?.mlp &&
+  !options.normPreserving &&
+  !options.biprojectAgainst &&
   (options.scale ?? 1) === 1 &&
   (!options.layers || (options.layers[0] === 0 && options.layers[1] === nLayers - 1));
 
@@ -60,6 +123,8 @@ export function residualWriterKind(
   const layer = Number(m[1]);
   const [first, last] = options.layers ?? [0, nLayers - 1];
   if (layer < first || layer > last) return undefined;
+  const kernel = options.kernels?.[m[2] === "self_attn.o_proj" ? "attention" : "mlp"];
+  if (kernel && kernelStrength(kernel, layer) === 0) return undefined;
   return m[3] === "weight" ? "weight" : "bias";
 }
 
@@ -75,6 +140,14 @@ export function writerDirection(
   postNorm: (key: string) => ArrayLike<number>,
   options: OrthogonalizeOptions = {},
 ): UnitVector {
+  const site = writerSite(key, arch);
+  if (options.biprojectAgainst && site) {
+    const layer = site === "embedding" ? 0 : site.layer;
+    const means = options.biprojectAgainst;
+    if (layer >= means.length)
+      throw new Error(`biprojection: harmless means are given for ${means.length} layers, but ${key} is of layer ${layer}`);
+    unit = projectAgainst(unit, means[layer], `the harmless mean at blocks.${layer}.hook_resid_pre`);
+  }
   if (!arch.sandwichNorms || options.naive) return unit;
   const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\./.exec(key.slice(arch.keyPrefix.length));
   if (!m) return unit;
@@ -92,6 +165,19 @@ export function writerDirection(
 export function checkOrthogonalizeOptions(options: OrthogonalizeOptions, nLayers: number): void {
   const scale = options.scale ?? 1;
   if (!(scale >= 0 && scale <= 1)) throw new Error(`scale must be between 0 and 1, got ${scale}`);
+  for (const [component, kernel] of Object.entries(options.kernels ?? {})) {
+    if (!kernel) continue;
+    const name = `the ${component} kernel`;
+    for (const field of ["maxWeight", "minWeight", "minWeightDistance"] as const)
+      if (!(Number.isFinite(kernel[field]) && kernel[field] >= 0))
+        throw new Error(`${name}'s ${field} must be a finite number >= 0, got ${kernel[field]}`);
+    if (!(Number.isFinite(kernel.maxWeightPosition) && kernel.maxWeightPosition >= 0 && kernel.maxWeightPosition <= nLayers - 1))
+      throw new Error(`${name}'s maxWeightPosition must be a layer index in [0, ${nLayers - 1}], got ${kernel.maxWeightPosition}`);
+  }
+  if (options.biprojectAgainst && options.biprojectAgainst.length !== nLayers)
+    throw new Error(
+      `biprojection needs the harmless mean at resid_pre of each of the model's ${nLayers} layers, got ${options.biprojectAgainst.length}`,
+    );
   if (options.layers) {
     const [first, last] = options.layers;
     if (!Number.isInteger(first) || !Number.isInteger(last) || first < 0 || last >= nLayers || first > last) {
@@ -125,8 +211,10 @@ export interface TensorEdit {
   kind?: WriterKind;
   /** The unit vector it is orthogonalised against (r, or on sandwich-norm models its post-norm's u). */
   vector?: UnitVector;
-  /** Fraction of the component removed. */
+  /** Fraction of the component removed (the strength lambda). */
   scale: number;
+  /** Rescale each edited vector to its original length (weights and the embedding; never a bias). */
+  normPreserving?: boolean;
   /** Added after the orthogonalisation (a merged LoRA adapter), row-major in the stored layout. */
   delta?: Float32Array;
 }
@@ -158,6 +246,11 @@ export interface EditPlan {
     skipEmbedding: boolean;
     postNorms: string | null;
     untied: boolean;
+    /** The strength kernels, and the strength each layer's component got (0: not edited); absent without kernels. */
+    kernels?: { attention?: StrengthKernel; mlp?: StrengthKernel; strengths: { attention: number[]; mlp: number[] } };
+    normPreserving: boolean;
+    /** Each layer's writers edited against the direction projected against that layer's harmless mean at resid_pre. */
+    biprojected: boolean;
   };
 }
 
@@ -204,8 +297,20 @@ export function planEdit(
     const kind = unit ? residualWriterKind(key, arch, nLayers, options) : undefined;
     const delta = deltas?.get(key);
     if (!kind && !delta) continue;
-    edits.set(key, { kind, vector: kind ? writerDirection(key, arch, unit!, target.postNorm, options) : undefined, scale, delta });
+    edits.set(key, {
+      kind,
+      vector: kind ? writerDirection(key, arch, unit!, target.postNorm, options) : undefined,
+      scale: kind ? writerStrength(key, arch, options) : scale,
+      normPreserving: options.normPreserving && (kind === "weight" || kind === "embedding") ? true : undefined,
+      delta,
+    });
   }
+  const kernels = options.kernels?.attention || options.kernels?.mlp ? options.kernels : undefined;
+  const strengthsOf = (kernel: StrengthKernel | undefined) =>
+    Array.from({ length: nLayers }, (_, l) => {
+      const [first, last] = options.layers ?? [0, nLayers - 1];
+      return l < first || l > last ? 0 : kernel ? kernelStrength(kernel, l) : scale;
+    });
   const untie = tiedEmbeddings(config);
   const embedding = roleKeys(arch).embedding;
   return {
@@ -229,6 +334,11 @@ export function planEdit(
           : "o_proj and down_proj edited against (1 + w_post) * r"
         : null,
       untied: untie,
+      ...(kernels
+        ? { kernels: { ...kernels, strengths: { attention: strengthsOf(kernels.attention), mlp: strengthsOf(kernels.mlp) } } }
+        : {}),
+      normPreserving: options.normPreserving ?? false,
+      biprojected: options.biprojectAgainst !== undefined,
     },
   };
 }
@@ -285,6 +395,7 @@ export function planModelEdit(model: HookedModel, unit: UnitVector, options: Ort
  * will. The edit runs the same array kernels as the streamed export (float64 accumulation, one rounding).
  */
 export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): string[] {
+  // (Norm-preserving: a transposed weight [in, d_model] holds HF's columns as rows, so the row kernel rescales them.)
   const plan = planModelEdit(model, unit, options);
   const keys = roleKeys(model.arch);
   const { stored } = model.params;
@@ -294,18 +405,22 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
   if (native[keys.embedding] && !native[keys.unembedding]) native[keys.unembedding] = native[keys.embedding].clone();
   else if (!native[keys.embedding] && !stored[keys.unembedding])
     stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32");
-  for (const [key, { kind, vector, scale }] of plan.edits) {
+  for (const [key, { kind, vector, scale, normPreserving }] of plan.edits) {
     // A linear weight held as stored, [d_model, in], has columns of d_model; transposed ones [in, d_model],
     // the embedding and biases have rows of it.
     const asStored = Object.hasOwn(stored, key) ? stored[key].shape : Object.hasOwn(native, key) ? native[key].shape : undefined;
     if (kind === "weight" && asStored) {
       const cols = asStored[1]!;
       replaceHeld(model, key, (w) => {
+        if (normPreserving) return projectColumnsNormPreserving(w, cols, vector!, scale);
         const c = new Float64Array(cols);
         accumulateColumnCoefficients(c, w, 0, vector!);
         return projectColumnsF32(w, 0, vector!, c, scale);
       });
-    } else replaceHeld(model, key, (values) => projectRowsArray(values, vector!, scale));
+    } else
+      replaceHeld(model, key, (values) =>
+        normPreserving ? projectRowsNormPreserving(values, vector!, scale) : projectRowsArray(values, vector!, scale),
+      );
   }
   return [...plan.edits.keys()];
 }
@@ -320,8 +435,11 @@ export function orthogonalizeTensor(
   shape: readonly number[],
   unit: UnitVector,
   scale = 1,
+  normPreserving = false,
 ): Float32Array {
   checkShape(kind, shape, unit.length);
+  if (normPreserving && kind === "weight") return projectColumnsNormPreserving(values, shape[1], unit, scale);
+  if (normPreserving && kind === "embedding") return projectRowsNormPreserving(values, unit, scale);
   if (kind !== "weight") return projectRowsArray(values, unit, scale);
   const c = new Float64Array(shape[1]);
   accumulateColumnCoefficients(c, values, 0, unit);

@@ -2,45 +2,40 @@
 import type { Command } from "commander";
 import {
   common,
-  ggufFormat,
+  applyFormat,
   GGUF_TYPE_HELP,
   ggufType,
-  layerRange,
-  fraction,
   download,
+  editOptions,
+  editFromFlags,
   verificationPrompts,
   verificationLine,
   print,
   outputPath,
 } from "../options.ts";
 import { progressReporter } from "../progress.ts";
-import { checkDirectionsFit, pickDirection, loadDirections, directionKey } from "../../pipeline/directions.ts";
 import { ggufCommand } from "./export-gguf.ts";
 import { openCheckpoint, loadModel } from "../../load.ts";
 import { verifyExport, type Verification } from "../../export/verify.ts";
 import { exportAbliterated } from "../../export/safetensors.ts";
+import { exportPeftAdapter } from "../../export/peft.ts";
 import { initBackend } from "../../backend.ts";
 
 export function registerApply(program: Command): void {
-  common(program.command("apply"), false)
+  const command = common(program.command("apply"), false)
     .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
     .requiredOption("-d, --directions <file>", "directions .safetensors")
     .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
     .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)", outputPath)
     .option(
       "--format <format>",
-      "safetensors (a Hugging Face checkpoint folder) or gguf (one file for llama.cpp, Ollama, LM Studio)",
-      ggufFormat,
+      "safetensors (a Hugging Face checkpoint folder), gguf (one file for llama.cpp, Ollama, LM Studio) or peft (the plain edit as " +
+        "a rank-1 LoRA adapter folder; not with --norm-preserving)",
+      applyFormat,
       "safetensors",
     )
-    .option("--type <type>", `GGUF tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16")
-    .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
-    .option("--skip-embedding", "leave the token embedding unchanged")
-    .option("--scale <s>", "fraction of the component to remove", fraction, 1)
-    .option(
-      "--naive",
-      "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)",
-    )
+    .option("--type <type>", `GGUF tensor type: ${GGUF_TYPE_HELP}`, ggufType, "f16");
+  editOptions(command)
     .option(
       "--verify",
       "reload the export and compare it with the source under the ablation hooks, or orthogonalised in memory (the model must " +
@@ -52,25 +47,44 @@ export function registerApply(program: Command): void {
       if (opts.format !== "gguf" && command.getOptionValueSource("type") === "cli")
         throw new Error(`--type ${opts.type} is a GGUF tensor type: add --format gguf, or leave --type out for a safetensors export`);
       const bar = progressReporter();
-      const direction = pickDirection(await loadDirections(opts.directions), opts.key, opts.directions);
       const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
+      let edit;
       try {
-        checkDirectionsFit(
-          [direction],
-          { nLayers: checkpoint.config.num_hidden_layers, dModel: checkpoint.config.hidden_size },
-          opts.directions,
-        );
+        edit = await editFromFlags(opts.directions, opts, {
+          nLayers: checkpoint.config.num_hidden_layers,
+          dModel: checkpoint.config.hidden_size,
+        });
       } catch (error) {
         await checkpoint.close();
         throw error;
       }
+      const { direction, orthogonalize, record } = edit;
+      if (opts.format === "peft") {
+        try {
+          if (opts.verify)
+            throw new Error("--verify reloads a checkpoint; a LoRA adapter is not one (load it with PEFT onto the source model)");
+          const started = performance.now();
+          const adapter = await exportPeftAdapter(checkpoint, opts.out, direction.unit, {
+            ...orthogonalize,
+            force: opts.force,
+            provenance: record,
+          });
+          const seconds = (performance.now() - started) / 1000;
+          return print(
+            opts,
+            `wrote ${adapter.outDir}: a rank-1 LoRA adapter on ${adapter.modules.length} modules (${seconds.toFixed(1)} s)`,
+            { ...adapter, seconds },
+          );
+        } finally {
+          await checkpoint.close();
+        }
+      }
       if (opts.format === "gguf") {
         await checkpoint.close();
-        const orthogonalize = { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive };
         return ggufCommand(opts, {
           unit: direction.unit,
           orthogonalize,
-          provenance: { direction: directionKey(direction), directions_file: opts.directions },
+          provenance: { direction: direction.label, directions_file: opts.directions },
         });
       }
       const started = performance.now();
@@ -78,12 +92,9 @@ export function registerApply(program: Command): void {
       let result;
       try {
         result = await exportAbliterated(checkpoint, opts.out, direction.unit, {
-          layers: opts.layers,
-          skipEmbedding: opts.skipEmbedding,
-          scale: opts.scale,
-          naive: opts.naive,
+          ...orthogonalize,
           force: opts.force,
-          provenance: { direction: directionKey(direction), directionsFile: opts.directions },
+          provenance: record,
           onNotice: (line) => console.error(line),
           onProgress: (d, t) => bar.update("apply", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
         });
@@ -94,7 +105,6 @@ export function registerApply(program: Command): void {
           try {
             const exported = await loadModel(result.outDir);
             try {
-              const orthogonalize = { layers: opts.layers, skipEmbedding: opts.skipEmbedding, scale: opts.scale, naive: opts.naive };
               verification = await verifyExport(original, exported, direction.unit, await verificationPrompts(), { orthogonalize });
             } finally {
               exported.dispose();

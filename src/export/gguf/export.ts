@@ -330,6 +330,7 @@ function ggufTensors(
     const dtype = info.dtype as FloatDtype;
     const pieces = orthogonalizeStream(edit.kind!, dtype, info.shape, edit.vector!, edit.scale, read, STREAM_CHUNK_BYTES, {
       float32: true,
+      normPreserving: edit.normPreserving,
     });
     for await (const piece of pieces) yield new Float32Array(piece.buffer, piece.byteOffset, piece.length / 4);
   };

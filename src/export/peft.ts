@@ -1,0 +1,149 @@
+// The plain edit as a LoRA adapter (the form heretic stores): for a writer W [d_model, in] edited with strength
+// lambda against the unit vector v (r, biprojected or post-norm-scaled per layer as the plan says),
+//   W' = W - lambda v (v^T W) = W + B A,   B = -lambda v [d_model, 1],   A = v^T W [1, in],
+// a rank-1 update, written as a PEFT adapter folder (adapter_config.json with r 1 and lora_alpha 1, so PEFT's
+// scaling alpha / r is 1; adapter_model.safetensors under PEFT's key names). The token embedding E [vocab, d_model]
+// is a LoRA on an embedding layer: PEFT adds (B A)^T with A = (E v)^T [1, vocab] and B = -lambda v [d_model, 1].
+// The norm-preserving edit is not low-rank: it rescales every column by a factor of its own, a full-rank change,
+// so it has no LoRA form and is refused; so are bias edits (a LoRA changes weights only) and merged deltas.
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { withLock, writeFailure } from "../files.ts";
+import { openCheckpoint, type Checkpoint } from "../load.ts";
+import type { UnitVector } from "../projection.ts";
+import { decodeToFloat32, type FloatDtype } from "../safetensors/dtype.ts";
+import { floatTensor, writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
+import { planCheckpointEdit, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
+import { earlierRecord, replaceFolder } from "./safetensors.ts";
+import { STREAM_CHUNK_BYTES } from "./stream.ts";
+import { checkExportTarget, ExportError, isNonEmptyDir, removeStalePartials } from "./targets.ts";
+
+export interface PeftExportOptions extends OrthogonalizeOptions {
+  force?: boolean;
+  provenance?: Record<string, unknown>;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PeftExportResult {
+  outDir: string;
+  /** The modules the adapter targets (checkpoint names without `.weight`). */
+  modules: string[];
+}
+
+/** Write the plan's edit of `from` against `unit` as a rank-1 PEFT LoRA adapter in `outDir`. */
+export async function exportPeftAdapter(
+  from: string | Checkpoint,
+  outDir: string,
+  unit: UnitVector,
+  options: PeftExportOptions = {},
+): Promise<PeftExportResult> {
+  if (options.normPreserving)
+    throw new ExportError(
+      "the norm-preserving edit has no LoRA form: it rescales every column of o_proj and down_proj (and every embedding row) by a " +
+        "factor of its own, a full-rank change; export it as a checkpoint (--format safetensors or gguf)",
+    );
+  const { source, out } = await checkExportTarget(typeof from === "string" ? from : from.dir, outDir, options.force);
+  await mkdir(dirname(out), { recursive: true });
+  return withLock(join(dirname(out), `.${basename(out)}.lock`), async () => {
+    if (!options.force && (await isNonEmptyDir(out)))
+      throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
+    await removeStalePartials(out);
+    const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
+    const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+    try {
+      const modules = await writeAdapter(checkpoint, source, unit, options, tmp);
+      await replaceFolder(out, tmp);
+      return { outDir: out, modules };
+    } catch (error) {
+      await rm(tmp, { recursive: true, force: true });
+      throw writeFailure(error, out, `${out} is as it was, and the partial adapter was removed`);
+    } finally {
+      if (typeof from === "string") await checkpoint.close();
+    }
+  });
+}
+
+async function writeAdapter(
+  checkpoint: Checkpoint,
+  source: string,
+  unit: UnitVector,
+  options: PeftExportOptions,
+  dir: string,
+): Promise<string[]> {
+  const { arch, weights } = checkpoint;
+  if (arch.keyPrefix)
+    throw new ExportError(
+      `${source}: the LoRA form is written for text-only checkpoints; this one keeps its language model under ` +
+        `"${arch.keyPrefix}", whose module names differ between checkpoint and loaded model: export a checkpoint instead`,
+    );
+  const plan = await planCheckpointEdit(checkpoint, unit, options);
+  const earlier = await earlierRecord(source);
+  const tensors: TensorToWrite[] = [];
+  const modules: string[] = [];
+  let done = 0;
+  for (const [key, edit] of plan.edits) {
+    if (edit.kind === "bias")
+      throw new ExportError(`${source}: the edit changes the bias ${key}, which a LoRA adapter cannot; export a checkpoint instead`);
+    const v = edit.vector!;
+    const info = weights.info(key);
+    const [rows, cols] = info.shape;
+    const rowBytes = (info.end - info.begin) / rows;
+    const perChunk = Math.max(1, Math.floor(STREAM_CHUNK_BYTES / rowBytes));
+    // A = v^T W (a weight: d_model rows, accumulated over them) or E v (the embedding: one value per row), in float64.
+    const a = new Float64Array(edit.kind === "weight" ? cols : rows);
+    for (let first = 0; first < rows; first += perChunk) {
+      const n = Math.min(perChunk, rows - first);
+      const values = decodeToFloat32(await weights.readRange(key, first * rowBytes, (first + n) * rowBytes), info.dtype as FloatDtype);
+      for (let i = 0; i < n; i++) {
+        const o = i * cols;
+        if (edit.kind === "weight") {
+          const vi = v[first + i];
+          for (let j = 0; j < cols; j++) a[j] += vi * values[o + j];
+        } else {
+          let c = 0;
+          for (let j = 0; j < cols; j++) c += values[o + j] * v[j];
+          a[first + i] = c;
+        }
+      }
+    }
+    const b = Float32Array.from(v, (x) => -edit.scale * x);
+    const module = key.replace(/\.weight$/, "");
+    modules.push(module);
+    if (edit.kind === "embedding") {
+      tensors.push(floatTensor(`base_model.model.${module}.lora_embedding_A`, Float32Array.from(a), [1, rows]));
+      tensors.push(floatTensor(`base_model.model.${module}.lora_embedding_B`, b, [v.length, 1]));
+    } else {
+      tensors.push(floatTensor(`base_model.model.${module}.lora_A.weight`, Float32Array.from(a), [1, cols]));
+      tensors.push(floatTensor(`base_model.model.${module}.lora_B.weight`, b, [v.length, 1]));
+    }
+    options.onProgress?.(++done, plan.edits.size);
+  }
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(join(dir, "adapter_model.safetensors"), tensors, { format: "pt" });
+  const config = {
+    peft_type: "LORA",
+    task_type: "CAUSAL_LM",
+    base_model_name_or_path: source,
+    r: 1,
+    lora_alpha: 1,
+    lora_dropout: 0,
+    bias: "none",
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    use_rslora: false,
+    use_dora: false,
+    // Full module names: PEFT matches a target when a module's name ends with it, so exactly these are adapted.
+    target_modules: modules,
+    modules_to_save: null,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+  };
+  await writeFile(join(dir, "adapter_config.json"), JSON.stringify(config, null, 2) + "\n");
+  const { edited, ...record } = plan.record;
+  const abliterate = { source, ...(earlier !== undefined ? { earlier } : {}), form: "peft-lora", edited, ...record, ...options.provenance };
+  await writeFile(join(dir, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
+  return modules;
+}
