@@ -249,7 +249,10 @@ describe("abliterate CLI", () => {
       await cliFails("export-gguf", "-o", join(dir, "x.gguf"), "--type", "q4_0"),
       /--type.*expected one of f32, f16, bf16, q8_0 \(written here\) or q2_k/,
     );
-    assert.match(await cliFails("apply", "-d", dirs, "-o", join(dir, "y"), "--format", "onnx"), /expected safetensors or gguf, got "onnx"/);
+    assert.match(
+      await cliFails("apply", "-d", dirs, "-o", join(dir, "y"), "--format", "onnx"),
+      /expected safetensors, gguf or peft, got "onnx"/,
+    );
   });
 
   it("bad arguments give clear errors and exit non-zero", async () => {

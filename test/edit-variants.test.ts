@@ -310,7 +310,8 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
             const s = kernel ? lambda(kernel, layer) : 1;
             let v = projected(r, options.biprojectAgainst![isEmbedding ? 0 : layer]);
             if (SANDWICH_ARCHS.includes(arch) && !isEmbedding) {
-              const normKey = `model.layers.${layer}.${module.includes("o_proj") ? "post_attention_layernorm" : "post_feedforward_layernorm"}.weight`;
+              const norm = module.includes("o_proj") ? "post_attention_layernorm" : "post_feedforward_layernorm";
+              const normKey = `model.layers.${layer}.${norm}.weight`;
               const w = await source.readFloat32(normKey);
               v = unit(v.map((x, i) => (1 + w[i]) * x));
             }
