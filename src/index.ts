@@ -90,7 +90,10 @@ export {
   type SelectionFilters,
 } from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
-// Stage 5: weight orthogonalisation.
+// Stage 5: weight orthogonalisation, its variants, and two edits side by side.
+export { compareEdits, type EditUnderTest, type EditComparison } from "./pipeline/compare.ts";
+export { resolveEdit, type EditVariants, type ResolvedEdit } from "./pipeline/edit.ts";
+export { exportPeftAdapter, type PeftExportOptions, type PeftExportResult } from "./export/peft.ts";
 export {
   orthogonalizeModel,
   orthogonalizeTensor,

@@ -101,6 +101,36 @@ describe("abliterate CLI", () => {
     );
   });
 
+  it("run takes the edit variants too: the chosen direction, biprojected and norm-preserving with a kernel, exported and verified", async () => {
+    const out = join(dir, "variant-run");
+    const small = ["--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4"];
+    const ran = JSON.parse(
+      (
+        await cli(
+          "run",
+          "--out",
+          out,
+          ...small,
+          "--biproject",
+          "--norm-preserving",
+          "--project-against-harmless",
+          "--kernel",
+          "mlp=1,2,0.5,2",
+          "--json",
+        )
+      ).stdout,
+    ) as { verify: { passed: boolean; reference: string }; chosen: { key: string } };
+    assert.ok(ran.verify.passed, JSON.stringify(ran.verify));
+    assert.equal(ran.verify.reference, "in-memory orthogonalisation");
+    const record = JSON.parse(await readFile(join(out, "model", "abliterate.json"), "utf8"));
+    assert.equal(record.direction, `${ran.chosen.key}, projected against the harmless mean`);
+    assert.equal(record.normPreserving, true);
+    assert.equal(record.biprojected, true);
+    // lambda_l = 1 + (|l - 2| / 2)(0.5 - 1) where |l - 2| <= 2, else 0.
+    assert.deepEqual(record.kernels.strengths.mlp, [0.5, 0.75, 1, 0.75, 0.5, 0]);
+    assert.match(await cliFails("run", "--out", join(dir, "x"), "--direction-index", "2"), /unknown option '--direction-index'/);
+  });
+
   it("the paper's refusal-score filter and epsilon reach directions, select and run", async () => {
     // A "harmful" set that holds 12 harmful and 4 harmless instructions: the model answers the harmless ones,
     // so the filter drops them (the demo refuses every harmful training instruction and answers every harmless one).

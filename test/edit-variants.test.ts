@@ -7,7 +7,21 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CheckpointWeights, editHooks, exportAbliterated, loadModel, orthogonalizeModel, unitVector, verifyExport } from "../src/index.ts";
+import {
+  CheckpointWeights,
+  compareEdits,
+  editHooks,
+  exportAbliterated,
+  generateCompletions,
+  lastPositionLogits,
+  loadModel,
+  orthogonalizeModel,
+  unitVector,
+  verifyExport,
+} from "../src/index.ts";
+import { dataFile, DEMO_MODEL_DIR } from "../src/paths.ts";
+import { loadInstructions } from "../src/data/instructions.ts";
+import { measure } from "../src/pipeline/evaluate.ts";
 import type { OrthogonalizeOptions, StrengthKernel } from "../src/pipeline/orthogonalize.ts";
 import { kernelStrength } from "../src/pipeline/orthogonalize.ts";
 import { exportPeftAdapter } from "../src/export/peft.ts";
@@ -354,5 +368,48 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
       exportPeftAdapter(modelDir("llama"), join(work, "np-peft"), unitVector(reference("llama").direction), { normPreserving: true }),
       /no LoRA form: it rescales every column/,
     );
+  });
+});
+
+describe("compareEdits: two variants side by side on one model, each undone", () => {
+  it("measures each edit as a separately edited model measures, and leaves the model's outputs as they were", async () => {
+    const model = await loadModel(DEMO_MODEL_DIR);
+    const test = {
+      harmful: await loadInstructions(dataFile("harmful", "test"), { limit: 4 }),
+      harmless: await loadInstructions(dataFile("harmless", "test"), { limit: 4 }),
+    };
+    let state = 7;
+    const r = unitVector(Float64Array.from({ length: model.dModel }, () => (state = (state * 48271) % 2147483647) / 2147483647 - 0.5));
+    const before = lastPositionLogits(model, test.harmless);
+    const edits = [
+      { label: "plain", unit: r },
+      {
+        label: "norm-preserving, MLP kernel",
+        unit: r,
+        options: { normPreserving: true, kernels: { mlp: { maxWeight: 1, maxWeightPosition: 2, minWeight: 0.5, minWeightDistance: 2 } } },
+      },
+    ];
+    const compared = await compareEdits(model, edits, test, { maxNewTokens: 4 });
+    const after = lastPositionLogits(model, test.harmless);
+    assert.deepEqual(after, before, "the model's logits are as before");
+    model.dispose();
+    assert.deepEqual(
+      compared.map((c) => c.label),
+      ["plain", "norm-preserving, MLP kernel"],
+    );
+    for (const [i, edit] of edits.entries()) {
+      const separate = await loadModel(DEMO_MODEL_DIR);
+      const original = await loadModel(DEMO_MODEL_DIR);
+      const logits = lastPositionLogits(original, test.harmless);
+      const answers = await generateCompletions(original, test.harmless, { maxNewTokens: 4 });
+      original.dispose();
+      const edited = orthogonalizeModel(separate, edit.unit, edit.options);
+      const measured = await measure(separate, test, { maxNewTokens: 4, original: { logits, answers } });
+      separate.dispose();
+      assert.equal(compared[i].edited, edited.length);
+      assert.ok(compared[i].maxWeightChange > 0);
+      assert.equal(compared[i].harmlessKl, measured.harmlessKl, `${edit.label}: KL`);
+      assert.deepEqual(compared[i].answers, measured.answers, `${edit.label}: answers`);
+    }
   });
 });

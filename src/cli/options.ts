@@ -9,25 +9,28 @@ import type { Verification } from "../export/verify.ts";
 import { GGUF_TYPES } from "../export/gguf/export.ts";
 import { LLAMA_CPP_QUANTS } from "../export/gguf/quantize.ts";
 import { progressReporter } from "./progress.ts";
-import type { OrthogonalizeOptions, StrengthKernel } from "../pipeline/orthogonalize.ts";
-import { chooseDirection, harmlessMeansAt, loadDirections, checkDirectionsFit, type ChosenDirection } from "../pipeline/directions.ts";
+import type { StrengthKernel } from "../pipeline/orthogonalize.ts";
+import { loadDirections, checkDirectionsFit } from "../pipeline/directions.ts";
+import { resolveEdit, type EditVariants, type ResolvedEdit } from "../pipeline/edit.ts";
 
 /** The edit options `apply` and `run` share: the direction's variants and the edit's. */
-export function editOptions(cmd: Command): Command {
-  return cmd
+export function editOptions(cmd: Command, what: { directionIndex: boolean } = { directionIndex: true }): Command {
+  cmd
     .option("--layers <first:last>", "edit only these layers' o_proj and down_proj", layerRange)
     .option("--skip-embedding", "leave the token embedding unchanged")
     .option("--scale <s>", "fraction of the component to remove", fraction, 1)
     .option(
       "--naive",
       "sandwich-norm models (Gemma 2/3): edit o_proj and down_proj against the direction itself, ignoring the post-norms (for comparison)",
-    )
-    .option(
+    );
+  if (what.directionIndex)
+    cmd.option(
       "--direction-index <x>",
       "heretic's fractional direction index: unit((1-f) r_floor(x) + f r_floor(x)+1) of the layers' directions at --key's hook and " +
         "token offset (default resid_pre@-1)",
       nonNegative("--direction-index"),
-    )
+    );
+  return cmd
     .option("--project-against-harmless", "grimjim's projected direction: remove from r its component along the harmless mean")
     .option("--biproject", "grimjim's biprojection: edit each layer against r projected against that layer's harmless mean at resid_pre")
     .option(
@@ -53,35 +56,24 @@ export interface EditFlags {
 }
 
 /** The direction and the edit options the flags ask for, from a directions file, checked against the model's shape. */
-export async function editFromFlags(
-  file: string,
-  flags: EditFlags,
-  model: { nLayers: number; dModel: number },
-): Promise<{ direction: ChosenDirection; orthogonalize: OrthogonalizeOptions; record: Record<string, unknown> }> {
+export async function editFromFlags(file: string, flags: EditFlags, model: { nLayers: number; dModel: number }): Promise<ResolvedEdit> {
   const directions = await loadDirections(file);
   checkDirectionsFit(directions, model, file);
-  const direction = chooseDirection(
-    directions,
-    { key: flags.key, index: flags.directionIndex, projected: flags.projectAgainstHarmless },
-    file,
-  );
-  const orthogonalize: OrthogonalizeOptions = {
-    layers: flags.layers,
-    skipEmbedding: flags.skipEmbedding,
-    scale: flags.scale,
-    naive: flags.naive,
-    kernels: flags.kernel,
-    normPreserving: flags.normPreserving,
-    biprojectAgainst: flags.biproject ? harmlessMeansAt(directions, direction.tokenOffset, model.nLayers, file) : undefined,
-  };
-  const record = {
-    direction: direction.label,
-    directionsFile: file,
-    ...(flags.directionIndex !== undefined ? { directionIndex: flags.directionIndex } : {}),
-    projectedAgainstHarmless: flags.projectAgainstHarmless ?? false,
-  };
-  return { direction, orthogonalize, record };
+  const edit = resolveEdit(directions, { key: flags.key, index: flags.directionIndex }, variantsOf(flags), model.nLayers, file);
+  return { ...edit, record: { ...edit.record, directionsFile: file } };
 }
+
+/** The edit variants the flags ask for. */
+export const variantsOf = (flags: EditFlags): EditVariants => ({
+  layers: flags.layers,
+  skipEmbedding: flags.skipEmbedding,
+  scale: flags.scale,
+  naive: flags.naive,
+  kernels: flags.kernel,
+  normPreserving: flags.normPreserving,
+  projectAgainstHarmless: flags.projectAgainstHarmless,
+  biproject: flags.biproject,
+});
 
 export const int = (name: string) => (value: string) => {
   const n = Number(value);

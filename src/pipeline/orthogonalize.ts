@@ -205,6 +205,15 @@ export function replaceHeld(model: HookedModel, key: string, edit: (values: Floa
   held[key] = tf.tensor(edit(values), shape, "float32");
 }
 
+/** A held weight's values (float32, in the layout it is held in). */
+export function heldValues(model: HookedModel, key: string): Float32Array {
+  const native = model.params.native?.[key];
+  if (native) return native.values;
+  const held = model.params.transposed[key] ?? model.params.stored[key];
+  if (!held) throw new Error(`missing weight ${key}`);
+  return held.dataSync() as Float32Array;
+}
+
 /** One tensor's part of an edit plan. */
 export interface TensorEdit {
   /** How it writes to the residual stream; absent when only a delta is added. */
@@ -394,7 +403,12 @@ export function planModelEdit(model: HookedModel, unit: UnitVector, options: Ort
  * A tied model is untied first: its unembedding keeps the original embedding, as the exported checkpoint
  * will. The edit runs the same array kernels as the streamed export (float64 accumulation, one rounding).
  */
-export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options: OrthogonalizeOptions = {}): string[] {
+export function orthogonalizeModel(
+  model: HookedModel,
+  unit: UnitVector,
+  options: OrthogonalizeOptions = {},
+  onBefore?: (key: string, values: Float32Array) => void,
+): string[] {
   // (Norm-preserving: a transposed weight [in, d_model] holds HF's columns as rows, so the row kernel rescales them.)
   const plan = planModelEdit(model, unit, options);
   const keys = roleKeys(model.arch);
@@ -412,15 +426,17 @@ export function orthogonalizeModel(model: HookedModel, unit: UnitVector, options
     if (kind === "weight" && asStored) {
       const cols = asStored[1]!;
       replaceHeld(model, key, (w) => {
+        onBefore?.(key, w);
         if (normPreserving) return projectColumnsNormPreserving(w, cols, vector!, scale);
         const c = new Float64Array(cols);
         accumulateColumnCoefficients(c, w, 0, vector!);
         return projectColumnsF32(w, 0, vector!, c, scale);
       });
     } else
-      replaceHeld(model, key, (values) =>
-        normPreserving ? projectRowsNormPreserving(values, vector!, scale) : projectRowsArray(values, vector!, scale),
-      );
+      replaceHeld(model, key, (values) => {
+        onBefore?.(key, values);
+        return normPreserving ? projectRowsNormPreserving(values, vector!, scale) : projectRowsArray(values, vector!, scale);
+      });
   }
   return [...plan.edits.keys()];
 }

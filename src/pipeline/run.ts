@@ -25,6 +25,7 @@ import { evaluateRefusal, lastPositionLogits, measure, type Measures } from "./e
 import { answersOf } from "../generation.ts";
 import { defaultComplianceReference } from "./ground-truth.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
+import { resolveEdit, type EditVariants, type ResolvedEdit } from "./edit.ts";
 import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
 import { withLock } from "../files.ts";
 import { projectionsOn } from "./projections.ts";
@@ -68,6 +69,11 @@ export interface PipelineOptions extends InstructionSetSources {
    */
   complianceReference?: string;
   force?: boolean;
+  /**
+   * The edit's variants (#25: strength kernels, projected or biprojected direction, norm preservation, a partial
+   * edit), applied to the chosen direction for the export and its check; the default is the paper's full edit.
+   */
+  edit?: EditVariants;
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
   log?: (line: string) => void;
@@ -189,9 +195,10 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       model.dispose();
     }
     // Stages 5 and 6: orthogonalise while exporting, reload the export, check it.
-    await exportAbliterated(checkpoint, exportDir, stages.chosen.unit, {
+    await exportAbliterated(checkpoint, exportDir, stages.edit.direction.unit, {
+      ...stages.edit.orthogonalize,
       force: options.force,
-      provenance: { direction: directionKey(stages.chosen) },
+      provenance: stages.edit.record,
       onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
       onNotice: log,
     });
@@ -384,6 +391,7 @@ async function stagesOnTheOriginal(
     selection,
     evaluations,
     chosen,
+    edit: resolveEdit(directions, { key: directionKey(chosen) }, options.edit ?? {}, model.nLayers, "the run's directions"),
     before,
     exportDir,
     projections: {
@@ -396,7 +404,12 @@ async function stagesOnTheOriginal(
     memory: { estimatedPeakBytes: estimate.totalBytes, weightLayout: model.weightPlan.layout },
   };
   // Stage 6's reference, last: where it is the in-memory orthogonalisation, the original is spent on it.
-  const expectation = await expectedExport(model, chosen.unit, verifyPrompts, { maxNewTokens, batchSize, inPlace: true });
+  const expectation = await expectedExport(model, stages.edit.direction.unit, verifyPrompts, {
+    maxNewTokens,
+    batchSize,
+    inPlace: true,
+    orthogonalize: stages.edit.orthogonalize,
+  });
   return { stages, expectation, referenceLogits };
 }
 
@@ -409,6 +422,8 @@ type ReportInputs = Omit<
   selection: ReturnType<typeof scoreCandidates>;
   evaluations: RunReport["candidates"];
   chosen: UsableDirection;
+  /** The edit made with the chosen direction (the variants asked for). */
+  edit: ResolvedEdit;
   before: Awaited<ReturnType<typeof evaluateRefusal>>;
   after: Awaited<ReturnType<typeof evaluateRefusal>>;
 };

@@ -14,11 +14,13 @@ import {
   filtersOf,
   filterOption,
   outputPath,
+  editOptions,
+  variantsOf,
 } from "../options.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 
 export function registerRun(program: Command): void {
-  selectionFilterOptions(common(program.command("run")))
+  const command = selectionFilterOptions(common(program.command("run")))
     .description("the whole pipeline: collect, directions, select, evaluate, orthogonalise, export, verify; writes a report")
     .option("-o, --out <dir>", "output folder (model/, directions.safetensors, report.json, report.html)", outputPath, "out")
     .option("--harmful-train <file>")
@@ -45,77 +47,79 @@ export function registerRun(program: Command): void {
       "a model that complies with harmful requests (e.g. the source model before safety tuning): coherent compliance is the " +
         "share of harmful test answers after abliteration that begin as its answers (default for the demo model: models/demo-base)",
     )
-    .option("-f, --force", "replace a non-empty output model folder")
-    .action(async (opts) => {
-      const bar = await prepare(opts);
-      const started = performance.now();
-      const report = await runPipeline({
-        // The demo's ground truth (a model that ships its planted direction; nothing for any other) joins the report.
-        reportSteps: [groundTruthStep],
-        complianceReference: opts.complianceReference,
-        model: opts.model,
-        outDir: opts.out,
-        batchSize: opts.batchSize,
-        column: opts.column,
-        harmfulTrain: opts.harmfulTrain,
-        harmlessTrain: opts.harmlessTrain,
-        harmfulVal: opts.harmfulVal,
-        harmlessVal: opts.harmlessVal,
-        harmfulTest: opts.harmfulTest,
-        harmlessTest: opts.harmlessTest,
-        nTrain: opts.nTrain,
-        nVal: opts.nVal,
-        nTest: opts.nTest,
-        topK: opts.topK,
-        maxNewTokens: opts.maxNewTokens,
-        tokenOffsets: opts.tokenOffsets,
-        force: opts.force,
-        refusalTokens: opts.refusalTokens,
-        refusalSubstrings: opts.refusalSubstrings,
-        selectionFilters: filtersOf(opts),
-        exhaustiveSelection: opts.exhaustive,
-        maxCandidates: opts.maxCandidates,
-        refusalEpsilon: opts.refusalEpsilon,
-        filterByRefusalScore: opts.filterByRefusalScore,
-        onProgress: bar.update,
-        log: opts.json ? undefined : (line) => console.error(line),
-      });
-      bar.stop();
-      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      if (!report.verify.passed) process.exitCode = 1;
-      print(
-        opts,
-        [
-          `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
-          `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
-          `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
-          ...(report.agreement.coherentCompliance
-            ? [
-                `coherent compliance (harmful, test): ${pct(report.agreement.coherentCompliance.firstTokens)} of answers begin ` +
-                  `as the compliant reference's (first ${report.agreement.coherentCompliance.k} tokens), ` +
-                  `${pct(report.agreement.coherentCompliance.exact)} equal it`,
-              ]
-            : []),
-          `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}; harmless answers unchanged: ` +
-            `${pct(report.agreement.harmlessUnchanged.exact)}`,
-          ...(report.planted
-            ? [
-                `cosine of the chosen direction with the planted one (written at layers ` +
-                  `${report.planted.unitLayer}-${report.planted.headLayer}): ${report.planted.chosenCosine.toFixed(3)}`,
-              ]
-            : []),
-          ...(report.planted?.explained
-            ? [
-                `the chosen difference of means: ${pct(report.planted.explained.planted)} along the planted direction, ` +
-                  `${pct(report.planted.explained.other)} along the model-before-safety-tuning's own harmful/harmless difference, ` +
-                  `${pct(report.planted.explained.rest)} other (shares of its squared norm)`,
-              ]
-            : []),
-          `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
-          `report: ${opts.out}/report.html, ${opts.out}/report.json`,
-          `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
-        ].join("\n"),
-        report,
-      );
+    .option("-f, --force", "replace a non-empty output model folder");
+  // The edit's variants apply to the direction the selection chooses (so no --direction-index here).
+  editOptions(command, { directionIndex: false }).action(async (opts) => {
+    const bar = await prepare(opts);
+    const started = performance.now();
+    const report = await runPipeline({
+      // The demo's ground truth (a model that ships its planted direction; nothing for any other) joins the report.
+      reportSteps: [groundTruthStep],
+      complianceReference: opts.complianceReference,
+      model: opts.model,
+      outDir: opts.out,
+      batchSize: opts.batchSize,
+      column: opts.column,
+      harmfulTrain: opts.harmfulTrain,
+      harmlessTrain: opts.harmlessTrain,
+      harmfulVal: opts.harmfulVal,
+      harmlessVal: opts.harmlessVal,
+      harmfulTest: opts.harmfulTest,
+      harmlessTest: opts.harmlessTest,
+      nTrain: opts.nTrain,
+      nVal: opts.nVal,
+      nTest: opts.nTest,
+      topK: opts.topK,
+      maxNewTokens: opts.maxNewTokens,
+      tokenOffsets: opts.tokenOffsets,
+      force: opts.force,
+      refusalTokens: opts.refusalTokens,
+      refusalSubstrings: opts.refusalSubstrings,
+      selectionFilters: filtersOf(opts),
+      exhaustiveSelection: opts.exhaustive,
+      maxCandidates: opts.maxCandidates,
+      refusalEpsilon: opts.refusalEpsilon,
+      filterByRefusalScore: opts.filterByRefusalScore,
+      edit: variantsOf(opts),
+      onProgress: bar.update,
+      log: opts.json ? undefined : (line) => console.error(line),
     });
+    bar.stop();
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    if (!report.verify.passed) process.exitCode = 1;
+    print(
+      opts,
+      [
+        `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
+        `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
+        `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
+        ...(report.agreement.coherentCompliance
+          ? [
+              `coherent compliance (harmful, test): ${pct(report.agreement.coherentCompliance.firstTokens)} of answers begin ` +
+                `as the compliant reference's (first ${report.agreement.coherentCompliance.k} tokens), ` +
+                `${pct(report.agreement.coherentCompliance.exact)} equal it`,
+            ]
+          : []),
+        `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}; harmless answers unchanged: ` +
+          `${pct(report.agreement.harmlessUnchanged.exact)}`,
+        ...(report.planted
+          ? [
+              `cosine of the chosen direction with the planted one (written at layers ` +
+                `${report.planted.unitLayer}-${report.planted.headLayer}): ${report.planted.chosenCosine.toFixed(3)}`,
+            ]
+          : []),
+        ...(report.planted?.explained
+          ? [
+              `the chosen difference of means: ${pct(report.planted.explained.planted)} along the planted direction, ` +
+                `${pct(report.planted.explained.other)} along the model-before-safety-tuning's own harmful/harmless difference, ` +
+                `${pct(report.planted.explained.rest)} other (shares of its squared norm)`,
+            ]
+          : []),
+        `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
+        `report: ${opts.out}/report.html, ${opts.out}/report.json`,
+        `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
+      ].join("\n"),
+      report,
+    );
+  });
 }
