@@ -74,6 +74,22 @@ function startRenderer(): NonNullable<typeof renderer> {
  * `RENDER_TIMEOUT_MS`. `file` and `what` name the template and the conversation in errors.
  */
 export function renderChatTemplate(source: string, context: Record<string, unknown>, file: string, what: string): string {
+  // A render that gets no answer is tried once more on a fresh thread: on a machine busy with other work the
+  // first thread may have been starved or stalled, while a template that loops or floods memory fails again.
+  const reply = renderOnce(source, context) ?? renderOnce(source, context);
+  if (reply === undefined)
+    throw new ChatTemplateError(
+      `${file}: rendering the chat template for ${what} failed: it did not finish within ${RENDER_TIMEOUT_MS / 1000} s ` +
+        `with ${RENDER_MEMORY_MB} MB of memory (twice, on fresh threads); the template is broken or hostile`,
+    );
+  if ("error" in reply) throw new ChatTemplateError(`${file}: the chat template refused ${what}: ${reply.error}`, true);
+  if ("length" in reply)
+    throw new ChatTemplateError(`${file}: the chat template wrote ${reply.length} characters for ${what}, more than ${MAX_RENDERED_CHARS}`);
+  return reply.text;
+}
+
+/** One render on the rendering thread, or undefined when it gave no answer by the deadline (the thread is then replaced). */
+function renderOnce(source: string, context: Record<string, unknown>): Reply | undefined {
   renderer ??= startRenderer();
   const { worker, port, signal } = renderer;
   Atomics.store(signal, 0, 0);
@@ -84,16 +100,9 @@ export function renderChatTemplate(source: string, context: Record<string, unkno
   if (received === undefined) {
     renderer = undefined;
     void worker.terminate();
-    throw new ChatTemplateError(
-      `${file}: rendering the chat template for ${what} failed: it did not finish within ${RENDER_TIMEOUT_MS / 1000} s ` +
-        `with ${RENDER_MEMORY_MB} MB of memory; the template is broken or hostile`,
-    );
+    return undefined;
   }
-  const reply = received.message as Reply;
-  if ("error" in reply) throw new ChatTemplateError(`${file}: the chat template refused ${what}: ${reply.error}`, true);
-  if ("length" in reply)
-    throw new ChatTemplateError(`${file}: the chat template wrote ${reply.length} characters for ${what}, more than ${MAX_RENDERED_CHARS}`);
-  return reply.text;
+  return received.message as Reply;
 }
 
 /** Parse a template in this thread, so that a syntax error is reported at once with its file. */

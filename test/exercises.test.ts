@@ -339,7 +339,7 @@ describe("the mistakes students make are named (#27)", () => {
   });
 });
 
-describe("the exercises of notebooks 02, 03 and 07 (#27 item 4)", () => {
+describe("the exercises of notebooks 02, 03 and 08 (#27 item 4)", () => {
   it("left padding: the solution passes; right padding, an inverted mask and an all-ones mask are named", () => {
     const sequences = [[5, 6, 7], [8], [9, 10]];
     passes(() => checkLeftPadding(SOLUTIONS.leftPad, sequences, 0));
@@ -453,7 +453,7 @@ describe("each exercise in the notebooks has a hint and a solution to reveal (#2
           sources(notebook).some((s) => s.includes("<summary>Solution</summary>") && s.includes(`function ${exercise}(`)),
           `${name}: no solution to reveal for ${exercise}`,
         );
-      // Every stage notebook (02 to 10) has an exercise.
+      // Every stage notebook (02 to 11) has an exercise.
       if (/^(0[2-9]|10)-/.test(name)) assert.ok(defined.length > 0, `${name} has no exercise`);
     }
     assert.ok(exercises >= 10, `${exercises} exercises`);

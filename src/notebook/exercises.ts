@@ -112,7 +112,7 @@ export function exerciseSummary(): void {
 }
 
 /**
- * Notebook 10: the learner's DPO loss against the package's on real log-probabilities (one entry per pair).
+ * Notebook 11: the learner's DPO loss against the package's on real log-probabilities (one entry per pair).
  */
 export function checkDpoLoss(
   learner: (policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number) => number,
@@ -249,7 +249,7 @@ export function checkLastTokenMean(
   });
 }
 
-/** Notebook 07: the learner's largest share of a residual write along r against the package's `shareAlong`. */
+/** Notebook 08: the learner's largest share of a residual write along r against the package's `shareAlong`. */
 export function checkLargestWriteAlong(
   learner: (writes: number[][], unit: number[]) => number,
   writes: readonly ArrayLike<number>[],
@@ -484,7 +484,7 @@ export function checkOrthogonalizedWeight(
   });
 }
 
-/** Notebook 08: the learner's KL(p || q) against the package's on real logits. */
+/** Notebook 09: the learner's KL(p || q) against the package's on real logits. */
 export function checkKl(
   learner: (logitsP: number[], logitsQ: number[]) => number,
   pairs: readonly (readonly [ArrayLike<number>, ArrayLike<number>])[],
@@ -525,7 +525,7 @@ export function checkKl(
   });
 }
 
-/** Notebook 09: the learner's refusal score against the package's on real last-position logits. */
+/** Notebook 10: the learner's refusal score against the package's on real last-position logits. */
 export function checkRefusalScore(
   learner: (logits: number[], refusalTokens: number[]) => number,
   rows: readonly ArrayLike<number>[],

@@ -36,7 +36,7 @@ export const SOLUTIONS = {
     return mean;
   },
 
-  /** Notebook 07: the largest share of a residual write along the unit vector r, max over writes of |r . w| / |w|. */
+  /** Notebook 08: the largest share of a residual write along the unit vector r, max over writes of |r . w| / |w|. */
   largestWriteAlong(writes: number[][], unit: number[]): number {
     let largest = 0;
     for (const w of writes) {
@@ -87,7 +87,7 @@ export const SOLUTIONS = {
     return weight.map((w, k) => w - unit[Math.floor(k / inF)] * coefficients[k % inF]);
   },
 
-  /** Notebook 08: KL(p || q) of the next-token distributions given by two rows of logits. */
+  /** Notebook 09: KL(p || q) of the next-token distributions given by two rows of logits. */
   klDivergence(logitsP: number[], logitsQ: number[]): number {
     const logSoftmax = (l: ArrayLike<number>) => {
       const max = Array.from(l).reduce((m, v) => Math.max(m, v), -Infinity);
@@ -98,7 +98,7 @@ export const SOLUTIONS = {
     return lp.reduce((s, v, i) => s + Math.exp(v) * (v - lq[i]), 0);
   },
 
-  /** Notebook 09: the paper's refusal score, log p - log(1 - p), p the probability of the refusal tokens. */
+  /** Notebook 10: the paper's refusal score, log p - log(1 - p), p the probability of the refusal tokens. */
   refusalScore(logits: number[], refusalTokens: number[]): number {
     const max = Array.from(logits).reduce((m, v) => Math.max(m, v), -Infinity);
     const z = Array.from(logits).reduce((s, v) => s + Math.exp(v - max), 0);
@@ -106,7 +106,7 @@ export const SOLUTIONS = {
     return Math.log(p) - Math.log(1 - p);
   },
 
-  /** Notebook 10: the DPO loss of one pair, -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)). */
+  /** Notebook 11: the DPO loss of one pair, -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)). */
   dpoLoss(policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number): number {
     const margin = beta * (policyChosen - referenceChosen - (policyRejected - referenceRejected));
     return Math.log(1 + Math.exp(-margin));

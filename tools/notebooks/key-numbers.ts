@@ -15,17 +15,17 @@ const KEY_LINES = [
   /^chosen: .*/, // 05
   /^harmless refusal rate: .*/, // 05
   /^direction blocks\.\S+, norm [\d.]+$/, // 06
-  /^wrote \S+: \d+ tensors.*/, // 07
-  /^harmful refusal: .*/, // 08
-  /^harmless refusal: .*/, // 08
-  /^harmless KL\(original \|\| abliterated\): .*/, // 08
-  /^harmless answers unchanged: .*/, // 08
-  /^coherent compliance \(harmful\): .*/, // 08
-  /^baseline refusal score: .*/, // 09
-  /^paper's selection: .*/, // 09
-  /^\d+ preference pairs from .*/, // 10
-  /^\d+ adapted weights: .*/, // 10
-  /^\d+ DPO steps, \d+ epochs?: .*/, // 10
+  /^wrote \S+: \d+ tensors.*/, // 08
+  /^harmful refusal: .*/, // 09
+  /^harmless refusal: .*/, // 09
+  /^harmless KL\(original \|\| abliterated\): .*/, // 09
+  /^harmless answers unchanged: .*/, // 09
+  /^coherent compliance \(harmful\): .*/, // 09
+  /^baseline refusal score: .*/, // 10
+  /^paper's selection: .*/, // 10
+  /^\d+ preference pairs from .*/, // 11
+  /^\d+ adapted weights: .*/, // 11
+  /^\d+ DPO steps, \d+ epochs?: .*/, // 11
 ];
 
 export function keyNumbers(notebook: Notebook): string[] {
