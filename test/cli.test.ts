@@ -101,7 +101,7 @@ describe("abliterate CLI", () => {
     );
   });
 
-  it("run takes the edit variants too: the chosen direction, biprojected and norm-preserving with a kernel, exported and verified", async () => {
+  it("run takes the edit variants: the chosen direction biprojected, norm-preserving, with a kernel, exported, verified", async () => {
     const out = join(dir, "variant-run");
     const small = ["--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4"];
     const ran = JSON.parse(
