@@ -84,6 +84,35 @@ try {
         }`,
     );
     console.log(`peak RSS during apply: ${(peakRss / 1e6).toFixed(0)} MB (${(peakAbove / 1e6).toFixed(0)} MB above the process before it)`);
+    // The edit variants (#25): kernels go through the same kernels as the paper's edit; the norm-preserving
+    // edit takes its own path (three passes over each weight). Each once, after `sync`, against the best copy.
+    const n = TINYLLAMA_SHAPES.num_hidden_layers;
+    const means = Array.from({ length: n }, (_, l) => Float64Array.from(direction, (x, i) => Math.cos(x + l + i)));
+    const variants = {
+      "strength kernels": {
+        kernels: { attention: { maxWeight: 1.2, maxWeightPosition: n / 2, minWeight: 0.4, minWeightDistance: n / 3 } },
+      },
+      biprojected: { biprojectAgainst: means },
+      "norm-preserving": { normPreserving: true },
+      "biprojected, norm-preserving, kernels": {
+        biprojectAgainst: means,
+        normPreserving: true,
+        kernels: { mlp: { maxWeight: 1, maxWeightPosition: n / 2, minWeight: 0.5, minWeightDistance: n / 2 } },
+      },
+    };
+    for (const [name, options] of Object.entries(variants)) {
+      execFileSync("sync");
+      peakRss = process.memoryUsage().rss;
+      const rssBefore = peakRss;
+      const started = performance.now();
+      const done = await exportAbliterated(source, join(root, "abliterated"), unitVector(direction), options);
+      const s = (performance.now() - started) / 1000;
+      console.log(
+        `apply, ${name} (${done.edited.length} tensors edited): ${rate(s)}, ${((100 * best("copyFile")) / s).toFixed(0)}% of ` +
+          `fs.copyFile's best; peak RSS ${((peakRss - rssBefore) / 1e6).toFixed(0)} MB above the process before it`,
+      );
+      await rm(join(root, "abliterated"), { recursive: true });
+    }
   }
 
   // A GGUF file carries a tokenizer: the demo model's stands in (its ids fit TinyLlama's vocabulary).

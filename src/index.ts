@@ -181,6 +181,7 @@ export { writeReport } from "./report/write.ts";
 export type { RunReport } from "./report/types.ts";
 export {
   directionNormsFigure,
+  strengthKernelFigure,
   cosineHeatmapFigure,
   selectionScoresFigure,
   candidateRefusalFigure,
@@ -213,6 +214,7 @@ export {
   checkBlogRanking,
   checkAblation,
   checkOrthogonalizedWeight,
+  checkNormPreservingColumns,
   checkKl,
   checkRefusalScore,
   checkLeftPadding,

@@ -13,6 +13,7 @@ import {
   checkDpoLoss,
   checkKl,
   checkOrthogonalizedWeight,
+  checkNormPreservingColumns,
   checkRefusalDirection,
   checkRefusalScore,
   checkLeftPadding,
@@ -158,6 +159,37 @@ describe("exercises", () => {
       return Float32Array.from({ length: w.length }, (_, k) => e[(k % i) * o + Math.floor(k / i)]);
     };
     hints(() => checkOrthogonalizedWeight(inputSide, weight, out, inF, r), /Hint: you subtracted on the input side of the weight/);
+  });
+
+  it("the norm-preserving column update (notebook 07): the solution passes; each usual mistake is named", () => {
+    const [out, inF] = [12, 10];
+    const weight = Float32Array.from(vector(out * inF));
+    const u = vector(out);
+    const r = u.map((x) => x / Math.hypot(...u));
+    const strength = 0.8;
+    const check = (learner: (w: number[], r: number[], s: number) => ArrayLike<number>) =>
+      checkNormPreservingColumns(learner, weight, out, inF, r, strength);
+    passes(() => check(SOLUTIONS.normPreservingColumn));
+    const plain = (w: number[], r: number[], s: number) => {
+      const a = w.reduce((t, x, i) => t + x * r[i], 0);
+      return w.map((x, i) => x - s * a * r[i]);
+    };
+    const length = (v: ArrayLike<number>) => Math.hypot(...Array.from(v));
+    hints(() => check(plain), /column 0: .* Hint: that is the plain edit .* now give it back its length/);
+    hints(() => check((w, r, s) => plain(w, r, s).map((x, _, e) => x / length(e))), /Hint: your column has length 1/);
+    hints(() => check((w, r) => SOLUTIONS.normPreservingColumn(w, r, 1)), /Hint: that is the full-strength edit/);
+    hints(
+      () => check((w, r, s) => SOLUTIONS.normPreservingColumn(w, r, -s)),
+      /Hint: you added the part along r: subtract strength \(w \. r\) r from w/,
+    );
+    hints(() => check((w) => w), /Hint: that is the column unchanged/);
+    const notDone = resultOf(() =>
+      check(() => {
+        throw new ExerciseNotWritten("normPreservingColumn");
+      }),
+    );
+    assert.equal(notDone.status, "not done");
+    assert.match(notDone.message, /multiply e by \|w\| \/ \|e\|/);
   });
 
   it("KL: the solution passes; swapped arguments and raw logits are named", () => {

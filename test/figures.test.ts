@@ -7,6 +7,7 @@ import {
   activationScatterFigure,
   beforeAfterFigure,
   candidateRefusalFigure,
+  strengthKernelFigure,
   cosineHeatmapFigure,
   directionNormsFigure,
   dpoTrainingFigure,
@@ -131,6 +132,7 @@ describe("static pictures of figures", () => {
         { harmfulRefusalScore: 3, harmlessRefusalScore: -4, klThreshold: 0.1 },
       ),
       candidateRefusalFigure([{ key: "blocks.1.hook_resid_pre@-1", refusalRate: 0.1, coherentCompliance: 0.9 }], 0.95),
+      strengthKernelFigure({ attention: [0, 0.6, 1, 0.6], mlp: [1, 0.75, 0.5, 0] }),
       dpoTrainingFigure([1, 2, 3].map((step) => ({ step, loss: 0.7 / step, rewardAccuracy: step / 3 }))),
       activationScatterFigure(
         [

@@ -7,7 +7,7 @@
 import { dpoLoss } from "../heal/dpo.ts";
 import { klDivergence, logSoftmax, refusalScore } from "../pipeline/scores.ts";
 import { orthogonalizeTensor } from "../pipeline/orthogonalize.ts";
-import { projectRowsArray, unitVector } from "../projection.ts";
+import { projectRowsArray, projectRowsNormPreserving, unitVector } from "../projection.ts";
 import { SOLUTIONS, type RankingCandidate } from "./solutions.ts";
 import { blogRanking } from "../pipeline/select.ts";
 import { directionKey, type Direction } from "../pipeline/directions.ts";
@@ -41,6 +41,9 @@ export const EXERCISE_GOALS: Record<ExerciseName, string> = {
   orthogonalizeWeight:
     "the rows of an [out, in] weight write to the residual stream: for each column i, c[i] = sum over o of r[o] W[o][i]; then " +
     "W'[o][i] = W[o][i] - r[o] c[i] (element [o][i] is weight[o * inF + i])",
+  normPreservingColumn:
+    "a = w . r; e = w - strength a r (the plain edit); then multiply e by |w| / |e|, the column's length before over its length " +
+    "after, so that it keeps its length",
   klDivergence: "turn each row of logits into log-probabilities (log-softmax), then sum over tokens of p (log p - log q), p = exp(log p)",
   refusalScore: "p = the sum of softmax(logits)[t] over the refusal tokens t; the score is log p - log(1 - p)",
   dpoLoss: "margin = beta ((policyChosen - referenceChosen) - (policyRejected - referenceRejected)); the loss is -log(sigmoid(margin))",
@@ -482,6 +485,61 @@ export function checkOrthogonalizedWeight(
       tolerance,
     );
   });
+}
+
+/**
+ * Notebook 07: the learner's norm-preserving column update against the package's on columns of a real o_proj
+ * (stored [d_model, in]: column j is what input j writes to the residual stream).
+ */
+export function checkNormPreservingColumns(
+  learner: (column: number[], unit: number[], strength: number) => ArrayLike<number>,
+  weight: Float32Array,
+  out: number,
+  inF: number,
+  unit: ArrayLike<number>,
+  strength: number,
+  columns = 8,
+): void {
+  runCheck(
+    "normPreservingColumn",
+    `the norm-preserving update of ${columns} columns (strength ${strength}) agrees with the package's`,
+    () => {
+      const r = unitVector(unit);
+      for (let j = 0; j < Math.min(columns, inF); j++) {
+        const column = Float64Array.from({ length: out }, (_, o) => weight[o * inF + j]);
+        const got = learner(numbers(column), numbers(r), strength);
+        const want = projectRowsNormPreserving(column, r, strength);
+        const length = Math.sqrt(column.reduce((s, w) => s + w * w, 0));
+        const tolerance = 1e-6 * length;
+        const difference = gap(got, want);
+        if (difference <= tolerance) continue;
+        const along = column.reduce((s, w, i) => s + w * r[i], 0);
+        const plain = projectRowsArray(column, r, strength);
+        const plainLength = Math.sqrt(plain.reduce((s, x) => s + x * x, 0));
+        const flipped = column.map((w, i) => w + strength * along * r[i]);
+        const flippedLength = Math.sqrt(flipped.reduce((s, x) => s + x * x, 0));
+        fail(
+          `column ${j}`,
+          difference,
+          got,
+          [
+            [
+              plain,
+              "that is the plain edit w - strength (w . r) r: now give it back its length, multiply by |w| / |w - strength (w . r) r|",
+            ],
+            [plain.map((x) => x / plainLength), "your column has length 1: rescale to the column's own length |w|, not to a unit vector"],
+            [
+              projectRowsNormPreserving(column, r, 1),
+              "that is the full-strength edit: multiply the removed part (w . r) r by the strength",
+            ],
+            [flipped.map((x) => (x * length) / flippedLength), "you added the part along r: subtract strength (w . r) r from w"],
+            [Float64Array.from(column), "that is the column unchanged: subtract strength (w . r) r from it before rescaling"],
+          ],
+          tolerance,
+        );
+      }
+    },
+  );
 }
 
 /** Notebook 09: the learner's KL(p || q) against the package's on real logits. */

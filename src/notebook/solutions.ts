@@ -78,6 +78,17 @@ export const SOLUTIONS = {
   },
 
   /**
+   * Notebook 07: grimjim's norm-preserving edit of one column w of o_proj or down_proj (what it writes to the
+   * residual stream): remove the part along r with strength lambda, then give the result w's own length back.
+   */
+  normPreservingColumn(column: number[], unit: number[], strength: number): number[] {
+    const along = column.reduce((s, w, i) => s + w * unit[i], 0); // w . r
+    const edited = column.map((w, i) => w - strength * along * unit[i]);
+    const length = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    return edited.map((x) => (x * length(column)) / length(edited));
+  },
+
+  /**
    * Notebook 06: orthogonalise a weight stored as Hugging Face stores it, [out, in] row-major, whose output
    * side (its rows) writes to the residual stream: W - r (r^T W).
    */

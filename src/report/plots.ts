@@ -36,6 +36,27 @@ export function directionNormsFigure(
   };
 }
 
+/**
+ * The strength each layer's attention and MLP output is edited with (an edit record's kernel strengths, or
+ * any per-layer strengths): heretic's kernels as lines over the layers, 0 where a layer is not edited.
+ */
+export function strengthKernelFigure(
+  strengths: { attention: readonly number[]; mlp: readonly number[] },
+  title = "Edit strength by layer",
+): Figure {
+  const trace = (name: string, ys: readonly number[]) => ({
+    type: "scatter",
+    mode: "lines+markers",
+    name,
+    x: ys.map((_, l) => l),
+    y: [...ys],
+  });
+  return {
+    data: [trace("attention (o_proj)", strengths.attention), trace("MLP (down_proj)", strengths.mlp)],
+    layout: { ...base(title, "layer", "strength λ (0: not edited)"), ...legendAbove },
+  };
+}
+
 /** Cosine similarity between layers' directions (one hook point). */
 export function cosineHeatmapFigure(layers: readonly number[], matrix: readonly (readonly number[])[], hook: string): Figure {
   return {

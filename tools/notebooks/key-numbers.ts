@@ -15,6 +15,9 @@ const KEY_LINES = [
   /^chosen: .*/, // 05
   /^harmless refusal rate: .*/, // 05
   /^direction blocks\.\S+, norm [\d.]+$/, // 06
+  /^cosine of r with the harmless mean: .*/, // 07
+  /^mean column norm of .*/, // 07
+  /^edit .*: harmful refusal .*/, // 07
   /^wrote \S+: \d+ tensors.*/, // 08
   /^harmful refusal: .*/, // 09
   /^harmless refusal: .*/, // 09
