@@ -12,6 +12,13 @@ import { expectedTensors } from "./models/tensors.ts";
 
 /** Bytes the wasm backend can address: its heap is 32-bit. */
 export const WASM_HEAP_LIMIT_BYTES = 4 * 1024 ** 3;
+/** The wasm heap's size before anything is allocated (tfjs-backend-wasm's module): the heap never measures less. */
+export const WASM_INITIAL_HEAP_BYTES = 16 * 1024 ** 2;
+/**
+ * Emscripten grows the heap geometrically: a growth asks for up to 20% more than the old heap (so less than 20%
+ * more than what is needed), at most 96 MiB more than requested.
+ */
+export const wasmHeapGrowth = (bytes: number) => bytes + Math.min(0.2 * bytes, 96 * 1024 ** 2);
 /** Share of the heap a plan may use: the allocator needs room to move. */
 export const WASM_HEAP_BUDGET = 0.85;
 
@@ -134,8 +141,10 @@ export function estimateMemory(
   const outside = plan.nativeBytes ?? 0;
   const nativeBytes = outside > 0 ? outside + untiedBytes : 0;
   const heapWeights = plan.weightBytes - outside + (outside > 0 ? 0 : untiedBytes);
-  // The allocator's fragmentation: a quarter more than the tensors themselves.
-  const totalBytes = Math.ceil(1.25 * (heapWeights + plan.packedBytes + activationBytes + kvCacheBytes));
+  // The allocator's fragmentation: a quarter more than the tensors themselves; on wasm, the heap's growth step
+  // on top, and never less than the heap it starts with.
+  const live = 1.25 * (heapWeights + plan.packedBytes + activationBytes + kvCacheBytes);
+  const totalBytes = Math.ceil(backend.name === "wasm" ? Math.max(WASM_INITIAL_HEAP_BYTES, wasmHeapGrowth(live)) : live);
   return {
     ...plan,
     activationBytes,
@@ -185,7 +194,7 @@ export function checkMemory(
       estimate.nativeBytes ? ` in the heap (${gb(estimate.nativeBytes)} more held outside ` + `it)` : ""
     }${estimate.packedBytes ? `, XNNPACK's packed copies ${gb(estimate.packedBytes)}` : ""}, activations ` +
     `${gb(estimate.activationBytes)}${estimate.kvCacheBytes ? `, KV cache ${gb(estimate.kvCacheBytes)}` : ""}, with a quarter more for ` +
-    `the allocator`;
+    `the allocator and the heap's growth step`;
   let batch = shape.batch;
   while (batch > 1 && estimateMemory(config, arch, plan, { ...shape, batch }, backend).totalBytes > estimate.budgetBytes)
     batch = Math.floor(batch / 2);

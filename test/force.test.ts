@@ -160,6 +160,11 @@ describe("a command's outputs are checked and locked before any is written (#23 
     assert.deepEqual([...new Set(report.directions.map((d: { tokenOffset: number }) => d.tokenOffset))].sort(), offsets[won].sort());
   });
 
+  it("run: a batch size past the number of prompts is clamped to it, not refused by the memory check (#23, low)", async () => {
+    const report = await runPipeline({ ...small, outDir: join(work, "run-huge-batch"), batchSize: 99_999_999_999 });
+    assert.equal(report.counts.harmfulTrain, 8);
+  });
+
   it("heal: an earlier heal.json is refused without force, before any model loads", async () => {
     const out = join(work, "heal-earlier");
     await mkdir(out, { recursive: true });

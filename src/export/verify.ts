@@ -3,6 +3,7 @@
 // The reference is the source under the ablation hooks where weight orthogonalisation and the hooks are
 // the same intervention (a full edit of a pre-norm model); otherwise (sandwich norms, where the post-norm
 // sees a different input; partial edits) it is the source orthogonalised in memory with the same options.
+import type * as tf from "@tensorflow/tfjs-core";
 import { actName } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import type { FwdHook } from "../hooks.ts";
@@ -203,22 +204,19 @@ export function residualWriteComponent(
   ];
   let max = 0;
   for (const { batch } of promptBatches(model, prompts, options.batchSize)) {
-    const { logits, cache } = model.runWithCache(batch, { namesFilter: names, logits: "last" });
-    logits.dispose();
-    try {
-      for (const name of names) {
-        const values = cache.get(name).dataSync(); // [batch, pos, d_model]
-        const pos = batch.inputIds[0].length;
-        for (let b = 0; b < batch.inputIds.length; b++) {
-          for (let t = 0; t < pos; t++) {
-            if (!batch.attentionMask[b][t]) continue;
-            max = Math.max(max, shareAlong(values.subarray((b * pos + t) * model.dModel, (b * pos + t + 1) * model.dModel), unit));
-          }
+    const pos = batch.inputIds[0].length;
+    // Each write is read as the forward pass reaches it and then let go, so the check holds one layer's
+    // activations at a time, as the forward pass itself does (not every layer's at once).
+    const measure = (activation: tf.Tensor) => {
+      const values = activation.dataSync(); // [batch, pos, d_model]
+      for (let b = 0; b < batch.inputIds.length; b++) {
+        for (let t = 0; t < pos; t++) {
+          if (!batch.attentionMask[b][t]) continue;
+          max = Math.max(max, shareAlong(values.subarray((b * pos + t) * model.dModel, (b * pos + t + 1) * model.dModel), unit));
         }
       }
-    } finally {
-      cache.dispose();
-    }
+    };
+    model.runWithHooks(batch, { fwdHooks: [[names, measure]], logits: "last" }).dispose();
   }
   return max;
 }

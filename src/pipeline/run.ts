@@ -307,8 +307,9 @@ async function stagesOnTheOriginal(
     checkpoint.config,
     checkpoint.arch,
     model.weightPlan,
+    // A batch is never larger than the largest set it is taken from (the export's check takes verifyPrompts).
     {
-      batch: batchSize,
+      batch: Math.min(batchSize, Math.max(verifyPrompts.length, ...Object.values(sets).map((s) => s.length))),
       promptTokens,
       newTokens: maxNewTokens,
       logits: "last",
