@@ -12,6 +12,7 @@ import {
   compareEdits,
   editHooks,
   exportAbliterated,
+  exportGguf,
   generateCompletions,
   lastPositionLogits,
   loadModel,
@@ -26,6 +27,7 @@ import type { OrthogonalizeOptions, StrengthKernel } from "../src/pipeline/ortho
 import { kernelStrength } from "../src/pipeline/orthogonalize.ts";
 import { exportPeftAdapter } from "../src/export/peft.ts";
 import { SafetensorsFile } from "../src/safetensors/read.ts";
+import { ggufTensorBytes } from "./helpers/gguf.ts";
 import { lastLogits, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS, SANDWICH_ARCHS } from "./helpers/reference.ts";
 
 let work: string;
@@ -410,6 +412,42 @@ describe("compareEdits: two variants side by side on one model, each undone", ()
       assert.ok(compared[i].maxWeightChange > 0);
       assert.equal(compared[i].harmlessKl, measured.harmlessKl, `${edit.label}: KL`);
       assert.deepEqual(compared[i].answers, measured.answers, `${edit.label}: answers`);
+    }
+  });
+});
+
+describe("edit variants in a GGUF file", () => {
+  it("apply --format gguf writes the same edited tensors as the safetensors export (float32, every variant at once)", async () => {
+    const m = await loadModel(DEMO_MODEL_DIR);
+    const { nLayers: n, dModel: d } = m;
+    m.dispose();
+    let state = 3;
+    const r = unitVector(Float64Array.from({ length: d }, () => (state = (state * 48271) % 2147483647) / 2147483647 - 0.5));
+    const options: OrthogonalizeOptions = {
+      normPreserving: true,
+      biprojectAgainst: harmlessMeans(n, d),
+      kernels: { mlp: { maxWeight: 1.1, maxWeightPosition: 2, minWeight: 0.4, minWeightDistance: 2 } },
+    };
+    const folder = join(work, "demo-variants");
+    const file = join(work, "demo-variants.gguf");
+    await exportAbliterated(DEMO_MODEL_DIR, folder, r, options);
+    await exportGguf(DEMO_MODEL_DIR, file, { ...options, unit: r, type: "f32" });
+    const exported = await CheckpointWeights.open(folder);
+    try {
+      const pairs: [string, string][] = [["model.embed_tokens.weight", "token_embd.weight"]];
+      for (let l = 0; l < n; l++)
+        pairs.push(
+          [`model.layers.${l}.self_attn.o_proj.weight`, `blk.${l}.attn_output.weight`],
+          [`model.layers.${l}.mlp.down_proj.weight`, `blk.${l}.ffn_down.weight`],
+        );
+      for (const [key, name] of pairs) {
+        const want = await exported.readFloat32(key);
+        const bytes = await ggufTensorBytes(file, name, want.length * 4);
+        const got = new Float32Array(bytes.buffer, bytes.byteOffset, want.length);
+        assert.deepEqual(got, want, `${name} is ${key} as the safetensors export wrote it`);
+      }
+    } finally {
+      await exported.close();
     }
   });
 });
