@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { describe, it, before, after } from "node:test";
 import { PACKAGE_ROOT, dataFile } from "../src/paths.ts";
 import { loadInstructions } from "../src/data/instructions.ts";
+import { CheckpointWeights } from "../src/index.ts";
 
 const run = promisify(execFile);
 const bin = join(PACKAGE_ROOT, "bin", "abliterate.js");
@@ -87,6 +88,14 @@ describe("abliterate CLI", () => {
     const strengths = record.kernels.strengths.attention as number[];
     [0, 0.6, 1, 1, 0.6, 0].forEach((x, l) => assert.ok(Math.abs(strengths[l] - x) < 1e-12, `layer ${l}: ${strengths[l]}, expected ${x}`));
     assert.deepEqual(record.kernels.attention, { maxWeight: 1.2, maxWeightPosition: 2.5, minWeight: 0.4, minWeightDistance: 2 });
+    // The record makes the same edit again: the same bytes.
+    const again = join(dir, "variant-again");
+    await cli("apply", "--reproduce", join(out, "abliterate.json"), "-o", again);
+    assert.deepEqual(await readFile(join(again, "model.safetensors")), await readFile(join(out, "model.safetensors")));
+    assert.match(
+      await cliFails("apply", "--reproduce", join(out, "abliterate.json"), "--scale", "0.5", "-o", join(dir, "v3")),
+      /--reproduce takes the edit from .*abliterate.json; leave out --scale/,
+    );
     assert.match(
       await cliFails("apply", ...args, "--kernel", "attn=1,2,3", "-o", join(dir, "v2")),
       /--kernel.*expected attn=MAX,POS,MIN,DIST/,
@@ -128,6 +137,18 @@ describe("abliterate CLI", () => {
     assert.equal(record.biprojected, true);
     // lambda_l = 1 + (|l - 2| / 2)(0.5 - 1) where |l - 2| <= 2, else 0.
     assert.deepEqual(record.kernels.strengths.mlp, [0.5, 0.75, 1, 0.75, 0.5, 0]);
+    // The run edits with its directions in float64; its directions file holds them in float32: the same edit, to
+    // that rounding.
+    const again = join(dir, "variant-run-again");
+    await cli("apply", "--reproduce", join(out, "model", "abliterate.json"), "-o", again);
+    const [a, b] = [await CheckpointWeights.open(again), await CheckpointWeights.open(join(out, "model"))];
+    for (const name of a.names) {
+      const [x, y] = [await a.readFloat32(name), await b.readFloat32(name)];
+      const scale = y.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const diff = x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+      assert.ok(diff <= 1e-6 * scale, `${name}: the reproduced edit differs by ${diff} (largest |w| ${scale})`);
+    }
+    await Promise.all([a.close(), b.close()]);
     assert.match(await cliFails("run", "--out", join(dir, "x"), "--direction-index", "2"), /unknown option '--direction-index'/);
   });
 

@@ -27,7 +27,7 @@ import type { OrthogonalizeOptions, StrengthKernel } from "../src/pipeline/ortho
 import { kernelStrength } from "../src/pipeline/orthogonalize.ts";
 import { exportPeftAdapter } from "../src/export/peft.ts";
 import { SafetensorsFile } from "../src/safetensors/read.ts";
-import { ggufTensorBytes } from "./helpers/gguf.ts";
+import { ggufTensorBytes, readGguf } from "./helpers/gguf.ts";
 import { lastLogits, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS, SANDWICH_ARCHS } from "./helpers/reference.ts";
 
 let work: string;
@@ -432,6 +432,10 @@ describe("edit variants in a GGUF file", () => {
     const file = join(work, "demo-variants.gguf");
     await exportAbliterated(DEMO_MODEL_DIR, folder, r, options);
     await exportGguf(DEMO_MODEL_DIR, file, { ...options, unit: r, type: "f32" });
+    const { metadata } = await readGguf(file);
+    assert.equal(metadata["abliterate.norm_preserving"], true);
+    assert.equal(metadata["abliterate.biprojected"], true);
+    assert.deepEqual(JSON.parse(String(metadata["abliterate.kernels"])), options.kernels);
     const exported = await CheckpointWeights.open(folder);
     try {
       const pairs: [string, string][] = [["model.embed_tokens.weight", "token_embd.weight"]];

@@ -11,7 +11,8 @@ import { LLAMA_CPP_QUANTS } from "../export/gguf/quantize.ts";
 import { progressReporter } from "./progress.ts";
 import type { StrengthKernel } from "../pipeline/orthogonalize.ts";
 import { loadDirections, checkDirectionsFit } from "../pipeline/directions.ts";
-import { resolveEdit, type EditVariants, type ResolvedEdit } from "../pipeline/edit.ts";
+import { editFromRecord, resolveEdit, type EditVariants, type ResolvedEdit } from "../pipeline/edit.ts";
+import { readFile } from "node:fs/promises";
 
 /** The edit options `apply` and `run` share: the direction's variants and the edit's. */
 export function editOptions(cmd: Command, what: { directionIndex: boolean } = { directionIndex: true }): Command {
@@ -62,6 +63,58 @@ export async function editFromFlags(file: string, flags: EditFlags, model: { nLa
   const edit = resolveEdit(directions, { key: flags.key, index: flags.directionIndex }, variantsOf(flags), model.nLayers, file);
   return { ...edit, record: { ...edit.record, directionsFile: file } };
 }
+
+/**
+ * The flags an export's abliterate.json stands for (`apply --reproduce`); a variant flag given as well is refused,
+ * since the record already decides it.
+ */
+export async function flagsFromRecord(
+  file: string,
+  directions: string | undefined,
+  command: Command,
+): Promise<EditFlags & { directions: string }> {
+  const given = EDIT_FLAGS.filter((name) => command.getOptionValueSource(name) === "cli");
+  if (given.length > 0)
+    throw new Error(
+      `--reproduce takes the edit from ${file}; leave out ${given.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`,
+    );
+  let record: unknown;
+  try {
+    record = JSON.parse(await readFile(file, "utf8"));
+  } catch (error) {
+    throw new Error(`${file}: cannot read the edit record (${(error as Error).message})`);
+  }
+  const { directionsFile, choice, variants } = editFromRecord(record, file);
+  const from = directions ?? directionsFile;
+  if (!from) throw new Error(`${file} names no directions file: give one with -d`);
+  return {
+    directions: from,
+    key: choice.key,
+    directionIndex: choice.index,
+    layers: variants.layers as [number, number] | undefined,
+    skipEmbedding: variants.skipEmbedding,
+    scale: variants.scale,
+    naive: variants.naive,
+    kernel: variants.kernels,
+    normPreserving: variants.normPreserving,
+    biproject: variants.biproject,
+    projectAgainstHarmless: variants.projectAgainstHarmless,
+  };
+}
+
+/** The option names (camelCase) that choose the direction or the edit. */
+const EDIT_FLAGS = [
+  "key",
+  "layers",
+  "skipEmbedding",
+  "scale",
+  "naive",
+  "directionIndex",
+  "projectAgainstHarmless",
+  "biproject",
+  "kernel",
+  "normPreserving",
+] as const;
 
 /** The edit variants the flags ask for. */
 export const variantsOf = (flags: EditFlags): EditVariants => ({

@@ -276,7 +276,10 @@ export function chooseDirection(
 ): ChosenDirection {
   let chosen: ChosenDirection;
   if (choice.index !== undefined) {
-    const where = choice.key ? pickDirection(directions, choice.key, source) : { hook: "resid_pre" as const, tokenOffset: -1 };
+    // The key only says which hook and token offset: its own direction may be unusable (layer 0's resid_pre is
+    // the embedding, the same for both sets).
+    const where = choice.key ? directions.find((d) => directionKey(d) === choice.key) : { hook: "resid_pre" as const, tokenOffset: -1 };
+    if (!where) throw new Error(`${source} has no direction ${choice.key}`);
     chosen = directionAtIndex(directions, choice.index, { hook: where.hook, tokenOffset: where.tokenOffset }, source);
   } else {
     const d = pickDirection(directions, choice.key, source);

@@ -198,7 +198,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
     await exportAbliterated(checkpoint, exportDir, stages.edit.direction.unit, {
       ...stages.edit.orthogonalize,
       force: options.force,
-      provenance: stages.edit.record,
+      provenance: { ...stages.edit.record, directionsFile: join(outDir, "directions.safetensors") },
       onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
       onNotice: log,
     });

@@ -8,6 +8,7 @@ import {
   download,
   editOptions,
   editFromFlags,
+  flagsFromRecord,
   verificationPrompts,
   verificationLine,
   print,
@@ -24,7 +25,12 @@ import { initBackend } from "../../backend.ts";
 export function registerApply(program: Command): void {
   const command = common(program.command("apply"), false)
     .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
-    .requiredOption("-d, --directions <file>", "directions .safetensors")
+    .option("-d, --directions <file>", "directions .safetensors (with --reproduce: default the file the record names)")
+    .option(
+      "--reproduce <abliterate.json>",
+      "make the edit an export's abliterate.json records again (its direction, index, projection, kernels, strengths, norm " +
+        "preservation, biprojection), instead of giving them as options",
+    )
     .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
     .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)", outputPath)
     .option(
@@ -46,6 +52,8 @@ export function registerApply(program: Command): void {
       // A GGUF type without the GGUF format would be ignored: say so instead of writing safetensors.
       if (opts.format !== "gguf" && command.getOptionValueSource("type") === "cli")
         throw new Error(`--type ${opts.type} is a GGUF tensor type: add --format gguf, or leave --type out for a safetensors export`);
+      if (opts.reproduce) Object.assign(opts, await flagsFromRecord(opts.reproduce, opts.directions, command));
+      if (!opts.directions) throw new Error("required option '-d, --directions <file>' not specified");
       const bar = progressReporter();
       const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
       let edit;

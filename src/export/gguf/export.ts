@@ -274,6 +274,10 @@ async function ggufMetadata(
     metadata.set("abliterate.scale", f32(options.scale ?? 1));
     metadata.set("abliterate.skip_embedding", bool(options.skipEmbedding ?? false));
     if (options.layers) metadata.set("abliterate.layers", str(`${options.layers[0]}-${options.layers[1]}`));
+    // The variants (#25), where used: the kernels as JSON, the switches as booleans.
+    if (options.kernels?.attention || options.kernels?.mlp) metadata.set("abliterate.kernels", str(JSON.stringify(options.kernels)));
+    if (options.normPreserving) metadata.set("abliterate.norm_preserving", bool(true));
+    if (options.biprojectAgainst) metadata.set("abliterate.biprojected", bool(true));
   }
   for (const [key, v] of Object.entries(options.provenance ?? {}))
     metadata.set(`abliterate.${key}`, typeof v === "string" ? str(v) : typeof v === "boolean" ? bool(v) : f32(v));
