@@ -74,10 +74,8 @@ export async function flagsFromRecord(
   command: Command,
 ): Promise<EditFlags & { directions: string }> {
   const given = EDIT_FLAGS.filter((name) => command.getOptionValueSource(name) === "cli");
-  if (given.length > 0)
-    throw new Error(
-      `--reproduce takes the edit from ${file}; leave out ${given.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}`,
-    );
+  const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (given.length > 0) throw new Error(`--reproduce takes the edit from ${file}; leave out ${given.map(flag).join(", ")}`);
   let record: unknown;
   try {
     record = JSON.parse(await readFile(file, "utf8"));
