@@ -6,17 +6,16 @@
 // is a LoRA on an embedding layer: PEFT adds (B A)^T with A = (E v)^T [1, vocab] and B = -lambda v [d_model, 1].
 // The norm-preserving edit is not low-rank: it rescales every column by a factor of its own, a full-rank change,
 // so it has no LoRA form and is refused; so are bias edits (a LoRA changes weights only) and merged deltas.
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { withLock, writeFailure } from "../files.ts";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { openCheckpoint, type Checkpoint } from "../load.ts";
 import type { UnitVector } from "../projection.ts";
 import { decodeToFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 import { floatTensor, writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { planCheckpointEdit, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
-import { earlierRecord, replaceFolder } from "./safetensors.ts";
+import { earlierRecord } from "./safetensors.ts";
 import { STREAM_CHUNK_BYTES } from "./stream.ts";
-import { checkExportTarget, ExportError, isNonEmptyDir, removeStalePartials } from "./targets.ts";
+import { ExportError, writeExportFolder } from "./targets.ts";
 
 export interface PeftExportOptions extends OrthogonalizeOptions {
   force?: boolean;
@@ -42,21 +41,11 @@ export async function exportPeftAdapter(
       "the norm-preserving edit has no LoRA form: it rescales every column of o_proj and down_proj (and every embedding row) by a " +
         "factor of its own, a full-rank change; export it as a checkpoint (--format safetensors or gguf)",
     );
-  const { source, out } = await checkExportTarget(typeof from === "string" ? from : from.dir, outDir, options.force);
-  await mkdir(dirname(out), { recursive: true });
-  return withLock(join(dirname(out), `.${basename(out)}.lock`), async () => {
-    if (!options.force && (await isNonEmptyDir(out)))
-      throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
-    await removeStalePartials(out);
+  const sourceDir = typeof from === "string" ? from : from.dir;
+  return writeExportFolder(sourceDir, outDir, { force: options.force, what: "adapter" }, async ({ source, out, tmp }) => {
     const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
-    const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
     try {
-      const modules = await writeAdapter(checkpoint, source, unit, options, tmp);
-      await replaceFolder(out, tmp);
-      return { outDir: out, modules };
-    } catch (error) {
-      await rm(tmp, { recursive: true, force: true });
-      throw writeFailure(error, out, `${out} is as it was, and the partial adapter was removed`);
+      return { outDir: out, modules: await writeAdapter(checkpoint, source, unit, options, tmp) };
     } finally {
       if (typeof from === "string") await checkpoint.close();
     }

@@ -4,11 +4,11 @@
 // temporary folder beside the output, checked to load, and renamed into place only then, so an interrupted
 // or broken export leaves nothing that looks complete. The source folder is never written to, and no folder
 // that is, contains or lies inside it is ever replaced (paths compared once every link is followed).
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, sep } from "node:path";
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import { applyEdits, modify } from "jsonc-parser";
 import { INDEX_FILE } from "../checkpoint.ts";
-import { exists, withLock, writeFailure } from "../files.ts";
+import { exists } from "../files.ts";
 import { checkCheckpointTensors, openCheckpoint, type Checkpoint } from "../load.ts";
 import { ChatTokenizer } from "../tokenizer.ts";
 import { roleKeys } from "../models/tensors.ts";
@@ -16,7 +16,7 @@ import type { UnitVector } from "../projection.ts";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write.ts";
 import { planCheckpointEdit, type EditPlan, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
 import { editedTensorBytes, STREAM_CHUNK_BYTES } from "./stream.ts";
-import { checkExportTarget, ExportError, isNonEmptyDir, removeStalePartials } from "./targets.ts";
+import { ExportError, writeExportFolder } from "./targets.ts";
 
 export { ExportError } from "./targets.ts";
 
@@ -81,47 +81,27 @@ export async function exportAbliterated(
   unit: UnitVector | undefined,
   options: ExportOptions = {},
 ): Promise<ExportResult> {
-  const { source, out } = await checkExportTarget(typeof from === "string" ? from : from.dir, outDir, options.force);
-  await mkdir(dirname(out), { recursive: true });
-  return withLock(join(dirname(out), `.${basename(out)}.lock`), () => exportLocked(from, source, out, unit, options), {
-    busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another folder`,
+  const sourceDir = typeof from === "string" ? from : from.dir;
+  return writeExportFolder(sourceDir, outDir, { ...options, what: "export" }, async ({ source, out, tmp }) => {
+    const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
+    try {
+      const plan = await planCheckpointEdit(checkpoint, unit, options, options.deltas);
+      checkCheckpointTensors(checkpoint);
+      const earlier = await earlierRecord(source);
+      const before = await fingerprint(source, checkpoint.weights.files);
+      await mkdir(tmp, { recursive: true });
+      const { copied, bytesWritten } = await writeShards(checkpoint, plan, tmp, options.onProgress);
+      await writeIndex(checkpoint, plan, source, tmp);
+      await copyOtherFiles(checkpoint, plan, source, tmp);
+      await writeRecord(plan, source, earlier, tmp, options.provenance);
+      if ((await fingerprint(source, checkpoint.weights.files)) !== before)
+        throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
+      await checkLoadable(tmp, source, out);
+      return { outDir: out, edited: [...plan.edits.keys()], copied, untied: plan.untie, bytesWritten };
+    } finally {
+      if (typeof from === "string") await checkpoint.close();
+    }
   });
-}
-
-async function exportLocked(
-  from: string | Checkpoint,
-  source: string,
-  out: string,
-  unit: UnitVector | undefined,
-  options: ExportOptions,
-): Promise<ExportResult> {
-  if (!options.force && (await isNonEmptyDir(out)))
-    throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
-  for (const name of await removeStalePartials(out))
-    options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
-  const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
-  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
-  try {
-    const plan = await planCheckpointEdit(checkpoint, unit, options, options.deltas);
-    checkCheckpointTensors(checkpoint);
-    const earlier = await earlierRecord(source);
-    const before = await fingerprint(source, checkpoint.weights.files);
-    await mkdir(tmp, { recursive: true });
-    const { copied, bytesWritten } = await writeShards(checkpoint, plan, tmp, options.onProgress);
-    await writeIndex(checkpoint, plan, source, tmp);
-    await copyOtherFiles(checkpoint, plan, source, tmp);
-    await writeRecord(plan, source, earlier, tmp, options.provenance);
-    if ((await fingerprint(source, checkpoint.weights.files)) !== before)
-      throw new ExportError(`the source checkpoint ${source} changed during the export; nothing was written to ${out}`);
-    await checkLoadable(tmp, source, out);
-    await replaceFolder(out, tmp);
-    return { outDir: out, edited: [...plan.edits.keys()], copied, untied: plan.untie, bytesWritten };
-  } catch (error) {
-    await rm(tmp, { recursive: true, force: true });
-    throw writeFailure(error, out, `${out} is as it was, and the partial export was removed`);
-  } finally {
-    if (typeof from === "string") await checkpoint.close();
-  }
 }
 
 /**
@@ -251,19 +231,6 @@ async function writeRecord(
   const { edited, ...record } = plan.record;
   const abliterate = { source, ...(earlier !== undefined ? { earlier } : {}), edited, ...record, ...provenance };
   await writeFile(join(dir, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
-}
-
-/** Put the finished folder `tmp` in the place of `out` (renames only, so `out` is never half written). */
-export async function replaceFolder(out: string, tmp: string): Promise<void> {
-  if (await isNonEmptyDir(out)) {
-    const old = `${tmp}.old`;
-    await rename(out, old);
-    await rename(tmp, out);
-    await rm(old, { recursive: true, force: true });
-  } else {
-    await rm(out, { recursive: true, force: true }); // an empty folder
-    await rename(tmp, out);
-  }
 }
 
 /** The export must load as a checkpoint does: its config, its tensors, and its tokenizer when the source had one. */

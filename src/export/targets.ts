@@ -1,9 +1,9 @@
 // Where an export may write, decided before any work: outputs kept apart from their sources (real paths
 // compared once every link is followed), existing outputs replaced only when asked, and what interrupted
 // exports left behind cleaned up.
-import { lstat, readdir, realpath, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { exists, isInside, processAlive, realPathOf } from "../files.ts";
+import { exists, isInside, processAlive, realPathOf, withLock, writeFailure } from "../files.ts";
 import { hubCacheDir } from "../hub.ts";
 
 export class ExportError extends Error {
@@ -95,6 +95,54 @@ export async function checkExportTarget(sourceDir: string, outDir: string, force
   if (!force && (await isNonEmptyDir(out)))
     throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
   return { source, out };
+}
+
+/**
+ * Write an export folder `outDir` from `source` without ever leaving a half-written one: the target checked
+ * (`checkExportTarget`), a lock beside it, a non-empty folder refused without `force`, stale partials of dead
+ * exports removed, the folder built by `build` in a temporary folder beside it, and renamed into place only when
+ * `build` returns. On failure the partial folder is removed and the error says that `outDir` is as it was.
+ */
+export async function writeExportFolder<T>(
+  sourceDir: string,
+  outDir: string,
+  options: { force?: boolean; onNotice?: (line: string) => void; what: string },
+  build: (paths: { source: string; out: string; tmp: string }) => Promise<T>,
+): Promise<T> {
+  const { source, out } = await checkExportTarget(sourceDir, outDir, options.force);
+  await mkdir(dirname(out), { recursive: true });
+  return withLock(
+    join(dirname(out), `.${basename(out)}.lock`),
+    async () => {
+      if (!options.force && (await isNonEmptyDir(out)))
+        throw new ExportError(`output folder ${out} is not empty; pass --force (force: true in code) to replace it`);
+      for (const name of await removeStalePartials(out))
+        options.onNotice?.(`removed ${join(dirname(out), name)}, left by an interrupted export`);
+      const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
+      try {
+        const result = await build({ source, out, tmp });
+        await replaceFolder(out, tmp);
+        return result;
+      } catch (error) {
+        await rm(tmp, { recursive: true, force: true });
+        throw writeFailure(error, out, `${out} is as it was, and the partial ${options.what} was removed`);
+      }
+    },
+    { busy: (pid) => `another export (process ${pid}) is writing ${out}; wait for it to finish or choose another folder` },
+  );
+}
+
+/** Put the finished folder `tmp` in the place of `out` (renames only, so `out` is never half written). */
+export async function replaceFolder(out: string, tmp: string): Promise<void> {
+  if (await isNonEmptyDir(out)) {
+    const old = `${tmp}.old`;
+    await rename(out, old);
+    await rename(tmp, out);
+    await rm(old, { recursive: true, force: true });
+  } else {
+    await rm(out, { recursive: true, force: true }); // an empty folder
+    await rename(tmp, out);
+  }
 }
 
 /**
