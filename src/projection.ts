@@ -86,7 +86,11 @@ export function accumulateColumnCoefficients(
   }
 }
 
-/** Column kernel, second pass: W - s r (r^T W) for rows [firstRow, firstRow + n) of W, given r^T W (new values, or into `into`). */
+/**
+ * Column kernel, second pass: W - s r (r^T W) for rows [firstRow, firstRow + n) of W, given r^T W (new values, or
+ * into `into`); with `factors`, each column j of the result multiplied by factors[j] (the norm-preserving edit's
+ * last pass), in float64 before the one rounding.
+ */
 export function projectColumnsF32(
   rows: Float32Array,
   firstRow: number,
@@ -94,6 +98,7 @@ export function projectColumnsF32(
   coefficients: Float64Array,
   scale = 1,
   into?: Float32Array,
+  factors?: Float64Array,
 ): Float32Array {
   const cols = coefficients.length;
   if (into && into.length !== rows.length) throw new Error(`${rows.length} values projected into an array of ${into.length}`);
@@ -101,7 +106,8 @@ export function projectColumnsF32(
   for (let i = 0; i * cols < rows.length; i++) {
     const ri = scale * unit[firstRow + i];
     const o = i * cols;
-    for (let j = 0; j < cols; j++) out[o + j] = rows[o + j] - ri * coefficients[j];
+    if (factors) for (let j = 0; j < cols; j++) out[o + j] = (rows[o + j] - ri * coefficients[j]) * factors[j];
+    else for (let j = 0; j < cols; j++) out[o + j] = rows[o + j] - ri * coefficients[j];
   }
   return out;
 }
@@ -173,27 +179,6 @@ export function columnFactors(before: Float64Array, after: Float64Array): Float6
   return Float64Array.from(before, (b, j) => (after[j] > 0 ? Math.sqrt(b / after[j]) : 0));
 }
 
-/** Norm-preserving column kernel, last pass: (W - s r (r^T W)) rescaled column by column, for rows [firstRow, firstRow + n) of W. */
-export function projectColumnsNormPreservingF32(
-  rows: Float32Array,
-  firstRow: number,
-  unit: ArrayLike<number>,
-  coefficients: Float64Array,
-  factors: Float64Array,
-  scale = 1,
-  into?: Float32Array,
-): Float32Array {
-  const cols = coefficients.length;
-  if (into && into.length !== rows.length) throw new Error(`${rows.length} values projected into an array of ${into.length}`);
-  const out = into ?? new Float32Array(rows.length);
-  for (let i = 0; i * cols < rows.length; i++) {
-    const ri = scale * unit[firstRow + i];
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) out[o + j] = (rows[o + j] - ri * coefficients[j]) * factors[j];
-  }
-  return out;
-}
-
 /** The norm-preserving column kernel on a whole W [d_model, cols] (row-major, as a checkpoint stores it). */
 export function projectColumnsNormPreserving(values: Float32Array, cols: number, unit: ArrayLike<number>, scale = 1): Float32Array {
   const c = new Float64Array(cols);
@@ -201,5 +186,5 @@ export function projectColumnsNormPreserving(values: Float32Array, cols: number,
   const before = new Float64Array(cols);
   const after = new Float64Array(cols);
   accumulateColumnNorms(before, after, values, 0, unit, c, scale);
-  return projectColumnsNormPreservingF32(values, 0, unit, c, columnFactors(before, after), scale);
+  return projectColumnsF32(values, 0, unit, c, scale, undefined, columnFactors(before, after));
 }

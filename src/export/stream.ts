@@ -6,7 +6,7 @@ import {
   accumulateColumnCoefficients,
   accumulateColumnNorms,
   columnFactors,
-  projectColumnsNormPreservingF32,
+  projectColumnsF32,
   projectRowsNormPreserving,
   type UnitVector,
 } from "../projection.ts";
@@ -188,7 +188,7 @@ async function* normPreservingStream(
   for await (const { first, values } of chunks()) accumulateColumnNorms(before, after, values, first, unit, coefficients, scale);
   const factors = columnFactors(before, after);
   for await (const { first, values } of chunks())
-    yield encode(projectColumnsNormPreservingF32(values, first, unit, coefficients, factors, scale));
+    yield encode(projectColumnsF32(values, first, unit, coefficients, scale, undefined, factors));
 }
 
 /**
