@@ -53,8 +53,17 @@ export function projectRows(x: tf.Tensor, unit: tf.Tensor1D, scale = 1): tf.Tens
   });
 }
 
-/** Row kernel on rows of length d_model held in an array (float32 or float64; accumulated in float64, rounded once). */
-export function projectRowsArray<T extends Float32Array | Float64Array>(values: T, unit: ArrayLike<number>, scale = 1, into?: T): T {
+/**
+ * Row kernel on rows of length d_model held in an array (float32 or float64; accumulated in float64, rounded once);
+ * with `keepNorm`, each projected row is rescaled to the row's own length (the norm-preserving edit).
+ */
+export function projectRowsArray<T extends Float32Array | Float64Array>(
+  values: T,
+  unit: ArrayLike<number>,
+  scale = 1,
+  into?: T,
+  keepNorm = false,
+): T {
   const d = unit.length;
   if (values.length % d !== 0) throw new Error(`${values.length} values are not whole rows of d_model ${d}`);
   if (into && into.length !== values.length) throw new Error(`${values.length} values projected into an array of ${into.length}`);
@@ -63,7 +72,18 @@ export function projectRowsArray<T extends Float32Array | Float64Array>(values: 
     let c = 0;
     for (let i = 0; i < d; i++) c += values[o + i] * unit[i];
     c *= scale;
-    for (let i = 0; i < d; i++) out[o + i] = values[o + i] - c * unit[i];
+    let factor = 1; // exact: the plain edit's values are not changed by it
+    if (keepNorm) {
+      let before = 0;
+      let after = 0;
+      for (let i = 0; i < d; i++) {
+        const e = values[o + i] - c * unit[i];
+        before += values[o + i] * values[o + i];
+        after += e * e;
+      }
+      factor = after > 0 ? Math.sqrt(before / after) : 0;
+    }
+    for (let i = 0; i < d; i++) out[o + i] = (values[o + i] - c * unit[i]) * factor;
   }
   return out;
 }
@@ -117,34 +137,14 @@ export function projectColumnsF32(
 // original length, v <- ||v|| unit(v - s (v . r) r). Lengths and the projection are accumulated in float64
 // and every value is rounded once. A vector that the projection leaves all zeros (v along r, s = 1) stays zero.
 
-/** Norm-preserving row kernel on rows of length d_model (float32 or float64). */
+/** Norm-preserving row kernel on rows of length d_model (float32 or float64): `projectRowsArray` keeping each row's length. */
 export function projectRowsNormPreserving<T extends Float32Array | Float64Array>(
   values: T,
   unit: ArrayLike<number>,
   scale = 1,
   into?: T,
 ): T {
-  const d = unit.length;
-  if (values.length % d !== 0) throw new Error(`${values.length} values are not whole rows of d_model ${d}`);
-  if (into && into.length !== values.length) throw new Error(`${values.length} values projected into an array of ${into.length}`);
-  const out = into ?? new (values.constructor as new (n: number) => T)(values.length);
-  for (let o = 0; o < values.length; o += d) {
-    let c = 0;
-    let before = 0;
-    for (let i = 0; i < d; i++) {
-      c += values[o + i] * unit[i];
-      before += values[o + i] * values[o + i];
-    }
-    c *= scale;
-    let after = 0;
-    for (let i = 0; i < d; i++) {
-      const e = values[o + i] - c * unit[i];
-      after += e * e;
-    }
-    const factor = after > 0 ? Math.sqrt(before / after) : 0;
-    for (let i = 0; i < d; i++) out[o + i] = (values[o + i] - c * unit[i]) * factor;
-  }
-  return out;
+  return projectRowsArray(values, unit, scale, into, true);
 }
 
 /**
