@@ -301,10 +301,6 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
       };
       const out = join(work, `${arch}-peft`);
       try {
-        if (prefix) {
-          await assert.rejects(exportPeftAdapter(modelDir(arch), out, unitVector(ref.direction), options), /text-only checkpoints/);
-          return;
-        }
         const hasWriterBias = source.names.some((k) => /(o_proj|down_proj)\.bias$/.test(k));
         if (hasWriterBias) {
           await assert.rejects(exportPeftAdapter(modelDir(arch), out, unitVector(ref.direction), options), /which a LoRA adapter cannot/);
@@ -319,7 +315,10 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
         const adapter = await SafetensorsFile.open(join(out, "adapter_model.safetensors"));
         try {
           for (const module of modules) {
-            const key = `${module}.weight`;
+            // PEFT names the loaded model's modules: Gemma 3's checkpoint keeps its language model under
+            // language_model.model., transformers 5 loads it as model.language_model.
+            const key = prefix ? `${module.replace(/^model\.language_model\./, `${prefix}model.`)}.weight` : `${module}.weight`;
+            if (prefix) assert.match(module, /^model\.language_model\.(embed_tokens|layers\.)/);
             const layer = Number(/layers\.(\d+)\./.exec(module)?.[1] ?? 0);
             const isEmbedding = module.endsWith("embed_tokens");
             const kernel = module.includes("o_proj") ? options.kernels!.attention : undefined;
@@ -327,7 +326,7 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
             let v = projected(r, options.biprojectAgainst![isEmbedding ? 0 : layer]);
             if (SANDWICH_ARCHS.includes(arch) && !isEmbedding) {
               const norm = module.includes("o_proj") ? "post_attention_layernorm" : "post_feedforward_layernorm";
-              const normKey = `model.layers.${layer}.${norm}.weight`;
+              const normKey = `${prefix}model.layers.${layer}.${norm}.weight`;
               const w = await source.readFloat32(normKey);
               v = unit(v.map((x, i) => (1 + w[i]) * x));
             }

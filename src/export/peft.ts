@@ -5,7 +5,7 @@
 // scaling alpha / r is 1; adapter_model.safetensors under PEFT's key names). The token embedding E [vocab, d_model]
 // is a LoRA on an embedding layer: PEFT adds (B A)^T with A = (E v)^T [1, vocab] and B = -lambda v [d_model, 1].
 // The norm-preserving edit is not low-rank: it rescales every column by a factor of its own, a full-rank change,
-// so it has no LoRA form and is refused; so are bias edits (a LoRA changes weights only) and merged deltas.
+// so it has no LoRA form and is refused; so are bias edits (a LoRA changes weights only).
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openCheckpoint, type Checkpoint } from "../load.ts";
@@ -52,6 +52,17 @@ export async function exportPeftAdapter(
   });
 }
 
+/**
+ * The module a checkpoint tensor belongs to, as PEFT names it on the loaded model: the key without `.weight`;
+ * for a multimodal checkpoint that keeps its language model under a prefix (Gemma 3: `language_model.model.X`),
+ * the name transformers 5 gives the loaded module (`model.language_model.X`).
+ */
+function moduleName(key: string, keyPrefix: string): string {
+  const bare = key.replace(/\.weight$/, "");
+  if (!keyPrefix) return bare;
+  return `model.${keyPrefix.replace(/\.$/, "")}.${bare.slice(keyPrefix.length).replace(/^model\./, "")}`;
+}
+
 async function writeAdapter(
   checkpoint: Checkpoint,
   source: string,
@@ -60,11 +71,6 @@ async function writeAdapter(
   dir: string,
 ): Promise<string[]> {
   const { arch, weights } = checkpoint;
-  if (arch.keyPrefix)
-    throw new ExportError(
-      `${source}: the LoRA form is written for text-only checkpoints; this one keeps its language model under ` +
-        `"${arch.keyPrefix}", whose module names differ between checkpoint and loaded model: export a checkpoint instead`,
-    );
   const plan = await planCheckpointEdit(checkpoint, unit, options);
   const earlier = await earlierRecord(source);
   const tensors: TensorToWrite[] = [];
@@ -96,7 +102,7 @@ async function writeAdapter(
       }
     }
     const b = Float32Array.from(v, (x) => -edit.scale * x);
-    const module = key.replace(/\.weight$/, "");
+    const module = moduleName(key, arch.keyPrefix);
     modules.push(module);
     if (edit.kind === "embedding") {
       tensors.push(floatTensor(`base_model.model.${module}.lora_embedding_A`, Float32Array.from(a), [1, rows]));
