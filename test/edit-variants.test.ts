@@ -3,7 +3,7 @@
 // reference architecture and stored dtype. Every edited tensor lies within one ulp of its stored dtype of the
 // exact value; every other tensor is byte-identical to the source.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -27,6 +27,7 @@ import type { OrthogonalizeOptions, StrengthKernel } from "../src/pipeline/ortho
 import { kernelStrength } from "../src/pipeline/orthogonalize.ts";
 import { exportPeftAdapter } from "../src/export/peft.ts";
 import { SafetensorsFile } from "../src/safetensors/read.ts";
+import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { ggufTensorBytes, readGguf } from "./helpers/gguf.ts";
 import { lastLogits, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS, SANDWICH_ARCHS } from "./helpers/reference.ts";
 
@@ -364,6 +365,18 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
       }
     });
   }
+  it("an edit that changes a bias is refused in LoRA form, naming the bias, and nothing is written", async () => {
+    const dir = join(work, "llama-with-biases");
+    const config = JSON.parse(await readFile(join(modelDir("llama"), "config.json"), "utf8"));
+    await writeRandomCheckpoint(dir, { ...config, attention_bias: true }, { dtype: "F32", seed: 5 });
+    const out = join(work, "bias-peft");
+    await assert.rejects(
+      exportPeftAdapter(dir, out, unitVector(reference("llama").direction)),
+      /the edit changes the bias model\.layers\.0\.self_attn\.o_proj\.bias, which a LoRA adapter cannot; export a checkpoint instead/,
+    );
+    assert.equal(await stat(out).catch(() => undefined), undefined, "no adapter folder");
+  });
+
   it("the norm-preserving edit is refused in LoRA form, saying why", async () => {
     await assert.rejects(
       exportPeftAdapter(modelDir("llama"), join(work, "np-peft"), unitVector(reference("llama").direction), { normPreserving: true }),

@@ -76,9 +76,9 @@ async function writeAdapter(
   const tensors: TensorToWrite[] = [];
   const modules: string[] = [];
   let done = 0;
+  const bias = [...plan.edits].find(([, edit]) => edit.kind === "bias")?.[0];
+  if (bias) throw new ExportError(`${source}: the edit changes the bias ${bias}, which a LoRA adapter cannot; export a checkpoint instead`);
   for (const [key, edit] of plan.edits) {
-    if (edit.kind === "bias")
-      throw new ExportError(`${source}: the edit changes the bias ${key}, which a LoRA adapter cannot; export a checkpoint instead`);
     const v = edit.vector!;
     const info = weights.info(key);
     const [rows, cols] = info.shape;
