@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { EditKernels, layout } from "../src/kernels/edit.ts";
-import { accumulateColumnCoefficients, projectColumnsF32, projectRowsArray } from "../src/projection.ts";
+import {
+  accumulateColumnCoefficients,
+  accumulateColumnNorms,
+  columnFactors,
+  projectColumnsF32,
+  projectRowsArray,
+  projectRowsNormPreserving,
+} from "../src/projection.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../src/safetensors/dtype.ts";
 import { assembleKernels, KERNELS_WASM } from "../tools/kernels/build.ts";
 
@@ -167,6 +174,54 @@ describe("edit kernels (WebAssembly SIMD)", () => {
           assert.equal(k.dot_bf16(wsAt + i * n * 2, uAt, n), c, `dot_bf16 n = ${n}`);
           k.subtract_scaled(outAt, wAt + i * n * 4, c * 0.75, uAt, n);
           sameBits(kernels.f32(outAt, n), rowsProjected.subarray(i * n, (i + 1) * n), `dot + subtract_scaled n = ${n} row ${i}`);
+        }
+      } finally {
+        kernels.release();
+      }
+    }
+  });
+
+  it("the norm-preserving kernels (column norms, rescaled write, row norms) equal projection.ts's for every tail length", () => {
+    const next = random(9);
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 13, 64, 67]) {
+      const rows = 5;
+      const w = Float32Array.from({ length: rows * n }, () => next() - 0.5);
+      const r = Float64Array.from({ length: rows }, () => next() - 0.5);
+      const u = Float64Array.from({ length: n }, () => next() - 0.5);
+      const { at, total } = layout(rows * n * 4, n * 8, n * 8, n * 8, n * 8, n * 8, n * 4, 16);
+      const [wAt, coefAt, beforeAt, afterAt, factorsAt, uAt, outAt, sumsAt] = at;
+      const kernels = EditKernels.acquire(total);
+      try {
+        const { k } = kernels;
+        kernels.f32(wAt, rows * n).set(w);
+        kernels.f64(uAt, n).set(u);
+        // Columns: r^T W, the squared lengths before and after, then the rescaled rows.
+        const coefficients = new Float64Array(n);
+        accumulateColumnCoefficients(coefficients, w, 0, r);
+        const [before, after] = [new Float64Array(n), new Float64Array(n)];
+        accumulateColumnNorms(before, after, w, 0, r, coefficients, 0.75);
+        kernels.f64(coefAt, n).set(coefficients);
+        kernels.f64(beforeAt, n).fill(0);
+        kernels.f64(afterAt, n).fill(0);
+        for (let i = 0; i < rows; i++) k.accumulate_norms(beforeAt, afterAt, wAt + i * n * 4, 0.75 * r[i], coefAt, n);
+        sameBits(kernels.f64(beforeAt, n), before, `accumulate_norms before n = ${n}`);
+        sameBits(kernels.f64(afterAt, n), after, `accumulate_norms after n = ${n}`);
+        const factors = columnFactors(before, after);
+        kernels.f64(factorsAt, n).set(factors);
+        const kept = projectColumnsF32(w, 0, r, coefficients, 0.75, undefined, factors);
+        for (let i = 0; i < rows; i++) {
+          k.subtract_scaled_times(outAt, wAt + i * n * 4, 0.75 * r[i], coefAt, factorsAt, n);
+          sameBits(kernels.f32(outAt, n), kept.subarray(i * n, (i + 1) * n), `subtract_scaled_times n = ${n} row ${i}`);
+        }
+        // Rows: the dot product, the row's lengths before and after, the rescaled row.
+        const rowsKept = projectRowsNormPreserving(w, u, 0.75);
+        for (let i = 0; i < rows; i++) {
+          const c = k.dot(wAt + i * n * 4, uAt, n) * 0.75;
+          k.row_norms(sumsAt, wAt + i * n * 4, c, uAt, n);
+          const [b, a] = kernels.f64(sumsAt, 2);
+          kernels.f64(factorsAt, n).fill(a > 0 ? Math.sqrt(b / a) : 0);
+          k.subtract_scaled_times(outAt, wAt + i * n * 4, c, uAt, factorsAt, n);
+          sameBits(kernels.f32(outAt, n), rowsKept.subarray(i * n, (i + 1) * n), `row_norms + subtract_scaled_times n = ${n} row ${i}`);
         }
       } finally {
         kernels.release();

@@ -2,14 +2,7 @@
 // few MB of it at a time whatever its size. The only caller of the WebAssembly edit kernels
 // (src/kernels/edit.wat); the array kernels of projection.ts stay as their tested oracle.
 import { checkShape, orthogonalizeTensor, type TensorEdit, type WriterKind } from "../pipeline/orthogonalize.ts";
-import {
-  accumulateColumnCoefficients,
-  accumulateColumnNorms,
-  columnFactors,
-  projectColumnsF32,
-  projectRowsNormPreserving,
-  type UnitVector,
-} from "../projection.ts";
+import { columnFactors, type UnitVector } from "../projection.ts";
 import { decodeToFloat32, DTYPE_BYTES, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
 import { EditKernels, layout } from "../kernels/edit.ts";
 
@@ -145,10 +138,11 @@ export async function* orthogonalizeStream(
 }
 
 /**
- * The norm-preserving edit streamed (rows of the embedding; columns of a weight W [d_model, in], in three
- * passes: r^T W, each column's length before and after the projection, then the rescaled columns). Written
- * with the array kernels of projection.ts, a chunk of float32 rows at a time; a weight up to STREAM_WHOLE_BYTES
- * is read once and held, a larger one read three times.
+ * The norm-preserving edit streamed: rows of the embedding (one pass: each row's dot product, its lengths before
+ * and after, the rescaled row), or columns of a weight W [d_model, in] in three passes (r^T W, each column's
+ * squared length before and after the projection, then the rescaled rows). The arithmetic runs in the kernels
+ * of edit.wat on float32 rows (16-bit rows decoded into a reused row buffer, results encoded from one), with
+ * the results of projection.ts's array kernels bit for bit; pieces are yielded as `orthogonalizeStream` says.
  */
 async function* normPreservingStream(
   kind: "embedding" | "weight",
@@ -160,35 +154,105 @@ async function* normPreservingStream(
   chunkBytes: number,
   float32: boolean,
 ): AsyncGenerator<Uint8Array> {
-  const rowLength = kind === "weight" ? shape[1] : unit.length;
+  const d = unit.length;
+  const rowLength = kind === "weight" ? shape[1] : d;
   const rows = shape.reduce((a, b) => a * b, 1) / rowLength;
   const rowBytes = rowLength * DTYPE_BYTES[dtype];
-  const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
   const outDtype: FloatDtype = float32 ? "F32" : dtype;
-  const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, rowsPerChunk * rowBytes);
-  const load = async (first: number, n: number) =>
-    decodeToFloat32(await read(first * rowBytes, (first + n) * rowBytes, new Uint8Array(n * rowBytes)), dtype);
-  const held = whole ? await load(0, rows) : undefined;
-  const chunks = async function* () {
-    for (let first = 0; first < rows; first += rowsPerChunk) {
-      const n = Math.min(rowsPerChunk, rows - first);
-      yield { first, values: held ? held.subarray(first * rowLength, (first + n) * rowLength) : await load(first, n) };
+  const outRowBytes = rowLength * DTYPE_BYTES[outDtype];
+  const rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / rowBytes)));
+  const chunk = rowsPerChunk * rowBytes;
+  const outChunk = rowsPerChunk * outRowBytes;
+  const whole = kind === "weight" && rows * rowBytes <= Math.max(STREAM_WHOLE_BYTES, chunk);
+  const decodes = dtype !== "F32";
+  const encodes = outDtype !== "F32";
+  const columns = kind === "weight" ? rowLength : 0;
+  // Memory: r, r^T W, the columns' squared lengths before and after and their factors (a weight), a row's factor
+  // repeated (the embedding), the two sums of a row, a decoded row, an edited row, two output chunks, the input.
+  const input = whole ? [rows * rowBytes] : [chunk, chunk];
+  const { at, total } = layout(
+    d * 8,
+    columns * 8,
+    columns * 8,
+    columns * 8,
+    columns * 8,
+    kind === "embedding" ? d * 8 : 0,
+    16,
+    decodes ? rowLength * 4 : 0,
+    encodes ? rowLength * 4 : 0,
+    outChunk,
+    outChunk,
+    ...input,
+  );
+  const [unitAt, coefAt, beforeAt, afterAt, factorsAt, rowFactorAt, sumsAt, rowAt, editedAt, out0, out1, ...inputs] = at;
+  const kernels = EditKernels.acquire(total);
+  let reading: Promise<void> | undefined;
+  try {
+    const { k } = kernels;
+    kernels.f64(unitAt, d).set(unit);
+    for (const region of [coefAt, beforeAt, afterAt]) kernels.f64(region, columns).fill(0);
+    const readInto = async (first: number, n: number, where: number) => {
+      const into = kernels.bytes.subarray(where, where + n * rowBytes);
+      const raw = await read(first * rowBytes, (first + n) * rowBytes, into);
+      if (raw.buffer !== into.buffer || raw.byteOffset !== into.byteOffset) into.set(raw);
+    };
+    if (whole) await readInto(0, rows, inputs[0]);
+    const chunks = async function* () {
+      const count = Math.ceil(rows / rowsPerChunk);
+      const span = (c: number) => ({ first: c * rowsPerChunk, n: Math.min(rowsPerChunk, rows - c * rowsPerChunk) });
+      if (whole) {
+        for (let c = 0; c < count; c++) yield { ...span(c), where: inputs[0] + c * chunk };
+        return;
+      }
+      reading = readInto(span(0).first, span(0).n, inputs[0]);
+      for (let c = 0; c < count; c++) {
+        await reading;
+        if (c + 1 < count) reading = readInto(span(c + 1).first, span(c + 1).n, inputs[(c + 1) % 2]);
+        yield { ...span(c), where: inputs[c % 2] };
+      }
+    };
+    // Row i of a chunk as float32 in memory: where it lies (F32) or decoded into the row buffer.
+    const decoded = (where: number, i: number): number => {
+      const raw = where + i * rowBytes;
+      if (!decodes) return raw;
+      decodeToFloat32(kernels.bytes.subarray(raw, raw + rowBytes), dtype, kernels.f32(rowAt, rowLength));
+      return rowAt;
+    };
+    // Write one edited row: into the output chunk (float32), or through the edited-row buffer (encoded).
+    const writeRow = (out: number, edit: (into: number) => void) => {
+      edit(encodes ? editedAt : out);
+      if (encodes) encodeFromFloat32(kernels.f32(editedAt, rowLength), outDtype, kernels.bytes.subarray(out, out + outRowBytes));
+    };
+    if (kind === "weight") {
+      for await (const { first, n, where } of chunks())
+        for (let i = 0; i < n; i++) k.accumulate(coefAt, decoded(where, i), unit[first + i], rowLength);
+      for await (const { first, n, where } of chunks())
+        for (let i = 0; i < n; i++) k.accumulate_norms(beforeAt, afterAt, decoded(where, i), scale * unit[first + i], coefAt, rowLength);
+      const [before, after] = [kernels.f64(beforeAt, columns), kernels.f64(afterAt, columns)];
+      kernels.f64(factorsAt, columns).set(columnFactors(before, after));
     }
-  };
-  const encode = (values: Float32Array) =>
-    outDtype === "F32" ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : encodeFromFloat32(values, outDtype);
-  if (kind === "embedding") {
-    for await (const { values } of chunks()) yield encode(projectRowsNormPreserving(values, unit, scale));
-    return;
+    let turn = 0;
+    for await (const { first, n, where } of chunks()) {
+      const outAt = turn++ % 2 ? out1 : out0;
+      for (let i = 0; i < n; i++) {
+        const row = decoded(where, i);
+        const out = outAt + i * outRowBytes;
+        if (kind === "weight") {
+          writeRow(out, (into) => k.subtract_scaled_times(into, row, scale * unit[first + i], coefAt, factorsAt, rowLength));
+          continue;
+        }
+        const c = k.dot(row, unitAt, d) * scale;
+        k.row_norms(sumsAt, row, c, unitAt, d);
+        const [before, after] = kernels.f64(sumsAt, 2);
+        kernels.f64(rowFactorAt, d).fill(after > 0 ? Math.sqrt(before / after) : 0);
+        writeRow(out, (into) => k.subtract_scaled_times(into, row, c, unitAt, rowFactorAt, d));
+      }
+      yield kernels.bytes.subarray(outAt, outAt + n * outRowBytes);
+    }
+  } finally {
+    await reading?.catch(() => {});
+    kernels.release();
   }
-  const coefficients = new Float64Array(rowLength);
-  for await (const { first, values } of chunks()) accumulateColumnCoefficients(coefficients, values, first, unit);
-  const before = new Float64Array(rowLength);
-  const after = new Float64Array(rowLength);
-  for await (const { first, values } of chunks()) accumulateColumnNorms(before, after, values, first, unit, coefficients, scale);
-  const factors = columnFactors(before, after);
-  for await (const { first, values } of chunks())
-    yield encode(projectColumnsF32(values, first, unit, coefficients, scale, undefined, factors));
 }
 
 /**

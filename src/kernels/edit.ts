@@ -11,6 +11,9 @@ interface Exports {
   accumulate_bf16(acc: number, row: number, a: number, n: number): void;
   subtract_scaled_bf16(out: number, row: number, a: number, vec: number, n: number): void;
   dot_bf16(row: number, vec: number, n: number): number;
+  accumulate_norms(before: number, after: number, row: number, a: number, coef: number, n: number): void;
+  subtract_scaled_times(out: number, row: number, a: number, vec: number, factors: number, n: number): void;
+  row_norms(sums: number, row: number, c: number, vec: number, n: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;

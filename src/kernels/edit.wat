@@ -175,4 +175,80 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $l)))
     (local.get $s))
+
+  ;; The norm-preserving edit's kernels (float32 rows; 16-bit rows are decoded first).
+
+  ;; before[j] += row[j]^2 and after[j] += (row[j] - a * coef[j])^2 in float64, for j < n: one row's share of
+  ;; each column's squared length before and after the projection.
+  (func (export "accumulate_norms") (param $before i32) (param $after i32) (param $row i32) (param $a f64) (param $coef i32) (param $n i32)
+    (local $j i32) (local $end i32) (local $av v128) (local $w v128) (local $e v128) (local $pb i32) (local $pa i32)
+    (local $ws f64) (local $es f64)
+    (local.set $end (i32.and (local.get $n) (i32.const -2)))
+    (local.set $av (f64x2.splat (local.get $a)))
+    (block $done
+      (loop $simd
+        (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $w (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $e (f64x2.sub (local.get $w) (f64x2.mul (local.get $av) (v128.load (i32.add (local.get $coef) (i32.shl (local.get $j) (i32.const 3)))))))
+        (local.set $pb (i32.add (local.get $before) (i32.shl (local.get $j) (i32.const 3))))
+        (local.set $pa (i32.add (local.get $after) (i32.shl (local.get $j) (i32.const 3))))
+        (v128.store (local.get $pb) (f64x2.add (v128.load (local.get $pb)) (f64x2.mul (local.get $w) (local.get $w))))
+        (v128.store (local.get $pa) (f64x2.add (v128.load (local.get $pa)) (f64x2.mul (local.get $e) (local.get $e))))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $simd)))
+    (if (i32.lt_u (local.get $j) (local.get $n))
+      (then
+        (local.set $ws (f64.promote_f32 (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $es (f64.sub (local.get $ws) (f64.mul (local.get $a) (f64.load (i32.add (local.get $coef) (i32.shl (local.get $j) (i32.const 3)))))))
+        (local.set $pb (i32.add (local.get $before) (i32.shl (local.get $j) (i32.const 3))))
+        (local.set $pa (i32.add (local.get $after) (i32.shl (local.get $j) (i32.const 3))))
+        (f64.store (local.get $pb) (f64.add (f64.load (local.get $pb)) (f64.mul (local.get $ws) (local.get $ws))))
+        (f64.store (local.get $pa) (f64.add (f64.load (local.get $pa)) (f64.mul (local.get $es) (local.get $es)))))))
+
+  ;; out[j] = float32((row[j] - a * vec[j]) * factors[j]) (row float32; vec and factors float64), for j < n: a
+  ;; projected row rescaled column by column.
+  (func (export "subtract_scaled_times") (param $out i32) (param $row i32) (param $a f64) (param $vec i32) (param $factors i32) (param $n i32)
+    (local $j i32) (local $end i32) (local $av v128)
+    (local.set $end (i32.and (local.get $n) (i32.const -2)))
+    (local.set $av (f64x2.splat (local.get $a)))
+    (block $done
+      (loop $simd
+        (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
+        (i64.store
+          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (i64x2.extract_lane 0
+            (f32x4.demote_f64x2_zero
+              (f64x2.mul
+                (f64x2.sub
+                  (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))
+                  (f64x2.mul (local.get $av) (v128.load (i32.add (local.get $vec) (i32.shl (local.get $j) (i32.const 3))))))
+                (v128.load (i32.add (local.get $factors) (i32.shl (local.get $j) (i32.const 3))))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $simd)))
+    (if (i32.lt_u (local.get $j) (local.get $n))
+      (then
+        (f32.store
+          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (f32.demote_f64
+            (f64.mul
+              (f64.sub
+                (f64.promote_f32 (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))
+                (f64.mul (local.get $a) (f64.load (i32.add (local.get $vec) (i32.shl (local.get $j) (i32.const 3))))))
+              (f64.load (i32.add (local.get $factors) (i32.shl (local.get $j) (i32.const 3))))))))))
+
+  ;; One row's squared length before and after the projection x - c vec, summed in order i = 0, 1, ... into
+  ;; sums[0] and sums[1] (float64), as the JavaScript row kernel sums them.
+  (func (export "row_norms") (param $sums i32) (param $row i32) (param $c f64) (param $vec i32) (param $n i32)
+    (local $i i32) (local $w f64) (local $e f64) (local $b f64) (local $s f64)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $w (f64.promote_f32 (f32.load (i32.add (local.get $row) (i32.shl (local.get $i) (i32.const 2))))))
+        (local.set $e (f64.sub (local.get $w) (f64.mul (local.get $c) (f64.load (i32.add (local.get $vec) (i32.shl (local.get $i) (i32.const 3)))))))
+        (local.set $b (f64.add (local.get $b) (f64.mul (local.get $w) (local.get $w))))
+        (local.set $s (f64.add (local.get $s) (f64.mul (local.get $e) (local.get $e))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))
+    (f64.store (local.get $sums) (local.get $b))
+    (f64.store offset=8 (local.get $sums) (local.get $s)))
 )
