@@ -10,7 +10,9 @@ import { GGUF_TYPES } from "../export/gguf/export.ts";
 import { LLAMA_CPP_QUANTS } from "../export/gguf/quantize.ts";
 import { progressReporter } from "./progress.ts";
 import type { StrengthKernel } from "../pipeline/orthogonalize.ts";
-import { loadDirections, checkDirectionsFit } from "../pipeline/directions.ts";
+import { loadDirections, checkDirectionsFit, directionKey } from "../pipeline/directions.ts";
+import { readStudy } from "../search/study.ts";
+import { trialVariants } from "../search/search.ts";
 import { editFromRecord, resolveEdit, type EditVariants, type ResolvedEdit } from "../pipeline/edit.ts";
 import { readFile } from "node:fs/promises";
 
@@ -113,6 +115,39 @@ const EDIT_FLAGS = [
   "kernel",
   "normPreserving",
 ] as const;
+
+/**
+ * The edit flags of trial `trial` of a search's study file (`apply --study FILE --trial N`): its direction index
+ * and hook, kernels and switches, the directions file the study names (unless given) and the study's model.
+ */
+export async function flagsFromTrial(
+  file: string,
+  trial: number,
+  directions: string | undefined,
+  command: Command,
+): Promise<EditFlags & { directions: string; model: string; trialRecord: Record<string, unknown> }> {
+  const given = EDIT_FLAGS.filter((name) => command.getOptionValueSource(name) === "cli");
+  const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (given.length > 0) throw new Error(`--study takes the edit from trial ${trial} of ${file}; leave out ${given.map(flag).join(", ")}`);
+  const study = await readStudy(file);
+  const found = study.trials.find((t) => t.trial === trial);
+  if (!found)
+    throw new Error(
+      `${file} has no trial ${trial}: it holds trials 0 to ${study.trials.length - 1}${study.trials.length === 0 ? " (none yet)" : ""}`,
+    );
+  const { index, hook, variants } = trialVariants(found.params);
+  return {
+    directions: directions ?? study.header.directionsFile,
+    model: study.header.model,
+    key: directionKey({ layer: Math.floor(index), hook, tokenOffset: study.header.tokenOffset }),
+    directionIndex: index,
+    kernel: variants.kernels,
+    normPreserving: variants.normPreserving,
+    biproject: variants.biproject,
+    projectAgainstHarmless: variants.projectAgainstHarmless,
+    trialRecord: { study: file, trial, refusal: found.refusal, kl: found.kl, params: found.params },
+  };
+}
 
 /** The edit variants the flags ask for. */
 export const variantsOf = (flags: EditFlags): EditVariants => ({

@@ -8,6 +8,7 @@ import { registerExportGguf } from "./commands/export-gguf.ts";
 import { registerGenerate } from "./commands/generate.ts";
 import { registerHeal } from "./commands/heal.ts";
 import { registerRun } from "./commands/run.ts";
+import { registerSearch } from "./commands/search.ts";
 import { registerSelect } from "./commands/select.ts";
 
 /** The command line with every subcommand registered (the tests read its options). */
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     registerRun,
     registerDirections,
     registerSelect,
+    registerSearch,
     registerApply,
     registerExportGguf,
     registerHeal,

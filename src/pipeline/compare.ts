@@ -42,24 +42,42 @@ export async function compareEdits(
   };
   const results: EditComparison[] = [];
   for (const edit of edits) {
-    const saved = new Map<string, Float32Array>();
-    let edited: string[] = [];
-    try {
-      edited = orthogonalizeModel(model, edit.unit, edit.options, (key, values) => saved.set(key, values.slice()));
-      let maxWeightChange = 0;
-      for (const key of edited) {
-        const [after, before] = [heldValues(model, key), saved.get(key)!];
-        for (let i = 0; i < after.length; i++) maxWeightChange = Math.max(maxWeightChange, Math.abs(after[i] - before[i]));
-      }
-      results.push({
+    results.push(
+      await withEditInPlace(model, edit.unit, edit.options, async ({ edited, maxWeightChange }) => ({
         label: edit.label,
         edited: edited.length,
-        maxWeightChange,
+        maxWeightChange: maxWeightChange(),
         ...(await measure(model, test, { ...options, original })),
-      });
-    } finally {
-      for (const [key, values] of saved) replaceHeld(model, key, () => values);
-    }
+      })),
+    );
   }
   return results;
+}
+
+/**
+ * Run `fn` with `model` edited in place (orthogonalizeModel), then restore every tensor the edit changed, whatever
+ * `fn` does: only the changed tensors are copied, never the model. `fn` is told which tensors changed and can ask
+ * for the largest |W' - W| among them.
+ */
+export async function withEditInPlace<T>(
+  model: HookedModel,
+  unit: UnitVector,
+  options: OrthogonalizeOptions | undefined,
+  fn: (edit: { edited: readonly string[]; maxWeightChange: () => number }) => Promise<T>,
+): Promise<T> {
+  const saved = new Map<string, Float32Array>();
+  try {
+    const edited = orthogonalizeModel(model, unit, options, (key, values) => saved.set(key, values.slice()));
+    const maxWeightChange = () => {
+      let max = 0;
+      for (const key of edited) {
+        const [after, before] = [heldValues(model, key), saved.get(key)!];
+        for (let i = 0; i < after.length; i++) max = Math.max(max, Math.abs(after[i] - before[i]));
+      }
+      return max;
+    };
+    return await fn({ edited, maxWeightChange });
+  } finally {
+    for (const [key, values] of saved) replaceHeld(model, key, () => values);
+  }
 }

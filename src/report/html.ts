@@ -10,11 +10,14 @@ import {
   cosineHeatmapFigure,
   directionNormsFigure,
   dpoTrainingFigure,
+  paretoFigure,
   projectionFigure,
   selectionScoresFigure,
   type Figure,
 } from "./plots.ts";
 import type { HealMetrics, HealReport } from "../heal/types.ts";
+import type { Study } from "../search/study.ts";
+import { frontRows } from "../search/table.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -116,6 +119,41 @@ ${report.before.coherentCompliance ? row("coherent compliance", (m) => pct(m.coh
 </table>
 <script>const f = ${scriptJson(dpoTrainingFigure(report.history))}; Plotly.newPlot("training", f.data, f.layout, {responsive: ` +
     `true});</script>
+</body></html>
+`;
+  await writeFileAtomic(path, html);
+}
+
+/** search.html: a search's trials and Pareto front (the figure) and the front as a table with each trial's apply command. */
+export async function writeSearchHtml(path: string, study: Study, front: readonly number[], options: { studyFile: string }): Promise<void> {
+  const figure = paretoFigure(study.trials, front, study.baseline, study.references);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const rows = frontRows(study, front)
+    .map(
+      (r) =>
+        `<tr><td>${r.trial}</td><td>${pct(r.refusal)}</td><td>${r.kl.toFixed(4)}</td><td>${escape(r.edit)}</td>` +
+        `<td><code>abliterate apply --study ${escape(options.studyFile)} --trial ${r.trial} -o OUT</code></td></tr>`,
+    )
+    .join("\n");
+  const h = study.header;
+  const html =
+    `<!doctype html>
+<html><head><meta charset="utf-8"><title>abliterate search: ${escape(h.model)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 ` +
+    `1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}</style>
+<script>${await plotlyScript()}</script></head><body>
+<h1>Search</h1>
+<p>Model <code>${escape(h.model)}</code>, directions <code>${escape(h.directionsFile)}</code>; ${study.trials.length} trials ` +
+    `(seed ${h.seed}, ${h.startupTrials} random, then TPE), each measured on ${h.data.harmful} harmful prompts (refusal, ` +
+    `${h.evaluation.maxNewTokens} new tokens) and ${h.data.harmless} harmless prompts (KL over ${h.evaluation.klTokens} answer ` +
+    `token${h.evaluation.klTokens === 1 ? "" : "s"}).${
+      study.baseline ? ` Without intervention: refusal ${pct(study.baseline.refusal)}.` : ""
+    }${study.references.map((r) => ` ${escape(r.label)} (${escape(r.key)}): refusal ${pct(r.refusal)}, KL ${r.kl.toFixed(4)}.`).join("")}</p>
+<div id="pareto"></div>
+<h2>Pareto front</h2>
+<table><tr><th>trial</th><th>refusal</th><th>KL</th><th>edit</th><th>export it</th></tr>
+${rows}</table>
+<script>Plotly.newPlot("pareto", ${scriptJson(figure.data)}, ${scriptJson(figure.layout)}, {responsive: true});</script>
 </body></html>
 `;
   await writeFileAtomic(path, html);

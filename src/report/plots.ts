@@ -334,3 +334,59 @@ export function dpoTrainingFigure(history: readonly { step: number; loss: number
     },
   };
 }
+
+/**
+ * A search's trials in the plane of its two objectives (harmful refusal rate, harmless KL): every trial, the
+ * Pareto front's trials highlighted, the model without intervention, and any reference edits.
+ */
+export function paretoFigure(
+  trials: readonly { trial: number; refusal: number; kl: number }[],
+  front: readonly number[],
+  baseline?: { refusal: number; kl: number },
+  references: readonly { label: string; refusal: number; kl: number }[] = [],
+): Figure {
+  const onFront = new Set(front);
+  const others = trials.filter((t) => !onFront.has(t.trial));
+  const best = trials.filter((t) => onFront.has(t.trial)).sort((a, b) => a.refusal - b.refusal || a.kl - b.kl);
+  const text = (ts: readonly { trial: number }[]) => ts.map((t) => `trial ${t.trial}`);
+  const data: Record<string, unknown>[] = [
+    {
+      type: "scatter",
+      mode: "markers",
+      name: "trials",
+      x: others.map((t) => t.refusal),
+      y: others.map((t) => t.kl),
+      text: text(others),
+      marker: { color: "#9aa5b1" },
+    },
+    {
+      type: "scatter",
+      mode: "markers",
+      name: "Pareto front",
+      x: best.map((t) => t.refusal),
+      y: best.map((t) => t.kl),
+      text: text(best),
+      marker: { size: 9, color: "#d1495b" },
+    },
+  ];
+  if (baseline)
+    data.push({
+      type: "scatter",
+      mode: "markers",
+      name: "no intervention",
+      x: [baseline.refusal],
+      y: [baseline.kl],
+      marker: { size: 11, color: "#222" },
+    });
+  for (const r of references)
+    data.push({ type: "scatter", mode: "markers", name: r.label, x: [r.refusal], y: [r.kl], marker: { size: 11 } });
+  return {
+    data,
+    layout: {
+      ...base("Search trials: refusals against harmless damage", "harmful refusal rate", "harmless KL (original ‖ edited)"),
+      ...legendAbove,
+      xaxis: { title: { text: "harmful refusal rate" }, range: [-0.03, 1.03] },
+      height: 460,
+    },
+  };
+}

@@ -1,5 +1,5 @@
 // `abliterate apply`
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import {
   common,
   applyFormat,
@@ -9,6 +9,7 @@ import {
   editOptions,
   editFromFlags,
   flagsFromRecord,
+  flagsFromTrial,
   verificationPrompts,
   verificationLine,
   print,
@@ -22,6 +23,13 @@ import { exportAbliterated } from "../../export/safetensors.ts";
 import { exportPeftAdapter } from "../../export/peft.ts";
 import { initBackend } from "../../backend.ts";
 
+const trialNumber = (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`--trial must be a trial number (an integer >= 0), got "${value}"`);
+  return n;
+};
+
 export function registerApply(program: Command): void {
   const command = common(program.command("apply"), false)
     .description("orthogonalise a checkpoint's weights against a saved direction and export it, one tensor at a time")
@@ -31,6 +39,8 @@ export function registerApply(program: Command): void {
       "make the edit an export's abliterate.json records again (its direction, index, projection, kernels, strengths, norm " +
         "preservation, biprojection), instead of giving them as options",
     )
+    .option("--study <study.jsonl>", "with --trial: make the edit of a trial of `abliterate search` (default -m and -d: the study's)")
+    .option("--trial <n>", "the trial of --study to export (its number, as the search's front lists it)", trialNumber)
     .option("-k, --key <key>", "which direction, e.g. blocks.3.hook_resid_pre@-1")
     .requiredOption("-o, --out <path>", "output checkpoint folder (or .gguf file with --format gguf)", outputPath)
     .option(
@@ -52,7 +62,17 @@ export function registerApply(program: Command): void {
       // A GGUF type without the GGUF format would be ignored: say so instead of writing safetensors.
       if (opts.format !== "gguf" && command.getOptionValueSource("type") === "cli")
         throw new Error(`--type ${opts.type} is a GGUF tensor type: add --format gguf, or leave --type out for a safetensors export`);
+      if ((opts.study === undefined) !== (opts.trial === undefined))
+        throw new Error("--study and --trial go together: the trial N of a study FILE");
+      if (opts.study && opts.reproduce) throw new Error("--study and --reproduce both say which edit to make: give one");
+      let trialRecord: Record<string, unknown> | undefined;
       if (opts.reproduce) Object.assign(opts, await flagsFromRecord(opts.reproduce, opts.directions, command));
+      if (opts.study) {
+        const { model, trialRecord: found, ...flags } = await flagsFromTrial(opts.study, opts.trial, opts.directions, command);
+        Object.assign(opts, flags);
+        if (command.getOptionValueSource("model") !== "cli") opts.model = model;
+        trialRecord = found;
+      }
       if (!opts.directions) throw new Error("required option '-d, --directions <file>' not specified");
       const bar = progressReporter();
       const checkpoint = await openCheckpoint(opts.model, { onDownload: download(bar) });
@@ -66,7 +86,8 @@ export function registerApply(program: Command): void {
         await checkpoint.close();
         throw error;
       }
-      const { direction, orthogonalize, record } = edit;
+      const { direction, orthogonalize } = edit;
+      const record = trialRecord ? { ...edit.record, searchTrial: trialRecord } : edit.record;
       if (opts.format === "peft") {
         try {
           if (opts.verify)
