@@ -33,7 +33,7 @@ describe("abliterate CLI", () => {
 
   it("--help lists every subcommand", async () => {
     const { stdout } = await cli("--help");
-    for (const sub of ["run", "directions", "select", "apply", "export-gguf", "heal", "eval", "generate"])
+    for (const sub of ["run", "directions", "select", "search", "apply", "export-gguf", "heal", "eval", "generate"])
       assert.match(stdout, new RegExp(`\\b${sub}\\b`));
     const { stdout: apply } = await cli("apply", "--help");
     assert.match(apply, /--skip-embedding/);

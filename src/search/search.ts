@@ -170,7 +170,7 @@ export interface SearchOptions {
 }
 
 /** The harmless prompts as token ids followed by the original's first k - 1 answer tokens, and its logits there. */
-interface KlReference {
+export interface KlReference {
   ids: number[][];
   /** Positions compared at the end of each sequence. */
   positions: number[];
@@ -178,7 +178,7 @@ interface KlReference {
 }
 
 /** Logits at the last `positions[i]` positions of each sequence, in order, flattened. */
-function tailLogits(
+export function tailLogits(
   model: HookedModel,
   ids: readonly number[][],
   positions: readonly number[],
@@ -198,7 +198,11 @@ function tailLogits(
   return out;
 }
 
-async function klReference(model: HookedModel, harmless: readonly string[], k: number, batchSize?: number): Promise<KlReference> {
+/**
+ * What a trial's KL is measured against: the harmless prompts' tokens, followed for k > 1 by the model's own first
+ * k - 1 greedy answer tokens (teacher-forced), and its logits at those k positions (fewer where it stopped).
+ */
+export async function klReference(model: HookedModel, harmless: readonly string[], k: number, batchSize?: number): Promise<KlReference> {
   const prompts: number[][] = [];
   for (const { batch } of promptBatches(model, harmless, batchSize))
     batch.inputIds.forEach((row, i) => prompts.push(row.filter((_, p) => batch.attentionMask[i][p] === 1)));
