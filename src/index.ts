@@ -91,7 +91,33 @@ export {
 } from "./pipeline/select.ts";
 export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from "./pipeline/candidates.ts";
 // Stage 5: weight orthogonalisation, its variants, and two edits side by side.
-export { compareEdits, type EditUnderTest, type EditComparison } from "./pipeline/compare.ts";
+export { compareEdits, withEditInPlace, type EditUnderTest, type EditComparison } from "./pipeline/compare.ts";
+// The search over the edit: a seeded TPE sampler, Pareto fronts, study files.
+export {
+  searchEdits,
+  editSearchSpace,
+  trialEdit,
+  trialVariants,
+  studyFront,
+  hooksAreExact,
+  klReference,
+  type SearchOptions,
+} from "./search/search.ts";
+export {
+  sampleParams,
+  splitHistory,
+  tpeGamma,
+  tpeWeights,
+  TPE_DEFAULTS,
+  type SearchSpace,
+  type ParamSpec,
+  type Params,
+  type CompletedTrial,
+  type TpeSettings,
+} from "./search/tpe.ts";
+export { paretoFront, nonDominatedRanks, dominates, hypervolume2d } from "./search/pareto.ts";
+export { readStudy, type Study, type StudySettings, type TrialRecord, type TrialMeasures } from "./search/study.ts";
+export { frontRows, describeTrialEdit, type FrontRow } from "./search/table.ts";
 export { resolveEdit, type EditVariants, type ResolvedEdit } from "./pipeline/edit.ts";
 export { exportPeftAdapter, type PeftExportOptions, type PeftExportResult } from "./export/peft.ts";
 export {
@@ -190,6 +216,7 @@ export {
   ablationPictureFigure,
   activationScatterFigure,
   dpoTrainingFigure,
+  paretoFigure,
   type Figure,
 } from "./report/plots.ts";
 export { figureSvg } from "./report/static-svg.ts";

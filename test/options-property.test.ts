@@ -64,10 +64,17 @@ const POLICIES: Record<string, Policy> = {
     why: "COMPONENT=MAX,POS,MIN,DIST: a bare number is no kernel; POS is checked against the model's layers at use",
   },
   "--layers": { negative: "refused", zero: "accepted", huge: "accepted", why: "FIRST:LAST, checked against the model's layers at use" },
+  "--trials": count("a long search shows each trial and resumes from its study file"),
+  "--startup-trials": { negative: "refused", zero: "accepted", huge: "accepted", why: "0 starts TPE at once; huge is random search" },
+  "--n-harmful": count("at most the rows the data file has are read"),
+  "--n-harmless": count("at most the rows the data file has are read"),
+  "--kl-tokens": count("the original's answers stop at its end token or context length"),
+  "--token-offset": { negative: "accepted", zero: "refused", huge: "refused", why: "an offset counts back from the prompt's end" },
+  "--trial": { negative: "refused", zero: "accepted", huge: "accepted", why: "checked against the trials the study holds" },
 };
 
 /** Options that take text, not numbers: names, paths, choices. */
-const TEXT_OPTIONS = new Set(["--out", "--format", "--type", "--refusal-substrings"]);
+const TEXT_OPTIONS = new Set(["--out", "--format", "--type", "--refusal-substrings", "--kernel-ranges", "--reference"]);
 
 const NOT_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "abc", "", " ", "1,NaN", "0x"];
 

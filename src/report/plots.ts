@@ -378,8 +378,18 @@ export function paretoFigure(
       y: [baseline.kl],
       marker: { size: 11, color: "#222" },
     });
-  for (const r of references)
-    data.push({ type: "scatter", mode: "markers", name: r.label, x: [r.refusal], y: [r.kl], marker: { size: 11 } });
+  // Colours apart from the front's red and the trials' grey, so a reference is never read as a front point.
+  const referenceColours = ["#2a9d8f", "#e9a23b", "#6a4c93", "#1d3557"];
+  references.forEach((r, i) =>
+    data.push({
+      type: "scatter",
+      mode: "markers",
+      name: r.label,
+      x: [r.refusal],
+      y: [r.kl],
+      marker: { size: 11, color: referenceColours[i % referenceColours.length] },
+    }),
+  );
   return {
     data,
     layout: {
