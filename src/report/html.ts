@@ -136,6 +136,9 @@ export async function writeSearchHtml(path: string, study: Study, front: readonl
     )
     .join("\n");
   const h = study.header;
+  const references = study.references
+    .map((r) => ` ${escape(r.label)} (${escape(r.key)}): refusal ${pct(r.refusal)}, KL ${r.kl.toFixed(4)}.`)
+    .join("");
   const html =
     `<!doctype html>
 <html><head><meta charset="utf-8"><title>abliterate search: ${escape(h.model)}</title>
@@ -148,7 +151,7 @@ export async function writeSearchHtml(path: string, study: Study, front: readonl
     `${h.evaluation.maxNewTokens} new tokens) and ${h.data.harmless} harmless prompts (KL over ${h.evaluation.klTokens} answer ` +
     `token${h.evaluation.klTokens === 1 ? "" : "s"}).${
       study.baseline ? ` Without intervention: refusal ${pct(study.baseline.refusal)}.` : ""
-    }${study.references.map((r) => ` ${escape(r.label)} (${escape(r.key)}): refusal ${pct(r.refusal)}, KL ${r.kl.toFixed(4)}.`).join("")}</p>
+    }${references}</p>
 <div id="pareto"></div>
 <h2>Pareto front</h2>
 <table><tr><th>trial</th><th>refusal</th><th>KL</th><th>edit</th><th>export it</th></tr>

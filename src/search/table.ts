@@ -13,7 +13,8 @@ export interface FrontRow {
 }
 
 const kernelText = (k: StrengthKernel) =>
-  `max ${k.maxWeight.toFixed(2)} at layer ${k.maxWeightPosition.toFixed(1)}, min ${k.minWeight.toFixed(2)} at distance ${k.minWeightDistance.toFixed(1)}`;
+  `max ${k.maxWeight.toFixed(2)} at layer ${k.maxWeightPosition.toFixed(1)}, ` +
+  `min ${k.minWeight.toFixed(2)} at distance ${k.minWeightDistance.toFixed(1)}`;
 
 export function describeTrialEdit(params: Study["trials"][number]["params"]): string {
   const { index, hook, variants } = trialVariants(params);
