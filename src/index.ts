@@ -93,16 +93,26 @@ export { evaluateCandidates, chooseByGeneration, type CandidateEvaluation } from
 // Stage 5: weight orthogonalisation, its variants, and two edits side by side.
 export { compareEdits, withEditInPlace, type EditUnderTest, type EditComparison } from "./pipeline/compare.ts";
 // The search over the edit: a seeded TPE sampler, Pareto fronts, study files.
+export { searchEdits, editSearchSpace, trialEdit, trialVariants, studyFront, hooksAreExact, type SearchOptions } from "./search/search.ts";
+export { klReference, tailLogits, perTokenNll, crossEntropy, type KlReference } from "./pipeline/damage.ts";
 export {
-  searchEdits,
-  editSearchSpace,
-  trialEdit,
-  trialVariants,
-  studyFront,
-  hooksAreExact,
-  klReference,
-  type SearchOptions,
-} from "./search/search.ts";
+  BROAD_REFUSAL_KEYWORDS,
+  DEFAULT_JUDGE_TEMPLATE,
+  substringDetector,
+  keywordDetectors,
+  judgeDetector,
+  judgeRefusalProbabilities,
+  compareDetectors,
+  repetition,
+  degenerateAnswers,
+  likelihoodBar,
+  complianceBreakdown,
+  type RefusalDetector,
+  type JudgeOptions,
+  type DetectorReport,
+  type DegenerateReason,
+  type ComplianceBreakdown,
+} from "./pipeline/detectors.ts";
 export {
   sampleParams,
   splitHistory,

@@ -24,6 +24,9 @@ export const DATA_DIR = join(PACKAGE_ROOT, "data");
 export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout") =>
   join(DATA_DIR, kind, `${split}.jsonl`);
 
+/** A small fixed set of plain-English texts, written for the project: the cross-entropy measure of harmless damage. */
+export const REFERENCE_TEXT_FILE = join(DATA_DIR, "reference-text.jsonl");
+
 /**
  * A path for display: relative to the package root when it lies inside it ("models/demo"), else unchanged,
  * so that printed outputs do not carry the machine's own folders.

@@ -32,7 +32,7 @@ function stageOf(module: string): number | undefined {
     [/^pipeline\/(select|candidates)\.ts$/, 4],
     [/^pipeline\/orthogonalize\.ts$/, 5],
     [/^export\//, 6],
-    [/^pipeline\/(evaluate|projections)\.ts$/, 7],
+    [/^pipeline\/(evaluate|projections|detectors|damage|assess)\.ts$/, 7],
     [/^heal\//, 8],
   ];
   return stages.find(([re]) => re.test(module))?.[1];

@@ -74,7 +74,7 @@ const POLICIES: Record<string, Policy> = {
 };
 
 /** Options that take text, not numbers: names, paths, choices. */
-const TEXT_OPTIONS = new Set(["--out", "--format", "--type", "--refusal-substrings", "--kernel-ranges", "--reference"]);
+const TEXT_OPTIONS = new Set(["--out", "--format", "--type", "--refusal-substrings", "--kernel-ranges", "--reference", "--judge-verdicts"]);
 
 const NOT_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "abc", "", " ", "1,NaN", "0x"];
 

@@ -35,11 +35,11 @@ export function refusalRate(completions: readonly string[], substrings?: readonl
   return completions.filter((c) => isRefusal(c, substrings)).length / completions.length;
 }
 
-/** Mean KL(base || intervened) of the next-token distributions at the last position. */
-export function meanKl(baseLogits: readonly Float32Array[], intervenedLogits: readonly Float32Array[]): number {
+/** Mean KL(base || intervened) of next-token distributions (rows of logits), exact or with the paper's epsilon. */
+export function meanKl(baseLogits: readonly Float32Array[], intervenedLogits: readonly Float32Array[], epsilon = 0): number {
   if (baseLogits.length !== intervenedLogits.length || baseLogits.length === 0)
     throw new Error(`meanKl: ${baseLogits.length} base rows against ${intervenedLogits.length} intervened rows`);
-  return baseLogits.reduce((sum, p, i) => sum + klDivergence(p, intervenedLogits[i]), 0) / baseLogits.length;
+  return baseLogits.reduce((sum, p, i) => sum + klDivergence(p, intervenedLogits[i], epsilon), 0) / baseLogits.length;
 }
 
 export interface AnswerAgreement {

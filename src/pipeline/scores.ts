@@ -38,12 +38,23 @@ export function refusalScore(logits: ArrayLike<number>, refusalTokens: readonly 
 /** The paper's epsilon in the refusal score. */
 export const PAPER_REFUSAL_EPSILON = 1e-8;
 
-/** KL(p || q) for next-token distributions given by logits. */
-export function klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>): number {
+/** The epsilon the paper's code puts inside KL's logarithms (andyrdt/refusal_direction, kl_div_fn). */
+export const PAPER_KL_EPSILON = 1e-6;
+
+/**
+ * KL(p || q) for next-token distributions given by logits: exact (log-softmax) by default; with `epsilon`, as the
+ * paper's code computes it, sum p (log(p + epsilon) - log(q + epsilon)), which bounds what near-zero q costs.
+ */
+export function klDivergence(logitsP: ArrayLike<number>, logitsQ: ArrayLike<number>, epsilon = 0): number {
   const lp = logSoftmax(logitsP);
   const lq = logSoftmax(logitsQ);
   let kl = 0;
-  for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]) * (lp[i] - lq[i]);
+  if (epsilon > 0) {
+    for (let i = 0; i < lp.length; i++) {
+      const p = Math.exp(lp[i]);
+      kl += p * (Math.log(p + epsilon) - Math.log(Math.exp(lq[i]) + epsilon));
+    }
+  } else for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]) * (lp[i] - lq[i]);
   return Math.max(kl, 0);
 }
 

@@ -8,8 +8,8 @@ import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { HookedModel } from "../hooked-model.ts";
 import { RESID_HOOKS, type ResidHook } from "../hooks.ts";
-import { generateAnswers, generateCompletions } from "../generation.ts";
-import { promptBatches } from "../batches.ts";
+import { generateCompletions } from "../generation.ts";
+import { klReference, tailLogits } from "../pipeline/damage.ts";
 import { editHooks, withHooks } from "../interventions.ts";
 import { directionKey, harmlessMeansAt, usable, type Direction } from "../pipeline/directions.ts";
 import { resolveEdit, type EditVariants, type ResolvedEdit } from "../pipeline/edit.ts";
@@ -167,53 +167,6 @@ export interface SearchOptions {
   references?: readonly { label: string; key: string }[];
   onTrial?: (trial: TrialRecord, study: Study) => void;
   onProgress?: (stage: string, done: number, total: number) => void;
-}
-
-/** The harmless prompts as token ids followed by the original's first k - 1 answer tokens, and its logits there. */
-export interface KlReference {
-  ids: number[][];
-  /** Positions compared at the end of each sequence. */
-  positions: number[];
-  logits: Float32Array[];
-}
-
-/** Logits at the last `positions[i]` positions of each sequence, in order, flattened. */
-export function tailLogits(
-  model: HookedModel,
-  ids: readonly number[][],
-  positions: readonly number[],
-  fwdHooks: readonly FwdHook[],
-  batchSize?: number,
-) {
-  const out: Float32Array[] = [];
-  const all = positions.some((p) => p > 1);
-  for (const { start, batch } of promptBatches(model, ids, batchSize)) {
-    const logits = model.forward(batch, { logits: all ? "all" : "last", fwdHooks }); // [batch, pos, d_vocab]
-    const [b, pos, vocab] = logits.shape;
-    const values = logits.dataSync() as Float32Array;
-    for (let i = 0; i < b; i++)
-      for (let p = pos - positions[start + i]; p < pos; p++) out.push(values.slice((i * pos + p) * vocab, (i * pos + p + 1) * vocab));
-    logits.dispose();
-  }
-  return out;
-}
-
-/**
- * What a trial's KL is measured against: the harmless prompts' tokens, followed for k > 1 by the model's own first
- * k - 1 greedy answer tokens (teacher-forced), and its logits at those k positions (fewer where it stopped).
- */
-export async function klReference(model: HookedModel, harmless: readonly string[], k: number, batchSize?: number): Promise<KlReference> {
-  const prompts: number[][] = [];
-  for (const { batch } of promptBatches(model, harmless, batchSize))
-    batch.inputIds.forEach((row, i) => prompts.push(row.filter((_, p) => batch.attentionMask[i][p] === 1)));
-  let ids = prompts;
-  let positions = prompts.map(() => 1);
-  if (k > 1) {
-    const answers = await generateAnswers(model, prompts, { maxNewTokens: k - 1, batchSize });
-    ids = prompts.map((p, i) => [...p, ...answers.tokens[i]]);
-    positions = answers.tokens.map((t) => t.length + 1);
-  }
-  return { ids, positions, logits: tailLogits(model, ids, positions, [], batchSize) };
 }
 
 /** A hash of the prompts a study measures on, so that resuming on other prompts is refused. */
