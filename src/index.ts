@@ -75,9 +75,12 @@ export {
   type UsableDirection,
 } from "./pipeline/directions.ts";
 // Stage 4: ranking and selection (the blog's, the paper's), candidates read by generation.
-export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, PAPER_REFUSAL_EPSILON } from "./pipeline/scores.ts";
+export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, PAPER_REFUSAL_EPSILON, PAPER_KL_EPSILON } from "./pipeline/scores.ts";
 export {
   filterByRefusalScore,
+  paperCandidates,
+  postInstructionOffsets,
+  candidateBlock,
   blogRanking,
   BLOG_REFUSAL_BLACKLIST,
   rankRawByMeanAbs,

@@ -261,8 +261,8 @@ export function selectionFilterOptions(cmd: Command): Command {
     .option("--max-candidates <n>", "score at most this many candidates, those of largest norm", int("--max-candidates"))
     .option(
       "--refusal-epsilon <e>",
-      "epsilon inside the refusal score's logarithms, log(p + e) - log(1 - p + e) (the paper's code uses 1e-8; default 0, the " +
-        "exact log-odds)",
+      "epsilon inside the refusal score's logarithms, log(p + e) - log(1 - p + e) (default: 1e-8, the paper's code, in select's " +
+        "paper mode; else 0, the exact log-odds)",
       nonNegative("--refusal-epsilon"),
       0,
     );

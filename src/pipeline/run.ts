@@ -29,8 +29,16 @@ import { resolveEdit, type EditVariants, type ResolvedEdit } from "./edit.ts";
 import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
 import { withLock } from "../files.ts";
 import { projectionsOn } from "./projections.ts";
-import { refusalTokensFor } from "./scores.ts";
-import { chosenCandidate, filterByRefusalScore, rankedCandidates, scoreCandidates, type SelectionFilters } from "./select.ts";
+import { PAPER_KL_EPSILON, PAPER_REFUSAL_EPSILON, refusalTokensFor } from "./scores.ts";
+import {
+  chosenCandidate,
+  filterByRefusalScore,
+  paperCandidates,
+  postInstructionOffsets,
+  rankedCandidates,
+  scoreCandidates,
+  type SelectionFilters,
+} from "./select.ts";
 import { compareExport, expectedExport } from "../export/verify.ts";
 import { checkMemory } from "../memory.ts";
 
@@ -48,6 +56,13 @@ export interface PipelineOptions extends InstructionSetSources {
   topK?: number;
   /** Token offsets from the end of the prompt at which directions are computed (default [-1]). */
   tokenOffsets?: number[];
+  /**
+   * The paper's selection as its code does it: directions at every post-instruction token, candidates resid_pre
+   * only (paperCandidates), instructions filtered by refusal score, epsilons 1e-8 (refusal score) and 1e-6 (KL),
+   * 128 training instructions per set. Default: the extended selection (every hook at the given token offsets, exact
+   * scores).
+   */
+  paperSelection?: boolean;
   refusalTokens?: number[];
   refusalSubstrings?: string[];
   /** The paper's selection filters (default KL <= 0.1, induce >= 0, layers in the first 80%). */
@@ -136,7 +151,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
   // Stage 1: instructions.
   const sets = await loadInstructionSets(options, {
     column: options.column,
-    nTrain: options.nTrain ?? 256,
+    nTrain: options.nTrain ?? (options.paperSelection ? 128 : 256),
     nVal: options.nVal ?? 32,
     nTest: options.nTest ?? 64,
   });
@@ -318,13 +333,19 @@ async function stagesOnTheOriginal(
     backend,
   );
   const refusalTokens = options.refusalTokens ?? refusalTokensFor(model);
-  if (options.filterByRefusalScore) {
+  const paper = options.paperSelection === true;
+  if (paper && options.tokenOffsets)
+    throw new Error("the paper's selection takes every post-instruction token as its token offsets: leave out tokenOffsets");
+  const tokenOffsets = paper ? postInstructionOffsets(model) : options.tokenOffsets;
+  const refusalEpsilon = options.refusalEpsilon ?? (paper ? PAPER_REFUSAL_EPSILON : undefined);
+  if (paper) log(`the paper's selection: resid_pre candidates at the post-instruction token offsets ${tokenOffsets!.join(", ")}`);
+  if (options.filterByRefusalScore || paper) {
     // The paper's filter: compare instructions the model refuses with ones it answers.
     for (const split of ["Train", "Val"] as const) {
       const kept = filterByRefusalScore(
         model,
         { harmful: sets[`harmful${split}`], harmless: sets[`harmless${split}`] },
-        { refusalTokens, epsilon: options.refusalEpsilon, batchSize },
+        { refusalTokens, epsilon: refusalEpsilon, batchSize },
       );
       [sets[`harmful${split}`], sets[`harmless${split}`]] = [kept.harmful, kept.harmless];
       log(
@@ -338,7 +359,7 @@ async function stagesOnTheOriginal(
   const collect = (name: string, items: string[]) =>
     collectMeanActivations(model, items, {
       batchSize,
-      tokenOffsets: options.tokenOffsets,
+      tokenOffsets,
       onProgress: (d, t, detail) => progress(`activations (${name})`, d, t, detail),
     });
   const harmfulMeans = await collect("harmful", sets.harmfulTrain);
@@ -347,16 +368,19 @@ async function stagesOnTheOriginal(
   const directions = computeDirections(harmfulMeans, harmlessMeans);
   await saveDirections(join(outDir, "directions.safetensors"), directions, { model: checkpoint.dir }, { overwrite: true });
   // Stage 4: the paper's selection on validation prompts, then the best candidates read by generation.
-  const selection = scoreCandidates(model, usableDirections(directions), sets.harmfulVal, sets.harmlessVal, {
+  const candidates = paper ? paperCandidates(directions, tokenOffsets!, "the run's directions") : usableDirections(directions);
+  const scored = scoreCandidates(model, candidates, sets.harmfulVal, sets.harmlessVal, {
     ...options.selectionFilters,
     refusalTokens,
-    refusalEpsilon: options.refusalEpsilon,
+    refusalEpsilon,
+    klEpsilon: paper ? PAPER_KL_EPSILON : 0,
     batchSize,
     keep: options.topK ?? 3,
     exhaustive: options.exhaustiveSelection,
     maxCandidates: options.maxCandidates,
     onProgress: (d, t) => progress("selection", d, t),
   });
+  const selection = { ...scored, mode: paper ? ("paper" as const) : ("extended" as const) };
   const chosenScores = chosenCandidate(selection);
   const chosen = chosenScores.direction;
   log(
@@ -449,6 +473,7 @@ function buildReport(r: ReportInputs): RunReport {
       matrix: atChosenHook.map((a) => atChosenHook.map((b) => cosineSimilarity(a.raw, b.raw))),
     },
     selection: {
+      mode: r.selection.mode ?? "extended",
       baseline: r.selection.baseline,
       filters: r.selection.filters,
       passes: r.selection.passes,

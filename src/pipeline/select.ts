@@ -9,11 +9,15 @@
 // filter is applied before scoring, the unhooked baselines are computed once, every candidate gets its bypass
 // score, and KL and induce are computed in ascending order of bypass only until a candidate passes both:
 // no candidate after it can win. `exhaustive` scores every candidate in full, for the plots.
+// The paper's candidates are resid_pre at every post-instruction token (paperCandidates; `select`'s default, with
+// the paper's epsilons 1e-8 in the refusal score and 1e-6 in KL). Other hooks are an extension (what `run` scores:
+// every hook at the last token): the layer filter and the induce score then take resid_post@l as resid_pre@l+1
+// (candidateBlock), and induce adds the direction at the input of the candidate's block, as the paper does.
 import type { FwdHook } from "../hooks.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { activationAdditionHooks, directionAblationHooks, withHooks } from "../interventions.ts";
 import type { Prompts } from "../batches.ts";
-import { directionKey, type Direction, type UsableDirection } from "./directions.ts";
+import { directionKey, usableDirections, type Direction, type UsableDirection } from "./directions.ts";
 import { lastPositionLogits } from "../generation.ts";
 import { meanKl } from "./measures.ts";
 import { refusalScore } from "./scores.ts";
@@ -45,6 +49,8 @@ export interface SelectionOptions extends Partial<SelectionFilters> {
   refusalTokens: readonly number[];
   /** Epsilon inside the refusal score's logarithms (the paper's code: 1e-8; default 0, the exact log-odds). */
   refusalEpsilon?: number;
+  /** Epsilon inside the KL score's logarithms (the paper's code: 1e-6; default 0, the exact KL). */
+  klEpsilon?: number;
   batchSize?: number;
   /** Score every candidate in full (three passes per prompt each), as the paper does, instead of stopping early. */
   exhaustive?: boolean;
@@ -65,6 +71,50 @@ export interface Selection {
   passes: number;
   seconds: number;
   exhaustive: boolean;
+  /** The candidate set and scores it ran with, where the caller said (paperCandidates: "paper"). */
+  mode?: "paper" | "extended";
+}
+
+/**
+ * The block a candidate belongs to: the layer whose input it is. resid_pre@l and resid_mid@l belong to block l;
+ * resid_post@l is resid_pre@l+1, the input of block l + 1. The paper's candidates are all resid_pre; extended to
+ * the other hooks this way, the layer filter and the induce score treat a resid_post direction as the next block's.
+ */
+export const candidateBlock = (d: Pick<Direction, "hook" | "layer">) => (d.hook === "resid_post" ? d.layer + 1 : d.layer);
+
+/**
+ * The paper's post-instruction tokens: what the chat template puts after the instruction (e.g. Llama 3's
+ * "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", 5 tokens), encoded alone as the paper's code does
+ * (tokenizer.encode(template.split("{instruction}")[-1])). Returns their token offsets, -n to -1.
+ */
+export function postInstructionOffsets(model: Pick<HookedModel, "tokenizer">): number[] {
+  const marker = "\u0000INSTRUCTION\u0000";
+  const text = model.tokenizer.formatInstruction(marker);
+  const at = text.lastIndexOf(marker);
+  if (at < 0) throw new Error("the chat template does not place the instruction in its output: no post-instruction tokens to find");
+  const n = model.tokenizer.encode(text.slice(at + marker.length)).length;
+  if (n === 0)
+    throw new Error("the chat template puts nothing after the instruction: the paper's post-instruction tokens need at least one");
+  return Array.from({ length: n }, (_, i) => i - n);
+}
+
+/**
+ * The paper's candidate set: the resid_pre direction of every layer at every post-instruction token offset, the
+ * unusable ones (no difference of means) left out. A directions file without every offset is refused, naming them.
+ */
+export function paperCandidates<D extends Direction>(
+  directions: readonly D[],
+  offsets: readonly number[],
+  source: string,
+): UsableDirection[] {
+  const missing = offsets.filter((o) => !directions.some((d) => d.hook === "resid_pre" && d.tokenOffset === o));
+  if (missing.length > 0)
+    throw new Error(
+      `${source} has no resid_pre directions at token offset${missing.length > 1 ? "s" : ""} ${missing.join(", ")}: the paper's ` +
+        `candidates are every post-instruction token (${offsets.join(", ")}); compute them with abliterate directions --paper ` +
+        `(or --token-offsets ${offsets.join(",")})`,
+    );
+  return usableDirections(directions.filter((d) => d.hook === "resid_pre" && offsets.includes(d.tokenOffset)));
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -131,12 +181,15 @@ export function scoreCandidates(
   };
   // The layer filter first: those candidates are never scored. The paper keeps layers l < floor(L (1 - fraction)):
   // rounded to whole layers, the pruned tail can be more than the fraction (2 of 6 layers for 20%), said as such.
-  const pruned = (layer: number) =>
-    `layer ${layer} is in the pruned tail: layers ${maxLayer}-${model.nLayers - 1} of ${model.nLayers} (the last ` +
-    `${Math.round(100 * filters.pruneLayerFraction)}%, rounded to whole layers)`;
+  const tail = `layers ${maxLayer}-${model.nLayers - 1} of ${model.nLayers} (the last ${Math.round(100 * filters.pruneLayerFraction)}%, rounded to whole layers)`;
+  const pruned = (d: UsableDirection) =>
+    candidateBlock(d) >= model.nLayers
+      ? `resid_post of the last layer is the model's output, the input of no block: pruned with ${tail}`
+      : `${d.hook === "resid_post" ? `resid_post of layer ${d.layer} is the input of block ${candidateBlock(d)}, which` : `layer ${d.layer}`} ` +
+        `is in the pruned tail: ${tail}`;
   const eligible: UsableDirection[] = [];
   for (const d of candidates) {
-    if (d.layer >= maxLayer) record(d, pruned(d.layer));
+    if (candidateBlock(d) >= maxLayer) record(d, pruned(d));
     else eligible.push(d);
   }
   const capped =
@@ -164,11 +217,16 @@ export function scoreCandidates(
       c.discarded = `not needed: bypass ${c.bypass.toFixed(2)} is above ${last.key}'s ${last.bypass.toFixed(2)}, which passed`;
       continue;
     }
-    c.kl = withHooks(directionAblationHooks(model, d.unit), (fwdHooks) => meanKl(baseHarmless, logits(harmless, fwdHooks)));
+    c.kl = withHooks(directionAblationHooks(model, d.unit), (fwdHooks) =>
+      meanKl(baseHarmless, logits(harmless, fwdHooks), options.klEpsilon),
+    );
     tick();
     const klFails = !(c.kl <= filters.klThreshold);
     if (!klFails || options.exhaustive) {
-      c.induce = withHooks(activationAdditionHooks(model, d.raw, d.layer, 1, d.hook), (fwdHooks) => score(logits(harmless, fwdHooks)));
+      // The paper adds the raw direction at the input of its block only (resid_pre of candidateBlock).
+      c.induce = withHooks(activationAdditionHooks(model, d.raw, candidateBlock(d), 1, "resid_pre"), (fwdHooks) =>
+        score(logits(harmless, fwdHooks)),
+      );
       tick();
     }
     if (klFails) c.discarded = `KL ${c.kl.toFixed(3)} > ${filters.klThreshold}`;

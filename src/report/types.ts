@@ -16,6 +16,8 @@ export interface RunReport {
   /** Cosine similarity between the layers' directions at the chosen hook point. */
   cosine: { hook: string; layers: number[]; matrix: number[][] };
   selection: {
+    /** paper: resid_pre candidates at the post-instruction tokens, the paper's epsilons; extended: every hook. */
+    mode: "paper" | "extended";
     baseline: { harmfulRefusalScore: number; harmlessRefusalScore: number };
     filters: SelectionFilters;
     candidates: (Omit<CandidateScores, "direction"> & { layer: number; hook: string })[];

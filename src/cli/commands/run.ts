@@ -29,12 +29,17 @@ export function registerRun(program: Command): void {
     .option("--harmless-val <file>")
     .option("--harmful-test <file>")
     .option("--harmless-test <file>")
-    .option("--n-train <n>", "instructions per set for the directions", int("--n-train"), 256)
+    .option("--n-train <n>", "instructions per set for the directions (default 256; with --paper 128, as the paper)", int("--n-train"))
     .option("--n-val <n>", "instructions per set for the selection", int("--n-val"), 32)
     .option("--n-test <n>", "instructions per set for evaluation", int("--n-test"), 64)
     .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
     .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
     .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
+    .option(
+      "--paper",
+      "the paper's selection as its code: resid_pre candidates at every post-instruction token, instructions filtered by refusal " +
+        "score, epsilons 1e-8 and 1e-6, 128 training instructions (default: every hook at --token-offsets, exact scores; an extension)",
+    )
     .option(
       "--refusal-tokens <ids>",
       'comma-separated token ids for the refusal score (default: the model family\'s refusal openings, e.g. "I")',
@@ -80,6 +85,7 @@ export function registerRun(program: Command): void {
       maxCandidates: opts.maxCandidates,
       refusalEpsilon: opts.refusalEpsilon,
       filterByRefusalScore: opts.filterByRefusalScore,
+      paperSelection: opts.paper,
       edit: variantsOf(opts),
       onProgress: bar.update,
       log: opts.json ? undefined : (line) => console.error(line),

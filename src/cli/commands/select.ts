@@ -1,36 +1,72 @@
 // `abliterate select`
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { common, print, prepare, openModel, int, tokenIdList, selectionFilterOptions, fmt, filtersOf } from "../options.ts";
 import { checkDirectionsFit, loadDirections, usableDirections } from "../../pipeline/directions.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
-import { scoreCandidates } from "../../pipeline/select.ts";
-import { refusalTokensFor } from "../../pipeline/scores.ts";
+import { filterByRefusalScore, paperCandidates, postInstructionOffsets, scoreCandidates } from "../../pipeline/select.ts";
+import { PAPER_KL_EPSILON, PAPER_REFUSAL_EPSILON, refusalTokensFor } from "../../pipeline/scores.ts";
+
+const selectionMode = (value: string) => {
+  if (value !== "paper" && value !== "extended") throw new InvalidArgumentError(`expected paper or extended, got "${value}"`);
+  return value;
+};
 import { dataFile } from "../../paths.ts";
 
 export function registerSelect(program: Command): void {
   selectionFilterOptions(common(program.command("select")))
-    .description("the paper's selection: bypass, induce and KL scores for every direction; the lowest bypass that passes the filters wins")
+    .description("the paper's selection: bypass, induce and KL scores for every candidate; the lowest bypass that passes the filters wins")
+    .option(
+      "--mode <mode>",
+      "paper: as the paper's code, candidates resid_pre at every post-instruction token, epsilons 1e-8 (refusal score) and 1e-6 " +
+        "(KL), the validation sets filtered by refusal score; extended: every direction in the file (every hook), exact scores, " +
+        "no filtering (an extension)",
+      selectionMode,
+      "paper",
+    )
     .requiredOption("-d, --directions <file>", "directions .safetensors from `directions`")
     .option("--harmful <file>", "harmful validation instructions", dataFile("harmful", "validation"))
     .option("--harmless <file>", "harmless validation instructions", dataFile("harmless", "validation"))
     .option("-n, --n <n>", "instructions per set", int("--n"), 32)
     .option("--refusal-tokens <ids>", 'comma-separated token ids (default: the model family\'s refusal openings, e.g. "I")', tokenIdList)
-    .action(async (opts) => {
+    .action(async (opts, command: Command) => {
+      const paper = opts.mode === "paper";
       const bar = await prepare(opts);
       const model = await openModel(opts.model, bar);
       try {
         const loaded = await loadDirections(opts.directions);
         checkDirectionsFit(loaded, model, opts.directions);
-        const directions = usableDirections(loaded);
         const refusalTokens = opts.refusalTokens ?? refusalTokensFor(model);
-        const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
-        const harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
+        const refusalEpsilon =
+          paper && command.getOptionValueSource("refusalEpsilon") !== "cli" ? PAPER_REFUSAL_EPSILON : opts.refusalEpsilon;
+        let harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.n });
+        let harmless = await loadInstructionSource(opts.harmless, { column: opts.column, limit: opts.n });
+        const notes: string[] = [];
+        let directions;
+        if (paper) {
+          const offsets = postInstructionOffsets(model);
+          directions = paperCandidates(loaded, offsets, opts.directions);
+          const kept = filterByRefusalScore(
+            model,
+            { harmful, harmless },
+            { refusalTokens, epsilon: refusalEpsilon, batchSize: opts.batchSize },
+          );
+          [harmful, harmless] = [kept.harmful, kept.harmless];
+          notes.push(
+            `paper mode: ${directions.length} candidates (resid_pre at the post-instruction token offsets ${offsets.join(", ")}); ` +
+              `validation kept ${harmful.length} harmful instructions the model refuses and ${harmless.length} harmless ones it ` +
+              `answers (dropped ${kept.dropped.harmful} and ${kept.dropped.harmless})`,
+          );
+        } else {
+          directions = usableDirections(loaded);
+          notes.push(`extended mode: every direction of the file (${directions.length} candidates), exact scores`);
+        }
         const selection = scoreCandidates(model, directions, harmful, harmless, {
           ...filtersOf(opts),
           exhaustive: opts.exhaustive,
           maxCandidates: opts.maxCandidates,
           refusalTokens,
-          refusalEpsilon: opts.refusalEpsilon,
+          refusalEpsilon,
+          klEpsilon: paper ? PAPER_KL_EPSILON : 0,
           batchSize: opts.batchSize,
           onProgress: (d, t) => bar.update("selection", d, t),
         });
@@ -45,6 +81,7 @@ export function registerSelect(program: Command): void {
         print(
           opts,
           [
+            ...notes,
             `baseline refusal score: harmful ${selection.baseline.harmfulRefusalScore.toFixed(2)}, harmless ` +
               `${selection.baseline.harmlessRefusalScore.toFixed(2)}`,
             ...rows.map(
@@ -58,6 +95,8 @@ export function registerSelect(program: Command): void {
               })`,
           ].join("\n"),
           {
+            mode: opts.mode,
+            notes,
             baseline: selection.baseline,
             candidates: rows,
             chosen: selection.chosen?.key ?? null,
