@@ -79,6 +79,7 @@ export { refusalScore, klDivergence, logSoftmax, refusalTokensFor, PAPER_REFUSAL
 export {
   filterByRefusalScore,
   paperCandidates,
+  paperChoice,
   postInstructionOffsets,
   candidateBlock,
   blogRanking,
@@ -89,6 +90,7 @@ export {
   chosenCandidate,
   DEFAULT_SELECTION_FILTERS,
   type CandidateScores,
+  type ScoredCandidate,
   type Selection,
   type SelectionFilters,
 } from "./pipeline/select.ts";

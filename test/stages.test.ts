@@ -415,7 +415,7 @@ describe("stage functions on the llama reference", () => {
 
 describe("the paper's selection, stopping early", () => {
   it("chooses what the exhaustive selection chooses, with fewer passes, on the demo model and the llama reference", async () => {
-    const { loadInstructionSets, scoreCandidates, refusalTokensFor } = await import("../src/index.ts");
+    const { loadInstructionSets, scoreCandidates, refusalTokensFor, candidateBlock } = await import("../src/index.ts");
     for (const dir of [DEMO_MODEL_DIR, modelDir("llama")]) {
       const model = await loadModel(dir);
       const ref = reference("llama");
@@ -439,7 +439,7 @@ describe("the paper's selection, stopping early", () => {
         full.passes,
         valA.length +
           valB.length +
-          directions.filter((d) => d.layer < Math.floor(model.nLayers * 0.8)).length * (valA.length + 2 * valB.length),
+          directions.filter((d) => candidateBlock(d) < Math.floor(model.nLayers * 0.8)).length * (valA.length + 2 * valB.length),
       );
       const capped = scoreCandidates(model, directions, valA, valB, { ...filters, refusalTokens, maxCandidates: 2 });
       assert.equal(capped.candidates.filter((c) => !Number.isNaN(c.bypass)).length, 2);

@@ -244,6 +244,46 @@ export function scoreCandidates(
   };
 }
 
+/** A candidate's three scores and its block (candidateBlock), as the paper's filter reads them. */
+export interface ScoredCandidate {
+  key: string;
+  block: number;
+  bypass: number;
+  induce: number;
+  kl: number;
+}
+
+/**
+ * The paper's choice on scores already computed (select_direction.py's filter_fn, then the lowest bypass): a
+ * candidate is discarded when a score is NaN, its block is at or past floor(L (1 - pruneLayerFraction)), its KL is
+ * above klThreshold, or its induce score is below induceThreshold, in that order; of the rest the lowest bypass
+ * wins, the first in the order given on a tie. scoreCandidates reaches the same choice without computing every
+ * score (the tests check one against the other).
+ */
+export function paperChoice(
+  scores: readonly ScoredCandidate[],
+  filters: SelectionFilters,
+  nLayers: number,
+): { chosen?: ScoredCandidate; discarded: Map<string, string> } {
+  const maxBlock = Math.floor(nLayers * (1 - filters.pruneLayerFraction));
+  const discarded = new Map<string, string>();
+  let chosen: ScoredCandidate | undefined;
+  for (const c of scores) {
+    const why = [c.bypass, c.induce, c.kl].some(Number.isNaN)
+      ? "a score is NaN"
+      : c.block >= maxBlock
+        ? `block ${c.block} is in the last ${Math.round(100 * filters.pruneLayerFraction)}% (blocks ${maxBlock}-${nLayers - 1})`
+        : c.kl > filters.klThreshold
+          ? `KL ${c.kl} > ${filters.klThreshold}`
+          : c.induce < filters.induceThreshold
+            ? `induce score ${c.induce} < ${filters.induceThreshold}`
+            : undefined;
+    if (why) discarded.set(c.key, why);
+    else if (!chosen || c.bypass < chosen.bypass) chosen = c;
+  }
+  return { chosen, discarded };
+}
+
 /** Candidates best first: those that passed the filters by bypass score, then the discarded ones (unscored last). */
 export function rankedCandidates(selection: Selection): CandidateScores[] {
   const bypass = (c: CandidateScores) => (Number.isNaN(c.bypass) ? Infinity : c.bypass);
