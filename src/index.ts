@@ -232,6 +232,7 @@ export {
   activationScatterFigure,
   dpoTrainingFigure,
   paretoFigure,
+  trialParameterFigure,
   type Figure,
 } from "./report/plots.ts";
 export { figureSvg } from "./report/static-svg.ts";
@@ -257,6 +258,7 @@ export {
   checkAblation,
   checkOrthogonalizedWeight,
   checkNormPreservingColumns,
+  checkOnParetoFront,
   checkKl,
   checkRefusalScore,
   checkLeftPadding,

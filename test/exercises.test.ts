@@ -14,6 +14,7 @@ import {
   checkKl,
   checkOrthogonalizedWeight,
   checkNormPreservingColumns,
+  checkOnParetoFront,
   checkRefusalDirection,
   checkRefusalScore,
   checkLeftPadding,
@@ -190,6 +191,41 @@ describe("exercises", () => {
     );
     assert.equal(notDone.status, "not done");
     assert.match(notDone.message, /multiply e by \|w\| \/ \|e\|/);
+  });
+
+  it("on the Pareto front (notebook 11): the solution passes; strict dominance, maximising, equal points, self-comparison and fewest refusals only are named", () => {
+    // A search's trials without ties: the near misses agree with the answer here, and the hand-made points catch them.
+    const trials = [
+      [0.9, 0.001],
+      [0.5, 0.004],
+      [0.1, 0.02],
+      [0.6, 0.01],
+      [0.0, 0.05],
+    ];
+    const check = (learner: (points: number[][], i: number) => boolean) => checkOnParetoFront(learner, trials);
+    passes(() => check(SOLUTIONS.onParetoFront));
+    const dominatedBy = (rule: (q: number[], p: number[]) => boolean) => (points: number[][], i: number) =>
+      !points.some((q, j) => j !== i && rule(q, points[i]));
+    hints(() => check(dominatedBy((q, p) => q.every((v, k) => v < p[k]))), /hand-made points: .* Hint: a trial tied in one objective/);
+    hints(
+      () => check(dominatedBy((q, p) => q.every((v, k) => v >= p[k]) && q.some((v, k) => v > p[k]))),
+      /Hint: both objectives are minimised/,
+    );
+    hints(() => check(dominatedBy((q, p) => q.every((v, k) => v <= p[k]))), /Hint: an equal trial does not dominate/);
+    hints(
+      () => check((points, i) => !points.some((q) => q.every((v, k) => v <= points[i][k]))),
+      /Hint: no trial is on your front: do not compare a trial with itself/,
+    );
+    hints(
+      () => check((points, i) => points[i][0] === Math.min(...points.map((q) => q[0]))),
+      /Hint: the front is not only the fewest refusals/,
+    );
+    const notDone = resultOf(() =>
+      check(() => {
+        throw new ExerciseNotWritten("onParetoFront");
+      }),
+    );
+    assert.equal(notDone.status, "not done");
   });
 
   it("KL: the solution passes; swapped arguments and raw logits are named", () => {

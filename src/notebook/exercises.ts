@@ -13,6 +13,7 @@ import { blogRanking } from "../pipeline/select.ts";
 import { directionKey, type Direction } from "../pipeline/directions.ts";
 import { padLeft } from "../tokenizer.ts";
 import { shareAlong } from "../export/verify.ts";
+import { paretoFront } from "../search/pareto.ts";
 
 export const SOLUTIONS_SWITCH = "ABLITERATE_SOLUTIONS";
 type ExerciseName = keyof typeof SOLUTIONS;
@@ -46,6 +47,9 @@ export const EXERCISE_GOALS: Record<ExerciseName, string> = {
     "after, so that it keeps its length",
   klDivergence: "turn each row of logits into log-probabilities (log-softmax), then sum over tokens of p (log p - log q), p = exp(log p)",
   refusalScore: "p = the sum of softmax(logits)[t] over the refusal tokens t; the score is log p - log(1 - p)",
+  onParetoFront:
+    "trial i is off the front when some other trial j has points[j][k] <= points[i][k] for every objective k and < for at least " +
+    "one; it is on the front when no trial does that",
   dpoLoss: "margin = beta ((policyChosen - referenceChosen) - (policyRejected - referenceRejected)); the loss is -log(sigmoid(margin))",
 };
 
@@ -115,7 +119,7 @@ export function exerciseSummary(): void {
 }
 
 /**
- * Notebook 11: the learner's DPO loss against the package's on real log-probabilities (one entry per pair).
+ * Notebook 12: the learner's DPO loss against the package's on real log-probabilities (one entry per pair).
  */
 export function checkDpoLoss(
   learner: (policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number) => number,
@@ -540,6 +544,64 @@ export function checkNormPreservingColumns(
       }
     },
   );
+}
+
+/**
+ * Notebook 11: the learner's on-the-front test for every trial of a search (refusal, KL), and for a few hand-made
+ * points with ties and duplicates that a near miss gets wrong, against paretoFront.
+ */
+export function checkOnParetoFront(learner: (points: number[][], index: number) => boolean, trials: readonly (readonly number[])[]): void {
+  runCheck("onParetoFront", `your verdicts agree with paretoFront on ${trials.length} trials and the hand-made ties`, () => {
+    // Hand-made: a tie in the first objective, a duplicate pair (both on the front), a point worse in one only.
+    const tricky = [
+      [0.5, 0.2],
+      [0.5, 0.1],
+      [0.2, 0.3],
+      [0.2, 0.3],
+      [0.9, 0.0],
+      [0.9, 0.05],
+    ];
+    for (const [name, points] of [
+      ["the search's trials", trials.map((t) => Array.from(t))],
+      ["the hand-made points", tricky],
+    ] as const) {
+      const front = new Set(paretoFront(points));
+      const want = points.map((_, i) => front.has(i));
+      const got = points.map((_, i) =>
+        learner(
+          points.map((p) => [...p]),
+          i,
+        ),
+      );
+      const wrong = got.findIndex((v, i) => v !== want[i]);
+      if (wrong < 0) continue;
+      const verdicts = (rule: (p: number[], q: number[]) => boolean) => points.map((p, i) => !points.some((q, j) => j !== i && rule(q, p)));
+      const mistakes: [boolean[], string][] = [
+        [
+          verdicts((q, p) => q.every((v, k) => v < p[k])),
+          "a trial tied in one objective and worse in the other is dominated: use <= in every objective and < in at least one, not < in all",
+        ],
+        [
+          verdicts((q, p) => q.every((v, k) => v >= p[k]) && q.some((v, k) => v > p[k])),
+          "both objectives are minimised (fewer refusals, less KL): a trial is beaten by one with smaller values, not larger",
+        ],
+        [
+          verdicts((q, p) => q.every((v, k) => v <= p[k])),
+          "an equal trial does not dominate: two trials with the same values are both on the front (ask for < in at least one objective)",
+        ],
+        [points.map(() => false), "no trial is on your front: do not compare a trial with itself (skip j === i)"],
+        [
+          points.map((p) => p[0] === Math.min(...points.map((q) => q[0]))),
+          "the front is not only the fewest refusals: a trial with more refusals is on it when its KL is lower than every trial's with fewer",
+        ],
+      ];
+      const hint = mistakes.find(([v]) => v.every((x, i) => x === got[i]))?.[1];
+      throw new CheckFailure(
+        `${name}: point ${wrong} [${points[wrong].join(", ")}] is ${want[wrong] ? "on" : "off"} the front, your function says ` +
+          `${got[wrong] ? "on" : "off"}.${hint ? ` Hint: ${hint}.` : ""}`,
+      );
+    }
+  });
 }
 
 /** Notebook 09: the learner's KL(p || q) against the package's on real logits. */

@@ -117,7 +117,16 @@ export const SOLUTIONS = {
     return Math.log(p) - Math.log(1 - p);
   },
 
-  /** Notebook 11: the DPO loss of one pair, -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)). */
+  /**
+   * Notebook 11: whether trial `index` is on the Pareto front of points whose every coordinate is minimised: no
+   * other point is at least as good in every coordinate and better in one.
+   */
+  onParetoFront(points: number[][], index: number): boolean {
+    const p = points[index];
+    return !points.some((q, j) => j !== index && q.every((v, k) => v <= p[k]) && q.some((v, k) => v < p[k]));
+  },
+
+  /** Notebook 12: the DPO loss of one pair, -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)). */
   dpoLoss(policyChosen: number, policyRejected: number, referenceChosen: number, referenceRejected: number, beta: number): number {
     const margin = beta * (policyChosen - referenceChosen - (policyRejected - referenceRejected));
     return Math.log(1 + Math.exp(-margin));

@@ -400,3 +400,46 @@ export function paretoFigure(
     },
   };
 }
+
+/**
+ * How one parameter of a search's trials relates to its two objectives: each trial's refusal rate (left axis) and
+ * harmless KL (right axis) against the parameter's value.
+ */
+export function trialParameterFigure(
+  trials: readonly { trial: number; refusal: number; kl: number; params: Record<string, unknown> }[],
+  parameter: string,
+): Figure {
+  const withValue = trials.filter((t) => typeof t.params[parameter] === "number");
+  if (withValue.length === 0) throw new Error(`trialParameterFigure: no trial has a number for ${parameter}`);
+  const x = withValue.map((t) => t.params[parameter] as number);
+  const text = withValue.map((t) => `trial ${t.trial}`);
+  return {
+    data: [
+      {
+        type: "scatter",
+        mode: "markers",
+        name: "harmful refusal rate",
+        x,
+        y: withValue.map((t) => t.refusal),
+        text,
+        marker: { color: "#d1495b" },
+      },
+      {
+        type: "scatter",
+        mode: "markers",
+        name: "harmless KL",
+        x,
+        y: withValue.map((t) => t.kl),
+        text,
+        yaxis: "y2",
+        marker: { color: "#2a9d8f" },
+      },
+    ],
+    layout: {
+      ...base(`Trials by ${parameter}`, parameter, "harmful refusal rate"),
+      ...legendAbove,
+      yaxis: { title: { text: "harmful refusal rate" }, range: [-0.03, 1.03] },
+      yaxis2: { title: { text: "harmless KL" }, overlaying: "y", side: "right", tickmode: "auto", nticks: 6 },
+    },
+  };
+}

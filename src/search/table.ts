@@ -4,13 +4,14 @@ import type { Study } from "./study.ts";
 import { trialVariants } from "./search.ts";
 import type { StrengthKernel } from "../pipeline/orthogonalize.ts";
 
-export interface FrontRow {
+/** A type, not an interface, so that notebooks can pass rows to showTable (Record<string, unknown>). */
+export type FrontRow = {
   trial: number;
   refusal: number;
   kl: number;
   /** The edit in words: hook and direction index, kernels, switches. */
   edit: string;
-}
+};
 
 const kernelText = (k: StrengthKernel) =>
   `max ${k.maxWeight.toFixed(2)} at layer ${k.maxWeightPosition.toFixed(1)}, ` +

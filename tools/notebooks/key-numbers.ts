@@ -25,10 +25,15 @@ const KEY_LINES = [
   /^harmless answers unchanged: .*/, // 09
   /^coherent compliance \(harmful\): .*/, // 09
   /^baseline refusal score: .*/, // 10
-  /^paper's selection: .*/, // 10
-  /^\d+ preference pairs from .*/, // 11
-  /^\d+ adapted weights: .*/, // 11
-  /^\d+ DPO steps, \d+ epochs?: .*/, // 11
+  /^selection \(extended set\): .*/, // 10
+  /^paper mode chose .*/, // 10
+  /^search: \d+ trials .*/, // 11
+  /^reference .*: refusal .*/, // 11
+  /^front: \d+ trials.*/, // 11
+  /^detectors on trial .*/, // 11
+  /^\d+ preference pairs from .*/, // 12
+  /^\d+ adapted weights: .*/, // 12
+  /^\d+ DPO steps, \d+ epochs?: .*/, // 12
 ];
 
 export function keyNumbers(notebook: Notebook): string[] {
