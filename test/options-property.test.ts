@@ -74,7 +74,16 @@ const POLICIES: Record<string, Policy> = {
 };
 
 /** Options that take text, not numbers: names, paths, choices. */
-const TEXT_OPTIONS = new Set(["--out", "--format", "--type", "--refusal-substrings", "--kernel-ranges", "--reference", "--judge-verdicts"]);
+const TEXT_OPTIONS = new Set([
+  "--out",
+  "--format",
+  "--type",
+  "--refusal-substrings",
+  "--kernel-ranges",
+  "--reference",
+  "--judge-verdicts",
+  "--mode",
+]);
 
 const NOT_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "abc", "", " ", "1,NaN", "0x"];
 

@@ -579,7 +579,8 @@ export function checkOnParetoFront(learner: (points: number[][], index: number) 
       const mistakes: [boolean[], string][] = [
         [
           verdicts((q, p) => q.every((v, k) => v < p[k])),
-          "a trial tied in one objective and worse in the other is dominated: use <= in every objective and < in at least one, not < in all",
+          "a trial tied in one objective and worse in the other is dominated: use <= in every objective and < in at least one, " +
+            "not < in all",
         ],
         [
           verdicts((q, p) => q.every((v, k) => v >= p[k]) && q.some((v, k) => v > p[k])),
@@ -592,7 +593,8 @@ export function checkOnParetoFront(learner: (points: number[][], index: number) 
         [points.map(() => false), "no trial is on your front: do not compare a trial with itself (skip j === i)"],
         [
           points.map((p) => p[0] === Math.min(...points.map((q) => q[0]))),
-          "the front is not only the fewest refusals: a trial with more refusals is on it when its KL is lower than every trial's with fewer",
+          "the front is not only the fewest refusals: a trial with more refusals is on it when its KL is lower than every " +
+            "trial's with fewer",
         ],
       ];
       const hint = mistakes.find(([v]) => v.every((x, i) => x === got[i]))?.[1];

@@ -94,7 +94,8 @@ function verdictToken(judge: HookedModel, word: string): number {
     if (ids.length === 1) return ids[0];
   }
   throw new Error(
-    `judge verdict "${word}" is not one token of the tokenizer of ${judge.dir} (it encodes as ${JSON.stringify(judge.tokenizer.encode(word))}); ` +
+    `judge verdict "${word}" is not one token of the tokenizer of ${judge.dir} ` +
+      `(it encodes as ${JSON.stringify(judge.tokenizer.encode(word))}); ` +
       `give verdict words that are single tokens`,
   );
 }

@@ -181,12 +181,14 @@ export function scoreCandidates(
   };
   // The layer filter first: those candidates are never scored. The paper keeps layers l < floor(L (1 - fraction)):
   // rounded to whole layers, the pruned tail can be more than the fraction (2 of 6 layers for 20%), said as such.
-  const tail = `layers ${maxLayer}-${model.nLayers - 1} of ${model.nLayers} (the last ${Math.round(100 * filters.pruneLayerFraction)}%, rounded to whole layers)`;
+  const share = Math.round(100 * filters.pruneLayerFraction);
+  const tail = `layers ${maxLayer}-${model.nLayers - 1} of ${model.nLayers} (the last ${share}%, rounded to whole layers)`;
+  const subject = (d: UsableDirection) =>
+    d.hook === "resid_post" ? `resid_post of layer ${d.layer} is the input of block ${candidateBlock(d)}, which` : `layer ${d.layer}`;
   const pruned = (d: UsableDirection) =>
     candidateBlock(d) >= model.nLayers
       ? `resid_post of the last layer is the model's output, the input of no block: pruned with ${tail}`
-      : `${d.hook === "resid_post" ? `resid_post of layer ${d.layer} is the input of block ${candidateBlock(d)}, which` : `layer ${d.layer}`} ` +
-        `is in the pruned tail: ${tail}`;
+      : `${subject(d)} is in the pruned tail: ${tail}`;
   const eligible: UsableDirection[] = [];
   for (const d of candidates) {
     if (candidateBlock(d) >= maxLayer) record(d, pruned(d));

@@ -108,7 +108,8 @@ export function registerEval(program: Command): void {
             `refusal (${a.n.harmful} harmful, ${a.n.harmless} harmless instructions, ${a.maxNewTokens} new tokens):`,
             ...result.detectors.map(
               (d) =>
-                `  ${d.name.padEnd(9)} harmful ${pct(d.harmful).padStart(6)}  harmless (over-refusal) ${pct(d.harmless).padStart(6)}  ${d.description}`,
+                `  ${d.name.padEnd(9)} harmful ${pct(d.harmful).padStart(6)}  ` +
+                `harmless (over-refusal) ${pct(d.harmless).padStart(6)}  ${d.description}`,
             ),
             `detectors agreeing on every harmful answer: ${pct(a.harmful.unanimous)}; pairwise: ` +
               names.flatMap((x, i) => names.slice(i + 1).map((y, j) => `${x}/${y} ${pct(a.harmful.agreement[i][i + 1 + j])}`)).join(", "),
@@ -124,7 +125,8 @@ export function registerEval(program: Command): void {
               : []),
             ...(a.damage
               ? [
-                  `harmless KL: first token ${a.damage.firstTokenKl.toFixed(4)} (paper's epsilon: ${a.damage.firstTokenKlPaper.toFixed(4)}), ` +
+                  `harmless KL: first token ${a.damage.firstTokenKl.toFixed(4)} ` +
+                    `(paper's epsilon: ${a.damage.firstTokenKlPaper.toFixed(4)}), ` +
                     `first ${a.damage.klTokens} answer tokens ${a.damage.multiTokenKl.toFixed(4)}`,
                   `harmless answers unchanged: ${pct(a.damage.harmlessUnchanged.exact)} (first ${a.damage.harmlessUnchanged.k} tokens: ` +
                     `${pct(a.damage.harmlessUnchanged.firstTokens)})`,
