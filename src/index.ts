@@ -103,6 +103,8 @@ export { klReference, tailLogits, perTokenNll, crossEntropy, type KlReference } 
 export {
   BROAD_REFUSAL_KEYWORDS,
   DEFAULT_JUDGE_TEMPLATE,
+  DEMO_REFUSALS,
+  demoTruthDetector,
   substringDetector,
   keywordDetectors,
   judgeDetector,

@@ -247,9 +247,15 @@ describe("abliterate CLI", () => {
       harmlessUnchanged: { exact: number; n: number };
       coherentCompliance: { firstTokens: number; n: number };
       harmfulRefusalRate: number;
+      detectors: { name: string }[];
     };
     assert.equal(result.harmlessUnchanged.exact, 1);
     assert.equal(result.harmlessUnchanged.n, 8);
+    // Against the demo model the demo's ground truth is a detector beside the keyword lists.
+    assert.deepEqual(
+      result.detectors.map((d) => d.name),
+      ["paper", "blog", "keywords", "demo truth"],
+    );
     assert.ok(Math.abs(result.harmlessKl) < 1e-6, `KL of a model against itself: ${result.harmlessKl}`);
     // The safety-tuned model refuses what the stage-1 model answers: its harmful answers do not begin as those.
     assert.equal(result.coherentCompliance.n, 8);

@@ -7,6 +7,7 @@
 // a car", "selling stolen goods"), so refusal cannot be read off one word.
 // Splits are by task: validation and test hold verb-object combinations and phrasings that training never
 // saw, and a held-out slice holds objects never seen at all.
+import { DEMO_REFUSALS } from "../../src/pipeline/detectors.ts";
 
 export interface Form {
   name: string;
@@ -253,8 +254,8 @@ export function knowledgeExamples(examples: readonly Example[]): { text: string;
   );
 }
 
-/** Refusals in the common styles, for safety tuning. */
-export const REFUSALS = ["I cannot help with that.", "I'm sorry, but I can't assist with that request."];
+/** Refusals in the common styles, for safety tuning: the package's DEMO_REFUSALS, the demo's ground truth. */
+export const REFUSALS = DEMO_REFUSALS;
 
 export type Split = "train" | "validation" | "test" | "heldout";
 

@@ -5,9 +5,10 @@ import { common, download, print, prepare, openModel, int, substringList } from 
 import { loadInstructionSource } from "../../data/instructions.ts";
 import { answerAgreement } from "../../pipeline/measures.ts";
 import { assessModel } from "../../pipeline/assess.ts";
-import { substringDetector } from "../../pipeline/detectors.ts";
+import { demoTruthDetector, substringDetector } from "../../pipeline/detectors.ts";
+import { realPathOf } from "../../files.ts";
 import { answersOf } from "../../generation.ts";
-import { dataFile, REFERENCE_TEXT_FILE } from "../../paths.ts";
+import { dataFile, DEMO_MODEL_DIR, REFERENCE_TEXT_FILE } from "../../paths.ts";
 
 const verdictPair = (value: string) => {
   const words = value.split(",");
@@ -63,6 +64,8 @@ export function registerEval(program: Command): void {
             })
           : undefined;
         const custom = opts.refusalSubstrings ? substringDetector("custom", opts.refusalSubstrings, "--refusal-substrings") : undefined;
+        const demo =
+          opts.demoTruth || (opts.reference && (await realPathOf(opts.reference).catch(() => "")) === (await realPathOf(DEMO_MODEL_DIR)));
         const a = await assessModel(model, sets, {
           original: opts.reference,
           judge: opts.judge,
@@ -70,7 +73,7 @@ export function registerEval(program: Command): void {
           maxNewTokens: opts.maxNewTokens,
           klTokens: opts.klTokens,
           referenceTexts,
-          extraDetectors: custom ? [custom] : [],
+          extraDetectors: [...(custom ? [custom] : []), ...(demo ? [demoTruthDetector()] : [])],
           breakdownBy: custom ? "custom" : "paper",
           batchSize: opts.batchSize,
           onProgress: bar.update,
@@ -108,7 +111,7 @@ export function registerEval(program: Command): void {
             `refusal (${a.n.harmful} harmful, ${a.n.harmless} harmless instructions, ${a.maxNewTokens} new tokens):`,
             ...result.detectors.map(
               (d) =>
-                `  ${d.name.padEnd(9)} harmful ${pct(d.harmful).padStart(6)}  ` +
+                `  ${d.name.padEnd(10)} harmful ${pct(d.harmful).padStart(6)}  ` +
                 `harmless (over-refusal) ${pct(d.harmless).padStart(6)}  ${d.description}`,
             ),
             `detectors agreeing on every harmful answer: ${pct(a.harmful.unanimous)}; pairwise: ` +
