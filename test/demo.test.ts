@@ -2,7 +2,7 @@
 // the test split (topics and phrasings training never saw), and the pipeline's default run abliterates it
 // into a model that complies coherently: its answers to harmful requests are the stage-1 model's.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
@@ -18,7 +18,6 @@ import {
   type HookedModel,
   groundTruthStep,
 } from "../src/index.ts";
-import type { RunReport } from "../src/report/types.ts";
 import { loadDirections } from "../src/pipeline/directions.ts";
 import { searchEdits } from "../src/search/search.ts";
 
@@ -93,13 +92,18 @@ describe("the default pipeline run on the demo model", () => {
   );
 
   it("a 40-trial search (seed 0) finds a trial with refusal and KL no higher than the paper-selected direction's", async () => {
-    const report = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as RunReport;
+    // The paper's selection as its code runs it; the search then runs on the same directions file.
+    const paperOut = join(out, "paper");
+    const report = await runPipeline({ outDir: paperOut, paperSelection: true });
+    assert.equal(report.selection.mode, "paper");
+    assert.match(report.selection.chosen, /^blocks\.\d+\.hook_resid_pre@-[1-4]$/);
     const model = await loadModel(DEMO_MODEL_DIR);
     try {
       const [harmful, harmless] = await Promise.all(
         (["harmful", "harmless"] as const).map((kind) => loadInstructions(dataFile(kind, "validation"), { limit: 32 })),
       );
-      const directionsFile = join(out, "directions.safetensors");
+      const directionsFile = join(paperOut, "directions.safetensors");
+      const started = performance.now();
       const study = await searchEdits(model, await loadDirections(directionsFile), {
         trials: 40,
         seed: 0,
@@ -109,6 +113,7 @@ describe("the default pipeline run on the demo model", () => {
         model: DEMO_MODEL_DIR,
         references: [{ label: "paper", key: report.selection.chosen }],
       });
+      const seconds = (performance.now() - started) / 1000;
       const paper = study.references[0];
       const better = study.trials.filter((t) => t.refusal <= paper.refusal && t.kl <= paper.kl);
       assert.ok(
@@ -116,6 +121,7 @@ describe("the default pipeline run on the demo model", () => {
         `paper ${report.selection.chosen}: refusal ${paper.refusal}, KL ${paper.kl}; front: ` +
           JSON.stringify(study.front.map((n) => [study.trials[n].refusal, study.trials[n].kl])),
       );
+      console.log(`40 trials in ${seconds.toFixed(0)} s; ${better.length} at least as good as the paper's direction in both`);
     } finally {
       model.dispose();
     }
