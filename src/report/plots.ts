@@ -348,26 +348,18 @@ export function paretoFigure(
   const onFront = new Set(front);
   const others = trials.filter((t) => !onFront.has(t.trial));
   const best = trials.filter((t) => onFront.has(t.trial)).sort((a, b) => a.refusal - b.refusal || a.kl - b.kl);
-  const text = (ts: readonly { trial: number }[]) => ts.map((t) => `trial ${t.trial}`);
+  const points = (name: string, ts: readonly { trial: number; refusal: number; kl: number }[], marker: Record<string, unknown>) => ({
+    type: "scatter",
+    mode: "markers",
+    name,
+    x: ts.map((t) => t.refusal),
+    y: ts.map((t) => t.kl),
+    text: ts.map((t) => `trial ${t.trial}`),
+    marker,
+  });
   const data: Record<string, unknown>[] = [
-    {
-      type: "scatter",
-      mode: "markers",
-      name: "trials",
-      x: others.map((t) => t.refusal),
-      y: others.map((t) => t.kl),
-      text: text(others),
-      marker: { color: "#9aa5b1" },
-    },
-    {
-      type: "scatter",
-      mode: "markers",
-      name: "Pareto front",
-      x: best.map((t) => t.refusal),
-      y: best.map((t) => t.kl),
-      text: text(best),
-      marker: { size: 9, color: "#d1495b" },
-    },
+    points("trials", others, { color: "#9aa5b1" }),
+    points("Pareto front", best, { size: 9, color: "#d1495b" }),
   ];
   if (baseline)
     data.push({
