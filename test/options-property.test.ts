@@ -79,6 +79,7 @@ const TEXT_OPTIONS = new Set([
   "--format",
   "--type",
   "--refusal-substrings",
+  "--detector",
   "--kernel-ranges",
   "--reference",
   "--judge-verdicts",

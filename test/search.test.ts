@@ -13,6 +13,7 @@ import { dominates, hypervolume2d, nonDominatedRanks, paretoFront } from "../src
 import { readStudy, settingsDiffer, type StudySettings } from "../src/search/study.ts";
 import { editSearchSpace, searchEdits, studyFront, trialEdit, trialVariants } from "../src/search/search.ts";
 import { klReference, tailLogits } from "../src/pipeline/damage.ts";
+import { keywordDetectors } from "../src/pipeline/detectors.ts";
 import { frontRows } from "../src/search/table.ts";
 import { paretoFigure } from "../src/report/plots.ts";
 import { figureSvg } from "../src/report/static-svg.ts";
@@ -296,6 +297,25 @@ describe("search on the demo model", () => {
     }
   });
 
+  it("counts refusals with the detector given, and records it; substrings and a detector together are refused", async () => {
+    const model = await loadModel(DEMO_MODEL_DIR);
+    try {
+      const keywords = keywordDetectors()[2];
+      const study = await searchEdits(model, directions, { ...options(undefined, 1), detector: keywords });
+      assert.equal(study.header.evaluation.detector, "keywords");
+      const answers = await generateCompletions(model, harmful, { maxNewTokens: 8 });
+      const verdicts = await keywords.detect(answers, harmful);
+      assert.equal(study.baseline!.refusal, verdicts.filter(Boolean).length / harmful.length);
+      assert.equal((await searchEdits(model, directions, options(undefined, 1))).header.evaluation.detector, "paper");
+      await assert.rejects(
+        searchEdits(model, directions, { ...options(undefined, 1), detector: keywords, refusalSubstrings: ["x"] }),
+        /give refusal substrings or a detector, not both/,
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+
   it("on a sandwich-norm model every trial edits the weights in place and restores them exactly", async () => {
     // Gemma 2's shapes with its real tokenizer, random weights: the prompts are text.
     const tokenizer = await tokenizerDir("gemma2");
@@ -408,6 +428,36 @@ describe("search and apply --study --trial on the command line", () => {
     assert.match(await fails(...args, "--trials", "6", "--resume", "--seed", "9"), /seed: the study has 0, this search asks for 9/);
   });
 
+  it("--detector and --judge choose what counts a refusal, recorded in the study", async () => {
+    const dirs = join(dir, "dirs.safetensors");
+    const small = ["--trials", "1", "--startup-trials", "1", "--n-harmful", "2", "--n-harmless", "2", "--max-new-tokens", "2"];
+    const header = async (out: string) => JSON.parse((await readFile(join(out, "study.jsonl"), "utf8")).split("\n")[0]);
+    await cli("search", "-d", dirs, "-o", join(dir, "kw"), ...small, "--detector", "keywords");
+    assert.equal((await header(join(dir, "kw"))).evaluation.detector, "keywords");
+    const template = join(dir, "template.txt");
+    await writeFile(template, "{instruction} {answer}");
+    await cli(
+      "search",
+      "-d",
+      dirs,
+      "-o",
+      join(dir, "judged"),
+      ...small,
+      "--judge",
+      "models/demo",
+      "--judge-template",
+      template,
+      "--judge-verdicts",
+      "I,Sure",
+    );
+    assert.equal((await header(join(dir, "judged"))).evaluation.detector, "judge");
+    assert.match(
+      await fails("search", "-d", dirs, "-o", join(dir, "both"), ...small, "--refusal-substrings", "no", "--detector", "blog"),
+      /--refusal-substrings is a detector of its own/,
+    );
+    assert.match(await fails("search", "-d", dirs, "-o", join(dir, "x"), "--detector", "vibes"), /expected paper, blog or keywords/);
+  });
+
   it("refuses a link or a missing study, and bad numbers, before loading anything", async () => {
     const dirs = join(dir, "dirs.safetensors");
     const out = join(dir, "linked");
@@ -457,7 +507,7 @@ describe("study files", () => {
     tokenOffset: -1,
     model: "m",
     data: { harmful: 2, harmless: 2, sha256: "ab" },
-    evaluation: { maxNewTokens: 4, refusalSubstrings: null, klTokens: 1 },
+    evaluation: { maxNewTokens: 4, refusalSubstrings: null, klTokens: 1, detector: "paper" },
   };
   const header = JSON.stringify({ kind: "abliterate-study", version: 1, ...settings });
   const trial = (n: number) => JSON.stringify({ trial: n, params: { x: 0.5 }, refusal: 0.5, kl: 0.1, evaluatedWith: "hooks", seconds: 1 });

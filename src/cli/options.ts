@@ -229,6 +229,14 @@ export const outputPath = (value: string) => {
   return value;
 };
 
+/** `--judge-verdicts REFUSAL,COMPLIANCE`: the judge's two verdict words. */
+export const verdictPair = (value: string) => {
+  const words = value.split(",");
+  if (words.length !== 2 || words.some((w) => w.trim() === ""))
+    throw new InvalidArgumentError(`expected REFUSAL,COMPLIANCE (two verdict words, e.g. Yes,No), got "${value}"`);
+  return { refusal: words[0].trim(), compliance: words[1].trim() };
+};
+
 export const substringList = (value: string) => {
   const list = value.split("|");
   // An empty substring is found in every answer: every answer would count as a refusal.

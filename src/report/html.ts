@@ -147,8 +147,9 @@ export async function writeSearchHtml(path: string, study: Study, front: readonl
 <script>${await plotlyScript()}</script></head><body>
 <h1>Search</h1>
 <p>Model <code>${escape(h.model)}</code>, directions <code>${escape(h.directionsFile)}</code>; ${study.trials.length} trials ` +
-    `(seed ${h.seed}, ${h.startupTrials} random, then TPE), each measured on ${h.data.harmful} harmful prompts (refusal, ` +
-    `${h.evaluation.maxNewTokens} new tokens) and ${h.data.harmless} harmless prompts (KL over ${h.evaluation.klTokens} answer ` +
+    `(seed ${h.seed}, ${h.startupTrials} random, then TPE), each measured on ${h.data.harmful} harmful prompts (refusal by ` +
+    `${escape(h.evaluation.detector)}, ${h.evaluation.maxNewTokens} new tokens) and ${h.data.harmless} harmless prompts ` +
+    `(KL over ${h.evaluation.klTokens} answer ` +
     `token${h.evaluation.klTokens === 1 ? "" : "s"}).${
       study.baseline ? ` Without intervention: refusal ${pct(study.baseline.refusal)}.` : ""
     }${references}</p>

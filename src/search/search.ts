@@ -15,6 +15,7 @@ import { directionKey, harmlessMeansAt, usable, type Direction } from "../pipeli
 import { resolveEdit, type EditVariants, type ResolvedEdit } from "../pipeline/edit.ts";
 import { withEditInPlace } from "../pipeline/compare.ts";
 import { meanKl, refusalRate } from "../pipeline/measures.ts";
+import type { RefusalDetector } from "../pipeline/detectors.ts";
 import type { FwdHook } from "../hooks.ts";
 import { paretoFront } from "./pareto.ts";
 import { sampleParams, TPE_DEFAULTS, type Params, type SearchSpace } from "./tpe.ts";
@@ -158,6 +159,11 @@ export interface SearchOptions {
   /** New tokens generated per harmful prompt to look for a refusal in (default 32). */
   maxNewTokens?: number;
   refusalSubstrings?: readonly string[];
+  /**
+   * What counts a refusal instead of the substrings: any detector (keywordDetectors, a judge model's judgeDetector).
+   * Its name is recorded in the study.
+   */
+  detector?: RefusalDetector;
   /** KL over the first k answer tokens of the original's greedy answer (teacher-forced); 1: the first token only. */
   klTokens?: number;
   batchSize?: number;
@@ -184,6 +190,8 @@ export async function searchEdits(
 ): Promise<Study & { front: number[] }> {
   if (!Number.isInteger(options.trials) || options.trials < 1) throw new Error(`trials must be a positive integer, got ${options.trials}`);
   if (options.harmful.length === 0 || options.harmless.length === 0) throw new Error("a search needs harmful and harmless prompts");
+  if (options.detector && options.refusalSubstrings)
+    throw new Error("a search counts refusals with one detector: give refusal substrings or a detector, not both");
   const tokenOffset = options.tokenOffset ?? -1;
   const klTokens = options.klTokens ?? 1;
   if (!Number.isInteger(klTokens) || klTokens < 1) throw new Error(`klTokens must be a positive integer, got ${klTokens}`);
@@ -196,7 +204,12 @@ export async function searchEdits(
     tokenOffset,
     model: options.model,
     data: { harmful: options.harmful.length, harmless: options.harmless.length, sha256: promptsHash(options.harmful, options.harmless) },
-    evaluation: { maxNewTokens: options.maxNewTokens ?? 32, refusalSubstrings: options.refusalSubstrings ?? null, klTokens },
+    evaluation: {
+      maxNewTokens: options.maxNewTokens ?? 32,
+      refusalSubstrings: options.refusalSubstrings ?? null,
+      klTokens,
+      detector: options.detector?.name ?? (options.refusalSubstrings ? "substrings" : "paper"),
+    },
   };
   let study: Study;
   const file = options.study;
@@ -222,7 +235,9 @@ export async function searchEdits(
       batchSize,
     });
     return {
-      refusal: refusalRate(answers, options.refusalSubstrings),
+      refusal: options.detector
+        ? (await options.detector.detect(answers, options.harmful)).filter(Boolean).length / answers.length
+        : refusalRate(answers, options.refusalSubstrings),
       kl: meanKl(reference.logits, tailLogits(model, reference.ids, reference.positions, fwdHooks, batchSize)),
     };
   };

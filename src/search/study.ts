@@ -19,7 +19,8 @@ export interface StudySettings {
   model: string;
   /** What a trial is measured on: prompt counts and a hash of the prompts themselves. */
   data: { harmful: number; harmless: number; sha256: string };
-  evaluation: { maxNewTokens: number; refusalSubstrings: readonly string[] | null; klTokens: number };
+  /** detector: which refusal detector counted refusals (RefusalDetector.name; "paper" for the paper's substrings). */
+  evaluation: { maxNewTokens: number; refusalSubstrings: readonly string[] | null; klTokens: number; detector: string };
 }
 
 export interface StudyHeader extends StudySettings {
@@ -68,7 +69,12 @@ const headerSchema = z.object({
   tokenOffset: z.number().int().negative(),
   model: z.string(),
   data: z.object({ harmful: z.number().int(), harmless: z.number().int(), sha256: z.string() }),
-  evaluation: z.object({ maxNewTokens: z.number().int(), refusalSubstrings: z.array(z.string()).nullable(), klTokens: z.number().int() }),
+  evaluation: z.object({
+    maxNewTokens: z.number().int(),
+    refusalSubstrings: z.array(z.string()).nullable(),
+    klTokens: z.number().int(),
+    detector: z.string(),
+  }),
 });
 const lineSchema = z.union([
   z.object({ baseline: z.object(measures) }),

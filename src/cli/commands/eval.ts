@@ -1,7 +1,7 @@
 // `abliterate eval`
 import { readFile } from "node:fs/promises";
-import { InvalidArgumentError, type Command } from "commander";
-import { common, download, print, prepare, openModel, int, substringList } from "../options.ts";
+import type { Command } from "commander";
+import { common, download, print, prepare, openModel, int, substringList, verdictPair } from "../options.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
 import { answerAgreement } from "../../pipeline/measures.ts";
 import { assessModel } from "../../pipeline/assess.ts";
@@ -9,13 +9,6 @@ import { demoTruthDetector, substringDetector } from "../../pipeline/detectors.t
 import { realPathOf } from "../../files.ts";
 import { answersOf } from "../../generation.ts";
 import { dataFile, DEMO_MODEL_DIR, REFERENCE_TEXT_FILE } from "../../paths.ts";
-
-const verdictPair = (value: string) => {
-  const words = value.split(",");
-  if (words.length !== 2 || words.some((w) => w.trim() === ""))
-    throw new InvalidArgumentError(`expected REFUSAL,COMPLIANCE (two verdict words, e.g. Yes,No), got "${value}"`);
-  return { refusal: words[0].trim(), compliance: words[1].trim() };
-};
 
 export function registerEval(program: Command): void {
   common(program.command("eval"))

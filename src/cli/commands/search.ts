@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { lstat, mkdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
-import { common, prepare, openModel, int, print, seedValue, substringList, outputPath } from "../options.ts";
+import { common, prepare, openModel, int, print, seedValue, substringList, outputPath, verdictPair } from "../options.ts";
+import { judgeDetector, keywordDetectors } from "../../pipeline/detectors.ts";
 import { checkDirectionsFit, loadDirections } from "../../pipeline/directions.ts";
 import { loadInstructionSource } from "../../data/instructions.ts";
 import { dataFile } from "../../paths.ts";
@@ -27,6 +28,10 @@ const tokenOffset = (value: string) => {
   if (!Number.isInteger(n) || n >= 0)
     throw new InvalidArgumentError(`--token-offset must be a negative integer (-1: the last token), got "${value}"`);
   return n;
+};
+const detectorName = (value: string) => {
+  if (!["paper", "blog", "keywords"].includes(value)) throw new InvalidArgumentError(`expected paper, blog or keywords, got "${value}"`);
+  return value;
 };
 const kernelRanges = (value: string) => {
   if (value !== "whole" && value !== "heretic") throw new InvalidArgumentError(`expected whole or heretic, got "${value}"`);
@@ -61,7 +66,19 @@ export function registerSearch(program: Command): void {
     .option("--no-norm-preserving", "leave norm preservation off instead of searching it")
     .option("--reference <key...>", "directions to measure fully edited beside the trials (e.g. the one `select` chose)")
     .option("--refusal-substrings <list>", "|-separated substrings that mark a refusal (default: the paper's list)", substringList)
-    .action(async (opts) => {
+    .option(
+      "--detector <name>",
+      "count refusals with paper (the paper's substrings), blog (its blacklist) or keywords (a broader list)",
+      detectorName,
+      "paper",
+    )
+    .option("--judge <dir>", "count refusals with a chat model as judge instead (loaded beside the model searched)")
+    .option(
+      "--judge-template <file>",
+      "the judge's grading prompt, a text file with {instruction} and {answer} (default: a refusal rubric)",
+    )
+    .option("--judge-verdicts <words>", "the judge's verdict words for refusal and compliance, each one token", verdictPair)
+    .action(async (opts, command: Command) => {
       const out = resolve(opts.out);
       const paths = Object.fromEntries(Object.entries(OUTPUTS).map(([k, name]) => [k, join(out, name)])) as Record<
         keyof typeof OUTPUTS,
@@ -90,9 +107,18 @@ export function registerSearch(program: Command): void {
         const first = (await readFile(paths.study, "utf8")).split("\n")[0];
         if (!first.includes('"abliterate-study"')) throw new Error(`${paths.study}: not a study file written by abliterate search`);
       }
+      if (opts.refusalSubstrings && (opts.judge || command.getOptionValueSource("detector") === "cli"))
+        throw new Error("--refusal-substrings is a detector of its own: leave out --detector and --judge, or the substrings");
+      const judgeTemplate = opts.judgeTemplate ? await readFile(opts.judgeTemplate, "utf8") : undefined;
       const bar = await prepare(opts);
       const model = await openModel(opts.model, bar);
+      const judge = opts.judge ? await openModel(opts.judge, bar).catch((error) => (model.dispose(), Promise.reject(error))) : undefined;
       try {
+        const detector = judge
+          ? judgeDetector(judge, { template: judgeTemplate, verdicts: opts.judgeVerdicts, batchSize: opts.batchSize })
+          : opts.refusalSubstrings
+            ? undefined
+            : keywordDetectors().find((d) => d.name === opts.detector)!;
         const directions = await loadDirections(opts.directions);
         checkDirectionsFit(directions, model, opts.directions);
         const harmful = await loadInstructionSource(opts.harmful, { column: opts.column, limit: opts.nHarmful });
@@ -119,6 +145,8 @@ export function registerSearch(program: Command): void {
               maxNewTokens: opts.maxNewTokens,
               klTokens: opts.klTokens,
               refusalSubstrings: opts.refusalSubstrings,
+              // The paper's substrings are the default measure itself: a study records it as "paper" either way.
+              detector: detector?.name === "paper" ? undefined : detector,
               batchSize: opts.batchSize,
               study: paths.study,
               references: (opts.reference ?? []).map((key: string) => ({ label: key, key })),
@@ -150,6 +178,7 @@ export function registerSearch(program: Command): void {
           { study: paths.study, baseline: study.baseline, references: study.references, front: rows, trials: study.trials },
         );
       } finally {
+        judge?.dispose();
         model.dispose();
       }
     });
