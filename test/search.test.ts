@@ -483,6 +483,11 @@ describe("search and apply --study --trial on the command line", () => {
     assert.match(await fails("search", "-d", dirs, "-o", out, "--resume"), /study\.jsonl is a link/);
     assert.equal(await readFile(join(dir, "precious.txt"), "utf8"), "keep me");
     assert.match(await fails("search", "-d", dirs, "-o", join(dir, "nothing"), "--resume"), /does not exist; leave out --resume/);
+    assert.match(
+      await fails("search", "-d", dirs, "-o", join(dir, "precious.txt")),
+      /precious\.txt is a file; the search writes a folder there/,
+    );
+    assert.equal(await readFile(join(dir, "precious.txt"), "utf8"), "keep me");
     assert.match(await fails("search", "-d", dirs, "-o", join(dir, "n"), "--trials", "0"), /--trials must be a positive integer/);
     assert.match(
       await fails("search", "-d", dirs, "-o", join(dir, "n"), "--token-offset", "2"),
@@ -539,6 +544,14 @@ describe("study files", () => {
     assert.notEqual(await readFile(file, "utf8"), whole);
     await readStudy(file, { repair: true });
     assert.equal(await readFile(file, "utf8"), whole);
+  });
+
+  it("a study written before detectors were recorded reads as counted by the paper's substrings", async () => {
+    const file = join(dir, "old.jsonl");
+    const { detector, ...evaluation } = settings.evaluation;
+    assert.equal(detector, "paper");
+    await writeFile(file, JSON.stringify({ kind: "abliterate-study", version: 1, ...settings, evaluation }) + "\n");
+    assert.equal((await readStudy(file)).header.evaluation.detector, "paper");
   });
 
   it("says which settings differ", () => {

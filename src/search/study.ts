@@ -73,7 +73,8 @@ const headerSchema = z.object({
     maxNewTokens: z.number().int(),
     refusalSubstrings: z.array(z.string()).nullable(),
     klTokens: z.number().int(),
-    detector: z.string(),
+    // Studies written before detectors were recorded counted with the paper's substrings.
+    detector: z.string().default("paper"),
   }),
 });
 const lineSchema = z.union([

@@ -80,6 +80,11 @@ export function registerSearch(program: Command): void {
     .option("--judge-verdicts <words>", "the judge's verdict words for refusal and compliance, each one token", verdictPair)
     .action(async (opts, command: Command) => {
       const out = resolve(opts.out);
+      const found = await lstat(out).catch(() => undefined);
+      if (found && !found.isDirectory())
+        throw new Error(
+          `${opts.out} is ${found.isSymbolicLink() ? "a link" : "a file"}; the search writes a folder there (study.jsonl, search.html, pareto.svg)`,
+        );
       const paths = Object.fromEntries(Object.entries(OUTPUTS).map(([k, name]) => [k, join(out, name)])) as Record<
         keyof typeof OUTPUTS,
         string
