@@ -39,12 +39,12 @@ describe("abliterate CLI", () => {
     assert.match(apply, /--skip-embedding/);
   });
 
-  it("directions, select and apply chain through files, with --json output", async () => {
+  it("directions, select (the extended candidate set) and apply chain through files, with --json output", async () => {
     const dirs = join(dir, "dirs.safetensors");
     const { stdout } = await cli("directions", "-n", "32", "-o", dirs, "--json");
     const rows = JSON.parse(stdout) as { key: string; norm: number }[];
     assert.equal(rows.length, 6 * 3);
-    const selection = JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--json")).stdout) as {
+    const selection = JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--mode", "extended", "--json")).stdout) as {
       chosen: string | null;
       candidates: unknown[];
     };
@@ -177,9 +177,11 @@ describe("abliterate CLI", () => {
       [s.baseline.harmfulRefusalScore, s.baseline.harmlessRefusalScore, ...s.candidates.flatMap((c) => [c.bypass, c.induce])].filter(
         Number.isFinite,
       );
-    const exact = scores(JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--json")).stdout));
+    const exact = scores(JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--mode", "extended", "--exhaustive", "--json")).stdout));
     const damped = scores(
-      JSON.parse((await cli("select", "-d", dirs, "-n", "8", "--exhaustive", "--refusal-epsilon", "0.5", "--json")).stdout),
+      JSON.parse(
+        (await cli("select", "-d", dirs, "-n", "8", "--mode", "extended", "--exhaustive", "--refusal-epsilon", "0.5", "--json")).stdout,
+      ),
     );
     assert.equal(damped.length, exact.length);
     assert.ok(

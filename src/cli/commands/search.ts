@@ -83,7 +83,8 @@ export function registerSearch(program: Command): void {
       const found = await lstat(out).catch(() => undefined);
       if (found && !found.isDirectory())
         throw new Error(
-          `${opts.out} is ${found.isSymbolicLink() ? "a link" : "a file"}; the search writes a folder there (study.jsonl, search.html, pareto.svg)`,
+          `${opts.out} is ${found.isSymbolicLink() ? "a link" : "a file"}; the search writes a folder there ` +
+            `(study.jsonl, search.html, pareto.svg)`,
         );
       const paths = Object.fromEntries(Object.entries(OUTPUTS).map(([k, name]) => [k, join(out, name)])) as Record<
         keyof typeof OUTPUTS,
