@@ -1,16 +1,17 @@
-// Engine benchmark: random models with SmolLM2-135M's and Qwen2.5-0.5B's shapes, on the stock wasm kernels
-// and on the native BLAS path, side by side. For each: load time, prefill (tokens/s, GFLOP/s, and the share
-// of the raw matMul rate of the same kernels on the same shapes, measured in the same run), decode (tokens/s,
-// and the share of the memory-bandwidth limit: bytes of weights read per step over a measured memcpy rate),
+// Engine benchmark: random models with SmolLM2-135M's and Qwen2.5-0.5B's shapes, on the stock wasm kernels,
+// on the native BLAS path and on TensorFlow's own kernels (tfjs-node, where it loads), side by side. For
+// each: load time, prefill (tokens/s, GFLOP/s, and the share of the raw matMul rate of the same kernels on
+// the same shapes, measured in the same run), decode (tokens/s, and the share of the memory-bandwidth limit: bytes of weights read per step over a measured memcpy rate),
 // peak RSS. Each path runs in a child process (the kernels are chosen once per process).
-// Run: npm run bench:engine   (ENGINE_BENCH_SHAPES=smollm2-135m,qwen2.5-0.5b)
-import { execFileSync } from "node:child_process";
+// Run: npm run bench:engine   (ENGINE_BENCH_SHAPES=smollm2-135m,qwen2.5-0.5b;
+// ENGINE_BENCH_PATHS="stock wasm,native BLAS,tensorflow", and tensorflow-gpu for tfjs-node-gpu)
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { initBackend, loadModel } from "../src/index.ts";
+import { initBackend, loadModel, type BackendName } from "../src/index.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "../tools/shapes.ts";
 
@@ -27,6 +28,13 @@ const SHAPES: Record<
 > = {
   "smollm2-135m": SMOLLM2_135M_SHAPES,
   "qwen2.5-0.5b": QWEN25_05B_SHAPES,
+};
+/** Each path's backend: the wasm backend (with or without the BLAS library) or TensorFlow's. */
+const PATH_BACKENDS: Record<string, BackendName> = {
+  "stock wasm": "wasm",
+  "native BLAS": "wasm",
+  tensorflow: "node",
+  "tensorflow-gpu": "node-gpu",
 };
 const PREFILL_BATCH = 4;
 const PREFILL_LEN = 128;
@@ -96,7 +104,7 @@ function memcpyGBs(): number {
 async function child(shapeName: string, path: string): Promise<void> {
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
-  const backend = await initBackend({ backend: "wasm" });
+  const backend = await initBackend({ backend: PATH_BACKENDS[path] });
   const shape = SHAPES[shapeName];
   const dir = await mkdtemp(join(tmpdir(), "abliterate-bench-"));
   try {
@@ -171,19 +179,30 @@ if (process.env.ENGINE_BENCH_CHILD) {
       `bf16 checkpoints held as float32`,
   );
   for (const shape of shapes) {
-    for (const path of ["stock wasm", "native BLAS"]) {
+    for (const path of (process.env.ENGINE_BENCH_PATHS ?? "stock wasm,native BLAS,tensorflow").split(",")) {
+      if (!PATH_BACKENDS[path])
+        throw new Error(`ENGINE_BENCH_PATHS: unknown path "${path}" (known: ${Object.keys(PATH_BACKENDS).join(", ")})`);
       const env = {
         ...process.env,
         ENGINE_BENCH_CHILD: `${shape}:${path}`,
         ABLITERATE_BLAS: path === "stock wasm" ? "off" : (process.env.ABLITERATE_BLAS ?? ""),
       };
       if (path === "native BLAS" && env.ABLITERATE_BLAS === "") delete (env as Record<string, string | undefined>).ABLITERATE_BLAS;
-      const out = execFileSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+      const run = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
         env,
         encoding: "utf8",
         maxBuffer: 1 << 24,
       });
-      const r = JSON.parse(out.trim().split("\n").pop()!) as Result;
+      if (run.status !== 0) {
+        // A backend that does not load here (tfjs-node not built) is said and passed over; anything else fails.
+        const reason = /no tensor backend could be initialised:\s*(.*)/.exec(run.stderr)?.[1];
+        if (PATH_BACKENDS[path] !== "wasm" && reason) {
+          console.log(`${shape}, ${path}: not available here (${reason}; npm run backend:tfjs-node builds it)`);
+          continue;
+        }
+        throw new Error(`${shape}, ${path}: exit ${run.status}\n${run.stderr.slice(-2000)}`);
+      }
+      const r = JSON.parse(run.stdout.trim().split("\n").pop()!) as Result;
       if (path === "native BLAS" && !/native BLAS/.test(r.device)) {
         console.log(`${shape}, native BLAS: not available here (${r.device})`);
         continue;

