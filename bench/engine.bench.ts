@@ -1,8 +1,9 @@
 // Engine benchmark: random models with SmolLM2-135M's and Qwen2.5-0.5B's shapes, on the stock wasm kernels,
 // on the native BLAS path and on TensorFlow's own kernels (tfjs-node, where it loads), side by side. For
-// each: load time, prefill (tokens/s, GFLOP/s, and the share of the raw matMul rate of the same kernels on
-// the same shapes, measured in the same run), decode (tokens/s, and the share of the memory-bandwidth limit:
-// bytes of weights read per step over a measured memcpy rate), peak RSS. Each path runs in a child process (the kernels are chosen once per process).
+// each: load time; prefill (tokens/s, GFLOP/s, and the share of the raw matMul rate of the same kernels on
+// the same shapes, measured in the same run); decode (tokens/s, and the share of the memory-bandwidth
+// limit: bytes of weights read per step over a measured memcpy rate); peak RSS. Each path runs in a child
+// process (the kernels are chosen once per process).
 // Run: npm run bench:engine   (ENGINE_BENCH_SHAPES=smollm2-135m,qwen2.5-0.5b;
 // ENGINE_BENCH_PATHS="stock wasm,native BLAS,tensorflow", and tensorflow-gpu for tfjs-node-gpu)
 import { spawnSync } from "node:child_process";
