@@ -1,4 +1,4 @@
-// npm run backend:tfjs-node (scripts/backend/tfjs-node.ts): finding the TensorFlow wheel in a local pip
+// npm run backend:tfjs-node (scripts/backend/tfjs-node.ts, tools/tfjs-node.ts): finding the TensorFlow wheel in a local pip
 // mirror, unpacking what the binding needs, and never deleting a deps/ folder it did not write. The build
 // itself (minutes of disk and compiler) runs in CI's TensorFlow step, not here.
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { clearDeps, fillDeps, findWheel, parsePipConfig, Skipped } from "../scripts/backend/tfjs-node.ts";
+import { clearDeps, fillDeps, findWheel, parsePipConfig, Skipped } from "../tools/tfjs-node.ts";
 
 let work: string;
 before(async () => {

@@ -13,7 +13,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { Command } from "commander";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
-import { findWheel, installFromWheel, lockedVersion, NPM_NAME, packageDir, probe, Skipped } from "./tfjs-node.ts";
+import { findWheel, installFromWheel, lockedVersion, NPM_NAME, packageDir, probe, Skipped } from "../../tools/tfjs-node.ts";
 
 const say = (line: string) => console.log(`backend:gpu-check: ${line}`);
 
