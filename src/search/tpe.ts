@@ -3,9 +3,10 @@
 // then for each parameter independently (Optuna's univariate default) a Parzen estimator l(x) of the best
 // gamma(n) = min(ceil(0.1 n), 25) trials and g(x) of the rest, each with a prior kernel (weight 1) and
 // Optuna's "magic clip" bandwidths; 24 candidates drawn from l, the one of largest log l(x) - log g(x) kept.
-// Two objectives split the history as Optuna's MOTPE does (Ozaki et al. 2022): by non-dominated rank, the
-// last rank cut by greedy hypervolume contribution; the good trials are weighted uniformly (Optuna weighs them
-// by hypervolume contribution) and the rest by Optuna's default ramp.
+// Two objectives split the history as Optuna's MOTPE does (Ozaki et al. 2022): the best ceil(0.1 n) trials
+// (no cap) by non-dominated rank, the last rank cut by greedy hypervolume contribution; the good trials are
+// weighted uniformly (as Optuna 5.0 does) and the rest by Optuna's default ramp. Checked by hand against
+// Optuna 5.0.0's TPESampler (test/fixtures/optuna-tpe; README, "Searching the edit").
 // Reproducible: the random numbers of trial n come from (seed, n) alone, so a resumed study draws what an
 // uninterrupted one would.
 import { makeRng } from "../sampling.ts";
@@ -35,6 +36,9 @@ export const TPE_DEFAULTS = { startupTrials: 10, candidates: 24 } as const;
 
 /** Optuna's default gamma: how many of n trials count as good. */
 export const tpeGamma = (n: number) => Math.min(Math.ceil(0.1 * n), 25);
+
+/** Optuna's default gamma with several objectives: no cap. */
+export const tpeGammaMultiObjective = (n: number) => Math.ceil(0.1 * n);
 
 /** Optuna's default weights of the n trials of a group, oldest first: flat up to 25, then a ramp for older ones. */
 export function tpeWeights(n: number): number[] {
@@ -101,8 +105,8 @@ export function sampleParams(space: SearchSpace, history: readonly CompletedTria
  */
 export function splitHistory(history: readonly CompletedTrial[]): [CompletedTrial[], CompletedTrial[]] {
   const n = history.length;
-  const nBelow = tpeGamma(n);
   const objectives = history[0]?.values.length ?? 0;
+  const nBelow = objectives === 1 ? tpeGamma(n) : tpeGammaMultiObjective(n);
   let chosen: Set<number>;
   if (objectives === 1) {
     const order = history.map((_, i) => i).sort((a, b) => history[a].values[0] - history[b].values[0] || a - b);
@@ -163,21 +167,24 @@ interface Mixture {
 
 /** Optuna's univariate Parzen estimator over [low, high]: a kernel per observation plus the prior's. */
 function parzen(observations: readonly number[], low: number, high: number, weightsOf: (n: number) => number[]): Mixture {
-  const mus = [...observations, 0.5 * (low + high)];
-  const order = mus.map((_, i) => i).sort((a, b) => mus[a] - mus[b]);
-  const sorted = [low, ...order.map((i) => mus[i]), high];
+  // Each observation's bandwidth is the larger gap to its neighbours among the observations and the bounds (the
+  // prior's centre is not a neighbour: it is added after, with the whole range as its width).
+  const order = observations.map((_, i) => i).sort((a, b) => observations[a] - observations[b]);
+  const sorted = [low, ...order.map((i) => observations[i]), high];
   const sigmasSorted = order.map((_, k) => Math.max(sorted[k + 1] - sorted[k], sorted[k + 2] - sorted[k + 1]));
   if (order.length >= 2) {
     // consider_endpoints=False: the outermost kernels look at their inner neighbour only.
     sigmasSorted[0] = sorted[2] - sorted[1];
     sigmasSorted[order.length - 1] = sorted[order.length] - sorted[order.length - 1];
   }
-  const sigmas = new Array<number>(mus.length);
+  const sigmas = new Array<number>(observations.length);
   order.forEach((i, k) => (sigmas[i] = sigmasSorted[k]));
+  // Optuna's magic clip: no narrower than the range over min(100, 1 + kernels), the prior's kernel counted.
   const max = high - low;
-  const min = (high - low) / Math.min(100, 1 + mus.length);
+  const min = (high - low) / Math.min(100, 2 + observations.length);
   for (let i = 0; i < sigmas.length; i++) sigmas[i] = Math.min(max, Math.max(min, sigmas[i]));
-  sigmas[mus.length - 1] = high - low; // the prior
+  const mus = [...observations, 0.5 * (low + high)];
+  sigmas.push(high - low); // the prior
   const weights = [...weightsOf(observations.length), 1];
   const total = weights.reduce((a, b) => a + b, 0);
   return { weights: weights.map((w) => w / total), mus, sigmas };
@@ -290,4 +297,35 @@ function sampleCategorical(
     if (score > bestScore) [best, bestScore] = [index, score];
   }
   return choices[best];
+}
+
+/**
+ * log l(x) and log g(x) of one parameter at `points`, from the split of `history` that the next trial would use:
+ * the two densities whose difference the sampler maximises (checked against Optuna's in test/search.test.ts).
+ */
+export function parzenLogDensities(
+  space: SearchSpace,
+  history: readonly CompletedTrial[],
+  name: string,
+  points: readonly ParamValue[],
+): { below: number[]; above: number[] } {
+  checkSpace(space);
+  const spec = space[name];
+  if (!spec) throw new Error(`search space: no parameter ${name}`);
+  const [below, above] = splitHistory(history);
+  const observed = (group: readonly CompletedTrial[]) => group.map((t) => t.params[name]);
+  if (spec.kind === "float") {
+    const l = parzen(observed(below) as number[], spec.low, spec.high, (n) => new Array<number>(n).fill(1));
+    const g = parzen(observed(above) as number[], spec.low, spec.high, tpeWeights);
+    return {
+      below: points.map((x) => logDensity(l, x as number, spec.low, spec.high)),
+      above: points.map((x) => logDensity(g, x as number, spec.low, spec.high)),
+    };
+  }
+  const l = categoricalProbabilities(spec.choices, observed(below), (n) => new Array<number>(n).fill(1));
+  const g = categoricalProbabilities(spec.choices, observed(above), tpeWeights);
+  return {
+    below: points.map((c) => Math.log(l[spec.choices.indexOf(c)])),
+    above: points.map((c) => Math.log(g[spec.choices.indexOf(c)])),
+  };
 }
