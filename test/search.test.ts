@@ -92,7 +92,8 @@ describe("TPE sampler", () => {
             // 1e-6: the error of the erf approximation used for the kernels' truncation masses (1.5e-7 absolute).
             assert.ok(
               Math.abs(ours[side][i] - expected[side][i]) < 1e-6,
-              `${c.name}, ${name} = ${expected.points[i]}: log ${side === "below" ? "l" : "g"} ${ours[side][i]}, Optuna ${expected[side][i]}`,
+              `${c.name}, ${name} = ${expected.points[i]}: log ${side === "below" ? "l" : "g"} ${ours[side][i]}, ` +
+                `Optuna ${expected[side][i]}`,
             );
       }
     }
