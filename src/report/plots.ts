@@ -358,8 +358,8 @@ export function paretoFigure(
     marker,
   });
   const data: Record<string, unknown>[] = [
-    points("trials", others, { color: "#9aa5b1" }),
-    points("Pareto front", best, { size: 9, color: "#d1495b" }),
+    points("trials", others, { size: 8, color: "#7fa7d9" }),
+    points("Pareto front", best, { size: 10, color: "#d1495b" }),
   ];
   if (baseline)
     data.push({
@@ -370,8 +370,8 @@ export function paretoFigure(
       y: [baseline.kl],
       marker: { size: 11, color: "#222" },
     });
-  // Colours apart from the front's red and the trials' grey, so a reference is never read as a front point.
-  const referenceColours = ["#2a9d8f", "#e9a23b", "#6a4c93", "#1d3557"];
+  // Colours apart from the front's red and the trials' light blue, so a reference is never read as a trial.
+  const referenceColours = ["#2a9d8f", "#e9a23b", "#6a4c93", "#8a5a44"];
   references.forEach((r, i) =>
     data.push({
       type: "scatter",
