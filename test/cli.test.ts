@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { describe, it, before, after } from "node:test";
 import { PACKAGE_ROOT, dataFile } from "../src/paths.ts";
 import { loadInstructions } from "../src/data/instructions.ts";
-import { CheckpointWeights } from "../src/index.ts";
+import { CheckpointWeights, SafetensorsFile } from "../src/index.ts";
 
 const run = promisify(execFile);
 const bin = join(PACKAGE_ROOT, "bin", "abliterate.js");
@@ -112,7 +112,7 @@ describe("abliterate CLI", () => {
 
   it("run takes the edit variants: the chosen direction biprojected, norm-preserving, with a kernel, exported, verified", async () => {
     const out = join(dir, "variant-run");
-    const small = ["--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4"];
+    const small = ["--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4", "--eval-new-tokens", "8"];
     const ran = JSON.parse(
       (
         await cli(
@@ -150,6 +150,58 @@ describe("abliterate CLI", () => {
     }
     await Promise.all([a.close(), b.close()]);
     assert.match(await cliFails("run", "--out", join(dir, "x"), "--direction-index", "2"), /unknown option '--direction-index'/);
+  });
+
+  it("run --format peft also writes the edit as a LoRA adapter: source + B A is the exported checkpoint", async () => {
+    const out = join(dir, "peft-run");
+    const small = ["--n-train", "16", "--n-val", "8", "--n-test", "8", "--top-k", "1", "--max-new-tokens", "4", "--eval-new-tokens", "8"];
+    // Refused before any work where the edit has no LoRA form, and nothing is written.
+    assert.match(
+      await cliFails("run", "--out", out, ...small, "--format", "peft", "--norm-preserving"),
+      /the norm-preserving edit has no LoRA form: it rescales every column/,
+    );
+    assert.deepEqual(await readdir(out).catch(() => []), []);
+    assert.match(await cliFails("run", "--out", out, "--format", "gguf"), /expected safetensors or peft, got "gguf"/);
+    const ran = await cli("run", "--out", out, ...small, "--kernel", "attn=1,2,0.5,2", "--format", "peft");
+    const modules = ran.stdout.match(/wrote .*adapter: a rank-1 LoRA adapter on (\d+) modules/);
+    assert.ok(modules, ran.stdout);
+    const config = JSON.parse(await readFile(join(out, "adapter", "adapter_config.json"), "utf8"));
+    assert.equal(config.target_modules.length, Number(modules[1]));
+    const report = JSON.parse(await readFile(join(out, "report.json"), "utf8"));
+    assert.equal(report.adapter.modules.length, Number(modules[1]));
+    assert.match(await readFile(join(out, "report.html"), "utf8"), /The same edit as a rank-1 LoRA adapter: <code>[^<]*adapter<\/code>/);
+    const [source, edited] = await Promise.all(
+      [join(PACKAGE_ROOT, "models", "demo"), join(out, "model")].map((d) => CheckpointWeights.open(d)),
+    );
+    const adapter = await SafetensorsFile.open(join(out, "adapter", "adapter_model.safetensors"));
+    try {
+      for (const module of report.adapter.modules as string[]) {
+        const key = `${module}.weight`;
+        const embedding = module.endsWith("embed_tokens");
+        const [a, b] = await Promise.all(
+          (embedding ? ["lora_embedding_A", "lora_embedding_B"] : ["lora_A.weight", "lora_B.weight"]).map((n) =>
+            adapter.readFloat32(`base_model.model.${module}.${n}`),
+          ),
+        );
+        const [w, e] = [await source.readFloat32(key), await edited.readFloat32(key)];
+        const cols = source.info(key).shape[1];
+        let worst = 0;
+        for (let i = 0; i < w.length; i++) {
+          const [row, col] = [Math.floor(i / cols), i % cols];
+          // A linear layer gains B A; the embedding (rows are tokens) gains (B A)^T.
+          const update = embedding ? a[row] * b[col] : b[row] * a[col];
+          worst = Math.max(worst, Math.abs(w[i] + update - e[i]) / (2 ** -22 * (Math.abs(w[i]) + Math.abs(update)) + 1e-30));
+        }
+        assert.ok(worst <= 1, `${module}: source + B A is ${worst.toFixed(2)} of the float32 rounding bound from the exported weight`);
+      }
+    } finally {
+      await Promise.all([source, edited, adapter].map((f) => f.close()));
+    }
+    // The attention kernel reaches the layers within 2 of layer 2 (0 to 4 of 6); every MLP at full strength.
+    const layersOf = (part: string) =>
+      (report.adapter.modules as string[]).filter((m) => m.includes(part)).map((m) => Number(m.match(/layers\.(\d+)\./)![1]));
+    assert.deepEqual(layersOf("o_proj"), [0, 1, 2, 3, 4]);
+    assert.deepEqual(layersOf("down_proj"), [0, 1, 2, 3, 4, 5]);
   });
 
   it("the paper's refusal-score filter and epsilon reach directions, select and run", async () => {

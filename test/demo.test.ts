@@ -91,6 +91,25 @@ describe("the default pipeline run on the demo model", () => {
     },
   );
 
+  it("run: the final evaluation's answers take evalNewTokens, the candidates' generations maxNewTokens", async () => {
+    const report = await runPipeline({
+      outDir: join(out, "tokens"),
+      nTrain: 16,
+      nVal: 8,
+      nTest: 8,
+      topK: 1,
+      maxNewTokens: 2,
+      evalNewTokens: 6,
+    });
+    assert.deepEqual(report.newTokens, { candidates: 2, evaluation: 6 });
+    const { tokenizer } = await loadModel(DEMO_MODEL_DIR).then((m) => (m.dispose(), m));
+    const longest = (texts: string[]) => Math.max(...texts.map((t) => tokenizer.encode(t).length));
+    const candidates = longest(report.candidates[0].samples.map((s) => s.completion));
+    const final = longest(report.samples.flatMap((s) => [s.before, s.after]));
+    assert.ok(candidates <= 2, `a candidate's answer has ${candidates} tokens`);
+    assert.ok(final > 2 && final <= 6, `the longest answer before/after has ${final} tokens`);
+  });
+
   it("a 40-trial search (seed 0) finds a trial with refusal and KL no higher than the paper-selected direction's", async () => {
     // The paper's selection as its code runs it; the search then runs on the same directions file.
     const paperOut = join(out, "paper");

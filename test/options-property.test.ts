@@ -33,6 +33,7 @@ const POLICIES: Record<string, Policy> = {
   "--max-candidates": count("at most every candidate is scored"),
   "--top-k": count("at most every candidate is evaluated"),
   "--max-new-tokens": count("generation stops at the model's context length"),
+  "--eval-new-tokens": count("generation stops at the model's context length"),
   "--rank": count("checked against the model's weight shapes before any model loads (item 11)"),
   "--epochs": count("training runs as asked, with progress and the first non-finite step stopping it"),
   "--micro-batch": count("a batch larger than the pairs is the pairs"),

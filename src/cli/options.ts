@@ -346,6 +346,11 @@ export const applyFormat = (value: string) => {
   return value;
 };
 
+export const runFormat = (value: string) => {
+  if (value !== "safetensors" && value !== "peft") throw new InvalidArgumentError(`expected safetensors or peft, got "${value}"`);
+  return value;
+};
+
 /** The prompts `--verify` checks an export on: the first 4 harmful and 4 harmless test instructions. */
 export async function verificationPrompts(): Promise<string[]> {
   return [

@@ -17,6 +17,11 @@ import { earlierRecord } from "./safetensors.ts";
 import { STREAM_CHUNK_BYTES } from "./stream.ts";
 import { ExportError, writeExportFolder } from "./targets.ts";
 
+/** Why the norm-preserving edit is refused in LoRA form. */
+export const NORM_PRESERVING_HAS_NO_LORA =
+  "the norm-preserving edit has no LoRA form: it rescales every column of o_proj and down_proj (and every embedding row) by a " +
+  "factor of its own, a full-rank change; export it as a checkpoint (--format safetensors or gguf)";
+
 export interface PeftExportOptions extends OrthogonalizeOptions {
   force?: boolean;
   provenance?: Record<string, unknown>;
@@ -36,11 +41,7 @@ export async function exportPeftAdapter(
   unit: UnitVector,
   options: PeftExportOptions = {},
 ): Promise<PeftExportResult> {
-  if (options.normPreserving)
-    throw new ExportError(
-      "the norm-preserving edit has no LoRA form: it rescales every column of o_proj and down_proj (and every embedding row) by a " +
-        "factor of its own, a full-rank change; export it as a checkpoint (--format safetensors or gguf)",
-    );
+  if (options.normPreserving) throw new ExportError(NORM_PRESERVING_HAS_NO_LORA);
   const sourceDir = typeof from === "string" ? from : from.dir;
   return writeExportFolder(sourceDir, outDir, { force: options.force, what: "adapter" }, async ({ source, out, tmp }) => {
     const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;

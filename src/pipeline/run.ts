@@ -26,7 +26,8 @@ import { answersOf } from "../generation.ts";
 import { defaultComplianceReference } from "./ground-truth.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
 import { resolveEdit, type EditVariants, type ResolvedEdit } from "./edit.ts";
-import { checkExportTarget, checkOutputFiles } from "../export/targets.ts";
+import { checkExportTarget, checkOutputFiles, ExportError } from "../export/targets.ts";
+import { exportPeftAdapter, NORM_PRESERVING_HAS_NO_LORA } from "../export/peft.ts";
 import { withLock } from "../files.ts";
 import { projectionsOn } from "./projections.ts";
 import { PAPER_KL_EPSILON, PAPER_REFUSAL_EPSILON, refusalTokensFor } from "./scores.ts";
@@ -51,7 +52,13 @@ export interface PipelineOptions extends InstructionSetSources {
   nVal?: number;
   nTest?: number;
   batchSize?: number;
+  /** New tokens per answer where a refusal is looked for early: the candidates' generations, the export's check (default 24). */
   maxNewTokens?: number;
+  /**
+   * New tokens per answer of the final evaluation: before and after, and the compliance reference's answers
+   * (default 128, so that a refusal after a first compliant sentence is read too).
+   */
+  evalNewTokens?: number;
   /** How many of the selection's best candidates get generations. */
   topK?: number;
   /** Token offsets from the end of the prompt at which directions are computed (default [-1]). */
@@ -89,6 +96,11 @@ export interface PipelineOptions extends InstructionSetSources {
    * edit), applied to the chosen direction for the export and its check; the default is the paper's full edit.
    */
   edit?: EditVariants;
+  /**
+   * Also write the edit as a rank-1 PEFT LoRA adapter in `outDir/adapter/` (the plain edit only: the
+   * norm-preserving one has no LoRA form). The checkpoint in `outDir/model/` is still written, checked and evaluated.
+   */
+  adapter?: boolean;
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
   log?: (line: string) => void;
@@ -135,6 +147,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
   const outDir = options.outDir ?? "out";
   const batchSize = options.batchSize ?? 16;
   const maxNewTokens = options.maxNewTokens ?? 24;
+  const evalNewTokens = options.evalNewTokens ?? 128;
   const substrings = options.refusalSubstrings;
 
   // Every output is checked before any work: a run that would fail at the export fails now.
@@ -143,6 +156,11 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
     onProgress: (file, done, total) => progress(`download ${file}`, done, total ?? done),
   });
   await checkExportTarget(modelSource, exportDir, options.force);
+  const adapterDir = options.adapter ? join(outDir, "adapter") : undefined;
+  if (adapterDir) {
+    if (options.edit?.normPreserving) throw new ExportError(NORM_PRESERVING_HAS_NO_LORA);
+    await checkExportTarget(modelSource, adapterDir, options.force);
+  }
   const files = ["directions.safetensors", "report.json", "report.html"];
   await checkOutputFiles(
     files.map((f) => join(outDir, f)),
@@ -167,7 +185,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
   );
   const compliantAnswers = complianceSource
     ? await answersOf(complianceSource, sets.harmfulTest, {
-        maxNewTokens,
+        maxNewTokens: evalNewTokens,
         batchSize,
         onProgress: (d, t) => progress("generations (compliance reference)", d, t),
       })
@@ -217,6 +235,13 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
       onNotice: log,
     });
+    const adapter = adapterDir
+      ? await exportPeftAdapter(checkpoint, adapterDir, stages.edit.direction.unit, {
+          ...stages.edit.orthogonalize,
+          force: options.force,
+          provenance: { ...stages.edit.record, directionsFile: join(outDir, "directions.safetensors") },
+        })
+      : undefined;
     const abliterated = await loadModel(exportDir);
     let verify: Awaited<ReturnType<typeof compareExport>>;
     let measured: Measures;
@@ -226,7 +251,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       measured = await measure(abliterated, test, {
         original: { answers: stages.before.completions.harmless, logits: referenceLogits },
         compliant: compliantAnswers,
-        maxNewTokens,
+        maxNewTokens: evalNewTokens,
         batchSize,
         refusalSubstrings: substrings,
         onProgress: (s, d, t) => progress(`${s}, after`, d, t),
@@ -270,6 +295,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       planted: added.planted,
       seconds: (performance.now() - started) / 1000,
       memory,
+      adapter,
       samples,
     });
     await writeReport(outDir, report);
@@ -281,7 +307,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
 
 /** What the stages on the original model hand on: the report's inputs so far, the export check's reference, the harmless logits. */
 interface OriginalStages {
-  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted">;
+  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted" | "adapter">;
   expectation: Awaited<ReturnType<typeof expectedExport>>;
   referenceLogits: Float32Array[];
 }
@@ -308,6 +334,7 @@ async function stagesOnTheOriginal(
   const { checkpoint, backend, sets, options, outDir, exportDir, compliantAnswers, progress, log } = context;
   const batchSize = options.batchSize ?? 16;
   const maxNewTokens = options.maxNewTokens ?? 24;
+  const evalNewTokens = options.evalNewTokens ?? 128;
   const substrings = options.refusalSubstrings;
   const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
   const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
@@ -326,7 +353,7 @@ async function stagesOnTheOriginal(
     {
       batch: Math.min(batchSize, Math.max(verifyPrompts.length, ...Object.values(sets).map((s) => s.length))),
       promptTokens,
-      newTokens: maxNewTokens,
+      newTokens: Math.max(maxNewTokens, evalNewTokens),
       logits: "last",
       untie: true,
     },
@@ -401,7 +428,7 @@ async function stagesOnTheOriginal(
   });
   // Stage 7, before: the original model; its harmless logits are the reference of the KL after.
   const before = await evaluateRefusal(model, test, {
-    maxNewTokens,
+    maxNewTokens: evalNewTokens,
     batchSize,
     refusalSubstrings: substrings,
     onProgress: (s, d, t) => progress(`${s}, before`, d, t),
@@ -412,6 +439,7 @@ async function stagesOnTheOriginal(
     backend,
     counts: Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, v.length])),
     refusalTokens,
+    newTokens: { candidates: maxNewTokens, evaluation: evalNewTokens },
     directions,
     selection,
     evaluations,
@@ -466,6 +494,7 @@ function buildReport(r: ReportInputs): RunReport {
     dModel: r.dModel,
     counts: r.counts,
     refusalTokens: r.refusalTokens,
+    newTokens: r.newTokens,
     directions: r.directions.map((d) => ({ layer: d.layer, hook: d.hook, tokenOffset: d.tokenOffset, norm: d.norm })),
     cosine: {
       hook: r.chosen.hook,
@@ -502,6 +531,7 @@ function buildReport(r: ReportInputs): RunReport {
     verify: r.verify,
     samples: r.samples,
     exportDir: r.exportDir,
+    adapter: r.adapter,
     memory: r.memory,
     seconds: r.seconds,
   };

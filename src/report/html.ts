@@ -59,7 +59,8 @@ export async function writeReportHtml(path: string, report: RunReport): Promise<
 <h1>Abliteration report</h1>
 <p>Model <code>${escape(report.model)}</code> (${report.nLayers} layers, d_model ${report.dModel}); backend ${escape(report.backend)}; ` +
     `${report.seconds.toFixed(0)} s.</p>
-<p>Chosen direction <b>${escape(report.chosen.key)}</b>. Harmful refusal ${pct(report.before.harmfulRefusalRate)} → ` +
+<p>Chosen direction <b>${escape(report.chosen.key)}</b>. On the test split (answers of ${report.newTokens.evaluation} ` +
+    `new tokens): harmful refusal ${pct(report.before.harmfulRefusalRate)} → ` +
     `${pct(report.after.harmfulRefusalRate)};
 harmless refusal ${pct(report.before.harmlessRefusalRate)} → ${pct(report.after.harmlessRefusalRate)}; harmless KL ` +
     `${report.after.harmlessKl.toFixed(4)};
@@ -78,7 +79,12 @@ harmless answers unchanged ${pct(report.agreement.harmlessUnchanged.exact)}${
     }.
 Exported model: <code>${escape(report.exportDir)}</code>, checked against the ${escape(report.verify.reference)}: max |logit ` +
     `difference| ${report.verify.maxAbsLogitDiff.toExponential(2)} on ` +
-    `${report.verify.prompts} prompts${report.verify.passed ? "" : " (FAILED)"}.</p>
+    `${report.verify.prompts} prompts${report.verify.passed ? "" : " (FAILED)"}.${
+      report.adapter
+        ? ` The same edit as a rank-1 LoRA adapter: <code>${escape(report.adapter.outDir)}</code> ` +
+          `(${report.adapter.modules.length} modules).`
+        : ""
+    }</p>
 ${Object.keys(figures)
   .map((id) => `<div class="plot" id="${id}"></div>`)
   .join("\n")}

@@ -30,6 +30,8 @@ export interface RunReport {
   /** The selection's best candidates, read by generation. */
   candidates: CandidateEvaluation[];
   chosen: { key: string; layer: number; hook: string; tokenOffset: number; norm: number };
+  /** New tokens per answer: the candidates' generations and the export's check; the final evaluation (before/after). */
+  newTokens: { candidates: number; evaluation: number };
   before: { harmfulRefusalRate: number; harmlessRefusalRate: number };
   after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number };
   /** Harmless answers unchanged (after against before), and coherent compliance (harmful answers after against a compliant reference). */
@@ -52,6 +54,8 @@ export interface RunReport {
   verify: Verification;
   samples: { instruction: string; before: string; after: string }[];
   exportDir: string;
+  /** With `adapter`: the edit as a rank-1 PEFT LoRA adapter (its folder and target modules). */
+  adapter?: { outDir: string; modules: string[] };
   /** The memory estimate checked before the run, and the wasm heap's size after it (its peak). */
   memory: { estimatedPeakBytes: number; weightLayout: string; wasmHeapBytes?: number };
   seconds: number;

@@ -67,6 +67,7 @@ describe("the whole pipeline on each new architecture, with its family's real to
         nTest: 4,
         batchSize: 4,
         maxNewTokens: 3,
+        evalNewTokens: 3,
         topK: 1,
         selectionFilters: { klThreshold: Infinity, induceThreshold: -Infinity },
       });

@@ -50,6 +50,7 @@ describe("memory on the stock wasm backend", () => {
       nVal: 2,
       nTest: 2,
       maxNewTokens: 2,
+      evalNewTokens: 2,
       topK: 1,
       maxCandidates: 2,
       selectionFilters: { klThreshold: Infinity, induceThreshold: -Infinity }, // random weights refuse nothing

@@ -47,6 +47,7 @@ describe("memory on the native BLAS path", () => {
         nVal: 2,
         nTest: 2,
         maxNewTokens: 2,
+        evalNewTokens: 2,
         topK: 1,
         maxCandidates: 2,
         selectionFilters: { klThreshold: Infinity, induceThreshold: -Infinity }, // random weights refuse nothing

@@ -16,6 +16,7 @@ import {
   outputPath,
   editOptions,
   variantsOf,
+  runFormat,
 } from "../options.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 
@@ -33,7 +34,13 @@ export function registerRun(program: Command): void {
     .option("--n-val <n>", "instructions per set for the selection", int("--n-val"), 32)
     .option("--n-test <n>", "instructions per set for evaluation", int("--n-test"), 64)
     .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
-    .option("--max-new-tokens <n>", "tokens generated per answer", int("--max-new-tokens"), 24)
+    .option("--max-new-tokens <n>", "tokens per answer of the candidates' generations and the export's check", int("--max-new-tokens"), 24)
+    .option(
+      "--eval-new-tokens <n>",
+      "tokens per answer of the final evaluation (before and after, and the compliance reference's answers)",
+      int("--eval-new-tokens"),
+      128,
+    )
     .option("--token-offsets <list>", "token offsets from the end of the prompt, e.g. -1 or -4,-3,-2,-1", tokenOffsetList)
     .option(
       "--paper",
@@ -51,6 +58,13 @@ export function registerRun(program: Command): void {
       "--compliance-reference <model>",
       "a model that complies with harmful requests (e.g. the source model before safety tuning): coherent compliance is the " +
         "share of harmful test answers after abliteration that begin as its answers (default for the demo model: models/demo-base)",
+    )
+    .option(
+      "--format <format>",
+      "safetensors (the checkpoint in <out>/model/) or peft (the same, and the edit as a rank-1 LoRA adapter in <out>/adapter/; " +
+        "not with --norm-preserving)",
+      runFormat,
+      "safetensors",
     )
     .option("-f, --force", "replace a non-empty output model folder");
   // The edit's variants apply to the direction the selection chooses (so no --direction-index here).
@@ -76,6 +90,7 @@ export function registerRun(program: Command): void {
       nTest: opts.nTest,
       topK: opts.topK,
       maxNewTokens: opts.maxNewTokens,
+      evalNewTokens: opts.evalNewTokens,
       tokenOffsets: opts.tokenOffsets,
       force: opts.force,
       refusalTokens: opts.refusalTokens,
@@ -87,6 +102,7 @@ export function registerRun(program: Command): void {
       filterByRefusalScore: opts.filterByRefusalScore,
       paperSelection: opts.paper,
       edit: variantsOf(opts),
+      adapter: opts.format === "peft",
       onProgress: bar.update,
       log: opts.json ? undefined : (line) => console.error(line),
     });
@@ -97,7 +113,8 @@ export function registerRun(program: Command): void {
       opts,
       [
         `chosen direction: layer ${report.chosen.layer}, ${report.chosen.hook} (${report.chosen.key})`,
-        `harmful refusal (test): ${pct(report.before.harmfulRefusalRate)} before -> ${pct(report.after.harmfulRefusalRate)} after`,
+        `harmful refusal (test, ${report.newTokens.evaluation} new tokens): ${pct(report.before.harmfulRefusalRate)} before -> ` +
+          `${pct(report.after.harmfulRefusalRate)} after`,
         `harmless refusal (test): ${pct(report.before.harmlessRefusalRate)} before -> ${pct(report.after.harmlessRefusalRate)} after`,
         ...(report.agreement.coherentCompliance
           ? [
@@ -122,6 +139,7 @@ export function registerRun(program: Command): void {
             ]
           : []),
         `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
+        ...(report.adapter ? [`wrote ${report.adapter.outDir}: a rank-1 LoRA adapter on ${report.adapter.modules.length} modules`] : []),
         `report: ${opts.out}/report.html, ${opts.out}/report.json`,
         `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
       ].join("\n"),
