@@ -4,8 +4,8 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import { PACKAGE_ROOT } from "../src/paths.ts";
-import { sgemmError } from "../src/blas/library.ts";
-import { TRANS, type Sgemm } from "../src/blas/sgemm.ts";
+import { sgemmError, withGemv, type Sgemv } from "../src/blas/library.ts";
+import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
 
 const run = promisify(execFile);
 const tsx = ["--import", "tsx", "-e"];
@@ -62,5 +62,28 @@ describe("the BLAS self-test (#23, low)", () => {
   it("a library right on small products and wrong on large ones is caught", () => {
     assert.ok(sgemmError(sgemm()) < 1e-5, "a correct sgemm passes");
     assert.ok(sgemmError(sgemm(0.05, 100_000)) > 1e-4, "one wrong only past 100 000 multiply-adds fails");
+  });
+
+  it("a one-row product goes to sgemv with the transposes mapped, and beta 0 clears what the output held", () => {
+    /** cblas_sgemv, row-major, as the standard says: y = alpha op(A) x + beta y (so 0 * NaN stays NaN). */
+    const calls: number[] = [];
+    const sgemv: Sgemv = (_order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy) => {
+      calls.push(trans);
+      const [rows, cols] = trans === TRANS ? [n, m] : [m, n];
+      for (let i = 0; i < rows; i++) {
+        let s = 0;
+        for (let j = 0; j < cols; j++) s += (trans === TRANS ? a[j * lda + i] : a[i * lda + j]) * x[j * incx];
+        y[i * incy] = alpha * s + beta * y[i * incy];
+      }
+    };
+    const wrapped = withGemv(sgemm(), sgemv);
+    assert.ok(sgemmError(wrapped) < 1e-5, "right on every transpose");
+    assert.deepEqual(calls.sort(), [NO_TRANS, TRANS], "the self-test's one-row products, B transposed and not, went to sgemv");
+    const [k, n] = [3, 2];
+    const x = Float32Array.from([1, 2, 3]);
+    const w = Float32Array.from([1, 0, 0, 0, 1, 1]); // [n, k]
+    const c = new Float32Array(n).fill(NaN);
+    wrapped(ROW_MAJOR, NO_TRANS, TRANS, 1, n, k, 1, x, k, w, k, 0, c, n);
+    assert.deepEqual([...c], [1, 5]);
   });
 });

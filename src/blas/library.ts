@@ -53,9 +53,9 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
       tried.push(`${library}: ${(error as Error).message.split("\n")[0]}`);
       continue;
     }
-    let sgemm: Sgemm;
+    let gemm: Sgemm;
     try {
-      sgemm = lib.func(
+      gemm = lib.func(
         "void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const " +
           "float *B, int ldb, float beta, float *C, int ldc)",
       ) as Sgemm;
@@ -70,6 +70,13 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
         return undefined;
       }
     };
+    const sgemm = withGemv(
+      gemm,
+      optional<Sgemv>(
+        "void cblas_sgemv(int order, int trans, int M, int N, float alpha, const float *A, int lda, const float *x, int incx, " +
+          "float beta, float *y, int incy)",
+      ),
+    );
     const requested = Number(process.env.ABLITERATE_BLAS_THREADS);
     const threads = Number.isInteger(requested) && requested > 0 ? requested : availableParallelism();
     optional<(n: number) => void>("void openblas_set_num_threads(int n)")?.(threads);
@@ -91,6 +98,39 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     `native BLAS: none usable (${tried.join("; ") || "no library found"}); install libopenblas0-pthread (Debian/Ubuntu) or set ` +
       `ABLITERATE_BLAS to a library's path`,
   );
+}
+
+export type Sgemv = (
+  order: number,
+  trans: number,
+  m: number,
+  n: number,
+  alpha: number,
+  a: Float32Array,
+  lda: number,
+  x: Float32Array,
+  incx: number,
+  beta: number,
+  y: Float32Array,
+  incy: number,
+) => void;
+
+/**
+ * sgemm that hands a one-row product (a decode step at batch 1: x [1, k] times a weight) to sgemv, which
+ * streams the weight once; OpenBLAS's sgemm packs it into blocks first, reading it at a quarter of the
+ * machine's read bandwidth (npm run bench:decode). Row-major only, as every caller here.
+ */
+export function withGemv(sgemm: Sgemm, sgemv: Sgemv | undefined): Sgemm {
+  if (!sgemv) return sgemm;
+  return (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
+    if (m !== 1 || transA !== NO_TRANS || order !== ROW_MAJOR)
+      return sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    // c [1, n] = a [1, k] B: B stored [n, k] (transposed) is y = B x; stored [k, n] it is y = B^T x.
+    // sgemv scales y by beta, which leaves a NaN already there (an output buffer is not cleared) with beta 0.
+    if (beta === 0) c.fill(0, 0, n);
+    if (transB === TRANS) sgemv(ROW_MAJOR, NO_TRANS, n, k, alpha, b, ldb, a, 1, beta, c, 1);
+    else sgemv(ROW_MAJOR, TRANS, k, n, alpha, b, ldb, a, 1, beta, c, 1);
+  };
 }
 
 /**
