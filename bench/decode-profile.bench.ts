@@ -4,15 +4,15 @@
 // weight products (sgemm on the weights outside the heap: one pass over every weight), the lm_head's share of
 // them, the KV cache's concatenations, every other kernel, and what is left outside kernels (JavaScript:
 // dispatch, tensor bookkeeping). Then the ceiling a decoder streaming the same float32 weights could reach:
-// the weights' bytes over this machine's read bandwidth (OpenBLAS's sasum over 1 GB, through koffi), and over
+// the weights' bytes over this machine's read bandwidth (tools/bandwidth.ts: BLAS's sasum over 1 GiB), and over
 // the same read with the weights in bf16 (half the bytes).
 // Run: npm run bench:decode   (DECODE_PROFILE_SHAPE=smollm2-135m for the small model; DECODE_PROFILE_STEPS=16)
-import { createRequire } from "node:module";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { backendInfo, initBackend, loadModel } from "../src/index.ts";
+import { readBandwidthGBs } from "../tools/bandwidth.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "../tools/shapes.ts";
 
@@ -21,26 +21,6 @@ const shapeName = (process.env.DECODE_PROFILE_SHAPE ?? "qwen2.5-0.5b") as keyof 
 if (!SHAPES[shapeName]) throw new Error(`DECODE_PROFILE_SHAPE: one of ${Object.keys(SHAPES).join(", ")}, got "${shapeName}"`);
 const STEPS = Number(process.env.DECODE_PROFILE_STEPS ?? 16);
 const PROMPT = 64;
-
-/** Read bandwidth in GB/s: cblas_sasum (a streaming read, no writes) over 1 GB, best of 5. */
-function readBandwidthGBs(library: string): number {
-  const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-  const sasum = koffi.load(library).func("float cblas_sasum(int n, const float *x, int incx)") as (
-    n: number,
-    x: Float32Array,
-    inc: number,
-  ) => number;
-  const values = new Float32Array(256 * 1024 * 1024).fill(1); // 1 GiB, every page touched
-  let best = Infinity;
-  for (let i = 0; i < 5; i++) {
-    const start = performance.now();
-    const sum = sasum(values.length, values, 1);
-    best = Math.min(best, performance.now() - start);
-    // A float32 sum of ones: exact to float32's rounding of the running sum.
-    if (Math.abs(sum - values.length) > 1e-5 * values.length) throw new Error(`sasum read ${sum}, expected ${values.length}`);
-  }
-  return values.byteLength / (best / 1000) / 1e9;
-}
 
 interface KernelTotals {
   count: number;
@@ -89,7 +69,7 @@ try {
   const perStep = new Map([...many.ms].map(([name, ms]) => [name, (ms - (one.ms.get(name) ?? 0)) / STEPS]));
   const callsPerStep = new Map([...many.calls].map(([name, n]) => [name, (n - (one.calls.get(name) ?? 0)) / STEPS]));
   const kernelsMs = [...perStep.values()].reduce((a, b) => a + b, 0);
-  const bandwidth = readBandwidthGBs(blas.library);
+  const bandwidth = readBandwidthGBs();
   const weightBytes = model.weightPlan.weightBytes;
   model.dispose();
 

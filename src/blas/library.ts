@@ -16,7 +16,7 @@ import { NO_TRANS, ROW_MAJOR, TRANS, type BlasInfo, type Sgemm } from "./sgemm.t
 export type { BlasInfo } from "./sgemm.ts";
 
 /** Libraries tried in order when ABLITERATE_BLAS names none. */
-const CANDIDATES =
+export const BLAS_CANDIDATES =
   process.platform === "darwin"
     ? ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
     : ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so"];
@@ -45,7 +45,7 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     return fallback(`native BLAS: the koffi package does not load (${(error as Error).message.split("\n")[0]})`);
   }
   const tried: string[] = [];
-  for (const library of setting ? [setting] : CANDIDATES) {
+  for (const library of setting ? [setting] : BLAS_CANDIDATES) {
     let lib: ReturnType<typeof koffi.load>;
     try {
       lib = koffi.load(library);
