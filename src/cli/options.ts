@@ -340,16 +340,16 @@ export const ggufType = (value: string) => {
   return value;
 };
 /** apply's formats: a checkpoint (safetensors, gguf) or the plain edit as a rank-1 LoRA adapter (peft). */
-export const applyFormat = (value: string) => {
-  if (value !== "safetensors" && value !== "gguf" && value !== "peft")
-    throw new InvalidArgumentError(`expected safetensors, gguf or peft, got "${value}"`);
-  return value;
-};
-
-export const runFormat = (value: string) => {
-  if (value !== "safetensors" && value !== "peft") throw new InvalidArgumentError(`expected safetensors or peft, got "${value}"`);
-  return value;
-};
+/** A `--format` parser that takes one of `formats` ("expected a, b or c, got ..." otherwise). */
+const formatOf =
+  (...formats: string[]) =>
+  (value: string) => {
+    if (!formats.includes(value))
+      throw new InvalidArgumentError(`expected ${formats.slice(0, -1).join(", ")} or ${formats.at(-1)}, got "${value}"`);
+    return value;
+  };
+export const applyFormat = formatOf("safetensors", "gguf", "peft");
+export const runFormat = formatOf("safetensors", "peft");
 
 /** The prompts `--verify` checks an export on: the first 4 harmful and 4 harmless test instructions. */
 export async function verificationPrompts(): Promise<string[]> {

@@ -43,6 +43,10 @@ import {
 import { compareExport, expectedExport } from "../export/verify.ts";
 import { checkMemory } from "../memory.ts";
 
+/** Defaults of PipelineOptions.maxNewTokens and evalNewTokens. */
+const MAX_NEW_TOKENS = 24;
+const EVAL_NEW_TOKENS = 128;
+
 export interface PipelineOptions extends InstructionSetSources {
   /** A checkpoint folder or Hub id (default: the embedded demo model). */
   model?: string;
@@ -146,8 +150,8 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
   const progress = options.onProgress ?? (() => {});
   const outDir = options.outDir ?? "out";
   const batchSize = options.batchSize ?? 16;
-  const maxNewTokens = options.maxNewTokens ?? 24;
-  const evalNewTokens = options.evalNewTokens ?? 128;
+  const maxNewTokens = options.maxNewTokens ?? MAX_NEW_TOKENS;
+  const evalNewTokens = options.evalNewTokens ?? EVAL_NEW_TOKENS;
   const substrings = options.refusalSubstrings;
 
   // Every output is checked before any work: a run that would fail at the export fails now.
@@ -228,10 +232,11 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       model.dispose();
     }
     // Stages 5 and 6: orthogonalise while exporting, reload the export, check it.
+    const provenance = { ...stages.edit.record, directionsFile: join(outDir, "directions.safetensors") };
     await exportAbliterated(checkpoint, exportDir, stages.edit.direction.unit, {
       ...stages.edit.orthogonalize,
       force: options.force,
-      provenance: { ...stages.edit.record, directionsFile: join(outDir, "directions.safetensors") },
+      provenance,
       onProgress: (d, t) => progress("export", Math.round(d / 1e6), Math.round(t / 1e6), "MB"),
       onNotice: log,
     });
@@ -239,7 +244,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       ? await exportPeftAdapter(checkpoint, adapterDir, stages.edit.direction.unit, {
           ...stages.edit.orthogonalize,
           force: options.force,
-          provenance: { ...stages.edit.record, directionsFile: join(outDir, "directions.safetensors") },
+          provenance,
         })
       : undefined;
     const abliterated = await loadModel(exportDir);
@@ -333,8 +338,8 @@ async function stagesOnTheOriginal(
 ): Promise<OriginalStages> {
   const { checkpoint, backend, sets, options, outDir, exportDir, compliantAnswers, progress, log } = context;
   const batchSize = options.batchSize ?? 16;
-  const maxNewTokens = options.maxNewTokens ?? 24;
-  const evalNewTokens = options.evalNewTokens ?? 128;
+  const maxNewTokens = options.maxNewTokens ?? MAX_NEW_TOKENS;
+  const evalNewTokens = options.evalNewTokens ?? EVAL_NEW_TOKENS;
   const substrings = options.refusalSubstrings;
   const test = { harmful: sets.harmfulTest, harmless: sets.harmlessTest };
   const verifyPrompts = [...sets.harmfulTest.slice(0, 4), ...sets.harmlessTest.slice(0, 4)];
