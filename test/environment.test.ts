@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import { PACKAGE_ROOT } from "../src/paths.ts";
-import { sgemmError, withGemv, type Sgemv } from "../src/blas/library.ts";
+import { forSmallProducts, sgemmError, type Sgemv } from "../src/blas/library.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
 
 const run = promisify(execFile);
@@ -76,7 +76,7 @@ describe("the BLAS self-test (#23, low)", () => {
         y[i * incy] = alpha * s + beta * y[i * incy];
       }
     };
-    const wrapped = withGemv(sgemm(), sgemv);
+    const wrapped = forSmallProducts(sgemm(), sgemv);
     assert.ok(sgemmError(wrapped) < 1e-5, "right on every transpose");
     assert.deepEqual(calls.sort(), [NO_TRANS, TRANS], "the self-test's one-row products, B transposed and not, went to sgemv");
     const [k, n] = [3, 2];
@@ -85,5 +85,70 @@ describe("the BLAS self-test (#23, low)", () => {
     const c = new Float32Array(n).fill(NaN);
     wrapped(ROW_MAJOR, NO_TRANS, TRANS, 1, n, k, 1, x, k, w, k, 0, c, n);
     assert.deepEqual([...c], [1, 5]);
+  });
+
+  it("a few rows times a weight: one sgemv per row up to 3 rows, zero rows padding to a multiple of 16 from 4 past one", () => {
+    /** cblas_sgemm and cblas_sgemv, row-major, with alpha and beta as the standard says (beta 0: C is not read). */
+    const gemmRows: number[] = [];
+    let gemvCalls = 0;
+    const reference: Sgemm = (_order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
+      gemmRows.push(m);
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++)
+            s += (transA === TRANS ? a[p * lda + i] : a[i * lda + p]) * (transB === TRANS ? b[j * ldb + p] : b[p * ldb + j]);
+          c[i * ldc + j] = alpha * s + (beta === 0 ? 0 : beta * c[i * ldc + j]);
+        }
+    };
+    const sgemv: Sgemv = (order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy) => {
+      gemvCalls++;
+      // y [rows] = alpha op(A) x + beta y, as a one-row sgemm: x [1, cols] times A (stored [m, n]).
+      const [rows, cols] = trans === TRANS ? [n, m] : [m, n];
+      const before = Float32Array.from({ length: rows }, (_, i) => y[i * incy]);
+      const out = new Float32Array(rows);
+      reference(order, NO_TRANS, trans === TRANS ? NO_TRANS : TRANS, 1, rows, cols, alpha, x, cols, a, lda, 0, out, rows);
+      gemmRows.pop();
+      for (let i = 0; i < rows; i++) y[i * incy] = out[i] + beta * before[i];
+    };
+    const wrapped = forSmallProducts(reference, sgemv);
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+    const [n, k] = [512, 512]; // a weight: 2^18 elements
+    for (const transB of [NO_TRANS, TRANS]) {
+      const w = Float32Array.from({ length: n * k }, random);
+      for (const [m, calls, rows] of [
+        [2, 2, []],
+        [3, 3, []],
+        [4, 0, [16]],
+        [15, 0, [16]],
+        [16, 0, [16]],
+        [19, 0, [19]],
+        [20, 0, [32]],
+      ] as [number, number, number[]][]) {
+        for (const beta of [0, 0.5]) {
+          // Rows with room to spare (lda, ldc past the row) and an output holding NaN or values to scale.
+          const [lda, ldc] = [k + 3, n + 5];
+          const a = Float32Array.from({ length: m * lda }, random);
+          const start = Float32Array.from({ length: m * ldc }, () => (beta === 0 ? NaN : random()));
+          const [got, want] = [start.slice(), start.slice()];
+          [gemmRows.length, gemvCalls] = [0, 0];
+          wrapped(ROW_MAJOR, NO_TRANS, transB, m, n, k, 0.75, a, lda, w, transB === TRANS ? k : n, beta, got, ldc);
+          assert.equal(gemvCalls, calls, `${m} rows: sgemv calls`);
+          assert.deepEqual(gemmRows, rows, `${m} rows: the rows sgemm was given`);
+          reference(ROW_MAJOR, NO_TRANS, transB, m, n, k, 0.75, a, lda, w, transB === TRANS ? k : n, beta, want, ldc);
+          for (let e = 0; e < want.length; e++) {
+            const inRow = e % ldc < n;
+            // Products agree to float32 rounding; what lies between rows is left as it was.
+            if (inRow) assert.ok(Math.abs(got[e] - want[e]) <= 1e-5 * (1 + Math.abs(want[e])), `${m} rows, beta ${beta}, entry ${e}`);
+            else assert.ok(Object.is(got[e], start[e]), `${m} rows: entry ${e} past a row's end was written`);
+          }
+        }
+      }
+    }
+    // A small product (attention scores) stays with sgemm whatever its rows.
+    [gemmRows.length, gemvCalls] = [0, 0];
+    wrapped(ROW_MAJOR, NO_TRANS, TRANS, 5, 8, 8, 1, new Float32Array(40), 8, new Float32Array(64), 8, 0, new Float32Array(40), 8);
+    assert.deepEqual([gemmRows, gemvCalls], [[5], 0]);
   });
 });

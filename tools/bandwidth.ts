@@ -1,25 +1,13 @@
 // The machine's read bandwidth, the ceiling of a decode step that streams every weight once: BLAS's
 // cblas_sasum (a streaming read, no writes) over 1 GiB, through koffi, best of 7. memcpy reads and writes, so
 // its rate (10-15 GB/s on a small VM) is no ceiling for a step that only reads.
-import { createRequire } from "node:module";
-import { BLAS_CANDIDATES, blasInfo } from "../src/blas/library.ts";
+import { blasFunction } from "./blas-functions.ts";
 
 type Sasum = (n: number, x: Float32Array, incx: number) => number;
 
 /** GB/s read by cblas_sasum over 1 GiB; throws naming the libraries tried when none loads. */
 export function readBandwidthGBs(): number {
-  const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-  const tried: string[] = [];
-  let sasum: Sasum | undefined;
-  for (const library of [blasInfo()?.library, ...BLAS_CANDIDATES].filter((l): l is string => l !== undefined)) {
-    try {
-      sasum = koffi.load(library).func("float cblas_sasum(int n, const float *x, int incx)") as Sasum;
-      break;
-    } catch (error) {
-      tried.push(`${library}: ${(error as Error).message.split("\n")[0]}`);
-    }
-  }
-  if (!sasum) throw new Error(`the read-bandwidth measure needs a BLAS library (cblas_sasum): ${tried.join("; ")}`);
+  const sasum = blasFunction<Sasum>("float cblas_sasum(int n, const float *x, int incx)", "the read-bandwidth measure");
   const values = new Float32Array(256 * 1024 * 1024).fill(1); // 1 GiB, every page touched
   let best = Infinity;
   for (let i = 0; i < 7; i++) {

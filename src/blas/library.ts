@@ -70,7 +70,7 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
         return undefined;
       }
     };
-    const sgemm = withGemv(
+    const sgemm = forSmallProducts(
       gemm,
       optional<Sgemv>(
         "void cblas_sgemv(int order, int trans, int M, int N, float alpha, const float *A, int lda, const float *x, int incx, " +
@@ -115,21 +115,63 @@ export type Sgemv = (
   incy: number,
 ) => void;
 
+/** Weights from this many elements up take the small-product paths; smaller products stay with sgemm. */
+const WEIGHT_ELEMENTS = 1 << 18;
+/** Up to this many rows, one sgemv per row. */
+const GEMV_ROWS = 3;
+/** Rows are padded to a multiple of this below PAD_LIMIT rows. */
+const PAD_TO = 16;
+const PAD_LIMIT = 256;
+
+let scratch = new Float32Array(0);
+
 /**
- * sgemm that hands a one-row product (a decode step at batch 1: x [1, k] times a weight) to sgemv, which
- * streams the weight once; OpenBLAS's sgemm packs it into blocks first, reading it at a quarter of the
- * machine's read bandwidth (npm run bench:decode). Row-major only, as every caller here.
+ * sgemm shaped for the products decoding makes, where OpenBLAS's sgemm is at its slowest: a few rows (the
+ * batch's new tokens) times a whole weight. Row-major with A not transposed only, as every caller here.
+ * - One row (batch 1): sgemv, which streams the weight once; sgemm packs it into blocks first and reads it at
+ *   a quarter of the machine's read bandwidth (npm run bench:decode).
+ * - Two or three rows, on a weight: one sgemv per row.
+ * - Fewer than PAD_LIMIT rows, 4 or more past a multiple of 16, on a weight: padded with zero rows to the
+ *   next multiple of 16. OpenBLAS 0.3.21's Haswell kernels with 2 threads take 2.2-4.0 ms for 4 to 15 rows
+ *   times a 4864 x 896 weight and 1.9 ms for 16 (likewise at 20-31 rows against 32, and on to 208 rows);
+ *   the zero rows cost the copy of a few rows in and out (npm run bench:small-rows measures it).
  */
-export function withGemv(sgemm: Sgemm, sgemv: Sgemv | undefined): Sgemm {
+export function forSmallProducts(sgemm: Sgemm, sgemv: Sgemv | undefined): Sgemm {
   if (!sgemv) return sgemm;
-  return (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
-    if (m !== 1 || transA !== NO_TRANS || order !== ROW_MAJOR)
-      return sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    // c [1, n] = a [1, k] B: B stored [n, k] (transposed) is y = B x; stored [k, n] it is y = B^T x.
+  /** c [1, n] = a [1, k] B: B stored [n, k] (transposed) is y = B x; stored [k, n] it is y = B^T x. */
+  const row = (
+    tb: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+  ) => {
     // sgemv scales y by beta, which leaves a NaN already there (an output buffer is not cleared) with beta 0.
     if (beta === 0) c.fill(0, 0, n);
-    if (transB === TRANS) sgemv(ROW_MAJOR, NO_TRANS, n, k, alpha, b, ldb, a, 1, beta, c, 1);
+    if (tb === TRANS) sgemv(ROW_MAJOR, NO_TRANS, n, k, alpha, b, ldb, a, 1, beta, c, 1);
     else sgemv(ROW_MAJOR, TRANS, k, n, alpha, b, ldb, a, 1, beta, c, 1);
+  };
+  return (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
+    if (transA !== NO_TRANS || order !== ROW_MAJOR) return sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (m === 1) return row(transB, n, k, alpha, a, b, ldb, beta, c);
+    const weight = n * k >= WEIGHT_ELEMENTS;
+    if (weight && m <= GEMV_ROWS) {
+      for (let i = 0; i < m; i++) row(transB, n, k, alpha, a.subarray(i * lda), b, ldb, beta, c.subarray(i * ldc));
+      return;
+    }
+    const padded = Math.ceil(m / PAD_TO) * PAD_TO;
+    if (!weight || m >= PAD_LIMIT || m % PAD_TO < 4) return sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (scratch.length < padded * (k + n)) scratch = new Float32Array(padded * (k + n));
+    const [pa, pc] = [scratch.subarray(0, padded * k), scratch.subarray(padded * k, padded * (k + n))];
+    for (let i = 0; i < m; i++) pa.set(a.subarray(i * lda, i * lda + k), i * k);
+    pa.fill(0, m * k);
+    if (beta !== 0) for (let i = 0; i < m; i++) pc.set(c.subarray(i * ldc, i * ldc + n), i * n);
+    sgemm(order, transA, transB, padded, n, k, alpha, pa, k, b, ldb, beta, pc, n);
+    for (let i = 0; i < m; i++) c.set(pc.subarray(i * n, (i + 1) * n), i * ldc);
   };
 }
 
