@@ -149,7 +149,8 @@ if (process.env.PEERS_BENCH_CHILD) {
     if (paths.includes("llama.cpp F16")) await exportGguf(checkpoint, join(dir, "model-f16.gguf"), { type: "f16" });
     console.log(
       `${cpus().length} cores, ${cpus()[0]?.model}; read bandwidth ${fixed(readGBs)} GB/s (tools/bandwidth.ts); Qwen2.5-0.5B's ` +
-        `shapes, random bf16 weights; prefill ${PROMPTS} x ${PROMPT_TOKENS} tokens; decode ${NEW_TOKENS} greedy tokens; best of ${ROUNDS} rounds`,
+        `shapes, random bf16 weights; prefill ${PROMPTS} x ${PROMPT_TOKENS} tokens; decode ${NEW_TOKENS} greedy tokens; ` +
+        `best of ${ROUNDS} rounds`,
     );
     // Rounds of every path in turn, the best of each figure kept: a neighbour's load on a shared machine slows
     // one round, not all.

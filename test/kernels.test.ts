@@ -122,6 +122,44 @@ describe("edit kernels (WebAssembly SIMD)", () => {
     },
   );
 
+  it("widen_bf16 and narrow_bf16 equal decodeToFloat32 and encodeFromFloat32 bit for bit, at every tail length and offset", () => {
+    // Every bf16 value widened; float32 patterns that exercise rounding (ties, NaNs, infinities) narrowed.
+    const words = new Uint16Array(65536).map((_, i) => i);
+    const bits = specialBits(4099);
+    const n = words.length;
+    const { at, total } = layout(n * 2 + 8, n * 4 + 16, bits.length * 4 + 8, bits.length * 2 + 16);
+    const [wordsAt, wideAt, bitsAt, narrowAt] = at;
+    const kernels = EditKernels.acquire(total);
+    try {
+      const { k } = kernels;
+      for (const offset of [0, 2]) {
+        // Rows need not be aligned: the stored row at an odd word, the output after it.
+        kernels.bytes.set(new Uint8Array(words.buffer), wordsAt + offset);
+        for (const m of [0, 1, 2, 3, 4, 5, 7, 9, n]) {
+          kernels.bytes.fill(0xee, wideAt, wideAt + n * 4 + 16);
+          k.widen_bf16(wideAt + offset * 2, wordsAt + offset, m);
+          const want = decodeToFloat32(new Uint8Array(words.buffer, 0, m * 2), "BF16");
+          assert.deepEqual(
+            kernels.bytes.slice(wideAt + offset * 2, wideAt + offset * 2 + m * 4),
+            new Uint8Array(want.buffer),
+            `widen m = ${m}`,
+          );
+          assert.equal(kernels.bytes[wideAt + offset * 2 + m * 4], 0xee, `widen m = ${m}: wrote past the end`);
+        }
+        kernels.bytes.set(new Uint8Array(bits.buffer), bitsAt + offset * 2);
+        for (const m of [0, 1, 2, 3, 4, 5, 7, 9, bits.length]) {
+          kernels.bytes.fill(0xee, narrowAt, narrowAt + bits.length * 2 + 16);
+          k.narrow_bf16(narrowAt + offset, bitsAt + offset * 2, m);
+          const want = encodeFromFloat32(new Float32Array(bits.buffer, 0, m), "BF16");
+          assert.deepEqual(kernels.bytes.slice(narrowAt + offset, narrowAt + offset + m * 2), want, `narrow m = ${m}`);
+          assert.equal(kernels.bytes[narrowAt + offset + m * 2], 0xee, `narrow m = ${m}: wrote past the end`);
+        }
+      }
+    } finally {
+      kernels.release();
+    }
+  });
+
   it("the column and row kernels, float32 and bf16 rows, equal projection.ts's for every tail length", () => {
     const next = random(5);
     for (const n of [1, 2, 3, 4, 5, 7, 8, 13, 64, 67]) {

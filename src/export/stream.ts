@@ -52,7 +52,7 @@ export async function* orthogonalizeStream(
   // BF16 rows stay in their dtype inside the kernels when the output is BF16 too; every other 16-bit row is
   // decoded to float32 first, and an F16 output is encoded from a float32 edited row.
   const bf16InKernels = dtype === "BF16" && outDtype === "BF16";
-  const decodes = dtype !== "F32" && !bf16InKernels;
+  const decodes = dtype !== "F32" && !bf16InKernels; // then decodedRow decodes into the row buffer
   const encodes = outDtype === "F16";
   // Memory: r, r^T W, a decoded row and an edited row where needed, the whole tensor or two chunks as read
   // (one is read into while the other is edited), and two output chunks (one is written while the other is edited).
@@ -96,12 +96,7 @@ export async function* orthogonalizeStream(
       }
     };
     // Row i of a chunk at `at`, as float32 in memory: where it lies (F32) or decoded into the row buffer.
-    const decoded = (at: number, i: number): number => {
-      const raw = at + i * rowBytes;
-      if (!decodes) return raw;
-      decodeToFloat32(kernels.bytes.subarray(raw, raw + rowBytes), dtype, kernels.f32(rowAt, rowLength));
-      return rowAt;
-    };
+    const decoded = (at: number, i: number): number => decodedRow(kernels, dtype, at + i * rowBytes, rowAt, rowLength);
     // Pass 1 of a weight: r^T W, accumulated in float64 row by row.
     if (kind === "weight") {
       for await (const { first, n, at } of chunks()) {
@@ -135,6 +130,17 @@ export async function* orthogonalizeStream(
     await reading?.catch(() => {});
     kernels.release();
   }
+}
+
+/**
+ * A stored row at `raw` as float32 in the kernels' memory: where it lies (F32), else widened (bf16, by the
+ * kernels) or decoded (f16, in JavaScript) into the row buffer at `rowAt`. Returns where it is.
+ */
+function decodedRow(kernels: EditKernels, dtype: FloatDtype, raw: number, rowAt: number, rowLength: number): number {
+  if (dtype === "F32") return raw;
+  if (dtype === "BF16") kernels.k.widen_bf16(rowAt, raw, rowLength);
+  else decodeToFloat32(kernels.bytes.subarray(raw, raw + rowLength * DTYPE_BYTES[dtype]), dtype, kernels.f32(rowAt, rowLength));
+  return rowAt;
 }
 
 /**
@@ -212,16 +218,13 @@ async function* normPreservingStream(
       }
     };
     // Row i of a chunk as float32 in memory: where it lies (F32) or decoded into the row buffer.
-    const decoded = (where: number, i: number): number => {
-      const raw = where + i * rowBytes;
-      if (!decodes) return raw;
-      decodeToFloat32(kernels.bytes.subarray(raw, raw + rowBytes), dtype, kernels.f32(rowAt, rowLength));
-      return rowAt;
-    };
-    // Write one edited row: into the output chunk (float32), or through the edited-row buffer (encoded).
+    const decoded = (where: number, i: number): number => decodedRow(kernels, dtype, where + i * rowBytes, rowAt, rowLength);
+    // Write one edited row: into the output chunk (float32), or through the edited-row buffer (encoded: bf16 by
+    // the kernels, f16 in JavaScript).
     const writeRow = (out: number, edit: (into: number) => void) => {
       edit(encodes ? editedAt : out);
-      if (encodes) encodeFromFloat32(kernels.f32(editedAt, rowLength), outDtype, kernels.bytes.subarray(out, out + outRowBytes));
+      if (outDtype === "BF16") kernels.k.narrow_bf16(out, editedAt, rowLength);
+      else if (encodes) encodeFromFloat32(kernels.f32(editedAt, rowLength), outDtype, kernels.bytes.subarray(out, out + outRowBytes));
     };
     if (kind === "weight") {
       for await (const { first, n, where } of chunks())

@@ -14,6 +14,8 @@ interface Exports {
   accumulate_norms(before: number, after: number, row: number, a: number, coef: number, n: number): void;
   subtract_scaled_times(out: number, row: number, a: number, vec: number, factors: number, n: number): void;
   row_norms(sums: number, row: number, c: number, vec: number, n: number): void;
+  widen_bf16(out: number, row: number, n: number): void;
+  narrow_bf16(out: number, row: number, n: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;

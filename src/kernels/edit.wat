@@ -176,7 +176,62 @@
         (br $l)))
     (local.get $s))
 
-  ;; The norm-preserving edit's kernels (float32 rows; 16-bit rows are decoded first).
+;; bf16 rows to float32 and back, for the kernels that work on float32 rows: out[j] = row[j] widened exactly
+  ;; (its 16 bits become a float32's top half), as decodeToFloat32 does.
+  (func (export "widen_bf16") (param $out i32) (param $row i32) (param $n i32)
+    (local $j i32) (local $end i32)
+    (local.set $end (i32.and (local.get $n) (i32.const -4)))
+    (block $done
+      (loop $simd
+        (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
+        (v128.store
+          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (i32x4.shl (i32x4.extend_low_i16x8_u (v128.load64_zero (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 1))))) (i32.const 16)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $simd)))
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (i32.store
+          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+          (i32.shl (i32.load16_u (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 1)))) (i32.const 16)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail))))
+
+  ;; out[j] = bf16(row[j]) (row float32), rounded as $round1 says, as encodeFromFloat32 does.
+  (func (export "narrow_bf16") (param $out i32) (param $row i32) (param $n i32)
+    (local $j i32) (local $end i32) (local $x v128)
+    (local.set $end (i32.and (local.get $n) (i32.const -4)))
+    (block $done
+      (loop $simd
+        (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $x (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $x
+          (v128.bitselect
+            (v128.or (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 0x40 0x40 0x40 0x40))
+            (i32x4.shr_u
+              (i32x4.add
+                (i32x4.add (local.get $x) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
+                (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 1 1 1 1)))
+              (i32.const 16))
+            (v128.and
+              (i32x4.eq (v128.and (local.get $x) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+              (i32x4.ne (v128.and (local.get $x) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)) (v128.const i32x4 0 0 0 0)))))
+        (i64.store
+          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1)))
+          (i64x2.extract_lane 0 (i16x8.narrow_i32x4_u (local.get $x) (local.get $x))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $simd)))
+    (block $done
+      (loop $tail
+        (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+        (i32.store16
+          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1)))
+          (call $round1 (i32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tail))))
+
+  ;; The norm-preserving edit's kernels (float32 rows; bf16 rows are widened first, f16 rows decoded in JavaScript).
 
   ;; before[j] += row[j]^2 and after[j] += (row[j] - a * coef[j])^2 in float64, for j < n: one row's share of
   ;; each column's squared length before and after the projection.
