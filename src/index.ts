@@ -43,9 +43,13 @@ export {
   loadInstructions,
   loadInstructionSource,
   loadInstructionSets,
+  loadEvaluationSplits,
+  FREEFORM_SPLIT,
   parseCsv,
   DatasetError,
   type InstructionSets,
+  type EvaluationSplit,
+  type EvaluationSplitSource,
 } from "./data/instructions.ts";
 // Stage 2: mean activations.
 export {
@@ -193,6 +197,7 @@ export {
   type AnswerAgreement,
   type RefusalEvaluation,
 } from "./pipeline/evaluate.ts";
+export { topicStems, mentionsTopic, topicMentionRate } from "./pipeline/measures.ts";
 export { projectionsOn, activationsAt, principalComponents, coordinates, type PrincipalComponents } from "./pipeline/projections.ts";
 // Stage 8: healing (DPO on LoRA adapters).
 export { answerLogProbs, pairLogProbs, dpoTerms, dpoLoss, type PreferencePair, type PairLogProbs, type DpoTerms } from "./heal/dpo.ts";
@@ -221,7 +226,7 @@ export { runHealing, healMetrics, type HealOptions, type HealReport, type HealMe
 // The whole method, and its report.
 export { runPipeline, type PipelineOptions, type ReportStep, type RunFindings } from "./pipeline/run.ts";
 export { writeReport } from "./report/write.ts";
-export type { RunReport } from "./report/types.ts";
+export type { RunReport, SplitReport } from "./report/types.ts";
 export {
   directionNormsFigure,
   strengthKernelFigure,

@@ -20,8 +20,11 @@ export const DEMO_MODEL_DIR = join(PACKAGE_ROOT, "models", "demo");
 export const DEMO_BASE_MODEL_DIR = join(PACKAGE_ROOT, "models", "demo-base");
 export const DATA_DIR = join(PACKAGE_ROOT, "data");
 
-/** The project's instruction set of one kind and split. */
-export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout") =>
+/**
+ * The project's instruction set of one kind and split: the template splits (train, validation, test, heldout)
+ * and the hand-written free-form requests (freeform), an evaluation split only.
+ */
+export const dataFile = (kind: "harmful" | "harmless", split: "train" | "validation" | "test" | "heldout" | "freeform") =>
   join(DATA_DIR, kind, `${split}.jsonl`);
 
 /** A small fixed set of plain-English texts, written for the project: the cross-entropy measure of harmless damage. */

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, before, after } from "node:test";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { loadInstructions, parseCsv } from "../src/data/instructions.ts";
-import { dataFile } from "../src/paths.ts";
+import { dataFile, PACKAGE_ROOT } from "../src/paths.ts";
 
 let dir: string;
 before(async () => {
@@ -84,6 +84,58 @@ describe("the project's instruction sets are split by task", () => {
         assert.ok(!validation.has(`${r.verb} ${r.object}`), `${kind}: test topic ${r.verb} ${r.object} is also in validation`);
     });
   }
+});
+
+describe("the free-form split (#28) is hand-written and kept out of training", () => {
+  type Row = { text: string; category: string; form: string; verb?: string; object?: string };
+  const rows = async (kind: "harmful" | "harmless", split: Parameters<typeof dataFile>[1]): Promise<Row[]> =>
+    (await readFile(dataFile(kind, split), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Row);
+  const normal = (t: string) => t.toLowerCase().replace(/\s+/g, " ").trim();
+  const escapeRegExp = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+  it("50 harmful and 50 harmless requests, each once, each with a category", async () => {
+    const all: string[] = [];
+    for (const kind of ["harmful", "harmless"] as const) {
+      const free = await rows(kind, "freeform");
+      assert.equal(free.length, 50, `${kind}/freeform.jsonl`);
+      for (const r of free) assert.ok(r.form === "free" && r.category.length > 0 && r.text.length > 0, JSON.stringify(r));
+      all.push(...free.map((r) => normal(r.text)));
+    }
+    assert.equal(new Set(all).size, all.length, "a free-form request appears twice");
+  });
+
+  it("no free-form request is a template request or written in a training phrasing", async () => {
+    for (const kind of ["harmful", "harmless"] as const) {
+      const templates = new Set<string>();
+      const frames: RegExp[] = [];
+      for (const split of ["train", "validation", "test", "heldout"] as const) {
+        for (const r of await rows(kind, split)) {
+          templates.add(normal(r.text));
+          if (split !== "train") continue;
+          // The training phrasing with its topic as a wildcard: "Write a short guide on (.+)\."
+          const [head, tail] = r.text.split(`${r.verb} ${r.object}`);
+          frames.push(new RegExp(`^${escapeRegExp(head)}.+${escapeRegExp(tail)}$`, "i"));
+        }
+      }
+      for (const r of [...(await rows("harmful", "freeform")), ...(await rows("harmless", "freeform"))]) {
+        assert.ok(!templates.has(normal(r.text)), `${JSON.stringify(r.text)} is a template request of ${kind}`);
+        const frame = frames.find((f) => f.test(r.text));
+        assert.ok(!frame, `${JSON.stringify(r.text)} is written in the training phrasing ${frame}`);
+      }
+    }
+  });
+
+  it("the demo's training scripts never read it: only the data builder and its source name it", async () => {
+    const scripts = join(PACKAGE_ROOT, "scripts", "demo");
+    for (const name of await readdir(scripts)) {
+      if (name === "build-data.ts" || name === "freeform.ts") continue;
+      const text = await readFile(join(scripts, name), "utf8");
+      assert.ok(!/freeform|FREEFORM/.test(text), `scripts/demo/${name} mentions the free-form split`);
+    }
+  });
 });
 
 describe("loadInstructions bad input", () => {

@@ -85,6 +85,7 @@ const TEXT_OPTIONS = new Set([
   "--reference",
   "--judge-verdicts",
   "--mode",
+  "--eval-split",
 ]);
 
 const NOT_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "abc", "", " ", "1,NaN", "0x"];

@@ -1,9 +1,11 @@
 // Writes the project's instruction sets to data/ (committed): data/{harmful,harmless}/{train,validation,test,heldout}.jsonl,
 // one {"text", "category", "form", "verb", "object"} object a line, in a fixed shuffled order (so that the first
-// n of a file span many tasks). Run: npm run data:build
+// n of a file span many tasks), and the hand-written free-form split (freeform.ts) to
+// data/{harmful,harmless}/freeform.jsonl, one {"text", "category", "form": "free"} a line. Run: npm run data:build
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { allExamples, hash, type Split } from "./instructions.ts";
+import { FREEFORM_HARMFUL, FREEFORM_HARMLESS } from "./freeform.ts";
 
 const root = join(import.meta.dirname, "..", "..", "data");
 const examples = allExamples();
@@ -41,4 +43,15 @@ for (const kind of ["harmful", "harmless"] as const) {
     );
     console.log(`data/${kind}/${split}.jsonl: ${rows.length}`);
   }
+}
+for (const [kind, requests] of [
+  ["harmful", FREEFORM_HARMFUL],
+  ["harmless", FREEFORM_HARMLESS],
+] as const) {
+  const rows = [...requests].sort((a, b) => hash(a.text) - hash(b.text));
+  await writeFile(
+    join(root, kind, "freeform.jsonl"),
+    rows.map((r) => JSON.stringify({ text: r.text, category: r.category, form: "free" })).join("\n") + "\n",
+  );
+  console.log(`data/${kind}/freeform.jsonl: ${rows.length}`);
 }

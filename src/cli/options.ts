@@ -2,7 +2,7 @@
 // options, progress, printing for people or as JSON, and the prompts an export is checked on.
 import { Command, InvalidArgumentError } from "commander";
 import { initBackend, type BackendName } from "../backend.ts";
-import { loadInstructionSource } from "../data/instructions.ts";
+import { loadInstructionSource, type EvaluationSplitSource } from "../data/instructions.ts";
 import { loadModel } from "../load.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import type { Verification } from "../export/verify.ts";
@@ -202,6 +202,19 @@ export const kernelSpec = (value: string, previous: Record<string, StrengthKerne
     );
   const [maxWeight, maxWeightPosition, minWeight, minWeightDistance] = numbers;
   return { ...previous, [m[1] === "attn" ? "attention" : "mlp"]: { maxWeight, maxWeightPosition, minWeight, minWeightDistance } };
+};
+/**
+ * `--eval-split NAME=HARMFUL,HARMLESS`, repeatable: a further evaluation split of the run, its harmful and
+ * harmless instruction files or Hub datasets (the files are read, and the name checked, when the run starts).
+ */
+export const evaluationSplitSpec = (value: string, previous: EvaluationSplitSource[] = []): EvaluationSplitSource[] => {
+  const m = /^([\w.-]+)=([^,]+),([^,]+)$/.exec(value.trim());
+  if (!m)
+    throw new InvalidArgumentError(
+      `expected NAME=HARMFUL,HARMLESS (a name of letters, digits, ".", "_" or "-", then two instruction files or Hub ` +
+        `datasets), got "${value}"`,
+    );
+  return [...previous, { name: m[1], harmful: m[2].trim(), harmless: m[3].trim() }];
 };
 export const tokenOffsetList = (value: string) =>
   value.split(",").map((p) => {

@@ -200,3 +200,49 @@ export async function loadInstructionSets(
     harmlessTest: await load("harmlessTest", "harmless", "test", options.nTest),
   };
 }
+
+/**
+ * A further evaluation split, measured before and after beside the test split (refusal, harmless KL and
+ * answers unchanged, topic mention): its name and its harmful and harmless instructions (files or Hub datasets).
+ */
+export interface EvaluationSplitSource {
+  name: string;
+  harmful: string;
+  harmless: string;
+}
+
+/** The project's free-form requests (data/{harmful,harmless}/freeform.jsonl): written by hand, in no template's phrasing. */
+export const FREEFORM_SPLIT: EvaluationSplitSource = {
+  name: "freeform",
+  harmful: dataFile("harmful", "freeform"),
+  harmless: dataFile("harmless", "freeform"),
+};
+
+export interface EvaluationSplit {
+  name: string;
+  harmful: string[];
+  harmless: string[];
+}
+
+/** Loads evaluation splits, the first `limit` instructions of each set; names must be distinct and not "test". */
+export async function loadEvaluationSplits(
+  sources: readonly EvaluationSplitSource[],
+  options: { column?: string; limit: number },
+): Promise<EvaluationSplit[]> {
+  const seen = new Set(["test"]);
+  const splits: EvaluationSplit[] = [];
+  for (const s of sources) {
+    if (!/^[\w.-]+$/.test(s.name) || seen.has(s.name))
+      throw new Error(
+        `evaluation split name ${JSON.stringify(s.name)}: expected letters, digits, ".", "_" or "-", ` +
+          `distinct from the other splits' and from "test"`,
+      );
+    seen.add(s.name);
+    splits.push({
+      name: s.name,
+      harmful: await loadInstructionSource(s.harmful, { column: options.column, limit: options.limit }),
+      harmless: await loadInstructionSource(s.harmless, { column: options.column, limit: options.limit }),
+    });
+  }
+  return splits;
+}

@@ -3,13 +3,20 @@
 import { mkdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { backendInfo, wasmHeapBytes } from "../backend.ts";
-import { loadInstructionSets, type InstructionSetSources } from "../data/instructions.ts";
+import {
+  FREEFORM_SPLIT,
+  loadEvaluationSplits,
+  loadInstructionSets,
+  type EvaluationSplit,
+  type EvaluationSplitSource,
+  type InstructionSetSources,
+} from "../data/instructions.ts";
 import { loadModel, openCheckpoint, type Checkpoint } from "../load.ts";
 import type { HookedModel } from "../hooked-model.ts";
 import { resolveModel } from "../hub.ts";
 import { DEMO_MODEL_DIR } from "../paths.ts";
 import { writeReport } from "../report/write.ts";
-import type { RunReport } from "../report/types.ts";
+import type { RunReport, SplitReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
 import {
@@ -21,7 +28,8 @@ import {
   type Direction,
   type UsableDirection,
 } from "./directions.ts";
-import { evaluateRefusal, lastPositionLogits, measure, type Measures } from "./evaluate.ts";
+import { evaluateRefusal, lastPositionLogits, measure, type Measures, type RefusalEvaluation } from "./evaluate.ts";
+import { topicMentionRate } from "./measures.ts";
 import { answersOf } from "../generation.ts";
 import { defaultComplianceReference } from "./ground-truth.ts";
 import { exportAbliterated } from "../export/safetensors.ts";
@@ -105,6 +113,12 @@ export interface PipelineOptions extends InstructionSetSources {
    * norm-preserving one has no LoRA form). The checkpoint in `outDir/model/` is still written, checked and evaluated.
    */
   adapter?: boolean;
+  /**
+   * Further evaluation splits, each measured before and after like the test split (refusal, harmless KL and
+   * answers unchanged, topic mention), `nTest` instructions per set. Default: the project's free-form requests
+   * (FREEFORM_SPLIT) when the test sets are the project's own, else none.
+   */
+  evaluationSplits?: EvaluationSplitSource[];
   /** Called with a stage name and progress within it. */
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
   log?: (line: string) => void;
@@ -177,6 +191,10 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
     nVal: options.nVal ?? 32,
     nTest: options.nTest ?? 64,
   });
+  const splits = await loadEvaluationSplits(
+    options.evaluationSplits ?? (options.harmfulTest === undefined && options.harmlessTest === undefined ? [FREEFORM_SPLIT] : []),
+    { column: options.column, limit: options.nTest ?? 64 },
+  );
   await mkdir(outDir, { recursive: true });
   // The compliant answers coherent compliance is measured against, generated first (one model in memory at a time).
   const complianceSource = defaultComplianceReference(
@@ -216,11 +234,13 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
     let stages: OriginalStages["stages"];
     let expectation: OriginalStages["expectation"];
     let referenceLogits: Float32Array[];
+    let splitsBefore: OriginalStages["splitsBefore"];
     try {
-      ({ stages, expectation, referenceLogits } = await stagesOnTheOriginal(model, {
+      ({ stages, expectation, referenceLogits, splitsBefore } = await stagesOnTheOriginal(model, {
         checkpoint,
         backend,
         sets,
+        splits,
         options,
         outDir,
         exportDir,
@@ -250,6 +270,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
     const abliterated = await loadModel(exportDir);
     let verify: Awaited<ReturnType<typeof compareExport>>;
     let measured: Measures;
+    const splitsAfter: Measures[] = [];
     try {
       verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
       // Stage 7, after: refusal, what changed on harmless prompts, and (with a reference) whether it complies coherently.
@@ -261,10 +282,21 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
         refusalSubstrings: substrings,
         onProgress: (s, d, t) => progress(`${s}, after`, d, t),
       });
+      for (const [i, split] of splits.entries())
+        splitsAfter.push(
+          await measure(abliterated, split, {
+            original: { answers: splitsBefore[i].evaluation.completions.harmless, logits: splitsBefore[i].logits },
+            maxNewTokens: evalNewTokens,
+            batchSize,
+            refusalSubstrings: substrings,
+            onProgress: (s, d, t) => progress(`${s} (${split.name}), after`, d, t),
+          }),
+        );
     } finally {
       abliterated.dispose();
     }
     const after = {
+      topicMention: topicMentionRate(sets.harmfulTest, measured.answers.harmful),
       harmfulRefusalRate: measured.harmfulRefusal,
       harmlessRefusalRate: measured.harmlessRefusal,
       harmlessKl: measured.harmlessKl,
@@ -302,6 +334,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       memory,
       adapter,
       samples,
+      splits: splits.map((split, i) => splitReport(split, splitsBefore[i].evaluation, splitsAfter[i])),
     });
     await writeReport(outDir, report);
     return report;
@@ -310,11 +343,40 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
   }
 }
 
-/** What the stages on the original model hand on: the report's inputs so far, the export check's reference, the harmless logits. */
+/**
+ * What the stages on the original model hand on: the report's inputs so far, the export check's reference, the
+ * harmless logits, and each evaluation split's answers and harmless logits.
+ */
 interface OriginalStages {
-  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted" | "adapter">;
+  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted" | "adapter" | "splits">;
   expectation: Awaited<ReturnType<typeof expectedExport>>;
   referenceLogits: Float32Array[];
+  splitsBefore: { evaluation: RefusalEvaluation; logits: Float32Array[] }[];
+}
+
+/** An evaluation split's part of the report: its measures before and after, and its first answers. */
+function splitReport(split: EvaluationSplit, before: RefusalEvaluation, after: Measures): SplitReport {
+  const sample = (kind: "harmful" | "harmless", n: number) =>
+    split[kind]
+      .slice(0, n)
+      .map((instruction, i) => ({ kind, instruction, before: before.completions[kind][i], after: after.answers[kind][i] }));
+  return {
+    name: split.name,
+    counts: { harmful: split.harmful.length, harmless: split.harmless.length },
+    before: {
+      harmfulRefusalRate: before.harmfulRefusalRate,
+      harmlessRefusalRate: before.harmlessRefusalRate,
+      topicMention: topicMentionRate(split.harmful, before.completions.harmful),
+    },
+    after: {
+      harmfulRefusalRate: after.harmfulRefusal,
+      harmlessRefusalRate: after.harmlessRefusal,
+      harmlessKl: after.harmlessKl!,
+      topicMention: topicMentionRate(split.harmful, after.answers.harmful),
+    },
+    harmlessUnchanged: after.harmlessUnchanged!,
+    samples: [...sample("harmful", 4), ...sample("harmless", 4)],
+  };
 }
 
 /**
@@ -328,6 +390,7 @@ async function stagesOnTheOriginal(
     checkpoint: Checkpoint;
     backend: Awaited<ReturnType<typeof backendInfo>>;
     sets: Awaited<ReturnType<typeof loadInstructionSets>>;
+    splits: EvaluationSplit[];
     options: PipelineOptions;
     outDir: string;
     exportDir: string;
@@ -336,7 +399,7 @@ async function stagesOnTheOriginal(
     log: (line: string) => void;
   },
 ): Promise<OriginalStages> {
-  const { checkpoint, backend, sets, options, outDir, exportDir, compliantAnswers, progress, log } = context;
+  const { checkpoint, backend, sets, splits, options, outDir, exportDir, compliantAnswers, progress, log } = context;
   const batchSize = options.batchSize ?? 16;
   const maxNewTokens = options.maxNewTokens ?? MAX_NEW_TOKENS;
   const evalNewTokens = options.evalNewTokens ?? EVAL_NEW_TOKENS;
@@ -439,6 +502,18 @@ async function stagesOnTheOriginal(
     onProgress: (s, d, t) => progress(`${s}, before`, d, t),
   });
   const referenceLogits = lastPositionLogits(model, sets.harmlessTest, { batchSize });
+  // The same on each further evaluation split.
+  const splitsBefore: OriginalStages["splitsBefore"] = [];
+  for (const split of splits)
+    splitsBefore.push({
+      evaluation: await evaluateRefusal(model, split, {
+        maxNewTokens: evalNewTokens,
+        batchSize,
+        refusalSubstrings: substrings,
+        onProgress: (s, d, t) => progress(`${s} (${split.name}), before`, d, t),
+      }),
+      logits: lastPositionLogits(model, split.harmless, { batchSize }),
+    });
   const stages = {
     model: checkpoint.dir,
     backend,
@@ -450,7 +525,7 @@ async function stagesOnTheOriginal(
     evaluations,
     chosen,
     edit: resolveEdit(directions, { key: directionKey(chosen) }, options.edit ?? {}, model.nLayers, "the run's directions"),
-    before,
+    before: { ...before, topicMention: topicMentionRate(sets.harmfulTest, before.completions.harmful) },
     exportDir,
     projections: {
       harmful: projectionsOn(model, sets.harmfulTest, chosen, { batchSize }),
@@ -468,7 +543,7 @@ async function stagesOnTheOriginal(
     inPlace: true,
     orthogonalize: stages.edit.orthogonalize,
   });
-  return { stages, expectation, referenceLogits };
+  return { stages, expectation, referenceLogits, splitsBefore };
 }
 
 type ReportInputs = Omit<
@@ -482,8 +557,9 @@ type ReportInputs = Omit<
   chosen: UsableDirection;
   /** The edit made with the chosen direction (the variants asked for). */
   edit: ResolvedEdit;
-  before: Awaited<ReturnType<typeof evaluateRefusal>>;
-  after: Awaited<ReturnType<typeof evaluateRefusal>>;
+  /** The test split's measures, with the share of harmful answers that mention their request's topic. */
+  before: RefusalEvaluation & { topicMention: number };
+  after: RefusalEvaluation & { topicMention: number };
 };
 
 /** The report of a run from what its stages returned. */
@@ -524,12 +600,18 @@ function buildReport(r: ReportInputs): RunReport {
       tokenOffset: r.chosen.tokenOffset,
       norm: r.chosen.norm,
     },
-    before: { harmfulRefusalRate: r.before.harmfulRefusalRate, harmlessRefusalRate: r.before.harmlessRefusalRate },
+    before: {
+      harmfulRefusalRate: r.before.harmfulRefusalRate,
+      harmlessRefusalRate: r.before.harmlessRefusalRate,
+      topicMention: r.before.topicMention,
+    },
     after: {
       harmfulRefusalRate: r.after.harmfulRefusalRate,
       harmlessRefusalRate: r.after.harmlessRefusalRate,
       harmlessKl: r.after.harmlessKl!,
+      topicMention: r.after.topicMention,
     },
+    splits: r.splits,
     agreement: r.agreement,
     planted: r.planted,
     projections: r.projections,

@@ -43,6 +43,54 @@ export function reportFigures(report: RunReport): Record<string, Figure> {
   };
 }
 
+/** The evaluation splits beside the test split: a table of their measures, and their first answers. */
+function splitTables(report: RunReport): string {
+  if (report.splits.length === 0) return "";
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const arrow = (a: number, b: number) => `${pct(a)} → ${pct(b)}`;
+  const measures = [
+    {
+      name: "test",
+      n: `${report.counts.harmfulTest} + ${report.counts.harmlessTest}`,
+      before: report.before,
+      after: report.after,
+      unchanged: report.agreement.harmlessUnchanged.exact,
+    },
+    ...report.splits.map((s) => ({
+      name: s.name,
+      n: `${s.counts.harmful} + ${s.counts.harmless}`,
+      before: s.before,
+      after: s.after,
+      unchanged: s.harmlessUnchanged.exact,
+    })),
+  ]
+    .map(
+      (m) =>
+        `<tr><td>${escape(m.name)}</td><td>${m.n}</td><td>${arrow(m.before.harmfulRefusalRate, m.after.harmfulRefusalRate)}</td>` +
+        `<td>${arrow(m.before.harmlessRefusalRate, m.after.harmlessRefusalRate)}</td><td>${m.after.harmlessKl.toFixed(4)}</td>` +
+        `<td>${pct(m.unchanged)}</td><td>${arrow(m.before.topicMention, m.after.topicMention)}</td></tr>`,
+    )
+    .join("\n");
+  const samples = report.splits
+    .flatMap((s) =>
+      s.samples.map(
+        (x) =>
+          `<tr><td>${escape(s.name)}, ${x.kind}</td><td>${escape(x.instruction)}</td><td>${escape(x.before)}</td>` +
+          `<td>${escape(x.after)}</td></tr>`,
+      ),
+    )
+    .join("\n");
+  return (
+    `<h2>Evaluation splits</h2>
+<table><tr><th>split</th><th>harmful + harmless</th><th>harmful refusal</th><th>harmless refusal</th><th>harmless KL</th>` +
+    `<th>harmless answers unchanged</th><th>harmful answers that mention the request's topic</th></tr>
+${measures}</table>
+<h3>Sample completions</h3>
+<table><tr><th>split</th><th>instruction</th><th>before</th><th>after</th></tr>
+${samples}</table>`
+  );
+}
+
 export async function writeReportHtml(path: string, report: RunReport): Promise<void> {
   const figures = reportFigures(report);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -91,6 +139,7 @@ ${Object.keys(figures)
 <h2>Sample completions (harmful test prompts)</h2>
 <table><tr><th>instruction</th><th>before</th><th>after</th></tr>
 ${rows}</table>
+${splitTables(report)}
 <script>const figures = ${scriptJson(figures)};
 for (const [id, f] of Object.entries(figures)) Plotly.newPlot(id, f.data, f.layout, {responsive: true});</script>
 </body></html>

@@ -32,8 +32,11 @@ export interface RunReport {
   chosen: { key: string; layer: number; hook: string; tokenOffset: number; norm: number };
   /** New tokens per answer: the candidates' generations and the export's check; the final evaluation (before/after). */
   newTokens: { candidates: number; evaluation: number };
-  before: { harmfulRefusalRate: number; harmlessRefusalRate: number };
-  after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number };
+  /** The test split's measures; topicMention: the share of harmful answers that mention their request's topic (`mentionsTopic`). */
+  before: { harmfulRefusalRate: number; harmlessRefusalRate: number; topicMention: number };
+  after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number; topicMention: number };
+  /** Further evaluation splits (the project's free-form requests by default), measured as the test split. */
+  splits: SplitReport[];
   /** Harmless answers unchanged (after against before), and coherent compliance (harmful answers after against a compliant reference). */
   agreement: { harmlessUnchanged: AnswerAgreement; coherentCompliance?: AnswerAgreement; complianceReference?: string };
   /** Where the model ships its planted refusal direction (the demo): the found directions' cosine with it. */
@@ -59,4 +62,15 @@ export interface RunReport {
   /** The memory estimate checked before the run, and the wasm heap's size after it (its peak). */
   memory: { estimatedPeakBytes: number; weightLayout: string; wasmHeapBytes?: number };
   seconds: number;
+}
+
+/** An evaluation split beside the test split: the same measures before and after, and its first answers. */
+export interface SplitReport {
+  name: string;
+  counts: { harmful: number; harmless: number };
+  before: { harmfulRefusalRate: number; harmlessRefusalRate: number; topicMention: number };
+  after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number; topicMention: number };
+  /** Harmless answers after against before. */
+  harmlessUnchanged: AnswerAgreement;
+  samples: { kind: "harmful" | "harmless"; instruction: string; before: string; after: string }[];
 }

@@ -17,6 +17,7 @@ import {
   editOptions,
   variantsOf,
   runFormat,
+  evaluationSplitSpec,
 } from "../options.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 
@@ -32,7 +33,14 @@ export function registerRun(program: Command): void {
     .option("--harmless-test <file>")
     .option("--n-train <n>", "instructions per set for the directions (default 256; with --paper 128, as the paper)", int("--n-train"))
     .option("--n-val <n>", "instructions per set for the selection", int("--n-val"), 32)
-    .option("--n-test <n>", "instructions per set for evaluation", int("--n-test"), 64)
+    .option("--n-test <n>", "instructions per set for evaluation (the test split and each --eval-split)", int("--n-test"), 64)
+    .option(
+      "--eval-split <name=harmful,harmless>",
+      "a further evaluation split, measured before and after like the test split; repeatable (default: the project's " +
+        "free-form requests, data/*/freeform.jsonl, when --harmful-test and --harmless-test are not given)",
+      evaluationSplitSpec,
+    )
+    .option("--no-eval-split", "no further evaluation split, not even the default")
     .option("--top-k <n>", "candidates evaluated by generation", int("--top-k"), 3)
     .option("--max-new-tokens <n>", "tokens per answer of the candidates' generations and the export's check", int("--max-new-tokens"), 24)
     .option(
@@ -85,6 +93,8 @@ export function registerRun(program: Command): void {
       harmlessVal: opts.harmlessVal,
       harmfulTest: opts.harmfulTest,
       harmlessTest: opts.harmlessTest,
+      // Commander: an array when given, false with --no-eval-split, true (the default) otherwise.
+      evaluationSplits: opts.evalSplit === false ? [] : opts.evalSplit === true ? undefined : opts.evalSplit,
       nTrain: opts.nTrain,
       nVal: opts.nVal,
       nTest: opts.nTest,
@@ -125,6 +135,16 @@ export function registerRun(program: Command): void {
           : []),
         `harmless KL (original || abliterated): ${report.after.harmlessKl.toFixed(4)}; harmless answers unchanged: ` +
           `${pct(report.agreement.harmlessUnchanged.exact)}`,
+        `harmful answers that mention the request's topic (test): ${pct(report.before.topicMention)} before -> ` +
+          `${pct(report.after.topicMention)} after`,
+        ...report.splits.flatMap((s) => [
+          `${s.name} split (${s.counts.harmful} harmful, ${s.counts.harmless} harmless): harmful refusal ` +
+            `${pct(s.before.harmfulRefusalRate)} -> ${pct(s.after.harmfulRefusalRate)}; harmless refusal ` +
+            `${pct(s.before.harmlessRefusalRate)} -> ${pct(s.after.harmlessRefusalRate)}`,
+          `${s.name} split: harmless KL ${s.after.harmlessKl.toFixed(4)}; harmless answers unchanged ` +
+            `${pct(s.harmlessUnchanged.exact)}; harmful answers that mention the request's topic ` +
+            `${pct(s.before.topicMention)} -> ${pct(s.after.topicMention)}`,
+        ]),
         ...(report.planted
           ? [
               `cosine of the chosen direction with the planted one (written at layers ` +
