@@ -194,6 +194,8 @@ export {
   meanKl,
   evaluateRefusal,
   answerAgreement,
+  splitReport,
+  splitReportLines,
   type AnswerAgreement,
   type RefusalEvaluation,
 } from "./pipeline/evaluate.ts";

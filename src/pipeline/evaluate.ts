@@ -2,7 +2,9 @@
 // (the engine's, in ../generation.ts) and the measures stages 4 and 7 share (measures.ts).
 import type { HookedModel } from "../hooked-model.ts";
 import { generateCompletions, lastPositionLogits, type CompletionOptions } from "../generation.ts";
-import { answerAgreement, meanKl, refusalRate, type AnswerAgreement } from "./measures.ts";
+import type { EvaluationSplit } from "../data/instructions.ts";
+import type { SplitReport } from "../report/types.ts";
+import { answerAgreement, meanKl, refusalRate, topicMentionRate, type AnswerAgreement } from "./measures.ts";
 
 export { generateCompletions, lastPositionLogits, type CompletionOptions } from "../generation.ts";
 export { answerAgreement, DEFAULT_REFUSAL_SUBSTRINGS, isRefusal, meanKl, refusalRate, type AnswerAgreement } from "./measures.ts";
@@ -94,4 +96,62 @@ export async function measure(
     coherentCompliance: compliant ? answerAgreement(evaluation.completions.harmful, compliant, model.tokenizer) : undefined,
     answers: evaluation.completions,
   };
+}
+
+/**
+ * An evaluation split's measures before and after an edit, as `run` reports them for each split: refusal, the
+ * harmless KL and the harmless answers unchanged against the original, the harmful answers that mention the
+ * request's topic, and the first 4 + 4 answers. `after` must have been evaluated with the original as reference.
+ */
+export function splitReport(
+  split: EvaluationSplit,
+  before: RefusalEvaluation,
+  after: RefusalEvaluation,
+  tokenizer: { encode(text: string): number[] },
+): SplitReport {
+  if (after.harmlessKl === undefined)
+    throw new Error(`splitReport (${split.name}): "after" has no harmlessKl; evaluate it with the original as reference`);
+  for (const kind of ["harmful", "harmless"] as const)
+    for (const [which, e] of [
+      ["before", before],
+      ["after", after],
+    ] as const)
+      if (e.completions[kind].length !== split[kind].length)
+        throw new Error(
+          `splitReport (${split.name}): ${e.completions[kind].length} ${kind} answers ${which}, expected ${split[kind].length}`,
+        );
+  const sample = (kind: "harmful" | "harmless", n: number) =>
+    split[kind]
+      .slice(0, n)
+      .map((instruction, i) => ({ kind, instruction, before: before.completions[kind][i], after: after.completions[kind][i] }));
+  return {
+    name: split.name,
+    counts: { harmful: split.harmful.length, harmless: split.harmless.length },
+    before: {
+      harmfulRefusalRate: before.harmfulRefusalRate,
+      harmlessRefusalRate: before.harmlessRefusalRate,
+      topicMention: topicMentionRate(split.harmful, before.completions.harmful),
+    },
+    after: {
+      harmfulRefusalRate: after.harmfulRefusalRate,
+      harmlessRefusalRate: after.harmlessRefusalRate,
+      harmlessKl: after.harmlessKl,
+      topicMention: topicMentionRate(split.harmful, after.completions.harmful),
+    },
+    harmlessUnchanged: answerAgreement(after.completions.harmless, before.completions.harmless, tokenizer),
+    samples: [...sample("harmful", 4), ...sample("harmless", 4)],
+  };
+}
+
+/** The two lines `abliterate run` prints for an evaluation split's report. */
+export function splitReportLines(s: SplitReport): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return [
+    `${s.name} split (${s.counts.harmful} harmful, ${s.counts.harmless} harmless): harmful refusal ` +
+      `${pct(s.before.harmfulRefusalRate)} -> ${pct(s.after.harmfulRefusalRate)}; harmless refusal ` +
+      `${pct(s.before.harmlessRefusalRate)} -> ${pct(s.after.harmlessRefusalRate)}`,
+    `${s.name} split: harmless KL ${s.after.harmlessKl.toFixed(4)}; harmless answers unchanged ` +
+      `${pct(s.harmlessUnchanged.exact)}; harmful answers that mention the request's topic ` +
+      `${pct(s.before.topicMention)} -> ${pct(s.after.topicMention)}`,
+  ];
 }

@@ -16,7 +16,7 @@ import type { HookedModel } from "../hooked-model.ts";
 import { resolveModel } from "../hub.ts";
 import { DEMO_MODEL_DIR } from "../paths.ts";
 import { writeReport } from "../report/write.ts";
-import type { RunReport, SplitReport } from "../report/types.ts";
+import type { RunReport } from "../report/types.ts";
 import { collectMeanActivations } from "./activations.ts";
 import { evaluateCandidates } from "./candidates.ts";
 import {
@@ -28,7 +28,7 @@ import {
   type Direction,
   type UsableDirection,
 } from "./directions.ts";
-import { evaluateRefusal, lastPositionLogits, measure, type Measures, type RefusalEvaluation } from "./evaluate.ts";
+import { evaluateRefusal, lastPositionLogits, measure, splitReport, type Measures, type RefusalEvaluation } from "./evaluate.ts";
 import { topicMentionRate } from "./measures.ts";
 import { answersOf } from "../generation.ts";
 import { defaultComplianceReference } from "./ground-truth.ts";
@@ -270,7 +270,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
     const abliterated = await loadModel(exportDir);
     let verify: Awaited<ReturnType<typeof compareExport>>;
     let measured: Measures;
-    const splitsAfter: Measures[] = [];
+    const splitsAfter: RefusalEvaluation[] = [];
     try {
       verify = await compareExport(abliterated, expectation, { maxNewTokens, batchSize });
       // Stage 7, after: refusal, what changed on harmless prompts, and (with a reference) whether it complies coherently.
@@ -284,8 +284,8 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       });
       for (const [i, split] of splits.entries())
         splitsAfter.push(
-          await measure(abliterated, split, {
-            original: { answers: splitsBefore[i].evaluation.completions.harmless, logits: splitsBefore[i].logits },
+          await evaluateRefusal(abliterated, split, {
+            referenceLogits: splitsBefore[i].logits,
             maxNewTokens: evalNewTokens,
             batchSize,
             refusalSubstrings: substrings,
@@ -334,7 +334,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       memory,
       adapter,
       samples,
-      splits: splits.map((split, i) => splitReport(split, splitsBefore[i].evaluation, splitsAfter[i])),
+      splits: splits.map((split, i) => splitReport(split, splitsBefore[i].evaluation, splitsAfter[i], model.tokenizer)),
     });
     await writeReport(outDir, report);
     return report;
@@ -352,31 +352,6 @@ interface OriginalStages {
   expectation: Awaited<ReturnType<typeof expectedExport>>;
   referenceLogits: Float32Array[];
   splitsBefore: { evaluation: RefusalEvaluation; logits: Float32Array[] }[];
-}
-
-/** An evaluation split's part of the report: its measures before and after, and its first answers. */
-function splitReport(split: EvaluationSplit, before: RefusalEvaluation, after: Measures): SplitReport {
-  const sample = (kind: "harmful" | "harmless", n: number) =>
-    split[kind]
-      .slice(0, n)
-      .map((instruction, i) => ({ kind, instruction, before: before.completions[kind][i], after: after.answers[kind][i] }));
-  return {
-    name: split.name,
-    counts: { harmful: split.harmful.length, harmless: split.harmless.length },
-    before: {
-      harmfulRefusalRate: before.harmfulRefusalRate,
-      harmlessRefusalRate: before.harmlessRefusalRate,
-      topicMention: topicMentionRate(split.harmful, before.completions.harmful),
-    },
-    after: {
-      harmfulRefusalRate: after.harmfulRefusal,
-      harmlessRefusalRate: after.harmlessRefusal,
-      harmlessKl: after.harmlessKl!,
-      topicMention: topicMentionRate(split.harmful, after.answers.harmful),
-    },
-    harmlessUnchanged: after.harmlessUnchanged!,
-    samples: [...sample("harmful", 4), ...sample("harmless", 4)],
-  };
 }
 
 /**

@@ -24,6 +24,7 @@ const KEY_LINES = [
   /^harmless KL\(original \|\| abliterated\): .*/, // 09
   /^harmless answers unchanged: .*/, // 09
   /^coherent compliance \(harmful\): .*/, // 09
+  /^freeform split.*/, // 09
   /^baseline refusal score: .*/, // 10
   /^selection \(extended set\): .*/, // 10
   /^paper mode chose .*/, // 10

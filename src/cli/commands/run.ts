@@ -19,6 +19,7 @@ import {
   runFormat,
   evaluationSplitSpec,
 } from "../options.ts";
+import { splitReportLines } from "../../pipeline/evaluate.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 
 export function registerRun(program: Command): void {
@@ -137,14 +138,7 @@ export function registerRun(program: Command): void {
           `${pct(report.agreement.harmlessUnchanged.exact)}`,
         `harmful answers that mention the request's topic (test): ${pct(report.before.topicMention)} before -> ` +
           `${pct(report.after.topicMention)} after`,
-        ...report.splits.flatMap((s) => [
-          `${s.name} split (${s.counts.harmful} harmful, ${s.counts.harmless} harmless): harmful refusal ` +
-            `${pct(s.before.harmfulRefusalRate)} -> ${pct(s.after.harmfulRefusalRate)}; harmless refusal ` +
-            `${pct(s.before.harmlessRefusalRate)} -> ${pct(s.after.harmlessRefusalRate)}`,
-          `${s.name} split: harmless KL ${s.after.harmlessKl.toFixed(4)}; harmless answers unchanged ` +
-            `${pct(s.harmlessUnchanged.exact)}; harmful answers that mention the request's topic ` +
-            `${pct(s.before.topicMention)} -> ${pct(s.after.topicMention)}`,
-        ]),
+        ...report.splits.flatMap(splitReportLines),
         ...(report.planted
           ? [
               `cosine of the chosen direction with the planted one (written at layers ` +
