@@ -90,7 +90,8 @@ describe("splitReport", () => {
     );
     assert.deepEqual(splitReportLines(r), [
       "freeform split (2 harmful, 2 harmless): harmful refusal 100.0% -> 0.0%; harmless refusal 50.0% -> 0.0%",
-      "freeform split: harmless KL 0.2500; harmless answers unchanged 50.0%; harmful answers that mention the request's topic 0.0% -> 50.0%",
+      "freeform split: harmless KL 0.2500; harmless answers unchanged 50.0%; " +
+        "harmful answers that mention the request's topic 0.0% -> 50.0%",
     ]);
   });
   it("refuses an evaluation after the edit without the harmless KL, or answers that do not match the split", () => {
