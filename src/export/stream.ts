@@ -52,7 +52,7 @@ export async function* orthogonalizeStream(
   // BF16 rows stay in their dtype inside the kernels when the output is BF16 too; every other 16-bit row is
   // decoded to float32 first, and an F16 output is encoded from a float32 edited row.
   const bf16InKernels = dtype === "BF16" && outDtype === "BF16";
-  const decodes = dtype !== "F32" && !bf16InKernels; // then decodedRow decodes into the row buffer
+  const decodes = dtype !== "F32" && !bf16InKernels;
   const encodes = outDtype === "F16";
   // Memory: r, r^T W, a decoded row and an edited row where needed, the whole tensor or two chunks as read
   // (one is read into while the other is edited), and two output chunks (one is written while the other is edited).

@@ -19,6 +19,22 @@
         (i32.eq (i32.and (local.get $x) (i32.const 0x7f800000)) (i32.const 0x7f800000))
         (i32.ne (i32.and (local.get $x) (i32.const 0x7fffff)) (i32.const 0)))))
 
+  ;; Four float32 bit patterns rounded to bf16 as $round1 says, lane by lane: the four 16-bit results packed in
+  ;; order into an i64 (to be stored as 8 bytes).
+  (func $round4 (param $x v128) (result i64)
+    (local.set $x
+      (v128.bitselect
+        (v128.or (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 0x40 0x40 0x40 0x40))
+        (i32x4.shr_u
+          (i32x4.add
+            (i32x4.add (local.get $x) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
+            (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 1 1 1 1)))
+          (i32.const 16))
+        (v128.and
+          (i32x4.eq (v128.and (local.get $x) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+          (i32x4.ne (v128.and (local.get $x) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)) (v128.const i32x4 0 0 0 0)))))
+    (i64x2.extract_lane 0 (i16x8.narrow_i32x4_u (local.get $x) (local.get $x))))
+
   ;; acc[j] += a * row[j] in float64 (row float32), for j < n: one row's share of r^T W.
   (func (export "accumulate") (param $acc i32) (param $row i32) (param $a f64) (param $n i32)
     (local $j i32) (local $end i32) (local $av v128) (local $p i32)
@@ -132,20 +148,7 @@
               (f64x2.sub
                 (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $f) (local.get $f)))
                 (f64x2.mul (local.get $av) (v128.load offset=16 (local.get $v)))))))
-        (local.set $x
-          (v128.bitselect
-            (v128.or (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 0x40 0x40 0x40 0x40))
-            (i32x4.shr_u
-              (i32x4.add
-                (i32x4.add (local.get $x) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
-                (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 1 1 1 1)))
-              (i32.const 16))
-            (v128.and
-              (i32x4.eq (v128.and (local.get $x) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
-              (i32x4.ne (v128.and (local.get $x) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)) (v128.const i32x4 0 0 0 0)))))
-        (i64.store
-          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1)))
-          (i64x2.extract_lane 0 (i16x8.narrow_i32x4_u (local.get $x) (local.get $x))))
+        (i64.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1))) (call $round4 (local.get $x)))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $simd)))
     (block $done
@@ -176,7 +179,7 @@
         (br $l)))
     (local.get $s))
 
-;; bf16 rows to float32 and back, for the kernels that work on float32 rows: out[j] = row[j] widened exactly
+  ;; bf16 rows to float32 and back, for the kernels that work on float32 rows: out[j] = row[j] widened exactly
   ;; (its 16 bits become a float32's top half), as decodeToFloat32 does.
   (func (export "widen_bf16") (param $out i32) (param $row i32) (param $n i32)
     (local $j i32) (local $end i32)
@@ -206,20 +209,7 @@
       (loop $simd
         (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
         (local.set $x (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))
-        (local.set $x
-          (v128.bitselect
-            (v128.or (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 0x40 0x40 0x40 0x40))
-            (i32x4.shr_u
-              (i32x4.add
-                (i32x4.add (local.get $x) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
-                (v128.and (i32x4.shr_u (local.get $x) (i32.const 16)) (v128.const i32x4 1 1 1 1)))
-              (i32.const 16))
-            (v128.and
-              (i32x4.eq (v128.and (local.get $x) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
-              (i32x4.ne (v128.and (local.get $x) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff)) (v128.const i32x4 0 0 0 0)))))
-        (i64.store
-          (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1)))
-          (i64x2.extract_lane 0 (i16x8.narrow_i32x4_u (local.get $x) (local.get $x))))
+        (i64.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 1))) (call $round4 (local.get $x)))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $simd)))
     (block $done
