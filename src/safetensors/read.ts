@@ -29,7 +29,7 @@ const MAX_HEADER_BYTES = 100_000_000;
 /** The most elements (or bytes) one typed array holds in this Node.js. */
 const MAX_ARRAY_LENGTH = constants.MAX_LENGTH;
 /** How much of a tensor's bytes readFloat32 reads at a time. */
-const DECODE_PIECE_BYTES = 64 << 20;
+export const DECODE_PIECE_BYTES = 64 << 20;
 /**
  * readFloat32's byte buffer, reused from tensor to tensor: fresh memory costs its first touch, which on some
  * machines (virtual ones) is most of a load's time.
