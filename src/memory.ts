@@ -9,6 +9,7 @@ import { totalmem } from "node:os";
 import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "./config.ts";
 import type { Architecture } from "./models/architecture.ts";
 import { expectedTensors } from "./models/tensors.ts";
+import { paddingScratchFloats } from "./blas/padding.ts";
 
 /** Bytes the wasm backend can address: its heap is 32-bit. */
 export const WASM_HEAP_LIMIT_BYTES = 4 * 1024 ** 3;
@@ -50,7 +51,8 @@ export interface MemoryEstimate extends WeightPlan {
   totalBytes: number;
   /** What the backend can hold (the wasm heap's budget), or undefined where the process's own RAM is the limit. */
   budgetBytes?: number;
-  /** Bytes held outside the heap at the peak (native weights, and the untied unembedding when one is made). */
+  /** Bytes held outside the heap at the peak (native weights, the untied unembedding when one is made, and the
+   * scratch of padded small products). */
   nativeBytes: number;
   /** What the machine's RAM allows for them. */
   ramBudgetBytes: number;
@@ -139,7 +141,7 @@ export function estimateMemory(
   const kvCacheBytes = shape.newTokens > 0 ? 4 * 2 * config.num_hidden_layers * b * kv * hd * keys : 0;
   const untiedBytes = shape.untie && tiedEmbeddings(config) ? 4 * v * d : 0;
   const outside = plan.nativeBytes ?? 0;
-  const nativeBytes = outside > 0 ? outside + untiedBytes : 0;
+  const nativeBytes = outside > 0 ? outside + untiedBytes + 4 * paddingScratch(config, arch, shape) : 0;
   const heapWeights = plan.weightBytes - outside + (outside > 0 ? 0 : untiedBytes);
   // The allocator's fragmentation: a quarter more than the tensors themselves; on wasm, the heap's growth step
   // on top, and never less than the heap it starts with.
@@ -154,6 +156,23 @@ export function estimateMemory(
     nativeBytes,
     ramBudgetBytes: RAM_BUDGET * totalmem(),
   };
+}
+
+/**
+ * The native path's scratch for products of a few rows padded for sgemm (blas/padding.ts), kept at its largest:
+ * every weight times the prompt's rows and, when generating, one step's rows; the unembedding times the rows
+ * whose logits are read.
+ */
+function paddingScratch(config: ModelConfig, arch: Architecture, shape: RunShape): number {
+  const rows = [shape.batch * shape.promptTokens, ...(shape.newTokens > 0 ? [shape.batch] : [])];
+  const logitRows = [shape.logits === "all" ? shape.batch * shape.promptTokens : shape.batch, ...rows.slice(1)];
+  const products: [number, number, number][] = [
+    ...expectedTensors(arch, config)
+      .filter((e) => e.linear)
+      .flatMap((e) => rows.map((m): [number, number, number] => [m, e.shape[0], e.shape[1]])),
+    ...logitRows.map((m): [number, number, number] => [m, config.vocab_size, config.hidden_size]),
+  ];
+  return Math.max(0, ...products.map(([m, n, k]) => paddingScratchFloats(m, n, k)));
 }
 
 /** Whether the native layout keeps this tensor outside the heap: the matrices (linear weights, embedding, unembedding). */

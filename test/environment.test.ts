@@ -6,6 +6,10 @@ import { describe, it } from "node:test";
 import { PACKAGE_ROOT } from "../src/paths.ts";
 import { forSmallProducts, sgemmError, type Sgemv } from "../src/blas/library.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
+import { paddingScratchFloats } from "../src/blas/padding.ts";
+import { architectureFor, parseConfig } from "../src/config.ts";
+import { estimateMemory } from "../src/memory.ts";
+import { QWEN25_05B_SHAPES } from "../tools/shapes.ts";
 
 const run = promisify(execFile);
 const tsx = ["--import", "tsx", "-e"];
@@ -150,5 +154,22 @@ describe("the BLAS self-test (#23, low)", () => {
     [gemmRows.length, gemvCalls] = [0, 0];
     wrapped(ROW_MAJOR, NO_TRANS, TRANS, 5, 8, 8, 1, new Float32Array(40), 8, new Float32Array(64), 8, 0, new Float32Array(40), 8);
     assert.deepEqual([gemmRows, gemvCalls], [[5], 0]);
+  });
+  it("the native memory estimate counts the scratch of padded products, at its largest", () => {
+    const config = parseConfig(QWEN25_05B_SHAPES);
+    const arch = architectureFor(config);
+    const plan = { layout: "native" as const, weightBytes: 4e9, packedBytes: 0, nativeBytes: 4e9 };
+    const estimate = (batch: number, promptTokens: number, newTokens: number) =>
+      estimateMemory(config, arch, plan, { batch, promptTokens, newTokens, logits: "last" }, { name: "wasm" }).nativeBytes;
+    const [d, v, dMlp] = [config.hidden_size, config.vocab_size, config.intermediate_size];
+    // 16 x 64 prompt rows and 16 rows a step are multiples of 16: nothing is padded.
+    assert.equal(estimate(16, 64, 8), 4e9);
+    assert.equal(paddingScratchFloats(16, v, d), 0);
+    // 8 rows a step: the unembedding's product (the largest weight) padded to 16 rows, in and out.
+    assert.equal(estimate(8, 64, 8), 4e9 + 4 * 16 * (d + v));
+    // 5 prompt rows, no generation: the MLP's weights times 16 rows; the 1 logit row goes to sgemv.
+    assert.equal(estimate(1, 5, 0), 4e9 + 4 * 16 * (d + dMlp));
+    // 300 prompt rows go to sgemm as they are.
+    assert.equal(estimate(1, 300, 0), 4e9);
   });
 });

@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { guardStockKernels } from "./guard.ts";
 import { overrideKernels } from "./kernels.ts";
 import { registerNativeLinear } from "./native-matrix.ts";
+import { GEMV_ROWS, paddedRows, paddingScratchFloats, WEIGHT_ELEMENTS } from "./padding.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type BlasInfo, type Sgemm } from "./sgemm.ts";
 
 export type { BlasInfo } from "./sgemm.ts";
@@ -115,14 +116,6 @@ export type Sgemv = (
   incy: number,
 ) => void;
 
-/** Weights from this many elements up take the small-product paths; smaller products stay with sgemm. */
-const WEIGHT_ELEMENTS = 1 << 18;
-/** Up to this many rows, one sgemv per row. */
-const GEMV_ROWS = 3;
-/** Rows are padded to a multiple of this below PAD_LIMIT rows. */
-const PAD_TO = 16;
-const PAD_LIMIT = 256;
-
 let scratch = new Float32Array(0);
 
 /**
@@ -131,7 +124,7 @@ let scratch = new Float32Array(0);
  * - One row (batch 1): sgemv, which streams the weight once; sgemm packs it into blocks first and reads it at
  *   a quarter of the machine's read bandwidth (npm run bench:decode).
  * - Two or three rows, on a weight: one sgemv per row.
- * - Fewer than PAD_LIMIT rows, 4 or more past a multiple of 16, on a weight: padded with zero rows to the
+ * - Fewer than 256 rows (padding.ts), 4 or more past a multiple of 16, on a weight: padded with zero rows to the
  *   next multiple of 16. OpenBLAS 0.3.21's Haswell kernels with 2 threads take 2.2-4.0 ms for 4 to 15 rows
  *   times a 4864 x 896 weight and 1.9 ms for 16 (likewise at 20-31 rows against 32, and on to 208 rows);
  *   the zero rows cost the copy of a few rows in and out (npm run bench:small-rows measures it).
@@ -163,9 +156,9 @@ export function forSmallProducts(sgemm: Sgemm, sgemv: Sgemv | undefined): Sgemm 
       for (let i = 0; i < m; i++) row(transB, n, k, alpha, a.subarray(i * lda), b, ldb, beta, c.subarray(i * ldc));
       return;
     }
-    const padded = Math.ceil(m / PAD_TO) * PAD_TO;
-    if (!weight || m >= PAD_LIMIT || m % PAD_TO < 4) return sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (scratch.length < padded * (k + n)) scratch = new Float32Array(padded * (k + n));
+    const padded = paddedRows(m, n, k);
+    if (padded === undefined) return sgemm(order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (scratch.length < paddingScratchFloats(m, n, k)) scratch = new Float32Array(paddingScratchFloats(m, n, k));
     const [pa, pc] = [scratch.subarray(0, padded * k), scratch.subarray(padded * k, padded * (k + n))];
     for (let i = 0; i < m; i++) pa.set(a.subarray(i * lda, i * lda + k), i * k);
     pa.fill(0, m * k);
