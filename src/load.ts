@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { backendInfo, initBackend, type BackendName } from "./backend.ts";
-import { checkMemory, heldNatively, planWeights, type WeightLayout } from "./memory.ts";
+import { checkMemory, heldNatively, planWeights, type WeightLayout, type WeightPlan } from "./memory.ts";
 import { resolveModel } from "./hub.ts";
 import { CheckpointError, CheckpointWeights } from "./checkpoint.ts";
 import { architectureFor, loadConfig, tiedEmbeddings, type ModelConfig } from "./config.ts";
@@ -15,7 +15,8 @@ import type { Architecture } from "./models/architecture.ts";
 import type { Params } from "./models/decoder.ts";
 import { expectedTensors, roleKeys } from "./models/tensors.ts";
 import { isFloatDtype } from "./safetensors/dtype.ts";
-import { NativeMatrix } from "./blas/native-matrix.ts";
+import { NativeMatrix, type HalfDtype } from "./blas/native-matrix.ts";
+import { largeUint16Array } from "./pages.ts";
 import { ChatTokenizer, TokenizerError } from "./tokenizer.ts";
 
 export interface Checkpoint {
@@ -41,7 +42,25 @@ export interface LoadOptions extends OpenOptions {
    * `transposed` or `stored` (tensors in the backend's memory).
    */
   layout?: WeightLayout;
+  /**
+   * How to hold the matrices on the native layout (also ABLITERATE_WEIGHT_PRECISION): `float32` (the default:
+   * fastest decoding) or `stored`: a BF16 or F16 checkpoint's matrices kept in their 16 bits, half the memory,
+   * widened exactly a tile at a time when multiplied (float32 arithmetic either way; slower decoding).
+   */
+  precision?: WeightPrecision;
 }
+
+export type WeightPrecision = "float32" | "stored";
+
+/** The precision asked for: the option, else ABLITERATE_WEIGHT_PRECISION, else float32. */
+export function weightPrecision(precision?: WeightPrecision): WeightPrecision {
+  const value = precision ?? (process.env.ABLITERATE_WEIGHT_PRECISION || "float32");
+  if (value !== "float32" && value !== "stored")
+    throw new Error(`${precision ? "the precision option" : "ABLITERATE_WEIGHT_PRECISION"} must be float32 or stored, got "${value}"`);
+  return value;
+}
+
+const HALF_DTYPES = new Set(["BF16", "F16"]);
 
 /** Open a checkpoint folder or Hub id: config.json parsed, weight files opened and indexed. Close it when done. */
 export async function openCheckpoint(
@@ -63,20 +82,38 @@ export async function openCheckpoint(
  */
 export async function loadModel(source: string | Checkpoint, options: LoadOptions = {}): Promise<HookedModel> {
   const backend = options.backend ? await initBackend({ backend: options.backend }) : await backendInfo();
-  // Before any weight is read: the model alone (one short prompt) must fit the backend's memory.
-  const check = (config: ModelConfig, arch: Architecture, dir: string) =>
+  const stored = weightPrecision(options.precision) === "stored";
+  // Before any weight is read: the model alone (one short prompt) must fit the backend's memory; with the
+  // stored precision, as config.json's torch_dtype says, then as the weights' headers say.
+  const check = (config: ModelConfig, arch: Architecture, dir: string, half: (key: string) => boolean) =>
     checkMemory(
       dir,
       config,
       arch,
-      planWeights(config, arch, backend, options.layout),
+      planWeights(config, arch, backend, options.layout, half),
       { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" },
       backend,
     );
-  if (typeof source !== "string") check(source.config, source.arch, source.dir);
-  const checkpoint = typeof source === "string" ? await openCheckpoint(source, { ...options, check }) : source;
+  const declaredHalf = (config: ModelConfig) => () => stored && /^(bfloat16|float16)$/.test(String(config.torch_dtype ?? ""));
+  if (typeof source !== "string") check(source.config, source.arch, source.dir, declaredHalf(source.config));
+  const checkpoint =
+    typeof source === "string" ? await openCheckpoint(source, { ...options, check: (c, a, d) => check(c, a, d, declaredHalf(c)) }) : source;
   const { dir, config, arch, weights } = checkpoint;
-  const plan = planWeights(config, arch, backend, options.layout);
+  const half = (key: string) => stored && weights.has(key) && HALF_DTYPES.has(weights.info(key).dtype);
+  let plan: WeightPlan;
+  try {
+    if (stored) check(config, arch, dir, half);
+    plan = planWeights(config, arch, backend, options.layout, half);
+    if (stored && plan.layout !== "native")
+      throw new Error(
+        `${dir}: the stored weight precision (${options.precision ? "the precision option" : "ABLITERATE_WEIGHT_PRECISION"}) ` +
+          `holds matrices outside the wasm heap, which needs the native layout (the native BLAS path on the wasm ` +
+          `backend); the weights would be held ${plan.layout}`,
+      );
+  } catch (error) {
+    if (typeof source === "string") await checkpoint.close();
+    throw error;
+  }
   const params: Params = { transposed: {}, stored: {}, ...(plan.layout === "native" ? { native: {} } : {}) };
   let dtypes: Record<string, string> = {};
   try {
@@ -84,7 +121,10 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
     dtypes = Object.fromEntries(expectedTensors(arch, config).map((e) => [e.key, weights.info(e.key).dtype]));
     for (const e of expectedTensors(arch, config)) {
       if (params.native && heldNatively(e)) {
-        params.native[e.key] = new NativeMatrix(await weights.readFloat32(e.key), e.shape as [number, number]);
+        const values = half(e.key)
+          ? { dtype: weights.info(e.key).dtype as HalfDtype, words: await readWords(weights, e.key) }
+          : await weights.readFloat32(e.key);
+        params.native[e.key] = new NativeMatrix(values, e.shape as [number, number]);
         continue;
       }
       const t = tf.tensor(await weights.readFloat32(e.key), e.shape, "float32");
@@ -108,6 +148,14 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
     tokenizer = error;
   }
   return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir), plan, dtypes);
+}
+
+/** A 16-bit tensor's values as stored, read into a new array of words (aligned, however the file lays them). */
+async function readWords(weights: CheckpointWeights, key: string): Promise<Uint16Array> {
+  const info = weights.info(key);
+  const words = largeUint16Array((info.end - info.begin) / 2);
+  await weights.readRange(key, 0, info.end - info.begin, new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
+  return words;
 }
 
 const IGNORED_KEYS = /rotary_emb\.inv_freq$/;

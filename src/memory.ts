@@ -35,7 +35,7 @@ export type WeightLayout = "transposed" | "stored" | "native";
 
 export interface WeightPlan {
   layout: WeightLayout;
-  /** float32 bytes of every weight, held once. */
+  /** Bytes of every weight as held (float32, or 16 bits for matrices held in their stored precision), once. */
   weightBytes: number;
   /** Bytes of XNNPACK's packed copies (stock wasm with the transposed layout only). */
   packedBytes: number;
@@ -78,15 +78,21 @@ export function planWeights(
   arch: Architecture,
   backend: { name: string; blas?: unknown },
   layout?: WeightLayout,
+  /** On the native layout, whether a matrix is held in its checkpoint's 16 bits (the `stored` precision). */
+  half: (key: string) => boolean = () => false,
 ): WeightPlan {
   let floats = 0;
   let linear = 0;
   let matrices = 0;
+  let matrixBytes = 0;
   for (const e of expectedTensors(arch, config)) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     floats += n;
     if (e.linear) linear += n;
-    if (heldNatively(e)) matrices += n;
+    if (heldNatively(e)) {
+      matrices += n;
+      matrixBytes += (half(e.key) ? 2 : 4) * n;
+    }
   }
   const weightBytes = 4 * floats;
   const forced = layout ?? (process.env.ABLITERATE_WEIGHT_LAYOUT || undefined); // the option, else the environment (tests of every layout)
@@ -100,7 +106,8 @@ export function planWeights(
         `${backend.name}${backend.name === "wasm" ? " without a BLAS library" : ""}`,
     );
   if (forced === "stored") return { layout: "stored", weightBytes, packedBytes: 0 };
-  if (native && forced !== "transposed") return { layout: "native", weightBytes, packedBytes: 0, nativeBytes: 4 * matrices };
+  if (native && forced !== "transposed")
+    return { layout: "native", weightBytes: weightBytes - 4 * matrices + matrixBytes, packedBytes: 0, nativeBytes: matrixBytes };
   if (backend.name !== "wasm" || backend.blas) return { layout: "transposed", weightBytes, packedBytes: 0 };
   const packed = { layout: "transposed" as const, weightBytes, packedBytes: 4 * linear };
   // Keep a quarter of the budget for activations when choosing the fast layout.

@@ -28,7 +28,15 @@ function adviser(): typeof advise {
 
 /** A new zeroed Float32Array of `count` values; large ones asked to be backed by huge pages (advice only). */
 export function largeFloat32Array(count: number): Float32Array {
-  const out = new Float32Array(count);
+  return advised(new Float32Array(count));
+}
+
+/** A new zeroed Uint16Array of `count` values (16-bit weights as stored), advised as `largeFloat32Array`. */
+export function largeUint16Array(count: number): Uint16Array {
+  return advised(new Uint16Array(count));
+}
+
+function advised<T extends Float32Array | Uint16Array>(out: T): T {
   const a = out.byteLength >= HUGE_FROM_BYTES ? adviser() : null;
   if (a) {
     // The whole pages inside the array: madvise takes a page-aligned start.

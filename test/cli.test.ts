@@ -1,14 +1,15 @@
 // The abliterate command, as a user runs it.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, it, before, after } from "node:test";
 import { PACKAGE_ROOT, dataFile } from "../src/paths.ts";
 import { loadInstructions } from "../src/data/instructions.ts";
-import { CheckpointWeights, SafetensorsFile } from "../src/index.ts";
+import { CheckpointWeights, DEMO_MODEL_DIR, SafetensorsFile } from "../src/index.ts";
+import { floatTensor, writeSafetensors } from "../src/safetensors/write.ts";
 
 const run = promisify(execFile);
 const bin = join(PACKAGE_ROOT, "bin", "abliterate.js");
@@ -64,6 +65,34 @@ describe("abliterate CLI", () => {
     );
     assert.equal(generated.length, 1);
     assert.equal(typeof generated[0].completion, "string");
+  });
+
+  it("--weight-precision stored holds a BF16 checkpoint's matrices in 16 bits, with the same answers; a bad value is refused", async () => {
+    // A BF16 copy of the demo model (the demo is stored in float32).
+    const bf16 = join(dir, "demo-bf16");
+    await mkdir(bf16);
+    for (const file of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"])
+      await copyFile(join(DEMO_MODEL_DIR, file), join(bf16, file));
+    const source = await SafetensorsFile.open(join(DEMO_MODEL_DIR, "model.safetensors"));
+    const tensors = [];
+    for (const name of source.names) tensors.push(floatTensor(name, await source.readFloat32(name), [...source.info(name).shape], "BF16"));
+    await source.close();
+    await writeSafetensors(join(bf16, "model.safetensors"), tensors);
+    const generate = async (...extra: string[]) =>
+      JSON.parse(
+        (await cli("generate", "--model", bf16, "--json", "--max-new-tokens", "12", ...extra, "Write a short guide on washing a car."))
+          .stdout,
+      );
+    assert.deepEqual(await generate("--weight-precision", "stored"), await generate("--weight-precision", "float32"));
+    assert.match(
+      await cliFails("generate", "--weight-precision", "half", "Hello."),
+      /--weight-precision.*expected float32 or stored, got "half"/,
+    );
+    // The flag reaches the loader: without the native path (the cpu backend) it is refused.
+    assert.match(
+      await cliFails("generate", "--model", bf16, "--backend", "cpu", "--weight-precision", "stored", "Hello."),
+      /stored weight precision .* needs the native layout/,
+    );
   });
 
   it("apply's edit variants (#25): fractional index, projected, biprojected, kernels, norm-preserving, recorded and verified", async () => {

@@ -86,6 +86,7 @@ const TEXT_OPTIONS = new Set([
   "--judge-verdicts",
   "--mode",
   "--eval-split",
+  "--weight-precision",
 ]);
 
 const NOT_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "abc", "", " ", "1,NaN", "0x"];

@@ -1,25 +1,49 @@
 // Weight matrices held outside the 4 GB wasm heap, multiplied where they are by sgemm through a kernel of
 // our own (differentiable in its input), and rows of them read as an embedding lookup.
 import * as tf from "@tensorflow/tfjs-core";
+import { EditKernels } from "../kernels/edit.ts";
+import { decodeToFloat32 } from "../safetensors/dtype.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm, type WasmBackend } from "./sgemm.ts";
+
+/** A 16-bit float dtype a matrix can be held in as stored (little-endian words). */
+export type HalfDtype = "BF16" | "F16";
+
+/** A matrix's values as the checkpoint stores them, 16 bits each. */
+export interface HalfValues {
+  dtype: HalfDtype;
+  words: Uint16Array;
+}
+
+/** Float32 values a 16-bit matrix is widened into at a time for a product: a tile of whole rows (1 MiB). */
+const TILE_VALUES = 1 << 16;
+let tile = new Float32Array(0);
+/** The edit kernels' instance BF16 tiles are widened in, held for the process once made. */
+let widener: EditKernels | undefined;
 
 /**
  * A matrix held in the process's memory, outside the 4 GB wasm heap, in the checkpoint's row-major
  * layout [rows, cols]: on the native BLAS path weights live here and sgemm reads them where they are, so
- * the heap holds only activations and a model may be larger than the heap.
+ * the heap holds only activations and a model may be larger than the heap. It holds float32 values, or the
+ * checkpoint's own 16-bit values (half the memory), widened exactly a tile of rows at a time when multiplied
+ * (float32 arithmetic either way); an edit (`values = ...`) makes it float32.
  */
 export class NativeMatrix {
   private static nextId = 0;
   private static readonly held = new Map<number, NativeMatrix>();
   /** The kernel's handle on it. */
   readonly id = NativeMatrix.nextId++;
+  private float32?: Float32Array;
+  private half?: HalfValues;
 
   constructor(
-    public values: Float32Array,
+    values: Float32Array | HalfValues,
     readonly shape: [number, number],
   ) {
-    if (values.length !== shape[0] * shape[1])
-      throw new Error(`a native matrix of shape [${shape}] needs ${shape[0] * shape[1]} values, got ${values.length}`);
+    const count = values instanceof Float32Array ? values.length : values.words.length;
+    if (count !== shape[0] * shape[1])
+      throw new Error(`a native matrix of shape [${shape}] needs ${shape[0] * shape[1]} values, got ${count}`);
+    if (values instanceof Float32Array) this.float32 = values;
+    else this.half = values;
     NativeMatrix.held.set(this.id, this);
   }
 
@@ -30,16 +54,99 @@ export class NativeMatrix {
   }
 
   get size(): number {
-    return this.values.length;
+    return this.shape[0] * this.shape[1];
+  }
+
+  /** How the values are held: float32, or the checkpoint's 16-bit dtype. */
+  get dtype(): "F32" | HalfDtype {
+    return this.half?.dtype ?? "F32";
+  }
+
+  /** Bytes the values take. */
+  get bytes(): number {
+    return this.half ? 2 * this.size : 4 * this.size;
+  }
+
+  /**
+   * The values as float32: the array held, or for a 16-bit matrix a new float32 copy of the whole matrix (for
+   * edits and reads of whole weights; products and lookups widen only what they need).
+   */
+  get values(): Float32Array {
+    if (this.float32) return this.float32;
+    return this.rows(0, this.shape[0], new Float32Array(this.size));
+  }
+
+  /** New values (an edit), held as float32 from now on. */
+  set values(values: Float32Array) {
+    if (values.length !== this.size)
+      throw new Error(`a native matrix of shape [${this.shape}] needs ${this.size} values, got ${values.length}`);
+    this.float32 = values;
+    this.half = undefined;
+  }
+
+  /** Rows [first, first + count) as float32 into `into` (count x cols values), exactly; returns `into`. */
+  rows(first: number, count: number, into: Float32Array): Float32Array {
+    const cols = this.shape[1];
+    if (this.float32) into.set(this.float32.subarray(first * cols, (first + count) * cols));
+    else {
+      const { dtype, words } = this.half!;
+      const part = words.subarray(first * cols, (first + count) * cols);
+      decodeToFloat32(new Uint8Array(part.buffer, part.byteOffset, part.byteLength), dtype, into.subarray(0, count * cols));
+    }
+    return into;
+  }
+
+  /**
+   * Rows [first, first + count) of a BF16 matrix widened by the edit kernels' SIMD `widen_bf16` (exact, as
+   * decodeToFloat32): the words copied into the kernels' memory, widened there, and read where they lie.
+   */
+  private widened(first: number, count: number): Float32Array {
+    const cols = this.shape[1];
+    const n = count * cols;
+    if (!widener || widener.k.memory.buffer.byteLength < 6 * Math.max(n, TILE_VALUES)) {
+      widener?.release();
+      widener = EditKernels.acquire(6 * Math.max(n, TILE_VALUES));
+    }
+    const part = this.half!.words.subarray(first * cols, first * cols + n);
+    // Output first (float32, 16-byte aligned at 0), then the words.
+    const wordsAt = 4 * Math.max(n, TILE_VALUES);
+    widener.bytes.set(new Uint8Array(part.buffer, part.byteOffset, part.byteLength), wordsAt);
+    widener.k.widen_bf16(0, wordsAt, n);
+    return widener.f32(0, n);
   }
 
   clone(): NativeMatrix {
-    return new NativeMatrix(this.values.slice(), this.shape);
+    if (this.float32) return new NativeMatrix(this.float32.slice(), this.shape);
+    return new NativeMatrix({ dtype: this.half!.dtype, words: this.half!.words.slice() }, this.shape);
   }
 
   dispose(): void {
     NativeMatrix.held.delete(this.id);
-    this.values = new Float32Array(0);
+    this.float32 = new Float32Array(0);
+    this.half = undefined;
+  }
+
+  /**
+   * c [m, n] = a [m, k] times this matrix transposed (W [n, k]: a linear layer) or as it is (W [k, n]), in
+   * float32 by sgemm. A 16-bit matrix is widened a tile of rows at a time into one reused buffer: transposed,
+   * each tile gives its own columns of c; as it is, each tile adds its share of the sum (beta 1 after the first).
+   */
+  multiply(sgemm: Sgemm, transpose: boolean, m: number, k: number, a: Float32Array, c: Float32Array): void {
+    const [rows, cols] = this.shape;
+    const n = transpose ? rows : cols;
+    if (this.float32) {
+      sgemm(ROW_MAJOR, NO_TRANS, transpose ? TRANS : NO_TRANS, m, n, k, 1, a, k, this.float32, cols, 0, c, n);
+      return;
+    }
+    const step = Math.max(1, Math.floor(TILE_VALUES / cols));
+    const values = Math.min(rows, step) * cols;
+    if (tile.length < values) tile = new Float32Array(values);
+    for (let first = 0; first < rows; first += step) {
+      const count = Math.min(step, rows - first);
+      const w = this.half!.dtype === "BF16" ? this.widened(first, count) : this.rows(first, count, tile);
+      if (transpose) sgemm(ROW_MAJOR, NO_TRANS, TRANS, m, count, k, 1, a, k, w, cols, 0, c.subarray(first), n);
+      else sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, count, 1, a.subarray(first), k, w, cols, first === 0 ? 0 : 1, c, n);
+    }
   }
 }
 
@@ -71,23 +178,7 @@ export function registerNativeLinear(sgemm: Sgemm): void {
       const xo = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
       const co = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
       if (k === 0) heap.fill(0, co, co + m * n);
-      else
-        sgemm(
-          ROW_MAJOR,
-          NO_TRANS,
-          transpose ? TRANS : NO_TRANS,
-          m,
-          n,
-          k,
-          1,
-          heap.subarray(xo, xo + m * k),
-          k,
-          w.values,
-          cols,
-          0,
-          heap.subarray(co, co + m * n),
-          n,
-        );
+      else w.multiply(sgemm, transpose, m, k, heap.subarray(xo, xo + m * k), heap.subarray(co, co + m * n));
       return out;
     },
   });
@@ -115,7 +206,7 @@ export function nativeRows(w: NativeMatrix, ids: readonly number[]): tf.Tensor2D
   const out = new Float32Array(ids.length * cols);
   ids.forEach((id, i) => {
     if (!Number.isInteger(id) || id < 0 || id >= rows) throw new Error(`token id ${id} is outside the embedding's ${rows} rows`);
-    out.set(w.values.subarray(id * cols, (id + 1) * cols), i * cols);
+    w.rows(id, 1, out.subarray(i * cols, (i + 1) * cols));
   });
   return tf.tensor2d(out, [ids.length, cols]);
 }

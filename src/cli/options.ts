@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { initBackend, type BackendName } from "../backend.ts";
 import { loadInstructionSource, type EvaluationSplitSource } from "../data/instructions.ts";
-import { loadModel } from "../load.ts";
+import { loadModel, type WeightPrecision } from "../load.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import type { Verification } from "../export/verify.ts";
 import { GGUF_TYPES } from "../export/gguf/export.ts";
@@ -304,6 +304,7 @@ export const filtersOf = (opts: { klThreshold: number; induceThreshold: number; 
 export interface Common {
   model: string;
   backend?: BackendName;
+  weightPrecision?: WeightPrecision;
   json?: boolean;
   batchSize: number;
   column?: string;
@@ -313,7 +314,13 @@ export interface Common {
 export function common(cmd: Command, data = true): Command {
   cmd
     .option("-m, --model <dir>", "Hugging Face checkpoint folder (default: the embedded demo model)", DEMO_MODEL_DIR)
-    .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)");
+    .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)")
+    .option(
+      "--weight-precision <p>",
+      "float32 (default) or stored: on the native BLAS path, keep a BF16/F16 checkpoint's matrices in their 16 bits " +
+        "(half the memory, slower decoding; also ABLITERATE_WEIGHT_PRECISION)",
+      precisionOption,
+    );
   if (data)
     cmd
       .option("--batch-size <n>", "prompts per forward pass", int("--batch-size"), 16)
@@ -321,8 +328,15 @@ export function common(cmd: Command, data = true): Command {
   return cmd.option("--json", "print the result as JSON on stdout, for scripts");
 }
 
+function precisionOption(value: string): WeightPrecision {
+  if (value !== "float32" && value !== "stored") throw new InvalidArgumentError(`expected float32 or stored, got "${value}"`);
+  return value;
+}
+
 export async function prepare(opts: Common) {
   await initBackend({ backend: opts.backend });
+  // Every model the command loads (the original, references, the export it checks) is held so.
+  if (opts.weightPrecision) process.env.ABLITERATE_WEIGHT_PRECISION = opts.weightPrecision;
   return progressReporter();
 }
 

@@ -226,7 +226,9 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
           model.weightPlan.layout === "stored"
             ? "; linear weights held as stored to spare XNNPACK's packed copies (slower)"
             : model.weightPlan.layout === "native"
-              ? `; weight matrices held outside the wasm heap (${(model.weightPlan.nativeBytes! / 1024 ** 3).toFixed(1)} GB)`
+              ? `; weight matrices held outside the wasm heap (${(model.weightPlan.nativeBytes! / 1024 ** 3).toFixed(1)} GB${
+                  Object.values(model.params.native ?? {}).some((m) => m.dtype !== "F32") ? ", in the checkpoint's 16 bits" : ""
+                })`
               : ""
         }`,
     );
