@@ -206,8 +206,12 @@ export function checkMemory(
   }
   const estimate = estimateMemory(config, arch, plan, shape, backend);
   if (estimate.nativeBytes > estimate.ramBudgetBytes) {
+    const float32 = expectedTensors(arch, config)
+      .filter(heldNatively)
+      .reduce((bytes, e) => bytes + 4 * e.shape.reduce((a, b) => a * b, 1), 0);
+    const held = (plan.nativeBytes ?? 0) < float32 ? "with its matrices in their stored 16 bits" : "in float32";
     throw new Error(
-      `${source}: its weights need about ${gb(estimate.nativeBytes)} of RAM in float32 (held outside the wasm heap on the native ` +
+      `${source}: its weights need about ${gb(estimate.nativeBytes)} of RAM ${held} (held outside the wasm heap on the native ` +
         `BLAS path${shape.untie && tiedEmbeddings(config) ? ", with the untied unembedding an edit makes" : ""}), more than the ` +
         `${gb(estimate.ramBudgetBytes)} (${Math.round(RAM_BUDGET * 100)}%) of this machine's ${gb(totalmem())}; use a smaller model or a ` +
         `machine with more memory`,

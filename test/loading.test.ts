@@ -144,6 +144,15 @@ describe("loadModel bad input", () => {
             String.raw`[\d.]+ GB; use a smaller model or a machine with more memory`,
         ),
       );
+      // Held in bf16 as stored (config.json says so before any header is read): half the RAM, and it says how.
+      await writeFile(join(dir, "config.json"), JSON.stringify({ ...config, torch_dtype: "bfloat16" }));
+      await assert.rejects(
+        loadModel(dir, { backend: "wasm", precision: "stored" }),
+        new RegExp(
+          String.raw`too-big-for-ram: its weights need about 756\.0 GB of RAM with its matrices in their stored 16 bits ` +
+            String.raw`\(held outside the wasm heap on the native BLAS path\)`,
+        ),
+      );
     } else {
       await assert.rejects(
         loadModel(dir, { backend: "wasm" }),

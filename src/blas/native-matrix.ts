@@ -14,10 +14,13 @@ export interface HalfValues {
   words: Uint16Array;
 }
 
-/** Float32 values a 16-bit matrix is widened into at a time for a product: a tile of whole rows (1 MiB). */
+/**
+ * Values of a 16-bit matrix widened at a time for a product: a tile of whole rows (at least one), 256 KiB as
+ * float32, so that sgemm reads it from a core's cache.
+ */
 const TILE_VALUES = 1 << 16;
 let tile = new Float32Array(0);
-/** The edit kernels' instance BF16 tiles are widened in, held for the process once made. */
+/** The edit kernels' instance BF16 tiles are widened in, held for the process once made (F16: `tile`). */
 let widener: EditKernels | undefined;
 
 /**
@@ -139,11 +142,11 @@ export class NativeMatrix {
       return;
     }
     const step = Math.max(1, Math.floor(TILE_VALUES / cols));
-    const values = Math.min(rows, step) * cols;
-    if (tile.length < values) tile = new Float32Array(values);
+    const bf16 = this.half!.dtype === "BF16";
+    if (!bf16 && tile.length < Math.min(rows, step) * cols) tile = new Float32Array(Math.min(rows, step) * cols);
     for (let first = 0; first < rows; first += step) {
       const count = Math.min(step, rows - first);
-      const w = this.half!.dtype === "BF16" ? this.widened(first, count) : this.rows(first, count, tile);
+      const w = bf16 ? this.widened(first, count) : this.rows(first, count, tile);
       if (transpose) sgemm(ROW_MAJOR, NO_TRANS, TRANS, m, count, k, 1, a, k, w, cols, 0, c.subarray(first), n);
       else sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, count, 1, a.subarray(first), k, w, cols, first === 0 ? 0 : 1, c, n);
     }
