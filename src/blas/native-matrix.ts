@@ -109,6 +109,7 @@ export class NativeMatrix {
     if (!widener || widener.k.memory.buffer.byteLength < 6 * Math.max(n, TILE_VALUES)) {
       widener?.release();
       widener = EditKernels.acquire(6 * Math.max(n, TILE_VALUES));
+      // (A tile of up to 16 x TILE_VALUES values grows it once, and it is kept.)
     }
     const part = this.half!.words.subarray(first * cols, first * cols + n);
     // Output first (float32, 16-byte aligned at 0), then the words.
@@ -141,7 +142,9 @@ export class NativeMatrix {
       sgemm(ROW_MAJOR, NO_TRANS, transpose ? TRANS : NO_TRANS, m, n, k, 1, a, k, this.float32, cols, 0, c, n);
       return;
     }
-    const step = Math.max(1, Math.floor(TILE_VALUES / cols));
+    // One to three rows (decoding): tiles that stay in cache. More rows: tiles 16 times larger, since sgemm packs
+    // the rows of `a` again for every tile.
+    const step = Math.max(1, Math.floor((m <= 3 ? 4 * TILE_VALUES : 16 * TILE_VALUES) / cols));
     const bf16 = this.half!.dtype === "BF16";
     if (!bf16 && tile.length < Math.min(rows, step) * cols) tile = new Float32Array(Math.min(rows, step) * cols);
     for (let first = 0; first < rows; first += step) {
