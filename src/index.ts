@@ -10,7 +10,15 @@ export { SafetensorsFile, SafetensorsError, readHeader } from "./safetensors/rea
 export { writeSafetensors, writeCheckpointWeights, planShards, floatTensor, type TensorToWrite } from "./safetensors/write.ts";
 export { decodeToFloat32, encodeFromFloat32, type FloatDtype } from "./safetensors/dtype.ts";
 export { snapshotDownload, resolveModel, datasetSplitFiles, hubCacheDir, hubEndpoint, HubError } from "./hub.ts";
-export { loadModel, openCheckpoint, weightPrecision, type Checkpoint, type LoadOptions, type WeightPrecision } from "./load.ts";
+export {
+  loadModel,
+  openCheckpoint,
+  parseWeightPrecision,
+  weightPrecision,
+  type Checkpoint,
+  type LoadOptions,
+  type WeightPrecision,
+} from "./load.ts";
 export {
   HookedModel,
   ActivationCache,

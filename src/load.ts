@@ -52,12 +52,19 @@ export interface LoadOptions extends OpenOptions {
 
 export type WeightPrecision = "float32" | "stored";
 
+/** `value` as a WeightPrecision, or an error naming `where` it came from (an option, a flag, a variable). */
+export function parseWeightPrecision(value: string, where: string): WeightPrecision {
+  if (value !== "float32" && value !== "stored") throw new Error(`${where} must be float32 or stored, got "${value}"`);
+  return value;
+}
+
+/** Where the stored precision was asked for, in words, for errors. */
+const precisionSource = (precision?: WeightPrecision) =>
+  precision ? "the precision option" : "ABLITERATE_WEIGHT_PRECISION, which the command line's --weight-precision sets";
+
 /** The precision asked for: the option, else ABLITERATE_WEIGHT_PRECISION, else float32. */
 export function weightPrecision(precision?: WeightPrecision): WeightPrecision {
-  const value = precision ?? (process.env.ABLITERATE_WEIGHT_PRECISION || "float32");
-  if (value !== "float32" && value !== "stored")
-    throw new Error(`${precision ? "the precision option" : "ABLITERATE_WEIGHT_PRECISION"} must be float32 or stored, got "${value}"`);
-  return value;
+  return parseWeightPrecision(precision ?? (process.env.ABLITERATE_WEIGHT_PRECISION || "float32"), precisionSource(precision));
 }
 
 const HALF_DTYPES = new Set(["BF16", "F16"]);
@@ -106,7 +113,7 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
     plan = planWeights(config, arch, backend, options.layout, half);
     if (stored && plan.layout !== "native")
       throw new Error(
-        `${dir}: the stored weight precision (${options.precision ? "the precision option" : "ABLITERATE_WEIGHT_PRECISION"}) ` +
+        `${dir}: the stored weight precision (${precisionSource(options.precision)}) ` +
           `holds matrices outside the wasm heap, which needs the native layout (the native BLAS path on the wasm ` +
           `backend); the weights would be held ${plan.layout}`,
       );

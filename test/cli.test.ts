@@ -86,12 +86,12 @@ describe("abliterate CLI", () => {
     assert.deepEqual(await generate("--weight-precision", "stored"), await generate("--weight-precision", "float32"));
     assert.match(
       await cliFails("generate", "--weight-precision", "half", "Hello."),
-      /--weight-precision.*expected float32 or stored, got "half"/,
+      /--weight-precision must be float32 or stored, got "half"/,
     );
     // The flag reaches the loader: without the native path (the cpu backend) it is refused.
     assert.match(
       await cliFails("generate", "--model", bf16, "--backend", "cpu", "--weight-precision", "stored", "Hello."),
-      /stored weight precision .* needs the native layout/,
+      /stored weight precision \(ABLITERATE_WEIGHT_PRECISION, which the command line's --weight-precision sets\) .* needs the native layout/,
     );
   });
 

@@ -130,5 +130,13 @@ describe("loadModel with the stored precision", async () => {
       loadModel(modelDir("llama"), { precision: "half" as "stored" }),
       /the precision option must be float32 or stored, got "half"/,
     );
+    const saved = process.env.ABLITERATE_WEIGHT_PRECISION;
+    process.env.ABLITERATE_WEIGHT_PRECISION = "bf16";
+    try {
+      await assert.rejects(loadModel(modelDir("llama")), /ABLITERATE_WEIGHT_PRECISION, which .* must be float32 or stored, got "bf16"/);
+    } finally {
+      if (saved === undefined) delete process.env.ABLITERATE_WEIGHT_PRECISION;
+      else process.env.ABLITERATE_WEIGHT_PRECISION = saved;
+    }
   });
 });

@@ -72,7 +72,8 @@ export class NativeMatrix {
 
   /**
    * The values as float32: the array held, or for a 16-bit matrix a new float32 copy of the whole matrix (for
-   * edits and reads of whole weights; products and lookups widen only what they need).
+   * edits and reads of whole weights; products and lookups widen only what they need). Writes into that copy
+   * change nothing: assign `values` to change a matrix.
    */
   get values(): Float32Array {
     if (this.float32) return this.float32;

@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { initBackend, type BackendName } from "../backend.ts";
 import { loadInstructionSource, type EvaluationSplitSource } from "../data/instructions.ts";
-import { loadModel, type WeightPrecision } from "../load.ts";
+import { loadModel, parseWeightPrecision, type WeightPrecision } from "../load.ts";
 import { dataFile, DEMO_MODEL_DIR } from "../paths.ts";
 import type { Verification } from "../export/verify.ts";
 import { GGUF_TYPES } from "../export/gguf/export.ts";
@@ -329,8 +329,11 @@ export function common(cmd: Command, data = true): Command {
 }
 
 function precisionOption(value: string): WeightPrecision {
-  if (value !== "float32" && value !== "stored") throw new InvalidArgumentError(`expected float32 or stored, got "${value}"`);
-  return value;
+  try {
+    return parseWeightPrecision(value, "--weight-precision");
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 export async function prepare(opts: Common) {
