@@ -67,6 +67,45 @@ describe("abliterate CLI", () => {
     assert.equal(typeof generated[0].completion, "string");
   });
 
+  it("apply --format peft on a model with a tied head says to untie before merging, and not when the embedding is kept", async () => {
+    // A tied copy of the demo model: no lm_head.weight, tie_word_embeddings true.
+    const tied = join(dir, "demo-tied");
+    await mkdir(tied);
+    for (const file of ["generation_config.json", "tokenizer.json", "tokenizer_config.json"])
+      await copyFile(join(DEMO_MODEL_DIR, file), join(tied, file));
+    const config = JSON.parse(await readFile(join(DEMO_MODEL_DIR, "config.json"), "utf8"));
+    await writeFile(join(tied, "config.json"), JSON.stringify({ ...config, tie_word_embeddings: true }));
+    const source = await SafetensorsFile.open(join(DEMO_MODEL_DIR, "model.safetensors"));
+    const tensors = [];
+    for (const name of source.names.filter((n) => n !== "lm_head.weight"))
+      tensors.push(floatTensor(name, await source.readFloat32(name), [...source.info(name).shape]));
+    await source.close();
+    await writeSafetensors(join(tied, "model.safetensors"), tensors);
+    const dirs = join(dir, "tied-dirs.safetensors");
+    await cli("directions", "--model", tied, "-n", "8", "-o", dirs);
+    const key = ["-k", "blocks.3.hook_resid_pre@-1"];
+    const edited = await cli("apply", "--model", tied, "-d", dirs, ...key, "--format", "peft", "-o", join(dir, "tied-adapter"));
+    assert.match(
+      edited.stdout,
+      /ties its head to the embedding, which the adapter edits: before merging with PEFT, untie it as .*README\.md shows/,
+    );
+    assert.match(await readFile(join(dir, "tied-adapter", "README.md"), "utf8"), /model\.lm_head\.weight = torch\.nn\.Parameter/);
+    const kept = await cli(
+      "apply",
+      "--model",
+      tied,
+      "-d",
+      dirs,
+      ...key,
+      "--skip-embedding",
+      "--format",
+      "peft",
+      "-o",
+      join(dir, "tied-adapter-2"),
+    );
+    assert.doesNotMatch(kept.stdout, /ties its head/);
+  });
+
   it("--weight-precision stored holds a BF16 checkpoint's matrices in 16 bits, with the same answers; a bad value is refused", async () => {
     // A BF16 copy of the demo model (the demo is stored in float32).
     const bf16 = join(dir, "demo-bf16");

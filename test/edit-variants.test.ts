@@ -307,7 +307,22 @@ describe("the plain edit as a PEFT LoRA adapter (rank 1)", () => {
           await assert.rejects(exportPeftAdapter(modelDir(arch), out, unitVector(ref.direction), options), /which a LoRA adapter cannot/);
           return;
         }
-        const { modules } = await exportPeftAdapter(modelDir(arch), out, unitVector(ref.direction), options);
+        const { modules, untieBeforeMerging } = await exportPeftAdapter(modelDir(arch), out, unitVector(ref.direction), options);
+        // A tied head shares the edited embedding: merging as it is would edit the head too, and llama.cpp fails.
+        const sourceConfig = JSON.parse(await readFile(join(modelDir(arch), "config.json"), "utf8"));
+        const tied = (sourceConfig.text_config ?? sourceConfig).tie_word_embeddings === true;
+        assert.equal(untieBeforeMerging, tied);
+        const readme = await readFile(join(out, "README.md"), "utf8");
+        assert.equal(readme.includes("model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())"), tied);
+        assert.equal(readme.includes("llama.cpp applies a LoRA of the embedding to the head"), tied);
+        assert.match(readme, new RegExp(`convert_lora_to_gguf\\.py --base "${modelDir(arch)}"`));
+        if (tied) {
+          const kept = await exportPeftAdapter(modelDir(arch), `${out}-skip`, unitVector(ref.direction), {
+            ...options,
+            skipEmbedding: true,
+          });
+          assert.equal(kept.untieBeforeMerging, false, "the embedding is not edited: the adapter merges as it is");
+        }
         const config = JSON.parse(await readFile(join(out, "adapter_config.json"), "utf8"));
         assert.equal(config.peft_type, "LORA");
         assert.equal(config.r, 1);

@@ -32,6 +32,11 @@ export interface PeftExportResult {
   outDir: string;
   /** The modules the adapter targets (checkpoint names without `.weight`). */
   modules: string[];
+  /**
+   * The source ties its head to the embedding, which the adapter edits: merged as it is (PEFT's
+   * `merge_and_unload`), the edit would reach the head too; the adapter's README.md says how to untie first.
+   */
+  untieBeforeMerging: boolean;
 }
 
 /** Write the plan's edit of `from` against `unit` as a rank-1 PEFT LoRA adapter in `outDir`. */
@@ -46,7 +51,7 @@ export async function exportPeftAdapter(
   return writeExportFolder(sourceDir, outDir, { force: options.force, what: "adapter" }, async ({ source, out, tmp }) => {
     const checkpoint = typeof from === "string" ? await openCheckpoint(source) : from;
     try {
-      return { outDir: out, modules: await writeAdapter(checkpoint, source, unit, options, tmp) };
+      return { outDir: out, ...(await writeAdapter(checkpoint, source, unit, options, tmp)) };
     } finally {
       if (typeof from === "string") await checkpoint.close();
     }
@@ -70,7 +75,7 @@ async function writeAdapter(
   unit: UnitVector,
   options: PeftExportOptions,
   dir: string,
-): Promise<string[]> {
+): Promise<{ modules: string[]; untieBeforeMerging: boolean }> {
   const { arch, weights } = checkpoint;
   const plan = await planCheckpointEdit(checkpoint, unit, options);
   const earlier = await earlierRecord(source);
@@ -141,5 +146,80 @@ async function writeAdapter(
   const { edited, ...record } = plan.record;
   const abliterate = { source, ...(earlier !== undefined ? { earlier } : {}), form: "peft-lora", edited, ...record, ...options.provenance };
   await writeFile(join(dir, "abliterate.json"), JSON.stringify(abliterate, null, 2) + "\n");
-  return modules;
+  await writeFile(join(dir, "README.md"), adapterReadme(source, modules.length, plan.headDiffers));
+  return { modules, untieBeforeMerging: plan.headDiffers };
+}
+
+/** What the CLI adds after "wrote <adapter>" when the head must be untied before merging. */
+export const untieNote = (adapter: PeftExportResult) =>
+  adapter.untieBeforeMerging
+    ? `\n  the source ties its head to the embedding, which the adapter edits: before merging with PEFT, untie it as ` +
+      `${join(adapter.outDir, "README.md")} shows (llama.cpp cannot apply this adapter: export a GGUF file instead)`
+    : "";
+
+/**
+ * How to use the adapter, written beside it: with PEFT (as an adapter, or merged: a tied head is first given its
+ * own copy of the original embedding, else merging would edit the head too and the model would not be the
+ * baked export), and with llama.cpp (its LoRA converter, then --lora; not when the adapter edits a tied
+ * embedding, whose LoRA llama.cpp also applies to the head, and fails). `untie`: the adapter edits the
+ * embedding of a source that ties its head to it.
+ */
+export function adapterReadme(source: string, modules: number, untie: boolean): string {
+  const python = (lines: string[]) => ["```python", ...lines, "```"];
+  return [
+    "# Abliteration as a rank-1 LoRA adapter",
+    "",
+    `The plain abliteration edit of \`${source}\` on ${modules} modules, written by abliterate: for each module`,
+    "W' = W + B A with B = -lambda v and A = v^T W (the embedding: A = (E v)^T). `abliterate.json` records the edit. It",
+    "applies to that checkpoint only.",
+    "",
+    "## With PEFT",
+    "",
+    ...python([
+      "import torch",
+      "from transformers import AutoModelForCausalLM",
+      "from peft import PeftModel",
+      "",
+      `model = AutoModelForCausalLM.from_pretrained(${JSON.stringify(source)})`,
+      ...(untie
+        ? [
+            "# The head shares the embedding's matrix, which the adapter edits: give the head its own copy of the",
+            "# original first, or merging would change the head too.",
+            "model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())",
+            "model.config.tie_word_embeddings = False",
+            "model.config.get_text_config().tie_word_embeddings = False",
+          ]
+        : []),
+      'model = PeftModel.from_pretrained(model, "path/to/this/folder")',
+      "merged = model.merge_and_unload()  # optional: the same model as abliterate's checkpoint export",
+    ]),
+    "",
+    ...(untie
+      ? [
+          "The source ties its head to the embedding. Without the untying lines the adapter still works unmerged, but",
+          "`merge_and_unload()` would also edit the head. Loading with `tie_word_embeddings=False` instead is not the",
+          "same: a checkpoint that stores no head then gets a newly initialised one.",
+          "",
+        ]
+      : []),
+    "## With llama.cpp",
+    "",
+    ...(untie
+      ? [
+          "Not this adapter: llama.cpp applies a LoRA of the embedding to the head that shares its matrix as well, and",
+          "stops (`GGML_ASSERT(ggml_can_mul_mat(a, b))`). Export the edited model itself instead",
+          "(`abliterate apply --format gguf`), or write the adapter with `--skip-embedding` (a different edit: the",
+          "embedding keeps its component along the direction), which llama.cpp applies as below.",
+          "",
+        ]
+      : []),
+    "```sh",
+    `python convert_lora_to_gguf.py --base ${JSON.stringify(source)} --outfile adapter.gguf path/to/this/folder`,
+    "llama-cli -m base-model.gguf --lora adapter.gguf",
+    "```",
+    "",
+    "`convert_lora_to_gguf.py` is in llama.cpp's repository; `base-model.gguf` is the same source checkpoint converted",
+    "to GGUF (`abliterate export-gguf`).",
+    "",
+  ].join("\n");
 }

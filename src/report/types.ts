@@ -57,8 +57,8 @@ export interface RunReport {
   verify: Verification;
   samples: { instruction: string; before: string; after: string }[];
   exportDir: string;
-  /** With `adapter`: the edit as a rank-1 PEFT LoRA adapter (its folder and target modules). */
-  adapter?: { outDir: string; modules: string[] };
+  /** With `adapter`: the edit as a rank-1 PEFT LoRA adapter (its folder, target modules, whether to untie before merging). */
+  adapter?: { outDir: string; modules: string[]; untieBeforeMerging: boolean };
   /** The memory estimate checked before the run, and the wasm heap's size after it (its peak). */
   memory: { estimatedPeakBytes: number; weightLayout: string; wasmHeapBytes?: number };
   seconds: number;

@@ -20,7 +20,7 @@ import { ggufCommand } from "./export-gguf.ts";
 import { openCheckpoint, loadModel } from "../../load.ts";
 import { verifyExport, type Verification } from "../../export/verify.ts";
 import { exportAbliterated } from "../../export/safetensors.ts";
-import { exportPeftAdapter } from "../../export/peft.ts";
+import { exportPeftAdapter, untieNote } from "../../export/peft.ts";
 import { initBackend } from "../../backend.ts";
 
 const trialNumber = (value: string) => {
@@ -101,7 +101,8 @@ export function registerApply(program: Command): void {
           const seconds = (performance.now() - started) / 1000;
           return print(
             opts,
-            `wrote ${adapter.outDir}: a rank-1 LoRA adapter on ${adapter.modules.length} modules (${seconds.toFixed(1)} s)`,
+            `wrote ${adapter.outDir}: a rank-1 LoRA adapter on ${adapter.modules.length} modules (${seconds.toFixed(1)} s)` +
+              untieNote(adapter),
             { ...adapter, seconds },
           );
         } finally {

@@ -21,6 +21,7 @@ import {
 } from "../options.ts";
 import { splitReportLines } from "../../pipeline/evaluate.ts";
 import { runPipeline } from "../../pipeline/run.ts";
+import { untieNote } from "../../export/peft.ts";
 
 export function registerRun(program: Command): void {
   const command = selectionFilterOptions(common(program.command("run")))
@@ -153,7 +154,11 @@ export function registerRun(program: Command): void {
             ]
           : []),
         `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
-        ...(report.adapter ? [`wrote ${report.adapter.outDir}: a rank-1 LoRA adapter on ${report.adapter.modules.length} modules`] : []),
+        ...(report.adapter
+          ? [
+              `wrote ${report.adapter.outDir}: a rank-1 LoRA adapter on ${report.adapter.modules.length} modules${untieNote(report.adapter)}`,
+            ]
+          : []),
         `report: ${opts.out}/report.html, ${opts.out}/report.json`,
         `time: ${((performance.now() - started) / 1000).toFixed(0)} s`,
       ].join("\n"),
