@@ -2,9 +2,10 @@
 // shapes (bf16) with Qwen's or Llama's real tokenizer, on the stock wasm kernels, the native BLAS path and
 // TensorFlow's kernels (tfjs-node, where npm run backend:tfjs-node built it):
 // wall time, peak RSS and where the time went. Random weights refuse nothing, so the selection filters are
-// opened (every other setting is the default). A shape whose float32 weights do not fit 80% of this
-// machine's RAM is not run: its time is extrapolated from the largest measured shape of the same path, in
-// proportion to the multiply-adds per token (weights read per token), and printed as an extrapolation.
+// opened (every other setting is the default). A shape whose weights (float32, or bf16 as stored with
+// `--weight-precision stored` in RUN_BENCH_ARGS) do not fit 80% of this machine's RAM is not run: its time is
+// extrapolated from the largest measured shape of the same path, in proportion to the multiply-adds per token
+// (weights read per token), and printed as an extrapolation.
 // Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm,tensorflow",
 // RUN_BENCH_SHAPES="qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,llama-3-8b",
 // RUN_BENCH_ARGS="--n-train 32 --n-val 8" for settings other than the defaults: they are added to every run and printed)
@@ -50,6 +51,13 @@ function size(shapes: Record<string, unknown>): { macsPerToken: number; weightBy
 const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 const bin = fileURLToPath(new URL("../bin/abliterate.js", import.meta.url));
 const settings = (process.env.RUN_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean);
+// The checkpoints are bf16: held as stored, their matrices take 2 bytes a value instead of float32's 4.
+const precisionArg = settings.findIndex((a) => a === "--weight-precision" || a.startsWith("--weight-precision="));
+const stored =
+  precisionArg >= 0
+    ? (settings[precisionArg].split("=")[1] ?? settings[precisionArg + 1]) === "stored"
+    : process.env.ABLITERATE_WEIGHT_PRECISION === "stored";
+const heldBytes = (weightBytes: number) => (stored ? weightBytes / 2 : weightBytes);
 try {
   console.log(
     `${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, ` +
@@ -61,10 +69,11 @@ try {
     if (!shape) throw new Error(`RUN_BENCH_SHAPES: unknown shape "${name}" (known: ${Object.keys(SHAPES).join(", ")})`);
     const { macsPerToken, weightBytes } = size(shape.shapes);
     for (const path of (process.env.RUN_BENCH_PATHS ?? "native BLAS,stock wasm").split(",")) {
-      if (weightBytes > RAM_BUDGET * totalmem()) {
+      if (heldBytes(weightBytes) > RAM_BUDGET * totalmem()) {
         const base = measured.get(path);
         console.log(
-          `${name}, ${path}: not run (float32 weights ${(weightBytes / 1e9).toFixed(1)} GB, more than ${Math.round(RAM_BUDGET * 100)}% ` +
+          `${name}, ${path}: not run (${stored ? "bf16" : "float32"} weights ${(heldBytes(weightBytes) / 1e9).toFixed(1)} GB, ` +
+            `more than ${Math.round(RAM_BUDGET * 100)}% ` +
             `of this machine's RAM); ${
               base
                 ? `extrapolated from ${base.name} (${base.minutes.toFixed(1)} min) by multiply-adds per ` +
