@@ -1,7 +1,13 @@
 // Matrices held in their checkpoint's 16 bits on the native path (#29): products widened a tile at a time give
 // the float32 matrix's products, and a model loaded so gives the references' logits in half the memory.
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { exportAbliterated } from "../src/export/safetensors.ts";
+import { expectedExport } from "../src/export/verify.ts";
+import { SafetensorsFile } from "../src/safetensors/read.ts";
 import { backendInfo, initBackend, loadModel, orthogonalizeModel, unitVector } from "../src/index.ts";
 import { NativeMatrix, type HalfDtype } from "../src/blas/native-matrix.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
@@ -110,6 +116,59 @@ describe("loadModel with the stored precision", async () => {
     });
   }
 
+  // The export's check edits the source in memory (a 16-bit checkpoint's rounding is not the hooks'): a model
+  // held as stored is edited in its 16 bits, without a float32 copy of every edited matrix.
+  for (const [arch, dtype] of [
+    ["llama", "bf16"],
+    ["qwen2", "f16"],
+    ["gemma2", "bf16"],
+  ] as const)
+    for (const variant of ["plain", "kernel, norm-preserving"] as const)
+      it(`${arch} ${dtype}, ${variant}: the export's check edits 16-bit matrices in their dtype, to the export's bytes`, async () => {
+        const ref = reference(arch);
+        const unit = unitVector(Float64Array.from(ref.direction));
+        const options =
+          variant === "plain"
+            ? {}
+            : {
+                normPreserving: true,
+                kernels: { attention: { maxWeight: 1.1, maxWeightPosition: 1, minWeight: 0.4, minWeightDistance: 1 } },
+              };
+        const out = await mkdtemp(join(tmpdir(), "abliterate-precision-"));
+        const [asStored, asFloat] = [
+          await loadModel(modelDir(arch, dtype), { precision: "stored" }),
+          await loadModel(modelDir(arch, dtype), { precision: "float32" }),
+        ];
+        try {
+          const { edited } = await exportAbliterated(modelDir(arch, dtype), join(out, "export"), unit, options);
+          const exported = await SafetensorsFile.open(join(out, "export", "model.safetensors"));
+          const prompts = ref.seqs.slice(0, 2);
+          const check = { orthogonalize: options, maxNewTokens: 3, inPlace: true };
+          const [stored, float] = [
+            await expectedExport(asStored, unit, prompts, check),
+            await expectedExport(asFloat, unit, prompts, check),
+          ];
+          try {
+            for (const key of edited.filter((k) => asStored.params.native?.[k])) {
+              const m = asStored.params.native![key];
+              assert.equal(m.dtype, dtype.toUpperCase(), `${key} is still held in ${dtype}`);
+              const bytes = await exported.readBytes(key);
+              const words = m.halfValues!.words;
+              assert.deepEqual(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), bytes, `${key}: the export's bytes`);
+            }
+            assert.deepEqual(stored.answerTokens, float.answerTokens);
+            for (const [i, logits] of stored.logits.entries())
+              assert.ok(maxAbs(logits, float.logits[i]) < 1e-4, `logits of prompt ${i}: ${maxAbs(logits, float.logits[i])}`);
+          } finally {
+            await exported.close();
+          }
+        } finally {
+          asStored.dispose();
+          asFloat.dispose();
+          await rm(out, { recursive: true, force: true });
+        }
+      });
+
   it("an in-memory edit of a model held as stored equals the same edit of the float32 model", async () => {
     const [asFloat, asStored] = [
       await loadModel(modelDir("llama", "bf16"), { precision: "float32" }),
@@ -140,3 +199,9 @@ describe("loadModel with the stored precision", async () => {
     }
   });
 });
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}

@@ -50,6 +50,14 @@ export class NativeMatrix {
     NativeMatrix.held.set(this.id, this);
   }
 
+  /**
+   * The 16-bit words as held (row-major, the checkpoint's bytes), for edits that keep the dtype: writes into
+   * them change the matrix. Undefined for a float32 matrix.
+   */
+  get halfValues(): Readonly<HalfValues> | undefined {
+    return this.half;
+  }
+
   static byId(id: number): NativeMatrix {
     const m = NativeMatrix.held.get(id);
     if (!m) throw new Error(`native matrix ${id} was disposed`);

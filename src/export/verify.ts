@@ -12,7 +12,9 @@ import { checkWidth, dot, type UnitVector } from "../projection.ts";
 import { promptBatches, type Prompts } from "../batches.ts";
 import { generateAnswers, generateCompletions, lastPositionLogits } from "../generation.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
-import { orthogonalizeModel, planModelEdit, replaceHeld, type OrthogonalizeOptions } from "../pipeline/orthogonalize.ts";
+import { orthogonalizeModel, planModelEdit, replaceHeld, type OrthogonalizeOptions, type TensorEdit } from "../pipeline/orthogonalize.ts";
+import type { NativeMatrix } from "../blas/native-matrix.ts";
+import { orthogonalizeStream, STREAM_CHUNK_BYTES } from "./stream.ts";
 
 /** Largest |logit difference| accepted between an export and its reference (float32 arithmetic). */
 export const VERIFY_TOLERANCE = 1e-3;
@@ -108,10 +110,16 @@ export async function expectedExport(
   }
   const edited = options.inPlace ? source : source.clone();
   try {
-    const changed = orthogonalizeModel(edited, unit, edit);
+    // Matrices held in their stored 16 bits are edited in them, as the export streams them (the same bytes),
+    // without a float32 copy (an 8B model's edited matrices would take 6 GB more); the rest in float32, then
+    // rounded to their stored dtype as the export writes them.
+    const native = edited.params.native ?? {};
+    const inDtype = new Set([...plan.edits].filter(([key, e]) => native[key]?.halfValues && e.kind && !e.delta).map(([key]) => key));
+    const changed = orthogonalizeModel(edited, unit, edit, undefined, inDtype);
+    for (const key of inDtype) await orthogonalizeHalfInPlace(native[key], plan.edits.get(key)!);
     for (const key of changed) {
       const dtype = source.storedDtypes[key];
-      if (dtype === "BF16" || dtype === "F16")
+      if ((dtype === "BF16" || dtype === "F16") && !inDtype.has(key))
         replaceHeld(edited, key, (values) => decodeToFloat32(encodeFromFloat32(values, dtype), dtype));
     }
     const reference =
@@ -130,6 +138,35 @@ export async function expectedExport(
   } finally {
     if (!options.inPlace) edited.dispose();
   }
+}
+
+/**
+ * Edit a matrix held in its stored 16 bits where it is, through the export's streamed edit: the same bytes
+ * the export writes, a few MB of float32 at a time.
+ */
+export async function orthogonalizeHalfInPlace(matrix: NativeMatrix, edit: TensorEdit): Promise<void> {
+  const { dtype, words } = matrix.halfValues!;
+  const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+  // Pieces come in row order, each after the rows it replaces were read (a later piece's rows are read
+  // ahead, never an earlier one's), so they are written back in place.
+  let at = 0;
+  const pieces = orthogonalizeStream(
+    edit.kind!,
+    dtype,
+    matrix.shape,
+    edit.vector!,
+    edit.scale,
+    async (start, end) => bytes.subarray(start, end),
+    STREAM_CHUNK_BYTES,
+    {
+      normPreserving: edit.normPreserving,
+    },
+  );
+  for await (const piece of pieces) {
+    bytes.set(piece, at);
+    at += piece.length;
+  }
+  if (at !== bytes.length) throw new Error(`an in-place edit wrote ${at} of ${bytes.length} bytes`);
 }
 
 /** Greedy answers as text and as token ids. */

@@ -408,6 +408,8 @@ export function orthogonalizeModel(
   unit: UnitVector,
   options: OrthogonalizeOptions = {},
   onBefore?: (key: string, values: Float32Array) => void,
+  /** Keys of the plan the caller edits itself (after this call: the untying copy is of the original). */
+  leave?: ReadonlySet<string>,
 ): string[] {
   // (Norm-preserving: a transposed weight [in, d_model] holds HF's columns as rows, so the row kernel rescales them.)
   const plan = planModelEdit(model, unit, options);
@@ -420,6 +422,7 @@ export function orthogonalizeModel(
   else if (!native[keys.embedding] && !stored[keys.unembedding])
     stored[keys.unembedding] = tf.tensor(stored[keys.embedding].dataSync(), stored[keys.embedding].shape, "float32");
   for (const [key, { kind, vector, scale, normPreserving }] of plan.edits) {
+    if (leave?.has(key)) continue;
     // A linear weight held as stored, [d_model, in], has columns of d_model; transposed ones [in, d_model],
     // the embedding and biases have rows of it.
     const asStored = Object.hasOwn(stored, key) ? stored[key].shape : Object.hasOwn(native, key) ? native[key].shape : undefined;
