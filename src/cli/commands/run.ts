@@ -156,7 +156,8 @@ export function registerRun(program: Command): void {
         `exported ${report.exportDir}; ${verificationLine(report.verify)}`,
         ...(report.adapter
           ? [
-              `wrote ${report.adapter.outDir}: a rank-1 LoRA adapter on ${report.adapter.modules.length} modules${untieNote(report.adapter)}`,
+              `wrote ${report.adapter.outDir}: a rank-1 LoRA adapter on ${report.adapter.modules.length} modules` +
+                untieNote(report.adapter),
             ]
           : []),
         `report: ${opts.out}/report.html, ${opts.out}/report.json`,
