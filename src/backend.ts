@@ -106,11 +106,17 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
     if (name === "wasm") {
       const native = enableBlas();
       blas = native.info;
-      if (blas) device = `CPU via WebAssembly SIMD, matMul by native BLAS (${blas.description}, ${blas.threads} threads)`;
-      else if (native.skipped) skipped.push(native.skipped);
+      if (blas) {
+        device = `CPU via WebAssembly SIMD, matMul by native BLAS (${blas.description}, ${blas.threads} threads)`;
+        if (blas.kernel) device += `, decoding products by the compiled kernel (${blas.kernel})`;
+        else if (native.kernelSkipped) skipped.push(native.kernelSkipped);
+      } else if (native.skipped) skipped.push(native.skipped);
       const setting = process.env.ABLITERATE_BLAS;
       if (!blas && process.env.ABLITERATE_REQUIRE_BLAS === "1" && setting !== "off")
         throw new Error(`ABLITERATE_REQUIRE_BLAS=1, but the native BLAS path is not taken: ${native.skipped ?? "no library"}`);
+      // The tests' switch also makes sure the decoding kernel is taken, unless it is turned off by name.
+      if (blas && !blas.kernel && process.env.ABLITERATE_REQUIRE_BLAS === "1" && process.env.ABLITERATE_LINEAR_KERNEL !== "off")
+        throw new Error(`ABLITERATE_REQUIRE_BLAS=1, but the decoding kernel is not taken: ${native.kernelSkipped}`);
       // A library named by hand that cannot be used is said, not passed over in silence.
       if (!blas && setting && setting !== "off") console.error(`abliterate: ABLITERATE_BLAS=${setting} is not used: ${native.skipped}`);
     }

@@ -10,6 +10,7 @@ import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
 import { guardStockKernels } from "./guard.ts";
 import { overrideKernels } from "./kernels.ts";
+import { loadLinearKernel } from "./linear-kernel.ts";
 import { registerNativeLinear } from "./native-matrix.ts";
 import { GEMV_ROWS, paddedRows, paddingScratchFloats, WEIGHT_ELEMENTS } from "./padding.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type BlasInfo, type Sgemm } from "./sgemm.ts";
@@ -22,7 +23,7 @@ export const BLAS_CANDIDATES =
     ? ["/System/Library/Frameworks/Accelerate.framework/Accelerate"]
     : ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.so"];
 
-let active: { sgemm: Sgemm; info: BlasInfo } | undefined;
+let active: { sgemm: Sgemm; info: BlasInfo; kernelSkipped?: string } | undefined;
 
 export function blasInfo(): BlasInfo | undefined {
   return active?.info;
@@ -32,8 +33,8 @@ export function blasInfo(): BlasInfo | undefined {
  * Load a BLAS library, test it, and route the wasm backend's BatchMatMul through it. Returns what was
  * loaded, or why nothing was (for backendInfo).
  */
-export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: BlasInfo; skipped?: string } {
-  if (active) return { info: active.info };
+export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: BlasInfo; skipped?: string; kernelSkipped?: string } {
+  if (active) return { info: active.info, kernelSkipped: active.kernelSkipped };
   const fallback = (skipped: string) => {
     guardStockKernels();
     return { skipped };
@@ -90,10 +91,11 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
       );
       continue;
     }
-    active = { sgemm, info: { library, description: config, threads } };
+    const linear = loadLinearKernel(koffi);
+    active = { sgemm, info: { library, description: config, threads, kernel: linear.kernel?.description }, kernelSkipped: linear.skipped };
     overrideKernels(sgemm);
-    registerNativeLinear(sgemm);
-    return { info: active.info };
+    registerNativeLinear(sgemm, linear.kernel);
+    return { info: active.info, kernelSkipped: linear.skipped };
   }
   return fallback(
     `native BLAS: none usable (${tried.join("; ") || "no library found"}); install libopenblas0-pthread (Debian/Ubuntu) or set ` +

@@ -3,6 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { EditKernels } from "../kernels/edit.ts";
 import { decodeToFloat32 } from "../safetensors/dtype.ts";
+import { KERNEL_ROWS, type LinearKernel } from "./linear-kernel.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm, type WasmBackend } from "./sgemm.ts";
 
 /** A 16-bit float dtype a matrix can be held in as stored (little-endian words). */
@@ -141,12 +142,18 @@ export class NativeMatrix {
 
   /**
    * c [m, n] = a [m, k] times this matrix transposed (W [n, k]: a linear layer) or as it is (W [k, n]), in
-   * float32 by sgemm. A 16-bit matrix is widened a tile of rows at a time into one reused buffer: transposed,
-   * each tile gives its own columns of c; as it is, each tile adds its share of the sum (beta 1 after the first).
+   * float32. Transposed with up to KERNEL_ROWS rows (decoding), by the compiled `kernel` where there is one,
+   * which reads the matrix once as it is held. Otherwise by sgemm: a 16-bit matrix is widened a tile of rows
+   * at a time into one reused buffer; transposed, each tile gives its own columns of c; as it is, each tile adds
+   * its share of the sum (beta 1 after the first).
    */
-  multiply(sgemm: Sgemm, transpose: boolean, m: number, k: number, a: Float32Array, c: Float32Array): void {
+  multiply(sgemm: Sgemm, transpose: boolean, m: number, k: number, a: Float32Array, c: Float32Array, kernel?: LinearKernel): void {
     const [rows, cols] = this.shape;
     const n = transpose ? rows : cols;
+    if (kernel && transpose && m <= KERNEL_ROWS) {
+      kernel.multiply(m, n, k, a, this.float32 ?? this.half!.words, this.dtype, c);
+      return;
+    }
     if (this.float32) {
       sgemm(ROW_MAJOR, NO_TRANS, transpose ? TRANS : NO_TRANS, m, n, k, 1, a, k, this.float32, cols, 0, c, n);
       return;
@@ -168,7 +175,7 @@ export class NativeMatrix {
 const NATIVE_LINEAR = "AbliterateNativeLinear";
 
 /** The kernel: x [m, k] times a native matrix W, as x @ W^T (W [n, k]) or, with `transpose` false, x @ W (W [k, n]). */
-export function registerNativeLinear(sgemm: Sgemm): void {
+export function registerNativeLinear(sgemm: Sgemm, kernel?: LinearKernel): void {
   if (!tf.getKernel("BatchMatMul", "wasm") || tf.getKernel(NATIVE_LINEAR, "wasm")) return;
   tf.registerKernel({
     kernelName: NATIVE_LINEAR,
@@ -193,7 +200,7 @@ export function registerNativeLinear(sgemm: Sgemm): void {
       const xo = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
       const co = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
       if (k === 0) heap.fill(0, co, co + m * n);
-      else w.multiply(sgemm, transpose, m, k, heap.subarray(xo, xo + m * k), heap.subarray(co, co + m * n));
+      else w.multiply(sgemm, transpose, m, k, heap.subarray(xo, xo + m * k), heap.subarray(co, co + m * n), kernel);
       return out;
     },
   });

@@ -7,6 +7,8 @@ export interface BlasInfo {
   /** What it says of itself (OpenBLAS: version, kernels, threads). */
   description: string;
   threads: number;
+  /** The compiled kernel for products of a few rows (linear-kernel.ts), when it loaded: what runs, in words. */
+  kernel?: string;
 }
 
 export type Sgemm = (

@@ -1,0 +1,136 @@
+// The compiled kernel for the products decoding makes (src/native/linear.c, built by npm install into
+// build/native/): a few rows times a weight matrix held as the checkpoint stores it, float32, bf16 or f16,
+// each weight row read once for every row and widened in registers, on every core. Through BLAS the same product
+// reads a 16-bit weight twice over (widened into a buffer, then multiplied), and sgemm packs a float32 weight
+// for a few rows before it multiplies (npm run bench:small-rows compares them). Loaded next to the BLAS library,
+// and like it trusted only after a correctness test.
+import { fileURLToPath } from "node:url";
+import type * as Koffi from "koffi";
+import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
+import type { HalfDtype } from "./native-matrix.ts";
+
+export const LINEAR_SOURCE = fileURLToPath(new URL("../native/linear.c", import.meta.url));
+export const LINEAR_LIBRARY = fileURLToPath(
+  new URL(`../../build/native/libabliterate-linear.${process.platform === "darwin" ? "dylib" : "so"}`, import.meta.url),
+);
+/** Products of up to this many rows with a native matrix go to the kernel; more go to sgemm. */
+export const KERNEL_ROWS = 16;
+
+const DTYPE_CODE = { F32: 0, BF16: 1, F16: 2 } as const;
+
+export interface LinearKernel {
+  /** What runs, in words: the instruction set and threads. */
+  description: string;
+  threads: number;
+  /**
+   * y [m, n] = x [m, k] W^T for W [n, k] held row-major as `dtype` (float32 values or 16-bit words); `portable`
+   * forces the plain C loop (tests compare it with the vector code).
+   */
+  multiply(
+    m: number,
+    n: number,
+    k: number,
+    x: Float32Array,
+    w: Float32Array | Uint16Array,
+    dtype: "F32" | HalfDtype,
+    y: Float32Array,
+    portable?: boolean,
+  ): void;
+}
+
+type Linear = (
+  m: number,
+  n: number,
+  k: number,
+  x: Float32Array,
+  w: Float32Array | Uint16Array,
+  dtype: number,
+  y: Float32Array,
+  isa: number,
+) => void;
+
+/**
+ * Load the kernel, test it, and return it, or why it is not used. ABLITERATE_LINEAR_KERNEL=off turns it off (products
+ * then go through BLAS as before); a path there loads that library instead of the one npm install built.
+ */
+export function loadLinearKernel(
+  koffi: typeof Koffi,
+  setting = process.env.ABLITERATE_LINEAR_KERNEL,
+): { kernel?: LinearKernel; skipped?: string } {
+  if (setting === "off") return { skipped: "decoding kernel: off (ABLITERATE_LINEAR_KERNEL=off)" };
+  const library = setting || LINEAR_LIBRARY;
+  let linear: Linear;
+  let isa: number;
+  let threads: number;
+  try {
+    const lib = koffi.load(library);
+    linear = lib.func("void abl_linear(int m, int n, int k, const float *x, const void *w, int dtype, float *y, int isa)") as Linear;
+    isa = (lib.func("int abl_linear_isa(void)") as () => number)();
+    threads = (lib.func("int abl_linear_threads(void)") as () => number)();
+  } catch (error) {
+    return {
+      skipped:
+        `decoding kernel: ${library} does not load (${(error as Error).message.split("\n")[0]}); products of a few rows go ` +
+        `through BLAS. Build it with npm run build:native (needs a C compiler)`,
+    };
+  }
+  const kernel: LinearKernel = {
+    description: `${isa === 2 ? "AVX2 + FMA + F16C" : "portable C"}, ${threads} thread${threads === 1 ? "" : "s"}`,
+    threads,
+    multiply(m, n, k, x, w, dtype, y, portable = false) {
+      const shape = `x [${m}, ${k}] times W [${n}, ${k}] transposed`;
+      if (w.length !== n * k) throw new Error(`decoding kernel: ${shape}: W holds ${w.length} values, expected ${n * k}`);
+      if (x.length < m * k) throw new Error(`decoding kernel: ${shape}: x holds ${x.length} values, expected ${m * k}`);
+      if (y.length < m * n) throw new Error(`decoding kernel: ${shape}: y holds ${y.length} values, expected ${m * n}`);
+      if ((dtype === "F32") !== w instanceof Float32Array)
+        throw new Error(
+          `decoding kernel: W of dtype ${dtype} must be ${dtype === "F32" ? "a Float32Array" : "a Uint16Array of its words"}`,
+        );
+      linear(m, n, k, x, w, DTYPE_CODE[dtype], y, portable ? 1 : 0);
+    },
+  };
+  const error = kernelError(kernel);
+  if (error > 1e-4)
+    return { skipped: `decoding kernel: ${library} computes wrong results (relative error ${error.toExponential(1)}); not used` };
+  return { kernel };
+}
+
+/**
+ * Largest relative error of the kernel against float64 arithmetic, for each dtype, on a small product (one
+ * thread, lengths that are not a multiple of the vector width) and a larger one (every thread).
+ */
+export function kernelError(kernel: LinearKernel, portable = false): number {
+  let worst = 0;
+  for (const [m, n, k] of [
+    [3, 7, 45],
+    [5, 600, 300],
+  ]) {
+    let seed = 777 + m * n * k;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+    const x = Float32Array.from({ length: m * k }, random);
+    const wf = Float32Array.from({ length: n * k }, random);
+    for (const dtype of ["F32", "BF16", "F16"] as const) {
+      const w = dtype === "F32" ? wf : words(wf, dtype);
+      const values = dtype === "F32" ? wf : widened(w as Uint16Array, dtype);
+      const y = new Float32Array(m * n);
+      kernel.multiply(m, n, k, x, w, dtype, y, portable);
+      for (let i = 0; i < m; i++)
+        for (let r = 0; r < n; r++) {
+          let s = 0;
+          let scale = 0;
+          for (let j = 0; j < k; j++) {
+            s += x[i * k + j] * values[r * k + j];
+            scale += Math.abs(x[i * k + j] * values[r * k + j]);
+          }
+          worst = Math.max(worst, Math.abs(y[i * n + r] - s) / (scale || 1));
+        }
+    }
+  }
+  return worst;
+}
+
+const words = (values: Float32Array, dtype: HalfDtype) => {
+  const bytes = encodeFromFloat32(values, dtype);
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, values.length);
+};
+const widened = (w: Uint16Array, dtype: HalfDtype) => decodeToFloat32(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), dtype);
