@@ -1,17 +1,21 @@
-// Where a decode step's time goes: a random model with Qwen2.5-0.5B's shapes (bf16 checkpoint, held as float32)
-// on the native BLAS path, one prompt of 64 tokens then greedy steps, profiled kernel by kernel with tf.profile.
+// Where a decode step's time goes: a random model with Qwen2.5-0.5B's shapes (bf16 checkpoint, held as float32,
+// or in its bf16 with DECODE_PROFILE_PRECISION=stored) on the native BLAS path, one prompt of 64 tokens then
+// greedy steps, profiled kernel by kernel with tf.profile.
 // Prints, per decode step: the wall time without the profiler, the kernels dispatched, the time inside the
-// weight products (sgemm on the weights outside the heap: one pass over every weight), the lm_head's share of
+// weight products (the compiled decoding kernel, or sgemm without it, on the weights outside the heap: one pass
+// over every weight), the lm_head's share of
 // them, the KV cache's concatenations, every other kernel, and what is left outside kernels (JavaScript:
 // dispatch, tensor bookkeeping). Then the ceiling a decoder streaming the same float32 weights could reach:
 // the weights' bytes over this machine's read bandwidth (tools/bandwidth.ts: BLAS's sasum over 1 GiB), and over
 // the same read with the weights in bf16 (half the bytes).
-// Run: npm run bench:decode   (DECODE_PROFILE_SHAPE=smollm2-135m for the small model; DECODE_PROFILE_STEPS=16)
+// Run: npm run bench:decode   (DECODE_PROFILE_SHAPE=smollm2-135m for the small model; DECODE_PROFILE_STEPS=16;
+// DECODE_PROFILE_PRECISION=stored)
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { backendInfo, initBackend, loadModel } from "../src/index.ts";
+import { parseWeightPrecision } from "../src/load.ts";
 import { readBandwidthGBs } from "../tools/bandwidth.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
 import { QWEN25_05B_SHAPES, SMOLLM2_135M_SHAPES } from "../tools/shapes.ts";
@@ -21,6 +25,7 @@ const shapeName = (process.env.DECODE_PROFILE_SHAPE ?? "qwen2.5-0.5b") as keyof 
 if (!SHAPES[shapeName]) throw new Error(`DECODE_PROFILE_SHAPE: one of ${Object.keys(SHAPES).join(", ")}, got "${shapeName}"`);
 const STEPS = Number(process.env.DECODE_PROFILE_STEPS ?? 16);
 const PROMPT = 64;
+const precision = parseWeightPrecision(process.env.DECODE_PROFILE_PRECISION ?? "float32", "DECODE_PROFILE_PRECISION");
 
 interface KernelTotals {
   count: number;
@@ -38,7 +43,7 @@ async function kernelsOf(fn: () => Promise<unknown>): Promise<KernelTotals> {
   // A custom gradient's scope is listed as a kernel too ("unnamed scope"): the kernels inside it are counted already.
   for (const k of info.kernels.filter((k) => k.name !== "unnamed scope")) {
     // A native weight product whose output is the vocabulary wide is the lm_head.
-    const name = k.name === "AbliterateNativeLinear" && k.outputShapes[0]?.at(-1) === vocab ? "lm_head (native sgemm)" : k.name;
+    const name = k.name === "AbliterateNativeLinear" && k.outputShapes[0]?.at(-1) === vocab ? "lm_head (native product)" : k.name;
     ms.set(name, (ms.get(name) ?? 0) + (k.kernelTimeMs as number));
     calls.set(name, (calls.get(name) ?? 0) + 1);
   }
@@ -53,7 +58,7 @@ let vocab = 0;
 try {
   const config = await writeRandomCheckpoint(dir, SHAPES[shapeName], { dtype: "BF16" });
   vocab = config.vocab_size;
-  const model = await loadModel(dir);
+  const model = await loadModel(dir, { precision });
   const prompt = [Array.from({ length: PROMPT }, (_, t) => (t * 7919 + 3) % vocab)];
   const generate = (steps: number) => model.generate(prompt, { maxNewTokens: steps, stopTokens: [] });
   await generate(2); // warm-up
@@ -76,17 +81,18 @@ try {
   const ms = (x: number) => `${x.toFixed(1)} ms`;
   const share = (x: number) => `${((100 * x) / stepMs).toFixed(0)}%`;
   const rows = [...perStep].sort((a, b) => b[1] - a[1]);
-  const weights = (perStep.get("AbliterateNativeLinear") ?? 0) + (perStep.get("lm_head (native sgemm)") ?? 0);
+  const weights = (perStep.get("AbliterateNativeLinear") ?? 0) + (perStep.get("lm_head (native product)") ?? 0);
   const top = rows.slice(0, 8);
   const rest = rows.slice(8).reduce((a, [, x]) => a + x, 0);
   console.log(
     `${cpus().length} cores, ${cpus()[0]?.model}; ${backend.device}; ${blas.description}\n` +
-      `${shapeName} shapes, batch 1, prompt ${PROMPT} tokens, ${STEPS} greedy steps; weights held as float32: ` +
+      `${shapeName} shapes, batch 1, prompt ${PROMPT} tokens, ${STEPS} greedy steps; ` +
+      `weights held as ${precision === "stored" ? "bf16" : "float32"}: ` +
       `${(weightBytes / 1e9).toFixed(2)} GB read per step`,
   );
   console.log(`decode step: ${ms(stepMs)} (${(1000 / stepMs).toFixed(1)} tokens/s), ${(many.count - one.count) / STEPS} kernels`);
   console.log(
-    `  weight products (sgemm, one pass over the weights): ${ms(weights)} (${share(weights)}), ` +
+    `  weight products (one pass over the weights): ${ms(weights)} (${share(weights)}), ` +
       `${(weightBytes / 1e9 / (weights / 1000)).toFixed(1)} GB/s`,
   );
   for (const [name, x] of top)
@@ -96,9 +102,8 @@ try {
     `  ${"outside kernels (JavaScript)".padEnd(28)} ${ms(stepMs - kernelsMs).padStart(9)} ${share(stepMs - kernelsMs).padStart(4)}`,
   );
   console.log(
-    `read bandwidth (sasum over 1 GB): ${bandwidth.toFixed(1)} GB/s; the weights streamed once: ` +
-      `${ms((weightBytes / 1e9 / bandwidth) * 1000)} per step (${(bandwidth / (weightBytes / 1e9)).toFixed(1)} tokens/s), ` +
-      `in bf16 ${ms((weightBytes / 2e9 / bandwidth) * 1000)} (${((2 * bandwidth) / (weightBytes / 1e9)).toFixed(1)} tokens/s)`,
+    `read bandwidth (sasum over 1 GB): ${bandwidth.toFixed(1)} GB/s; the weights as held streamed once: ` +
+      `${ms((weightBytes / 1e9 / bandwidth) * 1000)} per step (${(bandwidth / (weightBytes / 1e9)).toFixed(1)} tokens/s)`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // The compiled decoding kernel (src/native/linear.c, #29): a few rows times a weight held as stored, float32,
 // bf16 or f16, widened in registers. It must give float32 products of the exact widened values (the vector code
 // and the portable loop alike), take every 16-bit word as decodeToFloat32 does, refuse bad shapes by name, and
-// be taken by the native path for products of up to KERNEL_ROWS rows.
+// be taken by the native path for the products it is faster at (kernelTakes: decoding's few rows).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import { PACKAGE_ROOT } from "../src/paths.ts";
-import { KERNEL_ROWS, kernelError, LINEAR_LIBRARY, loadLinearKernel, type LinearKernel } from "../src/blas/linear-kernel.ts";
+import { KERNEL_ROWS, kernelError, kernelTakes, LINEAR_LIBRARY, loadLinearKernel, type LinearKernel } from "../src/blas/linear-kernel.ts";
 import { NativeMatrix, type HalfDtype } from "../src/blas/native-matrix.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../src/safetensors/dtype.ts";
@@ -56,7 +56,7 @@ describe("the decoding kernel", () => {
   });
 
   for (const dtype of ["F32", "BF16", "F16"] as const) {
-    it(`${dtype}: products of 1 to ${KERNEL_ROWS} rows by the kernel equal the reference's; more rows go to sgemm`, () => {
+    it(`${dtype}: products of 1 to ${KERNEL_ROWS + 1} rows, by the kernel where it takes them, equal the reference's`, () => {
       const k = kernel();
       // 261 values a row: past a multiple of 8 and of 16, so every tail is taken; 700 rows: several threads.
       const [rows, cols] = [700, 261];
@@ -72,10 +72,12 @@ describe("the decoding kernel", () => {
           referenceSgemm(...args);
         };
         held.multiply(counting, true, m, cols, x, got, k);
-        assert.equal(sgemmCalls > 0, m > KERNEL_ROWS, `${m} rows: sgemm called ${sgemmCalls} times`);
+        const taken = dtype === "F32" ? m >= 2 && m <= 8 : m <= KERNEL_ROWS;
+        assert.equal(kernelTakes(m, dtype), taken);
+        assert.equal(sgemmCalls > 0, !taken, `${m} rows: sgemm called ${sgemmCalls} times`);
         for (let e = 0; e < want.length; e++)
           assert.ok(Math.abs(got[e] - want[e]) <= 2e-6 * (1 + Math.abs(want[e])), `${m} rows, entry ${e}: ${got[e]} against ${want[e]}`);
-        if (m <= KERNEL_ROWS) {
+        {
           const portable = new Float32Array(m * rows);
           k.multiply(m, rows, cols, x, held.halfValues?.words ?? held.values, dtype, portable, true);
           for (let e = 0; e < want.length; e++) assert.ok(Math.abs(portable[e] - want[e]) <= 2e-6 * (1 + Math.abs(want[e])));

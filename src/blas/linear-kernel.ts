@@ -13,8 +13,16 @@ export const LINEAR_SOURCE = fileURLToPath(new URL("../native/linear.c", import.
 export const LINEAR_LIBRARY = fileURLToPath(
   new URL(`../../build/native/libabliterate-linear.${process.platform === "darwin" ? "dylib" : "so"}`, import.meta.url),
 );
-/** Products of up to this many rows with a native matrix go to the kernel; more go to sgemm. */
+/** Products of up to this many rows with a 16-bit native matrix go to the kernel; more go to sgemm. */
 export const KERNEL_ROWS = 16;
+/**
+ * Which products with a native matrix the kernel takes. A 16-bit matrix: up to KERNEL_ROWS rows (through BLAS it
+ * is widened first). A float32 one: 2 to 8 rows; one row streams as fast through sgemv, and from about 12 rows
+ * on sgemm's blocked kernels are as fast or faster (npm run bench:small-rows, docs/benchmarks.md).
+ */
+export function kernelTakes(m: number, dtype: "F32" | HalfDtype): boolean {
+  return dtype === "F32" ? m >= 2 && m <= 8 : m >= 1 && m <= KERNEL_ROWS;
+}
 
 const DTYPE_CODE = { F32: 0, BF16: 1, F16: 2 } as const;
 

@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { EditKernels } from "../kernels/edit.ts";
 import { decodeToFloat32 } from "../safetensors/dtype.ts";
-import { KERNEL_ROWS, type LinearKernel } from "./linear-kernel.ts";
+import { kernelTakes, type LinearKernel } from "./linear-kernel.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm, type WasmBackend } from "./sgemm.ts";
 
 /** A 16-bit float dtype a matrix can be held in as stored (little-endian words). */
@@ -142,7 +142,7 @@ export class NativeMatrix {
 
   /**
    * c [m, n] = a [m, k] times this matrix transposed (W [n, k]: a linear layer) or as it is (W [k, n]), in
-   * float32. Transposed with up to KERNEL_ROWS rows (decoding), by the compiled `kernel` where there is one,
+   * float32. Transposed with a few rows (decoding: `kernelTakes`), by the compiled `kernel` where there is one,
    * which reads the matrix once as it is held. Otherwise by sgemm: a 16-bit matrix is widened a tile of rows
    * at a time into one reused buffer; transposed, each tile gives its own columns of c; as it is, each tile adds
    * its share of the sum (beta 1 after the first).
@@ -150,7 +150,7 @@ export class NativeMatrix {
   multiply(sgemm: Sgemm, transpose: boolean, m: number, k: number, a: Float32Array, c: Float32Array, kernel?: LinearKernel): void {
     const [rows, cols] = this.shape;
     const n = transpose ? rows : cols;
-    if (kernel && transpose && m <= KERNEL_ROWS) {
+    if (kernel && transpose && kernelTakes(m, this.dtype)) {
       kernel.multiply(m, n, k, a, this.float32 ?? this.half!.words, this.dtype, c);
       return;
     }
