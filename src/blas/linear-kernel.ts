@@ -6,8 +6,9 @@
 // and like it trusted only after a correctness test.
 import { fileURLToPath } from "node:url";
 import type * as Koffi from "koffi";
-import { decodeToFloat32, encodeFromFloat32 } from "../safetensors/dtype.ts";
-import type { HalfDtype } from "./native-matrix.ts";
+import { decodeToFloat32, encodeFromFloat32, type FloatDtype } from "../safetensors/dtype.ts";
+
+type HalfDtype = Exclude<FloatDtype, "F32">;
 
 export const LINEAR_SOURCE = fileURLToPath(new URL("../native/linear.c", import.meta.url));
 export const LINEAR_LIBRARY = fileURLToPath(
@@ -20,7 +21,7 @@ export const KERNEL_ROWS = 16;
  * is widened first). A float32 one: 2 to 8 rows; one row streams as fast through sgemv, and from about 12 rows
  * on sgemm's blocked kernels are as fast or faster (npm run bench:small-rows, docs/benchmarks.md).
  */
-export function kernelTakes(m: number, dtype: "F32" | HalfDtype): boolean {
+export function kernelTakes(m: number, dtype: FloatDtype): boolean {
   return dtype === "F32" ? m >= 2 && m <= 8 : m >= 1 && m <= KERNEL_ROWS;
 }
 
@@ -40,7 +41,7 @@ export interface LinearKernel {
     k: number,
     x: Float32Array,
     w: Float32Array | Uint16Array,
-    dtype: "F32" | HalfDtype,
+    dtype: FloatDtype,
     y: Float32Array,
     portable?: boolean,
   ): void;
