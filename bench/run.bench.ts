@@ -15,6 +15,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { architectureFor, parseConfig } from "../src/config.ts";
+import { parseWeightPrecision } from "../src/load.ts";
 import { expectedTensors } from "../src/models/tensors.ts";
 import { RAM_BUDGET } from "../src/memory.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
@@ -48,16 +49,17 @@ function size(shapes: Record<string, unknown>): { macsPerToken: number; weightBy
   return { macsPerToken, weightBytes: 4 * weights };
 }
 
-const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 const bin = fileURLToPath(new URL("../bin/abliterate.js", import.meta.url));
 const settings = (process.env.RUN_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean);
 // The checkpoints are bf16: held as stored, their matrices take 2 bytes a value instead of float32's 4.
 const precisionArg = settings.findIndex((a) => a === "--weight-precision" || a.startsWith("--weight-precision="));
+// Read as the CLI reads it, so that a misspelt value stops here with the CLI's message, not in the first child run.
 const stored =
-  precisionArg >= 0
-    ? (settings[precisionArg].split("=")[1] ?? settings[precisionArg + 1]) === "stored"
-    : process.env.ABLITERATE_WEIGHT_PRECISION === "stored";
+  (precisionArg >= 0
+    ? parseWeightPrecision(settings[precisionArg].split("=")[1] ?? settings[precisionArg + 1] ?? "", "--weight-precision in RUN_BENCH_ARGS")
+    : parseWeightPrecision(process.env.ABLITERATE_WEIGHT_PRECISION || "float32", "ABLITERATE_WEIGHT_PRECISION")) === "stored";
 const heldBytes = (weightBytes: number) => (stored ? weightBytes / 2 : weightBytes);
+const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 try {
   console.log(
     `${cpus().length} cores, ${cpus()[0]?.model}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB; abliterate run --model <shapes, ` +
