@@ -115,7 +115,7 @@ export async function expectedExport(
     // rounded to their stored dtype as the export writes them.
     const native = edited.params.native ?? {};
     const inDtype = new Set([...plan.edits].filter(([key, e]) => native[key]?.halfValues && e.kind && !e.delta).map(([key]) => key));
-    const changed = orthogonalizeModel(edited, unit, edit, undefined, inDtype);
+    const changed = orthogonalizeModel(edited, unit, edit, { leave: inDtype });
     for (const key of inDtype) await orthogonalizeHalfInPlace(native[key], plan.edits.get(key)!);
     for (const key of changed) {
       const dtype = source.storedDtypes[key];

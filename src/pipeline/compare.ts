@@ -67,7 +67,7 @@ export async function withEditInPlace<T>(
 ): Promise<T> {
   const saved = new Map<string, Float32Array>();
   try {
-    const edited = orthogonalizeModel(model, unit, options, (key, values) => saved.set(key, values.slice()));
+    const edited = orthogonalizeModel(model, unit, options, { onBefore: (key, values) => saved.set(key, values.slice()) });
     const maxWeightChange = () => {
       let max = 0;
       for (const key of edited) {

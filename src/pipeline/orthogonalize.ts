@@ -407,10 +407,14 @@ export function orthogonalizeModel(
   model: HookedModel,
   unit: UnitVector,
   options: OrthogonalizeOptions = {},
-  onBefore?: (key: string, values: Float32Array) => void,
-  /** Keys of the plan the caller edits itself (after this call: the untying copy is of the original). */
-  leave?: ReadonlySet<string>,
+  caller: {
+    /** Called with each weight's values before they are edited (to keep a copy). */
+    onBefore?: (key: string, values: Float32Array) => void;
+    /** Keys of the plan the caller edits itself (after this call: the untying copy is of the original). */
+    leave?: ReadonlySet<string>;
+  } = {},
 ): string[] {
+  const { onBefore, leave } = caller;
   // (Norm-preserving: a transposed weight [in, d_model] holds HF's columns as rows, so the row kernel rescales them.)
   const plan = planModelEdit(model, unit, options);
   const keys = roleKeys(model.arch);
