@@ -11,7 +11,8 @@ import { describe, it } from "node:test";
 import { PACKAGE_ROOT } from "../src/paths.ts";
 import { KERNEL_ROWS, kernelError, kernelTakes, LINEAR_LIBRARY, loadLinearKernel, type LinearKernel } from "../src/blas/linear-kernel.ts";
 import { NativeMatrix, type HalfDtype } from "../src/blas/native-matrix.ts";
-import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
+import type { Sgemm } from "../src/blas/sgemm.ts";
+import { referenceSgemm } from "./helpers/reference-sgemm.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../src/safetensors/dtype.ts";
 
 const run = promisify(execFile);
@@ -22,18 +23,6 @@ function kernel(): LinearKernel {
   assert.ok(loaded.kernel, `the kernel must be built for these tests (npm run build:native): ${loaded.skipped}`);
   return loaded.kernel;
 }
-
-/** sgemm by its definition (row-major), each entry summed in float64, then rounded to float32. */
-const referenceSgemm: Sgemm = (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
-  assert.equal(order, ROW_MAJOR);
-  assert.equal(transA, NO_TRANS);
-  for (let i = 0; i < m; i++)
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let p = 0; p < k; p++) s += a[i * lda + p] * (transB === TRANS ? b[j * ldb + p] : b[p * ldb + j]);
-      c[i * ldc + j] = alpha * s + (beta === 0 ? 0 : beta * c[i * ldc + j]);
-    }
-};
 
 let seed = 5;
 const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;

@@ -10,21 +10,9 @@ import { expectedExport } from "../src/export/verify.ts";
 import { SafetensorsFile } from "../src/safetensors/read.ts";
 import { backendInfo, initBackend, loadModel, orthogonalizeModel, unitVector } from "../src/index.ts";
 import { NativeMatrix, type HalfDtype } from "../src/blas/native-matrix.ts";
-import { NO_TRANS, ROW_MAJOR, TRANS, type Sgemm } from "../src/blas/sgemm.ts";
+import { referenceSgemm } from "./helpers/reference-sgemm.ts";
 import { decodeToFloat32, encodeFromFloat32 } from "../src/safetensors/dtype.ts";
 import { assertClose, lastLogits, LOGIT_TOLERANCE, modelDir, reference, REFERENCE_ARCHS } from "./helpers/reference.ts";
-
-/** sgemm by its definition (row-major), each entry summed in order in float64, then rounded to float32. */
-const referenceSgemm: Sgemm = (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
-  assert.equal(order, ROW_MAJOR);
-  assert.equal(transA, NO_TRANS);
-  for (let i = 0; i < m; i++)
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let p = 0; p < k; p++) s += a[i * lda + p] * (transB === TRANS ? b[j * ldb + p] : b[p * ldb + j]);
-      c[i * ldc + j] = alpha * s + (beta === 0 ? 0 : beta * c[i * ldc + j]);
-    }
-};
 
 let seed = 11;
 const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
