@@ -4,6 +4,7 @@
 // why, and the package multiplies through BLAS instead, more slowly when decoding.
 import { execFileSync } from "node:child_process";
 import { mkdir, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { LINEAR_LIBRARY, LINEAR_SOURCE } from "../../src/blas/linear-kernel.ts";
 
 const compiler = process.env.CC || "cc";
@@ -15,7 +16,7 @@ const attempts = [
   // A compiler without OpenMP (Apple's clang): one thread.
   ["-O3", "-Wno-unknown-pragmas", "-shared", "-fPIC"],
 ];
-await mkdir(new URL(".", `file://${LINEAR_LIBRARY}`).pathname, { recursive: true });
+await mkdir(dirname(LINEAR_LIBRARY), { recursive: true });
 const failures: string[] = [];
 let built = false;
 for (const flags of attempts) {
