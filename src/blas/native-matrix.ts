@@ -174,52 +174,70 @@ export class NativeMatrix {
 
 const NATIVE_LINEAR = "AbliterateNativeLinear";
 
-/** The kernel: x [m, k] times a native matrix W, as x @ W^T (W [n, k]) or, with `transpose` false, x @ W (W [k, n]). */
+/**
+ * The kernel: x [..., k] times a native matrix W, as x @ W^T (W [n, k]) or, with `transpose` false, x @ W
+ * (W [k, n]), every leading axis of x taken as rows; plus `bias` [n] when given. Output [..., n].
+ */
 export function registerNativeLinear(sgemm: Sgemm, kernel?: LinearKernel): void {
   if (!tf.getKernel("BatchMatMul", "wasm") || tf.getKernel(NATIVE_LINEAR, "wasm")) return;
   tf.registerKernel({
     kernelName: NATIVE_LINEAR,
     backendName: "wasm",
     kernelFunc: (args) => {
-      const { x } = args.inputs as { x: tf.TensorInfo };
+      const { x, bias } = args.inputs as { x: tf.TensorInfo; bias?: tf.TensorInfo };
       const { weight, transpose } = args.attrs as unknown as { weight: number; transpose: boolean };
       const w = NativeMatrix.byId(weight);
       const [rows, cols] = w.shape;
-      const [m, k] = x.shape;
+      const k = x.shape.at(-1);
       const n = transpose ? rows : cols;
-      if (x.dtype !== "float32" || x.shape.length !== 2 || k !== (transpose ? cols : rows)) {
+      if (x.dtype !== "float32" || x.shape.length < 2 || k !== (transpose ? cols : rows)) {
         throw new Error(
           `native matMul: x of shape [${x.shape}] (${x.dtype}) cannot multiply a weight of shape ` +
-            `[${w.shape}]${transpose ? " transposed" : ""}; expected float32 [m, ${transpose ? cols : rows}]`,
+            `[${w.shape}]${transpose ? " transposed" : ""}; expected float32 [..., ${transpose ? cols : rows}]`,
         );
       }
+      if (bias && (bias.dtype !== "float32" || bias.shape.length !== 1 || bias.shape[0] !== n))
+        throw new Error(`native matMul: a bias of shape [${bias.shape}] (${bias.dtype}); expected float32 [${n}]`);
+      const m = tf.util.sizeFromShape(x.shape.slice(0, -1));
       const backend = args.backend as unknown as WasmBackend;
-      const out = backend.makeOutput([m, n], "float32");
+      const out = backend.makeOutput([...x.shape.slice(0, -1), n], "float32");
       if (m * n === 0) return out;
       const heap = backend.wasm.HEAPF32; // after the output's allocation, which may grow the heap
-      const xo = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
-      const co = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
-      if (k === 0) heap.fill(0, co, co + m * n);
-      else w.multiply(sgemm, transpose, m, k, heap.subarray(xo, xo + m * k), heap.subarray(co, co + m * n), kernel);
+      const offset = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset / 4;
+      const [xo, co] = [offset(x), offset(out)];
+      const c = heap.subarray(co, co + m * n);
+      if (k === 0) c.fill(0);
+      else w.multiply(sgemm, transpose, m, k, heap.subarray(xo, xo + m * k), c, kernel);
+      if (bias) {
+        const b = heap.subarray(offset(bias), offset(bias) + n);
+        for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) c[i * n + j] += b[j];
+      }
       return out;
     },
   });
 }
 
-function nativeProduct(x: tf.Tensor2D, w: NativeMatrix, transpose: boolean): tf.Tensor2D {
-  return tf.engine().runKernel(NATIVE_LINEAR, { x }, { weight: w.id, transpose } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+function nativeProduct<T extends tf.Tensor>(x: T, w: NativeMatrix, transpose: boolean, bias?: tf.Tensor1D): T {
+  const inputs: tf.NamedTensorMap = bias ? { x, bias } : { x };
+  return tf.engine().runKernel(NATIVE_LINEAR, inputs, { weight: w.id, transpose } as unknown as tf.NamedAttrMap) as T;
 }
 
-/** x @ W^T for x [m, in] and a native W [out, in] (a linear layer as the checkpoint stores it); differentiable in x. */
-export function nativeLinear(x: tf.Tensor2D, w: NativeMatrix): tf.Tensor2D {
+/**
+ * x @ W^T (+ bias) for x [..., in] and a native W [out, in] (a linear layer as the checkpoint stores it), every
+ * leading axis of x taken as rows: [..., out]. Differentiable in x (and the bias): while a gradient is recorded
+ * it runs as a custom gradient; otherwise as one kernel.
+ */
+export function nativeLinear<T extends tf.Tensor>(x: T, w: NativeMatrix, bias?: tf.Tensor1D): T {
   if (!tf.getKernel(NATIVE_LINEAR, tf.getBackend()))
     throw new Error(`weights held outside the wasm heap need the native BLAS path on the wasm backend (backend now: ${tf.getBackend()})`);
-  const product = tf.customGrad(((input: tf.Tensor2D) => ({
+  if (tf.engine().state.gradientDepth === 0) return nativeProduct(x, w, true, bias);
+  const product = tf.customGrad(((input: T) => ({
     value: nativeProduct(input, w, true),
     // The weight is frozen: only x gets a gradient, dy @ W.
-    gradFunc: (dy: tf.Tensor) => nativeProduct(dy as tf.Tensor2D, w, false),
+    gradFunc: (dy: tf.Tensor) => nativeProduct(dy, w, false),
   })) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return product(x) as tf.Tensor2D;
+  const y = product(x) as T;
+  return bias ? tf.add(y, bias) : y;
 }
 
 /** Rows of a native matrix by index, [ids.length, cols], as a tensor in the heap (an embedding lookup). */

@@ -7,6 +7,7 @@ import { actName } from "../hooks.ts";
 import { layerKey, slidingLayers, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";
 import { nativeLinear, nativeRows, type NativeMatrix } from "../blas/native-matrix.ts";
+import { fusedKernels, fusedRmsNorm, fusedRope } from "./fused.ts";
 import { applyRope, ropeFor, ropeTables, type Rope } from "./rope.ts";
 import { roleKeys } from "./tensors.ts";
 
@@ -114,25 +115,27 @@ export class Decoder {
 
   /** x @ W^T (+ b) for x [batch, pos, in] and W [out, in], held transposed or as stored. */
   private linear(x: tf.Tensor3D, rest: string): tf.Tensor3D {
-    const [batch, pos, inF] = x.shape;
     const key = this.key(`${rest}.weight`);
+    const native = this.params.native?.[key]; // [out, in], outside the heap
+    const adapter = this.params.adapters?.[key];
+    const bias = this.params.stored[this.key(`${rest}.bias`)] as tf.Tensor1D | undefined;
+    if (native && !adapter) return nativeLinear(x, native, bias); // [batch, pos, out], bias added
+    const [batch, pos, inF] = x.shape;
     const rows = tf.reshape(x, [batch * pos, inF]) as tf.Tensor2D; // [batch * pos, in]
     const wT = this.params.transposed[key]; // [in, out]
     const w = this.params.stored[key] as tf.Tensor2D | undefined; // [out, in]
-    const native = this.params.native?.[key]; // [out, in], outside the heap
     if (!wT && !w && !native) throw new Error(`missing weight ${key}`);
     // As stored, (W @ x^T)^T: no packed copy of W on stock wasm, at the cost of speed.
     // [batch * pos, out]
     let y: tf.Tensor2D = native ? nativeLinear(rows, native) : wT ? matMul(rows, wT) : tf.transpose(matMul(w!, tf.transpose(rows)));
-    const adapter = this.params.adapters?.[key];
     if (adapter) y = tf.add(y, adapter.delta(rows)); // [batch * pos, out]
-    const bias = this.params.stored[this.key(`${rest}.bias`)];
     if (bias) y = tf.add(y, bias);
     return tf.reshape(y, [batch, pos, y.shape[1]]);
   }
 
   /** x / rms(x) * (normOffset + w) over the last axis of x. */
   private rmsNorm<T extends tf.Tensor>(x: T, rest: string): T {
+    if (fusedKernels()) return fusedRmsNorm(x, this.stored(rest) as tf.Tensor1D, this.config.rms_norm_eps, this.arch.normOffset ?? 0);
     const variance = tf.mean(tf.square(x), -1, true); // [..., 1]
     const normed = tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rms_norm_eps))); // [..., width]
     const w = this.stored(rest); // [width]
@@ -166,8 +169,9 @@ export class Decoder {
       q = this.rmsNorm(q, layerKey(l, "self_attn.q_norm.weight"));
       k = this.rmsNorm(k, layerKey(l, "self_attn.k_norm.weight"));
     }
-    q = applyRope(q, rope.cos, rope.sin);
-    k = applyRope(k, rope.cos, rope.sin);
+    const rotate = fusedKernels() ? fusedRope : applyRope;
+    q = rotate(q, rope.cos, rope.sin);
+    k = rotate(k, rope.cos, rope.sin);
     if (kvCache) {
       const pastK = kvCache.keys[l];
       const pastV = kvCache.values[l];

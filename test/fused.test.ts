@@ -1,0 +1,122 @@
+// The forward pass's fused kernels (src/models/fused.ts) and the native product's bias and leading axes
+// (src/blas/native-matrix.ts): the same values as the composite ops they replace, the composite ops while a
+// gradient is recorded, and named errors on shapes they cannot take.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import * as tf from "@tensorflow/tfjs-core";
+import { backendInfo, initBackend } from "../src/index.ts";
+import { fusedKernels, fusedRmsNorm, fusedRope } from "../src/models/fused.ts";
+import { applyRope } from "../src/models/rope.ts";
+import { NativeMatrix, nativeLinear } from "../src/blas/native-matrix.ts";
+
+/** Deterministic values in [-2, 2). */
+function values(count: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: count }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32) * 4 - 2;
+  });
+}
+
+await initBackend({ backend: "wasm" });
+
+describe("fused kernels", () => {
+  it("serve passes that record no gradient, and step aside while one is recorded", () => {
+    assert.equal(fusedKernels(), true);
+    let inside: boolean | undefined;
+    tf.grad((x: tf.Tensor) => {
+      inside = fusedKernels();
+      return tf.sum(x);
+    })(tf.ones([2]));
+    assert.equal(inside, false);
+  });
+
+  for (const offset of [0, 1] as const) {
+    it(`RMSNorm (offset ${offset}) is x / rms(x) * (offset + w) to float32 rounding, row by row over every leading axis`, () => {
+      const [rows, width, eps] = [6, 40, 1e-6];
+      const x = values(rows * width, 1);
+      const w = values(width, 2);
+      const out = fusedRmsNorm(tf.tensor3d(x, [2, 3, width]), tf.tensor1d(w), eps, offset);
+      assert.deepEqual(out.shape, [2, 3, width]);
+      const got = out.dataSync();
+      for (let r = 0; r < rows; r++) {
+        let sum = 0;
+        for (let j = 0; j < width; j++) sum += x[r * width + j] ** 2;
+        const inverse = 1 / Math.sqrt(sum / width + eps);
+        for (let j = 0; j < width; j++) {
+          const exact = x[r * width + j] * inverse * (offset + w[j]);
+          // Four roundings to float32, each within half an ulp (2^-24 relative).
+          assert.ok(Math.abs(got[r * width + j] - exact) <= 4 * 2 ** -24 * Math.abs(exact) + 1e-30, `row ${r}, column ${j}`);
+        }
+      }
+      // And the composite ops agree with it to the same rounding.
+      const composite = tf.tidy(() => {
+        const t = tf.tensor3d(x, [2, 3, width]);
+        const normed = tf.mul(t, tf.rsqrt(tf.add(tf.mean(tf.square(t), -1, true), eps)));
+        return tf.mul(normed, tf.add(tf.tensor1d(w), offset)).dataSync();
+      });
+      composite.forEach((v, i) => assert.ok(Math.abs(v - got[i]) <= 8 * 2 ** -24 * Math.abs(v) + 1e-30, `value ${i}`));
+    });
+  }
+
+  for (const [headDim, dim] of [
+    [8, 8],
+    [8, 4],
+  ]) {
+    it(`RoPE over ${dim} of ${headDim} dimensions equals the composite ops bit for bit`, () => {
+      const [batch, heads, pos] = [2, 3, 5];
+      const x = tf.tensor4d(values(batch * heads * pos * headDim, 3), [batch, heads, pos, headDim]);
+      const cos = tf.tensor4d(values(batch * pos * dim, 4), [batch, 1, pos, dim]);
+      const sin = tf.tensor4d(values(batch * pos * dim, 5), [batch, 1, pos, dim]);
+      assert.deepEqual(fusedRope(x, cos, sin).dataSync(), applyRope(x, cos, sin).dataSync());
+    });
+  }
+
+  it("name the shapes they cannot take", () => {
+    assert.throws(
+      () => fusedRmsNorm(tf.zeros([2, 4]), tf.zeros([3]) as tf.Tensor1D, 1e-6, 0),
+      /RMSNorm: x \[2,4\].*weight \[3\].*expected float32 \[4\]/,
+    );
+    assert.throws(
+      () => fusedRope(tf.zeros([1, 2, 3, 8]) as tf.Tensor4D, tf.zeros([1, 1, 2, 8]) as tf.Tensor4D, tf.zeros([1, 1, 2, 8]) as tf.Tensor4D),
+      /RoPE: x \[1,2,3,8\], cos \[1,1,2,8\].*expected cos and sin \[1, 1, 3, <= 8\]/,
+    );
+  });
+});
+
+describe("the native product", async () => {
+  const blas = (await backendInfo()).blas;
+  it("runs here: the native BLAS path is installed", () => assert.ok(blas, "install libopenblas0-pthread (Debian/Ubuntu)"));
+  if (!blas) return;
+  const [out, inF] = [12, 10];
+  const weight = values(out * inF, 6);
+  const bias = tf.tensor1d(values(out, 7));
+  const matrix = new NativeMatrix(weight.slice(), [out, inF]);
+
+  for (const rows of [1, 3]) {
+    it(`takes every leading axis of x as rows and adds a bias in the same kernel (${rows} rows a batch)`, () => {
+      const x = tf.tensor3d(values(2 * rows * inF, 8 + rows), [2, rows, inF]);
+      const fused = nativeLinear(x, matrix, bias);
+      assert.deepEqual(fused.shape, [2, rows, out]);
+      const separate = tf.reshape(tf.add(nativeLinear(tf.reshape(x, [2 * rows, inF]) as tf.Tensor2D, matrix), bias), [2, rows, out]);
+      assert.deepEqual(fused.dataSync(), separate.dataSync());
+    });
+  }
+
+  it("records a gradient in x and in the bias while one is recorded", () => {
+    const x = tf.tensor3d(values(2 * 3 * inF, 9), [2, 3, inF]);
+    const [dx, dBias] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nativeLinear(a, matrix, b as tf.Tensor1D)))([x, bias]);
+    // d sum(x W^T + b) / dx = ones W: every row of dx is the column sums of W; / db = the number of rows.
+    const columnSums = Array.from({ length: inF }, (_, j) => weight.filter((_, i) => i % inF === j).reduce((a, b) => a + b, 0));
+    const got = dx.dataSync();
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - columnSums[i % inF]) < 1e-5, `dx ${i}`);
+    assert.deepEqual(Array.from(dBias.dataSync()), new Array(out).fill(6));
+  });
+
+  it("names a bias of the wrong shape", () => {
+    assert.throws(
+      () => nativeLinear(tf.zeros([1, inF]), matrix, tf.zeros([out + 1]) as tf.Tensor1D),
+      /a bias of shape \[13\].*expected float32 \[12\]/,
+    );
+  });
+});
