@@ -145,6 +145,8 @@ export class Decoder {
   /** [batch, pos, heads * head_dim] -> [batch, heads, pos, head_dim] */
   private splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
     const [batch, pos] = x.shape;
+    // One position (a decode step): the swap of axes moves no value, a reshape does it.
+    if (pos === 1) return tf.reshape(x, [batch, heads, 1, this.dHead]);
     return tf.transpose(tf.reshape(x, [batch, pos, heads, this.dHead]), [0, 2, 1, 3]);
   }
 
@@ -198,12 +200,12 @@ export class Decoder {
     const patternGrouped = tf.reshape<tf.Rank.R3>(pattern, [batch * this.nKvHeads, group * pos, keys]);
     // [batch * kv_heads, group * pos, head_dim]
     const z = matMul(patternGrouped, tf.reshape<tf.Rank.R3>(v, [batch * this.nKvHeads, keys, this.dHead]));
-    // [batch, pos, heads * head_dim]
-    const merged = tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [
-      batch,
-      pos,
-      qDim,
-    ]) as tf.Tensor3D;
+    // [batch, pos, heads * head_dim] (one position: a reshape, as in splitHeads)
+    const merged = (
+      pos === 1
+        ? tf.reshape(z, [batch, 1, qDim])
+        : tf.reshape(tf.transpose(tf.reshape(z, [batch, this.nHeads, pos, this.dHead]), [0, 2, 1, 3]), [batch, pos, qDim])
+    ) as tf.Tensor3D;
     return this.linear(merged, layerKey(l, "self_attn.o_proj")); // [batch, pos, d_model]
   }
 

@@ -15,7 +15,7 @@ const withGradient = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSa
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]);
 
-/** a @ b for [m, k] x [k, n] or batched [batch, m, k] x [batch, k, n]. */
+/** a @ b for [m, k] x [k, n] or batched [batch, m, k] x [batch, k, n]; the plain kernel while no gradient is recorded. */
 export function matMul<T extends tf.Tensor2D | tf.Tensor3D>(a: T, b: T): T {
-  return withGradient(a, b) as T;
+  return tf.engine().state.gradientDepth === 0 ? tf.matMul(a, b) : (withGradient(a, b) as T);
 }
