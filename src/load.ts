@@ -16,6 +16,7 @@ import type { Params } from "./models/decoder.ts";
 import { expectedTensors, roleKeys } from "./models/tensors.ts";
 import { isFloatDtype } from "./safetensors/dtype.ts";
 import { NativeMatrix, type HalfDtype } from "./blas/native-matrix.ts";
+import { mappedWords } from "./mapped.ts";
 import { largeUint16Array } from "./pages.ts";
 import { ChatTokenizer, TokenizerError } from "./tokenizer.ts";
 
@@ -157,8 +158,13 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
   return new HookedModel(dir, config, arch, params, tokenizer, await readGenerationConfig(dir), plan, dtypes);
 }
 
-/** A 16-bit tensor's values as stored, read into a new array of words (aligned, however the file lays them). */
+/**
+ * A 16-bit tensor's values as stored: a view of its file mapped copy-on-write (mapped.ts), or where it cannot be
+ * mapped, read into a new array of words (aligned, however the file lays them).
+ */
 async function readWords(weights: CheckpointWeights, key: string): Promise<Uint16Array> {
+  const mapped = mappedWords(weights.fileRange(key));
+  if (mapped) return mapped;
   const info = weights.info(key);
   const words = largeUint16Array((info.end - info.begin) / 2);
   await weights.readRange(key, 0, info.end - info.begin, new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
