@@ -5,7 +5,7 @@ import { SOLUTIONS_SWITCH } from "../../src/notebook/exercises.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { kernelSpec } from "../../kernel/kernel-spec.ts";
@@ -59,6 +59,24 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** Until something accepts connections on the port (the kernel has bound it); throws past the deadline or if the kernel exits. */
+async function listening(port: number, deadline: number, child: ChildProcess): Promise<void> {
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    if (child.exitCode !== null) throw new Error(`the kernel exited with ${child.exitCode} before listening on port ${port}`);
+    if (Date.now() > deadline) throw new Error(`the kernel did not listen on port ${port} in 120 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 interface Message {
   header: { msg_id: string; msg_type: string };
   parent_header: { msg_id?: string };
@@ -80,7 +98,21 @@ export class KernelClient {
   ) {}
 
   /** Start a kernel from a kernel spec's argv (with `{connection_file}`), working in `cwd`. */
+  /**
+   * Start the kernel and wait until it answers. A kernel that fails to come up (tslab's ZeroMQ sockets can refuse
+   * a message that arrives while another socket is still binding, and it then answers nothing) is stopped and
+   * started once more.
+   */
   static async start(argv: string[], cwd: string, env: Record<string, string> = {}): Promise<KernelClient> {
+    try {
+      return await KernelClient.launch(argv, cwd, env);
+    } catch (error) {
+      console.error(`the kernel did not start (${(error as Error).message.split("\n")[0]}); starting it again`);
+      return KernelClient.launch(argv, cwd, env);
+    }
+  }
+
+  private static async launch(argv: string[], cwd: string, env: Record<string, string>): Promise<KernelClient> {
     const zmq = await import("zeromq");
     const key = randomBytes(16).toString("hex");
     const ports = {
@@ -104,13 +136,28 @@ export class KernelClient {
     const stderr: string[] = [];
     child.stderr?.on("data", (d) => stderr.push(String(d)));
     child.stdout?.on("data", (d) => stderr.push(String(d)));
+    // Nothing is sent before the kernel listens on every port: a message that reaches it while it is still
+    // binding its sockets can leave it answering nothing.
+    const deadline = Date.now() + 120_000;
+    try {
+      for (const port of Object.values(ports)) await listening(port, deadline, child);
+    } catch (error) {
+      child.kill("SIGTERM");
+      await rm(connectionDir, { recursive: true, force: true });
+      throw new Error(`${(error as Error).message}\nkernel output:\n${stderr.join("").slice(-4000)}`);
+    }
     const shell = new zmq.Dealer({ routingId: randomUUID() });
     shell.connect(`tcp://127.0.0.1:${ports.shell_port}`);
     const iopub = new zmq.Subscriber();
     iopub.connect(`tcp://127.0.0.1:${ports.iopub_port}`);
     iopub.subscribe();
     const client = new KernelClient(child, key, shell, iopub, connectionDir, stderr);
-    await client.waitReady();
+    try {
+      await client.waitReady();
+    } catch (error) {
+      await client.shutdown();
+      throw error;
+    }
     return client;
   }
 
