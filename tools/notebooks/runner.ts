@@ -142,7 +142,7 @@ export class KernelClient {
     try {
       for (const port of Object.values(ports)) await listening(port, deadline, child);
     } catch (error) {
-      child.kill("SIGTERM");
+      child.kill("SIGKILL");
       await rm(connectionDir, { recursive: true, force: true });
       throw new Error(`${(error as Error).message}\nkernel output:\n${stderr.join("").slice(-4000)}`);
     }
@@ -299,8 +299,15 @@ export class KernelClient {
     return { outputs, error };
   }
 
+  /** Stop the kernel: SIGTERM, then SIGKILL after 5 s (a kernel stuck in its sockets ignores SIGTERM and would keep this process alive). */
   async shutdown(): Promise<void> {
-    this.process.kill("SIGTERM");
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      const exited = new Promise((resolve) => this.process.once("exit", resolve));
+      this.process.kill("SIGTERM");
+      const kill = setTimeout(() => this.process.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(kill);
+    }
     this.shell.close();
     this.iopub.close();
     await rm(this.connectionDir, { recursive: true, force: true });
