@@ -174,6 +174,11 @@ export class NativeMatrix {
 
 const NATIVE_LINEAR = "AbliterateNativeLinear";
 
+/** Whether a gradient is being recorded (tf.grad and its kin), as tfjs's own fused ops ask. */
+export function recordingGradient(): boolean {
+  return tf.engine().state.gradientDepth > 0;
+}
+
 /**
  * The kernel: x [..., k] times a native matrix W, as x @ W^T (W [n, k]) or, with `transpose` false, x @ W
  * (W [k, n]), every leading axis of x taken as rows; plus `bias` [n] when given. Output [..., n].
@@ -230,7 +235,7 @@ function nativeProduct<T extends tf.Tensor>(x: T, w: NativeMatrix, transpose: bo
 export function nativeLinear<T extends tf.Tensor>(x: T, w: NativeMatrix, bias?: tf.Tensor1D): T {
   if (!tf.getKernel(NATIVE_LINEAR, tf.getBackend()))
     throw new Error(`weights held outside the wasm heap need the native BLAS path on the wasm backend (backend now: ${tf.getBackend()})`);
-  if (tf.engine().state.gradientDepth === 0) return nativeProduct(x, w, true, bias);
+  if (!recordingGradient()) return nativeProduct(x, w, true, bias);
   const product = tf.customGrad(((input: T) => ({
     value: nativeProduct(input, w, true),
     // The weight is frozen: only x gets a gradient, dy @ W.

@@ -4,6 +4,7 @@
 // composite ops in decoder.ts and rope.ts, each float32 rounding where they round (the RMSNorm's sum of squares
 // is accumulated in float64, which only makes it closer to the exact value).
 import * as tf from "@tensorflow/tfjs-core";
+import { recordingGradient } from "../blas/native-matrix.ts";
 import type { WasmBackend } from "../blas/sgemm.ts";
 
 const RMS_NORM = "AbliterateRmsNorm";
@@ -83,7 +84,7 @@ function register(): void {
 
 /** Whether the fused kernels serve this pass: the wasm backend, and no gradient being recorded. */
 export function fusedKernels(): boolean {
-  if (tf.getBackend() !== "wasm" || tf.engine().state.gradientDepth > 0) return false;
+  if (tf.getBackend() !== "wasm" || recordingGradient()) return false;
   register();
   return true;
 }
