@@ -1,11 +1,13 @@
-// The forward pass's fused kernels (src/models/fused.ts) and the native product's bias and leading axes
+// The forward pass's fused kernels (src/models/fused.ts), the compiled attention, and the native product's bias and leading axes
 // (src/blas/native-matrix.ts): the same values as the composite ops they replace, the composite ops while a
 // gradient is recorded, and named errors on shapes they cannot take.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { backendInfo, initBackend } from "../src/index.ts";
-import { fusedKernels, fusedRmsNorm, fusedRope } from "../src/models/fused.ts";
+import { fusedAttention, fusedAttentionKernel, fusedKernels, fusedRmsNorm, fusedRope } from "../src/models/fused.ts";
+import { createRequire } from "node:module";
+import { attentionError, attentionReference, loadLinearKernel } from "../src/blas/linear-kernel.ts";
 import { applyRope } from "../src/models/rope.ts";
 import { NativeMatrix, nativeLinear } from "../src/blas/native-matrix.ts";
 
@@ -117,6 +119,93 @@ describe("the native product", async () => {
     assert.throws(
       () => nativeLinear(tf.zeros([1, inF]), matrix, tf.zeros([out + 1]) as tf.Tensor1D),
       /a bias of shape \[13\].*expected float32 \[12\]/,
+    );
+  });
+});
+
+/** Attention as decoder.ts's composite ops compute it (grouped heads, scale, cap, mask, softmax), heads merged. */
+function compositeAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D, scale: number, cap: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [batch, heads, pos, d] = q.shape;
+    const [, kvHeads, keys] = k.shape;
+    const group = heads / kvHeads;
+    const kT = tf.reshape<tf.Rank.R3>(tf.transpose(k, [0, 1, 3, 2]), [batch * kvHeads, d, keys]);
+    const qGrouped = tf.reshape<tf.Rank.R3>(q, [batch * kvHeads, group * pos, d]);
+    let scores = tf.mul(tf.reshape(tf.matMul(qGrouped, kT), [batch, heads, pos, keys]), scale);
+    if (cap) scores = tf.mul(tf.tanh(tf.div(scores, cap)), cap);
+    const pattern = tf.reshape<tf.Rank.R3>(tf.softmax(tf.add(scores, mask), -1), [batch * kvHeads, group * pos, keys]);
+    const z = tf.matMul(pattern, tf.reshape<tf.Rank.R3>(v, [batch * kvHeads, keys, d])); // [batch * kv_heads, group * pos, d]
+    return tf.reshape(tf.transpose(tf.reshape(z, [batch, heads, pos, d]), [0, 2, 1, 3]), [batch, pos, heads * d]);
+  });
+}
+
+describe("the compiled attention", async () => {
+  const blas = (await backendInfo()).blas;
+  const attention = loadLinearKernel(createRequire(import.meta.url)("koffi")).kernel?.attention;
+  it("runs here: the native path loaded it and it passed its test", () => {
+    assert.ok(blas?.kernel && attention, "install libopenblas0-pthread and a C compiler, then npm run build:native");
+    assert.equal(fusedAttentionKernel(), true);
+  });
+  if (!blas?.kernel || !attention) return;
+
+  for (const [batch, heads, kvHeads, pos, keys, d, cap] of [
+    [1, 4, 4, 1, 9, 16, 0], // one sequence, one kv head a query head
+    [3, 6, 2, 1, 40, 12, 0], // grouped heads, a head dimension past a multiple of 8
+    [2, 4, 1, 3, 7, 8, 2.5], // several positions, a softcap
+  ]) {
+    it(`equals the composite ops to float32 rounding: batch ${batch}, ${heads} heads on ${kvHeads}, ${pos} x ${keys}, cap ${cap}`, () => {
+      const q = tf.tensor4d(values(batch * heads * pos * d, 11), [batch, heads, pos, d]);
+      const k = tf.tensor4d(values(batch * kvHeads * keys * d, 12), [batch, kvHeads, keys, d]);
+      const v = tf.tensor4d(values(batch * kvHeads * keys * d, 13), [batch, kvHeads, keys, d]);
+      // Causal over the last positions, and the first key of the second sequence masked as padding.
+      const bias = new Float32Array(batch * pos * keys).map((_, i) => {
+        const [b, t, j] = [Math.floor(i / (pos * keys)), Math.floor(i / keys) % pos, i % keys];
+        return j > keys - pos + t || (b === 1 && j === 0) ? -1e9 : 0;
+      });
+      const mask = tf.tensor4d(bias, [batch, 1, pos, keys]);
+      const scale = 1 / Math.sqrt(d);
+      const fused = fusedAttention(q, k, v, mask, scale, cap);
+      assert.deepEqual(fused.shape, [batch, pos, heads * d]);
+      const got = fused.dataSync();
+      const exact = attentionReference(
+        batch,
+        heads,
+        kvHeads,
+        pos,
+        keys,
+        d,
+        q.dataSync() as Float32Array,
+        k.dataSync() as Float32Array,
+        v.dataSync() as Float32Array,
+        bias,
+        scale,
+        cap,
+      );
+      const composite = compositeAttention(q, k, v, mask, scale, cap).dataSync();
+      // Values in [-2, 2): weighted means of v. Both within float32 sums' error of the exact value.
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(Math.abs(got[i] - exact[i]) < 1e-5, `value ${i}: ${got[i]} against exact ${exact[i]}`);
+        assert.ok(Math.abs(composite[i] - exact[i]) < 1e-5, `composite value ${i}`);
+      }
+    });
+  }
+
+  it("is refused at load when it computes wrong values", () => {
+    assert.ok(attentionError(() => {}) > 0.1);
+    assert.ok(attentionError(attention) < 1e-6);
+  });
+
+  it("names the shapes it cannot take", () => {
+    const q = tf.zeros([1, 4, 1, 8]) as tf.Tensor4D;
+    const kv = tf.zeros([1, 3, 5, 8]) as tf.Tensor4D;
+    assert.throws(
+      () => fusedAttention(q, kv, kv, tf.zeros([1, 1, 1, 5]) as tf.Tensor4D, 1),
+      /attention: q \[1,4,1,8\], k \[1,3,5,8\].*kv_heads dividing heads/,
+    );
+    const k = tf.zeros([1, 2, 5, 8]) as tf.Tensor4D;
+    assert.throws(
+      () => fusedAttention(q, k, k, tf.zeros([1, 1, 1, 4]) as tf.Tensor4D, 1),
+      /mask \[1,1,1,4\].*mask \[batch, 1, pos, keys\]/,
     );
   });
 });

@@ -1,4 +1,5 @@
-// Compiles src/native/linear.c (the kernel for products of a few rows with a weight held as stored) into
+// Compiles src/native/linear.c (the kernels decoding runs: products of a few rows with a weight held as stored,
+// and a decoding step's attention) into
 // build/native/, where src/blas/linear-kernel.ts loads it. npm install runs this; run it again with
 // npm run build:native. It never fails the install: without a C compiler (or where the build fails) it says
 // why, and the package multiplies through BLAS instead, more slowly when decoding.
@@ -21,7 +22,7 @@ const failures: string[] = [];
 let built = false;
 for (const flags of attempts) {
   try {
-    execFileSync(compiler, [...flags, "-o", temporary, LINEAR_SOURCE], { stdio: ["ignore", "pipe", "pipe"] });
+    execFileSync(compiler, [...flags, "-o", temporary, LINEAR_SOURCE, "-lm"], { stdio: ["ignore", "pipe", "pipe"] });
     // Renamed into place, so that a library another process has loaded is never rewritten under it.
     await rename(temporary, LINEAR_LIBRARY);
     console.log(`abliterate: built ${LINEAR_LIBRARY} (${compiler} ${flags.join(" ")})`);

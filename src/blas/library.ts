@@ -12,6 +12,7 @@ import { guardStockKernels } from "./guard.ts";
 import { overrideKernels } from "./kernels.ts";
 import { loadLinearKernel } from "./linear-kernel.ts";
 import { registerNativeLinear } from "./native-matrix.ts";
+import { registerAttention } from "../models/fused.ts";
 import { GEMV_ROWS, paddedRows, paddingScratchFloats, WEIGHT_ELEMENTS } from "./padding.ts";
 import { NO_TRANS, ROW_MAJOR, TRANS, type BlasInfo, type Sgemm } from "./sgemm.ts";
 
@@ -95,6 +96,7 @@ export function enableBlas(setting = process.env.ABLITERATE_BLAS): { info?: Blas
     active = { sgemm, info: { library, description: config, threads, kernel: linear.kernel?.description }, kernelSkipped: linear.skipped };
     overrideKernels(sgemm);
     registerNativeLinear(sgemm, linear.kernel);
+    if (linear.kernel?.attention) registerAttention(linear.kernel.attention);
     return { info: active.info, kernelSkipped: linear.skipped };
   }
   return fallback(

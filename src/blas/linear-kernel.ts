@@ -27,10 +27,32 @@ export function kernelTakes(m: number, dtype: FloatDtype): boolean {
 
 const DTYPE_CODE = { F32: 0, BF16: 1, F16: 2 } as const;
 
+/**
+ * A decoding step's attention (src/native/linear.c's abl_attention): q [batch, heads, pos, d] against k and v
+ * [batch, kvHeads, keys, d], the additive mask [batch, pos, keys] and softmax, into out [batch, pos, heads * d].
+ */
+export type CompiledAttention = (
+  batch: number,
+  heads: number,
+  kvHeads: number,
+  pos: number,
+  keys: number,
+  d: number,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  mask: Float32Array,
+  scale: number,
+  cap: number,
+  out: Float32Array,
+) => void;
+
 export interface LinearKernel {
   /** What runs, in words: the instruction set and threads. */
   description: string;
   threads: number;
+  /** The compiled attention, where the library has it and it passed its test (`attentionError`). */
+  attention?: CompiledAttention;
   /**
    * y [m, n] = x [m, k] W^T for W [n, k] held row-major as `dtype` (float32 values or 16-bit words); `portable`
    * forces the plain C loop (tests compare it with the vector code).
@@ -71,11 +93,13 @@ export function loadLinearKernel(
   let linear: Linear;
   let isa: number;
   let threads: number;
+  let attention: CompiledAttention | undefined;
   try {
     const lib = koffi.load(library);
     linear = lib.func("void abl_linear(int m, int n, int k, const float *x, const void *w, int dtype, float *y, int isa)") as Linear;
     isa = (lib.func("int abl_linear_isa(void)") as () => number)();
     threads = (lib.func("int abl_linear_threads(void)") as () => number)();
+    attention = compiledAttention(lib);
   } catch (error) {
     return {
       skipped:
@@ -101,7 +125,77 @@ export function loadLinearKernel(
   const error = kernelError(kernel);
   if (error > 1e-4)
     return { skipped: `decoding kernel: ${library} computes wrong results (relative error ${error.toExponential(1)}); not used` };
+  // A library built before the attention was added lacks it: decoding then runs attention as tfjs kernels.
+  if (attention && attentionError(attention) <= 1e-5) kernel.attention = attention;
   return { kernel };
+}
+
+function compiledAttention(lib: ReturnType<typeof Koffi.load>): CompiledAttention | undefined {
+  try {
+    return lib.func(
+      "void abl_attention(int batch, int heads, int kv_heads, int pos, int keys, int d, const float *q, const float *k, " +
+        "const float *v, const float *mask, float scale, float cap, float *out)",
+    ) as CompiledAttention;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Largest error of the compiled attention against float64 arithmetic, relative to the largest |v|, on a small
+ * case with grouped heads, a masked key, a capped score and a head dimension that is not a multiple of 8, and a
+ * larger one that runs on every thread.
+ */
+export function attentionError(attend: CompiledAttention): number {
+  let worst = 0;
+  for (const [batch, heads, kvHeads, pos, keys, d, cap] of [
+    [2, 4, 2, 2, 5, 11, 3],
+    [3, 8, 2, 1, 200, 64, 0],
+  ]) {
+    let seed = 99 + keys * d;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+    const q = Float32Array.from({ length: batch * heads * pos * d }, random);
+    const k = Float32Array.from({ length: batch * kvHeads * keys * d }, random);
+    const v = Float32Array.from({ length: batch * kvHeads * keys * d }, random);
+    const mask = Float32Array.from({ length: batch * pos * keys }, (_, i) => (i % 7 === 3 ? -1e9 : 0));
+    const scale = 1 / Math.sqrt(d);
+    const out = new Float32Array(batch * pos * heads * d);
+    attend(batch, heads, kvHeads, pos, keys, d, q, k, v, mask, scale, cap, out);
+    const expected = attentionReference(batch, heads, kvHeads, pos, keys, d, q, k, v, mask, scale, cap);
+    for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i] - expected[i]) / 0.5);
+  }
+  return worst;
+}
+
+/** abl_attention's arithmetic in float64, the layouts as there. */
+export function attentionReference(
+  ...[batch, heads, kvHeads, pos, keys, d, q, k, v, mask, scale, cap]: Parameters<CompiledAttention> extends [...infer In, Float32Array]
+    ? In
+    : never
+): Float64Array {
+  const out = new Float64Array(batch * pos * heads * d);
+  const group = heads / kvHeads;
+  for (let b = 0; b < batch; b++)
+    for (let h = 0; h < heads; h++)
+      for (let t = 0; t < pos; t++) {
+        const kv = (b * kvHeads + Math.floor(h / group)) * keys * d;
+        const scores = Array.from({ length: keys }, (_, j) => {
+          let s = 0;
+          for (let i = 0; i < d; i++) s += q[((b * heads + h) * pos + t) * d + i] * k[kv + j * d + i];
+          s *= scale;
+          if (cap > 0) s = Math.tanh(s / cap) * cap;
+          return s + mask[(b * pos + t) * keys + j];
+        });
+        const top = Math.max(...scores);
+        const weights = scores.map((s) => Math.exp(s - top));
+        const total = weights.reduce((a, w) => a + w, 0);
+        for (let i = 0; i < d; i++) {
+          let z = 0;
+          for (let j = 0; j < keys; j++) z += (weights[j] / total) * v[kv + j * d + i];
+          out[((b * pos + t) * heads + h) * d + i] = z;
+        }
+      }
+  return out;
 }
 
 /**

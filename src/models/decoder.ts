@@ -7,7 +7,7 @@ import { actName } from "../hooks.ts";
 import { layerKey, slidingLayers, type Architecture } from "./architecture.ts";
 import { matMul } from "./matmul.ts";
 import { nativeLinear, nativeRows, type NativeMatrix } from "../blas/native-matrix.ts";
-import { fusedKernels, fusedRmsNorm, fusedRope } from "./fused.ts";
+import { fusedAttention, fusedAttentionKernel, fusedKernels, fusedRmsNorm, fusedRope } from "./fused.ts";
 import { applyRope, ropeFor, ropeTables, type Rope } from "./rope.ts";
 import { roleKeys } from "./tensors.ts";
 
@@ -186,6 +186,11 @@ export class Decoder {
       kvCache.keys[l] = tf.keep(k);
       kvCache.values[l] = tf.keep(v);
     }
+    const scale = this.arch.attentionScale(this.config);
+    const mask = masks.get(this.layers[l].window)!; // [batch, 1, pos, keys]
+    // A decoding step: the scores, softmax and weighted values as one compiled kernel, heads merged.
+    if (pos === 1 && fusedAttentionKernel())
+      return this.linear(fusedAttention(q, k, v, mask, scale, this.config.attn_logit_softcapping ?? 0), layerKey(l, "self_attn.o_proj"));
     const keys = k.shape[2];
     // Grouped-query attention: each kv head serves `group` query heads.
     // [batch * kv_heads, group * pos, head_dim]
@@ -193,10 +198,10 @@ export class Decoder {
     // [batch * kv_heads, head_dim, keys]
     const kT = tf.reshape<tf.Rank.R3>(tf.transpose(k, [0, 1, 3, 2]), [batch * this.nKvHeads, this.dHead, keys]);
     // [batch, heads, pos, keys]
-    let scores = tf.mul(tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]), this.arch.attentionScale(this.config));
+    let scores = tf.mul(tf.reshape(matMul(qGrouped, kT), [batch, this.nHeads, pos, keys]), scale);
     const cap = this.config.attn_logit_softcapping;
     if (cap) scores = tf.mul(tf.tanh(tf.div(scores, cap)), cap);
-    const pattern = tf.softmax(tf.add(scores, masks.get(this.layers[l].window)!), -1); // [batch, heads, pos, keys]
+    const pattern = tf.softmax(tf.add(scores, mask), -1); // [batch, heads, pos, keys]
     const patternGrouped = tf.reshape<tf.Rank.R3>(pattern, [batch * this.nKvHeads, group * pos, keys]);
     // [batch * kv_heads, group * pos, head_dim]
     const z = matMul(patternGrouped, tf.reshape<tf.Rank.R3>(v, [batch * this.nKvHeads, keys, this.dHead]));

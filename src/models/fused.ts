@@ -1,14 +1,18 @@
-// Two small steps of the forward pass as one kernel each on the wasm backend, for passes that record no
-// gradient (generation, scoring, activations): RMSNorm and RoPE. Each replaces five or six element-wise kernels,
-// whose dispatch, not arithmetic, is what they cost at a decode step's few rows. Same arithmetic as the
-// composite ops in decoder.ts and rope.ts, each float32 rounding where they round (the RMSNorm's sum of squares
-// is accumulated in float64, which only makes it closer to the exact value).
+// Small steps of the forward pass as one kernel each on the wasm backend, for passes that record no gradient
+// (generation, scoring, activations): RMSNorm and RoPE, and on the native path a decoding step's attention. Each
+// replaces from five to a dozen small kernels, whose dispatch, not arithmetic, is what they cost at a decode
+// step's few rows. RMSNorm and RoPE make the composite ops' arithmetic in decoder.ts and rope.ts, each float32
+// rounding where they round (the RMSNorm's sum of squares is accumulated in float64, which only makes it closer
+// to the exact value); the attention (src/native/linear.c) sums in float32 in another order than tfjs's matMul,
+// so it agrees with the composite ops to float32 rounding, not bit for bit.
 import * as tf from "@tensorflow/tfjs-core";
 import { recordingGradient } from "../blas/native-matrix.ts";
+import type { CompiledAttention } from "../blas/linear-kernel.ts";
 import type { WasmBackend } from "../blas/sgemm.ts";
 
 const RMS_NORM = "AbliterateRmsNorm";
 const ROPE = "AbliterateRope";
+const ATTENTION = "AbliterateAttention";
 
 function offsetOf(backend: WasmBackend, t: tf.TensorInfo): number {
   return backend.dataIdMap.get(t.dataId)!.memoryOffset / 4;
@@ -97,4 +101,55 @@ export function fusedRmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps
 /** x * cos + rotate_half(x) * sin on the first rotary dimensions of x [batch, heads, pos, head_dim], as one kernel. */
 export function fusedRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
   return tf.engine().runKernel(ROPE, { x, cos, sin }) as tf.Tensor4D;
+}
+
+/** Register the compiled attention as a wasm kernel (the native path does, once it has loaded and tested it). */
+export function registerAttention(attend: CompiledAttention): void {
+  if (tf.getKernel(ATTENTION, "wasm")) return;
+  tf.registerKernel({
+    kernelName: ATTENTION,
+    backendName: "wasm",
+    kernelFunc: (args) => {
+      const { q, k, v, mask } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; mask: tf.TensorInfo };
+      const { scale, cap } = args.attrs as unknown as { scale: number; cap: number };
+      const [batch, heads, pos, d] = q.shape;
+      const [, kvHeads, keys] = k.shape;
+      const kv = [batch, kvHeads, keys, d].join();
+      if (
+        [q, k, v, mask].some((t) => t.dtype !== "float32" || t.shape.length !== 4) ||
+        k.shape.join() !== kv ||
+        v.shape.join() !== kv ||
+        mask.shape.join() !== [batch, 1, pos, keys].join() ||
+        kvHeads === 0 ||
+        heads % kvHeads !== 0
+      )
+        throw new Error(
+          `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}], mask [${mask.shape}]; expected float32 q [batch, heads, pos, ` +
+            `head_dim], k and v [batch, kv_heads, keys, head_dim] with kv_heads dividing heads, mask [batch, 1, pos, keys]`,
+        );
+      const backend = args.backend as unknown as WasmBackend;
+      const out = backend.makeOutput([batch, pos, heads * d], "float32");
+      const heap = backend.wasm.HEAPF32; // after the output's allocation, which may grow the heap
+      const [qv, kv_, vv, mv, ov] = [q, k, v, mask, out].map((t) => {
+        const at = offsetOf(backend, t);
+        return heap.subarray(at, at + tf.util.sizeFromShape(t.shape));
+      });
+      attend(batch, heads, kvHeads, pos, keys, d, qv, kv_, vv, mv, scale, cap, ov);
+      return out;
+    },
+  });
+}
+
+/** Whether attention runs as one compiled kernel in this pass: `fusedKernels`, and the native path has it. */
+export function fusedAttentionKernel(): boolean {
+  return fusedKernels() && tf.getKernel(ATTENTION, "wasm") !== undefined;
+}
+
+/**
+ * softmax(q k^T * scale (capped to cap * tanh(s / cap) when cap > 0) + mask) v for q [batch, heads, pos, head_dim],
+ * k and v [batch, kv_heads, keys, head_dim] (grouped-query: kv head h / (heads / kv_heads) serves query head h) and
+ * mask [batch, 1, pos, keys], as one kernel: [batch, pos, heads * head_dim], the heads side by side.
+ */
+export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D, scale: number, cap = 0): tf.Tensor3D {
+  return tf.engine().runKernel(ATTENTION, { q, k, v, mask }, { scale, cap } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }

@@ -2,10 +2,13 @@
 // products decoding makes: y [m, n] = x [m, k] W^T, W row-major [n, k]. Each weight row is read once for all
 // m rows of x and widened in registers (no float32 copy of the weight anywhere); float32 arithmetic, the sum of
 // each output accumulated in float32. The rows of W are split between the cores with OpenMP (where the compiler
-// has it). x86-64 CPUs with AVX2, FMA and F16C take vector code; others the portable loop.
+// has it). x86-64 CPUs with AVX2, FMA and F16C take vector code; others the portable loop. And a decoding
+// step's attention (abl_attention), one call in place of a dozen small kernels a layer.
 // Built by scripts/native/build.ts (npm install runs it) into build/native/ and loaded through koffi
 // (src/blas/linear-kernel.ts); where it is not built, the package multiplies through BLAS instead.
 #include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -173,4 +176,65 @@ void abl_linear(int m, int n, int k, const float *x, const void *w, int dtype, f
       rows_generic(m, k, n, x, w, dtype, y, r0, r1);
   }
   (void)avx2;
+}
+
+/** a . b over n values, eight sums in flight (the compiler vectorises them). */
+static float dot(const float *a, const float *b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) acc[l] += a[j + l] * b[j + l];
+  float s = 0;
+  for (; j < n; j++) s += a[j] * b[j];
+  for (int l = 0; l < 8; l++) s += acc[l];
+  return s;
+}
+
+/**
+ * A decoding step's attention in one call: for query rows q [batch, heads, pos, d] against keys and values
+ * k, v [batch, kv_heads, keys, d] (query head h reads kv head h / (heads / kv_heads)), scores s = (q . k) * scale,
+ * capped to cap * tanh(s / cap) when cap > 0, plus the additive mask [batch, pos, keys]; softmax over the keys;
+ * out [batch, pos, heads * d] = the softmax times v, the heads side by side (the layout o_proj reads). Float32
+ * dot products and sums, the softmax's normaliser in float64; (batch, head) pairs split between the cores when
+ * there is enough work.
+ */
+void abl_attention(int batch, int heads, int kv_heads, int pos, int keys, int d, const float *q, const float *k,
+                   const float *v, const float *mask, float scale, float cap, float *out) {
+  const int group = heads / kv_heads;
+  const int pairs = batch * heads;
+  const int threads = (size_t)pairs * pos * keys * d < PARALLEL_VALUES ? 1 : abl_linear_threads();
+  (void)threads;
+#pragma omp parallel num_threads(threads)
+  {
+    float *p = (float *)malloc(sizeof(float) * (keys > 0 ? keys : 1));
+#pragma omp for schedule(static)
+    for (int pair = 0; pair < pairs; pair++) {
+      const int b = pair / heads, h = pair % heads;
+      const float *kh = k + ((size_t)b * kv_heads + h / group) * keys * d;
+      const float *vh = v + ((size_t)b * kv_heads + h / group) * keys * d;
+      for (int t = 0; t < pos; t++) {
+        const float *qt = q + (((size_t)b * heads + h) * pos + t) * d;
+        const float *mt = mask + ((size_t)b * pos + t) * keys;
+        float *ot = out + (((size_t)b * pos + t) * heads + h) * d;
+        float top = -INFINITY;
+        for (int j = 0; j < keys; j++) {
+          float s = dot(qt, kh + (size_t)j * d, d) * scale;
+          if (cap > 0) s = tanhf(s / cap) * cap;
+          s += mt[j];
+          p[j] = s;
+          if (s > top) top = s;
+        }
+        double total = 0;
+        for (int j = 0; j < keys; j++) total += (p[j] = expf(p[j] - top));
+        const float inverse = (float)(1 / total);
+        for (int i = 0; i < d; i++) ot[i] = 0;
+        for (int j = 0; j < keys; j++) {
+          const float w = p[j] * inverse;
+          const float *vj = vh + (size_t)j * d;
+          for (int i = 0; i < d; i++) ot[i] += w * vj[i];
+        }
+      }
+    }
+    free(p);
+  }
 }
