@@ -4,7 +4,7 @@
 // Prints, per decode step: the wall time without the profiler, the kernels dispatched, the time inside the
 // weight products (the compiled decoding kernel, or sgemm without it, on the weights outside the heap: one pass
 // over every weight), the lm_head's share of
-// them, the KV cache's concatenations, every other kernel, and what is left outside kernels (JavaScript:
+// them, every other kernel, and what is left outside kernels (JavaScript:
 // dispatch, tensor bookkeeping). Then the ceiling a decoder streaming the same weights could reach: the
 // weights' bytes as held over this machine's read bandwidth (tools/bandwidth.ts: BLAS's sasum over 1 GiB).
 // Run: npm run bench:decode   (DECODE_PROFILE_SHAPE=smollm2-135m for the small model; DECODE_PROFILE_STEPS=16;

@@ -283,7 +283,7 @@ export class HookedModel {
     const maxNewTokens = options.maxNewTokens ?? 64;
     const stop = new Set(options.stopTokens ?? this.stopTokens);
     const rng = makeRng(options.seed ?? 0);
-    const kvCache: KvCache = { keys: [], values: [] };
+    const kvCache: KvCache = { keys: [], values: [], lengths: [] };
     const fullMask = batch.attentionMask.map((row) => [...row]);
     const out: number[][] = Array.from({ length: rows }, () => []);
     const done = new Array<boolean>(rows).fill(false);

@@ -9,6 +9,7 @@ import { totalmem } from "node:os";
 import { headDim, numKvHeads, tiedEmbeddings, type ModelConfig } from "./config.ts";
 import type { Architecture } from "./models/architecture.ts";
 import { expectedTensors } from "./models/tensors.ts";
+import { CACHE_ROOM } from "./models/decoder.ts";
 import { paddingScratchFloats } from "./blas/padding.ts";
 
 /** Bytes the wasm backend can address: its heap is 32-bit. */
@@ -145,7 +146,8 @@ export function estimateMemory(
   const logitRows = shape.logits === "all" ? b * p : b;
   const logits = 3 * logitRows * v; // E @ h^T, its transpose, and the copy read out
   const activationBytes = 4 * (layer + masks + logits);
-  const kvCacheBytes = shape.newTokens > 0 ? 4 * 2 * config.num_hidden_layers * b * kv * hd * keys : 0;
+  // The cache grows CACHE_ROOM positions ahead of the keys it holds.
+  const kvCacheBytes = shape.newTokens > 0 ? 4 * 2 * config.num_hidden_layers * b * kv * hd * (keys + CACHE_ROOM) : 0;
   const untiedBytes = shape.untie && tiedEmbeddings(config) ? 4 * v * d : 0;
   const outside = plan.nativeBytes ?? 0;
   const nativeBytes = outside > 0 ? outside + untiedBytes + 4 * paddingScratch(config, arch, shape) : 0;

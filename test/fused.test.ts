@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
-import { backendInfo, initBackend } from "../src/index.ts";
+import { backendInfo, initBackend, loadModel } from "../src/index.ts";
+import { CACHE_ROOM } from "../src/models/decoder.ts";
+import { modelDir, reference } from "./helpers/reference.ts";
 import { fusedAttention, fusedAttentionKernel, fusedKernels, fusedRmsNorm, fusedRope } from "../src/models/fused.ts";
 import { createRequire } from "node:module";
 import { attentionError, attentionReference, loadLinearKernel } from "../src/blas/linear-kernel.ts";
@@ -173,6 +175,7 @@ describe("the compiled attention", async () => {
         kvHeads,
         pos,
         keys,
+        keys,
         d,
         q.dataSync() as Float32Array,
         k.dataSync() as Float32Array,
@@ -190,6 +193,61 @@ describe("the compiled attention", async () => {
     });
   }
 
+  it("writes the step's keys and values into a cache in place and attends over its filled positions only", () => {
+    const [batch, heads, kvHeads, d, past, room] = [2, 4, 2, 8, 5, 9];
+    const filled = (seed: number) => {
+      const cache = new Float32Array(batch * kvHeads * room * d).fill(NaN); // room past the filled positions: never read
+      const rows = values(batch * kvHeads * past * d, seed);
+      for (let h = 0; h < batch * kvHeads; h++) cache.set(rows.subarray(h * past * d, (h + 1) * past * d), h * room * d);
+      return { cache: tf.tensor4d(cache, [batch, kvHeads, room, d]), rows: tf.tensor4d(rows, [batch, kvHeads, past, d]) };
+    };
+    const [k, v] = [filled(21), filled(22)];
+    const kNew = tf.tensor4d(values(batch * kvHeads * d, 23), [batch, kvHeads, 1, d]);
+    const vNew = tf.tensor4d(values(batch * kvHeads * d, 24), [batch, kvHeads, 1, d]);
+    const q = tf.tensor4d(values(batch * heads * d, 25), [batch, heads, 1, d]);
+    const mask = tf.zeros([batch, 1, 1, past + 1]) as tf.Tensor4D;
+    const got = fusedAttention(q, k.cache, v.cache, mask, 0.3, 0, { keys: kNew, values: vNew }).dataSync();
+    const [kAll, vAll] = [tf.concat([k.rows, kNew], 2), tf.concat([v.rows, vNew], 2)];
+    const composite = compositeAttention(q, kAll, vAll, mask, 0.3, 0).dataSync();
+    got.forEach((value, i) => assert.ok(Math.abs(value - composite[i]) < 1e-5, `value ${i}: ${value} against ${composite[i]}`));
+    // The cache now holds the new position after the old ones; its room past them is untouched.
+    const written = tf.slice(k.cache, [0, 0, 0, 0], [-1, -1, past + 1, -1]).dataSync();
+    assert.deepEqual(written, kAll.dataSync());
+    assert.ok(
+      tf
+        .slice(v.cache, [0, 0, past + 1, 0], [-1, -1, -1, -1])
+        .dataSync()
+        .every(Number.isNaN),
+    );
+  });
+
+  for (const arch of ["qwen2", "gemma2"] as const) {
+    it(`${arch}: greedy tokens past the cache's first room of ${CACHE_ROOM} positions are those of a full recomputation`, async () => {
+      const model = await loadModel(modelDir(arch));
+      try {
+        const prompts = reference(arch).seqs;
+        const steps = CACHE_ROOM + 16;
+        const { tokens } = await model.generate(prompts, { maxNewTokens: steps, stopTokens: [] });
+        const longest = Math.max(...prompts.map((p) => p.length));
+        const logits = model.forward(prompts.map((p, b) => [...p, ...tokens[b].slice(0, steps - 1)])); // left-padded
+        const all = (await logits.array()) as number[][][];
+        logits.dispose();
+        let compared = 0;
+        for (let b = 0; b < prompts.length; b++)
+          for (let i = 0; i < steps; i++) {
+            const row = all[b][longest - 1 + i];
+            const sorted = [...row].sort((x, y) => y - x);
+            if (sorted[0] - sorted[1] < 1e-3) continue; // a near-tie may go either way
+            assert.equal(tokens[b][i], row.indexOf(sorted[0]), `sequence ${b}, step ${i}`);
+            compared++;
+          }
+        assert.ok(compared > steps, `only ${compared} steps compared`);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
   it("is refused at load when it computes wrong values", () => {
     assert.ok(attentionError(() => {}) > 0.1);
     assert.ok(attentionError(attention) < 1e-6);
@@ -203,9 +261,14 @@ describe("the compiled attention", async () => {
       /attention: q \[1,4,1,8\], k \[1,3,5,8\].*kv_heads dividing heads/,
     );
     const k = tf.zeros([1, 2, 5, 8]) as tf.Tensor4D;
+    assert.throws(() => fusedAttention(q, k, k, tf.zeros([1, 1, 1, 6]) as tf.Tensor4D, 1), /mask \[1,1,1,6\].*pos <= keys <= room/);
     assert.throws(
-      () => fusedAttention(q, k, k, tf.zeros([1, 1, 1, 4]) as tf.Tensor4D, 1),
-      /mask \[1,1,1,4\].*mask \[batch, 1, pos, keys\]/,
+      () => fusedAttention(q, k, k, tf.zeros([1, 1, 1, 5]) as tf.Tensor4D, 1, 0, { keys: q, values: q }),
+      /new keys \[1,4,1,8\].*new keys and values \[batch, kv_heads, pos, head_dim\]/,
+    );
+    assert.throws(
+      () => fusedAttention(q, k, k, tf.zeros([2, 1, 1, 4]) as tf.Tensor4D, 1),
+      /mask \[2,1,1,4\].*mask \[batch, 1, pos, keys\]/,
     );
   });
 });

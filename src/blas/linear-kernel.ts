@@ -28,8 +28,9 @@ export function kernelTakes(m: number, dtype: FloatDtype): boolean {
 const DTYPE_CODE = { F32: 0, BF16: 1, F16: 2 } as const;
 
 /**
- * A decoding step's attention (src/native/linear.c's abl_attention): q [batch, heads, pos, d] against k and v
- * [batch, kvHeads, keys, d], the additive mask [batch, pos, keys] and softmax, into out [batch, pos, heads * d].
+ * A decoding step's attention (src/native/linear.c's abl_decode_attention): q [batch, heads, pos, d] against the first
+ * `keys` rows of k and v [batch, kvHeads, stride, d] (a KV cache with room for `stride`), the additive mask
+ * [batch, pos, keys] and softmax, into out [batch, pos, heads * d].
  */
 export type CompiledAttention = (
   batch: number,
@@ -37,6 +38,7 @@ export type CompiledAttention = (
   kvHeads: number,
   pos: number,
   keys: number,
+  stride: number,
   d: number,
   q: Float32Array,
   k: Float32Array,
@@ -133,8 +135,8 @@ export function loadLinearKernel(
 function compiledAttention(lib: ReturnType<typeof Koffi.load>): CompiledAttention | undefined {
   try {
     return lib.func(
-      "void abl_attention(int batch, int heads, int kv_heads, int pos, int keys, int d, const float *q, const float *k, " +
-        "const float *v, const float *mask, float scale, float cap, float *out)",
+      "void abl_decode_attention(int batch, int heads, int kv_heads, int pos, int keys, int stride, int d, const float *q, " +
+        "const float *k, const float *v, const float *mask, float scale, float cap, float *out)",
     ) as CompiledAttention;
   } catch {
     return undefined;
@@ -143,33 +145,38 @@ function compiledAttention(lib: ReturnType<typeof Koffi.load>): CompiledAttentio
 
 /**
  * Largest error of the compiled attention against float64 arithmetic, relative to the largest |v|, on a small
- * case with grouped heads, a masked key, a capped score and a head dimension that is not a multiple of 8, and a
- * larger one that runs on every thread.
+ * case with grouped heads, a masked key, a capped score, a head dimension that is not a multiple of 8 and a cache
+ * with room past its keys (filled with NaN, which must not be read), and a larger one that runs on every thread.
  */
 export function attentionError(attend: CompiledAttention): number {
   let worst = 0;
-  for (const [batch, heads, kvHeads, pos, keys, d, cap] of [
-    [2, 4, 2, 2, 5, 11, 3],
-    [3, 8, 2, 1, 200, 64, 0],
+  for (const [batch, heads, kvHeads, pos, keys, stride, d, cap] of [
+    [2, 4, 2, 2, 5, 9, 11, 3],
+    [3, 8, 2, 1, 200, 200, 64, 0],
   ]) {
     let seed = 99 + keys * d;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
+    const cache = () =>
+      Float32Array.from({ length: batch * kvHeads * stride * d }, (_, i) => (i % (stride * d) < keys * d ? random() : NaN));
     const q = Float32Array.from({ length: batch * heads * pos * d }, random);
-    const k = Float32Array.from({ length: batch * kvHeads * keys * d }, random);
-    const v = Float32Array.from({ length: batch * kvHeads * keys * d }, random);
+    const [k, v] = [cache(), cache()];
     const mask = Float32Array.from({ length: batch * pos * keys }, (_, i) => (i % 7 === 3 ? -1e9 : 0));
     const scale = 1 / Math.sqrt(d);
     const out = new Float32Array(batch * pos * heads * d);
-    attend(batch, heads, kvHeads, pos, keys, d, q, k, v, mask, scale, cap, out);
-    const expected = attentionReference(batch, heads, kvHeads, pos, keys, d, q, k, v, mask, scale, cap);
+    attend(batch, heads, kvHeads, pos, keys, stride, d, q, k, v, mask, scale, cap, out);
+    const expected = attentionReference(batch, heads, kvHeads, pos, keys, stride, d, q, k, v, mask, scale, cap);
+    if (out.some(Number.isNaN)) return Infinity;
     for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i] - expected[i]) / 0.5);
   }
   return worst;
 }
 
-/** abl_attention's arithmetic in float64, the layouts as there. */
+/** abl_decode_attention's arithmetic in float64, the layouts as there. */
 export function attentionReference(
-  ...[batch, heads, kvHeads, pos, keys, d, q, k, v, mask, scale, cap]: Parameters<CompiledAttention> extends [...infer In, Float32Array]
+  ...[batch, heads, kvHeads, pos, keys, stride, d, q, k, v, mask, scale, cap]: Parameters<CompiledAttention> extends [
+    ...infer In,
+    Float32Array,
+  ]
     ? In
     : never
 ): Float64Array {
@@ -178,7 +185,7 @@ export function attentionReference(
   for (let b = 0; b < batch; b++)
     for (let h = 0; h < heads; h++)
       for (let t = 0; t < pos; t++) {
-        const kv = (b * kvHeads + Math.floor(h / group)) * keys * d;
+        const kv = (b * kvHeads + Math.floor(h / group)) * stride * d;
         const scores = Array.from({ length: keys }, (_, j) => {
           let s = 0;
           for (let i = 0; i < d; i++) s += q[((b * heads + h) * pos + t) * d + i] * k[kv + j * d + i];

@@ -38,10 +38,34 @@ export interface LinearAdapter {
   delta(rows: tf.Tensor2D): tf.Tensor2D;
 }
 
-/** Keys and values of past positions, per layer: [batch, kv_heads, past, head_dim]. */
+/**
+ * Keys and values of past positions, per layer: [batch, kv_heads, room, head_dim], of which the first `lengths[l]`
+ * positions are filled (a decoding step on the native path writes its keys and values into the room in place).
+ */
 export interface KvCache {
   keys: tf.Tensor4D[];
   values: tf.Tensor4D[];
+  lengths: number[];
+}
+
+/** Positions of room a KV cache is grown by at a time, past those it needs now. */
+export const CACHE_ROOM = 64;
+
+/**
+ * Make room for `room` positions in layer l's cache, keeping its first `past`: new tensors, held by the cache alone
+ * (the compiled attention writes into them in place).
+ */
+function growCache(cache: KvCache, l: number, past: number, room: number, [batch, kvHeads, , headDim]: number[]): void {
+  for (const part of [cache.keys, cache.values]) {
+    const old = part[l];
+    part[l] = tf.keep(
+      tf.tidy(() => {
+        const empty = tf.zeros([batch, kvHeads, room - past, headDim]) as tf.Tensor4D;
+        return old && past > 0 ? tf.concat([tf.slice(old, [0, 0, 0, 0], [-1, -1, past, -1]), empty], 2) : empty;
+      }),
+    );
+    old?.dispose();
+  }
 }
 
 /** Called at every hook point; returns the activation to continue with. */
@@ -174,23 +198,36 @@ export class Decoder {
     const rotate = fusedKernels() ? fusedRope : applyRope;
     q = rotate(q, rope.cos, rope.sin);
     k = rotate(k, rope.cos, rope.sin);
+    const scale = this.arch.attentionScale(this.config);
+    const mask = masks.get(this.layers[l].window)!; // [batch, 1, pos, keys]
+    const past = kvCache?.lengths[l] ?? 0;
+    if (kvCache && mask.shape[3] !== past + pos)
+      throw new Error(
+        `layer ${l}: the KV cache holds ${past} positions and the step ${pos}, but the attention mask covers ${mask.shape[3]}`,
+      );
+    // A decoding step: the scores, softmax and weighted values as one compiled kernel, heads merged; the step's keys
+    // and values written into the cache in place, room made CACHE_ROOM positions at a time.
+    if (pos === 1 && fusedAttentionKernel()) {
+      const cap = this.config.attn_logit_softcapping ?? 0;
+      if (!kvCache) return this.linear(fusedAttention(q, k, v, mask, scale, cap), layerKey(l, "self_attn.o_proj"));
+      if ((kvCache.keys[l]?.shape[2] ?? 0) < past + pos) growCache(kvCache, l, past, past + pos + CACHE_ROOM, k.shape);
+      const merged = fusedAttention(q, kvCache.keys[l], kvCache.values[l], mask, scale, cap, { keys: k, values: v });
+      kvCache.lengths[l] = past + pos;
+      return this.linear(merged, layerKey(l, "self_attn.o_proj"));
+    }
     if (kvCache) {
-      const pastK = kvCache.keys[l];
-      const pastV = kvCache.values[l];
+      const [pastK, pastV] = [kvCache.keys[l], kvCache.values[l]]; // [batch, kv_heads, room, head_dim]
       if (pastK) {
-        k = tf.concat([pastK, k], 2); // [batch, kv_heads, past + pos, head_dim]
-        v = tf.concat([pastV, v], 2);
+        const filled = (t: tf.Tensor4D) => (t.shape[2] === past ? t : tf.slice(t, [0, 0, 0, 0], [-1, -1, past, -1]));
+        k = tf.concat([filled(pastK), k], 2); // [batch, kv_heads, past + pos, head_dim]
+        v = tf.concat([filled(pastV), v], 2);
         pastK.dispose();
         pastV.dispose();
       }
       kvCache.keys[l] = tf.keep(k);
       kvCache.values[l] = tf.keep(v);
+      kvCache.lengths[l] = past + pos;
     }
-    const scale = this.arch.attentionScale(this.config);
-    const mask = masks.get(this.layers[l].window)!; // [batch, 1, pos, keys]
-    // A decoding step: the scores, softmax and weighted values as one compiled kernel, heads merged.
-    if (pos === 1 && fusedAttentionKernel())
-      return this.linear(fusedAttention(q, k, v, mask, scale, this.config.attn_logit_softcapping ?? 0), layerKey(l, "self_attn.o_proj"));
     const keys = k.shape[2];
     // Grouped-query attention: each kv head serves `group` query heads.
     // [batch * kv_heads, group * pos, head_dim]

@@ -110,31 +110,49 @@ export function registerAttention(attend: CompiledAttention): void {
     kernelName: ATTENTION,
     backendName: "wasm",
     kernelFunc: (args) => {
-      const { q, k, v, mask } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; mask: tf.TensorInfo };
+      const inputs = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; mask: tf.TensorInfo };
+      const { kNew, vNew } = args.inputs as { kNew?: tf.TensorInfo; vNew?: tf.TensorInfo };
+      const { q, k, v, mask } = inputs;
       const { scale, cap } = args.attrs as unknown as { scale: number; cap: number };
       const [batch, heads, pos, d] = q.shape;
-      const [, kvHeads, keys] = k.shape;
-      const kv = [batch, kvHeads, keys, d].join();
+      const [, kvHeads, stride] = k.shape;
+      const keys = mask.shape[3];
+      const cacheShape = [batch, kvHeads, stride, d].join();
+      const newShape = [batch, kvHeads, pos, d].join();
       if (
-        [q, k, v, mask].some((t) => t.dtype !== "float32" || t.shape.length !== 4) ||
-        k.shape.join() !== kv ||
-        v.shape.join() !== kv ||
+        [q, k, v, mask, ...(kNew ? [kNew, vNew!] : [])].some((t) => t.dtype !== "float32" || t.shape.length !== 4) ||
+        k.shape.join() !== cacheShape ||
+        v.shape.join() !== cacheShape ||
         mask.shape.join() !== [batch, 1, pos, keys].join() ||
+        keys > stride ||
+        keys < pos ||
+        (kNew && (kNew.shape.join() !== newShape || vNew?.shape.join() !== newShape)) ||
         kvHeads === 0 ||
         heads % kvHeads !== 0
       )
         throw new Error(
-          `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}], mask [${mask.shape}]; expected float32 q [batch, heads, pos, ` +
-            `head_dim], k and v [batch, kv_heads, keys, head_dim] with kv_heads dividing heads, mask [batch, 1, pos, keys]`,
+          `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}], mask [${mask.shape}]` +
+            `${kNew ? `, new keys [${kNew.shape}] and values [${vNew?.shape}]` : ""}; expected float32 q [batch, heads, pos, head_dim], ` +
+            `k and v [batch, kv_heads, room, head_dim] with kv_heads dividing heads, mask [batch, 1, pos, keys] with pos <= keys <= room, ` +
+            `new keys and values [batch, kv_heads, pos, head_dim]`,
         );
       const backend = args.backend as unknown as WasmBackend;
       const out = backend.makeOutput([batch, pos, heads * d], "float32");
       const heap = backend.wasm.HEAPF32; // after the output's allocation, which may grow the heap
-      const [qv, kv_, vv, mv, ov] = [q, k, v, mask, out].map((t) => {
+      const view = (t: tf.TensorInfo) => {
         const at = offsetOf(backend, t);
         return heap.subarray(at, at + tf.util.sizeFromShape(t.shape));
-      });
-      attend(batch, heads, kvHeads, pos, keys, d, qv, kv_, vv, mv, scale, cap, ov);
+      };
+      if (kNew) {
+        // The step's keys and values written into the cache's rows [keys - pos, keys), in place (see `fusedAttention`).
+        for (const [cache, rows] of [
+          [view(k), view(kNew)],
+          [view(v), view(vNew!)],
+        ])
+          for (let head = 0; head < batch * kvHeads; head++)
+            cache.set(rows.subarray(head * pos * d, (head + 1) * pos * d), (head * stride + keys - pos) * d);
+      }
+      attend(batch, heads, kvHeads, pos, keys, stride, d, view(q), view(k), view(v), view(mask), scale, cap, view(out));
       return out;
     },
   });
@@ -146,10 +164,22 @@ export function fusedAttentionKernel(): boolean {
 }
 
 /**
- * softmax(q k^T * scale (capped to cap * tanh(s / cap) when cap > 0) + mask) v for q [batch, heads, pos, head_dim],
- * k and v [batch, kv_heads, keys, head_dim] (grouped-query: kv head h / (heads / kv_heads) serves query head h) and
- * mask [batch, 1, pos, keys], as one kernel: [batch, pos, heads * head_dim], the heads side by side.
+ * softmax(q k^T * scale (capped to cap * tanh(s / cap) when cap > 0) + mask) v as one kernel, for q [batch, heads,
+ * pos, head_dim] and mask [batch, 1, pos, keys] against the first `keys` positions of k and v [batch, kv_heads,
+ * room, head_dim] (grouped-query: kv head h / (heads / kv_heads) serves query head h): [batch, pos, heads *
+ * head_dim], the heads side by side. With `written`, the step's own keys and values [batch, kv_heads, pos,
+ * head_dim] are first written into k and v's positions [keys - pos, keys) in place: k and v are then a KV cache
+ * that the caller alone holds (no other tensor may share their memory), grown by nothing but these writes.
  */
-export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D, scale: number, cap = 0): tf.Tensor3D {
-  return tf.engine().runKernel(ATTENTION, { q, k, v, mask }, { scale, cap } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+export function fusedAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  mask: tf.Tensor4D,
+  scale: number,
+  cap = 0,
+  written?: { keys: tf.Tensor4D; values: tf.Tensor4D },
+): tf.Tensor3D {
+  const inputs: tf.NamedTensorMap = written ? { q, k, v, mask, kNew: written.keys, vNew: written.values } : { q, k, v, mask };
+  return tf.engine().runKernel(ATTENTION, inputs, { scale, cap } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }

@@ -3,7 +3,7 @@
 // m rows of x and widened in registers (no float32 copy of the weight anywhere); float32 arithmetic, the sum of
 // each output accumulated in float32. The rows of W are split between the cores with OpenMP (where the compiler
 // has it). x86-64 CPUs with AVX2, FMA and F16C take vector code; others the portable loop. And a decoding
-// step's attention (abl_attention), one call in place of a dozen small kernels a layer.
+// step's attention (abl_decode_attention), one call in place of a dozen small kernels a layer.
 // Built by scripts/native/build.ts (npm install runs it) into build/native/ and loaded through koffi
 // (src/blas/linear-kernel.ts); where it is not built, the package multiplies through BLAS instead.
 #include <stdint.h>
@@ -191,14 +191,15 @@ static float dot(const float *a, const float *b, int n) {
 }
 
 /**
- * A decoding step's attention in one call: for query rows q [batch, heads, pos, d] against keys and values
- * k, v [batch, kv_heads, keys, d] (query head h reads kv head h / (heads / kv_heads)), scores s = (q . k) * scale,
+ * A decoding step's attention in one call: for query rows q [batch, heads, pos, d] against the first `keys` rows of
+ * keys and values k, v [batch, kv_heads, stride, d] (a KV cache with room for `stride` positions; query head h reads
+ * kv head h / (heads / kv_heads)), scores s = (q . k) * scale,
  * capped to cap * tanh(s / cap) when cap > 0, plus the additive mask [batch, pos, keys]; softmax over the keys;
  * out [batch, pos, heads * d] = the softmax times v, the heads side by side (the layout o_proj reads). Float32
  * dot products and sums, the softmax's normaliser in float64; (batch, head) pairs split between the cores when
  * there is enough work.
  */
-void abl_attention(int batch, int heads, int kv_heads, int pos, int keys, int d, const float *q, const float *k,
+void abl_decode_attention(int batch, int heads, int kv_heads, int pos, int keys, int stride, int d, const float *q, const float *k,
                    const float *v, const float *mask, float scale, float cap, float *out) {
   const int group = heads / kv_heads;
   const int pairs = batch * heads;
@@ -210,8 +211,8 @@ void abl_attention(int batch, int heads, int kv_heads, int pos, int keys, int d,
 #pragma omp for schedule(static)
     for (int pair = 0; pair < pairs; pair++) {
       const int b = pair / heads, h = pair % heads;
-      const float *kh = k + ((size_t)b * kv_heads + h / group) * keys * d;
-      const float *vh = v + ((size_t)b * kv_heads + h / group) * keys * d;
+      const float *kh = k + ((size_t)b * kv_heads + h / group) * stride * d;
+      const float *vh = v + ((size_t)b * kv_heads + h / group) * stride * d;
       for (int t = 0; t < pos; t++) {
         const float *qt = q + (((size_t)b * heads + h) * pos + t) * d;
         const float *mt = mask + ((size_t)b * pos + t) * keys;
