@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // shared through a global), so that the forward pass is differentiable.
 import "@tensorflow/tfjs";
 import { enableBlas, type BlasInfo } from "./blas/library.ts";
+import { linearKernelOff } from "./blas/linear-kernel.ts";
 
 export const BACKENDS = ["node-gpu", "node", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -115,7 +116,7 @@ export async function initBackend(options: { backend?: BackendName } = {}): Prom
       if (!blas && process.env.ABLITERATE_REQUIRE_BLAS === "1" && setting !== "off")
         throw new Error(`ABLITERATE_REQUIRE_BLAS=1, but the native BLAS path is not taken: ${native.skipped ?? "no library"}`);
       // The tests' switch also makes sure the decoding kernel is taken, unless it is turned off by name.
-      if (blas && !blas.kernel && process.env.ABLITERATE_REQUIRE_BLAS === "1" && process.env.ABLITERATE_LINEAR_KERNEL !== "off")
+      if (blas && !blas.kernel && process.env.ABLITERATE_REQUIRE_BLAS === "1" && !linearKernelOff())
         throw new Error(`ABLITERATE_REQUIRE_BLAS=1, but the decoding kernel is not taken: ${native.kernelSkipped}`);
       // A library named by hand that cannot be used is said, not passed over in silence.
       if (!blas && setting && setting !== "off") console.error(`abliterate: ABLITERATE_BLAS=${setting} is not used: ${native.skipped}`);

@@ -27,6 +27,11 @@ export function kernelTakes(m: number, dtype: FloatDtype): boolean {
 
 const DTYPE_CODE = { F32: 0, BF16: 1, F16: 2 } as const;
 
+/** Whether ABLITERATE_LINEAR_KERNEL turns the kernel off by name (the one place that reads the setting's meaning). */
+export function linearKernelOff(setting = process.env.ABLITERATE_LINEAR_KERNEL): boolean {
+  return setting === "off";
+}
+
 /**
  * A decoding step's attention (src/native/linear.c's abl_decode_attention): q [batch, heads, pos, d] against the first
  * `keys` rows of k and v [batch, kvHeads, stride, d] (a KV cache with room for `stride`), the additive mask
@@ -90,7 +95,7 @@ export function loadLinearKernel(
   koffi: typeof Koffi,
   setting = process.env.ABLITERATE_LINEAR_KERNEL,
 ): { kernel?: LinearKernel; skipped?: string } {
-  if (setting === "off") return { skipped: "decoding kernel: off (ABLITERATE_LINEAR_KERNEL=off)" };
+  if (linearKernelOff(setting)) return { skipped: "decoding kernel: off (ABLITERATE_LINEAR_KERNEL=off)" };
   const library = setting || LINEAR_LIBRARY;
   let linear: Linear;
   let isa: number;

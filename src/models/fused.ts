@@ -133,8 +133,8 @@ export function registerAttention(attend: CompiledAttention): void {
         throw new Error(
           `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}], mask [${mask.shape}]` +
             `${kNew ? `, new keys [${kNew.shape}] and values [${vNew?.shape}]` : ""}; expected float32 q [batch, heads, pos, head_dim], ` +
-            `k and v [batch, kv_heads, room, head_dim] with kv_heads dividing heads, mask [batch, 1, pos, keys] with pos <= keys <= room, ` +
-            `new keys and values [batch, kv_heads, pos, head_dim]`,
+            `k and v [batch, kv_heads, room, head_dim] with kv_heads dividing heads, mask [batch, 1, pos, keys] with ` +
+            `pos <= keys <= room, new keys and values [batch, kv_heads, pos, head_dim]`,
         );
       const backend = args.backend as unknown as WasmBackend;
       const out = backend.makeOutput([batch, pos, heads * d], "float32");
