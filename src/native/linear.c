@@ -23,6 +23,8 @@ enum { F32 = 0, BF16 = 1, F16 = 2 };
 #define GROUP 4
 /** Products smaller than this many weight values run on one thread. */
 #define PARALLEL_VALUES (1 << 16)
+/** Attention with fewer multiply-adds than this runs on one thread. */
+#define ATTENTION_PARALLEL_VALUES (1 << 22)
 
 static float widen_scalar(const void *w, int dtype, size_t j) {
   if (dtype == F32) return ((const float *)w)[j];
@@ -203,7 +205,10 @@ void abl_decode_attention(int batch, int heads, int kv_heads, int pos, int keys,
                    const float *v, const float *mask, float scale, float cap, float *out) {
   const int group = heads / kv_heads;
   const int pairs = batch * heads;
-  const int threads = (size_t)pairs * pos * keys * d < PARALLEL_VALUES ? 1 : abl_linear_threads();
+  // One thread unless the work is large: on 2 cores, an OpenMP team that wakes between OpenBLAS calls (the float32
+  // path's one-row products go to sgemv) leaves both pools' threads spinning against each other, and a batch-1 step
+  // of Qwen2.5-0.5B's shapes took three times as long.
+  const int threads = (size_t)pairs * pos * keys * d < ATTENTION_PARALLEL_VALUES ? 1 : abl_linear_threads();
   (void)threads;
 #pragma omp parallel num_threads(threads)
   {
