@@ -248,6 +248,20 @@ describe("the compiled attention", async () => {
     });
   }
 
+  it("a KV cache that does not hold the positions the mask covers is named, not attended over", async () => {
+    const model = await loadModel(modelDir("qwen2"));
+    try {
+      const kvCache = { keys: [], values: [], lengths: [] };
+      const runHook = (_name: string, _layer: number | undefined, x: tf.Tensor) => x;
+      assert.throws(
+        () => model.decoder.forward({ inputIds: [[1]], attentionMask: [[1, 1]] }, { runHook, kvCache, logits: "last", tidyLayers: true }),
+        /layer 0: the KV cache holds 0 positions and the step 1, but the attention mask covers 2/,
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+
   it("is refused at load when it computes wrong values", () => {
     assert.ok(attentionError(() => {}) > 0.1);
     assert.ok(attentionError(attention) < 1e-6);

@@ -51,6 +51,11 @@ export interface KvCache {
 /** Positions of room a KV cache is grown by at a time, past those it needs now. */
 export const CACHE_ROOM = 64;
 
+/** The first `past` positions of a cache tensor [batch, kv_heads, room, head_dim]: the tensor itself when it has no room. */
+function filledPositions(t: tf.Tensor4D, past: number): tf.Tensor4D {
+  return t.shape[2] === past ? t : tf.slice(t, [0, 0, 0, 0], [-1, -1, past, -1]);
+}
+
 /**
  * Make room for `room` positions in layer l's cache, keeping its first `past`: new tensors, held by the cache alone
  * (the compiled attention writes into them in place).
@@ -61,7 +66,7 @@ function growCache(cache: KvCache, l: number, past: number, room: number, [batch
     part[l] = tf.keep(
       tf.tidy(() => {
         const empty = tf.zeros([batch, kvHeads, room - past, headDim]) as tf.Tensor4D;
-        return old && past > 0 ? tf.concat([tf.slice(old, [0, 0, 0, 0], [-1, -1, past, -1]), empty], 2) : empty;
+        return old && past > 0 ? tf.concat([filledPositions(old, past), empty], 2) : empty;
       }),
     );
     old?.dispose();
@@ -218,9 +223,8 @@ export class Decoder {
     if (kvCache) {
       const [pastK, pastV] = [kvCache.keys[l], kvCache.values[l]]; // [batch, kv_heads, room, head_dim]
       if (pastK) {
-        const filled = (t: tf.Tensor4D) => (t.shape[2] === past ? t : tf.slice(t, [0, 0, 0, 0], [-1, -1, past, -1]));
-        k = tf.concat([filled(pastK), k], 2); // [batch, kv_heads, past + pos, head_dim]
-        v = tf.concat([filled(pastV), v], 2);
+        k = tf.concat([filledPositions(pastK, past), k], 2); // [batch, kv_heads, past + pos, head_dim]
+        v = tf.concat([filledPositions(pastV, past), v], 2);
         pastK.dispose();
         pastV.dispose();
       }
