@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { mentionsTopic, topicMentionRate, topicStems } from "../src/pipeline/measures.ts";
-import { splitReport, splitReportLines } from "../src/pipeline/evaluate.ts";
+import { splitReport, splitReportLines, tokensPerWord } from "../src/pipeline/evaluate.ts";
 
 describe("topicStems", () => {
   it("keeps a request's topic words, stemmed, and drops the words of asking", () => {
@@ -48,6 +48,14 @@ describe("topicMentionRate", () => {
   });
 });
 
+describe("tokensPerWord", () => {
+  it("counts whitespace-separated words, and refuses texts with none", () => {
+    assert.equal(tokensPerWord(["a b  c", " d "], { encode: (t) => [...t.replace(/ /g, "")].map(() => 0) }), 1);
+    assert.equal(tokensPerWord(["ab cd"], { encode: () => [1, 2, 3] }), 1.5);
+    assert.throws(() => tokensPerWord(["  ", ""], { encode: () => [] }), /tokensPerWord: the texts hold no word/);
+  });
+});
+
 describe("splitReport", () => {
   const split = {
     name: "freeform",
@@ -89,10 +97,17 @@ describe("splitReport", () => {
       ["harmful", "harmful", "harmless", "harmless"],
     );
     assert.deepEqual(splitReportLines(r), [
-      "freeform split (2 harmful, 2 harmless): harmful refusal 100.0% -> 0.0%; harmless refusal 50.0% -> 0.0%",
+      "freeform split (2 harmful, 2 harmless; 1.00 tokens a word): harmful refusal 100.0% -> 0.0%; harmless refusal 50.0% -> 0.0%",
       "freeform split: harmless KL 0.2500; harmless answers unchanged 50.0%; " +
         "harmful answers that mention the request's topic 0.0% -> 50.0%",
     ]);
+  });
+  it("gives the split's tokens per word, and the test split's beside it where given", () => {
+    // Two tokens for a word of more than 4 characters: 21 words, of which 10 are longer ("would", "someone",
+    // "steal", "Write", "email.", "Write", "short", "about", "Explain", "forms.").
+    const r = splitReport(split, before, after, { encode: (t) => t.split(" ").flatMap((w) => (w.length > 4 ? [1, 2] : [1])) });
+    assert.equal(r.tokensPerWord, 31 / 21);
+    assert.match(splitReportLines(r, 1.25)[0], /^freeform split \(2 harmful, 2 harmless; 1\.48 tokens a word \(test split 1\.25\)\): /);
   });
   it("refuses an evaluation after the edit without the harmless KL, or answers that do not match the split", () => {
     assert.throws(

@@ -127,6 +127,7 @@ export function splitReport(
   return {
     name: split.name,
     counts: { harmful: split.harmful.length, harmless: split.harmless.length },
+    tokensPerWord: tokensPerWord([...split.harmful, ...split.harmless], tokenizer),
     before: {
       harmfulRefusalRate: before.harmfulRefusalRate,
       harmlessRefusalRate: before.harmlessRefusalRate,
@@ -143,11 +144,23 @@ export function splitReport(
   };
 }
 
-/** The two lines `abliterate run` prints for an evaluation split's report. */
-export function splitReportLines(s: SplitReport): string[] {
+/**
+ * Tokens per whitespace-separated word over `texts`: how familiar a tokenizer finds their words (a word it
+ * learnt is one token, an unfamiliar one several).
+ */
+export function tokensPerWord(texts: readonly string[], tokenizer: { encode(text: string): number[] }): number {
+  const words = texts.reduce((n, t) => n + t.split(/\s+/).filter(Boolean).length, 0);
+  if (words === 0) throw new Error("tokensPerWord: the texts hold no word");
+  return texts.reduce((n, t) => n + tokenizer.encode(t).length, 0) / words;
+}
+
+/** The two lines `abliterate run` prints for an evaluation split's report (with the test split's tokens per word, where given). */
+export function splitReportLines(s: SplitReport, testTokensPerWord?: number): string[] {
+  const against = testTokensPerWord === undefined ? "" : ` (test split ${testTokensPerWord.toFixed(2)})`;
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   return [
-    `${s.name} split (${s.counts.harmful} harmful, ${s.counts.harmless} harmless): harmful refusal ` +
+    `${s.name} split (${s.counts.harmful} harmful, ${s.counts.harmless} harmless; ` +
+      `${s.tokensPerWord.toFixed(2)} tokens a word${against}): harmful refusal ` +
       `${pct(s.before.harmfulRefusalRate)} -> ${pct(s.after.harmfulRefusalRate)}; harmless refusal ` +
       `${pct(s.before.harmlessRefusalRate)} -> ${pct(s.after.harmlessRefusalRate)}`,
     `${s.name} split: harmless KL ${s.after.harmlessKl.toFixed(4)}; harmless answers unchanged ` +

@@ -28,7 +28,15 @@ import {
   type Direction,
   type UsableDirection,
 } from "./directions.ts";
-import { evaluateRefusal, lastPositionLogits, measure, splitReport, type Measures, type RefusalEvaluation } from "./evaluate.ts";
+import {
+  evaluateRefusal,
+  lastPositionLogits,
+  measure,
+  splitReport,
+  tokensPerWord,
+  type Measures,
+  type RefusalEvaluation,
+} from "./evaluate.ts";
 import { topicMentionRate } from "./measures.ts";
 import { answersOf } from "../generation.ts";
 import { defaultComplianceReference } from "./ground-truth.ts";
@@ -336,6 +344,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
       memory,
       adapter,
       samples,
+      testTokensPerWord: tokensPerWord([...sets.harmfulTest, ...sets.harmlessTest], model.tokenizer),
       splits: splits.map((split, i) => splitReport(split, splitsBefore[i].evaluation, splitsAfter[i], model.tokenizer)),
     });
     await writeReport(outDir, report);
@@ -350,7 +359,7 @@ async function runUnlocked(options: PipelineOptions): Promise<RunReport> {
  * harmless logits, and each evaluation split's answers and harmless logits.
  */
 interface OriginalStages {
-  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted" | "adapter" | "splits">;
+  stages: Omit<ReportInputs, "verify" | "after" | "seconds" | "agreement" | "planted" | "adapter" | "splits" | "testTokensPerWord">;
   expectation: Awaited<ReturnType<typeof expectedExport>>;
   referenceLogits: Float32Array[];
   splitsBefore: { evaluation: RefusalEvaluation; logits: Float32Array[] }[];
@@ -588,6 +597,7 @@ function buildReport(r: ReportInputs): RunReport {
       harmlessKl: r.after.harmlessKl!,
       topicMention: r.after.topicMention,
     },
+    testTokensPerWord: r.testTokensPerWord,
     splits: r.splits,
     agreement: r.agreement,
     planted: r.planted,

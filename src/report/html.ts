@@ -52,6 +52,7 @@ function splitTables(report: RunReport): string {
     {
       name: "test",
       n: `${report.counts.harmfulTest} + ${report.counts.harmlessTest}`,
+      tokensPerWord: report.testTokensPerWord,
       before: report.before,
       after: report.after,
       unchanged: report.agreement.harmlessUnchanged.exact,
@@ -59,6 +60,7 @@ function splitTables(report: RunReport): string {
     ...report.splits.map((s) => ({
       name: s.name,
       n: `${s.counts.harmful} + ${s.counts.harmless}`,
+      tokensPerWord: s.tokensPerWord,
       before: s.before,
       after: s.after,
       unchanged: s.harmlessUnchanged.exact,
@@ -66,7 +68,8 @@ function splitTables(report: RunReport): string {
   ]
     .map(
       (m) =>
-        `<tr><td>${escape(m.name)}</td><td>${m.n}</td><td>${arrow(m.before.harmfulRefusalRate, m.after.harmfulRefusalRate)}</td>` +
+        `<tr><td>${escape(m.name)}</td><td>${m.n}</td><td>${m.tokensPerWord.toFixed(2)}</td>` +
+        `<td>${arrow(m.before.harmfulRefusalRate, m.after.harmfulRefusalRate)}</td>` +
         `<td>${arrow(m.before.harmlessRefusalRate, m.after.harmlessRefusalRate)}</td><td>${m.after.harmlessKl.toFixed(4)}</td>` +
         `<td>${pct(m.unchanged)}</td><td>${arrow(m.before.topicMention, m.after.topicMention)}</td></tr>`,
     )
@@ -82,8 +85,8 @@ function splitTables(report: RunReport): string {
     .join("\n");
   return (
     `<h2>Evaluation splits</h2>
-<table><tr><th>split</th><th>harmful + harmless</th><th>harmful refusal</th><th>harmless refusal</th><th>harmless KL</th>` +
-    `<th>harmless answers unchanged</th><th>harmful answers that mention the request's topic</th></tr>
+<table><tr><th>split</th><th>harmful + harmless</th><th>tokens a word</th><th>harmful refusal</th><th>harmless refusal</th>` +
+    `<th>harmless KL</th><th>harmless answers unchanged</th><th>harmful answers that mention the request's topic</th></tr>
 ${measures}</table>
 <h3>Sample completions</h3>
 <table><tr><th>split</th><th>instruction</th><th>before</th><th>after</th></tr>

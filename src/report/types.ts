@@ -35,6 +35,8 @@ export interface RunReport {
   /** The test split's measures; topicMention: the share of harmful answers that mention their request's topic (`mentionsTopic`). */
   before: { harmfulRefusalRate: number; harmlessRefusalRate: number; topicMention: number };
   after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number; topicMention: number };
+  /** Tokens per whitespace-separated word over the test split's requests (`tokensPerWord`), to compare the splits' with. */
+  testTokensPerWord: number;
   /** Further evaluation splits (the project's free-form requests by default), measured as the test split. */
   splits: SplitReport[];
   /** Harmless answers unchanged (after against before), and coherent compliance (harmful answers after against a compliant reference). */
@@ -68,6 +70,8 @@ export interface RunReport {
 export interface SplitReport {
   name: string;
   counts: { harmful: number; harmless: number };
+  /** Tokens per whitespace-separated word over the split's requests (the model's tokenizer, no chat template). */
+  tokensPerWord: number;
   before: { harmfulRefusalRate: number; harmlessRefusalRate: number; topicMention: number };
   after: { harmfulRefusalRate: number; harmlessRefusalRate: number; harmlessKl: number; topicMention: number };
   /** Harmless answers after against before. */

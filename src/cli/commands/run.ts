@@ -139,7 +139,7 @@ export function registerRun(program: Command): void {
           `${pct(report.agreement.harmlessUnchanged.exact)}`,
         `harmful answers that mention the request's topic (test): ${pct(report.before.topicMention)} before -> ` +
           `${pct(report.after.topicMention)} after`,
-        ...report.splits.flatMap(splitReportLines),
+        ...report.splits.flatMap((s) => splitReportLines(s, report.testTokensPerWord)),
         ...(report.planted
           ? [
               `cosine of the chosen direction with the planted one (written at layers ` +
