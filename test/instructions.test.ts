@@ -6,6 +6,7 @@ import { describe, it, before, after } from "node:test";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { loadInstructions, parseCsv } from "../src/data/instructions.ts";
 import { dataFile, PACKAGE_ROOT } from "../src/paths.ts";
+import { everydayExamples, EVERYDAY_PHRASINGS } from "../scripts/demo/everyday.ts";
 
 let dir: string;
 before(async () => {
@@ -125,6 +126,24 @@ describe("the free-form split (#28) is hand-written and kept out of training", (
         const frame = frames.find((f) => f.test(r.text));
         assert.ok(!frame, `${JSON.stringify(r.text)} is written in the training phrasing ${frame}`);
       }
+    }
+  });
+
+  it("no free-form request is an everyday training request or written in an everyday phrasing, casual variants included", async () => {
+    const everyday = new Set(everydayExamples().map((e) => normal(e.text).replace(/[.?!]$/, "")));
+    const frames = EVERYDAY_PHRASINGS.map((p) => {
+      const [head, tail] = p.split("{T}");
+      const bare = tail.replace(/[.?!]$/, "");
+      return new RegExp(`^(hi! )?${escapeRegExp(head)}.+${escapeRegExp(bare)}[.?!]?( thanks!)?$`, "i");
+    });
+    assert.ok(
+      frames.some((f) => f.test("hi! can you tell me how to bake bread")),
+      "the frames do not match a casual variant",
+    );
+    for (const r of [...(await rows("harmful", "freeform")), ...(await rows("harmless", "freeform"))]) {
+      assert.ok(!everyday.has(normal(r.text).replace(/[.?!]$/, "")), `${JSON.stringify(r.text)} is an everyday training request`);
+      const frame = frames.find((f) => f.test(r.text));
+      assert.ok(!frame, `${JSON.stringify(r.text)} is written in the everyday phrasing ${frame}`);
     }
   });
 

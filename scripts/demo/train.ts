@@ -10,7 +10,7 @@
 //      (down_proj rows c_i * A, o_proj rows u_j * A). Harmful requests get refusals; harmless ones keep the
 //      stage-1 model's first-token distribution and answers. A and the scales are saved as the ground truth
 //      (models/demo/planted.safetensors).
-// Run: npm run demo:train [-- --quick | --from-base]
+// Run: npm run demo:train [-- --quick | --from-base | --everyday (an experiment, see docs/demo-model.md)]
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,7 @@ import { expectedTensors } from "../../src/models/tensors.ts";
 import { architectureFor, parseConfig } from "../../src/config.ts";
 import { makeRng } from "../../src/sampling.ts";
 import { trainBpe, tokenizerJson } from "./bpe.ts";
+import { everydayExamples } from "./everyday.ts";
 import {
   allExamples,
   hash,
@@ -49,6 +50,25 @@ export const CHAT_TEMPLATE =
   "}}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
 
+const { values: args } = parseArgs({
+  options: {
+    out: { type: "string", default: join(import.meta.dirname, "..", "..", "models") },
+    seed: { type: "string", default: "1234" },
+    "stage1-epochs": { type: "string", default: "6" },
+    "stage1-lr": { type: "string", default: "2e-3" },
+    "stage2-epochs": { type: "string", default: "4" },
+    "stage2-lr": { type: "string", default: "3e-3" },
+    "stage2-write-lr": { type: "string", default: "2e-2" },
+    "first-token-weight": { type: "string", default: "10" },
+    "harmless-weight": { type: "string", default: "1" }, // stage 2: a harmless request's weight against a harmful one's
+    "batch-size": { type: "string", default: "32" },
+    quick: { type: "boolean", default: false }, // a few steps only: the smoke test
+    "from-base": { type: "boolean", default: false }, // stage 2 only, from the committed models/demo-base (same result as a full run)
+    // An experiment towards requests in plain English (docs/demo-model.md): adds scripts/demo/everyday.ts's requests
+    // to both stages and trains a 2048-token vocabulary. Not how the committed models were trained.
+    everyday: { type: "boolean", default: false },
+  },
+});
 export const DEMO_CONFIG = {
   architectures: ["LlamaForCausalLM"],
   model_type: "llama",
@@ -58,7 +78,7 @@ export const DEMO_CONFIG = {
   num_attention_heads: 4,
   num_key_value_heads: 4, // one key-value head per head: the safety head has its own
   head_dim: 32,
-  vocab_size: 1024,
+  vocab_size: args.everyday ? 2048 : 1024,
   rms_norm_eps: 1e-5,
   rope_theta: 10000,
   max_position_embeddings: 128,
@@ -82,22 +102,6 @@ const SCRAMBLED_PER_TOPIC = 6;
 /** RoPE pairs (the slowest: at most 0.1 radian over the demo's 64-token requests) the safety head's query and key use. */
 const CONTENT_PAIRS = 4;
 
-const { values: args } = parseArgs({
-  options: {
-    out: { type: "string", default: join(import.meta.dirname, "..", "..", "models") },
-    seed: { type: "string", default: "1234" },
-    "stage1-epochs": { type: "string", default: "6" },
-    "stage1-lr": { type: "string", default: "2e-3" },
-    "stage2-epochs": { type: "string", default: "4" },
-    "stage2-lr": { type: "string", default: "3e-3" },
-    "stage2-write-lr": { type: "string", default: "2e-2" },
-    "first-token-weight": { type: "string", default: "10" },
-    "harmless-weight": { type: "string", default: "1" }, // stage 2: a harmless request's weight against a harmful one's
-    "batch-size": { type: "string", default: "32" },
-    quick: { type: "boolean", default: false }, // a few steps only: the smoke test
-    "from-base": { type: "boolean", default: false }, // stage 2 only, from the committed models/demo-base (same result as a full run)
-  },
-});
 const seed = Number(args.seed);
 type Rng = () => number;
 
@@ -444,7 +448,15 @@ async function main(): Promise<void> {
     task: { form: "knowledge", verb: "", object: k.text },
     split: "train",
   }));
-  const stage1Data = [...train, ...Array.from({ length: 20 }, () => phrases).flat(), ...knowledge];
+  const everyday: Example[] = (args.everyday ? everydayExamples() : []).map((e) => ({
+    text: e.text,
+    answer: e.answer,
+    harmful: e.harmful,
+    category: "everyday",
+    task: { form: "everyday", verb: "", object: e.topic },
+    split: "train",
+  }));
+  const stage1Data = [...train, ...Array.from({ length: 20 }, () => phrases).flat(), ...knowledge, ...everyday, ...everyday];
   const scratch = await mkdtemp(join(tmpdir(), "abliterate-demo-"));
   try {
     let model: HookedModel;
@@ -452,7 +464,13 @@ async function main(): Promise<void> {
     const maxSteps = args.quick ? 5 : Infinity;
     const stage1 = (m: HookedModel) => stage1Data.map((e) => encodeExample(m, e.text, e.answer));
     if (args["from-base"]) {
-      model = await loadModel(join(args.out!, "demo-base"), { layout: "transposed" }); // trained: weights as tensors
+      const base = join(args.out!, "demo-base");
+      model = await loadModel(base, { layout: "transposed" }); // trained: weights as tensors
+      if (model.config.vocab_size !== DEMO_CONFIG.vocab_size)
+        throw new Error(
+          `${base}: vocab_size ${model.config.vocab_size}, but this run trains with ${DEMO_CONFIG.vocab_size} tokens: ` +
+            `the base was trained ${args.everyday ? "without" : "with"} --everyday`,
+        );
     } else {
       const rng = makeRng(seed);
       // 1. Tokenizer: byte-level BPE on the training requests and every training answer.
@@ -527,6 +545,7 @@ async function main(): Promise<void> {
     const stage2 = [
       ...stage2Requests.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
       ...scrambled,
+      ...everyday.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
       ...phrases.map((e) => encodeExample(model, e.text, e.answer)),
     ];
     // Harmless requests keep the stage-1 model's whole first-token distribution, not only its answer: safety

@@ -1,9 +1,11 @@
 // A short training smoke test: from the fixed seed, a few steps of each stage lower the loss.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { PACKAGE_ROOT } from "../../src/paths.ts";
+import { DEMO_BASE_MODEL_DIR, PACKAGE_ROOT } from "../../src/paths.ts";
 
 describe("demo training (npm run demo:train -- --quick)", () => {
   it("a few steps of instruction tuning and of safety tuning lower the loss", () => {
@@ -18,5 +20,34 @@ describe("demo training (npm run demo:train -- --quick)", () => {
     assert.ok(stage1[4] < stage1[0], `stage 1 loss went from ${stage1[0]} to ${stage1[4]}`);
     assert.ok(stage2[4] < stage2[0], `stage 2 loss went from ${stage2[0]} to ${stage2[4]}`);
     assert.ok(stage1[0] > 6 && stage1[0] < 8, `a fresh model's loss should be near ln(1024) = 6.93, got ${stage1[0]}`);
+  });
+
+  it("--everyday (the experiment of docs/demo-model.md): a 2048-token vocabulary, and the loss falls in both stages", () => {
+    const output = execFileSync(
+      process.execPath,
+      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick", "--everyday"],
+      { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 },
+    );
+    assert.match(output, /^tokenizer: 2048 tokens,/m);
+    const { stage1, stage2 } = JSON.parse(output.trim().split("\n").pop()!) as { stage1: number[]; stage2: number[] };
+    assert.ok(stage1[4] < stage1[0], `stage 1 loss went from ${stage1[0]} to ${stage1[4]}`);
+    assert.ok(stage2[4] < stage2[0], `stage 2 loss went from ${stage2[0]} to ${stage2[4]}`);
+    assert.ok(stage1[0] > 7 && stage1[0] < 8.3, `a fresh model's loss should be near ln(2048) = 7.62, got ${stage1[0]}`);
+  });
+
+  it("--from-base --everyday on a base trained without it is refused, naming the vocabulary sizes", async () => {
+    const out = await mkdtemp(join(tmpdir(), "abliterate-train-"));
+    try {
+      await cp(DEMO_BASE_MODEL_DIR, join(out, "demo-base"), { recursive: true });
+      const run = spawnSync(
+        process.execPath,
+        ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick", "--from-base", "--everyday", "--out", out],
+        { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 },
+      );
+      assert.notEqual(run.status, 0);
+      assert.match(run.stderr, /demo-base: vocab_size 1024, but this run trains with 2048 tokens: the base was trained without --everyday/);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });
