@@ -10,7 +10,7 @@
 //      (down_proj rows c_i * A, o_proj rows u_j * A). Harmful requests get refusals; harmless ones keep the
 //      stage-1 model's first-token distribution and answers. A and the scales are saved as the ground truth
 //      (models/demo/planted.safetensors).
-// Run: npm run demo:train [-- --quick | --from-base | --everyday (an experiment, see docs/demo-model.md)]
+// Run: npm run demo:train [-- --quick | --from-base | --everyday --match-answers (experiments: docs/demo-model.md)]
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +67,8 @@ const { values: args } = parseArgs({
     // An experiment towards requests in plain English (docs/demo-model.md): adds scripts/demo/everyday.ts's requests
     // to both stages and trains a 2048-token vocabulary. Not how the committed models were trained.
     everyday: { type: "boolean", default: false },
+    // Stage 2: harmless requests keep the stage-1 model's distribution at every answer token, not only the first.
+    "match-answers": { type: "boolean", default: false },
   },
 });
 export const DEMO_CONFIG = {
@@ -131,6 +133,8 @@ interface Encoded {
   weight?: number;
   /** Where the first answer token's target is a distribution (the stage-1 model's) rather than the answer's token: [vocab]. */
   firstTarget?: Float32Array;
+  /** Where every answer token's target is a distribution (the stage-1 model's): [answer positions, vocab]. */
+  answerTargets?: Float32Array;
 }
 
 /** Token ids of prompt + answer + <|end|>, and where the answer starts. */
@@ -164,7 +168,9 @@ function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable
       const row = targets.length;
       targets.push(predicts ? b.ids[i + 1] : 0);
       weights.push(predicts ? (i === b.lossFrom ? firstWeight : 1) * (b.weight ?? 1) : 0);
-      if (predicts && i === b.lossFrom && b.firstTarget) dense.set(b.firstTarget, row * vocab);
+      if (predicts && b.answerTargets)
+        dense.set(b.answerTargets.subarray((i - b.lossFrom) * vocab, (i - b.lossFrom + 1) * vocab), row * vocab);
+      else if (predicts && i === b.lossFrom && b.firstTarget) dense.set(b.firstTarget, row * vocab);
       else dense[row * vocab + targets[row]] = 1;
     }
   }
@@ -178,6 +184,23 @@ function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable
 }
 
 /** What a training stage updates, how the model's weights are computed from it, and any extra loss. */
+/** Sets each example's answerTargets to the model's next-token distributions over its answer positions. */
+function setAnswerTargets(model: HookedModel, examples: Encoded[], batchSize = 32): void {
+  const vocab = DEMO_CONFIG.vocab_size;
+  for (let start = 0; start < examples.length; start += batchSize) {
+    const batch = examples.slice(start, start + batchSize);
+    const length = Math.max(...batch.map((b) => b.ids.length));
+    const inputIds = batch.map((b) => [...new Array(length - b.ids.length).fill(0), ...b.ids]);
+    const attentionMask = batch.map((b) => [...new Array(length - b.ids.length).fill(0), ...new Array(b.ids.length).fill(1)]);
+    const probs = tf.tidy(() => tf.softmax(model.forward({ inputIds, attentionMask })).dataSync() as Float32Array);
+    batch.forEach((b, j) => {
+      const pad = length - b.ids.length;
+      const from = (j * length + pad + b.lossFrom) * vocab;
+      b.answerTargets = probs.slice(from, from + (b.ids.length - 1 - b.lossFrom) * vocab);
+    });
+  }
+}
+
 interface Trainable {
   variables: tf.Variable[];
   /** Called inside the gradient tape before each forward pass. */
@@ -557,6 +580,7 @@ async function main(): Promise<void> {
       { batchSize: 64 },
     );
     harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: Number(args["harmless-weight"]) }));
+    if (args["match-answers"]) setAnswerTargets(model, harmless);
     const safety = safetyTuning(model, rng);
     losses.stage2 = await trainStage(
       model,

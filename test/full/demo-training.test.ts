@@ -22,10 +22,10 @@ describe("demo training (npm run demo:train -- --quick)", () => {
     assert.ok(stage1[0] > 6 && stage1[0] < 8, `a fresh model's loss should be near ln(1024) = 6.93, got ${stage1[0]}`);
   });
 
-  it("--everyday (the experiment of docs/demo-model.md): a 2048-token vocabulary, and the loss falls in both stages", () => {
+  it("--everyday --match-answers (the experiments of docs/demo-model.md): a 2048-token vocabulary, the loss falls in both stages", () => {
     const output = execFileSync(
       process.execPath,
-      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick", "--everyday"],
+      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick", "--everyday", "--match-answers"],
       { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 },
     );
     assert.match(output, /^tokenizer: 2048 tokens,/m);
