@@ -580,14 +580,15 @@ async function main(): Promise<void> {
       { batchSize: 64 },
     );
     harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: Number(args["harmless-weight"]) }));
-    if (args["match-answers"]) setAnswerTargets(model, harmless);
+    // (The smoke test, --quick, computes them for a few only and trains on those: computing all takes minutes.)
+    if (args["match-answers"]) setAnswerTargets(model, args.quick ? harmless.slice(0, 8 * Number(args["batch-size"])) : harmless);
     const safety = safetyTuning(model, rng);
     losses.stage2 = await trainStage(
       model,
       rng,
       `stage 2 (safety tuning: ${SAFETY_UNITS} MLP units of layer ${SAFETY_UNIT_LAYER} and one head of layer ${SAFETY_HEAD_LAYER}, ` +
         `writing along one direction)`,
-      stage2,
+      args.quick && args["match-answers"] ? stage2.filter((e) => e.harmful || e.answerTargets) : stage2,
       safety,
       Number(args["stage2-epochs"]),
       Number(args["stage2-lr"]),
