@@ -183,7 +183,6 @@ function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable
   });
 }
 
-/** What a training stage updates, how the model's weights are computed from it, and any extra loss. */
 /** Sets each example's answerTargets to the model's next-token distributions over its answer positions. */
 function setAnswerTargets(model: HookedModel, examples: Encoded[], batchSize = 32): void {
   const vocab = DEMO_CONFIG.vocab_size;
@@ -201,6 +200,7 @@ function setAnswerTargets(model: HookedModel, examples: Encoded[], batchSize = 3
   }
 }
 
+/** What a training stage updates, how the model's weights are computed from it, and any extra loss. */
 interface Trainable {
   variables: tf.Variable[];
   /** Called inside the gradient tape before each forward pass. */
