@@ -198,7 +198,10 @@ describe("abliterate CLI", () => {
     );
     const printed = (await cli("run", "--out", join(dir, "splits-mine"), ...small, "--eval-split", `mine=${harmful},${harmless}`, "-f"))
       .stdout;
-    assert.match(printed, /^mine split \(2 harmful, 2 harmless\): harmful refusal \d+\.\d% -> \d+\.\d%/m);
+    assert.match(
+      printed,
+      /^mine split \(2 harmful, 2 harmless; \d+\.\d\d tokens a word \(test split \d+\.\d\d\)\): harmful refusal \d+\.\d% -> \d+\.\d%/m,
+    );
     assert.match(await readFile(join(dir, "splits-mine", "report.html"), "utf8"), /<h2>Evaluation splits<\/h2>[\s\S]*<td>mine<\/td>/);
     const none = JSON.parse((await cli("run", "--out", join(dir, "splits-none"), ...small, "--no-eval-split", "--json")).stdout) as Ran;
     assert.deepEqual(none.splits, []);
