@@ -151,17 +151,14 @@ function encodeExample(model: HookedModel, text: string, answer: string, harmful
 function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable, "firstTokenWeight"> = {}): tf.Scalar {
   const firstWeight = options.firstTokenWeight ?? 1;
   const length = Math.max(...batch.map((b) => b.ids.length));
-  const inputIds: number[][] = [];
-  const mask: number[][] = [];
+  const { inputIds, attentionMask: mask } = leftPadded(batch, length);
   const targets: number[] = [];
   const weights: number[] = [];
   const vocab = DEMO_CONFIG.vocab_size;
-  // Target distributions [batch * pos, vocab]: one-hot on the answer's tokens, or a given first-token distribution.
+  // Target distributions [batch * pos, vocab]: one-hot on the answer's tokens, or given distributions (stage 1's).
   const dense = new Float32Array(batch.length * length * vocab);
   for (const b of batch) {
     const pad = length - b.ids.length;
-    inputIds.push([...new Array(pad).fill(0), ...b.ids]);
-    mask.push([...new Array(pad).fill(0), ...new Array(b.ids.length).fill(1)]);
     for (let t = 0; t < length; t++) {
       const i = t - pad; // index in the unpadded sequence
       const predicts = i >= b.lossFrom && i < b.ids.length - 1;
@@ -183,14 +180,21 @@ function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable
   });
 }
 
+/** A batch's token ids left-padded to `length`, and its attention mask. */
+function leftPadded(batch: Encoded[], length: number): { inputIds: number[][]; attentionMask: number[][] } {
+  return {
+    inputIds: batch.map((b) => [...new Array(length - b.ids.length).fill(0), ...b.ids]),
+    attentionMask: batch.map((b) => [...new Array(length - b.ids.length).fill(0), ...new Array(b.ids.length).fill(1)]),
+  };
+}
+
 /** Sets each example's answerTargets to the model's next-token distributions over its answer positions. */
 function setAnswerTargets(model: HookedModel, examples: Encoded[], batchSize = 32): void {
   const vocab = DEMO_CONFIG.vocab_size;
   for (let start = 0; start < examples.length; start += batchSize) {
     const batch = examples.slice(start, start + batchSize);
     const length = Math.max(...batch.map((b) => b.ids.length));
-    const inputIds = batch.map((b) => [...new Array(length - b.ids.length).fill(0), ...b.ids]);
-    const attentionMask = batch.map((b) => [...new Array(length - b.ids.length).fill(0), ...new Array(b.ids.length).fill(1)]);
+    const { inputIds, attentionMask } = leftPadded(batch, length);
     const probs = tf.tidy(() => tf.softmax(model.forward({ inputIds, attentionMask })).dataSync() as Float32Array);
     batch.forEach((b, j) => {
       const pad = length - b.ids.length;
