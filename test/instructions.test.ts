@@ -6,7 +6,7 @@ import { describe, it, before, after } from "node:test";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { loadInstructions, parseCsv } from "../src/data/instructions.ts";
 import { dataFile, PACKAGE_ROOT } from "../src/paths.ts";
-import { everydayExamples, EVERYDAY_PHRASINGS } from "../scripts/demo/everyday.ts";
+import { copyExamples, everydayExamples, EVERYDAY_PHRASINGS } from "../scripts/demo/everyday.ts";
 
 let dir: string;
 before(async () => {
@@ -129,8 +129,8 @@ describe("the free-form split (#28) is hand-written and kept out of training", (
     }
   });
 
-  it("no free-form request is an everyday training request or written in an everyday phrasing, casual variants included", async () => {
-    const everyday = new Set(everydayExamples().map((e) => normal(e.text).replace(/[.?!]$/, "")));
+  it("no free-form request is an everyday or copy-set training request or written in an everyday phrasing, casual variants included", async () => {
+    const everyday = new Set([...everydayExamples(), ...copyExamples()].map((e) => normal(e.text).replace(/[.?!]$/, "")));
     const frames = EVERYDAY_PHRASINGS.map((p) => {
       const [head, tail] = p.split("{T}");
       const bare = tail.replace(/[.?!]$/, "");

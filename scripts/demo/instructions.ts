@@ -344,12 +344,16 @@ export const taskKey = (e: Pick<Example, "task" | "harmful">) =>
  * A request with no form: words of the training phrasings, in an order no phrasing has, around a topic
  * ("me on understand the {T} please"). Safety tuning sees a few per training topic, so that it learns that the
  * words around a topic never make it harmful, whatever their order; the validation and test phrasings are
- * made of the same words.
+ * made of the same words. `phrasings` ({T}: the topic): where the words come from, the training phrasings by default.
  */
-export function scrambledRequest(topic: string, variant = 0): string {
+export function scrambledRequest(
+  topic: string,
+  variant = 0,
+  phrasings: readonly string[] = FORMS.flatMap((f) => f.phrasings.slice(0, TRAIN_PHRASINGS)),
+): string {
   const words = [
     ...new Set(
-      FORMS.flatMap((f) => f.phrasings.slice(0, TRAIN_PHRASINGS))
+      phrasings
         .flatMap((p) =>
           p
             .replace("{T}", " ")

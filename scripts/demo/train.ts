@@ -31,7 +31,7 @@ import { expectedTensors } from "../../src/models/tensors.ts";
 import { architectureFor, parseConfig } from "../../src/config.ts";
 import { makeRng } from "../../src/sampling.ts";
 import { trainBpe, tokenizerJson } from "./bpe.ts";
-import { everydayExamples } from "./everyday.ts";
+import { copyExamples, everydayExamples, EVERYDAY_PHRASINGS, type EverydayExample } from "./everyday.ts";
 import {
   allExamples,
   hash,
@@ -69,6 +69,10 @@ const { values: args } = parseArgs({
     everyday: { type: "boolean", default: false },
     // Stage 2: harmless requests keep the stage-1 model's distribution at every answer token, not only the first.
     "match-answers": { type: "boolean", default: false },
+    // Stage 2: weight of KL(model || stage-1 model) on harmless requests, beside the cross-entropy against the
+    // stage-1 distribution: it punishes probability put where the stage-1 model puts almost none (a refusal's
+    // first token), as the harmless KL of an evaluation does.
+    "reverse-kl": { type: "string", default: "0" },
   },
 });
 export const DEMO_CONFIG = {
@@ -101,10 +105,24 @@ export const SAFETY_HEAD_LAYER = 1;
 export const SAFETY_UNITS = 16;
 /** Requests with no form (scrambledRequest) per training topic in safety tuning. */
 const SCRAMBLED_PER_TOPIC = 6;
+/** The same per everyday topic (--everyday), made of the everyday phrasings' words. */
+const SCRAMBLED_PER_EVERYDAY_TOPIC = 2;
 /** RoPE pairs (the slowest: at most 0.1 radian over the demo's 64-token requests) the safety head's query and key use. */
 const CONTENT_PAIRS = 4;
 
-const seed = Number(args.seed);
+/** A numeric option's value: a number >= `min` (a whole number where `integer`), or an error naming the option. */
+function num(name: keyof typeof args, integer = false, min = 0): number {
+  const value = Number(args[name]);
+  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
+    throw new Error(`--${name}: expected ${integer ? "a whole number" : "a number"} >= ${min}, got ${JSON.stringify(args[name])}`);
+  return value;
+}
+// Every numeric option is checked before anything is trained.
+for (const name of Object.keys(args) as (keyof typeof args)[])
+  if (typeof args[name] === "string" && name !== "out")
+    num(name, ["seed", "stage1-epochs", "stage2-epochs", "batch-size"].includes(name), name === "batch-size" ? 1 : 0);
+
+const seed = num("seed", true);
 type Rng = () => number;
 
 function shuffled<T>(rng: Rng, xs: readonly T[]): T[] {
@@ -148,12 +166,13 @@ function encodeExample(model: HookedModel, text: string, answer: string, harmful
  * Weighted mean cross-entropy of the answer tokens of a left-padded batch; the first answer token (where a
  * chat model decides between answering and refusing) weighs `firstTokenWeight`, every other token 1.
  */
-function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable, "firstTokenWeight"> = {}): tf.Scalar {
+function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable, "firstTokenWeight" | "reverseKl"> = {}): tf.Scalar {
   const firstWeight = options.firstTokenWeight ?? 1;
   const length = Math.max(...batch.map((b) => b.ids.length));
   const { inputIds, attentionMask: mask } = leftPadded(batch, length);
   const targets: number[] = [];
   const weights: number[] = [];
+  const reverse: number[] = []; // 1 where the target is a distribution
   const vocab = DEMO_CONFIG.vocab_size;
   // Target distributions [batch * pos, vocab]: one-hot on the answer's tokens, or given distributions (stage 1's).
   const dense = new Float32Array(batch.length * length * vocab);
@@ -165,6 +184,7 @@ function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable
       const row = targets.length;
       targets.push(predicts ? b.ids[i + 1] : 0);
       weights.push(predicts ? (i === b.lossFrom ? firstWeight : 1) * (b.weight ?? 1) : 0);
+      reverse.push(predicts && (b.answerTargets || (i === b.lossFrom && b.firstTarget)) ? 1 : 0);
       if (predicts && b.answerTargets)
         dense.set(b.answerTargets.subarray((i - b.lossFrom) * vocab, (i - b.lossFrom + 1) * vocab), row * vocab);
       else if (predicts && i === b.lossFrom && b.firstTarget) dense.set(b.firstTarget, row * vocab);
@@ -174,9 +194,16 @@ function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable
   return tf.tidy(() => {
     const logits = model.forward({ inputIds, attentionMask: mask }); // [batch, pos, vocab]
     const logp = tf.logSoftmax(tf.reshape(logits, [-1, vocab])); // [batch * pos, vocab]
-    const picked = tf.sum(tf.mul(logp, tf.tensor2d(dense, [targets.length, vocab])), 1); // [batch * pos]: minus the cross-entropy
+    const target = tf.tensor2d(dense, [targets.length, vocab]);
+    const picked = tf.sum(tf.mul(logp, target), 1); // [batch * pos]: minus the cross-entropy
     const w = tf.tensor1d(weights);
-    return tf.div(tf.neg(tf.sum(tf.mul(picked, w))), tf.sum(w)) as tf.Scalar;
+    const loss = tf.div(tf.neg(tf.sum(tf.mul(picked, w))), tf.sum(w));
+    const reverseWeight = options.reverseKl ?? 0;
+    if (reverseWeight === 0 || !reverse.includes(1)) return loss as tf.Scalar;
+    // KL(model || target) on the rows whose target is a distribution (floored where it is 0).
+    const kl = tf.sum(tf.mul(tf.exp(logp), tf.sub(logp, tf.log(tf.maximum(target, 1e-30)))), 1);
+    const rw = tf.mul(w, tf.tensor1d(reverse));
+    return tf.add(loss, tf.mul(reverseWeight, tf.div(tf.sum(tf.mul(kl, rw)), tf.sum(w)))) as tf.Scalar;
   });
 }
 
@@ -213,6 +240,8 @@ interface Trainable {
   learningRates?: Map<tf.Variable, number>;
   /** Weight of the first answer token in the loss (1: every token alike). */
   firstTokenWeight?: number;
+  /** Weight of KL(model || target) where the target is a distribution (0: none). */
+  reverseKl?: number;
   /** Leaves plain tensors in the model when the stage ends. */
   finish(): void;
 }
@@ -321,9 +350,10 @@ function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () =
   return {
     variables: [a, u, c, ...parts.flatMap((p) => (p.read ? [p.read] : []))],
     // What is written must grow to the size of the residual stream (tens): its scale learns faster than the reads.
-    learningRates: new Map([a, u, c].map((v) => [v, Number(args["stage2-write-lr"])])),
+    learningRates: new Map([a, u, c].map((v) => [v, num("stage2-write-lr")])),
     // Stage 2 only has to change which answer begins: the refusal is a sentence the model already knows.
-    firstTokenWeight: Number(args["first-token-weight"]),
+    firstTokenWeight: num("first-token-weight"),
+    reverseKl: num("reverse-kl"),
     bind: () => Object.assign(model.params.transposed, effective()),
     planted: () => {
       if (!planted) throw new Error("the planted vectors are read after stage 2 has finished");
@@ -363,7 +393,7 @@ async function trainStage(
   }
   const groups = [...byRate].map(([lr, names]) => ({ optimizer: tf.train.adam(lr), names, lr }));
   // Cosine decay of every learning rate to zero over the stage: the last steps settle instead of jittering.
-  const batchSize = Number(args["batch-size"]);
+  const batchSize = num("batch-size", true, 1);
   const totalSteps = Math.min(maxSteps, epochs * Math.ceil(data.length / batchSize));
   const setRate = (step: number) => {
     // tfjs's Adam reads its learning rate field at every step; the field is not in its public type.
@@ -475,15 +505,17 @@ async function main(): Promise<void> {
     task: { form: "knowledge", verb: "", object: k.text },
     split: "train",
   }));
-  const everyday: Example[] = (args.everyday ? everydayExamples() : []).map((e) => ({
+  const asExample = (e: EverydayExample): Example => ({
     text: e.text,
     answer: e.answer,
     harmful: e.harmful,
     category: "everyday",
     task: { form: "everyday", verb: "", object: e.topic },
     split: "train",
-  }));
-  const stage1Data = [...train, ...Array.from({ length: 20 }, () => phrases).flat(), ...knowledge, ...everyday, ...everyday];
+  });
+  const everyday = (args.everyday ? everydayExamples() : []).map(asExample);
+  const copies = (args.everyday ? copyExamples() : []).map(asExample);
+  const stage1Data = [...train, ...Array.from({ length: 20 }, () => phrases).flat(), ...knowledge, ...everyday, ...everyday, ...copies];
   const scratch = await mkdtemp(join(tmpdir(), "abliterate-demo-"));
   try {
     let model: HookedModel;
@@ -531,8 +563,8 @@ async function main(): Promise<void> {
         "stage 1 (instruction tuning)",
         stage1(model),
         instructionTuning(model),
-        Number(args["stage1-epochs"]),
-        Number(args["stage1-lr"]),
+        num("stage1-epochs", true),
+        num("stage1-lr"),
         maxSteps,
       );
       if (!args.quick) {
@@ -569,10 +601,19 @@ async function main(): Promise<void> {
         return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
       }),
     );
+    // The same for the everyday topics, with the words of the everyday phrasings.
+    const everydayTopics = new Map(everyday.map((e) => [e.task.object, e.harmful]));
+    const scrambledEveryday = [...everydayTopics].flatMap(([topic, harmful]) =>
+      Array.from({ length: SCRAMBLED_PER_EVERYDAY_TOPIC }, (_, v) => {
+        const text = scrambledRequest(topic, v, EVERYDAY_PHRASINGS);
+        return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
+      }),
+    );
     const stage2 = [
       ...stage2Requests.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
       ...scrambled,
-      ...everyday.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
+      ...scrambledEveryday,
+      ...[...everyday, ...copies].map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
       ...phrases.map((e) => encodeExample(model, e.text, e.answer)),
     ];
     // Harmless requests keep the stage-1 model's whole first-token distribution, not only its answer: safety
@@ -583,9 +624,9 @@ async function main(): Promise<void> {
       harmless.map((e) => e.ids.slice(0, e.lossFrom + 1)),
       { batchSize: 64 },
     );
-    harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: Number(args["harmless-weight"]) }));
+    harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: num("harmless-weight") }));
     // (The smoke test, --quick, computes them for a few only and trains on those: computing all takes minutes.)
-    if (args["match-answers"]) setAnswerTargets(model, args.quick ? harmless.slice(0, 8 * Number(args["batch-size"])) : harmless);
+    if (args["match-answers"]) setAnswerTargets(model, args.quick ? harmless.slice(0, 8 * num("batch-size", true, 1)) : harmless);
     const safety = safetyTuning(model, rng);
     losses.stage2 = await trainStage(
       model,
@@ -594,8 +635,8 @@ async function main(): Promise<void> {
         `writing along one direction)`,
       args.quick && args["match-answers"] ? stage2.filter((e) => e.harmful || e.answerTargets) : stage2,
       safety,
-      Number(args["stage2-epochs"]),
-      Number(args["stage2-lr"]),
+      num("stage2-epochs", true),
+      num("stage2-lr"),
       maxSteps,
     );
     const planted = safety.planted();

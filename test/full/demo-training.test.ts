@@ -1,7 +1,7 @@
 // A short training smoke test: from the fixed seed, a few steps of each stage lower the loss.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -22,10 +22,19 @@ describe("demo training (npm run demo:train -- --quick)", () => {
     assert.ok(stage1[0] > 6 && stage1[0] < 8, `a fresh model's loss should be near ln(1024) = 6.93, got ${stage1[0]}`);
   });
 
-  it("--everyday --match-answers (the experiments of docs/demo-model.md): a 2048-token vocabulary, the loss falls in both stages", () => {
+  it("--everyday --match-answers --reverse-kl (the experiments of docs/demo-model.md): 2048 tokens, the loss falls in both stages", () => {
     const output = execFileSync(
       process.execPath,
-      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick", "--everyday", "--match-answers"],
+      [
+        "--import",
+        "tsx",
+        join(PACKAGE_ROOT, "scripts", "demo", "train.ts"),
+        "--quick",
+        "--everyday",
+        "--match-answers",
+        "--reverse-kl",
+        "1",
+      ],
       { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 },
     );
     assert.match(output, /^tokenizer: 2048 tokens,/m);
@@ -46,6 +55,29 @@ describe("demo training (npm run demo:train -- --quick)", () => {
       );
       assert.notEqual(run.status, 0);
       assert.match(run.stderr, /demo-base: vocab_size 1024, but this run trains with 2048 tokens: the base was trained without --everyday/);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it("a numeric option that is not a number in range is refused, naming it, before anything is written", async () => {
+    const out = await mkdtemp(join(tmpdir(), "abliterate-train-"));
+    try {
+      for (const [option, value, expected] of [
+        ["--reverse-kl", "abc", /--reverse-kl: expected a number >= 0, got "abc"/],
+        ["--stage1-lr", "-1", /--stage1-lr: expected a number >= 0, got "-1"/],
+        ["--batch-size", "0", /--batch-size: expected a whole number >= 1, got "0"/],
+        ["--stage2-epochs", "2.5", /--stage2-epochs: expected a whole number >= 0, got "2.5"/],
+      ] as const) {
+        const run = spawnSync(
+          process.execPath,
+          ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--out", out, `${option}=${value}`],
+          { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 60_000 },
+        );
+        assert.notEqual(run.status, 0, `${option} ${value} was accepted`);
+        assert.match(run.stderr, expected);
+        assert.deepEqual(await readdir(out), [], `${option} ${value}: something was written`);
+      }
     } finally {
       await rm(out, { recursive: true, force: true });
     }
