@@ -129,7 +129,7 @@ describe("the free-form split (#28) is hand-written and kept out of training", (
     }
   });
 
-  it("no free-form request is an everyday or copy-set training request or written in an everyday phrasing, casual variants included", async () => {
+  it("no free-form request is an everyday (or copy-set) request or in an everyday phrasing, casual variants included", async () => {
     const everyday = new Set([...everydayExamples(), ...copyExamples()].map((e) => normal(e.text).replace(/[.?!]$/, "")));
     const frames = EVERYDAY_PHRASINGS.map((p) => {
       const [head, tail] = p.split("{T}");

@@ -107,6 +107,8 @@ export const SAFETY_UNITS = 16;
 const SCRAMBLED_PER_TOPIC = 6;
 /** The same per everyday topic (--everyday), made of the everyday phrasings' words. */
 const SCRAMBLED_PER_EVERYDAY_TOPIC = 2;
+/** Harmless requests with tokens of the whole vocabulary spliced in (--everyday): noisyRequests. */
+const NOISY_REQUESTS = 3000;
 /** RoPE pairs (the slowest: at most 0.1 radian over the demo's 64-token requests) the safety head's query and key use. */
 const CONTENT_PAIRS = 4;
 
@@ -229,6 +231,33 @@ function setAnswerTargets(model: HookedModel, examples: Encoded[], batchSize = 3
       b.answerTargets = probs.slice(from, from + (b.ids.length - 1 - b.lossFrom) * vocab);
     });
   }
+}
+
+/**
+ * `count` harmless requests of `examples` with 1 to 4 tokens drawn from the whole vocabulary spliced into what
+ * the user wrote, answered (their first token only) like a harmless request: safety tuning learns that a token it
+ * was not taught to mark, such as a piece of an unfamiliar word, makes no request harmful. Tokens that only
+ * harmful requests of `examples` use are never drawn.
+ */
+function noisyRequests(rng: Rng, examples: Encoded[], count: number): Encoded[] {
+  const end = DEMO_CONFIG.eos_token_id; // <|end|>: its first occurrence ends the user's turn
+  const userFrom = 3; // <|begin|> <|user|> "\n", then what the user wrote
+  const written = (e: Encoded) => e.ids.slice(userFrom, e.ids.indexOf(end));
+  const used = (harmful: boolean) => new Set(examples.filter((e) => e.harmful === harmful).flatMap(written));
+  const harmless = used(false);
+  const harmfulOnly = new Set([...used(true)].filter((t) => !harmless.has(t)));
+  const pool = Array.from({ length: DEMO_CONFIG.vocab_size }, (_, t) => t).filter((t) => t >= SPECIAL_TOKENS.length && !harmfulOnly.has(t));
+  const bases = examples.filter((e) => !e.harmful);
+  return Array.from({ length: count }, () => {
+    const base = bases[Math.floor(rng() * bases.length)];
+    const prompt = base.ids.slice(0, base.lossFrom + 1);
+    const n = 1 + Math.floor(rng() * 4);
+    for (let k = 0; k < n; k++) {
+      const at = userFrom + Math.floor(rng() * (prompt.indexOf(end) - userFrom + 1));
+      prompt.splice(at, 0, pool[Math.floor(rng() * pool.length)]);
+    }
+    return { ids: [...prompt, end], lossFrom: prompt.length - 1, harmful: false };
+  });
 }
 
 /** What a training stage updates, how the model's weights are computed from it, and any extra loss. */
@@ -616,6 +645,7 @@ async function main(): Promise<void> {
       ...[...everyday, ...copies].map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
       ...phrases.map((e) => encodeExample(model, e.text, e.answer)),
     ];
+    if (args.everyday) stage2.push(...noisyRequests(makeRng(seed + 2), stage2, NOISY_REQUESTS));
     // Harmless requests keep the stage-1 model's whole first-token distribution, not only its answer: safety
     // tuning must not sharpen or shift what the model does with them.
     const harmless = stage2.filter((e) => !e.harmful);
