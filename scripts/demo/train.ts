@@ -10,7 +10,7 @@
 //      (down_proj rows c_i * A, o_proj rows u_j * A). Harmful requests get refusals; harmless ones keep the
 //      stage-1 model's first-token distribution and answers. A and the scales are saved as the ground truth
 //      (models/demo/planted.safetensors).
-// Run: npm run demo:train [-- --quick | --from-base | --everyday --match-answers (experiments: docs/demo-model.md)]
+// Run: npm run demo:train [-- --quick | --from-base | --everyday --match-answers --reverse-kl W (experiments: docs/demo-model.md)]
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -166,7 +166,9 @@ function encodeExample(model: HookedModel, text: string, answer: string, harmful
 
 /**
  * Weighted mean cross-entropy of the answer tokens of a left-padded batch; the first answer token (where a
- * chat model decides between answering and refusing) weighs `firstTokenWeight`, every other token 1.
+ * chat model decides between answering and refusing) weighs `firstTokenWeight`, every other token 1. With
+ * `reverseKl`, plus that weight times the same weighted mean of KL(model || target) over the tokens whose target
+ * is a distribution.
  */
 function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable, "firstTokenWeight" | "reverseKl"> = {}): tf.Scalar {
   const firstWeight = options.firstTokenWeight ?? 1;
