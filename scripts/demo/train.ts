@@ -167,8 +167,8 @@ function encodeExample(model: HookedModel, text: string, answer: string, harmful
 /**
  * Weighted mean cross-entropy of the answer tokens of a left-padded batch; the first answer token (where a
  * chat model decides between answering and refusing) weighs `firstTokenWeight`, every other token 1. With
- * `reverseKl`, plus that weight times the same weighted mean of KL(model || target) over the tokens whose target
- * is a distribution.
+ * `reverseKl`, plus `reverseKl` times KL(model || target) summed with the same weights over the tokens whose
+ * target is a distribution, divided by the same total weight.
  */
 function batchLoss(model: HookedModel, batch: Encoded[], options: Pick<Trainable, "firstTokenWeight" | "reverseKl"> = {}): tf.Scalar {
   const firstWeight = options.firstTokenWeight ?? 1;
