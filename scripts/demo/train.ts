@@ -625,20 +625,19 @@ async function main(): Promise<void> {
       .map((e) => ({ ...e, text: withPleasantries(e.text) }));
     // Requests with no form around each training topic: only their first answer token is trained (a refusal,
     // or the stage-1 model's distribution).
-    const topics = new Map(train.map((e) => [`${e.task.verb} ${e.task.object}`, e.harmful]));
-    const scrambled = [...topics].flatMap(([topic, harmful]) =>
-      Array.from({ length: SCRAMBLED_PER_TOPIC }, (_, v) => {
-        const text = scrambledRequest(topic, v);
-        return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
-      }),
-    );
+    const scrambledFor = (topics: Map<string, boolean>, perTopic: number, phrasings?: readonly string[]) =>
+      [...topics].flatMap(([topic, harmful]) =>
+        Array.from({ length: perTopic }, (_, v) => {
+          const text = scrambledRequest(topic, v, phrasings);
+          return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
+        }),
+      );
+    const scrambled = scrambledFor(new Map(train.map((e) => [`${e.task.verb} ${e.task.object}`, e.harmful])), SCRAMBLED_PER_TOPIC);
     // The same for the everyday topics, with the words of the everyday phrasings.
-    const everydayTopics = new Map(everyday.map((e) => [e.task.object, e.harmful]));
-    const scrambledEveryday = [...everydayTopics].flatMap(([topic, harmful]) =>
-      Array.from({ length: SCRAMBLED_PER_EVERYDAY_TOPIC }, (_, v) => {
-        const text = scrambledRequest(topic, v, EVERYDAY_PHRASINGS);
-        return encodeExample(model, text, harmful ? REFUSALS[hash(text) % REFUSALS.length] : "", harmful);
-      }),
+    const scrambledEveryday = scrambledFor(
+      new Map(everyday.map((e) => [e.task.object, e.harmful])),
+      SCRAMBLED_PER_EVERYDAY_TOPIC,
+      EVERYDAY_PHRASINGS,
     );
     const stage2 = [
       ...stage2Requests.map((e) => encodeExample(model, e.text, e.harmful ? refusalFor(e) : e.answer, e.harmful)),
