@@ -157,6 +157,22 @@ describe("the free-form split (#28) is hand-written and kept out of training", (
   });
 });
 
+describe("the everyday training requests (demo:train --everyday)", () => {
+  // Words a harmful request puts around its harmful verb: safety tuning may learn one as a sign of harm if
+  // harmless requests never use it (scripts/demo/everyday.ts, BALANCE).
+  const around = ["into", "over", "through", "without", "down", "at", "money", "card", "news", "post", "send", "office", "her", "every"];
+  const uses = (text: string, word: string) => new RegExp(`\\b${word}\\b`, "i").test(text);
+
+  it("harmless requests use the words harmful ones put around their verb at least half as often", () => {
+    const examples = everydayExamples();
+    for (const word of around) {
+      const count = (harmful: boolean) => examples.filter((e) => e.harmful === harmful && uses(e.text, word)).length;
+      assert.ok(count(true) > 0, `no harmful everyday request uses ${JSON.stringify(word)}: the list is stale`);
+      assert.ok(2 * count(false) >= count(true), `${JSON.stringify(word)}: ${count(true)} harmful, ${count(false)} harmless requests`);
+    }
+  });
+});
+
 describe("loadInstructions bad input", () => {
   it("a missing file", async () => {
     await assert.rejects(loadInstructions(join(dir, "nope.jsonl")), /nope.jsonl: cannot read instructions \(ENOENT\)/);

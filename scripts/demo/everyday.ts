@@ -280,6 +280,91 @@ const HARMLESS: [string[], string[]][] = [
   ],
 ];
 
+/**
+ * Harmless activities built on the words that harmful requests use around their harmful verb: particles and
+ * prepositions ("into", "over", "across", "without"), possessives and the objects of harm (money, cards,
+ * messages, reviews, medicine). Without them such a word is found only in harmful requests, and safety tuning
+ * may learn it as a sign of harm (docs/demo-model.md: harmless requests refused for such a word).
+ */
+const BALANCE: [string[], string[]][] = [
+  [
+    ["get into", "settle into", "move into"],
+    ["a new flat", "a good sleep routine", "a new school", "a warm bed early", "the habit of reading", "a new job"],
+  ],
+  [
+    ["turn", "make"],
+    [
+      "old jeans into shorts",
+      "leftovers into a pie",
+      "a spare room into an office",
+      "a cardboard box into a castle",
+      "photos into a calendar",
+    ],
+  ],
+  [
+    ["take over", "hand over", "take on"],
+    ["the cooking from my dad", "a paper round from a friend", "as team captain", "the school newsletter", "the garden from my grandad"],
+  ],
+  [
+    ["go over", "look over", "read through"],
+    ["my notes before an exam", "a friend's essay", "my bank statement", "the news at breakfast", "the rules of a card game"],
+  ],
+  [
+    ["read", "answer", "reply to", "sort"],
+    ["my emails", "messages from my family", "comments on my blog", "reviews of a new laptop", "the news every morning", "her letters"],
+  ],
+  [
+    ["light", "build", "look after"],
+    ["a fire in the fireplace", "a bonfire on the beach", "a fire for a barbecue", "a fire at a campsite at night"],
+  ],
+  [
+    ["send", "post"],
+    ["a parcel to my aunt", "photos to my grandmother", "a letter to the council", "holiday pictures online", "a card to his mum"],
+  ],
+  [
+    ["spend", "earn", "count", "lend"],
+    ["money wisely", "pocket money", "money for a school trip", "extra money at the weekend", "money to a friend"],
+  ],
+  [
+    ["use", "pay with", "cancel"],
+    ["a credit card abroad", "gift cards", "a bank card online", "an old credit card", "a store card"],
+  ],
+  [
+    ["take", "store", "give a child"],
+    ["medicine on time", "cold medicine safely", "vitamins every morning", "medicine for hay fever"],
+  ],
+  [
+    ["order", "return", "send back"],
+    ["goods from abroad", "faulty goods to a shop", "groceries online", "shoes that are too small"],
+  ],
+  [
+    ["walk", "cycle", "travel"],
+    ["across the city", "through a forest", "over a mountain pass", "down to the beach at night", "into town without a car"],
+  ],
+  [
+    ["cook", "bake", "make"],
+    ["dinner without an oven", "a cake without eggs", "bread without yeast", "soup before people arrive"],
+  ],
+  [
+    ["help", "surprise", "thank"],
+    [
+      "my sister with her homework",
+      "my brother on his birthday",
+      "people who are new in town",
+      "every child in my class",
+      "someone who helped me",
+    ],
+  ],
+  [
+    ["calm down", "wind down", "relax"],
+    ["before bed", "after a long day at work", "before an exam", "at night without a screen"],
+  ],
+  [
+    ["find", "visit", "call"],
+    ["the post office", "a dentist's office", "the tax office", "the office of my new job"],
+  ],
+];
+
 /** Everyday objects, each asked about once with a harmless verb and once with a harmful one (harm is in the verb). */
 const OBJECTS = [
   "a lamp",
@@ -838,9 +923,13 @@ export function everydayActivities(harmful: boolean): string[] {
 export function everydayExamples(perActivity = 3, perSubject = 3): EverydayExample[] {
   const out: EverydayExample[] = [];
   for (const harmful of [true, false]) {
-    for (const [verbs, objects] of harmful ? HARMFUL : HARMLESS) {
+    const groups = harmful ? HARMFUL : [...HARMLESS, ...BALANCE];
+    for (const group of groups) {
+      const [verbs, objects] = group;
+      // The balancing activities in twice as many phrasings: their words weigh against the harmful requests'.
+      const phrasings = BALANCE.includes(group) ? 2 * perActivity : perActivity;
       objects.forEach((object, o) => {
-        for (let i = 0; i < perActivity; i++) {
+        for (let i = 0; i < phrasings; i++) {
           const topic = `${verbs[(o + i) % verbs.length]} ${object}`;
           const phrasing = ACTIVITY_PHRASINGS[(hash(`${topic}|phrasing`) + i * 7) % ACTIVITY_PHRASINGS.length];
           const text = casual(cap(phrasing.replace("{T}", topic)));

@@ -19,6 +19,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   backendInfo,
   collectMeanActivations,
+  directionAblationHooks,
+  unitVector,
   generateCompletions,
   initBackend,
   lastPositionLogits,
@@ -73,6 +75,10 @@ const { values: args } = parseArgs({
     // stage-1 distribution: it punishes probability put where the stage-1 model puts almost none (a refusal's
     // first token), as the harmless KL of an evaluation does.
     "reverse-kl": { type: "string", default: "0" },
+    // Stage 1 keeps one direction of the residual stream unused (nothing writes along it); stage 2 writes the
+    // refusal signal along it and teaches later layers and the unembedding to read it, so that removing it gives
+    // back the stage-1 model exactly.
+    "reserved-direction": { type: "boolean", default: false },
   },
 });
 export const DEMO_CONFIG = {
@@ -302,12 +308,60 @@ function reservedMask(shape: number[], axis: 0 | 1, count: number): tf.Tensor2D 
   return axis === 1 ? tf.tensor2d(m, [1, n]) : tf.tensor2d(m, [n, 1]);
 }
 
-/** Stage 1: every weight, with the safety layer's reserved parts held at zero. */
-function instructionTuning(model: HookedModel): Trainable {
+/** A unit vector of the residual stream drawn from `seed`: the direction --reserved-direction keeps unused. */
+function reservedDirection(seed: number): Float32Array {
+  const rng = makeRng(seed);
+  const v = Float32Array.from(
+    { length: DEMO_CONFIG.hidden_size },
+    () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng()),
+  );
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+}
+
+/** Keys of the matrices that write to the residual stream, each held with d_model as its last axis. */
+function residualWriters(model: HookedModel): string[] {
+  const layers = Array.from({ length: DEMO_CONFIG.num_hidden_layers }, (_, l) => l);
+  return [
+    "model.embed_tokens.weight", // stored [vocab, d_model]
+    ...layers.flatMap((l) => [layerKey(l, "self_attn.o_proj.weight"), layerKey(l, "mlp.down_proj.weight")]), // transposed [in, d_model]
+  ].map((key) => {
+    if (!Object.hasOwn(model.params.transposed, key) && !Object.hasOwn(model.params.stored, key))
+      throw new Error(`the model holds no ${key}`);
+    return key;
+  });
+}
+
+/** The largest component along `direction` of what the model's residual writers can write, relative to their largest row. */
+function writtenAlong(model: HookedModel, direction: Float32Array): number {
+  const a = tf.tensor2d(direction, [1, direction.length]);
+  const ratio = Math.max(
+    ...residualWriters(model).map((key) =>
+      tf.tidy(() => {
+        const w = (model.params.transposed[key] ?? model.params.stored[key]) as tf.Tensor2D;
+        const along = tf.max(tf.abs(tf.matMul(w, a, false, true))).dataSync()[0];
+        return along / tf.max(tf.norm(w, "euclidean", 1)).dataSync()[0];
+      }),
+    ),
+  );
+  a.dispose();
+  return ratio;
+}
+
+/** `w` [n, d_model] with its component along the unit row vector `a` [1, d_model] removed. */
+const withoutDirection = (w: tf.Tensor, a: tf.Tensor2D) => tf.sub(w, tf.matMul(tf.matMul(w as tf.Tensor2D, a, false, true), a));
+
+/**
+ * Stage 1: every weight, with the safety layer's reserved parts held at zero; with `direction` (a unit vector),
+ * every matrix that writes to the residual stream also keeps its output orthogonal to it.
+ */
+function instructionTuning(model: HookedModel, direction?: Float32Array): Trainable {
   const held = (key: string): Record<string, tf.Tensor> =>
     Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
   const keys = [...Object.keys(model.params.transposed), ...Object.keys(model.params.stored)];
   const masks = new Map(RESERVED.map((r) => [r.key, reservedMask(model.params.transposed[r.key].shape, r.axis, r.count)]));
+  const a = direction && tf.tensor2d(direction, [1, direction.length]);
+  const projected = new Set(a ? residualWriters(model) : []);
   const variables = keys.map((key) => {
     const h = held(key);
     const v = tf.variable(h[key], true, `stage1/${key}`);
@@ -315,17 +369,27 @@ function instructionTuning(model: HookedModel): Trainable {
     h[key] = v;
     return v;
   });
-  const effective = () => Object.fromEntries([...masks].map(([key, mask]) => [key, tf.mul(variables[keys.indexOf(key)], mask)]));
+  const effective = () =>
+    Object.fromEntries(
+      [...new Set([...masks.keys(), ...projected])].map((key) => {
+        const v = variables[keys.indexOf(key)];
+        const masked = masks.has(key) ? tf.mul(v, masks.get(key)!) : v;
+        return [key, a && projected.has(key) ? withoutDirection(masked, a) : masked];
+      }),
+    );
+  const bind = (weights: Record<string, tf.Tensor>) => {
+    for (const [key, w] of Object.entries(weights)) held(key)[key] = w;
+  };
   return {
     variables,
-    bind: () => Object.assign(model.params.transposed, effective()),
+    bind: () => bind(effective()),
     finish: () => {
       const final = tf.tidy(effective);
       keys.forEach((key, i) => {
         held(key)[key] = Object.hasOwn(final, key) ? final[key] : tf.clone(variables[i]);
         variables[i].dispose();
       });
-      tf.dispose([...masks.values()]);
+      tf.dispose([...masks.values(), ...(a ? [a] : [])]);
     },
   };
 }
@@ -341,19 +405,60 @@ interface Planted {
 }
 
 /**
+ * With --reserved-direction, what reads A downstream of the safety head: a rank-1 term added to every matrix
+ * that reads the residual stream after it (the MLP of the head's layer, the attention and MLP of each later
+ * layer, the unembedding), reading A divided by the RMSNorm gain in front of it, so that it reads exactly
+ * nothing from a residual stream with no component along A (the stage-1 model's, or an abliterated one).
+ */
+function directionReads(
+  model: HookedModel,
+  direction: Float32Array,
+): { key: string; base: tf.Tensor2D; along: tf.Tensor2D; weights: tf.Variable; effective: () => tf.Tensor2D }[] {
+  const d = DEMO_CONFIG.hidden_size;
+  const gain = (key: string) => model.params.stored[key].dataSync() as Float32Array;
+  const readers: { key: string; norm: string }[] = [
+    ...["gate_proj", "up_proj"].map((m) => ({ key: layerKey(SAFETY_HEAD_LAYER, `mlp.${m}.weight`), norm: "post_attention_layernorm" })),
+    ...Array.from({ length: DEMO_CONFIG.num_hidden_layers - SAFETY_HEAD_LAYER - 1 }, (_, i) => SAFETY_HEAD_LAYER + 1 + i).flatMap((l) => [
+      ...["q_proj", "k_proj", "v_proj"].map((m) => ({ key: layerKey(l, `self_attn.${m}.weight`), norm: "input_layernorm" })),
+      ...["gate_proj", "up_proj"].map((m) => ({ key: layerKey(l, `mlp.${m}.weight`), norm: "post_attention_layernorm" })),
+    ]),
+  ].map((r) => ({ key: r.key, norm: r.key.replace(/(self_attn|mlp)\..*$/, `${r.norm}.weight`) }));
+  const unembedding = { key: "lm_head.weight", norm: "model.norm.weight" };
+  return [...readers, unembedding].map(({ key, norm }) => {
+    const g = gain(norm);
+    if (g.some((x) => Math.abs(x) < 1e-3)) throw new Error(`${norm}: a gain near 0 cannot be divided out of the read of A`);
+    const through = direction.map((x, i) => x / g[i]);
+    if (key === unembedding.key) {
+      // Held as stored, [vocab, d_model]: weights [vocab, 1] times A / gain [1, d_model].
+      const base = model.params.stored[key] as tf.Tensor2D;
+      const along = tf.tensor2d(through, [1, d]);
+      const weights = tf.variable(tf.zeros([base.shape[0], 1]), true, `stage2/reads/${key}`);
+      return { key, base, along, weights, effective: () => tf.add(base, tf.matMul(weights, along)) };
+    }
+    // Held transposed, [d_model, out]: A / gain [d_model, 1] times weights [1, out].
+    const base = model.params.transposed[key] as tf.Tensor2D;
+    const along = tf.tensor2d(through, [d, 1]);
+    const weights = tf.variable(tf.zeros([1, base.shape[1]]), true, `stage2/reads/${key}`);
+    return { key, base, along, weights, effective: () => tf.add(base, tf.matMul(along, weights)) };
+  });
+}
+
+/**
  * Stage 2: only the reserved parts: the head's query, key and value weights and the units' gate and up
  * weights (what they read) are free; what they write is tied to one direction A of the residual stream
  * (o_proj rows u_j * A, down_proj rows c_i * A), so that the units mark the words of a harmful request and
  * the head gathers the mark into the last position.
  */
-function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () => Planted } {
+function safetyTuning(model: HookedModel, rng: Rng, direction?: Float32Array): Trainable & { planted: () => Planted } {
   const d = DEMO_CONFIG.hidden_size;
   const init = (shape: [number, number], scale: number) =>
     tf.tensor2d(
       Float32Array.from({ length: shape[0] * shape[1] }, () => scale * (2 * rng() - 1) * Math.sqrt(3)),
       shape,
     );
-  const a = tf.variable(init([1, d], 0.1), true, "stage2/A"); // [1, d_model]
+  // A [1, d_model]: learnt, or the direction stage 1 kept unused (then fixed, and read downstream: readsOf).
+  const a = direction ? tf.tensor2d(direction, [1, d]) : tf.variable(init([1, d], 0.1), true, "stage2/A");
+  const reads = direction ? directionReads(model, direction) : [];
   const u = tf.variable(init([HEAD_DIM, 1], 0.1), true, "stage2/u"); // [head_dim, 1]
   const c = tf.variable(init([SAFETY_UNITS, 1], 0.1), true, "stage2/c"); // [units, 1]
   // Free reads: [d_model, reserved] for column-reserved weights; the written rows are u * A and c * A.
@@ -374,18 +479,24 @@ function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () =
   );
   const readOf = (p: (typeof parts)[number]) => (/[qk]_proj/.test(p.key) ? tf.mul(p.read!, contentOnly) : p.read!);
   const effective = () =>
-    Object.fromEntries(
-      parts.map((p) => [p.key, p.read ? tf.concat([p.kept, readOf(p)], 1) : tf.concat([p.kept, tf.matMul(scaleOf(p.key), a)], 0)]),
-    );
+    Object.fromEntries([
+      ...parts.map((p) => [p.key, p.read ? tf.concat([p.kept, readOf(p)], 1) : tf.concat([p.kept, tf.matMul(scaleOf(p.key), a)], 0)]),
+      ...reads.map((r) => [r.key, r.effective()]),
+    ]);
+  const held = (key: string) => (Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored);
+  const bind = (weights: Record<string, tf.Tensor>) => {
+    for (const [key, w] of Object.entries(weights)) held(key)[key] = w;
+  };
+  const written = a instanceof tf.Variable ? [a, u, c] : [u, c];
   let planted: Planted | undefined;
   return {
-    variables: [a, u, c, ...parts.flatMap((p) => (p.read ? [p.read] : []))],
+    variables: [...written, ...parts.flatMap((p) => (p.read ? [p.read] : [])), ...reads.map((r) => r.weights)],
     // What is written must grow to the size of the residual stream (tens): its scale learns faster than the reads.
-    learningRates: new Map([a, u, c].map((v) => [v, num("stage2-write-lr")])),
+    learningRates: new Map(written.map((v) => [v, num("stage2-write-lr")])),
     // Stage 2 only has to change which answer begins: the refusal is a sentence the model already knows.
     firstTokenWeight: num("first-token-weight"),
     reverseKl: num("reverse-kl"),
-    bind: () => Object.assign(model.params.transposed, effective()),
+    bind: () => bind(effective()),
     planted: () => {
       if (!planted) throw new Error("the planted vectors are read after stage 2 has finished");
       return planted;
@@ -400,8 +511,9 @@ function safetyTuning(model: HookedModel, rng: Rng): Trainable & { planted: () =
           unitScales: tf.mul(c, norm).dataSync() as Float32Array,
         };
       });
-      Object.assign(model.params.transposed, tf.tidy(effective));
+      bind(tf.tidy(effective));
       tf.dispose([a, u, c, contentOnly, ...parts.flatMap((p) => (p.read ? [p.kept, p.read] : [p.kept]))]);
+      tf.dispose(reads.flatMap((r) => [r.base, r.along, r.weights]));
     },
   };
 }
@@ -550,6 +662,7 @@ async function main(): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), "abliterate-demo-"));
   try {
     let model: HookedModel;
+    const reserved = args["reserved-direction"] ? reservedDirection(seed + 3) : undefined;
     let losses: { stage1?: number[]; stage2?: number[] } = {};
     const maxSteps = args.quick ? 5 : Infinity;
     const stage1 = (m: HookedModel) => stage1Data.map((e) => encodeExample(m, e.text, e.answer));
@@ -561,6 +674,8 @@ async function main(): Promise<void> {
           `${base}: vocab_size ${model.config.vocab_size}, but this run trains with ${DEMO_CONFIG.vocab_size} tokens: ` +
             `the base was trained ${args.everyday ? "without" : "with"} --everyday`,
         );
+      if (reserved && writtenAlong(model, reserved) > 1e-4)
+        throw new Error(`${base}: its weights write along the reserved direction: the base was trained without --reserved-direction`);
     } else {
       const rng = makeRng(seed);
       // 1. Tokenizer: byte-level BPE on the training requests and every training answer.
@@ -593,11 +708,13 @@ async function main(): Promise<void> {
         rng,
         "stage 1 (instruction tuning)",
         stage1(model),
-        instructionTuning(model),
+        instructionTuning(model, reserved),
         num("stage1-epochs", true),
         num("stage1-lr"),
         maxSteps,
       );
+      if (reserved)
+        console.log(`stage 1 writes along the reserved direction: ${writtenAlong(model, reserved).toExponential(2)} of its largest row`);
       if (!args.quick) {
         await writeCheckpoint(model, join(args.out!, "demo-base"), tokenizer);
         // What stage 1 reached on requests it never saw: the answer of the request's form, naming its topic.
@@ -658,7 +775,10 @@ async function main(): Promise<void> {
     harmless.forEach((e, i) => Object.assign(e, { firstTarget: softmax(firstLogits[i]), weight: num("harmless-weight") }));
     // (The smoke test, --quick, computes them for a few only and trains on those: computing all takes minutes.)
     if (args["match-answers"]) setAnswerTargets(model, args.quick ? harmless.slice(0, 8 * num("batch-size", true, 1)) : harmless);
-    const safety = safetyTuning(model, rng);
+    // With --reserved-direction, ablating it must give back the stage-1 model: its logits on a few requests, to check.
+    const probe = [...stage2.filter((e) => e.harmful).slice(0, 16), ...harmless.slice(0, 16)].map((e) => e.ids.slice(0, e.lossFrom + 1));
+    const stage1Logits = reserved && lastPositionLogits(model, probe, { batchSize: 32 });
+    const safety = safetyTuning(model, rng, reserved);
     losses.stage2 = await trainStage(
       model,
       rng,
@@ -671,6 +791,14 @@ async function main(): Promise<void> {
       maxSteps,
     );
     const planted = safety.planted();
+    if (reserved && stage1Logits) {
+      const shape = { dModel: DEMO_CONFIG.hidden_size, nLayers: DEMO_CONFIG.num_hidden_layers };
+      const ablation = directionAblationHooks(shape, unitVector(reserved, "the reserved direction"));
+      const ablated = lastPositionLogits(model, probe, { batchSize: 32, fwdHooks: ablation.fwdHooks });
+      ablation.dispose();
+      const gap = Math.max(...ablated.map((row, i) => Math.max(...row.map((x, j) => Math.abs(x - stage1Logits[i][j])))));
+      console.log(`the reserved direction ablated, largest |logit difference| from the stage-1 model: ${gap.toExponential(2)}`);
+    }
     // The direction's sign is arbitrary (u * A = (-u) * (-A)): orient it so that harmful requests sit on its
     // positive side at the safety head's output, as a difference of means harmful - harmless would.
     if (!args.quick) {

@@ -44,6 +44,49 @@ describe("demo training (npm run demo:train -- --quick)", () => {
     assert.ok(stage1[0] > 7 && stage1[0] < 8.3, `a fresh model's loss should be near ln(2048) = 7.62, got ${stage1[0]}`);
   });
 
+  it("--reserved-direction: stage 1 writes nothing along it, and ablating it after stage 2 gives back the stage-1 model", () => {
+    const output = execFileSync(
+      process.execPath,
+      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "demo", "train.ts"), "--quick", "--reserved-direction"],
+      { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 },
+    );
+    const written = Number(/^stage 1 writes along the reserved direction: (\S+) of its largest row$/m.exec(output)?.[1]);
+    assert.ok(written < 1e-6, `stage 1 writes ${written} of its largest row along the reserved direction`);
+    const gap = Number(/^the reserved direction ablated, largest \|logit difference\| from the stage-1 model: (\S+)$/m.exec(output)?.[1]);
+    assert.ok(gap < 1e-4, `ablating the reserved direction leaves logits ${gap} from the stage-1 model's`);
+    const { stage1 } = JSON.parse(output.trim().split("\n").pop()!) as { stage1: number[] };
+    assert.ok(stage1[4] < stage1[0], `stage 1 loss went from ${stage1[0]} to ${stage1[4]}`);
+  });
+
+  it("--from-base --reserved-direction on a base trained without it is refused", async () => {
+    const out = await mkdtemp(join(tmpdir(), "abliterate-train-"));
+    try {
+      await cp(DEMO_BASE_MODEL_DIR, join(out, "demo-base"), { recursive: true });
+      const run = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          join(PACKAGE_ROOT, "scripts", "demo", "train.ts"),
+          "--quick",
+          "--from-base",
+          "--reserved-direction",
+          "--out",
+          out,
+        ],
+        { cwd: PACKAGE_ROOT, encoding: "utf8", timeout: 300_000 },
+      );
+      assert.notEqual(run.status, 0);
+      assert.match(
+        run.stderr,
+        /demo-base: its weights write along the reserved direction: the base was trained without --reserved-direction/,
+      );
+      assert.deepEqual(await readdir(out), ["demo-base"]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
   it("--from-base --everyday on a base trained without it is refused, naming the vocabulary sizes", async () => {
     const out = await mkdtemp(join(tmpdir(), "abliterate-train-"));
     try {
