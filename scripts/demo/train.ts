@@ -20,6 +20,7 @@ import {
   backendInfo,
   collectMeanActivations,
   directionAblationHooks,
+  projectRows,
   unitVector,
   generateCompletions,
   initBackend,
@@ -348,9 +349,6 @@ function writtenAlong(model: HookedModel, direction: Float32Array): number {
   return ratio;
 }
 
-/** `w` [n, d_model] with its component along the unit row vector `a` [1, d_model] removed. */
-const withoutDirection = (w: tf.Tensor, a: tf.Tensor2D) => tf.sub(w, tf.matMul(tf.matMul(w as tf.Tensor2D, a, false, true), a));
-
 /**
  * Stage 1: every weight, with the safety layer's reserved parts held at zero; with `direction` (a unit vector),
  * every matrix that writes to the residual stream also keeps its output orthogonal to it.
@@ -360,7 +358,7 @@ function instructionTuning(model: HookedModel, direction?: Float32Array): Traina
     Object.hasOwn(model.params.transposed, key) ? model.params.transposed : model.params.stored;
   const keys = [...Object.keys(model.params.transposed), ...Object.keys(model.params.stored)];
   const masks = new Map(RESERVED.map((r) => [r.key, reservedMask(model.params.transposed[r.key].shape, r.axis, r.count)]));
-  const a = direction && tf.tensor2d(direction, [1, direction.length]);
+  const a = direction && tf.tensor1d(direction);
   const projected = new Set(a ? residualWriters(model) : []);
   const variables = keys.map((key) => {
     const h = held(key);
@@ -374,7 +372,7 @@ function instructionTuning(model: HookedModel, direction?: Float32Array): Traina
       [...new Set([...masks.keys(), ...projected])].map((key) => {
         const v = variables[keys.indexOf(key)];
         const masked = masks.has(key) ? tf.mul(v, masks.get(key)!) : v;
-        return [key, a && projected.has(key) ? withoutDirection(masked, a) : masked];
+        return [key, a && projected.has(key) ? projectRows(masked, a) : masked];
       }),
     );
   const bind = (weights: Record<string, tf.Tensor>) => {
